@@ -1,0 +1,60 @@
+import type { APIGatewayRequestAuthorizerEventV2, APIGatewaySimpleAuthorizerWithContextResult } from 'aws-lambda';
+import { getDeps } from '#aws/deps.ts';
+import { hashToken, type Principal } from '#core/identity/identity.ts';
+import { resolveToken } from '#core/identity/tokens.ts';
+import type { AuthorizerContext } from '#http/surface.ts';
+
+/**
+ * API Gateway HTTP API Lambda authorizer (simple responses), also called by the local server.
+ *
+ * It resolves credentials to a principal but never denies: API Gateway would answer a denial
+ * with its own `{"message": ...}` body, which the upstream clients cannot parse. The surface
+ * function answers 401/403 in its own error format instead (DESIGN.md §4). Positive results are
+ * cached in-process for a few seconds to spare DynamoDB reads; a revoked token therefore stops
+ * working within CACHE_MS on every warm container.
+ */
+const CACHE_MS = 10_000;
+const cache = new Map<string, { principal: Principal; until: number }>();
+
+/** Credentials: `X-Auth-Token`, or `Authorization: Bearer <token>` / `Basic` with the token as password. */
+export function credentialOf(headers: Record<string, string | undefined>): string | undefined {
+  const direct = headers['x-auth-token'];
+  if (direct) return direct.trim();
+  const authz = headers.authorization;
+  if (!authz) return undefined;
+  const [scheme, value] = authz.trim().split(/\s+/, 2);
+  if (!value) return undefined;
+  if (/^bearer$/i.test(scheme!)) return value;
+  if (/^basic$/i.test(scheme!)) {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    return i >= 0 ? decoded.slice(i + 1) : undefined;
+  }
+  return undefined;
+}
+
+export function forgetCachedTokens(): void {
+  cache.clear();
+}
+
+export async function principalFor(token: string): Promise<Principal | undefined> {
+  const key = hashToken(token);
+  const hit = cache.get(key);
+  if (hit && hit.until > Date.now()) return hit.principal;
+  const principal = await resolveToken(getDeps(), token);
+  if (principal) {
+    if (cache.size > 10_000) cache.clear();
+    cache.set(key, { principal, until: Date.now() + CACHE_MS });
+  } else {
+    cache.delete(key);
+  }
+  return principal;
+}
+
+export const handler = async (
+  event: APIGatewayRequestAuthorizerEventV2,
+): Promise<APIGatewaySimpleAuthorizerWithContextResult<AuthorizerContext>> => {
+  const token = credentialOf((event.headers ?? {}) as Record<string, string | undefined>);
+  const principal = token ? await principalFor(token) : undefined;
+  return { isAuthorized: true, context: { principal: principal ? JSON.stringify(principal) : '' } };
+};

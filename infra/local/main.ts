@@ -1,0 +1,58 @@
+import { JavaMissingError } from './dynamodb.ts';
+import { startLocalStack } from './stack.ts';
+
+/**
+ * `npm start`: the whole system on this machine. PORT (default 8080), SLIPWAY_DATA_DIR (default
+ * .slipway), SLIPWAY_ADMIN_TOKEN (else generated into <data dir>/admin-token). Ctrl-C or
+ * SIGTERM stops everything it started, the JVM included.
+ */
+async function main(): Promise<void> {
+  const port = Number(process.env.PORT ?? 8080);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    process.stderr.write(`PORT must be a TCP port number, got ${process.env.PORT}\n`);
+    process.exit(2);
+  }
+  let stack;
+  try {
+    stack = await startLocalStack({ port, host: process.env.SLIPWAY_HOST ?? '127.0.0.1' });
+  } catch (err) {
+    if (err instanceof JavaMissingError) {
+      process.stderr.write(`slipway: ${err.message}\n`);
+      process.exit(1);
+    }
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      process.stderr.write(`slipway: port ${port} is already in use; set PORT to another port\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const tokenHint = stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : '$SLIPWAY_ADMIN_TOKEN';
+  process.stdout.write(
+    [
+      `Slipway is running at ${stack.url}  (data: ${stack.dataDir})`,
+      `  health:       curl ${stack.url}/healthz`,
+      `  admin token:  ${tokenHint}`,
+      `  Blazar:       blazar --os-auth-type admin_token --os-endpoint ${stack.url}/v1 --os-token "$(${stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : 'echo $SLIPWAY_ADMIN_TOKEN'})" host-list`,
+      `  native:       curl -H "X-Auth-Token: $(${stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : 'echo $SLIPWAY_ADMIN_TOKEN'})" ${stack.url}/v1.1/admin/nodes`,
+      'Press Ctrl-C to stop.',
+      '',
+    ].join('\n'),
+  );
+  let stopping = false;
+  const shutdown = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(`\n${sig}: stopping...\n`);
+    stack.stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`slipway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

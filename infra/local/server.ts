@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { APIGatewayRequestAuthorizerEventV2, Context } from 'aws-lambda';
+import { handler as authorizer } from '../../functions/auth/authorizer.ts';
+import { compileTemplate } from '#http/route-match.ts';
+import type { HttpEvent } from '#http/surface.ts';
+import { type FunctionName, type RouteSpec, routes } from '../routes.ts';
+import { type LambdaHandler, loadFunction } from './functions.ts';
+
+/**
+ * The local API Gateway: serves `infra/routes.ts` through the same authorizer and function
+ * handlers the CDK stack deploys, building the same HTTP API v2 events. Route selection follows
+ * API Gateway (most specific template wins, `ANY` after a concrete method); an unmatched
+ * path gets API Gateway's own `{"message":"Not Found"}`.
+ */
+const compiled = routes.map((r) => ({ ...r, tpl: compileTemplate(r.path) }));
+/** API Gateway's payload limit for Lambda integrations. */
+const MAX_BODY = 6 * 1024 * 1024;
+
+export function matchRoute(method: string, path: string): { route: RouteSpec; params: Record<string, string> } | undefined {
+  let best: { route: RouteSpec; params: Record<string, string>; score: number } | undefined;
+  for (const r of compiled) {
+    if (r.method !== method && r.method !== 'ANY') continue;
+    const params = r.tpl.match(path);
+    if (!params) continue;
+    const score = r.tpl.specificity * 2 + (r.method === 'ANY' ? 0 : 1);
+    if (!best || score > best.score) best = { route: r, params, score };
+  }
+  return best && { route: best.route, params: best.params };
+}
+
+function lambdaContext(name: string): Context {
+  const started = Date.now();
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `slipway-${name}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:slipway-${name}`,
+    memoryLimitInMB: '1024',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/slipway-${name}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, 29_000 - (Date.now() - started)),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > MAX_BODY) return 'too-large';
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+function isTextual(contentType: string | undefined): boolean {
+  return !contentType || /json|text|xml|x-www-form-urlencoded|yaml/i.test(contentType);
+}
+
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, fns: Map<FunctionName, Promise<LambdaHandler>>): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://local');
+  const method = (req.method ?? 'GET').toUpperCase();
+  const matched = matchRoute(method, url.pathname);
+  const send = (status: number, body: string, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'Content-Type': 'application/json', ...headers });
+    res.end(body);
+  };
+  if (!matched) return send(404, JSON.stringify({ message: 'Not Found' }));
+  const raw = await readBody(req);
+  if (raw === 'too-large') return send(413, JSON.stringify({ message: 'Request Entity Too Large' }));
+
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(req.headers)) {
+    if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+  }
+  const query: Record<string, string> = {};
+  for (const [k, v] of url.searchParams) query[k] = k in query ? `${query[k]},${v}` : v;
+  const textual = isTextual(headers['content-type']);
+  const requestId = randomUUID();
+  const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
+  const routeKey = matched.route.method === 'ANY' ? `ANY ${matched.route.path}` : `${matched.route.method} ${matched.route.path}`;
+
+  let lambdaAuth: Record<string, string> | undefined;
+  if (matched.route.auth === 'token') {
+    const authEvent = {
+      version: '2.0',
+      type: 'REQUEST',
+      routeArn: `arn:aws:execute-api:local:000000000000:local/$default/${method}${url.pathname}`,
+      identitySource: [],
+      routeKey,
+      rawPath: url.pathname,
+      rawQueryString: url.search.slice(1),
+      headers,
+      queryStringParameters: query,
+      pathParameters: matched.params,
+      requestContext: { http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp, userAgent: headers['user-agent'] ?? '' }, requestId },
+    } as unknown as APIGatewayRequestAuthorizerEventV2;
+    const decision = await authorizer(authEvent);
+    if (!decision.isAuthorized) return send(403, JSON.stringify({ message: 'Forbidden' }));
+    lambdaAuth = decision.context as Record<string, string>;
+  }
+
+  const event: HttpEvent = {
+    version: '2.0',
+    routeKey,
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    queryStringParameters: Object.keys(query).length ? query : undefined,
+    pathParameters: Object.keys(matched.params).length ? matched.params : undefined,
+    body: raw.length === 0 ? undefined : textual ? raw.toString('utf8') : raw.toString('base64'),
+    isBase64Encoded: raw.length > 0 && !textual,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? 'localhost',
+      domainPrefix: 'local',
+      http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp, userAgent: headers['user-agent'] ?? '' },
+      requestId,
+      routeKey,
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      authorizer: { lambda: lambdaAuth ?? {} },
+    },
+  } as HttpEvent;
+
+  let fn = fns.get(matched.route.fn);
+  if (!fn) {
+    fn = loadFunction(matched.route.fn);
+    fns.set(matched.route.fn, fn);
+  }
+  const result = await (await fn)(event, lambdaContext(matched.route.fn));
+  const outHeaders: Record<string, string> = {};
+  for (const [k, v] of Object.entries(result.headers ?? {})) outHeaders[k] = String(v);
+  const body = result.body === undefined ? Buffer.alloc(0) : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
+  if (!('content-type' in Object.fromEntries(Object.keys(outHeaders).map((k) => [k.toLowerCase(), 1]))) && body.length > 0) {
+    outHeaders['Content-Type'] = 'application/json';
+  }
+  res.writeHead(result.statusCode ?? 200, outHeaders);
+  res.end(body);
+}
+
+export async function startHttpServer(port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string }> {
+  const fns = new Map<FunctionName, Promise<LambdaHandler>>();
+  const server = createServer((req, res) => {
+    handleRequest(req, res, fns).catch((err) => {
+      // The handlers render their own errors; this is the local "API Gateway" failing.
+      process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'local gateway error', error: String(err) })}\n`);
+      if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ message: 'Internal Server Error' }));
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolveListen, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolveListen());
+  });
+  const addr = server.address() as { port: number };
+  return { server, url: `http://${host}:${addr.port}` };
+}
+

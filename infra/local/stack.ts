@@ -1,0 +1,108 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import S3rver from 's3rver';
+import { buildDeps, setDeps } from '#aws/deps.ts';
+import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
+import { newTokenSecret } from '#core/identity/identity.ts';
+import { ensureToken } from '#core/identity/tokens.ts';
+import { ensureTable, freePort, startDynamoLocal } from './dynamodb.ts';
+import { startHttpServer } from './server.ts';
+
+/**
+ * The whole system in one process (DESIGN.md §8): DynamoDB Local, s3rver, and the HTTP server
+ * serving the route table through the real handlers. Data lives under `dataDir` and survives
+ * restarts unless `ephemeral` (tests) keeps DynamoDB in memory.
+ */
+export interface LocalStackOptions {
+  port?: number;
+  host?: string;
+  dataDir?: string;
+  /** Keep DynamoDB in memory (tests); data is lost on stop. */
+  ephemeral?: boolean;
+  adminToken?: string;
+  /** Extra environment for the handlers (settings such as SLIPWAY_CLEANING_MINUTES). */
+  env?: Record<string, string>;
+}
+
+export interface LocalStack {
+  url: string;
+  adminToken: string;
+  adminTokenFile?: string;
+  dynamoEndpoint: string;
+  s3Endpoint: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+export const BOOTDATA_BUCKET = 'slipway-bootdata';
+
+export function defaultDataDir(): string {
+  return resolve(process.env.SLIPWAY_DATA_DIR ?? '.slipway');
+}
+
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const dataDir = resolve(opts.dataDir ?? defaultDataDir());
+  mkdirSync(dataDir, { recursive: true });
+  const stoppers: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stoppers.reverse()) await s().catch(() => undefined);
+  };
+  try {
+    const ddb = await startDynamoLocal({ dbPath: opts.ephemeral ? undefined : join(dataDir, 'dynamodb') });
+    stoppers.push(ddb.stop);
+
+    const s3Dir = join(dataDir, 's3');
+    mkdirSync(s3Dir, { recursive: true });
+    const s3 = new S3rver({
+      address: '127.0.0.1',
+      port: await freePort(),
+      silent: true,
+      directory: s3Dir,
+      configureBuckets: [{ name: BOOTDATA_BUCKET, configs: [] }],
+    });
+    const s3Addr = (await s3.run()) as unknown as { address: string; port: number };
+    stoppers.push(() => s3.close());
+    const s3Endpoint = `http://127.0.0.1:${s3Addr.port}`;
+
+    const tableName = DEFAULT_TABLE_NAME;
+    await ensureTable(ddb.endpoint, tableName);
+    const env: Record<string, string> = {
+      TABLE_NAME: tableName,
+      DYNAMODB_ENDPOINT: ddb.endpoint,
+      S3_ENDPOINT: s3Endpoint,
+      BOOTDATA_BUCKET,
+      ...(opts.env ?? {}),
+    };
+    // The handlers read their settings from the environment, as on Lambda.
+    Object.assign(process.env, env);
+    const deps = buildDeps({ ...process.env, ...env });
+    setDeps(deps);
+
+    let adminToken = opts.adminToken ?? process.env.SLIPWAY_ADMIN_TOKEN;
+    let adminTokenFile: string | undefined;
+    if (!adminToken) {
+      adminTokenFile = join(dataDir, 'admin-token');
+      if (existsSync(adminTokenFile)) adminToken = readFileSync(adminTokenFile, 'utf8').trim();
+      else {
+        adminToken = newTokenSecret();
+        writeFileSync(adminTokenFile, `${adminToken}\n`, { mode: 0o600 });
+      }
+    }
+    await ensureToken(deps, adminToken, { project_id: 'admin', user_id: 'admin', roles: ['admin'] });
+
+    const { server, url } = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
+    stoppers.push(() => closeServer(server));
+    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((res) => {
+    server.close(() => res());
+    server.closeAllConnections();
+  });
+}

@@ -1,0 +1,89 @@
+/**
+ * THE route table (DESIGN.md §2): method + path → surface function, auth mode. The CDK API stack
+ * and the local server both read it, so they cannot drift; `test/unit/routes.test.ts` checks that
+ * every route has a handler in its surface and every handler a route.
+ *
+ * Paths are API Gateway HTTP API templates. `ANY` routes are per-surface catch-alls so that an
+ * unknown path or a wrong method is answered by the surface in its own error format (API
+ * Gateway's own 404 body would break the upstream clients' error handling).
+ */
+export type FunctionName = 'system' | 'blazar' | 'native';
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
+
+export interface RouteSpec {
+  method: Method;
+  path: string;
+  fn: FunctionName;
+  /** `token`: the authorizer runs (it never rejects; surfaces answer 401 in their format). */
+  auth: 'token' | 'none';
+}
+
+interface SurfaceDef {
+  fn: FunctionName;
+  /** Blazar and Sahara answer every route with a `.json` suffix too (upstream-apis.md §0). */
+  jsonSuffix: boolean;
+  routes: [Method, string][];
+  catchAll: string[];
+}
+
+const SURFACES: SurfaceDef[] = [
+  {
+    fn: 'blazar',
+    jsonSuffix: true,
+    routes: [
+      ['GET', '/v1/leases'],
+      ['POST', '/v1/leases'],
+      ['GET', '/v1/leases/{lease_id}'],
+      ['PUT', '/v1/leases/{lease_id}'],
+      ['DELETE', '/v1/leases/{lease_id}'],
+      ['GET', '/v1/os-hosts'],
+      ['POST', '/v1/os-hosts'],
+      ['GET', '/v1/os-hosts/allocations'],
+      ['GET', '/v1/os-hosts/properties'],
+      ['PATCH', '/v1/os-hosts/properties/{property_name}'],
+      ['GET', '/v1/os-hosts/{host_id}'],
+      ['PUT', '/v1/os-hosts/{host_id}'],
+      ['DELETE', '/v1/os-hosts/{host_id}'],
+      ['GET', '/v1/os-hosts/{host_id}/allocation'],
+    ],
+    catchAll: ['/v1/leases', '/v1/leases/{proxy+}', '/v1/os-hosts', '/v1/os-hosts/{proxy+}'],
+  },
+  {
+    fn: 'native',
+    jsonSuffix: true,
+    routes: [
+      ['GET', '/v1.1/{project_id}/nodes'],
+      ['GET', '/v1.1/{project_id}/nodes/{node_id}'],
+      ['GET', '/v1.1/{project_id}/leases'],
+      ['GET', '/v1.1/{project_id}/leases/{lease_id}'],
+      ['GET', '/v1.1/{project_id}/tokens'],
+      ['POST', '/v1.1/{project_id}/tokens'],
+      ['DELETE', '/v1.1/{project_id}/tokens/{token_id}'],
+    ],
+    catchAll: ['/v1.1/{proxy+}'],
+  },
+];
+
+function expand(def: SurfaceDef): RouteSpec[] {
+  const out: RouteSpec[] = [];
+  for (const [method, path] of def.routes) {
+    out.push({ method, path, fn: def.fn, auth: 'token' });
+    // A trailing `{param}` already captures `x.json` (the surface strips it); a literal last
+    // segment needs its own `.json` twin.
+    if (def.jsonSuffix && !path.endsWith('}')) out.push({ method, path: `${path}.json`, fn: def.fn, auth: 'token' });
+  }
+  for (const path of def.catchAll) out.push({ method: 'ANY', path, fn: def.fn, auth: 'token' });
+  return out;
+}
+
+export const routes: RouteSpec[] = [
+  { method: 'GET', path: '/healthz', fn: 'system', auth: 'none' },
+  ...SURFACES.flatMap(expand),
+];
+
+export const functionNames: FunctionName[] = [...new Set(routes.map((r) => r.fn))];
+
+/** The handler key a route dispatches to inside its surface (the `.json` twin shares it). */
+export function handlerKey(r: RouteSpec): string {
+  return `${r.method} ${r.path.replace(/\.json$/, '')}`;
+}

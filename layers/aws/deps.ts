@@ -1,0 +1,40 @@
+import { configFromEnv } from '#core/config.ts';
+import type { Clock, Ports } from '#core/ports.ts';
+import { makeDynamo } from './dynamo/client.ts';
+import { DynamoIdempotencyStore } from './dynamo/idempotency.ts';
+import { DynamoLeaseRepository } from './dynamo/leases.ts';
+import { DynamoNodeRepository } from './dynamo/nodes.ts';
+import { DynamoPropertyRepository } from './dynamo/properties.ts';
+import { DEFAULT_TABLE_NAME } from './dynamo/schema.ts';
+import { DynamoTokenRepository } from './dynamo/tokens.ts';
+
+/**
+ * The composition root: builds the ports once per process from the environment. On AWS the
+ * CDK function construct sets TABLE_NAME; locally `infra/local` also sets DYNAMODB_ENDPOINT.
+ */
+export const systemClock: Clock = { now: () => new Date() };
+
+let cached: Ports | undefined;
+
+export function buildDeps(env: Record<string, string | undefined> = process.env, clock: Clock = systemClock): Ports {
+  const d = makeDynamo({ tableName: env.TABLE_NAME ?? DEFAULT_TABLE_NAME, endpoint: env.DYNAMODB_ENDPOINT });
+  return {
+    clock,
+    config: configFromEnv(env),
+    tokens: new DynamoTokenRepository(d),
+    nodes: new DynamoNodeRepository(d),
+    leases: new DynamoLeaseRepository(d),
+    properties: new DynamoPropertyRepository(d),
+    idempotency: new DynamoIdempotencyStore(d),
+  };
+}
+
+export function getDeps(): Ports {
+  cached ??= buildDeps();
+  return cached;
+}
+
+/** Used by the local stack and tests to install ports built with other settings. */
+export function setDeps(deps: Ports | undefined): void {
+  cached = deps;
+}

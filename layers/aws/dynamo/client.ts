@@ -1,0 +1,63 @@
+import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { ConcurrentModificationError } from '#core/errors.ts';
+
+export interface DynamoSettings {
+  tableName: string;
+  /** Set locally (DynamoDB Local); unset on AWS. */
+  endpoint?: string;
+  region?: string;
+}
+
+export interface Dynamo {
+  doc: DynamoDBDocumentClient;
+  table: string;
+}
+
+export function makeDynamo(s: DynamoSettings): Dynamo {
+  const client = new DynamoDBClient({
+    region: s.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    ...(s.endpoint
+      ? { endpoint: s.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
+      : {}),
+  });
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return { doc, table: s.tableName };
+}
+
+/** Runs a query to the end (all pages). */
+export async function queryAll<T = Record<string, unknown>>(d: Dynamo, input: Omit<QueryCommandInput, 'TableName'>): Promise<T[]> {
+  const out: T[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const res = await d.doc.send(new QueryCommand({ ...input, TableName: d.table, ExclusiveStartKey: start }));
+    out.push(...((res.Items ?? []) as T[]));
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
+
+export function isConditionFailure(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ConditionalCheckFailedException';
+}
+
+/**
+ * A cancelled transaction because a condition failed or another transaction touched the same
+ * item is a lost race, which the use-case may retry; anything else is a real failure.
+ */
+export function translateTransactionError(err: unknown): never {
+  if (err instanceof TransactionCanceledException) {
+    const codes = (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');
+    if (codes.some((c) => c === 'ConditionalCheckFailed' || c === 'TransactionConflict')) {
+      throw new ConcurrentModificationError();
+    }
+  }
+  if (err instanceof Error && err.name === 'TransactionConflictException') throw new ConcurrentModificationError();
+  throw err;
+}
+
+/** Which transaction items failed their condition (indexes), for precise error messages. */
+export function failedIndexes(err: unknown): number[] {
+  if (!(err instanceof TransactionCanceledException)) return [];
+  return (err.CancellationReasons ?? []).flatMap((r, i) => (r.Code === 'ConditionalCheckFailed' ? [i] : []));
+}

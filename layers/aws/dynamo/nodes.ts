@@ -1,0 +1,308 @@
+import {
+  BatchGetCommand,
+  GetCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
+import type { Node, NodeCreate, NodePatch } from '#core/inventory/node.ts';
+import type { AllocationChange, NodeRepository } from '#core/ports.ts';
+import { type Dynamo, failedIndexes, queryAll, translateTransactionError } from './client.ts';
+
+/** Key builders for nodes (the only place these keys are spelled). */
+export const nodeKey = (id: string) => ({ PK: `NODE#${id}`, SK: 'META' });
+export const nodeNameKey = (name: string) => ({ PK: `NODENAME#${name}`, SK: 'META' });
+export const hostIdKey = (hostId: string) => ({ PK: `HOSTID#${hostId}`, SK: 'META' });
+const hostCounterKey = { PK: 'COUNTER#host', SK: 'META' };
+const NODES_INDEX = 'NODES';
+
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+function toNode(item: Record<string, unknown>): Node {
+  const { PK: _a, SK: _b, GSI3PK: _c, GSI3SK: _d, entity: _e, ...rest } = item;
+  const n = rest as unknown as Node;
+  return { ...n, facts: n.facts ?? {}, extra: n.extra ?? {}, allocations: n.allocations ?? {}, grants: n.grants ?? [], addresses: n.addresses ?? [] };
+}
+
+/** Builds an UpdateExpression from a patch, with generated placeholder names. */
+class UpdateBuilder {
+  private sets: string[] = [];
+  private removes: string[] = [];
+  names: Record<string, string> = {};
+  values: Record<string, unknown> = {};
+  private n = 0;
+
+  private name(part: string): string {
+    const k = `#n${this.n++}`;
+    this.names[k] = part;
+    return k;
+  }
+  private value(v: unknown): string {
+    const k = `:v${this.n++}`;
+    this.values[k] = v;
+    return k;
+  }
+  set(path: string[], v: unknown): this {
+    this.sets.push(`${path.map((p) => this.name(p)).join('.')} = ${this.value(v)}`);
+    return this;
+  }
+  raw(expr: string): this {
+    this.sets.push(expr);
+    return this;
+  }
+  remove(path: string[]): this {
+    this.removes.push(path.map((p) => this.name(p)).join('.'));
+    return this;
+  }
+  expression(): string {
+    return [this.sets.length ? `SET ${this.sets.join(', ')}` : '', this.removes.length ? `REMOVE ${this.removes.join(', ')}` : '']
+      .filter(Boolean)
+      .join(' ');
+  }
+  /** Adds a placeholder value for use in conditions. */
+  v(v: unknown): string {
+    return this.value(v);
+  }
+}
+
+function applyPatch(b: UpdateBuilder, patch: NodePatch, now: string): void {
+  if (patch.name !== undefined) b.set(['name'], patch.name);
+  if (patch.reservable !== undefined) b.set(['reservable'], patch.reservable);
+  for (const [k, v] of Object.entries(patch.facts ?? {})) {
+    if (v === undefined || v === null) b.remove(['facts', k]);
+    else b.set(['facts', k], v);
+  }
+  if (patch.replaceExtra) b.set(['extra'], patch.replaceExtra);
+  for (const [k, v] of Object.entries(patch.extra ?? {})) {
+    if (v === null) b.remove(['extra', k]);
+    else b.set(['extra', k], v);
+  }
+  if (patch.addresses) b.set(['addresses'], patch.addresses);
+  b.set(['updated_at'], now);
+}
+
+/**
+ * The transaction item that applies one node's allocation change: set/remove allocations and
+ * bump the version, on condition that the version is still the one the plan was computed
+ * against. This condition is what makes double booking impossible (DESIGN.md §6 invariant 1).
+ */
+export function allocationUpdateItem(table: string, change: AllocationChange, now: string): TransactItem {
+  const b = new UpdateBuilder();
+  for (const a of change.set) b.set(['allocations', a.reservation_id], a);
+  for (const rid of change.remove) b.remove(['allocations', rid]);
+  b.set(['updated_at'], now);
+  const one = b.v(1);
+  const expected = b.v(change.expectedVersion);
+  b.raw(`#version = #version + ${one}`);
+  b.names['#version'] = 'version';
+  return {
+    Update: {
+      TableName: table,
+      Key: nodeKey(change.nodeId),
+      UpdateExpression: b.expression(),
+      ConditionExpression: `#version = ${expected}`,
+      ExpressionAttributeNames: b.names,
+      ExpressionAttributeValues: b.values,
+    },
+  };
+}
+
+export class DynamoNodeRepository implements NodeRepository {
+  constructor(private readonly d: Dynamo) {}
+
+  async create(node: NodeCreate): Promise<Node> {
+    const full: Node = { ...node, version: 1, updated_at: null };
+    const items: TransactItem[] = [
+      {
+        Put: {
+          TableName: this.d.table,
+          Item: { ...nodeKey(node.id), GSI3PK: NODES_INDEX, GSI3SK: node.id, entity: 'node', ...full },
+          ConditionExpression: 'attribute_not_exists(PK)',
+        },
+      },
+      {
+        Put: {
+          TableName: this.d.table,
+          Item: { ...nodeNameKey(node.name), node_id: node.id },
+          ConditionExpression: 'attribute_not_exists(PK)',
+        },
+      },
+    ];
+    try {
+      await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (err) {
+      if (failedIndexes(err).includes(1)) throw new ConflictError(`A node named ${node.name} already exists`, 'DUPLICATE_NAME');
+      translateTransactionError(err);
+    }
+    return full;
+  }
+
+  async get(id: string): Promise<Node | undefined> {
+    const res = await this.d.doc.send(new GetCommand({ TableName: this.d.table, Key: nodeKey(id), ConsistentRead: true }));
+    return res.Item ? toNode(res.Item) : undefined;
+  }
+
+  private async viaIndexItem(key: { PK: string; SK: string }): Promise<Node | undefined> {
+    const res = await this.d.doc.send(new GetCommand({ TableName: this.d.table, Key: key, ConsistentRead: true }));
+    const id = res.Item?.node_id as string | undefined;
+    return id ? this.get(id) : undefined;
+  }
+
+  getByName(name: string): Promise<Node | undefined> {
+    return this.viaIndexItem(nodeNameKey(name));
+  }
+
+  getByHostId(hostId: string): Promise<Node | undefined> {
+    return this.viaIndexItem(hostIdKey(hostId));
+  }
+
+  async list(opts: { consistent?: boolean } = {}): Promise<Node[]> {
+    const items = await queryAll(this.d, {
+      IndexName: 'GSI3',
+      KeyConditionExpression: 'GSI3PK = :p',
+      ExpressionAttributeValues: { ':p': NODES_INDEX },
+    });
+    if (!opts.consistent) return items.map(toNode);
+    // GSIs are eventually consistent; a retry after a lost race re-reads the base items.
+    const out: Node[] = [];
+    for (let i = 0; i < items.length; i += 100) {
+      let keys = items.slice(i, i + 100).map((it) => nodeKey(String(it.id)));
+      while (keys.length > 0) {
+        const res = await this.d.doc.send(
+          new BatchGetCommand({ RequestItems: { [this.d.table]: { Keys: keys, ConsistentRead: true } } }),
+        );
+        out.push(...(res.Responses?.[this.d.table] ?? []).map(toNode));
+        keys = (res.UnprocessedKeys?.[this.d.table]?.Keys ?? []) as typeof keys;
+      }
+    }
+    return out;
+  }
+
+  async update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node> {
+    const current = await this.get(id);
+    if (!current) throw new NotFoundError(`Node ${id} not found`);
+    if (current.version !== expectedVersion) throw new ConcurrentModificationError();
+    const now = new Date().toISOString();
+    const b = new UpdateBuilder();
+    applyPatch(b, patch, now);
+    b.raw('#version = #version + :one');
+    b.names['#version'] = 'version';
+    b.values[':one'] = 1;
+    b.values[':expected'] = expectedVersion;
+    const update: TransactItem = {
+      Update: {
+        TableName: this.d.table,
+        Key: nodeKey(id),
+        UpdateExpression: b.expression(),
+        ConditionExpression: '#version = :expected',
+        ExpressionAttributeNames: b.names,
+        ExpressionAttributeValues: b.values,
+      },
+    };
+    const items: TransactItem[] = [update];
+    if (patch.name !== undefined && patch.name !== current.name) {
+      items.push(
+        { Delete: { TableName: this.d.table, Key: nodeNameKey(current.name) } },
+        {
+          Put: {
+            TableName: this.d.table,
+            Item: { ...nodeNameKey(patch.name), node_id: id },
+            ConditionExpression: 'attribute_not_exists(PK)',
+          },
+        },
+      );
+    }
+    try {
+      await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (err) {
+      if (failedIndexes(err).includes(2)) throw new ConflictError(`A node named ${patch.name} already exists`, 'DUPLICATE_NAME');
+      translateTransactionError(err);
+    }
+    return (await this.get(id))!;
+  }
+
+  async enrol(id: string, expectedVersion: number, patch: NodePatch): Promise<Node> {
+    // Host ids are all digits (blazarclient treats anything else as a name); a counter gives
+    // short ones. A gap after a failed enrolment is harmless.
+    const counter = await this.d.doc.send(
+      new UpdateCommand({
+        TableName: this.d.table,
+        Key: hostCounterKey,
+        UpdateExpression: 'ADD #v :one',
+        ExpressionAttributeNames: { '#v': 'value' },
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    const hostId = String(counter.Attributes?.value);
+    const now = new Date().toISOString();
+    const b = new UpdateBuilder();
+    applyPatch(b, patch, now);
+    b.set(['host_id'], hostId);
+    b.raw('#version = #version + :one');
+    b.names['#version'] = 'version';
+    b.names['#host'] = 'host_id';
+    b.values[':one'] = 1;
+    b.values[':expected'] = expectedVersion;
+    try {
+      await this.d.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.d.table,
+                Key: nodeKey(id),
+                UpdateExpression: b.expression(),
+                ConditionExpression: '#version = :expected AND attribute_not_exists(#host)',
+                ExpressionAttributeNames: b.names,
+                ExpressionAttributeValues: b.values,
+              },
+            },
+            {
+              Put: {
+                TableName: this.d.table,
+                Item: { ...hostIdKey(hostId), node_id: id },
+                ConditionExpression: 'attribute_not_exists(PK)',
+              },
+            },
+          ],
+        }),
+      );
+    } catch (err) {
+      translateTransactionError(err);
+    }
+    return (await this.get(id))!;
+  }
+
+  async unenrol(id: string): Promise<void> {
+    const node = await this.get(id);
+    if (!node?.host_id) throw new NotFoundError(`Host of node ${id} not found`);
+    try {
+      await this.d.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.d.table,
+                Key: nodeKey(id),
+                // The condition is the check: no allocation may exist at the moment of the write.
+                UpdateExpression: 'REMOVE #host SET #extra = :empty, #ver = #ver + :one, #upd = :now',
+                ConditionExpression: '#ver = :v AND (attribute_not_exists(#alloc) OR size(#alloc) = :zero)',
+                ExpressionAttributeNames: { '#host': 'host_id', '#extra': 'extra', '#ver': 'version', '#upd': 'updated_at', '#alloc': 'allocations' },
+                ExpressionAttributeValues: { ':empty': {}, ':one': 1, ':now': new Date().toISOString(), ':v': node.version, ':zero': 0 },
+              },
+            },
+            { Delete: { TableName: this.d.table, Key: hostIdKey(node.host_id) } },
+          ],
+        }),
+      );
+    } catch (err) {
+      const fresh = await this.get(id);
+      if (fresh && Object.keys(fresh.allocations).length > 0) {
+        throw new ConflictError(`Can't delete host ${node.host_id}. The host is reserved.`, 'HOST_RESERVED');
+      }
+      translateTransactionError(err);
+    }
+  }
+}

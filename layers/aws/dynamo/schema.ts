@@ -1,0 +1,30 @@
+/**
+ * The single table (DESIGN.md §6). Imported by the CDK stateful stack and by the local stack's
+ * table creation, so both build the same table. No SDK imports here.
+ *
+ * Access patterns (entity module → key):
+ *   token by hash              PK=TOKEN#<sha256>            SK=META
+ *   tokens, all                GSI3PK=TOKENS                GSI3SK=<token id>
+ *   node by id                 PK=NODE#<uuid>               SK=META   (allocations embedded)
+ *   node by name / host id     PK=NODENAME#<name> | HOSTID#<n>  SK=META → node id (uniqueness)
+ *   nodes, all                 GSI3PK=NODES                 GSI3SK=<uuid>
+ *   lease with children        PK=LEASE#<uuid>              SK=META | RES#<id> | EVENT#<id>
+ *   leases of a project        GSI1PK=LEASES#<project>      GSI1SK=<lease id>#<SK>
+ *   leases, all                GSI3PK=LEASES                GSI3SK=<lease id>#<SK>
+ *   due events (UNDONE only)   GSI2PK=EVENTS#UNDONE         GSI2SK=<time>#<order>#<lease>#<event>
+ *   resource property          PK=PROPERTY#<resource type>  SK=<name>
+ *   idempotency record         PK=IDEMP#<scope>#<key>       SK=META   (ttl)
+ *   counters                   PK=COUNTER#<name>            SK=META
+ */
+export const TABLE_KEYS = { partitionKey: 'PK', sortKey: 'SK' } as const;
+
+export const TABLE_INDEXES = [
+  { indexName: 'GSI1', partitionKey: 'GSI1PK', sortKey: 'GSI1SK' },
+  { indexName: 'GSI2', partitionKey: 'GSI2PK', sortKey: 'GSI2SK' },
+  { indexName: 'GSI3', partitionKey: 'GSI3PK', sortKey: 'GSI3SK' },
+] as const;
+
+/** Epoch seconds; DynamoDB deletes expired items (idempotency records, expired tokens). */
+export const TTL_ATTRIBUTE = 'ttl';
+
+export const DEFAULT_TABLE_NAME = 'slipway';

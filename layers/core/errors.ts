@@ -1,0 +1,130 @@
+/**
+ * The one error hierarchy. Every failure a client can cause is a `DomainError` with an HTTP
+ * status and a symbolic name; `layers/http/errors.ts` renders it in each surface's own body
+ * format. Anything that is not a DomainError is an internal error and is rendered as a bare
+ * 500 without details (see `renderError`).
+ */
+export abstract class DomainError extends Error {
+  abstract readonly statusCode: number;
+  /**
+   * Machine-readable name, e.g. `NOT_FOUND`; upstream clients show it verbatim. A number only
+   * where upstream uses one (Sahara's limit/sort errors carry `error_name: 400`).
+   */
+  abstract readonly errorName: string | number;
+  /** Extra response headers (e.g. `Retry-After`). */
+  headers: Record<string, string> = {};
+
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** 400: the request is malformed or breaks a validation rule. */
+export class ValidationError extends DomainError {
+  readonly statusCode = 400;
+  constructor(
+    message: string,
+    readonly errorName: string | number = 'VALIDATION_ERROR',
+  ) {
+    super(message);
+  }
+}
+
+/** 401: no token, an unknown or expired token, or a token for another project. */
+export class UnauthorizedError extends DomainError {
+  readonly statusCode = 401;
+  readonly errorName = 'UNAUTHORIZED';
+}
+
+/** 403: authenticated but not allowed. */
+export class ForbiddenError extends DomainError {
+  readonly statusCode = 403;
+  constructor(
+    message: string,
+    readonly errorName: string = 'FORBIDDEN',
+  ) {
+    super(message);
+  }
+}
+
+/** 404: the object does not exist or is not visible to the caller. */
+export class NotFoundError extends DomainError {
+  readonly statusCode = 404;
+  readonly errorName = 'NOT_FOUND';
+}
+
+/** 405: the path exists but not with this method. */
+export class MethodNotAllowedError extends DomainError {
+  readonly statusCode = 405;
+  readonly errorName = 'METHOD_NOT_ALLOWED';
+  constructor(
+    message: string,
+    readonly allowed: string[],
+  ) {
+    super(message);
+    this.headers = { Allow: allowed.join(', ') };
+  }
+}
+
+/** 406: the client asked for a representation or API version we do not serve. */
+export class NotAcceptableError extends DomainError {
+  readonly statusCode = 406;
+  readonly errorName = 'NOT_ACCEPTABLE';
+}
+
+/** 409: the request conflicts with the current state (status, allocation, uniqueness). */
+export class ConflictError extends DomainError {
+  readonly statusCode = 409;
+  constructor(
+    message: string,
+    readonly errorName: string = 'CONFLICT',
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * 409 `NOT_ENOUGH_HOSTS_AVAILABLE`: upstream Blazar answers 500 here (the exception has no
+ * code); a client mistake or a busy calendar is not a server fault (DESIGN.md §10).
+ */
+export class NotEnoughHostsError extends ConflictError {
+  constructor(message = 'Not enough hosts available') {
+    super(message, 'NOT_ENOUGH_HOSTS_AVAILABLE');
+  }
+}
+
+/** 413: the request body is larger than we accept. */
+export class PayloadTooLargeError extends DomainError {
+  readonly statusCode = 413;
+  readonly errorName = 'REQUEST_TOO_LARGE';
+}
+
+/** 415: a body that is not JSON where JSON is required. */
+export class UnsupportedMediaTypeError extends DomainError {
+  readonly statusCode = 415;
+  readonly errorName = 'UNSUPPORTED_MEDIA_TYPE';
+}
+
+/** 422: an Idempotency-Key reused with a different request. */
+export class IdempotencyMismatchError extends DomainError {
+  readonly statusCode = 422;
+  readonly errorName = 'IDEMPOTENCY_KEY_MISMATCH';
+}
+
+/** 503: a dependency is temporarily unavailable; safe to retry. */
+export class ServiceUnavailableError extends DomainError {
+  readonly statusCode = 503;
+  readonly errorName = 'SERVICE_UNAVAILABLE';
+}
+
+/**
+ * Raised by repositories when an optimistic-concurrency write lost a race (a version or status
+ * condition failed). Use-cases either retry or turn it into a ConflictError; it is still a 409
+ * if it escapes.
+ */
+export class ConcurrentModificationError extends ConflictError {
+  constructor(message = 'The object was modified concurrently, please retry') {
+    super(message, 'CONCURRENT_MODIFICATION');
+  }
+}

@@ -1,0 +1,74 @@
+import type { Allocation } from '../ports.ts';
+
+/**
+ * One bare-metal machine. The same record serves every surface: Blazar sees it as a host once
+ * enrolled (`host_id`), Ironic (later) as a node with a BMC, Drydock as a design node.
+ */
+export interface NodeFacts {
+  vcpus?: number;
+  memory_mb?: number;
+  local_gb?: number;
+  cpu_info?: string;
+  hypervisor_type?: string;
+  hypervisor_version?: number;
+  service_name?: string;
+  availability_zone?: string;
+}
+
+export interface NodeAddress {
+  network: string;
+  address: string;
+}
+
+export interface Node {
+  id: string;
+  name: string;
+  /** Blazar host id (all digits) while enrolled in the reservation service. */
+  host_id?: string;
+  reservable: boolean;
+  facts: NodeFacts;
+  /** Blazar extra capabilities; values are strings as upstream stores them. */
+  extra: Record<string, string>;
+  addresses: NodeAddress[];
+  /** Allocations by reservation id (the calendar of this node). */
+  allocations: Record<string, Allocation>;
+  /** Projects granted use of the node by an active lease (set by the lease engine). */
+  grants: string[];
+  /** Bumped by every write; the booking transaction checks it (DESIGN.md §6 invariant 1). */
+  version: number;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export type NodeCreate = Omit<Node, 'version' | 'updated_at'>;
+
+export interface NodePatch {
+  name?: string;
+  reservable?: boolean;
+  facts?: Partial<NodeFacts>;
+  /** Keys set to a string are written; keys set to null are removed. */
+  extra?: Record<string, string | null>;
+  /** Replace all extra capabilities. */
+  replaceExtra?: Record<string, string>;
+  addresses?: NodeAddress[];
+}
+
+export const INT_FACTS = ['vcpus', 'memory_mb', 'local_gb', 'hypervisor_version'] as const;
+export const STRING_FACTS = ['cpu_info', 'hypervisor_type', 'service_name', 'availability_zone'] as const;
+export const FACT_KEYS: readonly string[] = [...INT_FACTS, ...STRING_FACTS];
+
+/** Active allocations of a node in a window, padded by the cleaning gap on both sides. */
+export function overlapping(
+  node: Pick<Node, 'allocations'>,
+  start: Date,
+  end: Date,
+  cleaningMinutes: number,
+  ignoreReservationIds: ReadonlySet<string> = new Set(),
+): Allocation[] {
+  const pad = cleaningMinutes * 60_000;
+  const s = start.getTime() - pad;
+  const e = end.getTime() + pad;
+  return Object.values(node.allocations).filter(
+    (a) => !ignoreReservationIds.has(a.reservation_id) && Date.parse(a.start) < e && s < Date.parse(a.end),
+  );
+}

@@ -1,0 +1,107 @@
+import type { TokenRecord } from './identity/identity.ts';
+import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
+import type { Lease } from './leases/model.ts';
+import type { Config } from './config.ts';
+
+/**
+ * The ports the use-cases depend on. `layers/aws` implements them on DynamoDB; nothing in
+ * `layers/core` knows which store is behind them.
+ */
+export interface Clock {
+  now(): Date;
+}
+
+export interface TokenRepository {
+  get(hash: string): Promise<TokenRecord | undefined>;
+  put(rec: TokenRecord): Promise<void>;
+  list(): Promise<TokenRecord[]>;
+  /** Deletes by public id; returns false when no such token. */
+  revoke(tokenId: string): Promise<boolean>;
+}
+
+/** A node's allocation change inside a lease commit, guarded by the node's version. */
+export interface AllocationChange {
+  nodeId: string;
+  /** The node version the plan was computed against; the write fails if it moved. */
+  expectedVersion: number;
+  /** Allocations to add or overwrite, keyed by reservation id. */
+  set: Allocation[];
+  /** Reservation ids whose allocation on this node is removed. */
+  remove: string[];
+}
+
+export interface Allocation {
+  reservation_id: string;
+  lease_id: string;
+  project_id: string;
+  /** ISO-8601 UTC. */
+  start: string;
+  end: string;
+}
+
+export interface NodeRepository {
+  create(node: NodeCreate): Promise<Node>;
+  get(id: string): Promise<Node | undefined>;
+  getByName(name: string): Promise<Node | undefined>;
+  getByHostId(hostId: string): Promise<Node | undefined>;
+  /** Every node; `consistent` re-reads each one from the base table (used when retrying). */
+  list(opts?: { consistent?: boolean }): Promise<Node[]>;
+  /** Applies a patch if the node is still at `expectedVersion`; bumps the version. */
+  update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
+  /** Enrols the node as a Blazar host with a new numeric id (unique, allocated atomically). */
+  enrol(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
+  /** Removes the Blazar enrolment; fails with ConflictError while any allocation exists. */
+  unenrol(id: string): Promise<void>;
+}
+
+export interface LeaseRepository {
+  get(id: string): Promise<Lease | undefined>;
+  list(projectId?: string): Promise<Lease[]>;
+  /**
+   * Writes the lease (created when `previous` is undefined, else replacing `previous`, which
+   * must still be current) together with the node allocation changes, atomically.
+   * Throws ConcurrentModificationError when a node or the lease moved since it was read.
+   */
+  commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[]): Promise<void>;
+  /** Deletes the lease and releases its allocations, atomically. */
+  delete(previous: Lease, nodes: AllocationChange[]): Promise<void>;
+}
+
+export interface PropertyRecord {
+  id: string;
+  resource_type: string;
+  property_name: string;
+  private: boolean;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export interface PropertyRepository {
+  list(resourceType: string): Promise<PropertyRecord[]>;
+  put(rec: PropertyRecord): Promise<void>;
+}
+
+export interface IdempotencyRecord {
+  fingerprint: string;
+  state: 'IN_PROGRESS' | 'DONE';
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface IdempotencyStore {
+  /** Claims the key; returns the existing record when the key was already used. */
+  begin(scope: string, key: string, fingerprint: string): Promise<IdempotencyRecord | undefined>;
+  finish(scope: string, key: string, rec: IdempotencyRecord): Promise<void>;
+  abandon(scope: string, key: string): Promise<void>;
+}
+
+export interface Ports {
+  clock: Clock;
+  config: Config;
+  tokens: TokenRepository;
+  nodes: NodeRepository;
+  leases: LeaseRepository;
+  properties: PropertyRepository;
+  idempotency: IdempotencyStore;
+}

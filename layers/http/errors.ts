@@ -1,0 +1,57 @@
+import { DomainError } from '#core/errors.ts';
+
+/**
+ * Renders any thrown value in one surface's error format (DESIGN.md §4). This is the only place
+ * errors become HTTP. Non-domain errors are internal: the client gets a bare 500 and the
+ * details go to the log with the request id.
+ */
+export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock';
+
+export interface RenderedError {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+const PHRASES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  406: 'Not Acceptable',
+  409: 'Conflict',
+  413: 'Request Entity Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export function renderError(style: ErrorStyle, err: unknown): RenderedError {
+  const domain = err instanceof DomainError ? err : undefined;
+  const statusCode = domain?.statusCode ?? 500;
+  const message = domain?.message ?? 'Internal Server Error';
+  const name = domain?.errorName ?? 'INTERNAL_SERVER_ERROR';
+  const headers = { 'Content-Type': 'application/json', ...(domain?.headers ?? {}) };
+
+  let body: unknown;
+  switch (style) {
+    case 'ironic':
+      // WSME double encoding: error_message is itself a JSON document.
+      body = {
+        error_message: JSON.stringify({
+          faultcode: statusCode < 500 ? 'Client' : 'Server',
+          faultstring: message,
+          debuginfo: null,
+        }),
+      };
+      break;
+    case 'drydock':
+      body = { type: 'error', message, retry: statusCode === 503, code: `${statusCode} ${PHRASES[statusCode] ?? ''}`.trim() };
+      break;
+    default:
+      body = { error_code: statusCode, error_message: message, error_name: name };
+  }
+  return { statusCode, headers, body: JSON.stringify(body) };
+}

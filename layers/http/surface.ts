@@ -1,0 +1,284 @@
+import { createHash, randomUUID } from 'node:crypto';
+import middy from '@middy/core';
+import type { APIGatewayProxyEventV2WithLambdaAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import {
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  IdempotencyMismatchError,
+  MethodNotAllowedError,
+  NotAcceptableError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+  ValidationError,
+} from '#core/errors.ts';
+import type { Principal } from '#core/identity/identity.ts';
+import type { Ports } from '#core/ports.ts';
+import { type ErrorStyle, renderError } from './errors.ts';
+import { log } from './log.ts';
+import { compileTemplate, type CompiledTemplate } from './route-match.ts';
+
+/**
+ * The middy stack every surface function shares (DESIGN.md §3): request id, body parsing,
+ * `.json` suffix, auth context from the authorizer, Idempotency-Key on POST, dispatch on the
+ * API Gateway route key, and error rendering in the surface's format. A surface is a table of
+ * thin handlers: `surface({ style: 'blazar', ... }, { 'GET /v1/leases': listLeases, ... })`.
+ */
+
+/** What the authorizer hands to the function (`requestContext.authorizer.lambda`). */
+export interface AuthorizerContext {
+  /** JSON of the Principal, or '' when the request carried no valid credentials. */
+  principal?: string;
+}
+export type HttpEvent = APIGatewayProxyEventV2WithLambdaAuthorizer<AuthorizerContext>;
+export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+export interface Request {
+  deps: Ports;
+  auth: Principal | undefined;
+  method: string;
+  rawPath: string;
+  path: Record<string, string>;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  /** Parsed JSON body; undefined when the request had none. */
+  body: unknown;
+  requestId: string;
+  sourceIp: string;
+}
+
+export interface Reply {
+  statusCode: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export type RouteHandler = (req: Request) => Promise<Reply>;
+
+export interface SurfaceOptions {
+  style: ErrorStyle;
+  /** Blazar and Sahara answer every route with a `.json` suffix as well. */
+  jsonSuffix: boolean;
+  /** Runs before dispatch (API version headers, path project checks); may add response headers. */
+  before?: (req: Request) => Record<string, string> | void;
+  /** Route keys that answer without credentials (everything else is 401 without a token). */
+  anonymous?: readonly string[];
+}
+
+export const ok = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 200, body, headers });
+export const created = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 201, body, headers });
+export const accepted = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 202, body, headers });
+export const noContent = (): Reply => ({ statusCode: 204 });
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+interface State {
+  requestId: string;
+  started: number;
+  extraHeaders: Record<string, string>;
+}
+
+function header(event: HttpEvent, name: string): string | undefined {
+  return event.headers?.[name] ?? undefined;
+}
+
+function parseBody(event: HttpEvent): unknown {
+  if (event.body === undefined || event.body === null || event.body === '') return undefined;
+  const raw = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (Buffer.byteLength(raw) > MAX_BODY_BYTES) throw new PayloadTooLargeError('Request body is larger than 1 MiB');
+  if (raw.trim() === '') return undefined;
+  const ctype = header(event, 'content-type');
+  if (ctype && !/\bjson\b/i.test(ctype)) {
+    throw new ValidationError(`Content-Type must be application/json, not ${ctype}`, 'MALFORMED_REQUEST_BODY');
+  }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new ValidationError('Malformed JSON in request body', 'MALFORMED_REQUEST_BODY');
+  }
+}
+
+function checkAccept(event: HttpEvent): void {
+  const accept = header(event, 'accept');
+  if (accept && !/json|\*\/\*|application\/\*/i.test(accept)) {
+    throw new NotAcceptableError(`Only application/json is served; Accept was ${accept}`);
+  }
+}
+
+function principalOf(event: HttpEvent): Principal | undefined {
+  const raw = event.requestContext.authorizer?.lambda?.principal;
+  if (!raw) return undefined;
+  return JSON.parse(raw) as Principal;
+}
+
+/** A coarse role gate shared by every surface; finer rules live in the use-cases. */
+function checkRole(auth: Principal | undefined, method: string): void {
+  if (!auth) return; // routes decide whether anonymous access is allowed
+  if (auth.roles.length === 1 && auth.roles[0] === 'agent') {
+    throw new ForbiddenError('Agent tokens may only use the agent API');
+  }
+  if (method !== 'GET' && method !== 'HEAD' && !auth.roles.some((r) => r === 'admin' || r === 'member')) {
+    throw new ForbiddenError('This token may only read (role reader)');
+  }
+}
+
+export function surface(
+  options: SurfaceOptions,
+  routes: Record<string, RouteHandler>,
+  deps: () => Ports,
+): middy.MiddyfiedHandler<HttpEvent, HttpResult, Error, Context> {
+  const compiled: { key: string; method: string; tpl: CompiledTemplate }[] = Object.keys(routes).map((key) => {
+    const [method, path] = key.split(' ') as [string, string];
+    return { key, method, tpl: compileTemplate(path) };
+  });
+
+  /** For catch-all routes: 405 when the path exists with other methods, else 404. */
+  function fallback(method: string, rawPath: string): never {
+    const path = options.jsonSuffix ? rawPath.replace(/\.json$/, '') : rawPath;
+    const allowed = compiled.filter((r) => r.tpl.match(path) !== undefined).map((r) => r.method);
+    if (allowed.length > 0) throw new MethodNotAllowedError(`Method ${method} is not allowed on ${rawPath}`, allowed);
+    throw new NotFoundError(`The resource could not be found: ${rawPath}`);
+  }
+
+  const base = async (event: HttpEvent, context: Context & { state?: State }): Promise<HttpResult> => {
+    const state = context.state!;
+    const method = event.requestContext.http.method.toUpperCase();
+    const key = event.routeKey.replace(/\.json$/, '');
+    const auth = principalOf(event);
+    if (!auth && !options.anonymous?.includes(key)) {
+      throw new UnauthorizedError('Authentication required: send a valid X-Auth-Token header');
+    }
+    const handler = routes[key];
+    if (!handler) fallback(method, event.rawPath);
+
+    const path: Record<string, string> = { ...(event.pathParameters ?? {}) } as Record<string, string>;
+    if (options.jsonSuffix && key.endsWith('}')) {
+      const last = key.slice(key.lastIndexOf('{') + 1, -1).replace(/\+$/, '');
+      if (path[last]?.endsWith('.json')) path[last] = path[last].slice(0, -5);
+    }
+    checkAccept(event);
+    checkRole(auth, method);
+    const req: Request = {
+      deps: deps(),
+      auth,
+      method,
+      rawPath: event.rawPath,
+      path,
+      query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
+      headers: { ...(event.headers ?? {}) } as Record<string, string>,
+      body: parseBody(event),
+      requestId: state.requestId,
+      sourceIp: event.requestContext.http.sourceIp,
+    };
+    Object.assign(state.extraHeaders, options.before?.(req) ?? {});
+
+    const reply = await withIdempotency(req, event, () => handler!(req));
+    return toResult(reply, state);
+  };
+
+  return middy<HttpEvent, HttpResult, Error, Context>(base)
+    .use({
+      before: (request) => {
+        const upstream = request.event.requestContext?.requestId;
+        (request.context as Context & { state?: State }).state = {
+          requestId: `req-${randomUUID()}`,
+          started: Date.now(),
+          extraHeaders: upstream ? { 'X-Amzn-RequestId': upstream } : {},
+        };
+      },
+      after: (request) => {
+        const state = (request.context as Context & { state?: State }).state!;
+        accessLog(request.event, request.response?.statusCode ?? 0, state);
+      },
+      onError: (request) => {
+        const state = (request.context as Context & { state?: State }).state ?? {
+          requestId: `req-${randomUUID()}`,
+          started: Date.now(),
+          extraHeaders: {},
+        };
+        const err = request.error;
+        if (!(err instanceof DomainError)) {
+          log.error('unhandled error', {
+            request_id: state.requestId,
+            error: err instanceof Error ? err.name : typeof err,
+            message: err instanceof Error ? err.message : String(err),
+            stack: err instanceof Error ? err.stack : undefined,
+          });
+        }
+        const r = renderError(options.style, err);
+        request.response = {
+          statusCode: r.statusCode,
+          headers: { ...state.extraHeaders, ...r.headers, ...requestIdHeaders(state.requestId) },
+          body: r.body,
+        };
+        accessLog(request.event, r.statusCode, state);
+      },
+    });
+}
+
+function requestIdHeaders(id: string): Record<string, string> {
+  return { 'x-openstack-request-id': id, 'X-Request-Id': id };
+}
+
+function toResult(reply: Reply, state: State): HttpResult {
+  const headers: Record<string, string> = { ...state.extraHeaders, ...requestIdHeaders(state.requestId), ...(reply.headers ?? {}) };
+  if (reply.body === undefined || reply.statusCode === 204) return { statusCode: reply.statusCode, headers, body: '' };
+  headers['Content-Type'] ??= 'application/json';
+  return { statusCode: reply.statusCode, headers, body: JSON.stringify(reply.body) };
+}
+
+function accessLog(event: HttpEvent, status: number, state: State): void {
+  log.info('request', {
+    request_id: state.requestId,
+    method: event.requestContext?.http?.method,
+    path: event.rawPath,
+    status,
+    ms: Date.now() - state.started,
+  });
+}
+
+/**
+ * `Idempotency-Key` on POST (DESIGN.md §6 invariant 5): the first request with a key claims it;
+ * a retry with the same key and body replays the stored response; the same key with another
+ * body is 422; a retry while the first is still running is 409. Failed requests release the
+ * key so that a corrected retry can run.
+ */
+async function withIdempotency(req: Request, event: HttpEvent, run: () => Promise<Reply>): Promise<Reply> {
+  const key = req.headers['idempotency-key'];
+  if (req.method !== 'POST' || !key || !req.auth) return run();
+  if (key.length > 255) throw new ValidationError('Idempotency-Key must be at most 255 characters');
+  const scope = `${req.auth.project_id}#${req.auth.user_id}`;
+  const fingerprint = createHash('sha256')
+    .update(`${event.routeKey}\n${event.rawPath}\n${JSON.stringify(req.body ?? null)}`)
+    .digest('hex');
+  const store = req.deps.idempotency;
+  const existing = await store.begin(scope, key, fingerprint);
+  if (existing) {
+    if (existing.fingerprint !== fingerprint) {
+      throw new IdempotencyMismatchError('This Idempotency-Key was already used with a different request');
+    }
+    if (existing.state !== 'DONE') {
+      throw new ConflictError('A request with this Idempotency-Key is still in progress', 'IDEMPOTENCY_KEY_IN_USE');
+    }
+    return {
+      statusCode: existing.status ?? 200,
+      headers: { ...(existing.headers ?? {}), 'Idempotent-Replayed': 'true' },
+      body: existing.body ? JSON.parse(existing.body) : undefined,
+    };
+  }
+  try {
+    const reply = await run();
+    await store.finish(scope, key, {
+      fingerprint,
+      state: 'DONE',
+      status: reply.statusCode,
+      headers: reply.headers ?? {},
+      body: reply.body === undefined ? '' : JSON.stringify(reply.body),
+    });
+    return reply;
+  } catch (err) {
+    await store.abandon(scope, key).catch(() => undefined);
+    throw err;
+  }
+}
