@@ -1,7 +1,11 @@
 import { getDeps } from '#aws/deps.ts';
 import { UnauthorizedError } from '#core/errors.ts';
 import { createToken, listTokens, revokeToken, TokenCreate, tokenView } from '#core/identity/tokens.ts';
+import { getNode, listNodes } from '#core/inventory/nodes.ts';
+import { getLease, listLeases } from '#core/leases/service.ts';
+import { paginate } from '#http/pagination.ts';
 import { parseWith } from '#http/validate.ts';
+import { LEASE_FILTERS, LEASE_SORT, nativeLease, nativeNode, NODE_FILTERS, NODE_SORT } from './views/native.ts';
 import { accepted, noContent, ok, type Request, surface } from '#http/surface.ts';
 
 /**
@@ -19,6 +23,16 @@ function checkProject(req: Request): void {
 export const handler = surface(
   { style: 'sahara', jsonSuffix: true, before: checkProject },
   {
+    'GET /v1.1/{project_id}/nodes': async ({ deps, auth, query }) => {
+      const page = paginate((await listNodes(deps, auth)).map(nativeNode), query, { sortable: NODE_SORT, filterable: NODE_FILTERS });
+      return ok({ nodes: page.items, ...(page.markers ? { markers: page.markers } : {}) });
+    },
+    'GET /v1.1/{project_id}/nodes/{node_id}': async ({ deps, auth, path }) => ok({ node: nativeNode(await getNode(deps, auth, path.node_id!)) }),
+    'GET /v1.1/{project_id}/leases': async ({ deps, auth, query }) => {
+      const page = paginate((await listLeases(deps, auth)).map(nativeLease), query, { sortable: LEASE_SORT, filterable: LEASE_FILTERS });
+      return ok({ leases: page.items, ...(page.markers ? { markers: page.markers } : {}) });
+    },
+    'GET /v1.1/{project_id}/leases/{lease_id}': async ({ deps, auth, path }) => ok({ lease: nativeLease(await getLease(deps, auth, path.lease_id!)) }),
     'GET /v1.1/{project_id}/tokens': async ({ deps, auth }) => ok({ tokens: (await listTokens(deps, auth)).map(tokenView) }),
     'POST /v1.1/{project_id}/tokens': async ({ deps, auth, body }) => {
       const { token, record } = await createToken(deps, auth, parseWith(TokenCreate, body));

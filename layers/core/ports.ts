@@ -40,7 +40,10 @@ export interface Allocation {
 }
 
 export interface NodeRepository {
+  /** Creates the node; with `host_id` set it is enrolled in the same transaction. */
   create(node: NodeCreate): Promise<Node>;
+  /** A new Blazar host id (all digits, from an atomic counter; gaps are harmless). */
+  nextHostId(): Promise<string>;
   get(id: string): Promise<Node | undefined>;
   getByName(name: string): Promise<Node | undefined>;
   getByHostId(hostId: string): Promise<Node | undefined>;
@@ -48,8 +51,8 @@ export interface NodeRepository {
   list(opts?: { consistent?: boolean }): Promise<Node[]>;
   /** Applies a patch if the node is still at `expectedVersion`; bumps the version. */
   update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
-  /** Enrols the node as a Blazar host with a new numeric id (unique, allocated atomically). */
-  enrol(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
+  /** Enrols an existing node as Blazar host `hostId`; fails if it is already enrolled. */
+  enrol(id: string, expectedVersion: number, hostId: string, patch: NodePatch): Promise<Node>;
   /** Removes the Blazar enrolment; fails with ConflictError while any allocation exists. */
   unenrol(id: string): Promise<void>;
 }

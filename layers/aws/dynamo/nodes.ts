@@ -129,6 +129,15 @@ export class DynamoNodeRepository implements NodeRepository {
         },
       },
     ];
+    if (node.host_id) {
+      items.push({
+        Put: {
+          TableName: this.d.table,
+          Item: { ...hostIdKey(node.host_id), node_id: node.id },
+          ConditionExpression: 'attribute_not_exists(PK)',
+        },
+      });
+    }
     try {
       await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
     } catch (err) {
@@ -136,6 +145,22 @@ export class DynamoNodeRepository implements NodeRepository {
       translateTransactionError(err);
     }
     return full;
+  }
+
+  async nextHostId(): Promise<string> {
+    // Host ids are all digits (blazarclient treats anything else as a name); a counter gives
+    // short ones. A gap after a failed enrolment is harmless.
+    const counter = await this.d.doc.send(
+      new UpdateCommand({
+        TableName: this.d.table,
+        Key: hostCounterKey,
+        UpdateExpression: 'ADD #v :one',
+        ExpressionAttributeNames: { '#v': 'value' },
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return String(counter.Attributes?.value);
   }
 
   async get(id: string): Promise<Node | undefined> {
@@ -222,20 +247,7 @@ export class DynamoNodeRepository implements NodeRepository {
     return (await this.get(id))!;
   }
 
-  async enrol(id: string, expectedVersion: number, patch: NodePatch): Promise<Node> {
-    // Host ids are all digits (blazarclient treats anything else as a name); a counter gives
-    // short ones. A gap after a failed enrolment is harmless.
-    const counter = await this.d.doc.send(
-      new UpdateCommand({
-        TableName: this.d.table,
-        Key: hostCounterKey,
-        UpdateExpression: 'ADD #v :one',
-        ExpressionAttributeNames: { '#v': 'value' },
-        ExpressionAttributeValues: { ':one': 1 },
-        ReturnValues: 'UPDATED_NEW',
-      }),
-    );
-    const hostId = String(counter.Attributes?.value);
+  async enrol(id: string, expectedVersion: number, hostId: string, patch: NodePatch): Promise<Node> {
     const now = new Date().toISOString();
     const b = new UpdateBuilder();
     applyPatch(b, patch, now);
@@ -270,6 +282,8 @@ export class DynamoNodeRepository implements NodeRepository {
         }),
       );
     } catch (err) {
+      const fresh = await this.get(id);
+      if (fresh?.host_id) throw new ConflictError(`Node ${fresh.name} is already enrolled as host ${fresh.host_id}`, 'HOST_EXISTS');
       translateTransactionError(err);
     }
     return (await this.get(id))!;

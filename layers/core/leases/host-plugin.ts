@@ -1,0 +1,150 @@
+import * as z from 'zod';
+import { NotEnoughHostsError, ValidationError } from '../errors.ts';
+import { overlapping, type Node } from '../inventory/node.ts';
+import { matches, parseRequirements, referencedKeys } from './filters.ts';
+import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
+
+/**
+ * `physical:host`: whole bare-metal nodes. Parameters and checks follow upstream-apis.md §4.4,
+ * allocation follows §4.9: matching reservable hosts; never-allocated hosts first, then hosts
+ * that are free in the window padded by the cleaning gap; up to `max`, at least `min`.
+ */
+const intLike = (name: string) =>
+  z.union([z.number(), z.string()], { error: `Missing parameter ${name}` }).transform((v, ctx) => {
+    const n = typeof v === 'number' ? v : /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
+    if (!Number.isInteger(n)) {
+      ctx.addIssue({ code: 'custom', message: `Malformed parameter ${name}` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const filterString = (name: string) =>
+  z.union([z.string(), z.array(z.unknown())], { error: `Missing parameter ${name}` });
+
+const HostParams = z.object({
+  min: intLike('min'),
+  max: intLike('max'),
+  hypervisor_properties: filterString('hypervisor_properties'),
+  resource_properties: filterString('resource_properties'),
+  before_end: z.enum(['', 'default', 'snapshot'], { error: 'Malformed parameter before_end' }).optional(),
+});
+
+function firstIssue(err: z.ZodError): string {
+  return err.issues[0]?.message ?? 'Invalid reservation';
+}
+
+function check(params: z.infer<typeof HostParams>): Record<string, unknown> {
+  if (params.min < 1 || params.max < 1) {
+    throw new ValidationError('Malformed parameter min and max (must be greater than or equal to 1)');
+  }
+  if (params.max < params.min) {
+    throw new ValidationError(`Invalid values for min/max of hosts. Max must be equal to or larger than min (min=${params.min}, max=${params.max})`, 'INVALID_RANGE');
+  }
+  const norm = (v: string | unknown[]) => (typeof v === 'string' ? v : JSON.stringify(v));
+  const out = {
+    min: params.min,
+    max: params.max,
+    hypervisor_properties: norm(params.hypervisor_properties),
+    resource_properties: norm(params.resource_properties),
+    before_end: params.before_end === undefined || params.before_end === '' ? 'default' : params.before_end,
+  };
+  parseRequirements(out.hypervisor_properties, 'hypervisor_properties');
+  parseRequirements(out.resource_properties, 'resource_properties');
+  return out;
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  for (let i = xs.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+export const hostPlugin: ResourcePlugin = {
+  resourceType: 'physical:host',
+
+  validateCreate(raw) {
+    const r = HostParams.safeParse(raw);
+    if (!r.success) throw new ValidationError(firstIssue(r.error));
+    return check(r.data);
+  },
+
+  validateUpdate(current, raw) {
+    const merged = { ...current, ...Object.fromEntries(Object.entries(raw).filter(([k]) => k in HostParams.shape)) };
+    const r = HostParams.safeParse(merged);
+    if (!r.success) throw new ValidationError(firstIssue(r.error));
+    return check(r.data);
+  },
+
+  allocate(req: AllocationRequest): string[] {
+    const { params, start, end, config } = req;
+    const min = params.min as number;
+    const max = params.max as number;
+    const hyp = parseRequirements(params.hypervisor_properties, 'hypervisor_properties');
+    const res = parseRequirements(params.resource_properties, 'resource_properties');
+    const own = new Set([req.reservationId]);
+    const eligible = (n: Node) => n.host_id !== undefined && n.reservable && matches(hyp, n) && matches(res, n);
+    const free = (n: Node) => overlapping(n, start, end, config.cleaningMinutes, own).length === 0;
+    const byId = new Map(req.nodes.map((n) => [n.id, n]));
+
+    // Keep what the reservation holds where it still fits.
+    const kept: string[] = [];
+    const lost: string[] = [];
+    for (const id of req.current) {
+      const n = byId.get(id);
+      if (n && eligible(n) && free(n)) kept.push(id);
+      else lost.push(id);
+    }
+    if (req.active && lost.length > 0) {
+      throw new NotEnoughHostsError(
+        `Not enough hosts available: ${lost.length} host(s) of this active reservation are not available for the new dates or properties, and hosts of a running reservation are never replaced`,
+      );
+    }
+    if (kept.length > max) return kept.slice(0, max);
+    if (kept.length >= min && req.current.length > 0) return kept;
+
+    const taken = new Set(kept);
+    const candidates = req.nodes.filter((n) => !taken.has(n.id) && eligible(n) && free(n));
+    const ordered = (xs: Node[]) => (req.attempt > 0 ? shuffle(xs) : xs.sort((a, b) => a.name.localeCompare(b.name)));
+    const never = ordered(candidates.filter((n) => Object.keys(n.allocations).length === 0));
+    const used = ordered(candidates.filter((n) => Object.keys(n.allocations).length > 0));
+    const need = min - kept.length;
+    const room = max - kept.length;
+    const pool = never.length >= need ? never : [...used, ...never];
+    if (pool.length < need) {
+      const matching = req.nodes.filter(eligible).length;
+      throw new NotEnoughHostsError(
+        `Not enough hosts available: ${need} more needed, ${pool.length} free of ${matching} matching host(s) for this period`,
+      );
+    }
+    return [...kept, ...pool.slice(0, room).map((n) => n.id)];
+  },
+
+  view(r) {
+    const p = r.params;
+    return {
+      min: p.min,
+      max: p.max,
+      hypervisor_properties: p.hypervisor_properties,
+      resource_properties: p.resource_properties,
+      before_end: p.before_end,
+    };
+  },
+
+  referencedProperties(params) {
+    return [
+      ...referencedKeys(parseRequirements(params.hypervisor_properties, 'hypervisor_properties')),
+      ...referencedKeys(parseRequirements(params.resource_properties, 'resource_properties')),
+    ];
+  },
+};
+
+export const PLUGINS: ReadonlyMap<string, ResourcePlugin> = new Map([[hostPlugin.resourceType, hostPlugin]]);
+
+export function pluginFor(resourceType: string): ResourcePlugin {
+  const p = PLUGINS.get(resourceType);
+  if (!p) throw new ValidationError(`The ${resourceType} resource type is not supported`, 'UNSUPPORTED_RESOURCE_TYPE');
+  return p;
+}

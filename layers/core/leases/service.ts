@@ -1,0 +1,366 @@
+import { randomUUID } from 'node:crypto';
+import * as z from 'zod';
+import {
+  ConcurrentModificationError,
+  ConflictError,
+  NotEnoughHostsError,
+  NotFoundError,
+  ValidationError,
+} from '../errors.ts';
+import { canSeeProject, isAdmin, type Principal, requireAuth, requireWriter } from '../identity/identity.ts';
+import type { Node } from '../inventory/node.ts';
+import type { Allocation, AllocationChange, Ports } from '../ports.ts';
+import { parseBlazarDate, truncateToMinute } from '../util/time.ts';
+import { pluginFor } from './host-plugin.ts';
+import {
+  type Lease,
+  type LeaseEvent,
+  type EventType,
+  type Reservation,
+  STABLE_LEASE_STATUSES,
+} from './model.ts';
+
+/**
+ * Lease use-cases: create, update, delete, get, list (upstream-apis.md §4.4–4.7). Every write
+ * is one transaction that also carries the node calendar changes with a per-node version
+ * check, so two requests can never book the same node for overlapping periods; a lost race
+ * is retried a bounded number of times with fresh reads, then answered 409.
+ */
+
+const dateField = (name: string) => z.unknown().refine((v) => v !== undefined && v !== null, { message: `Missing parameter ${name}` });
+
+export const LeaseCreate = z.object({
+  name: z
+    .string({ error: (i) => (i.input === undefined ? 'Missing parameter name' : 'name must be a string') })
+    .trim()
+    .min(1, 'Missing parameter name')
+    .max(80, 'name must be at most 80 characters'),
+  start_date: dateField('start_date'),
+  end_date: dateField('end_date'),
+  before_end_date: z.unknown().optional(),
+  reservations: z
+    .array(
+      z.looseObject({ resource_type: z.string({ error: 'Missing parameter resource_type' }) }),
+      { error: 'reservations must be a list of objects' },
+    )
+    .default([]),
+  events: z.array(z.unknown(), { error: 'events must be a list' }).default([]),
+});
+export type LeaseCreate = z.infer<typeof LeaseCreate>;
+
+export const LeaseUpdate = z.object({
+  name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(80).optional(),
+  start_date: z.unknown().optional(),
+  end_date: z.unknown().optional(),
+  before_end_date: z.unknown().optional(),
+  reservations: z
+    .array(z.looseObject({ id: z.string({ error: 'Missing parameter reservation ID' }) }), {
+      error: 'reservations must be a list of objects',
+    })
+    .optional(),
+});
+export type LeaseUpdate = z.infer<typeof LeaseUpdate>;
+
+const iso = (d: Date) => d.toISOString();
+
+function event(leaseId: string, type: EventType, time: Date, now: string): LeaseEvent {
+  return { id: randomUUID(), lease_id: leaseId, event_type: type, time: iso(time), status: 'UNDONE', created_at: now, updated_at: null };
+}
+
+/** Default before_end time: end − minutes_before_end_lease, clamped to start; none when 0. */
+function defaultBeforeEnd(start: Date, end: Date, minutes: number): Date | undefined {
+  if (minutes <= 0) return undefined;
+  return new Date(Math.max(start.getTime(), end.getTime() - minutes * 60_000));
+}
+
+function parseBeforeEnd(raw: unknown, start: Date, end: Date, now: Date): Date {
+  const t = parseBlazarDate(raw, 'before_end_date', now);
+  // Upstream answers 403 here; a date outside the lease is a client mistake (DESIGN.md §10).
+  if (!(t > start && t < end)) {
+    throw new ValidationError(`Datetime is out of lease limits: before_end_date must be after start_date and before end_date`, 'OUT_OF_LEASE_LIMITS');
+  }
+  return t;
+}
+
+/** Applies reservation plans to an in-memory copy of the calendars and computes the writes. */
+class CalendarPlan {
+  private readonly nodes = new Map<string, Node>();
+  private readonly touched = new Map<string, AllocationChange>();
+
+  constructor(nodes: Node[]) {
+    for (const n of nodes) this.nodes.set(n.id, { ...n, allocations: { ...n.allocations } });
+  }
+
+  view(): Node[] {
+    return [...this.nodes.values()];
+  }
+
+  private change(nodeId: string): AllocationChange {
+    let c = this.touched.get(nodeId);
+    if (!c) {
+      const n = this.nodes.get(nodeId);
+      if (!n) throw new ConcurrentModificationError(`Node ${nodeId} disappeared`);
+      c = { nodeId, expectedVersion: n.version, set: [], remove: [] };
+      this.touched.set(nodeId, c);
+    }
+    return c;
+  }
+
+  /** Sets the reservation's allocations to exactly `nodeIds` for the window. */
+  assign(reservationId: string, previous: readonly string[], nodeIds: readonly string[], alloc: Omit<Allocation, 'reservation_id'>): void {
+    const next = new Set(nodeIds);
+    for (const id of previous) {
+      if (next.has(id)) continue;
+      this.change(id).remove.push(reservationId);
+      delete this.nodes.get(id)!.allocations[reservationId];
+    }
+    for (const id of nodeIds) {
+      const a: Allocation = { ...alloc, reservation_id: reservationId };
+      const current = this.nodes.get(id)?.allocations[reservationId];
+      if (current && current.start === a.start && current.end === a.end && current.lease_id === a.lease_id) continue;
+      this.change(id).set.push(a);
+      this.nodes.get(id)!.allocations[reservationId] = a;
+    }
+  }
+
+  release(reservationId: string, nodeIds: readonly string[]): void {
+    for (const id of nodeIds) {
+      if (!this.nodes.get(id)) continue; // node gone: nothing to release
+      this.change(id).remove.push(reservationId);
+    }
+  }
+
+  changes(): AllocationChange[] {
+    return [...this.touched.values()];
+  }
+}
+
+/**
+ * Runs `op` again with fresh reads when it lost a race, a bounded number of times; then the
+ * race is reported as `exhausted()` (a 409).
+ */
+async function withRetries<T>(deps: Ports, op: (attempt: number) => Promise<T>, exhausted: () => Error): Promise<T> {
+  const attempts = deps.config.allocationAttempts;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op(attempt);
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+      if (attempt + 1 >= attempts) throw exhausted();
+      // Jittered backoff so that racing writers do not collide again in lock-step.
+      await new Promise((r) => setTimeout(r, Math.random() * 25 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+}
+
+export async function createLease(deps: Ports, auth: Principal | undefined, input: LeaseCreate): Promise<Lease> {
+  const who = requireWriter(auth);
+  const now = deps.clock.now();
+  const nowMinute = truncateToMinute(now);
+  const start = parseBlazarDate(input.start_date, 'start_date', now);
+  const end = parseBlazarDate(input.end_date, 'end_date', now);
+  if (start < nowMinute) throw new ValidationError('Start date must be later than current date', 'INVALID_DATE');
+  if (end <= start) throw new ValidationError('End date must be later than start date.', 'INVALID_DATE');
+  const plans = input.reservations.map((r) => {
+    const plugin = pluginFor(r.resource_type);
+    return { plugin, params: plugin.validateCreate(r) };
+  });
+  const beforeEnd =
+    input.before_end_date !== undefined && input.before_end_date !== null
+      ? parseBeforeEnd(input.before_end_date, start, end, now)
+      : defaultBeforeEnd(start, end, deps.config.minutesBeforeEndLease);
+  if (input.events.length > 0) {
+    throw new ValidationError('Custom lease events are not supported; start, end and before_end events are created from the dates', 'INVALID_EVENTS');
+  }
+
+  const created = iso(now);
+  const leaseId = randomUUID();
+  const events = [event(leaseId, 'start_lease', start, created), event(leaseId, 'end_lease', end, created)];
+  if (beforeEnd) events.push(event(leaseId, 'before_end_lease', beforeEnd, created));
+  const reservationIds = plans.map(() => randomUUID());
+
+  return withRetries(deps, async (attempt) => {
+    const cal = new CalendarPlan(await deps.nodes.list({ consistent: attempt > 0 }));
+    const reservations: Reservation[] = plans.map(({ plugin, params }, i) => {
+      const id = reservationIds[i]!;
+      const nodeIds = plugin.allocate({ params, start, end, nodes: cal.view(), reservationId: id, current: [], active: false, config: deps.config, attempt });
+      cal.assign(id, [], nodeIds, { lease_id: leaseId, project_id: who.project_id, start: iso(start), end: iso(end) });
+      return {
+        id,
+        lease_id: leaseId,
+        resource_type: plugin.resourceType,
+        resource_id: id,
+        status: 'pending',
+        missing_resources: false,
+        resources_changed: false,
+        params,
+        node_ids: nodeIds,
+        created_at: created,
+        updated_at: null,
+      };
+    });
+    const lease: Lease = {
+      id: leaseId,
+      name: input.name,
+      user_id: who.user_id,
+      project_id: who.project_id,
+      trust_id: null,
+      status: 'PENDING',
+      degraded: false,
+      start_date: iso(start),
+      end_date: iso(end),
+      created_at: created,
+      updated_at: null,
+      version: 1,
+      reservations,
+      events,
+    };
+    await deps.leases.commit(lease, undefined, cal.changes());
+    return lease;
+  }, busyHosts);
+}
+
+const busyHosts = () =>
+  new NotEnoughHostsError('Not enough hosts available: the hosts kept changing under concurrent requests; please retry');
+const busyLease = () => new ConcurrentModificationError('The lease or its hosts kept changing under concurrent requests; please retry');
+
+/** A lease the caller may see, else 404 (never 403: existence is not disclosed). */
+export async function getLease(deps: Ports, auth: Principal | undefined, id: string): Promise<Lease> {
+  const who = requireAuth(auth);
+  const lease = await deps.leases.get(id);
+  if (!lease || !canSeeProject(who, lease.project_id)) throw new NotFoundError(`Object with {'lease_id': '${id}'} not found`);
+  return lease;
+}
+
+export async function listLeases(deps: Ports, auth: Principal | undefined): Promise<Lease[]> {
+  const who = requireAuth(auth);
+  return deps.leases.list(isAdmin(who) ? undefined : who.project_id);
+}
+
+function requireStable(lease: Lease, action: string): void {
+  if (!STABLE_LEASE_STATUSES.includes(lease.status)) {
+    throw new ConflictError(`Lease ${lease.id} is ${lease.status}; it cannot be ${action} until that finishes`, 'INVALID_STATUS');
+  }
+}
+
+export async function updateLease(deps: Ports, auth: Principal | undefined, id: string, input: LeaseUpdate): Promise<Lease> {
+  requireWriter(auth);
+  return withRetries(deps, async (attempt) => {
+    const lease = await getLease(deps, auth, id);
+    const now = deps.clock.now();
+    const nowMinute = truncateToMinute(now);
+    const stamp = iso(now);
+    const keys = Object.keys(input).filter((k) => (input as Record<string, unknown>)[k] !== undefined);
+    if (keys.length === 0) return lease;
+
+    const next: Lease = { ...lease, version: lease.version + 1, updated_at: stamp };
+    if (input.name !== undefined) next.name = input.name;
+    if (keys.length === 1 && keys[0] === 'name') {
+      // Renaming is allowed in any state, even after termination (upstream).
+      await deps.leases.commit(next, lease, []);
+      return next;
+    }
+    requireStable(lease, 'updated');
+
+    const oldStart = new Date(lease.start_date);
+    const oldEnd = new Date(lease.end_date);
+    const started = lease.status === 'ACTIVE' || oldStart <= nowMinute;
+    const ended = lease.status === 'TERMINATED' || oldEnd < nowMinute;
+    if (ended) throw new ValidationError('Terminated leases can only be renamed', 'INVALID_UPDATE');
+
+    let start = oldStart;
+    if (input.start_date !== undefined) {
+      const s = parseBlazarDate(input.start_date, 'start_date', now);
+      if (started && s.getTime() !== oldStart.getTime()) {
+        throw new ValidationError('Cannot modify the start date of already started leases', 'INVALID_UPDATE');
+      }
+      if (!started && s < nowMinute) throw new ValidationError('Start date must be later than current date', 'INVALID_DATE');
+      start = s;
+    }
+    let end = oldEnd;
+    if (input.end_date !== undefined) end = parseBlazarDate(input.end_date, 'end_date', now);
+    // Equal start and end are accepted on update (upstream), unlike on create.
+    if (end < nowMinute || end < start) {
+      throw new ValidationError('End date must be later than current and start date', 'INVALID_DATE');
+    }
+
+    // Events follow the dates; before_end keeps its distance to the end unless given.
+    const events = lease.events.map((e) => ({ ...e }));
+    const startEvent = events.find((e) => e.event_type === 'start_lease');
+    const endEvent = events.find((e) => e.event_type === 'end_lease');
+    if (startEvent && startEvent.time !== iso(start)) Object.assign(startEvent, { time: iso(start), updated_at: stamp });
+    if (endEvent && endEvent.time !== iso(end)) Object.assign(endEvent, { time: iso(end), updated_at: stamp });
+    let be = events.find((e) => e.event_type === 'before_end_lease');
+    let beTime: Date | undefined;
+    if (input.before_end_date !== undefined && input.before_end_date !== null) {
+      beTime = parseBeforeEnd(input.before_end_date, start, end, now);
+    } else if (be) {
+      const distance = oldEnd.getTime() - Date.parse(be.time);
+      beTime = new Date(Math.max(start.getTime(), end.getTime() - distance));
+    }
+    if (beTime) {
+      if (!be) {
+        be = event(lease.id, 'before_end_lease', beTime, stamp);
+        events.push(be);
+      } else if (be.time !== iso(beTime)) {
+        // A before_end that already ran fires again at its new time (prolonged lease).
+        Object.assign(be, { time: iso(beTime), updated_at: stamp, status: be.status === 'DONE' ? 'UNDONE' : be.status });
+      }
+    }
+    next.start_date = iso(start);
+    next.end_date = iso(end);
+    next.events = events;
+
+    // Reservation parameter changes.
+    const changes = new Map<string, Record<string, unknown>>();
+    for (const r of input.reservations ?? []) {
+      const current = lease.reservations.find((x) => x.id === r.id);
+      if (!current) throw new ValidationError(`Please enter valid reservation IDs. Reservation ${r.id} is not part of lease ${lease.id}`, 'INVALID_RESERVATION');
+      if (r.resource_type !== undefined && r.resource_type !== current.resource_type) {
+        throw new ConflictError('resource_type cannot be updated', 'INVALID_UPDATE');
+      }
+      const { id: _id, resource_type: _t, ...params } = r;
+      changes.set(r.id, pluginFor(current.resource_type).validateUpdate(current.params, params));
+    }
+
+    const datesChanged = next.start_date !== lease.start_date || next.end_date !== lease.end_date;
+    let nodeChanges: AllocationChange[] = [];
+    if (datesChanged || changes.size > 0) {
+      const cal = new CalendarPlan(await deps.nodes.list({ consistent: attempt > 0 }));
+      next.reservations = lease.reservations.map((res) => {
+        const plugin = pluginFor(res.resource_type);
+        const params = changes.get(res.id) ?? res.params;
+        const nodeIds = plugin.allocate({
+          params,
+          start,
+          end,
+          nodes: cal.view(),
+          reservationId: res.id,
+          current: res.node_ids,
+          active: res.status === 'active' || started,
+          config: deps.config,
+          attempt,
+        });
+        cal.assign(res.id, res.node_ids, nodeIds, { lease_id: lease.id, project_id: lease.project_id, start: iso(start), end: iso(end) });
+        const changed = changes.has(res.id) || nodeIds.join() !== res.node_ids.join();
+        return changed ? { ...res, params, node_ids: nodeIds, updated_at: stamp } : res;
+      });
+      nodeChanges = cal.changes();
+    }
+    await deps.leases.commit(next, lease, nodeChanges);
+    return next;
+  }, busyHosts);
+}
+
+export async function deleteLease(deps: Ports, auth: Principal | undefined, id: string): Promise<void> {
+  requireWriter(auth);
+  await withRetries(deps, async (attempt) => {
+    const lease = await getLease(deps, auth, id);
+    requireStable(lease, 'deleted');
+    const nodeIds = [...new Set(lease.reservations.flatMap((r) => r.node_ids))];
+    const nodes = attempt > 0 ? await deps.nodes.list({ consistent: true }) : await Promise.all(nodeIds.map((n) => deps.nodes.get(n)));
+    const cal = new CalendarPlan(nodes.filter((n): n is Node => n !== undefined && nodeIds.includes(n.id)));
+    for (const r of lease.reservations) cal.release(r.id, r.node_ids);
+    await deps.leases.delete(lease, cal.changes());
+  }, busyLease);
+}
