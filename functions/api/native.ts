@@ -4,6 +4,7 @@ import { createToken, listTokens, revokeToken, TokenCreate, tokenView } from '#c
 import { getNode, listNodes } from '#core/inventory/nodes.ts';
 import { getLease, listLeases } from '#core/leases/service.ts';
 import { paginate } from '#http/pagination.ts';
+import { tokenCache } from '#http/token-cache.ts';
 import { parseWith } from '#http/validate.ts';
 import { LEASE_FILTERS, LEASE_SORT, nativeLease, nativeNode, NODE_FILTERS, NODE_SORT } from './views/native.ts';
 import { accepted, noContent, ok, type Request, surface } from '#http/surface.ts';
@@ -40,6 +41,7 @@ export const handler = surface(
     },
     'DELETE /v1.1/{project_id}/tokens/{token_id}': async ({ deps, auth, path }) => {
       await revokeToken(deps, auth, path.token_id!);
+      tokenCache.clear();
       return noContent();
     },
   },

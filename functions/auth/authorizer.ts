@@ -3,6 +3,7 @@ import { getDeps } from '#aws/deps.ts';
 import { hashToken, type Principal } from '#core/identity/identity.ts';
 import { resolveToken } from '#core/identity/tokens.ts';
 import type { AuthorizerContext } from '#http/surface.ts';
+import { tokenCache } from '#http/token-cache.ts';
 
 /**
  * API Gateway HTTP API Lambda authorizer (simple responses), also called by the local server.
@@ -10,11 +11,8 @@ import type { AuthorizerContext } from '#http/surface.ts';
  * It resolves credentials to a principal but never denies: API Gateway would answer a denial
  * with its own `{"message": ...}` body, which the upstream clients cannot parse. The surface
  * function answers 401/403 in its own error format instead (DESIGN.md §4). Positive results are
- * cached in-process for a few seconds to spare DynamoDB reads; a revoked token therefore stops
- * working within CACHE_MS on every warm container.
+ * cached briefly (see `tokenCache`).
  */
-const CACHE_MS = 10_000;
-const cache = new Map<string, { principal: Principal; until: number }>();
 
 /** Credentials: `X-Auth-Token`, or `Authorization: Bearer <token>` / `Basic` with the token as password. */
 export function credentialOf(headers: Record<string, string | undefined>): string | undefined {
@@ -33,21 +31,12 @@ export function credentialOf(headers: Record<string, string | undefined>): strin
   return undefined;
 }
 
-export function forgetCachedTokens(): void {
-  cache.clear();
-}
-
 export async function principalFor(token: string): Promise<Principal | undefined> {
   const key = hashToken(token);
-  const hit = cache.get(key);
-  if (hit && hit.until > Date.now()) return hit.principal;
+  const hit = tokenCache.get(key);
+  if (hit) return hit;
   const principal = await resolveToken(getDeps(), token);
-  if (principal) {
-    if (cache.size > 10_000) cache.clear();
-    cache.set(key, { principal, until: Date.now() + CACHE_MS });
-  } else {
-    cache.delete(key);
-  }
+  if (principal) tokenCache.set(key, principal);
   return principal;
 }
 

@@ -1,6 +1,6 @@
 import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '#core/errors.ts';
-import { EVENT_ORDER, type Lease, type LeaseEvent, type Reservation } from '#core/leases/model.ts';
+import { EVENT_ORDER, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { AllocationChange, LeaseRepository } from '#core/ports.ts';
 import { type Dynamo, queryAll, translateTransactionError } from './client.ts';
 import { allocationUpdateItem } from './nodes.ts';
@@ -68,9 +68,7 @@ function assemble(items: Record<string, unknown>[]): Lease[] {
     out.push({
       ...clean<Omit<Lease, 'reservations' | 'events'>>(g.meta),
       reservations: g.res.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id)),
-      events: g.ev.sort(
-        (a, b) => a.time.localeCompare(b.time) || EVENT_ORDER[a.event_type] - EVENT_ORDER[b.event_type],
-      ),
+      events: sortEvents(g.ev),
     });
   }
   return out;

@@ -97,6 +97,11 @@ export interface Lease {
   events: LeaseEvent[];
 }
 
+/** Events in execution order: by time, then before_end → end → start. */
+export function sortEvents(events: LeaseEvent[]): LeaseEvent[] {
+  return [...events].sort((a, b) => a.time.localeCompare(b.time) || EVENT_ORDER[a.event_type] - EVENT_ORDER[b.event_type]);
+}
+
 /** True when `to` is a legal next status of `from`. */
 export function canTransition<S extends string>(table: Record<S, readonly S[]>, from: S, to: S): boolean {
   return table[from]?.includes(to) ?? false;

@@ -17,6 +17,7 @@ import {
   type LeaseEvent,
   type EventType,
   type Reservation,
+  sortEvents,
   STABLE_LEASE_STATUSES,
 } from './model.ts';
 
@@ -175,8 +176,9 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
 
   const created = iso(now);
   const leaseId = randomUUID();
-  const events = [event(leaseId, 'start_lease', start, created), event(leaseId, 'end_lease', end, created)];
-  if (beforeEnd) events.push(event(leaseId, 'before_end_lease', beforeEnd, created));
+  const unsorted = [event(leaseId, 'start_lease', start, created), event(leaseId, 'end_lease', end, created)];
+  if (beforeEnd) unsorted.push(event(leaseId, 'before_end_lease', beforeEnd, created));
+  const events = sortEvents(unsorted);
   const reservationIds = plans.map(() => randomUUID());
 
   return withRetries(deps, async (attempt) => {
@@ -309,7 +311,7 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
     }
     next.start_date = iso(start);
     next.end_date = iso(end);
-    next.events = events;
+    next.events = sortEvents(events);
 
     // Reservation parameter changes.
     const changes = new Map<string, Record<string, unknown>>();

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { call, tokenFor, unique } from '../support/api.ts';
+import { hostPool, leaseBody } from '../support/fixtures.ts';
+
+describe('Blazar os-hosts', () => {
+  it('enrols a new node from the facts in the body, extras as strings, with an all-digits id', async () => {
+    const name = unique('bm');
+    const res = await call('POST', '/v1/os-hosts', { body: { name, vcpus: '64', memory_mb: 262144, gpu: 'a100', slots: 8, nested: { a: 1 } } });
+    expect(res.status).toBe(201);
+    const host = res.body.host;
+    expect(host.id).toMatch(/^\d+$/);
+    expect(host).toMatchObject({ hypervisor_hostname: name, vcpus: 64, memory_mb: 262144, gpu: 'a100', slots: '8', nested: '{"a":1}', reservable: true });
+    expect(host.created_at).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+
+    const shown = await call('GET', `/v1/os-hosts/${host.id}`);
+    expect(shown.body.host).toEqual(host);
+    const listed = await call('GET', '/v1/os-hosts');
+    expect(listed.body.hosts.map((h: any) => h.id)).toContain(host.id);
+    const node = await call('GET', `/v1.1/admin/nodes/${name}`);
+    expect(node.status).toBe(200);
+    expect(node.body.node).toMatchObject({ name, host_id: host.id, vcpus: 64, extra_capabilities: { gpu: 'a100' } });
+  });
+
+  it('refuses a second enrolment, a missing name, bad facts and over-long keys', async () => {
+    const name = unique('bm');
+    expect((await call('POST', '/v1/os-hosts', { body: { name } })).status).toBe(201);
+    const dup = await call('POST', '/v1/os-hosts', { body: { name } });
+    expect(dup.status).toBe(409);
+    expect(dup.body).toMatchObject({ error_code: 409, error_name: 'HOST_EXISTS' });
+    expect((await call('POST', '/v1/os-hosts', { body: { vcpus: 2 } })).body.error_message).toBe('Missing parameter name');
+    expect((await call('POST', '/v1/os-hosts', { body: { name: unique('bm'), vcpus: 'many' } })).status).toBe(400);
+    const long = await call('POST', '/v1/os-hosts', { body: { name: unique('bm'), ['k'.repeat(65)]: 'v' } });
+    expect(long.status).toBe(400);
+    expect(long.body.error_message).toMatch(/Extra capability key too long/);
+  });
+
+  it('enrols concurrently created names exactly once', async () => {
+    const name = unique('race');
+    const results = await Promise.all(Array.from({ length: 8 }, () => call('POST', '/v1/os-hosts', { body: { name } })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 409)).toHaveLength(7);
+  });
+
+  it('updates capabilities from flat and {"values": {...}} bodies and answers {"host": ...}', async () => {
+    const { hosts } = await hostPool(1);
+    const id = hosts[0]!.id;
+    const flat = await call('PUT', `/v1/os-hosts/${id}`, { body: { rack: 'r1' } });
+    expect(flat.status).toBe(200);
+    expect(flat.body.host.rack).toBe('r1');
+    const wrapped = await call('PUT', `/v1/os-hosts/${id}`, { body: { values: { rack: 'r2', vcpus: 32 } } });
+    expect(wrapped.body.host).toMatchObject({ rack: 'r2', vcpus: 32 });
+    expect((await call('PUT', `/v1/os-hosts/${id}`, { body: {} })).body.error_message).toBe('No data to update');
+    expect((await call('PUT', '/v1/os-hosts/999999999', { body: { a: 'b' } })).status).toBe(404);
+  });
+
+  it('refuses to change a capability a future reservation depends on, but allows others', async () => {
+    const { hosts, filter } = await hostPool(1);
+    const lease = await call('POST', '/v1/leases', { body: leaseBody(filter) });
+    expect(lease.status).toBe(201);
+    const pinned = await call('PUT', `/v1/os-hosts/${hosts[0]!.id}`, { body: { pool: 'other' } });
+    expect(pinned.status).toBe(409);
+    expect(pinned.body.error_message).toMatch(/depends on it/);
+    expect((await call('PUT', `/v1/os-hosts/${hosts[0]!.id}`, { body: { colour: 'blue' } })).status).toBe(200);
+  });
+
+  it('deletes a free host (409 while allocated) and re-enrols the same inventory node', async () => {
+    const { hosts, filter } = await hostPool(1);
+    const host = hosts[0]!;
+    const before = await call('GET', `/v1.1/admin/nodes/${host.name}`);
+    const lease = await call('POST', '/v1/leases', { body: leaseBody(filter) });
+    const busy = await call('DELETE', `/v1/os-hosts/${host.id}`);
+    expect(busy.status).toBe(409);
+    expect(busy.body.error_message).toBe(`Can't delete host ${host.id}. The host is reserved.`);
+    expect((await call('DELETE', `/v1/leases/${lease.body.lease.id}`)).status).toBe(204);
+    expect((await call('DELETE', `/v1/os-hosts/${host.id}`)).status).toBe(204);
+    expect((await call('GET', `/v1/os-hosts/${host.id}`)).status).toBe(404);
+    const again = await call('POST', '/v1/os-hosts', { body: { name: host.name } });
+    expect(again.status).toBe(201);
+    expect(again.body.host.id).not.toBe(host.id);
+    const after = await call('GET', `/v1.1/admin/nodes/${host.name}`);
+    expect(after.body.node.id).toBe(before.body.node.id);
+  });
+
+  it('lists allocations of every host and of one host, filtered by lease', async () => {
+    const { hosts, filter } = await hostPool(2);
+    const lease = await call('POST', '/v1/leases', { body: leaseBody(filter, { min: 2 }) });
+    const leaseId = lease.body.lease.id;
+    const all = await call('GET', `/v1/os-hosts/allocations?lease_id=${leaseId}`);
+    expect(all.status).toBe(200);
+    const mine = all.body.allocations.filter((a: any) => hosts.some((h) => h.id === a.resource_id));
+    expect(mine).toHaveLength(2);
+    for (const a of mine) {
+      expect(a.reservations).toHaveLength(1);
+      expect(a.reservations[0]).toMatchObject({ lease_id: leaseId, id: lease.body.lease.reservations[0].id });
+      expect(a.reservations[0].start_date).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/);
+    }
+    const one = await call('GET', `/v1/os-hosts/${hosts[0]!.id}/allocation`);
+    expect(one.body.allocation.resource_id).toBe(hosts[0]!.id);
+    expect(one.body.allocation.reservations).toHaveLength(1);
+    const none = await call('GET', `/v1/os-hosts/${hosts[0]!.id}/allocation?lease_id=00000000-0000-0000-0000-000000000000`);
+    expect(none.body.allocation.reservations).toEqual([]);
+  });
+
+  it('lists resource properties, with values in detail, and hides private ones', async () => {
+    const key = unique('prop').replace(/-/g, '_');
+    await call('POST', '/v1/os-hosts', { body: { name: unique('bm'), [key]: 'x' } });
+    await call('POST', '/v1/os-hosts', { body: { name: unique('bm'), [key]: 'y' } });
+    const list = await call('GET', '/v1/os-hosts/properties');
+    expect(list.body.resource_properties).toContainEqual({ property: key });
+    const detail = await call('GET', '/v1/os-hosts/properties?detail=true');
+    expect(detail.body.resource_properties).toContainEqual({ property: key, private: false, values: ['x', 'y'] });
+    const patched = await call('PATCH', `/v1/os-hosts/properties/${key}`, { body: { private: true } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.resource_property).toMatchObject({ property_name: key, private: true, resource_type: 'physical:host' });
+    const hidden = await call('GET', '/v1/os-hosts/properties');
+    expect(hidden.body.resource_properties).not.toContainEqual({ property: key });
+    const shown = await call('GET', '/v1/os-hosts/properties?all=true');
+    expect(shown.body.resource_properties).toContainEqual({ property: key });
+    expect((await call('PATCH', '/v1/os-hosts/properties/nope-not-here', { body: { private: true } })).status).toBe(404);
+    expect((await call('PATCH', `/v1/os-hosts/properties/${key}`, { body: { private: 'yes' } })).status).toBe(400);
+  });
+
+  it('keeps os-hosts for admins', async () => {
+    const { token } = await tokenFor('member');
+    const res = await call('POST', '/v1/os-hosts', { token, body: { name: unique('bm') } });
+    expect(res.status).toBe(403);
+    expect(res.body).toMatchObject({ error_code: 403, error_name: 'FORBIDDEN' });
+    expect((await call('GET', '/v1/os-hosts', { token })).status).toBe(403);
+  });
+});
