@@ -14,6 +14,20 @@ export interface Dynamo {
   table: string;
 }
 
+/**
+ * Per-process counters of DynamoDB calls (by command) and of items written in transactions,
+ * read by `npm run bench` to report operations per API request. Counting is cheap and keeps
+ * no request data.
+ */
+export const dynamoStats = {
+  calls: new Map<string, number>(),
+  transactItems: 0,
+  reset(): void {
+    this.calls.clear();
+    this.transactItems = 0;
+  },
+};
+
 export function makeDynamo(s: DynamoSettings): Dynamo {
   const client = new DynamoDBClient({
     region: s.region ?? process.env.AWS_REGION ?? 'us-east-1',
@@ -21,6 +35,16 @@ export function makeDynamo(s: DynamoSettings): Dynamo {
       ? { endpoint: s.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
       : {}),
   });
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = context.commandName ?? 'unknown';
+      dynamoStats.calls.set(name, (dynamoStats.calls.get(name) ?? 0) + 1);
+      const items = (args.input as { TransactItems?: unknown[] }).TransactItems;
+      if (items) dynamoStats.transactItems += items.length;
+      return next(args);
+    },
+    { step: 'initialize', name: 'slipwayStats' },
+  );
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return { doc, table: s.tableName };
 }

@@ -107,7 +107,10 @@ export const hostPlugin: ResourcePlugin = {
 
     const taken = new Set(kept);
     const candidates = req.nodes.filter((n) => !taken.has(n.id) && eligible(n) && free(n));
-    const ordered = (xs: Node[]) => (req.attempt > 0 ? shuffle(xs) : xs.sort((a, b) => a.name.localeCompare(b.name)));
+    // Equal candidates are taken in random order (upstream's randomize_host_selection), so that
+    // parallel requests for one period spread over the free hosts instead of all racing for the
+    // first one and retrying.
+    const ordered = (xs: Node[]) => shuffle(xs);
     const never = ordered(candidates.filter((n) => Object.keys(n.allocations).length === 0));
     const used = ordered(candidates.filter((n) => Object.keys(n.allocations).length > 0));
     const need = min - kept.length;

@@ -22,7 +22,7 @@ export interface AllocationRequest {
   /** True once the reservation is running: its nodes may not be swapped (upstream bug #1692805). */
   active: boolean;
   config: Config;
-  /** Later attempts shuffle equal candidates so that racing creates spread out. */
+  /** Which try this is (0 first); a retry after a lost race reads fresh calendars. */
   attempt: number;
 }
 
