@@ -17,7 +17,7 @@ export const systemClock: Clock = { now: () => new Date() };
 let cached: Ports | undefined;
 
 export function buildDeps(env: Record<string, string | undefined> = process.env, clock: Clock = systemClock): Ports {
-  const d = makeDynamo({ tableName: env.TABLE_NAME ?? DEFAULT_TABLE_NAME, endpoint: env.DYNAMODB_ENDPOINT });
+  const d = makeDynamo({ tableName: env.TABLE_NAME ?? DEFAULT_TABLE_NAME, endpoint: env.DYNAMODB_ENDPOINT, region: env.AWS_REGION });
   return {
     clock,
     config: configFromEnv(env),

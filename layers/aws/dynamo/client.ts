@@ -30,9 +30,10 @@ export const dynamoStats = {
 
 export function makeDynamo(s: DynamoSettings): Dynamo {
   const client = new DynamoDBClient({
-    region: s.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    // On AWS the SDK finds the region itself (Lambda sets AWS_REGION; the CLI may use a profile).
+    ...(s.region ? { region: s.region } : {}),
     ...(s.endpoint
-      ? { endpoint: s.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
+      ? { endpoint: s.endpoint, region: s.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
       : {}),
   });
   client.middlewareStack.add(
