@@ -1,0 +1,162 @@
+import { readFileSync } from 'node:fs';
+import type { Context } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { type FunctionName, functionNames, handlerKey, routes } from '../../infra/routes.ts';
+import { matchRoute } from '../../infra/local/server.ts';
+import { handler as blazar } from '../../functions/api/blazar.ts';
+import { handler as native } from '../../functions/api/native.ts';
+import { handler as system } from '../../functions/api/system.ts';
+import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
+import { compileTemplate } from '../../layers/http/route-match.ts';
+import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
+
+/**
+ * The route table and the surface handler tables must agree (infra/routes.ts): every concrete
+ * route has a handler in its surface and every handler has a route. The handler tables are not
+ * exported, so they are read from the surface sources, and cross-checked through the handlers'
+ * own 404/405 fallback, which is computed from the same table and runs before any DynamoDB use.
+ */
+const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpResult>> = {
+  blazar: blazar as never,
+  native: native as never,
+  system: system as never,
+};
+
+const concrete = (fn: FunctionName) => routes.filter((r) => r.fn === fn && r.method !== 'ANY');
+
+function sourceKeys(fn: FunctionName): string[] {
+  const src = readFileSync(new URL(`../../functions/api/${fn}.ts`, import.meta.url), 'utf8');
+  return [...src.matchAll(/'((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \/[^'\s]*)'\s*:/g)].map((m) => m[1]!);
+}
+
+/** A concrete path for a template: every {param} filled with a value that is not a literal anywhere. */
+const samplePath = (template: string) => template.replace(/\{[A-Za-z0-9_]+\+?\}/g, 'x9');
+
+const READER = JSON.stringify({ token_id: 't', project_id: 'admin', user_id: 'u', roles: ['reader'] });
+
+function event(method: string, routeKey: string, rawPath: string, principal?: string): HttpEvent {
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath,
+    rawQueryString: '',
+    headers: { accept: 'application/json' },
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'unit',
+      domainName: 'unit.local',
+      domainPrefix: 'unit',
+      http: { method, path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
+      requestId: 'unit-request',
+      routeKey,
+      stage: '$default',
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+      authorizer: { lambda: principal === undefined ? {} : { principal } },
+    },
+  } as HttpEvent;
+}
+
+const context = { functionName: 'unit', awsRequestId: 'unit', getRemainingTimeInMillis: () => 30_000 } as unknown as Context;
+
+async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number; headers: Record<string, string>; body: any }> {
+  const r = await HANDLERS[fn](e, context);
+  const headers = Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  return { status: r.statusCode ?? 200, headers, body: r.body ? JSON.parse(r.body) : undefined };
+}
+
+describe('route table', () => {
+  it('has one function per surface and only known methods', () => {
+    expect([...functionNames].sort()).toEqual(['blazar', 'native', 'system']);
+    for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
+  });
+
+  it('has no duplicate method + path', () => {
+    const keys = routes.map((r) => `${r.method} ${r.path}`);
+    expect(new Set(keys).size).toBe(keys.length);
+  });
+
+  it('gives every literal-ending Blazar and native route a .json twin on the same handler', () => {
+    for (const r of routes.filter((x) => (x.fn === 'blazar' || x.fn === 'native') && x.method !== 'ANY' && !x.path.endsWith('}'))) {
+      if (r.path.endsWith('.json')) continue;
+      const twin = routes.find((x) => x.method === r.method && x.path === `${r.path}.json`);
+      expect(twin, `${r.method} ${r.path}.json`).toBeDefined();
+      expect(handlerKey(twin!)).toBe(handlerKey(r));
+    }
+  });
+
+  it('requires a token on every route except /healthz', () => {
+    for (const r of routes) expect(r.auth, `${r.method} ${r.path}`).toBe(r.path === '/healthz' ? 'none' : 'token');
+  });
+
+  it('covers every path of a Blazar or native route with an ANY catch-all, so a wrong method gets the surface 405, not API Gateway\'s 404', () => {
+    // e.g. DELETE /v1/leases.json: no route matches it, so API Gateway would answer {"message":"Not Found"}.
+    const uncovered: string[] = [];
+    for (const r of routes.filter((x) => (x.fn === 'blazar' || x.fn === 'native') && x.method !== 'ANY')) {
+      const path = samplePath(r.path);
+      const covered = routes.some((c) => c.fn === r.fn && c.method === 'ANY' && compileTemplate(c.path).match(path) !== undefined);
+      if (!covered) uncovered.push(`${r.method} ${r.path}`);
+    }
+    expect(uncovered).toEqual([]);
+  });
+});
+
+describe.each(functionNames)('surface %s', (fn) => {
+  it('declares exactly the handler keys of its routes (ANY excluded), each once', () => {
+    const inSource = sourceKeys(fn);
+    expect(new Set(inSource).size, 'duplicate handler keys').toBe(inSource.length);
+    const expected = [...new Set(concrete(fn).map(handlerKey))].sort();
+    expect(expected.length).toBeGreaterThan(0);
+    expect([...inSource].sort()).toEqual(expected);
+  });
+
+  it('answers an unknown route key with 404 NOT_FOUND from its fallback', async () => {
+    const res = await invoke(fn, event('GET', 'GET /nope', '/nope', READER));
+    expect(res.status).toBe(404);
+    expect(res.body).toMatchObject({ error_code: 404, error_name: 'NOT_FOUND' });
+  });
+
+  it("lists each route's method in the 405 Allow header for its path (the handler table has it)", async () => {
+    for (const r of concrete(fn)) {
+      const res = await invoke(fn, event('TRACE', 'ANY /probe', samplePath(r.path), READER));
+      expect(res.status, `${r.method} ${r.path}`).toBe(405);
+      expect(res.body).toMatchObject({ error_code: 405, error_name: 'METHOD_NOT_ALLOWED' });
+      expect(res.headers.allow?.split(', '), `${r.method} ${r.path}`).toContain(r.method);
+    }
+  });
+});
+
+describe('surfaces without credentials', () => {
+  it('answer every token route without a principal with 401 UNAUTHORIZED in the surface format', async () => {
+    const tokenRoutes = routes.filter((x) => x.method !== 'ANY' && x.auth === 'token');
+    expect(tokenRoutes.length).toBeGreaterThan(10);
+    for (const r of tokenRoutes) {
+      const res = await invoke(r.fn, event(r.method, handlerKey(r), samplePath(r.path)));
+      expect(res.status, `${r.method} ${r.path}`).toBe(401);
+      expect(res.body).toEqual({ error_code: 401, error_name: 'UNAUTHORIZED', error_message: expect.any(String) });
+      expect(res.headers['x-openstack-request-id']).toMatch(/^req-/);
+    }
+  });
+});
+
+describe('surfaces at run time', () => {
+  it('answers /healthz without credentials', async () => {
+    const res = await invoke('system', event('GET', 'GET /healthz', '/healthz'));
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'ok' });
+  });
+
+  it('sends every concrete route of the real table to a function whose table has its key', async () => {
+    for (const r of routes.filter((x) => x.method !== 'ANY')) {
+      const m = matchRoute(r.method, samplePath(r.path));
+      expect(m, `${r.method} ${r.path}`).toBeDefined();
+      expect(m!.route.fn).toBe(r.fn);
+      expect(sourceKeys(m!.route.fn)).toContain(handlerKey(m!.route));
+    }
+  });
+
+  it('touched DynamoDB in none of these tests', () => {
+    expect([...dynamoStats.calls.values()].reduce((a, b) => a + b, 0)).toBe(0);
+  });
+});
