@@ -1,0 +1,127 @@
+import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { Construct } from 'constructs';
+import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
+import { type FunctionName, functionNames, routes } from '../routes.ts';
+
+export interface ApiStackProps extends StackProps {
+  /** From the StatefulStack. */
+  table: ITableV2;
+  /** From the StatefulStack; bound to the surfaces that serve bootdata once they exist. */
+  bootdataBucket: IBucket;
+}
+
+/** What each surface may do to the table; a new FunctionName in routes.ts fails to compile here. */
+const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
+  system: undefined, // /healthz touches nothing
+  blazar: 'RW',
+  native: 'RW',
+};
+
+const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());
+
+/**
+ * The HTTP API: one Lambda per surface, one route per `infra/routes.ts` entry, and the Lambda
+ * authorizer that turns credentials into a principal for the surfaces (DESIGN.md §3).
+ */
+export class ApiStack extends Stack {
+  readonly api: HttpApi;
+  readonly stage: HttpStage;
+  readonly authorizerFunction: SlipwayFunction;
+  readonly surfaces: ReadonlyMap<FunctionName, SlipwayFunction>;
+
+  constructor(scope: Construct, id: string, props: ApiStackProps) {
+    super(scope, id, props);
+
+    this.authorizerFunction = new SlipwayFunction(this, 'AuthorizerFn', {
+      entry: 'functions/auth/authorizer.ts',
+      description: 'Slipway: resolves X-Auth-Token / Bearer / Basic credentials to a principal',
+      // API Gateway waits at most 10 s for a Lambda authorizer.
+      timeout: Duration.seconds(10),
+    }).bindTable(props.table, 'RO');
+
+    // The authorizer never denies (the surfaces answer 401 in their own error formats), so it
+    // must run on every request: no identity source (API Gateway would otherwise reject requests
+    // without the header with its own 401 body) and no result cache (a cache needs an identity
+    // source as its key).
+    const authorizer = new HttpLambdaAuthorizer('Principal', this.authorizerFunction.fn, {
+      authorizerName: 'slipway-principal',
+      responseTypes: [HttpLambdaResponseType.SIMPLE],
+      identitySource: [],
+      resultsCacheTtl: Duration.seconds(0),
+    });
+
+    const surfaces = new Map<FunctionName, SlipwayFunction>();
+    for (const name of functionNames) {
+      const fn = new SlipwayFunction(this, `${pascal(name)}Fn`, {
+        entry: `functions/api/${name}.ts`,
+        description: `Slipway: ${name} surface`,
+      });
+      const access = TABLE_ACCESS[name];
+      if (access) fn.bindTable(props.table, access);
+      surfaces.set(name, fn);
+    }
+    this.surfaces = surfaces;
+
+    // No default stage: the explicit one below carries access logging.
+    this.api = new HttpApi(this, 'Api', { apiName: 'slipway', createDefaultStage: false });
+
+    const integrations = new Map<FunctionName, HttpLambdaIntegration>();
+    for (const [name, fn] of surfaces) {
+      // One invoke permission per function for the whole API instead of one per route: the
+      // surface dispatches on the route key itself, and ~30 routes per function would crowd
+      // the 20 KB Lambda resource policy.
+      integrations.set(name, new HttpLambdaIntegration(`${pascal(name)}Integration`, fn.fn, { scopePermissionToRoute: false }));
+    }
+
+    const none = new HttpNoneAuthorizer();
+    for (const r of routes) {
+      const [route] = this.api.addRoutes({
+        path: r.path,
+        methods: [HttpMethod[r.method]],
+        integration: integrations.get(r.fn)!,
+        authorizer: r.auth === 'token' ? authorizer : none,
+      });
+      if (r.auth === 'none') {
+        Validations.of(route!).acknowledge({
+          id: 'AwsSolutions-APIG4',
+          reason: `${r.method} ${r.path} is anonymous by design in infra/routes.ts (auth: 'none').`,
+        });
+      }
+    }
+
+    const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.THREE_MONTHS });
+    this.stage = new HttpStage(this, 'DefaultStage', {
+      httpApi: this.api,
+      stageName: '$default',
+      autoDeploy: true,
+      accessLogSettings: {
+        destination: new LogGroupLogDestination(accessLogs),
+        // No headers: they carry tokens and node keys.
+        format: AccessLogFormat.custom(
+          JSON.stringify({
+            requestId: '$context.requestId',
+            ip: '$context.identity.sourceIp',
+            time: '$context.requestTime',
+            routeKey: '$context.routeKey',
+            path: '$context.path',
+            status: '$context.status',
+            responseLength: '$context.responseLength',
+            latency: '$context.responseLatency',
+            integrationLatency: '$context.integrationLatency',
+            integrationError: '$context.integrationErrorMessage',
+            authorizerError: '$context.authorizer.error',
+          }),
+        ),
+      },
+    });
+
+    new CfnOutput(this, 'ApiUrl', { value: this.stage.url, description: 'Slipway API base URL' });
+  }
+}
