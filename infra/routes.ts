@@ -46,7 +46,7 @@ const SURFACES: SurfaceDef[] = [
       ['DELETE', '/v1/os-hosts/{host_id}'],
       ['GET', '/v1/os-hosts/{host_id}/allocation'],
     ],
-    catchAll: ['/v1/leases', '/v1/leases/{proxy+}', '/v1/os-hosts', '/v1/os-hosts/{proxy+}'],
+    catchAll: ['/v1/leases', '/v1/leases.json', '/v1/leases/{proxy+}', '/v1/os-hosts', '/v1/os-hosts.json', '/v1/os-hosts/{proxy+}'],
   },
   {
     fn: 'native',

@@ -6,6 +6,7 @@ import { buildDeps, setDeps } from '#aws/deps.ts';
 import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
 import { ensureToken } from '#core/identity/tokens.ts';
+import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import { ensureTable, freePort, startDynamoLocal } from './dynamodb.ts';
 import { startHttpServer } from './server.ts';
 
@@ -90,6 +91,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       }
     }
     await ensureToken(deps, adminToken, { project_id: 'admin', user_id: 'admin', roles: ['admin'] });
+    // A booking interrupted by a stop (a large lease between its steps) is repaired on start.
+    await reconcileCalendars(deps);
 
     const { server, url } = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
     stoppers.push(() => closeServer(server));

@@ -37,6 +37,11 @@ export interface Allocation {
   /** ISO-8601 UTC. */
   start: string;
   end: string;
+  /**
+   * Set on a hold written by a multi-step booking (a lease too large for one transaction)
+   * before the lease itself commits; `reconcileCalendars` may drop stale holds.
+   */
+  held_at?: string;
 }
 
 export interface NodeRepository {
@@ -55,6 +60,11 @@ export interface NodeRepository {
   enrol(id: string, expectedVersion: number, hostId: string, patch: NodePatch): Promise<Node>;
   /** Removes the Blazar enrolment; fails with ConflictError while any allocation exists. */
   unenrol(id: string): Promise<void>;
+  /**
+   * Sets allocations (by reservation id) and removes entries by key without a version check;
+   * only for writes that cannot create an overlap (reconciliation). Bumps the version.
+   */
+  rewriteAllocations(id: string, set: Allocation[], removeKeys: string[]): Promise<void>;
 }
 
 export interface LeaseRepository {
@@ -62,7 +72,9 @@ export interface LeaseRepository {
   list(projectId?: string): Promise<Lease[]>;
   /**
    * Writes the lease (created when `previous` is undefined, else replacing `previous`, which
-   * must still be current) together with the node allocation changes, atomically.
+   * must still be current) together with the node allocation changes: atomically in one
+   * transaction when it fits, else in steps that never let two bookings overlap (holds first,
+   * then the lease, then the final calendars; rolled back on a lost race).
    * Throws ConcurrentModificationError when a node or the lease moved since it was read.
    */
   commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[]): Promise<void>;

@@ -33,7 +33,8 @@ export function compileTemplate(template: string): CompiledTemplate {
   const re = new RegExp(`^${pattern}$`);
   return {
     template,
-    specificity: literals * 100 + (greedy ? 0 : 50) + (template.split('/').length - names.length),
+    // A full match always beats a greedy one (API Gateway); then more literal segments win.
+    specificity: (greedy ? 0 : 10_000) + literals * 100 + (template.split('/').length - names.length),
     match(path: string) {
       const m = re.exec(path);
       if (!m) return undefined;

@@ -123,10 +123,16 @@ function checkRole(auth: Principal | undefined, method: string): void {
   }
 }
 
+/**
+ * `deps` is called lazily, on the first handler that uses a port, so that a surface which
+ * needs none (health) does not load the AWS SDK at all.
+ */
 export function surface(
   options: SurfaceOptions,
   routes: Record<string, RouteHandler>,
-  deps: () => Ports,
+  deps: () => Ports = () => {
+    throw new Error('this surface has no ports');
+  },
 ): middy.MiddyfiedHandler<HttpEvent, HttpResult, Error, Context> {
   const compiled: { key: string; method: string; tpl: CompiledTemplate }[] = Object.keys(routes).map((key) => {
     const [method, path] = key.split(' ') as [string, string];
@@ -160,7 +166,9 @@ export function surface(
     checkAccept(event);
     checkRole(auth, method);
     const req: Request = {
-      deps: deps(),
+      get deps() {
+        return deps();
+      },
       auth,
       method,
       rawPath: event.rawPath,

@@ -3,7 +3,8 @@ import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { AllocationChange, LeaseRepository } from '#core/ports.ts';
 import { type Dynamo, queryAll, translateTransactionError } from './client.ts';
-import { allocationUpdateItem } from './nodes.ts';
+import { log } from '#core/util/log.ts';
+import { allocationUpdateItem, nodeKey, rewriteCalendar, UpdateBuilder } from './nodes.ts';
 
 /** Key builders for leases and their children (the only place these keys are spelled). */
 export const leasePk = (id: string) => `LEASE#${id}`;
@@ -124,7 +125,8 @@ export class DynamoLeaseRepository implements LeaseRepository {
         if (!keep.has(row.SK)) items.push({ Delete: { TableName: this.d.table, Key: { PK: row.PK, SK: row.SK } } });
       }
     }
-    await this.transact(items, nodes);
+    if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) return this.transact(items, nodes);
+    await this.phasedCommit(items, previous, nodes);
   }
 
   async delete(previous: Lease, nodes: AllocationChange[]): Promise<void> {
@@ -141,22 +143,114 @@ export class DynamoLeaseRepository implements LeaseRepository {
       },
       ...children.map((r) => ({ Delete: { TableName: this.d.table, Key: { PK: r.PK, SK: r.SK } } })),
     ];
-    await this.transact(items, nodes);
+    if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) return this.transact(items, nodes);
+    // Too large for one transaction: the lease goes first, then its calendar entries. A crash in
+    // between leaves entries of a deleted lease, which only block nodes (never double-book)
+    // until reconcileCalendars drops them.
+    await this.transact(items, []);
+    await this.finalize(nodes.map((c) => ({ nodeId: c.nodeId, set: [], remove: c.remove })));
   }
 
-  private async transact(leaseItems: TransactItem[], nodes: AllocationChange[]): Promise<void> {
-    const now = new Date().toISOString();
-    const items = [...leaseItems, ...nodes.map((c) => allocationUpdateItem(this.d.table, c, now))];
-    if (items.length > MAX_TRANSACTION_ITEMS) {
-      throw new ConflictError(
-        `This change touches ${nodes.length} nodes; at most ${MAX_TRANSACTION_ITEMS - leaseItems.length} nodes can be booked atomically with this lease`,
-        'LEASE_TOO_LARGE',
-      );
+  /**
+   * A booking too large for one transaction (Chameleon runs 100-node leases), in three steps
+   * that keep the invariant at every instant:
+   *  1. holds: per chunk of nodes, one transaction that adds the new allocations under each
+   *     node's version check. Where the reservation already held the node (an update), the new
+   *     window goes under a separate `<id>#hold` key and the old one stays, so nothing is ever
+   *     released before the lease commits. A lost race rolls back the chunks already written.
+   *  2. the lease items, in one transaction with the lease version check (rolled back likewise).
+   *  3. final calendars: holds become the allocations, removed ones go. Only shrinks, so these
+   *     writes need no check; a crash here leaves holds that only over-reserve.
+   */
+  private async phasedCommit(leaseItems: TransactItem[], previous: Lease | undefined, nodes: AllocationChange[]): Promise<void> {
+    if (leaseItems.length > MAX_TRANSACTION_ITEMS) {
+      throw new ConflictError('This lease has too many reservations and events to store atomically', 'LEASE_TOO_LARGE');
     }
+    const now = new Date().toISOString();
+    const heldBefore = new Set(previous?.reservations.flatMap((r) => r.node_ids.map((n) => `${n}/${r.id}`)) ?? []);
+    const holdKey = (nodeId: string, rid: string) => (heldBefore.has(`${nodeId}/${rid}`) ? `${rid}#hold` : rid);
+    const holds = nodes.filter((c) => c.set.length > 0);
+    const written: AllocationChange[] = [];
+    try {
+      for (let i = 0; i < holds.length; i += MAX_TRANSACTION_ITEMS) {
+        const chunk = holds.slice(i, i + MAX_TRANSACTION_ITEMS);
+        const items = chunk.map((c) => {
+          const b = new UpdateBuilder();
+          for (const a of c.set) b.set(['allocations', holdKey(c.nodeId, a.reservation_id)], { ...a, held_at: now });
+          b.set(['updated_at'], now);
+          b.raw('#version = #version + :one');
+          b.names['#version'] = 'version';
+          b.values[':one'] = 1;
+          b.values[':expected'] = c.expectedVersion;
+          return {
+            Update: {
+              TableName: this.d.table,
+              Key: nodeKey(c.nodeId),
+              UpdateExpression: b.expression(),
+              ConditionExpression: '#version = :expected',
+              ExpressionAttributeNames: b.names,
+              ExpressionAttributeValues: b.values,
+            },
+          };
+        });
+        await this.send(items);
+        written.push(...chunk);
+      }
+      await this.send(leaseItems);
+    } catch (err) {
+      await this.forEachNode(written, (c) => this.updateNode(c.nodeId, [], c.set.map((a) => holdKey(c.nodeId, a.reservation_id))));
+      throw err;
+    }
+    await this.finalize(
+      nodes.map((c) => ({
+        nodeId: c.nodeId,
+        set: c.set,
+        remove: [...c.remove, ...c.set.filter((a) => heldBefore.has(`${c.nodeId}/${a.reservation_id}`)).map((a) => `${a.reservation_id}#hold`)],
+      })),
+    );
+  }
+
+  /** Step 3: shrink-only calendar writes; failures are logged, leaving safe over-reservations. */
+  private async finalize(changes: { nodeId: string; set: AllocationChange['set']; remove: string[] }[]): Promise<void> {
+    await this.forEachNode(changes, (c) => this.updateNode(c.nodeId, c.set, c.remove));
+  }
+
+  private async forEachNode<T extends { nodeId: string }>(xs: T[], fn: (x: T) => Promise<void>): Promise<void> {
+    const queue = [...xs];
+    const worker = async () => {
+      for (let x = queue.shift(); x; x = queue.shift()) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await fn(x);
+            break;
+          } catch (err) {
+            if (attempt >= 3) {
+              log.error('calendar write failed; reconcileCalendars will repair it', { node_id: x.nodeId, error: (err as Error).name });
+              break;
+            }
+          }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 10 }, worker));
+  }
+
+  private updateNode(nodeId: string, set: AllocationChange['set'], remove: string[]): Promise<void> {
+    return rewriteCalendar(this.d, nodeId, set, remove);
+  }
+
+  private async send(items: TransactItem[]): Promise<void> {
+    if (items.length === 0) return;
     try {
       await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
     } catch (err) {
       translateTransactionError(err);
     }
+  }
+
+  /** One transaction: the lease items and every node's calendar change with its version check. */
+  private async transact(leaseItems: TransactItem[], nodes: AllocationChange[]): Promise<void> {
+    const now = new Date().toISOString();
+    await this.send([...leaseItems, ...nodes.map((c) => allocationUpdateItem(this.d.table, c, now))]);
   }
 }

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
 import type { Node, NodeCreate, NodePatch } from '#core/inventory/node.ts';
-import type { AllocationChange, NodeRepository } from '#core/ports.ts';
+import type { Allocation, AllocationChange, NodeRepository } from '#core/ports.ts';
 import { type Dynamo, failedIndexes, queryAll, translateTransactionError } from './client.ts';
 
 /** Key builders for nodes (the only place these keys are spelled). */
@@ -26,7 +26,7 @@ function toNode(item: Record<string, unknown>): Node {
 }
 
 /** Builds an UpdateExpression from a patch, with generated placeholder names. */
-class UpdateBuilder {
+export class UpdateBuilder {
   private sets: string[] = [];
   private removes: string[] = [];
   names: Record<string, string> = {};
@@ -106,6 +106,36 @@ export function allocationUpdateItem(table: string, change: AllocationChange, no
       ExpressionAttributeValues: b.values,
     },
   };
+}
+
+/**
+ * Calendar write without a version check (it still bumps the version, so concurrent bookings
+ * re-read). Only for changes that cannot create an overlap: releasing, shrinking to a window
+ * the node already holds, rolling back holds. Never creates a node that was deleted.
+ */
+export async function rewriteCalendar(d: Dynamo, nodeId: string, set: Allocation[], removeKeys: string[]): Promise<void> {
+  if (set.length === 0 && removeKeys.length === 0) return;
+  const b = new UpdateBuilder();
+  for (const a of set) b.set(['allocations', a.reservation_id], a);
+  for (const k of removeKeys) b.remove(['allocations', k]);
+  b.set(['updated_at'], new Date().toISOString());
+  b.raw('#version = #version + :one');
+  b.names['#version'] = 'version';
+  b.values[':one'] = 1;
+  await d.doc
+    .send(
+      new UpdateCommand({
+        TableName: d.table,
+        Key: nodeKey(nodeId),
+        UpdateExpression: b.expression(),
+        ConditionExpression: 'attribute_exists(PK)',
+        ExpressionAttributeNames: b.names,
+        ExpressionAttributeValues: b.values,
+      }),
+    )
+    .catch((err) => {
+      if ((err as Error).name !== 'ConditionalCheckFailedException') throw err; // node gone: nothing to do
+    });
 }
 
 export class DynamoNodeRepository implements NodeRepository {
@@ -287,6 +317,10 @@ export class DynamoNodeRepository implements NodeRepository {
       translateTransactionError(err);
     }
     return (await this.get(id))!;
+  }
+
+  rewriteAllocations(id: string, set: Allocation[], removeKeys: string[]): Promise<void> {
+    return rewriteCalendar(this.d, id, set, removeKeys);
   }
 
   async unenrol(id: string): Promise<void> {
