@@ -178,9 +178,7 @@ export class DynamoLeaseRepository implements LeaseRepository {
           const b = new UpdateBuilder();
           for (const a of c.set) b.set(['allocations', holdKey(c.nodeId, a.reservation_id)], { ...a, held_at: now });
           b.set(['updated_at'], now);
-          b.raw('#version = #version + :one');
-          b.names['#version'] = 'version';
-          b.values[':one'] = 1;
+          b.bumpVersion();
           b.values[':expected'] = c.expectedVersion;
           return {
             Update: {

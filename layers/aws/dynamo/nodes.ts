@@ -64,7 +64,18 @@ export class UpdateBuilder {
   v(v: unknown): string {
     return this.value(v);
   }
+  /** `version = version + 1`: every node write moves the version bookings check against. */
+  bumpVersion(): this {
+    this.names['#version'] = 'version';
+    this.values[':one'] = 1;
+    return this.raw('#version = #version + :one');
+  }
 }
+
+/** A uniqueness item (name or host id → node id), written only if absent. */
+const uniquePut = (table: string, key: { PK: string; SK: string }, nodeId: string): TransactItem => ({
+  Put: { TableName: table, Item: { ...key, node_id: nodeId }, ConditionExpression: 'attribute_not_exists(PK)' },
+});
 
 function applyPatch(b: UpdateBuilder, patch: NodePatch, now: string): void {
   if (patch.name !== undefined) b.set(['name'], patch.name);
@@ -92,10 +103,8 @@ export function allocationUpdateItem(table: string, change: AllocationChange, no
   for (const a of change.set) b.set(['allocations', a.reservation_id], a);
   for (const rid of change.remove) b.remove(['allocations', rid]);
   b.set(['updated_at'], now);
-  const one = b.v(1);
   const expected = b.v(change.expectedVersion);
-  b.raw(`#version = #version + ${one}`);
-  b.names['#version'] = 'version';
+  b.bumpVersion();
   return {
     Update: {
       TableName: table,
@@ -119,9 +128,7 @@ export async function rewriteCalendar(d: Dynamo, nodeId: string, set: Allocation
   for (const a of set) b.set(['allocations', a.reservation_id], a);
   for (const k of removeKeys) b.remove(['allocations', k]);
   b.set(['updated_at'], new Date().toISOString());
-  b.raw('#version = #version + :one');
-  b.names['#version'] = 'version';
-  b.values[':one'] = 1;
+  b.bumpVersion();
   await d.doc
     .send(
       new UpdateCommand({
@@ -151,23 +158,9 @@ export class DynamoNodeRepository implements NodeRepository {
           ConditionExpression: 'attribute_not_exists(PK)',
         },
       },
-      {
-        Put: {
-          TableName: this.d.table,
-          Item: { ...nodeNameKey(node.name), node_id: node.id },
-          ConditionExpression: 'attribute_not_exists(PK)',
-        },
-      },
+      uniquePut(this.d.table, nodeNameKey(node.name), node.id),
     ];
-    if (node.host_id) {
-      items.push({
-        Put: {
-          TableName: this.d.table,
-          Item: { ...hostIdKey(node.host_id), node_id: node.id },
-          ConditionExpression: 'attribute_not_exists(PK)',
-        },
-      });
-    }
+    if (node.host_id) items.push(uniquePut(this.d.table, hostIdKey(node.host_id), node.id));
     try {
       await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
     } catch (err) {
@@ -241,9 +234,7 @@ export class DynamoNodeRepository implements NodeRepository {
     const now = new Date().toISOString();
     const b = new UpdateBuilder();
     applyPatch(b, patch, now);
-    b.raw('#version = #version + :one');
-    b.names['#version'] = 'version';
-    b.values[':one'] = 1;
+    b.bumpVersion();
     b.values[':expected'] = expectedVersion;
     const update: TransactItem = {
       Update: {
@@ -259,13 +250,7 @@ export class DynamoNodeRepository implements NodeRepository {
     if (patch.name !== undefined && patch.name !== current.name) {
       items.push(
         { Delete: { TableName: this.d.table, Key: nodeNameKey(current.name) } },
-        {
-          Put: {
-            TableName: this.d.table,
-            Item: { ...nodeNameKey(patch.name), node_id: id },
-            ConditionExpression: 'attribute_not_exists(PK)',
-          },
-        },
+        uniquePut(this.d.table, nodeNameKey(patch.name), id),
       );
     }
     try {
@@ -282,10 +267,8 @@ export class DynamoNodeRepository implements NodeRepository {
     const b = new UpdateBuilder();
     applyPatch(b, patch, now);
     b.set(['host_id'], hostId);
-    b.raw('#version = #version + :one');
-    b.names['#version'] = 'version';
+    b.bumpVersion();
     b.names['#host'] = 'host_id';
-    b.values[':one'] = 1;
     b.values[':expected'] = expectedVersion;
     try {
       await this.d.doc.send(
@@ -301,13 +284,7 @@ export class DynamoNodeRepository implements NodeRepository {
                 ExpressionAttributeValues: b.values,
               },
             },
-            {
-              Put: {
-                TableName: this.d.table,
-                Item: { ...hostIdKey(hostId), node_id: id },
-                ConditionExpression: 'attribute_not_exists(PK)',
-              },
-            },
+            uniquePut(this.d.table, hostIdKey(hostId), id),
           ],
         }),
       );
