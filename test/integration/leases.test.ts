@@ -137,6 +137,21 @@ describe('Blazar leases: create', () => {
   });
 });
 
+describe('Blazar leases: retries', () => {
+  it('creates one lease for parallel POSTs with one Idempotency-Key', async () => {
+    const { filter } = await hostPool(2);
+    const body = leaseBody(filter);
+    const key = unique('idem');
+    const results = await Promise.all(Array.from({ length: 6 }, () => call('POST', '/v1/leases', { body, headers: { 'Idempotency-Key': key } })));
+    for (const r of results) expect([201, 409], r.text).toContain(r.status);
+    const ids = new Set(results.filter((r) => r.status === 201).map((r) => r.body.lease.id));
+    expect(ids.size).toBe(1);
+    for (const r of results.filter((x) => x.status === 409)) expect(r.body.error_name).toBe('IDEMPOTENCY_KEY_IN_USE');
+    const leases = (await call('GET', '/v1/leases')).body.leases.filter((l: any) => l.name === body.name);
+    expect(leases).toHaveLength(1);
+  });
+});
+
 describe('Blazar leases: visibility', () => {
   it('shows a project its own leases only, and admins all', async () => {
     const { filter } = await hostPool(1);
