@@ -60,6 +60,9 @@ export class StatefulStack extends Stack {
       enforceSSL: true,
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'bootdata/',
+      // Tarballs are rendered per deployment and fetched while it runs; a redeploy renders new
+      // ones, so old objects only cost money. Interrupted uploads are cleaned up quickly.
+      lifecycleRules: [{ expiration: Duration.days(90), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
       removalPolicy: RemovalPolicy.RETAIN,
     });
   }

@@ -243,6 +243,9 @@ describe('CDK app', () => {
       const logsId = idOf(built.stateful, built.stateful.accessLogsBucket);
       const bootdataId = idOf(built.stateful, built.stateful.bootdataBucket);
       expect(buckets[bootdataId]!.Properties.LoggingConfiguration).toEqual({ DestinationBucketName: { Ref: logsId }, LogFilePrefix: 'bootdata/' });
+      expect(buckets[bootdataId]!.Properties.LifecycleConfiguration).toEqual({
+        Rules: [{ ExpirationInDays: 90, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }],
+      });
       for (const id of [logsId, bootdataId]) {
         stateful.hasResourceProperties('AWS::S3::BucketPolicy', {
           Bucket: { Ref: id },
