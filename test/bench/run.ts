@@ -7,28 +7,44 @@ import { startLocalStack } from '../../infra/local/stack.ts';
 import { functionNames } from '../../infra/routes.ts';
 
 /**
- * `npm run bench`: figures, not pass/fail. Runs the local stack in this process (so DynamoDB
- * call counters are visible) and measures the booking path: latency percentiles, throughput
- * under parallel load, contention outcomes, DynamoDB calls per request, bundle sizes.
+ * `npm run bench`: figures, not pass/fail (issue 2 §10). The local stack runs in this process
+ * (so the DynamoDB middleware counters see every call) with BENCH_HOSTS enrolled hosts and
+ * BENCH_LEASES existing leases (defaults 1,000 and 5,000), then measures lease creation at
+ * concurrency 1 and 16, contention, paginated lists, DynamoDB work per create and bundle sizes.
  */
 process.env.SLIPWAY_LOG_LEVEL = 'error';
+const HOSTS = Number(process.env.BENCH_HOSTS ?? 1000);
+const LEASES = Number(process.env.BENCH_LEASES ?? 5000);
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
-const fmt = (ms: number) => `${ms.toFixed(1)} ms`;
+const ms = (x: number) => `${x.toFixed(1)} ms`;
 const pad = (n: number) => String(n).padStart(2, '0');
-const blazarIn = (min: number) => {
-  const d = new Date(Math.floor((Date.now() + min * 60_000) / 60_000) * 60_000);
+const blazarAt = (minutesFromNow: number) => {
+  const d = new Date(Math.floor((Date.now() + minutesFromNow * 60_000) / 60_000) * 60_000);
   return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
 };
+
+/** Runs `n` tasks with at most `c` in flight; returns each task's latency. */
+async function pool(n: number, c: number, task: (i: number) => Promise<number>): Promise<{ lat: number[]; wall: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const t = performance.now();
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      for (let i = next++; i < n; i = next++) lat.push(await task(i));
+    }),
+  );
+  return { lat, wall: performance.now() - t };
+}
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
-  const startup = performance.now() - t0;
+  const rows: [string, string][] = [['local stack start (DynamoDB Local + s3rver + API)', ms(performance.now() - t0)]];
   const H = { 'X-Auth-Token': stack.adminToken, 'Content-Type': 'application/json' };
   const req = async (method: string, path: string, body?: unknown) => {
     const t = performance.now();
@@ -36,81 +52,97 @@ async function main() {
     const text = await res.text();
     return { status: res.status, ms: performance.now() - t, body: text ? JSON.parse(text) : undefined };
   };
-  const rows: [string, string][] = [['local stack start (DynamoDB Local + s3rver + API)', fmt(startup)]];
+  const must = (r: { status: number; body: unknown }, status: number) => {
+    if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
+    return r;
+  };
+  const filter = JSON.stringify(['==', '$pool', 'bench']);
+  const lease = (name: string, start: number, dur: number, min = 1) => ({
+    name,
+    start_date: blazarAt(start),
+    end_date: blazarAt(start + dur),
+    reservations: [{ resource_type: 'physical:host', min, max: min, hypervisor_properties: '', resource_properties: filter }],
+  });
   try {
-    const HOSTS = 50;
-    for (let i = 0; i < HOSTS; i++) await req('POST', '/v1/os-hosts', { name: `bench-${i}`, pool: 'bench', vcpus: 32, memory_mb: 131072 });
-    const filter = JSON.stringify(['==', '$pool', 'bench']);
-    const lease = (name: string, start: number, dur: number, min = 1) => ({
-      name, start_date: blazarIn(start), end_date: blazarIn(start + dur),
-      reservations: [{ resource_type: 'physical:host', min, max: min, hypervisor_properties: '', resource_properties: filter }],
-    });
+    process.stdout.write(`seeding ${HOSTS} hosts and ${LEASES} leases...\n`);
+    let seed = await pool(HOSTS, 16, async (i) => must(await req('POST', '/v1/os-hosts', { name: `bench-${String(i).padStart(4, '0')}`, pool: 'bench', rack: `r${i % 40}`, vcpus: 32, memory_mb: 131072 }), 201).ms);
+    rows.push([`seed: ${HOSTS} host enrolments, concurrency 16`, `${(HOSTS / (seed.wall / 1000)).toFixed(0)} req/s, p50 ${ms(pct(seed.lat, 50))}`]);
+    // Existing leases: 1-8 hour windows spread over the next year.
+    seed = await pool(LEASES, 16, async (i) => must(await req('POST', '/v1/leases', lease(`seed-${i}`, 1440 + ((i * 7919) % 525_000), 60 * (1 + (i % 8)))), 201).ms);
+    rows.push([`seed: ${LEASES} lease creates, concurrency 16`, `${(LEASES / (seed.wall / 1000)).toFixed(0)} req/s, p50 ${ms(pct(seed.lat, 50))}, p99 ${ms(pct(seed.lat, 99))}`]);
 
-    // Sequential creates: latency and DynamoDB work per create.
-    const N = 200;
-    const lat: number[] = [];
+    // Creates at concurrency 1: latency and DynamoDB work per create (auth included).
     dynamoStats.reset();
-    for (let i = 0; i < N; i++) {
-      const r = await req('POST', '/v1/leases', lease(`seq-${i}`, 1440 + i * 60, 60));
-      if (r.status !== 201) throw new Error(`create failed: ${r.status} ${JSON.stringify(r.body)}`);
-      lat.push(r.ms);
-    }
-    const perCreate = [...dynamoStats.calls.entries()].map(([k, v]) => `${k} ${(v / N).toFixed(2)}`).join(', ');
-    rows.push([`POST /v1/leases, 1 host of ${HOSTS}, sequential (n=${N})`, `p50 ${fmt(pct(lat, 50))}, p95 ${fmt(pct(lat, 95))}, p99 ${fmt(pct(lat, 99))}`]);
-    rows.push(['  DynamoDB calls per create (incl. auth)', perCreate]);
-    rows.push(['  transaction items per create', (dynamoStats.transactItems / N).toFixed(2)]);
+    dynamoStats.measureCapacity = true;
+    const N1 = 200;
+    const c1 = await pool(N1, 1, async (i) => must(await req('POST', '/v1/leases', lease(`c1-${i}`, 600_000 + i * 120, 60)), 201).ms);
+    dynamoStats.measureCapacity = false;
+    rows.push([`POST /v1/leases, concurrency 1 (n=${N1})`, `p50 ${ms(pct(c1.lat, 50))}, p99 ${ms(pct(c1.lat, 99))}, ${(N1 / (c1.wall / 1000)).toFixed(1)} req/s`]);
+    rows.push(['  DynamoDB calls per create', [...dynamoStats.calls.entries()].map(([k, v]) => `${k.replace('Command', '')} ${(v / N1).toFixed(2)}`).join(', ')]);
+    rows.push(['  capacity units per create (DynamoDB Local)', `read ${(dynamoStats.readUnits / N1).toFixed(1)}, write ${(dynamoStats.writeUnits / N1).toFixed(1)}; ${(dynamoStats.transactItems / N1).toFixed(1)} transaction items`]);
 
-    // Reads.
-    const gets: number[] = [];
-    const list = (await req('GET', '/v1/leases')).body.leases as { id: string }[];
+    // Creates at concurrency 16.
     dynamoStats.reset();
-    for (const l of list.slice(0, 100)) gets.push((await req('GET', `/v1/leases/${l.id}`)).ms);
-    rows.push(['GET /v1/leases/{id} (n=100)', `p50 ${fmt(pct(gets, 50))}, p95 ${fmt(pct(gets, 95))}; DynamoDB calls/get ${([...dynamoStats.calls.values()].reduce((a, b) => a + b, 0) / 100).toFixed(2)}`]);
-    const lists: number[] = [];
-    for (let i = 0; i < 10; i++) lists.push((await req('GET', '/v1/leases')).ms);
-    rows.push([`GET /v1/leases with ${list.length} leases (n=10)`, `p50 ${fmt(pct(lists, 50))}`]);
-
-    // Parallel creates on disjoint windows: throughput.
-    const P = 100;
-    dynamoStats.reset();
-    const tp = performance.now();
-    const par = await Promise.all(Array.from({ length: P }, (_, i) => req('POST', '/v1/leases', lease(`par-${i}`, 20_000 + (i % 25) * 120, 60))));
-    const wall = performance.now() - tp;
-    const ok = par.filter((r) => r.status === 201).length;
-    rows.push([`${P} parallel creates, 25 windows x 50 hosts`, `${ok} created, ${(P / (wall / 1000)).toFixed(0)} req/s, p50 ${fmt(pct(par.map((r) => r.ms), 50))}, p95 ${fmt(pct(par.map((r) => r.ms), 95))}`]);
-    rows.push(['  DynamoDB calls per parallel create', [...dynamoStats.calls.entries()].map(([k, v]) => `${k} ${(v / P).toFixed(2)}`).join(', ')]);
+    const N16 = 400;
+    const c16 = await pool(N16, 16, async (i) => must(await req('POST', '/v1/leases', lease(`c16-${i}`, 700_000 + i * 120, 60)), 201).ms);
+    rows.push([`POST /v1/leases, concurrency 16 (n=${N16})`, `p50 ${ms(pct(c16.lat, 50))}, p99 ${ms(pct(c16.lat, 99))}, ${(N16 / (c16.wall / 1000)).toFixed(1)} req/s`]);
+    rows.push(['  transactions per create (retries after lost races)', ((dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0) / N16).toFixed(2)]);
 
     // Contention: 24 requests for 3 free hosts in one window.
-    for (let i = 0; i < 3; i++) await req('POST', '/v1/os-hosts', { name: `hot-${i}`, pool: 'hot' });
+    for (let i = 0; i < 3; i++) must(await req('POST', '/v1/os-hosts', { name: `hot-${i}`, pool: 'hot' }), 201);
     const hot = JSON.stringify(['==', '$pool', 'hot']);
     dynamoStats.reset();
     const tc = performance.now();
     const race = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
-        req('POST', '/v1/leases', { name: `hot-${i}`, start_date: blazarIn(30_000), end_date: blazarIn(30_060), reservations: [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: hot }] }),
+        req('POST', '/v1/leases', { name: `hot-${i}`, start_date: blazarAt(800_000), end_date: blazarAt(800_060), reservations: [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: hot }] }),
       ),
     );
-    const won = race.filter((r) => r.status === 201).length;
     rows.push([
-      '24 parallel creates for 3 hosts (contention)',
-      `${won} x 201, ${race.filter((r) => r.status === 409).length} x 409 in ${fmt(performance.now() - tc)}; TransactWriteItems attempts ${dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0}`,
+      '24 parallel creates for 3 free hosts',
+      `${race.filter((r) => r.status === 201).length} x 201, ${race.filter((r) => r.status === 409).length} x 409 in ${ms(performance.now() - tc)}; ${dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0} transactions`,
     ]);
 
-    // A 40-host lease (one transaction).
-    const big = await req('POST', '/v1/leases', lease('big', 40_000, 60, 40));
-    rows.push(['POST /v1/leases for 40 hosts', `${big.status} in ${fmt(big.ms)}`]);
-
-    // Bundle sizes of the Lambda functions (ESM, minified, SDK external as on Lambda).
-    for (const fn of [...functionNames.map((f) => `functions/api/${f}.ts`), 'functions/auth/authorizer.ts']) {
-      const out = await build({ entryPoints: [fn], bundle: true, write: false, platform: 'node', format: 'esm', minify: true, target: 'node22', external: ['@aws-sdk/*'], mainFields: ['module', 'main'], metafile: false });
-      rows.push([`bundle ${fn}`, `${(out.outputFiles[0]!.contents.length / 1024).toFixed(1)} KiB`]);
+    // Large leases: one transaction (90 hosts) and stepwise (200 hosts).
+    for (const [i, n] of [90, Math.min(200, HOSTS)].entries()) {
+      const r = must(await req('POST', '/v1/leases', lease(`big-${n}`, 900_000 + i * 120, 60, n)), 201);
+      rows.push([`POST /v1/leases for ${n} hosts`, ms(r.ms)]);
     }
+
+    // Lists.
+    const listing = async (label: string, path: string, n = 10) => {
+      const lat: number[] = [];
+      let body: any;
+      for (let i = 0; i < n; i++) {
+        const r = must(await req('GET', path), 200);
+        lat.push(r.ms);
+        body = r.body;
+      }
+      rows.push([label, `p50 ${ms(pct(lat, 50))}, p99 ${ms(pct(lat, 99))}`]);
+      return body;
+    };
+    const first = await listing(`GET /v1.1/admin/leases?limit=50 (${LEASES + N1 + N16 + 29} leases)`, '/v1.1/admin/leases?limit=50');
+    await listing('GET /v1.1/admin/leases?limit=50&marker=<next>', `/v1.1/admin/leases?limit=50&marker=${first.markers.next}`);
+    await listing('GET /v1.1/admin/leases?limit=50&sort_by=-start_date', '/v1.1/admin/leases?limit=50&sort_by=-start_date');
+    await listing(`GET /v1.1/admin/nodes?limit=50 (${HOSTS + 3} nodes)`, '/v1.1/admin/nodes?limit=50');
+    await listing('GET /v1/leases (Blazar, whole list)', '/v1/leases', 3);
+    await listing('GET /v1/os-hosts (Blazar, whole list)', '/v1/os-hosts', 3);
+    const one = first.leases[0].id;
+    await listing('GET /v1/leases/{id}', `/v1/leases/${one}`, 100);
   } finally {
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+
+  // Bundle sizes of the Lambda functions (ESM, minified): as shipped (SDK bundled) and SDK external.
+  for (const fn of [...functionNames.map((f) => `functions/api/${f}.ts`), 'functions/auth/authorizer.ts']) {
+    const size = async (external: string[]) =>
+      (await build({ entryPoints: [fn], bundle: true, write: false, platform: 'node', format: 'esm', minify: true, target: 'node22', external, mainFields: ['module', 'main'] })).outputFiles[0]!.contents.length;
+    rows.push([`bundle ${fn}`, `${((await size([])) / 1024).toFixed(0)} KiB (SDK external: ${((await size(['@aws-sdk/*'])) / 1024).toFixed(0)} KiB)`]);
+  }
+
   const w = Math.max(...rows.map(([k]) => k.length));
-  process.stdout.write(`\nSlipway bench (${new Date().toISOString()}, Node ${process.version})\n`);
+  process.stdout.write(`\nSlipway bench (${new Date().toISOString()}, Node ${process.version}, ${HOSTS} hosts, ${LEASES} leases)\n`);
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
 }
 

@@ -22,11 +22,20 @@ export interface Dynamo {
 export const dynamoStats = {
   calls: new Map<string, number>(),
   transactItems: 0,
+  /** When true, requests ask for ReturnConsumedCapacity and the units are summed here. */
+  measureCapacity: false,
+  readUnits: 0,
+  writeUnits: 0,
   reset(): void {
     this.calls.clear();
     this.transactItems = 0;
+    this.readUnits = 0;
+    this.writeUnits = 0;
   },
 };
+
+type Capacity = { CapacityUnits?: number; ReadCapacityUnits?: number; WriteCapacityUnits?: number };
+const READS = new Set(['GetItemCommand', 'QueryCommand', 'BatchGetItemCommand', 'ScanCommand', 'TransactGetItemsCommand']);
 
 export function makeDynamo(s: DynamoSettings): Dynamo {
   const client = new DynamoDBClient({
@@ -40,9 +49,21 @@ export function makeDynamo(s: DynamoSettings): Dynamo {
     (next, context) => async (args) => {
       const name = context.commandName ?? 'unknown';
       dynamoStats.calls.set(name, (dynamoStats.calls.get(name) ?? 0) + 1);
-      const items = (args.input as { TransactItems?: unknown[] }).TransactItems;
-      if (items) dynamoStats.transactItems += items.length;
-      return next(args);
+      const input = args.input as { TransactItems?: unknown[]; ReturnConsumedCapacity?: string };
+      if (input.TransactItems) dynamoStats.transactItems += input.TransactItems.length;
+      if (!dynamoStats.measureCapacity) return next(args);
+      input.ReturnConsumedCapacity ??= 'TOTAL';
+      const result = await next(args);
+      const consumed = (result.output as { ConsumedCapacity?: Capacity | Capacity[] }).ConsumedCapacity;
+      for (const c of [consumed ?? []].flat()) {
+        const units = c.CapacityUnits ?? (c.ReadCapacityUnits ?? 0) + (c.WriteCapacityUnits ?? 0);
+        if (READS.has(name)) dynamoStats.readUnits += c.ReadCapacityUnits ?? units;
+        else {
+          dynamoStats.readUnits += c.ReadCapacityUnits ?? 0;
+          dynamoStats.writeUnits += c.WriteCapacityUnits ?? units;
+        }
+      }
+      return result;
     },
     { step: 'initialize', name: 'slipwayStats' },
   );
