@@ -52,7 +52,7 @@ async function main() {
     const text = await res.text();
     return { status: res.status, ms: performance.now() - t, body: text ? JSON.parse(text) : undefined };
   };
-  const must = (r: { status: number; body: unknown }, status: number) => {
+  const must = <R extends { status: number; body: unknown }>(r: R, status: number): R => {
     if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${JSON.stringify(r.body)}`);
     return r;
   };
