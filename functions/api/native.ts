@@ -1,9 +1,9 @@
 import { getDeps } from '#aws/deps.ts';
 import { UnauthorizedError } from '#core/errors.ts';
 import { createToken, listTokens, revokeToken, TokenCreate, tokenView } from '#core/identity/tokens.ts';
-import { getNode, listNodes } from '#core/inventory/nodes.ts';
-import { getLease, listLeases } from '#core/leases/service.ts';
-import { paginate } from '#http/pagination.ts';
+import { getNode, listNodes, nodePager } from '#core/inventory/nodes.ts';
+import { getLease, leaseVisible, listLeases, pageLeases } from '#core/leases/service.ts';
+import { isKeysetQuery, keysetPage, mapPage, paginate } from '#http/pagination.ts';
 import { tokenCache } from '#http/token-cache.ts';
 import { parseWith } from '#http/validate.ts';
 import { LEASE_FILTERS, LEASE_SORT, nativeLease, nativeNode, NODE_FILTERS, NODE_SORT } from './views/native.ts';
@@ -25,12 +25,18 @@ export const handler = surface(
   { style: 'sahara', jsonSuffix: true, before: checkProject },
   {
     'GET /v1.1/{project_id}/nodes': async ({ deps, auth, query }) => {
-      const page = paginate((await listNodes(deps, auth)).map(nativeNode), query, { sortable: NODE_SORT, filterable: NODE_FILTERS });
+      const window = nodePager(deps, auth);
+      const page =
+        window && isKeysetQuery(query)
+          ? mapPage(await keysetPage(query, { window, exists: async (id) => (await deps.nodes.get(id)) !== undefined }), nativeNode)
+          : paginate((await listNodes(deps, auth)).map(nativeNode), query, { sortable: NODE_SORT, filterable: NODE_FILTERS });
       return ok({ nodes: page.items, ...(page.markers ? { markers: page.markers } : {}) });
     },
     'GET /v1.1/{project_id}/nodes/{node_id}': async ({ deps, auth, path }) => ok({ node: nativeNode(await getNode(deps, auth, path.node_id!)) }),
     'GET /v1.1/{project_id}/leases': async ({ deps, auth, query }) => {
-      const page = paginate((await listLeases(deps, auth)).map(nativeLease), query, { sortable: LEASE_SORT, filterable: LEASE_FILTERS });
+      const page = isKeysetQuery(query)
+        ? mapPage(await keysetPage(query, { window: (r) => pageLeases(deps, auth, r), exists: (id) => leaseVisible(deps, auth, id) }), nativeLease)
+        : paginate((await listLeases(deps, auth)).map(nativeLease), query, { sortable: LEASE_SORT, filterable: LEASE_FILTERS });
       return ok({ leases: page.items, ...(page.markers ? { markers: page.markers } : {}) });
     },
     'GET /v1.1/{project_id}/leases/{lease_id}': async ({ deps, auth, path }) => ok({ lease: nativeLease(await getLease(deps, auth, path.lease_id!)) }),

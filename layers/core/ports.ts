@@ -44,6 +44,17 @@ export interface Allocation {
   held_at?: string;
 }
 
+/**
+ * A window of a collection in id order, for paging without reading the whole collection:
+ * the `limit` items after `after`, or the `limit` items just before `before` (both exclusive),
+ * always returned in ascending id order.
+ */
+export interface KeysetRange {
+  limit: number;
+  after?: string;
+  before?: string;
+}
+
 export interface NodeRepository {
   /** Creates the node; with `host_id` set it is enrolled in the same transaction. */
   create(node: NodeCreate): Promise<Node>;
@@ -54,6 +65,7 @@ export interface NodeRepository {
   getByHostId(hostId: string): Promise<Node | undefined>;
   /** Every node; `consistent` re-reads each one from the base table (used when retrying). */
   list(opts?: { consistent?: boolean }): Promise<Node[]>;
+  page(range: KeysetRange): Promise<Node[]>;
   /** Applies a patch if the node is still at `expectedVersion`; bumps the version. */
   update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
   /** Enrols an existing node as Blazar host `hostId`; fails if it is already enrolled. */
@@ -70,6 +82,8 @@ export interface NodeRepository {
 export interface LeaseRepository {
   get(id: string): Promise<Lease | undefined>;
   list(projectId?: string): Promise<Lease[]>;
+  /** A window of the leases of one project (or of all) in id order. */
+  page(projectId: string | undefined, range: KeysetRange): Promise<Lease[]>;
   /**
    * Writes the lease (created when `previous` is undefined, else replacing `previous`, which
    * must still be current) together with the node allocation changes: atomically in one

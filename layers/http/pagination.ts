@@ -30,6 +30,8 @@ export interface Page<T> {
 
 const RESERVED = new Set(['limit', 'marker', 'sort_by']);
 
+export const mapPage = <A, B>(p: Page<A>, f: (a: A) => B): Page<B> => ({ items: p.items.map(f), ...(p.markers ? { markers: p.markers } : {}) });
+
 function compare(a: unknown, b: unknown): number {
   if (a === b) return 0;
   if (a === undefined || a === null) return -1;
@@ -98,4 +100,52 @@ export function paginate<T extends { id: string }>(all: readonly T[], query: Lis
   }
   if (prev === null && next === null && query.marker === undefined) return { items: page };
   return { items: page, markers: { prev, next } };
+}
+
+/**
+ * True when a list query can be served as a keyset window straight from an index ordered by
+ * id: a `limit`, the default sort (or `sort_by=id`) and no filters. Everything else goes
+ * through `paginate` over the whole (visible) collection.
+ */
+export function isKeysetQuery(query: ListQuery): boolean {
+  return (
+    query.limit !== undefined &&
+    (query.sort_by === undefined || query.sort_by === '' || query.sort_by === 'id') &&
+    Object.keys(query).every((k) => RESERVED.has(k))
+  );
+}
+
+export interface KeysetSource<T> {
+  /** The `limit` items after / just before an id, in ascending id order. */
+  window(range: { limit: number; after?: string; before?: string }): Promise<T[]>;
+  /** Whether the marker names an object the caller may see. */
+  exists(id: string): Promise<boolean>;
+}
+
+/**
+ * The same Sahara rules as `paginate`, computed with at most two index windows instead of the
+ * whole collection: the page plus one look-ahead item, and with a marker the `limit` items
+ * before it for `prev`.
+ */
+export async function keysetPage<T extends { id: string }>(query: ListQuery, src: KeysetSource<T>): Promise<Page<T>> {
+  if (!/^\d+$/.test(query.limit ?? '') || Number(query.limit) <= 0) {
+    throw new ValidationError("'limit' must be positive integer", 400);
+  }
+  const limit = Number(query.limit);
+  const marker = query.marker;
+  if (marker === undefined) {
+    const items = await src.window({ limit: limit + 1 });
+    const page = items.slice(0, limit);
+    return items.length > limit ? { items: page, markers: { prev: null, next: page[limit - 1]!.id } } : { items: page };
+  }
+  if (!(await src.exists(marker))) throw new NotFoundError(`Object with {'id': '${marker}'} not found`);
+  const [page, before] = await Promise.all([src.window({ limit, after: marker }), src.window({ limit, before: marker })]);
+  return {
+    items: page,
+    markers: {
+      // Upstream: next is the item `limit` places after the marker whenever it exists.
+      prev: before.length === limit ? before[0]!.id : null,
+      next: page.length === limit ? page[limit - 1]!.id : null,
+    },
+  };
 }

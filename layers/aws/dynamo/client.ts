@@ -83,6 +83,52 @@ export async function queryAll<T = Record<string, unknown>>(d: Dynamo, input: Om
   return out;
 }
 
+/**
+ * Keyset window over an index whose sort key starts with the group id (`<id>` or `<id>#...`):
+ * the items of the `groups` groups after `after` (ascending) or before `before` (read
+ * descending, returned ascending). Reads page by page and stops at the first item of the group
+ * after the last one needed, so groups are always complete.
+ */
+export async function queryGroups(
+  d: Dynamo,
+  q: { index: string; pkName: string; skName: string; pk: string; after?: string; before?: string; groups: number },
+): Promise<Record<string, unknown>[]> {
+  const descending = q.before !== undefined;
+  const groupOf = (item: Record<string, unknown>) => String(item[q.skName]).split('#')[0]!;
+  const cond = descending
+    ? { expr: `#pk = :pk AND #sk < :b`, values: { ':pk': q.pk, ':b': `${q.before}#` } }
+    : q.after !== undefined
+      ? { expr: `#pk = :pk AND #sk > :a`, values: { ':pk': q.pk, ':a': `${q.after}#~` } }
+      : { expr: '#pk = :pk', values: { ':pk': q.pk } };
+  const out: Record<string, unknown>[] = [];
+  const seen: string[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const res = await d.doc.send(
+      new QueryCommand({
+        TableName: d.table,
+        IndexName: q.index,
+        KeyConditionExpression: cond.expr,
+        ExpressionAttributeNames: { '#pk': q.pkName, ...(cond.expr.includes('#sk') ? { '#sk': q.skName } : {}) },
+        ExpressionAttributeValues: cond.values,
+        ScanIndexForward: !descending,
+        Limit: Math.min(1000, (q.groups + 1) * 6),
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of res.Items ?? []) {
+      const g = groupOf(item);
+      if (seen[seen.length - 1] !== g) {
+        if (seen.length === q.groups) return descending ? out.reverse() : out;
+        seen.push(g);
+      }
+      out.push(item);
+    }
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return descending ? out.reverse() : out;
+}
+
 export function isConditionFailure(err: unknown): boolean {
   return err instanceof Error && err.name === 'ConditionalCheckFailedException';
 }

@@ -1,8 +1,8 @@
 import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
-import type { AllocationChange, LeaseRepository } from '#core/ports.ts';
-import { type Dynamo, queryAll, translateTransactionError } from './client.ts';
+import type { AllocationChange, KeysetRange, LeaseRepository } from '#core/ports.ts';
+import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
 import { allocationUpdateItem, nodeKey, rewriteCalendar, UpdateBuilder } from './nodes.ts';
 
@@ -96,6 +96,16 @@ export class DynamoLeaseRepository implements LeaseRepository {
       projectId === undefined
         ? { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': ALL_LEASES } }
         : { IndexName: 'GSI1', KeyConditionExpression: 'GSI1PK = :p', ExpressionAttributeValues: { ':p': projectIndex(projectId) } },
+    );
+    return assemble(items);
+  }
+
+  async page(projectId: string | undefined, range: KeysetRange): Promise<Lease[]> {
+    const items = await queryGroups(
+      this.d,
+      projectId === undefined
+        ? { index: 'GSI3', pkName: 'GSI3PK', skName: 'GSI3SK', pk: ALL_LEASES, ...range, groups: range.limit }
+        : { index: 'GSI1', pkName: 'GSI1PK', skName: 'GSI1SK', pk: projectIndex(projectId), ...range, groups: range.limit },
     );
     return assemble(items);
   }

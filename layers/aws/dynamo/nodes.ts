@@ -7,8 +7,8 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
 import type { Node, NodeCreate, NodePatch } from '#core/inventory/node.ts';
-import type { Allocation, AllocationChange, NodeRepository } from '#core/ports.ts';
-import { type Dynamo, failedIndexes, queryAll, translateTransactionError } from './client.ts';
+import type { Allocation, AllocationChange, KeysetRange, NodeRepository } from '#core/ports.ts';
+import { type Dynamo, failedIndexes, queryAll, queryGroups, translateTransactionError } from './client.ts';
 
 /** Key builders for nodes (the only place these keys are spelled). */
 export const nodeKey = (id: string) => ({ PK: `NODE#${id}`, SK: 'META' });
@@ -225,6 +225,11 @@ export class DynamoNodeRepository implements NodeRepository {
       }
     }
     return out;
+  }
+
+  async page(range: KeysetRange): Promise<Node[]> {
+    const items = await queryGroups(this.d, { index: 'GSI3', pkName: 'GSI3PK', skName: 'GSI3SK', pk: NODES_INDEX, ...range, groups: range.limit });
+    return items.map(toNode);
   }
 
   async update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node> {

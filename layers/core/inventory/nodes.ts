@@ -1,6 +1,6 @@
 import { NotFoundError } from '../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
-import type { Ports } from '../ports.ts';
+import type { KeysetRange, Ports } from '../ports.ts';
 import type { Node } from './node.ts';
 
 /**
@@ -12,6 +12,15 @@ const visible = (who: Principal, n: Node) => isAdmin(who) || n.grants.includes(w
 export async function listNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
   const who = requireAuth(auth);
   return (await deps.nodes.list()).filter((n) => visible(who, n));
+}
+
+/**
+ * A window of all nodes in id order, for admins (whose view is unfiltered); undefined for
+ * other roles, whose view is filtered by grants and must be listed whole.
+ */
+export function nodePager(deps: Ports, auth: Principal | undefined): ((range: KeysetRange) => Promise<Node[]>) | undefined {
+  const who = requireAuth(auth);
+  return isAdmin(who) ? (range) => deps.nodes.page(range) : undefined;
 }
 
 /** By uuid or by name. */

@@ -9,7 +9,7 @@ import {
 } from '../errors.ts';
 import { canSeeProject, isAdmin, type Principal, requireAuth, requireWriter } from '../identity/identity.ts';
 import type { Node } from '../inventory/node.ts';
-import type { Allocation, AllocationChange, Ports } from '../ports.ts';
+import type { Allocation, AllocationChange, KeysetRange, Ports } from '../ports.ts';
 import { parseBlazarDate, truncateToMinute } from '../util/time.ts';
 import { pluginFor } from './host-plugin.ts';
 import {
@@ -237,6 +237,18 @@ export async function getLease(deps: Ports, auth: Principal | undefined, id: str
 export async function listLeases(deps: Ports, auth: Principal | undefined): Promise<Lease[]> {
   const who = requireAuth(auth);
   return deps.leases.list(isAdmin(who) ? undefined : who.project_id);
+}
+
+/** A window of the visible leases in id order (paging without reading them all). */
+export async function pageLeases(deps: Ports, auth: Principal | undefined, range: KeysetRange): Promise<Lease[]> {
+  const who = requireAuth(auth);
+  return deps.leases.page(isAdmin(who) ? undefined : who.project_id, range);
+}
+
+export async function leaseVisible(deps: Ports, auth: Principal | undefined, id: string): Promise<boolean> {
+  const who = requireAuth(auth);
+  const lease = await deps.leases.get(id);
+  return lease !== undefined && canSeeProject(who, lease.project_id);
 }
 
 function requireStable(lease: Lease, action: string): void {
