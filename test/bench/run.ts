@@ -44,7 +44,12 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
-  const rows: [string, string][] = [['local stack start (DynamoDB Local + s3rver + API)', ms(performance.now() - t0)]];
+  const rows: [string, string][] = [];
+  const record = (k: string, v: string) => {
+    rows.push([k, v]);
+    process.stdout.write(`  ${k}: ${v}\n`);
+  };
+  record('local stack start (DynamoDB Local + s3rver + API)', ms(performance.now() - t0));
   const H = { 'X-Auth-Token': stack.adminToken, 'Content-Type': 'application/json' };
   const req = async (method: string, path: string, body?: unknown) => {
     const t = performance.now();
@@ -66,10 +71,10 @@ async function main() {
   try {
     process.stdout.write(`seeding ${HOSTS} hosts and ${LEASES} leases...\n`);
     let seed = await pool(HOSTS, 16, async (i) => must(await req('POST', '/v1/os-hosts', { name: `bench-${String(i).padStart(4, '0')}`, pool: 'bench', rack: `r${i % 40}`, vcpus: 32, memory_mb: 131072 }), 201).ms);
-    rows.push([`seed: ${HOSTS} host enrolments, concurrency 16`, `${(HOSTS / (seed.wall / 1000)).toFixed(0)} req/s, p50 ${ms(pct(seed.lat, 50))}`]);
+    record(`seed: ${HOSTS} host enrolments, concurrency 16`, `${(HOSTS / (seed.wall / 1000)).toFixed(0)} req/s, p50 ${ms(pct(seed.lat, 50))}`);
     // Existing leases: 1-8 hour windows spread over the next year.
     seed = await pool(LEASES, 16, async (i) => must(await req('POST', '/v1/leases', lease(`seed-${i}`, 1440 + ((i * 7919) % 525_000), 60 * (1 + (i % 8)))), 201).ms);
-    rows.push([`seed: ${LEASES} lease creates, concurrency 16`, `${(LEASES / (seed.wall / 1000)).toFixed(0)} req/s, p50 ${ms(pct(seed.lat, 50))}, p99 ${ms(pct(seed.lat, 99))}`]);
+    record(`seed: ${LEASES} lease creates, concurrency 16`, `${(LEASES / (seed.wall / 1000)).toFixed(0)} req/s, p50 ${ms(pct(seed.lat, 50))}, p99 ${ms(pct(seed.lat, 99))}`);
 
     // Creates at concurrency 1: latency and DynamoDB work per create (auth included).
     dynamoStats.reset();
@@ -77,16 +82,16 @@ async function main() {
     const N1 = 200;
     const c1 = await pool(N1, 1, async (i) => must(await req('POST', '/v1/leases', lease(`c1-${i}`, 600_000 + i * 120, 60)), 201).ms);
     dynamoStats.measureCapacity = false;
-    rows.push([`POST /v1/leases, concurrency 1 (n=${N1})`, `p50 ${ms(pct(c1.lat, 50))}, p99 ${ms(pct(c1.lat, 99))}, ${(N1 / (c1.wall / 1000)).toFixed(1)} req/s`]);
-    rows.push(['  DynamoDB calls per create', [...dynamoStats.calls.entries()].map(([k, v]) => `${k.replace('Command', '')} ${(v / N1).toFixed(2)}`).join(', ')]);
-    rows.push(['  capacity units per create (DynamoDB Local)', `read ${(dynamoStats.readUnits / N1).toFixed(1)}, write ${(dynamoStats.writeUnits / N1).toFixed(1)}; ${(dynamoStats.transactItems / N1).toFixed(1)} transaction items`]);
+    record(`POST /v1/leases, concurrency 1 (n=${N1})`, `p50 ${ms(pct(c1.lat, 50))}, p99 ${ms(pct(c1.lat, 99))}, ${(N1 / (c1.wall / 1000)).toFixed(1)} req/s`);
+    record('  DynamoDB calls per create', [...dynamoStats.calls.entries()].map(([k, v]) => `${k.replace('Command', '')} ${(v / N1).toFixed(2)}`).join(', '));
+    record('  capacity units per create (DynamoDB Local)', `read ${(dynamoStats.readUnits / N1).toFixed(1)}, write ${(dynamoStats.writeUnits / N1).toFixed(1)}; ${(dynamoStats.transactItems / N1).toFixed(1)} transaction items`);
 
     // Creates at concurrency 16.
     dynamoStats.reset();
     const N16 = 400;
     const c16 = await pool(N16, 16, async (i) => must(await req('POST', '/v1/leases', lease(`c16-${i}`, 700_000 + i * 120, 60)), 201).ms);
-    rows.push([`POST /v1/leases, concurrency 16 (n=${N16})`, `p50 ${ms(pct(c16.lat, 50))}, p99 ${ms(pct(c16.lat, 99))}, ${(N16 / (c16.wall / 1000)).toFixed(1)} req/s`]);
-    rows.push(['  transactions per create (retries after lost races)', ((dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0) / N16).toFixed(2)]);
+    record(`POST /v1/leases, concurrency 16 (n=${N16})`, `p50 ${ms(pct(c16.lat, 50))}, p99 ${ms(pct(c16.lat, 99))}, ${(N16 / (c16.wall / 1000)).toFixed(1)} req/s`);
+    record('  transactions per create (retries after lost races)', ((dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0) / N16).toFixed(2));
 
     // Contention: 24 requests for 3 free hosts in one window.
     for (let i = 0; i < 3; i++) must(await req('POST', '/v1/os-hosts', { name: `hot-${i}`, pool: 'hot' }), 201);
@@ -98,15 +103,15 @@ async function main() {
         req('POST', '/v1/leases', { name: `hot-${i}`, start_date: blazarAt(800_000), end_date: blazarAt(800_060), reservations: [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: hot }] }),
       ),
     );
-    rows.push([
+    record(
       '24 parallel creates for 3 free hosts',
       `${race.filter((r) => r.status === 201).length} x 201, ${race.filter((r) => r.status === 409).length} x 409 in ${ms(performance.now() - tc)}; ${dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0} transactions`,
-    ]);
+    );
 
     // Large leases: one transaction (90 hosts) and stepwise (200 hosts).
     for (const [i, n] of [90, Math.min(200, HOSTS)].entries()) {
       const r = must(await req('POST', '/v1/leases', lease(`big-${n}`, 900_000 + i * 120, 60, n)), 201);
-      rows.push([`POST /v1/leases for ${n} hosts`, ms(r.ms)]);
+      record(`POST /v1/leases for ${n} hosts`, ms(r.ms));
     }
 
     // Lists.
@@ -118,7 +123,7 @@ async function main() {
         lat.push(r.ms);
         body = r.body;
       }
-      rows.push([label, `p50 ${ms(pct(lat, 50))}, p99 ${ms(pct(lat, 99))}`]);
+      record(label, `p50 ${ms(pct(lat, 50))}, p99 ${ms(pct(lat, 99))}`);
       return body;
     };
     const first = await listing(`GET /v1.1/admin/leases?limit=50 (${LEASES + N1 + N16 + 29} leases)`, '/v1.1/admin/leases?limit=50');
@@ -138,7 +143,7 @@ async function main() {
   for (const fn of [...functionNames.map((f) => `functions/api/${f}.ts`), 'functions/auth/authorizer.ts']) {
     const size = async (external: string[]) =>
       (await build({ entryPoints: [fn], bundle: true, write: false, platform: 'node', format: 'esm', minify: true, target: 'node22', external, mainFields: ['module', 'main'] })).outputFiles[0]!.contents.length;
-    rows.push([`bundle ${fn}`, `${((await size([])) / 1024).toFixed(0)} KiB (SDK external: ${((await size(['@aws-sdk/*'])) / 1024).toFixed(0)} KiB)`]);
+    record(`bundle ${fn}`, `${((await size([])) / 1024).toFixed(0)} KiB (SDK external: ${((await size(['@aws-sdk/*'])) / 1024).toFixed(0)} KiB)`);
   }
 
   const w = Math.max(...rows.map(([k]) => k.length));
