@@ -92,6 +92,9 @@ describe('Blazar leases: create', () => {
     [{ reservations: [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: '["~", "$a", "b"]' }] }, 'Malformed requirements'],
     [{ reservations: [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: '', before_end: 'explode' }] }, 'Malformed parameter before_end'],
     [{ before_end_date: '2000-01-01 00:00' }, 'out of lease limits'],
+    [{ colour: 'red' }, 'Unrecognized key: "colour"'],
+    [{ name: 'x'.repeat(81) }, 'name must be at most 80 characters'],
+    [{ reservations: [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: '', amount: 2 }] }, 'Unknown physical:host reservation parameter(s): amount'],
   ])('rejects %j with 400', async (patch, message) => {
     const body: Record<string, unknown> = { ...leaseBody('["==", "$pool", "none"]'), ...patch };
     for (const [k, v] of Object.entries(patch)) if (v === undefined) delete body[k];
@@ -254,6 +257,7 @@ describe('Blazar leases: update', () => {
     [{ start_date: '2020-01-01 00:00' }, 400, 'Start date must be later than current date'],
     [{ before_end_date: '2000-01-01 00:00' }, 400, 'out of lease limits'],
     [{ end_date: 'tomorrow' }, 400, 'invalid date'],
+    [{ colour: 'red' }, 400, 'Unrecognized key: "colour"'],
   ])('rejects update %j', async (body, status, message) => {
     const { lease } = await oneLease();
     const res = await call('PUT', `/v1/leases/${lease.id}`, { body });

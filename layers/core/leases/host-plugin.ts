@@ -22,7 +22,7 @@ const intLike = (name: string) =>
 const filterString = (name: string) =>
   z.union([z.string(), z.array(z.unknown())], { error: `Missing parameter ${name}` });
 
-const HostParams = z.object({
+const HostParams = z.strictObject({
   min: intLike('min'),
   max: intLike('max'),
   hypervisor_properties: filterString('hypervisor_properties'),
@@ -31,7 +31,9 @@ const HostParams = z.object({
 });
 
 function firstIssue(err: z.ZodError): string {
-  return err.issues[0]?.message ?? 'Invalid reservation';
+  const issue = err.issues[0];
+  if (issue?.code === 'unrecognized_keys') return `Unknown physical:host reservation parameter(s): ${issue.keys.join(', ')}`;
+  return issue?.message ?? 'Invalid reservation';
 }
 
 function check(params: z.infer<typeof HostParams>): Record<string, unknown> {
@@ -66,14 +68,14 @@ export const hostPlugin: ResourcePlugin = {
   resourceType: 'physical:host',
 
   validateCreate(raw) {
-    const r = HostParams.safeParse(raw);
+    const { resource_type: _type, ...params } = raw;
+    const r = HostParams.safeParse(params);
     if (!r.success) throw new ValidationError(firstIssue(r.error));
     return check(r.data);
   },
 
   validateUpdate(current, raw) {
-    const merged = { ...current, ...Object.fromEntries(Object.entries(raw).filter(([k]) => k in HostParams.shape)) };
-    const r = HostParams.safeParse(merged);
+    const r = HostParams.safeParse({ ...current, ...raw });
     if (!r.success) throw new ValidationError(firstIssue(r.error));
     return check(r.data);
   },

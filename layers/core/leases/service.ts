@@ -30,7 +30,9 @@ import {
 
 const dateField = (name: string) => z.unknown().refine((v) => v !== undefined && v !== null, { message: `Missing parameter ${name}` });
 
-export const LeaseCreate = z.object({
+// Unknown fields are refused (strict objects): the upstream clients send only these, and a
+// misspelt field silently ignored would be a lease other than the one asked for.
+export const LeaseCreate = z.strictObject({
   name: z
     .string({ error: (i) => (i.input === undefined ? 'Missing parameter name' : 'name must be a string') })
     .trim()
@@ -49,7 +51,7 @@ export const LeaseCreate = z.object({
 });
 export type LeaseCreate = z.infer<typeof LeaseCreate>;
 
-export const LeaseUpdate = z.object({
+export const LeaseUpdate = z.strictObject({
   name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(80).optional(),
   start_date: z.unknown().optional(),
   end_date: z.unknown().optional(),
