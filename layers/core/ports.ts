@@ -22,8 +22,11 @@ export interface TokenRepository {
 /** A node's allocation change inside a lease commit, guarded by the node's version. */
 export interface AllocationChange {
   nodeId: string;
-  /** The node version the plan was computed against; the write fails if it moved. */
-  expectedVersion: number;
+  /**
+   * The node version the plan was computed against; the write fails if it moved. Undefined
+   * only for a pure release (removals), which can never create an overlap.
+   */
+  expectedVersion?: number;
   /** Allocations to add or overwrite, keyed by reservation id. */
   set: Allocation[];
   /** Reservation ids whose allocation on this node is removed. */

@@ -103,14 +103,15 @@ export function allocationUpdateItem(table: string, change: AllocationChange, no
   for (const a of change.set) b.set(['allocations', a.reservation_id], a);
   for (const rid of change.remove) b.remove(['allocations', rid]);
   b.set(['updated_at'], now);
-  const expected = b.v(change.expectedVersion);
+  if (change.expectedVersion === undefined && change.set.length > 0) throw new Error('a booking needs the node version');
+  const condition = change.expectedVersion === undefined ? 'attribute_exists(PK)' : `#version = ${b.v(change.expectedVersion)}`;
   b.bumpVersion();
   return {
     Update: {
       TableName: table,
       Key: nodeKey(change.nodeId),
       UpdateExpression: b.expression(),
-      ConditionExpression: `#version = ${expected}`,
+      ConditionExpression: condition,
       ExpressionAttributeNames: b.names,
       ExpressionAttributeValues: b.values,
     },

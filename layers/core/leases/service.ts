@@ -126,13 +126,6 @@ class CalendarPlan {
     }
   }
 
-  release(reservationId: string, nodeIds: readonly string[]): void {
-    for (const id of nodeIds) {
-      if (!this.nodes.get(id)) continue; // node gone: nothing to release
-      this.change(id).remove.push(reservationId);
-    }
-  }
-
   changes(): AllocationChange[] {
     return [...this.touched.values()];
   }
@@ -370,13 +363,17 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
 
 export async function deleteLease(deps: Ports, auth: Principal | undefined, id: string): Promise<void> {
   requireWriter(auth);
-  await withRetries(deps, async (attempt) => {
-    const lease = await getLease(deps, auth, id);
-    requireStable(lease, 'deleted');
-    const nodeIds = [...new Set(lease.reservations.flatMap((r) => r.node_ids))];
-    const nodes = attempt > 0 ? await deps.nodes.list({ consistent: true }) : await Promise.all(nodeIds.map((n) => deps.nodes.get(n)));
-    const cal = new CalendarPlan(nodes.filter((n): n is Node => n !== undefined && nodeIds.includes(n.id)));
-    for (const r of lease.reservations) cal.release(r.id, r.node_ids);
-    await deps.leases.delete(lease, cal.changes());
-  }, busyLease);
+  await withRetries(
+    deps,
+    async () => {
+      const lease = await getLease(deps, auth, id);
+      requireStable(lease, 'deleted');
+      // Releasing can never double-book, so it needs no node reads and no version checks; only
+      // the lease's own version guards against a concurrent update or delete.
+      const byNode = new Map<string, string[]>();
+      for (const r of lease.reservations) for (const n of r.node_ids) byNode.set(n, [...(byNode.get(n) ?? []), r.id]);
+      await deps.leases.delete(lease, [...byNode].map(([nodeId, remove]) => ({ nodeId, set: [], remove })));
+    },
+    busyLease,
+  );
 }
