@@ -7,7 +7,8 @@ import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
 import { ensureToken } from '#core/identity/tokens.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
-import { ensureTable, freePort, startDynamoLocal } from './dynamodb.ts';
+import { ensureTable } from '#aws/dynamo/local-table.ts';
+import { freePort, startDynamoLocal } from './dynamodb.ts';
 import { startHttpServer } from './server.ts';
 
 /**
