@@ -50,6 +50,9 @@ describe('Blazar os-hosts', () => {
     const wrapped = await call('PUT', `/v1/os-hosts/${id}`, { body: { values: { rack: 'r2', vcpus: 32 } } });
     expect(wrapped.body.host).toMatchObject({ rack: 'r2', vcpus: 32 });
     expect((await call('PUT', `/v1/os-hosts/${id}`, { body: {} })).body.error_message).toBe('No data to update');
+    const readOnly = await call('PUT', `/v1/os-hosts/${id}`, { body: { id: '7' } });
+    expect(readOnly.status).toBe(400);
+    expect(readOnly.body.error_message).toBe('id is read-only and cannot be set');
     expect((await call('PUT', '/v1/os-hosts/999999999', { body: { a: 'b' } })).status).toBe(404);
   });
 

@@ -16,7 +16,7 @@ import { INT_FACTS, type Node, type NodeFacts, type NodePatch, STRING_FACTS } fr
  * body when unknown. Host columns become facts; every other key an extra capability (string).
  */
 const HOST_RESOURCE = 'physical:host';
-/** Keys that are part of the host object but not settable facts. */
+/** Keys of the host object that are not settable (the name is `name` on create only). */
 const READ_ONLY = new Set(['id', 'hypervisor_hostname', 'created_at', 'updated_at', 'status', 'trust_id']);
 const MAX_KEY = 64;
 
@@ -25,7 +25,7 @@ function coerceFacts(body: Record<string, unknown>): { facts: Partial<NodeFacts>
   const extra: Record<string, string> = {};
   let reservable: boolean | undefined;
   for (const [k, v] of Object.entries(body)) {
-    if (READ_ONLY.has(k)) continue;
+    if (READ_ONLY.has(k)) throw new ValidationError(`${k} is read-only and cannot be set`);
     if ((INT_FACTS as readonly string[]).includes(k)) {
       const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
       if (!Number.isInteger(n) || n < 0) throw new ValidationError(`Malformed parameter ${k}: a non-negative integer is required`);
