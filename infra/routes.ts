@@ -7,7 +7,7 @@
  * unknown path or a wrong method is answered by the surface in its own error format (API
  * Gateway's own 404 body would break the upstream clients' error handling).
  */
-export type FunctionName = 'system' | 'blazar' | 'native';
+export type FunctionName = 'system' | 'blazar' | 'native' | 'agent';
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
 
 export interface RouteSpec {
@@ -61,6 +61,18 @@ const SURFACES: SurfaceDef[] = [
       ['DELETE', '/v1.1/{project_id}/tokens/{token_id}'],
     ],
     catchAll: ['/v1.1/{proxy+}'],
+  },
+  {
+    // The on-prem agent's job queue (DESIGN.md §7): agent tokens only, scoped to their site.
+    fn: 'agent',
+    jsonSuffix: false,
+    routes: [
+      ['POST', '/api/v1.0/agent/jobs/claim'],
+      ['GET', '/api/v1.0/agent/jobs/{job_id}'],
+      ['POST', '/api/v1.0/agent/jobs/{job_id}/heartbeat'],
+      ['POST', '/api/v1.0/agent/jobs/{job_id}/result'],
+    ],
+    catchAll: ['/api/v1.0/agent/{proxy+}'],
   },
 ];
 

@@ -22,6 +22,7 @@ const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
   system: undefined, // /healthz touches nothing
   blazar: 'RW',
   native: 'RW',
+  agent: 'RW', // claims, heartbeats and results are conditional writes on job items
 };
 
 const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());

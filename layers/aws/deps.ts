@@ -2,6 +2,7 @@ import { configFromEnv } from '#core/config.ts';
 import type { Clock, Ports } from '#core/ports.ts';
 import { makeDynamo } from './dynamo/client.ts';
 import { DynamoIdempotencyStore } from './dynamo/idempotency.ts';
+import { DynamoJobRepository } from './dynamo/jobs.ts';
 import { DynamoLeaseRepository } from './dynamo/leases.ts';
 import { DynamoNodeRepository } from './dynamo/nodes.ts';
 import { DynamoPropertyRepository } from './dynamo/properties.ts';
@@ -26,6 +27,7 @@ export function buildDeps(env: Record<string, string | undefined> = process.env,
     leases: new DynamoLeaseRepository(d),
     properties: new DynamoPropertyRepository(d),
     idempotency: new DynamoIdempotencyStore(d),
+    jobs: new DynamoJobRepository(d),
   };
 }
 

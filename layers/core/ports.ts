@@ -2,6 +2,7 @@ import type { TokenRecord } from './identity/identity.ts';
 import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
 import type { Lease } from './leases/model.ts';
 import type { Config } from './config.ts';
+import type { JobRepository } from './agent/jobs.ts';
 
 /**
  * The ports the use-cases depend on. `layers/aws` implements them on DynamoDB; nothing in
@@ -136,4 +137,5 @@ export interface Ports {
   leases: LeaseRepository;
   properties: PropertyRepository;
   idempotency: IdempotencyStore;
+  jobs: JobRepository;
 }

@@ -13,7 +13,7 @@ import {
   UnauthorizedError,
   ValidationError,
 } from '#core/errors.ts';
-import type { Principal } from '#core/identity/identity.ts';
+import type { Principal, Role } from '#core/identity/identity.ts';
 import type { Ports } from '#core/ports.ts';
 import { type ErrorStyle, renderError } from './errors.ts';
 import { log } from './log.ts';
@@ -64,6 +64,11 @@ export interface SurfaceOptions {
   before?: (req: Request) => Record<string, string> | void;
   /** Route keys that answer without credentials (everything else is 401 without a token). */
   anonymous?: readonly string[];
+  /**
+   * Roles this surface serves (the agent API: `['agent']`). Without it, a surface serves admins,
+   * members and readers (reads only), and never agent tokens.
+   */
+  roles?: readonly Role[];
 }
 
 export const ok = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 200, body, headers });
@@ -113,8 +118,12 @@ function principalOf(event: HttpEvent): Principal | undefined {
 }
 
 /** A coarse role gate shared by every surface; finer rules live in the use-cases. */
-function checkRole(auth: Principal | undefined, method: string): void {
+function checkRole(auth: Principal | undefined, method: string, roles: readonly Role[] | undefined): void {
   if (!auth) return; // routes decide whether anonymous access is allowed
+  if (roles) {
+    if (!auth.roles.some((r) => roles.includes(r))) throw new ForbiddenError(`This API is for ${roles.join(', ')} tokens only`);
+    return;
+  }
   if (auth.roles.length === 1 && auth.roles[0] === 'agent') {
     throw new ForbiddenError('Agent tokens may only use the agent API');
   }
@@ -164,7 +173,7 @@ export function surface(
       if (path[last]?.endsWith('.json')) path[last] = path[last].slice(0, -5);
     }
     checkAccept(event);
-    checkRole(auth, method);
+    checkRole(auth, method, options.roles);
     const req: Request = {
       get deps() {
         return deps();

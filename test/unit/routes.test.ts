@@ -6,6 +6,7 @@ import { matchRoute } from '../../infra/local/server.ts';
 import { handler as blazar } from '../../functions/api/blazar.ts';
 import { handler as native } from '../../functions/api/native.ts';
 import { handler as system } from '../../functions/api/system.ts';
+import { handler as agent } from '../../functions/api/agent.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
 import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
@@ -20,7 +21,15 @@ const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpR
   blazar: blazar as never,
   native: native as never,
   system: system as never,
+  agent: agent as never,
 };
+
+/** `/api/v1.0` surfaces answer in Drydock's error shape, the others in Blazar/Sahara's. */
+const DRYDOCK_STYLE = new Set<FunctionName>(['agent']);
+function expectError(fn: FunctionName, body: any, status: number, name: string): void {
+  if (DRYDOCK_STYLE.has(fn)) expect(body).toEqual({ type: 'error', message: expect.any(String), retry: false, code: expect.stringMatching(new RegExp(`^${status} `)) });
+  else expect(body).toMatchObject({ error_code: status, error_name: name, error_message: expect.any(String) });
+}
 
 const concrete = (fn: FunctionName) => routes.filter((r) => r.fn === fn && r.method !== 'ANY');
 
@@ -68,7 +77,7 @@ async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number;
 
 describe('route table', () => {
   it('has one function per surface and only known methods', () => {
-    expect([...functionNames].sort()).toEqual(['blazar', 'native', 'system']);
+    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'native', 'system']);
     for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
   });
 
@@ -114,14 +123,14 @@ describe.each(functionNames)('surface %s', (fn) => {
   it('answers an unknown route key with 404 NOT_FOUND from its fallback', async () => {
     const res = await invoke(fn, event('GET', 'GET /nope', '/nope', READER));
     expect(res.status).toBe(404);
-    expect(res.body).toMatchObject({ error_code: 404, error_name: 'NOT_FOUND' });
+    expectError(fn, res.body, 404, 'NOT_FOUND');
   });
 
   it("lists each route's method in the 405 Allow header for its path (the handler table has it)", async () => {
     for (const r of concrete(fn)) {
       const res = await invoke(fn, event('TRACE', 'ANY /probe', samplePath(r.path), READER));
       expect(res.status, `${r.method} ${r.path}`).toBe(405);
-      expect(res.body).toMatchObject({ error_code: 405, error_name: 'METHOD_NOT_ALLOWED' });
+      expectError(fn, res.body, 405, 'METHOD_NOT_ALLOWED');
       expect(res.headers.allow?.split(', '), `${r.method} ${r.path}`).toContain(r.method);
     }
   });
@@ -134,7 +143,7 @@ describe('surfaces without credentials', () => {
     for (const r of tokenRoutes) {
       const res = await invoke(r.fn, event(r.method, handlerKey(r), samplePath(r.path)));
       expect(res.status, `${r.method} ${r.path}`).toBe(401);
-      expect(res.body).toEqual({ error_code: 401, error_name: 'UNAUTHORIZED', error_message: expect.any(String) });
+      expectError(r.fn, res.body, 401, 'UNAUTHORIZED');
       expect(res.headers['x-openstack-request-id']).toMatch(/^req-/);
     }
   });

@@ -12,6 +12,8 @@
  *   leases of a project        GSI1PK=LEASES#<project>      GSI1SK=<lease id>#<SK>
  *   leases, all                GSI3PK=LEASES                GSI3SK=<lease id>#<SK>
  *   due events (UNDONE only)   GSI2PK=EVENTS#UNDONE         GSI2SK=<time>#<order>#<lease>#<event>
+ *   agent job                  PK=JOB#<uuid>                SK=META
+ *   jobs offered to a site     GSI2PK=JOBS#<site>           GSI2SK=<available at>#<job id> (sparse)
  *   resource property          PK=PROPERTY#<resource type>  SK=<name>
  *   idempotency record         PK=IDEMP#<scope>#<key>       SK=META   (ttl)
  *   counters                   PK=COUNTER#<name>            SK=META

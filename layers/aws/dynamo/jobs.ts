@@ -1,0 +1,150 @@
+import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { Job, JobRepository } from '#core/agent/jobs.ts';
+import { type Dynamo, isConditionFailure } from './client.ts';
+
+/**
+ * Key builders for agent jobs. The offer index is sparse: a job is in it while it can be
+ * claimed — queued (available since creation) or claimed (available again when its claim
+ * expires, which is how a dead agent's job is re-offered). Finishing removes it.
+ */
+export const jobKey = (id: string) => ({ PK: `JOB#${id}`, SK: 'META' });
+const offerPk = (site: string) => `JOBS#${site}`;
+const offerSk = (availableAt: string, id: string) => `${availableAt}#${id}`;
+
+const STRIP = new Set(['PK', 'SK', 'GSI2PK', 'GSI2SK', 'entity']);
+const toJob = (item: Record<string, unknown>): Job => Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as unknown as Job;
+
+export class DynamoJobRepository implements JobRepository {
+  constructor(private readonly d: Dynamo) {}
+
+  async create(job: Job): Promise<void> {
+    await this.d.doc.send(
+      new PutCommand({
+        TableName: this.d.table,
+        Item: { ...jobKey(job.id), GSI2PK: offerPk(job.site), GSI2SK: offerSk(job.created_at, job.id), entity: 'job', ...job },
+        ConditionExpression: 'attribute_not_exists(PK)',
+      }),
+    );
+  }
+
+  async get(id: string): Promise<Job | undefined> {
+    const res = await this.d.doc.send(new GetCommand({ TableName: this.d.table, Key: jobKey(id), ConsistentRead: true }));
+    return res.Item ? toJob(res.Item) : undefined;
+  }
+
+  async offered(site: string, now: Date, limit: number): Promise<Job[]> {
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        IndexName: 'GSI2',
+        KeyConditionExpression: 'GSI2PK = :pk AND GSI2SK <= :now',
+        ExpressionAttributeValues: { ':pk': offerPk(site), ':now': `${now.toISOString()}#~` },
+        Limit: limit,
+      }),
+    );
+    return (res.Items ?? []).map(toJob);
+  }
+
+  async claim(job: Job, now: Date, claim: { token: string; by: string; until: Date }): Promise<Job | undefined> {
+    const until = claim.until.toISOString();
+    try {
+      const res = await this.d.doc.send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: jobKey(job.id),
+          // The write is the check: still queued, or claimed with a claim that has expired.
+          ConditionExpression: '#s = :queued OR (#s = :claimed AND #exp < :now)',
+          UpdateExpression:
+            'SET #s = :claimed, claim_token = :token, claimed_by = :by, #exp = :until, attempts = attempts + :one, updated_at = :nowIso, GSI2SK = :sk',
+          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
+          ExpressionAttributeValues: {
+            ':queued': 'queued',
+            ':claimed': 'claimed',
+            ':now': now.toISOString(),
+            ':nowIso': now.toISOString(),
+            ':token': claim.token,
+            ':by': claim.by,
+            ':until': until,
+            ':one': 1,
+            ':sk': offerSk(until, job.id),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toJob(res.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async extend(id: string, token: string, until: Date, now: Date): Promise<boolean> {
+    try {
+      await this.d.doc.send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: jobKey(id),
+          // Held as long as nobody re-claimed it, even if the lease ran out meanwhile.
+          ConditionExpression: '#s = :claimed AND claim_token = :token',
+          UpdateExpression: 'SET #exp = :until, updated_at = :now, GSI2SK = :sk',
+          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
+          ExpressionAttributeValues: { ':claimed': 'claimed', ':token': token, ':until': until.toISOString(), ':now': now.toISOString(), ':sk': offerSk(until.toISOString(), id) },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  async finish(id: string, token: string, result: { status: 'succeeded' | 'failed'; output?: unknown; error?: string }, now: Date): Promise<Job | undefined> {
+    try {
+      const res = await this.d.doc.send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: jobKey(id),
+          ConditionExpression: '#s = :claimed AND claim_token = :token',
+          UpdateExpression: 'SET #s = :status, #out = :output, #err = :error, finished_at = :now, updated_at = :now REMOVE GSI2PK, GSI2SK',
+          ExpressionAttributeNames: { '#s': 'status', '#out': 'output', '#err': 'error' },
+          ExpressionAttributeValues: {
+            ':claimed': 'claimed',
+            ':token': token,
+            ':status': result.status,
+            ':output': result.output ?? null,
+            ':error': result.error ?? null,
+            ':now': now.toISOString(),
+          },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toJob(res.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async expire(job: Job, now: Date): Promise<void> {
+    await this.d.doc
+      .send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: jobKey(job.id),
+          ConditionExpression: '#s = :claimed AND claim_token = :token AND #exp < :now',
+          UpdateExpression: 'SET #s = :failed, #err = :error, finished_at = :now, updated_at = :now REMOVE GSI2PK, GSI2SK',
+          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at', '#err': 'error' },
+          ExpressionAttributeValues: {
+            ':claimed': 'claimed',
+            ':token': job.claim_token,
+            ':now': now.toISOString(),
+            ':failed': 'failed',
+            ':error': `The agent's claim expired ${job.attempts} times without a result; the job was given up`,
+          },
+        }),
+      )
+      .catch((err) => {
+        if (!isConditionFailure(err)) throw err; // someone finished or re-claimed it meanwhile
+      });
+  }
+}

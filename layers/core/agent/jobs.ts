@@ -1,0 +1,186 @@
+import { randomUUID } from 'node:crypto';
+import * as z from 'zod';
+import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
+import { type Principal, requireAuth } from '../identity/identity.ts';
+import type { Ports } from '../ports.ts';
+
+/**
+ * Agent jobs (DESIGN.md §6 invariant 4, §7): work for the on-prem agent of a site, claimed once
+ * under a claim lease. A claim is a conditional write; an expired claim is re-offered with a new
+ * claim token, so a result or heartbeat carrying the old token is refused, and a finished job
+ * can never be claimed or finished again.
+ *
+ *   queued ──claim──▶ claimed ──result──▶ succeeded | failed
+ *                       │  ▲
+ *                       └──┘ claim expired: re-offered (attempts + 1), failed after max_attempts
+ */
+export type JobStatus = 'queued' | 'claimed' | 'succeeded' | 'failed';
+export const JOB_TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
+  queued: ['claimed'],
+  claimed: ['claimed', 'succeeded', 'failed'],
+  succeeded: [],
+  failed: [],
+};
+
+export interface Job {
+  id: string;
+  /** The site whose agent runs it: the agent token's project. */
+  site: string;
+  /** What to do, e.g. `power`, `boot_device`, `passthru`. */
+  kind: string;
+  node_id?: string;
+  /** Input for the agent (driver, driver_info without secrets the agent keeps, action...). */
+  payload: Record<string, unknown>;
+  status: JobStatus;
+  attempts: number;
+  max_attempts: number;
+  /** Present while claimed: only its holder may heartbeat or finish the job. */
+  claim_token?: string;
+  claimed_by?: string;
+  claim_expires_at?: string;
+  /** Step Functions task token of a workflow waiting for this job (callback pattern). */
+  task_token?: string;
+  output?: unknown;
+  error?: string;
+  created_at: string;
+  updated_at: string | null;
+  finished_at?: string;
+}
+
+export interface JobRepository {
+  create(job: Job): Promise<void>;
+  get(id: string): Promise<Job | undefined>;
+  /** Jobs of the site that are queued, or claimed with a claim that expired before `now`. */
+  offered(site: string, now: Date, limit: number): Promise<Job[]>;
+  /** Conditional claim: succeeds only if the job is still offered; undefined when another won. */
+  claim(job: Job, now: Date, claim: { token: string; by: string; until: Date }): Promise<Job | undefined>;
+  /** Extends the claim if `token` still holds it. */
+  extend(id: string, token: string, until: Date, now: Date): Promise<boolean>;
+  /** Finishes the job if `token` still holds it; undefined when the claim is stale or gone. */
+  finish(id: string, token: string, result: { status: 'succeeded' | 'failed'; output?: unknown; error?: string }, now: Date): Promise<Job | undefined>;
+  /** Fails a job whose claims expired too often (conditional on it still being offered). */
+  expire(job: Job, now: Date): Promise<void>;
+}
+
+export const ClaimRequest = z.strictObject({
+  /** Long-poll: wait up to this many seconds for a job (API Gateway allows 30 s in all). */
+  wait: z.number().min(0).max(20).default(0),
+  max: z.number().int().min(1).max(10).default(1),
+  /** How long the claim lasts without a heartbeat. */
+  lease_seconds: z.number().int().min(1).max(900).default(60),
+});
+export type ClaimRequest = z.infer<typeof ClaimRequest>;
+
+export const HeartbeatRequest = z.strictObject({
+  claim_token: z.string().min(1),
+  lease_seconds: z.number().int().min(1).max(900).default(60),
+});
+
+export const ResultRequest = z.strictObject({
+  claim_token: z.string().min(1),
+  status: z.enum(['succeeded', 'failed']),
+  output: z.unknown().optional(),
+  error: z.string().max(4000).optional(),
+});
+
+/** The site an agent token serves, or 403 for any other role. */
+function agentSite(auth: Principal | undefined): { site: string; agent: string } {
+  const who = requireAuth(auth);
+  if (!who.roles.includes('agent')) throw new ForbiddenError('Only agent tokens may use the agent API');
+  return { site: who.project_id, agent: who.token_id };
+}
+
+export async function enqueueJob(
+  deps: Ports,
+  spec: { site: string; kind: string; node_id?: string; payload: Record<string, unknown>; task_token?: string; max_attempts?: number },
+): Promise<Job> {
+  const job: Job = {
+    id: randomUUID(),
+    site: spec.site,
+    kind: spec.kind,
+    ...(spec.node_id ? { node_id: spec.node_id } : {}),
+    payload: spec.payload,
+    status: 'queued',
+    attempts: 0,
+    max_attempts: spec.max_attempts ?? 3,
+    ...(spec.task_token ? { task_token: spec.task_token } : {}),
+    created_at: deps.clock.now().toISOString(),
+    updated_at: null,
+  };
+  await deps.jobs.create(job);
+  return job;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How often a waiting claim looks again (one query per look). */
+const POLL_MS = 500;
+
+export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest): Promise<Job[]> {
+  const { site, agent } = agentSite(auth);
+  const deadline = Date.now() + req.wait * 1000;
+  const claimed: Job[] = [];
+  for (let lostRounds = 0; ; ) {
+    const now = deps.clock.now();
+    const offered = await deps.jobs.offered(site, now, req.max * 5);
+    let lost = 0;
+    for (const job of offered) {
+      if (claimed.length >= req.max) break;
+      if (job.status === 'claimed' && job.attempts >= job.max_attempts) {
+        await deps.jobs.expire(job, now); // its agent died max_attempts times: give up, visibly
+        continue;
+      }
+      const until = new Date(now.getTime() + req.lease_seconds * 1000);
+      const won = await deps.jobs.claim(job, now, { token: randomUUID(), by: agent, until });
+      if (won) claimed.push(won);
+      else lost++;
+    }
+    if (claimed.length >= req.max) return claimed;
+    // Jobs were there but other agents won them: look again at once (a few rounds), since
+    // more may be waiting behind them; otherwise wait for new ones until the deadline.
+    if (lost > 0 && lostRounds++ < 5) continue;
+    if (claimed.length > 0 || Date.now() + POLL_MS > deadline) return claimed;
+    await sleep(POLL_MS);
+  }
+}
+
+async function ownJob(deps: Ports, site: string, id: string): Promise<Job> {
+  const job = await deps.jobs.get(id);
+  if (!job || job.site !== site) throw new NotFoundError(`Job ${id} not found`);
+  return job;
+}
+
+export async function heartbeatJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof HeartbeatRequest>): Promise<Job> {
+  const { site } = agentSite(auth);
+  const now = deps.clock.now();
+  await ownJob(deps, site, id);
+  if (!(await deps.jobs.extend(id, req.claim_token, new Date(now.getTime() + req.lease_seconds * 1000), now))) {
+    throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
+  }
+  return (await deps.jobs.get(id))!;
+}
+
+export async function finishJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof ResultRequest>): Promise<Job> {
+  const { site } = agentSite(auth);
+  await ownJob(deps, site, id);
+  const done = await deps.jobs.finish(id, req.claim_token, { status: req.status, output: req.output, error: req.error }, deps.clock.now());
+  if (!done) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
+  return done;
+}
+
+/** The agent's view of a job: everything but other agents' claim details. */
+export function jobView(j: Job) {
+  return {
+    id: j.id,
+    kind: j.kind,
+    node_id: j.node_id ?? null,
+    payload: j.payload,
+    status: j.status,
+    attempts: j.attempts,
+    claim_token: j.claim_token ?? null,
+    claim_expires_at: j.claim_expires_at ?? null,
+    output: j.output ?? null,
+    error: j.error ?? null,
+    created_at: j.created_at,
+    finished_at: j.finished_at ?? null,
+  };
+}
