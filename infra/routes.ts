@@ -71,6 +71,7 @@ const SURFACES: SurfaceDef[] = [
       ['GET', '/api/v1.0/agent/jobs/{job_id}'],
       ['POST', '/api/v1.0/agent/jobs/{job_id}/heartbeat'],
       ['POST', '/api/v1.0/agent/jobs/{job_id}/result'],
+      ['POST', '/api/v1.0/agent/jobs/{job_id}/release'],
     ],
     catchAll: ['/api/v1.0/agent/{proxy+}'],
   },

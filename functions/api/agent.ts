@@ -1,5 +1,15 @@
 import { getDeps } from '#aws/deps.ts';
-import { ClaimRequest, claimJobs, finishJob, HeartbeatRequest, heartbeatJob, jobView, ResultRequest } from '#core/agent/jobs.ts';
+import {
+  ClaimRequest,
+  claimJobs,
+  finishJob,
+  HeartbeatRequest,
+  heartbeatJob,
+  jobView,
+  ReleaseRequest,
+  releaseJob,
+  ResultRequest,
+} from '#core/agent/jobs.ts';
 import { NotFoundError } from '#core/errors.ts';
 import { requireAuth } from '#core/identity/identity.ts';
 import { ok, surface } from '#http/surface.ts';
@@ -21,6 +31,8 @@ export const handler = surface(
     },
     'POST /api/v1.0/agent/jobs/{job_id}/heartbeat': async ({ deps, auth, path, body }) =>
       ok({ job: jobView(await heartbeatJob(deps, auth, path.job_id!, parseWith(HeartbeatRequest, body))) }),
+    'POST /api/v1.0/agent/jobs/{job_id}/release': async ({ deps, auth, path, body }) =>
+      ok({ job: jobView(await releaseJob(deps, auth, path.job_id!, parseWith(ReleaseRequest, body))) }),
     'POST /api/v1.0/agent/jobs/{job_id}/result': async ({ deps, auth, path, body }) =>
       ok({ job: jobView(await finishJob(deps, auth, path.job_id!, parseWith(ResultRequest, body))) }),
   },

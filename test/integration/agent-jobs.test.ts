@@ -69,6 +69,20 @@ describe('agent job queue', () => {
     expect(ok.body.job).toMatchObject({ status: 'failed', error: 'BMC unreachable' });
   });
 
+  it('takes a released job back at once for the next claim', async () => {
+    const a = await agentFor();
+    const job = await enqueue(a.site, { max_attempts: 1 });
+    const first = (await claim(a.token)).body.jobs[0];
+    const rel = await call('POST', `/api/v1.0/agent/jobs/${job.id}/release`, { token: a.token, body: { claim_token: first.claim_token } });
+    expect(rel.status).toBe(200);
+    expect(rel.body.job).toMatchObject({ status: 'queued', attempts: 0, claim_token: null });
+    const second = (await claim(a.token)).body.jobs[0];
+    expect(second).toMatchObject({ id: job.id, attempts: 1 });
+    expect((await call('POST', `/api/v1.0/agent/jobs/${job.id}/release`, { token: a.token, body: { claim_token: first.claim_token } })).status).toBe(409);
+    const big = await call('POST', `/api/v1.0/agent/jobs/${job.id}/result`, { token: a.token, body: { claim_token: second.claim_token, status: 'succeeded', output: 'x'.repeat(70_000) } });
+    expect(big.status).toBe(400);
+  });
+
   it('gives up a job whose claims expired max_attempts times', async () => {
     const a = await agentFor();
     const job = await enqueue(a.site, { max_attempts: 1 });

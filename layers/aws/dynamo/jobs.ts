@@ -125,6 +125,27 @@ export class DynamoJobRepository implements JobRepository {
     }
   }
 
+  async release(id: string, token: string, now: Date): Promise<Job | undefined> {
+    try {
+      const res = await this.d.doc.send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: jobKey(id),
+          ConditionExpression: '#s = :claimed AND claim_token = :token',
+          // Back in the queue, offered from now; the attempt it used is given back.
+          UpdateExpression: 'SET #s = :queued, updated_at = :now, GSI2SK = :sk, attempts = attempts - :one REMOVE claim_token, claimed_by, #exp',
+          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
+          ExpressionAttributeValues: { ':claimed': 'claimed', ':queued': 'queued', ':token': token, ':now': now.toISOString(), ':sk': offerSk(now.toISOString(), id), ':one': 1 },
+          ReturnValues: 'ALL_NEW',
+        }),
+      );
+      return toJob(res.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
   async expire(job: Job, now: Date): Promise<void> {
     await this.d.doc
       .send(

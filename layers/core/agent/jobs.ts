@@ -11,13 +11,13 @@ import type { Ports } from '../ports.ts';
  * can never be claimed or finished again.
  *
  *   queued ──claim──▶ claimed ──result──▶ succeeded | failed
- *                       │  ▲
- *                       └──┘ claim expired: re-offered (attempts + 1), failed after max_attempts
+ *     ▲                 │  ▲
+ *     └────release──────┤  └─ claim expired: re-offered (attempts + 1), failed after max_attempts
  */
 export type JobStatus = 'queued' | 'claimed' | 'succeeded' | 'failed';
 export const JOB_TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
   queued: ['claimed'],
-  claimed: ['claimed', 'succeeded', 'failed'],
+  claimed: ['claimed', 'queued', 'succeeded', 'failed'],
   succeeded: [],
   failed: [],
 };
@@ -60,6 +60,8 @@ export interface JobRepository {
   finish(id: string, token: string, result: { status: 'succeeded' | 'failed'; output?: unknown; error?: string }, now: Date): Promise<Job | undefined>;
   /** Fails a job whose claims expired too often (conditional on it still being offered). */
   expire(job: Job, now: Date): Promise<void>;
+  /** Puts a claimed job back in the queue at once if `token` still holds it (agent shutdown). */
+  release(id: string, token: string, now: Date): Promise<Job | undefined>;
 }
 
 export const ClaimRequest = z.strictObject({
@@ -76,10 +78,15 @@ export const HeartbeatRequest = z.strictObject({
   lease_seconds: z.number().int().min(1).max(900).default(60),
 });
 
+export const ReleaseRequest = z.strictObject({ claim_token: z.string().min(1) });
+
 export const ResultRequest = z.strictObject({
   claim_token: z.string().min(1),
   status: z.enum(['succeeded', 'failed']),
-  output: z.unknown().optional(),
+  output: z
+    .unknown()
+    .optional()
+    .refine((v) => v === undefined || JSON.stringify(v).length <= 65_536, { message: 'output must be at most 64 KiB of JSON' }),
   error: z.string().max(4000).optional(),
 });
 
@@ -165,6 +172,15 @@ export async function finishJob(deps: Ports, auth: Principal | undefined, id: st
   const done = await deps.jobs.finish(id, req.claim_token, { status: req.status, output: req.output, error: req.error }, deps.clock.now());
   if (!done) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
   return done;
+}
+
+/** An agent that stops before finishing gives the job back, so another run takes it at once. */
+export async function releaseJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof ReleaseRequest>): Promise<Job> {
+  const { site } = agentSite(auth);
+  await ownJob(deps, site, id);
+  const job = await deps.jobs.release(id, req.claim_token, deps.clock.now());
+  if (!job) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
+  return job;
 }
 
 /** The agent's view of a job: everything but other agents' claim details. */
