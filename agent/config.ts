@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import * as z from 'zod';
+
+/**
+ * Agent configuration: `--config FILE` (JSON) or the environment (SLIPWAY_API_URL,
+ * SLIPWAY_AGENT_TOKEN). BMC credentials may stay on-prem: a node's driver_info can name a
+ * `credential_ref` that only this file resolves, so the cloud never holds that password.
+ */
+const Credential = z.strictObject({ username: z.string().min(1), password: z.string() });
+
+export const AgentConfig = z.strictObject({
+  api_url: z.url(),
+  token: z.string().min(8).optional(),
+  token_file: z.string().optional(),
+  /** Informational: the site is the agent token's project. */
+  site: z.string().optional(),
+  /** Jobs run at once (distinct BMCs; one command per BMC is always serialized). */
+  concurrency: z.number().int().min(1).max(64).default(4),
+  /** Claim lease; heartbeats renew it at a third of this. */
+  lease_seconds: z.number().int().min(5).max(900).default(60),
+  /** Long-poll wait per claim request (the API allows up to 20 s). */
+  poll_seconds: z.number().min(0).max(20).default(20),
+  /** On SIGTERM: how long running jobs may finish before they are released. */
+  shutdown_grace_seconds: z.number().min(0).max(600).default(30),
+  credentials: z.record(z.string(), Credential).default({}),
+  ipmi: z
+    .strictObject({
+      cipher_suite: z.number().int().min(0).max(17).default(3),
+      min_command_interval_ms: z.number().int().min(0).default(1000),
+      timeout_seconds: z.number().min(1).default(15),
+      retries: z.number().int().min(0).max(10).default(2),
+      power_timeout_ms: z.number().int().min(100).default(60_000),
+      poll_interval_ms: z.number().int().min(10).default(1000),
+    })
+    .prefault({}),
+  redfish: z
+    .strictObject({
+      verify_ca: z.boolean().default(true),
+      timeout_ms: z.number().int().min(100).default(10_000),
+      power_timeout_ms: z.number().int().min(100).default(300_000),
+      poll_interval_ms: z.number().int().min(10).default(2000),
+    })
+    .prefault({}),
+});
+export type AgentConfig = z.infer<typeof AgentConfig> & { token: string };
+
+export class ConfigError extends Error {}
+
+export function loadConfig(argv: string[], env: Record<string, string | undefined>): AgentConfig {
+  const i = argv.indexOf('--config');
+  let raw: Record<string, unknown> = {};
+  if (i >= 0) {
+    const file = argv[i + 1];
+    if (!file) throw new ConfigError('--config needs a file name');
+    try {
+      raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`cannot read config ${file}: ${(err as Error).message}`);
+    }
+  }
+  if (env.SLIPWAY_API_URL && raw.api_url === undefined) raw.api_url = env.SLIPWAY_API_URL;
+  if (env.SLIPWAY_AGENT_TOKEN && raw.token === undefined && raw.token_file === undefined) raw.token = env.SLIPWAY_AGENT_TOKEN;
+  const parsed = AgentConfig.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((x) => `${x.path.join('.') || 'config'}: ${x.message}`).join('; '));
+  }
+  const token = parsed.data.token ?? (parsed.data.token_file ? readFileSync(parsed.data.token_file, 'utf8').trim() : undefined);
+  if (!token) throw new ConfigError('no agent token: set SLIPWAY_AGENT_TOKEN, or token / token_file in the config file');
+  return { ...parsed.data, token };
+}

@@ -1,0 +1,174 @@
+import { log } from '#core/util/log.ts';
+import { AgentApi, ApiError, ApiUnavailableError, type ClaimedJob } from './api.ts';
+import type { AgentConfig } from './config.ts';
+import { bmcKey, describeFailure, type DriverFactory, execute, parsePayload } from './executor.ts';
+
+/**
+ * The agent's job loop: claim (long-poll) up to the free concurrency, run each job with its
+ * driver while heart-beating the claim, report the result. One command per BMC at a time
+ * (jobs for a busy BMC wait their turn). When the API is down it backs off and reconnects; on
+ * stop it claims nothing more, lets running jobs finish within the grace period and releases
+ * the rest so another agent takes them at once.
+ */
+export class Agent {
+  private readonly api: AgentApi;
+  private stopping = false;
+  private readonly running = new Map<string, { job: ClaimedJob; done: Promise<void> }>();
+  /** Tail of the chain of work per BMC: the next job for that BMC runs after it. */
+  private readonly bmcQueues = new Map<string, Promise<void>>();
+  private loop: Promise<void> | undefined;
+  private readonly cancelClaim = new AbortController();
+  private wake: (() => void) | undefined;
+  /** Counters for logs and tests. */
+  readonly stats = { claimed: 0, succeeded: 0, failed: 0, released: 0, apiErrors: 0 };
+
+  constructor(
+    private readonly config: AgentConfig,
+    private readonly makeDriver: DriverFactory,
+  ) {
+    this.api = new AgentApi(config.api_url, config.token);
+  }
+
+  start(): void {
+    log.info('agent starting', { api_url: this.config.api_url, concurrency: this.config.concurrency });
+    this.loop = this.run();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = 500;
+    while (!this.stopping) {
+      const free = this.config.concurrency - this.running.size;
+      if (free <= 0) {
+        await new Promise<void>((r) => (this.wake = r));
+        continue;
+      }
+      try {
+        const jobs = await this.api.claim(free, this.config.poll_seconds, this.config.lease_seconds, this.cancelClaim.signal);
+        backoff = 500;
+        if (this.stopping) {
+          await Promise.all(jobs.map((j) => this.api.release(j).catch(() => undefined)));
+          break;
+        }
+        for (const job of jobs) this.begin(job);
+      } catch (err) {
+        if (this.stopping) break;
+        this.stats.apiErrors++;
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+          log.error('agent token rejected; check SLIPWAY_AGENT_TOKEN', { status: err.status, message: err.message });
+        } else {
+          log.warn('claim failed; retrying', { error: (err as Error).message, retry_in_ms: backoff });
+        }
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, 30_000);
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((r) => {
+      const t = setTimeout(r, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        r();
+      };
+    });
+  }
+
+  private begin(job: ClaimedJob): void {
+    this.stats.claimed++;
+    const done = this.work(job).finally(() => {
+      this.running.delete(job.id);
+      this.wake?.();
+    });
+    this.running.set(job.id, { job, done });
+  }
+
+  private async work(job: ClaimedJob): Promise<void> {
+    const started = Date.now();
+    let payload;
+    try {
+      payload = parsePayload(job.kind, job.payload);
+    } catch (err) {
+      return this.report(job, { status: 'failed', error: describeFailure(err) }, started);
+    }
+    // Heartbeats keep the claim while the BMC is slow (power polls can take minutes).
+    const beat = setInterval(() => {
+      this.api.heartbeat(job, this.config.lease_seconds).catch((err) => log.warn('heartbeat failed', { job_id: job.id, error: (err as Error).message }));
+    }, Math.max(1000, (this.config.lease_seconds * 1000) / 3));
+    try {
+      const key = bmcKey(payload);
+      const previous = this.bmcQueues.get(key) ?? Promise.resolve();
+      let release!: () => void;
+      const mine = new Promise<void>((r) => (release = r));
+      const tail = previous.then(() => mine);
+      this.bmcQueues.set(key, tail);
+      await previous;
+      try {
+        if (this.stopping && this.shutdownDeadlinePassed()) throw new ReleaseSignal();
+        const output = await execute(job.kind, payload, this.makeDriver);
+        await this.report(job, { status: 'succeeded', output }, started);
+      } finally {
+        release();
+        if (this.bmcQueues.get(key) === tail) this.bmcQueues.delete(key);
+      }
+    } catch (err) {
+      if (err instanceof ReleaseSignal) {
+        await this.api.release(job).catch(() => undefined);
+        this.stats.released++;
+        log.info('job released at shutdown', { job_id: job.id });
+      } else {
+        await this.report(job, { status: 'failed', error: describeFailure(err) }, started);
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async report(job: ClaimedJob, outcome: { status: 'succeeded'; output: unknown } | { status: 'failed'; error: string }, started: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.api.result(job, outcome);
+        break;
+      } catch (err) {
+        // A refused result means our claim went stale (expired and re-offered): another run owns it now.
+        if (err instanceof ApiError) {
+          log.warn('result refused', { job_id: job.id, status: err.status, message: err.message });
+          return;
+        }
+        if (!(err instanceof ApiUnavailableError) || attempt >= 5) {
+          log.error('result could not be reported; the claim will expire and the job be re-offered', { job_id: job.id });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
+    if (outcome.status === 'succeeded') this.stats.succeeded++;
+    else this.stats.failed++;
+    log.info('job finished', { job_id: job.id, kind: job.kind, status: outcome.status, ms: Date.now() - started, ...(outcome.status === 'failed' ? { error: outcome.error } : {}) });
+  }
+
+  private stopDeadline = 0;
+  private shutdownDeadlinePassed(): boolean {
+    return Date.now() >= this.stopDeadline;
+  }
+
+  /** Stops claiming; waits for running jobs up to the grace period; releases the rest. */
+  async stop(): Promise<void> {
+    if (this.stopping) return this.loop;
+    this.stopping = true;
+    this.stopDeadline = Date.now() + this.config.shutdown_grace_seconds * 1000;
+    this.cancelClaim.abort();
+    this.wake?.();
+    log.info('agent stopping', { running: this.running.size, grace_seconds: this.config.shutdown_grace_seconds });
+    const all = Promise.all([...this.running.values()].map((r) => r.done));
+    const timer = new Promise<'late'>((r) => setTimeout(() => r('late'), this.config.shutdown_grace_seconds * 1000).unref());
+    if ((await Promise.race([all.then(() => 'done' as const), timer])) === 'late') {
+      // Jobs still waiting for a BMC are released by their own loop; ones mid-command cannot be
+      // interrupted safely, so their claims are released and they are re-offered.
+      await Promise.all([...this.running.values()].map(({ job }) => this.api.release(job).then(() => this.stats.released++, () => undefined)));
+    }
+    await this.loop?.catch(() => undefined);
+  }
+}
+
+class ReleaseSignal extends Error {}
