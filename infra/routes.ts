@@ -7,7 +7,7 @@
  * unknown path or a wrong method is answered by the surface in its own error format (API
  * Gateway's own 404 body would break the upstream clients' error handling).
  */
-export type FunctionName = 'system' | 'blazar' | 'native' | 'agent';
+export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic';
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
 
 export interface RouteSpec {
@@ -22,7 +22,8 @@ interface SurfaceDef {
   fn: FunctionName;
   /** Blazar and Sahara answer every route with a `.json` suffix too (upstream-apis.md §0). */
   jsonSuffix: boolean;
-  routes: [Method, string][];
+  /** [method, path] or [method, path, 'none'] for a route that needs no token. */
+  routes: ([Method, string] | [Method, string, 'none'])[];
   catchAll: string[];
 }
 
@@ -63,6 +64,26 @@ const SURFACES: SurfaceDef[] = [
     catchAll: ['/v1.1/{proxy+}'],
   },
   {
+    // Ironic: version discovery (no token, as openstacksdk asks) and BMC-backed nodes. HTTP APIs
+    // allow no trailing slash in a route; openstacksdk tolerates a failing `GET /v1/`.
+    fn: 'ironic',
+    jsonSuffix: false,
+    routes: [
+      ['GET', '/', 'none'],
+      ['GET', '/v1', 'none'],
+      ['GET', '/v1/nodes'],
+      ['POST', '/v1/nodes'],
+      ['GET', '/v1/nodes/detail'],
+      ['GET', '/v1/nodes/{node_ident}'],
+      ['PATCH', '/v1/nodes/{node_ident}'],
+      ['DELETE', '/v1/nodes/{node_ident}'],
+      ['GET', '/v1/nodes/{node_ident}/states'],
+      ['PUT', '/v1/nodes/{node_ident}/states/power'],
+      ['PUT', '/v1/nodes/{node_ident}/management/boot_device'],
+    ],
+    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}'],
+  },
+  {
     // The on-prem agent's job queue (DESIGN.md §7): agent tokens only, scoped to their site.
     fn: 'agent',
     jsonSuffix: false,
@@ -79,11 +100,11 @@ const SURFACES: SurfaceDef[] = [
 
 function expand(def: SurfaceDef): RouteSpec[] {
   const out: RouteSpec[] = [];
-  for (const [method, path] of def.routes) {
-    out.push({ method, path, fn: def.fn, auth: 'token' });
+  for (const [method, path, auth = 'token'] of def.routes) {
+    out.push({ method, path, fn: def.fn, auth });
     // A trailing `{param}` already captures `x.json` (the surface strips it); a literal last
     // segment needs its own `.json` twin.
-    if (def.jsonSuffix && !path.endsWith('}')) out.push({ method, path: `${path}.json`, fn: def.fn, auth: 'token' });
+    if (def.jsonSuffix && !path.endsWith('}')) out.push({ method, path: `${path}.json`, fn: def.fn, auth });
   }
   for (const path of def.catchAll) out.push({ method: 'ANY', path, fn: def.fn, auth: 'token' });
   return out;

@@ -74,6 +74,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       DYNAMODB_ENDPOINT: ddb.endpoint,
       S3_ENDPOINT: s3Endpoint,
       BOOTDATA_BUCKET,
+      // BMC passwords the cloud holds are sealed with this key (created on first start).
+      SLIPWAY_SECRET_KEY_FILE: join(dataDir, 'secret.key'),
       ...(opts.env ?? {}),
     };
     // The handlers read their settings from the environment, as on Lambda.

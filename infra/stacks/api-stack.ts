@@ -23,6 +23,7 @@ const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
   blazar: 'RW',
   native: 'RW',
   agent: 'RW', // claims, heartbeats and results are conditional writes on job items
+  ironic: 'RW',
 };
 
 const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());

@@ -8,6 +8,8 @@ import { DynamoNodeRepository } from './dynamo/nodes.ts';
 import { DynamoPropertyRepository } from './dynamo/properties.ts';
 import { DEFAULT_TABLE_NAME } from './dynamo/schema.ts';
 import { DynamoTokenRepository } from './dynamo/tokens.ts';
+import { AesSecretBox, NoSecretBox } from './secrets.ts';
+import type { SecretBox } from '#core/secrets.ts';
 
 /**
  * The composition root: builds the ports once per process from the environment. On AWS the
@@ -16,6 +18,12 @@ import { DynamoTokenRepository } from './dynamo/tokens.ts';
 export const systemClock: Clock = { now: () => new Date() };
 
 let cached: Ports | undefined;
+
+function secretBox(env: Record<string, string | undefined>): SecretBox {
+  if (env.SLIPWAY_SECRET_KEY) return new AesSecretBox(Buffer.from(env.SLIPWAY_SECRET_KEY, 'base64'));
+  if (env.SLIPWAY_SECRET_KEY_FILE) return AesSecretBox.fromFile(env.SLIPWAY_SECRET_KEY_FILE);
+  return new NoSecretBox();
+}
 
 export function buildDeps(env: Record<string, string | undefined> = process.env, clock: Clock = systemClock): Ports {
   const d = makeDynamo({ tableName: env.TABLE_NAME ?? DEFAULT_TABLE_NAME, endpoint: env.DYNAMODB_ENDPOINT, region: env.AWS_REGION });
@@ -28,6 +36,7 @@ export function buildDeps(env: Record<string, string | undefined> = process.env,
     properties: new DynamoPropertyRepository(d),
     idempotency: new DynamoIdempotencyStore(d),
     jobs: new DynamoJobRepository(d),
+    secrets: secretBox(env),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
 import type { Lease } from './leases/model.ts';
 import type { Config } from './config.ts';
 import type { JobRepository } from './agent/jobs.ts';
+import type { SecretBox } from './secrets.ts';
 
 /**
  * The ports the use-cases depend on. `layers/aws` implements them on DynamoDB; nothing in
@@ -74,6 +75,8 @@ export interface NodeRepository {
   update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
   /** Enrols an existing node as Blazar host `hostId`; fails if it is already enrolled. */
   enrol(id: string, expectedVersion: number, hostId: string, patch: NodePatch): Promise<Node>;
+  /** Deletes a node that is not a Blazar host and holds no allocation, at that version. */
+  delete(id: string, expectedVersion: number): Promise<void>;
   /** Removes the Blazar enrolment; fails with ConflictError while any allocation exists. */
   unenrol(id: string): Promise<void>;
   /**
@@ -138,4 +141,5 @@ export interface Ports {
   properties: PropertyRepository;
   idempotency: IdempotencyStore;
   jobs: JobRepository;
+  secrets: SecretBox;
 }

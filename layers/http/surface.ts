@@ -69,6 +69,8 @@ export interface SurfaceOptions {
    * members and readers (reads only), and never agent tokens.
    */
   roles?: readonly Role[];
+  /** Ironic's clients ignore bodies without `Content-Type: application/json`, even empty ones. */
+  alwaysJson?: boolean;
 }
 
 export const ok = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 200, body, headers });
@@ -191,7 +193,7 @@ export function surface(
     Object.assign(state.extraHeaders, options.before?.(req) ?? {});
 
     const reply = await withIdempotency(req, event, () => handler!(req));
-    return toResult(reply, state);
+    return toResult(reply, state, options.alwaysJson === true);
   };
 
   return middy<HttpEvent, HttpResult, Error, Context>(base)
@@ -238,8 +240,9 @@ function requestIdHeaders(id: string): Record<string, string> {
   return { 'x-openstack-request-id': id, 'X-Request-Id': id };
 }
 
-function toResult(reply: Reply, state: State): HttpResult {
+function toResult(reply: Reply, state: State, alwaysJson: boolean): HttpResult {
   const headers: Record<string, string> = { ...state.extraHeaders, ...requestIdHeaders(state.requestId), ...(reply.headers ?? {}) };
+  if (alwaysJson) headers['Content-Type'] ??= 'application/json';
   if (reply.body === undefined || reply.statusCode === 204) return { statusCode: reply.statusCode, headers, body: '' };
   headers['Content-Type'] ??= 'application/json';
   return { statusCode: reply.statusCode, headers, body: JSON.stringify(reply.body) };

@@ -1,6 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
 import { buildDeps } from '../../layers/aws/deps.ts';
-import { enqueueJob } from '../../layers/core/agent/jobs.ts';
+import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
 
 /**

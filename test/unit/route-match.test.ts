@@ -144,7 +144,7 @@ describe('matchRoute on the real route table', () => {
   it('answers undefined for an unknown prefix or a method no route allows', () => {
     expect(matchRoute('GET', '/nope')).toBeUndefined();
     expect(matchRoute('GET', '/v2/leases')).toBeUndefined();
-    expect(matchRoute('GET', '/')).toBeUndefined();
+    expect(matchRoute('GET', '/v1/')).toBeUndefined();
     expect(matchRoute('POST', '/healthz')).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@ import { handler as blazar } from '../../functions/api/blazar.ts';
 import { handler as native } from '../../functions/api/native.ts';
 import { handler as system } from '../../functions/api/system.ts';
 import { handler as agent } from '../../functions/api/agent.ts';
+import { handler as ironic } from '../../functions/api/ironic.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
 import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
@@ -22,11 +23,18 @@ const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpR
   native: native as never,
   system: system as never,
   agent: agent as never,
+  ironic: ironic as never,
 };
 
 /** `/api/v1.0` surfaces answer in Drydock's error shape, the others in Blazar/Sahara's. */
 const DRYDOCK_STYLE = new Set<FunctionName>(['agent']);
 function expectError(fn: FunctionName, body: any, status: number, name: string): void {
+  if (fn === 'ironic') {
+    // WSME double encoding: error_message is itself JSON.
+    expect(Object.keys(body)).toEqual(['error_message']);
+    expect(JSON.parse(body.error_message)).toEqual({ faultcode: 'Client', faultstring: expect.any(String), debuginfo: null });
+    return;
+  }
   if (DRYDOCK_STYLE.has(fn)) expect(body).toEqual({ type: 'error', message: expect.any(String), retry: false, code: expect.stringMatching(new RegExp(`^${status} `)) });
   else expect(body).toMatchObject({ error_code: status, error_name: name, error_message: expect.any(String) });
 }
@@ -77,7 +85,7 @@ async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number;
 
 describe('route table', () => {
   it('has one function per surface and only known methods', () => {
-    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'native', 'system']);
+    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'ironic', 'native', 'system']);
     for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
   });
 
@@ -95,8 +103,9 @@ describe('route table', () => {
     }
   });
 
-  it('requires a token on every route except /healthz', () => {
-    for (const r of routes) expect(r.auth, `${r.method} ${r.path}`).toBe(r.path === '/healthz' ? 'none' : 'token');
+  it('requires a token on every route except /healthz and Ironic version discovery', () => {
+    const open = new Set(['GET /healthz', 'GET /', 'GET /v1']);
+    for (const r of routes) expect(r.auth, `${r.method} ${r.path}`).toBe(open.has(`${r.method} ${r.path}`) ? 'none' : 'token');
   });
 
   it('covers every path of a Blazar or native route with an ANY catch-all, so a wrong method gets the surface 405, not API Gateway\'s 404', () => {

@@ -90,6 +90,8 @@ function applyPatch(b: UpdateBuilder, patch: NodePatch, now: string): void {
     else b.set(['extra', k], v);
   }
   if (patch.addresses) b.set(['addresses'], patch.addresses);
+  if (patch.bmc === null) b.remove(['bmc']);
+  else if (patch.bmc !== undefined) b.set(['bmc'], patch.bmc);
   b.set(['updated_at'], now);
 }
 
@@ -300,6 +302,32 @@ export class DynamoNodeRepository implements NodeRepository {
       translateTransactionError(err);
     }
     return (await this.get(id))!;
+  }
+
+  async delete(id: string, expectedVersion: number): Promise<void> {
+    const node = await this.get(id);
+    if (!node) return;
+    try {
+      await this.d.doc.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Delete: {
+                TableName: this.d.table,
+                Key: nodeKey(id),
+                // Never a node that is a Blazar host or has calendar entries.
+                ConditionExpression: '#ver = :v AND attribute_not_exists(host_id) AND (attribute_not_exists(#alloc) OR size(#alloc) = :zero)',
+                ExpressionAttributeNames: { '#ver': 'version', '#alloc': 'allocations' },
+                ExpressionAttributeValues: { ':v': expectedVersion, ':zero': 0 },
+              },
+            },
+            { Delete: { TableName: this.d.table, Key: nodeNameKey(node.name) } },
+          ],
+        }),
+      );
+    } catch (err) {
+      translateTransactionError(err);
+    }
   }
 
   rewriteAllocations(id: string, set: Allocation[], removeKeys: string[]): Promise<void> {

@@ -2,7 +2,9 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { type Principal, requireAuth } from '../identity/identity.ts';
+import { onJobFinished } from '../ironic/nodes.ts';
 import type { Ports } from '../ports.ts';
+import { openSecrets } from '../secrets.ts';
 
 /**
  * Agent jobs (DESIGN.md §6 invariant 4, §7): work for the on-prem agent of a site, claimed once
@@ -97,25 +99,9 @@ function agentSite(auth: Principal | undefined): { site: string; agent: string }
   return { site: who.project_id, agent: who.token_id };
 }
 
-export async function enqueueJob(
-  deps: Ports,
-  spec: { site: string; kind: string; node_id?: string; payload: Record<string, unknown>; task_token?: string; max_attempts?: number },
-): Promise<Job> {
-  const job: Job = {
-    id: randomUUID(),
-    site: spec.site,
-    kind: spec.kind,
-    ...(spec.node_id ? { node_id: spec.node_id } : {}),
-    payload: spec.payload,
-    status: 'queued',
-    attempts: 0,
-    max_attempts: spec.max_attempts ?? 3,
-    ...(spec.task_token ? { task_token: spec.task_token } : {}),
-    created_at: deps.clock.now().toISOString(),
-    updated_at: null,
-  };
-  await deps.jobs.create(job);
-  return job;
+async function openPayload(deps: Ports, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const info = payload.driver_info;
+  return info && typeof info === 'object' ? { ...payload, driver_info: await openSecrets(deps.secrets, info as Record<string, unknown>) } : payload;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,11 +120,14 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
       if (claimed.length >= req.max) break;
       if (job.status === 'claimed' && job.attempts >= job.max_attempts) {
         await deps.jobs.expire(job, now); // its agent died max_attempts times: give up, visibly
+        const given = await deps.jobs.get(job.id);
+        if (given?.status === 'failed') await onJobFinished(deps, given);
         continue;
       }
       const until = new Date(now.getTime() + req.lease_seconds * 1000);
       const won = await deps.jobs.claim(job, now, { token: randomUUID(), by: agent, until });
-      if (won) claimed.push(won);
+      // The agent gets the BMC secrets the cloud holds, opened for this job only.
+      if (won) claimed.push({ ...won, payload: await openPayload(deps, won.payload) });
       else lost++;
     }
     if (claimed.length >= req.max) return claimed;
@@ -171,6 +160,7 @@ export async function finishJob(deps: Ports, auth: Principal | undefined, id: st
   await ownJob(deps, site, id);
   const done = await deps.jobs.finish(id, req.claim_token, { status: req.status, output: req.output, error: req.error }, deps.clock.now());
   if (!done) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
+  await onJobFinished(deps, done);
   return done;
 }
 

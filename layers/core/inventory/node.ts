@@ -20,6 +20,24 @@ export interface NodeAddress {
   address: string;
 }
 
+/**
+ * The node's BMC as Ironic registers it (issue 3): driver, driver_info with secrets sealed, and
+ * the states the agent reports. `conductor_group` names the site whose agent drives it.
+ */
+export interface BmcInfo {
+  driver: 'ipmi' | 'redfish';
+  driver_info: Record<string, unknown>;
+  conductor_group: string;
+  power_state: 'power on' | 'power off' | null;
+  target_power_state: string | null;
+  provision_state: string;
+  last_error: string | null;
+  maintenance: boolean;
+  maintenance_reason: string | null;
+  properties: Record<string, unknown>;
+  extra: Record<string, unknown>;
+}
+
 export interface Node {
   id: string;
   name: string;
@@ -34,6 +52,8 @@ export interface Node {
   allocations: Record<string, Allocation>;
   /** Projects granted use of the node by an active lease (set by the lease engine). */
   grants: string[];
+  /** Present once a BMC is registered (Ironic `POST /v1/nodes`). */
+  bmc?: BmcInfo;
   /** Bumped by every write; the booking transaction checks it (DESIGN.md §6 invariant 1). */
   version: number;
   created_at: string;
@@ -51,6 +71,8 @@ export interface NodePatch {
   /** Replace all extra capabilities. */
   replaceExtra?: Record<string, string>;
   addresses?: NodeAddress[];
+  /** Replaces the BMC registration; null removes it. */
+  bmc?: BmcInfo | null;
 }
 
 export const INT_FACTS = ['vcpus', 'memory_mb', 'local_gb', 'hypervisor_version'] as const;

@@ -1,0 +1,126 @@
+import { getDeps } from '#aws/deps.ts';
+import { NotAcceptableError, ValidationError } from '#core/errors.ts';
+import {
+  BootDeviceRequest,
+  deleteIronicNode,
+  getIronicNode,
+  listIronicNodes,
+  NodeCreate,
+  NodePatchOps,
+  patchNode,
+  PowerRequest,
+  registerNode,
+  requestBootDevice,
+  requestPowerState,
+  waitForJob,
+} from '#core/ironic/nodes.ts';
+import { accepted, created, noContent, ok, type Request, surface } from '#http/surface.ts';
+import { parseWith } from '#http/validate.ts';
+import { ironicNode, ironicNodeSummary, ironicStates } from './views/ironic.ts';
+
+/**
+ * Ironic `/` and `/v1` (upstream-apis.md §3, client-contracts.md §2): version discovery without
+ * auth, microversion negotiation (406 outside MIN..MAX), WSME double-encoded errors and
+ * `Content-Type: application/json` on every answer.
+ */
+export const MIN_VERSION = '1.1';
+export const MAX_VERSION = '1.78';
+const num = (v: string) => v.split('.').map(Number) as [number, number];
+const cmp = (a: string, b: string) => {
+  const [x1, y1] = num(a);
+  const [x2, y2] = num(b);
+  return x1 - x2 || y1 - y2;
+};
+
+function negotiate(req: Request): Record<string, string> {
+  const standard = req.headers['openstack-api-version'];
+  let wanted = req.headers['x-openstack-ironic-api-version'];
+  if (standard !== undefined) {
+    const m = /^\s*baremetal\s+(\S+)\s*$/i.exec(standard);
+    if (m) wanted = m[1];
+  }
+  let version = MIN_VERSION;
+  if (wanted !== undefined) {
+    if (wanted.toLowerCase() === 'latest') version = MAX_VERSION;
+    else if (!/^\d+\.\d+$/.test(wanted.trim())) throw new ValidationError(`Invalid value for X-OpenStack-Ironic-API-Version header: ${wanted}`, 'BAD_REQUEST');
+    else if (cmp(wanted.trim(), MIN_VERSION) < 0 || cmp(wanted.trim(), MAX_VERSION) > 0) {
+      const e = new NotAcceptableError(`Version ${wanted} was requested but the minor version is not supported by this service. The supported version range is: [${MIN_VERSION}, ${MAX_VERSION}].`);
+      Object.assign(e.headers, versionHeaders(MIN_VERSION));
+      throw e;
+    } else version = wanted.trim();
+  }
+  return versionHeaders(version);
+}
+
+function versionHeaders(version: string): Record<string, string> {
+  return {
+    'X-OpenStack-Ironic-API-Minimum-Version': MIN_VERSION,
+    'X-OpenStack-Ironic-API-Maximum-Version': MAX_VERSION,
+    'X-OpenStack-Ironic-API-Version': version,
+    'OpenStack-API-Version': `baremetal ${version}`,
+    Vary: 'X-OpenStack-Ironic-API-Version, OpenStack-API-Version',
+  };
+}
+
+/** The public base URL as the client reached us (links must point back there). */
+function baseUrl(req: Request): string {
+  const proto = req.headers['x-forwarded-proto'] ?? 'http';
+  return `${proto}://${req.headers.host ?? 'localhost'}`;
+}
+
+function v1(base: string) {
+  return {
+    id: 'v1',
+    links: [
+      { href: `${base}/v1/`, rel: 'self' },
+      { href: 'https://docs.openstack.org/ironic/latest/contributor/webapi.html', rel: 'describedby', type: 'text/html' },
+    ],
+    media_types: [{ base: 'application/json', type: 'application/vnd.openstack.ironic.v1+json' }],
+    nodes: [{ href: `${base}/v1/nodes/`, rel: 'self' }],
+    drivers: [{ href: `${base}/v1/drivers/`, rel: 'self' }],
+  };
+}
+
+/** How long a synchronous call waits for the agent (API Gateway cuts at 30 s). */
+const SYNC_WAIT_MS = 25_000;
+
+export const handler = surface(
+  { style: 'ironic', jsonSuffix: false, before: negotiate, anonymous: ['GET /', 'GET /v1'], alwaysJson: true },
+  {
+    'GET /': async (req) => {
+      const base = baseUrl(req);
+      const version = { id: 'v1', links: [{ href: `${base}/v1/`, rel: 'self' }], status: 'CURRENT', min_version: MIN_VERSION, version: MAX_VERSION };
+      return ok({ name: 'OpenStack Ironic API', description: 'Slipway: Ironic-compatible bare-metal API', default_version: version, versions: [version] });
+    },
+    'GET /v1': async (req) => ok(v1(baseUrl(req))),
+    'GET /v1/nodes': async (req) => {
+      const nodes = await listIronicNodes(req.deps, req.auth);
+      const detail = req.query.detail === 'true' || req.query.detail === 'True';
+      return ok({ nodes: nodes.map((n) => (detail ? ironicNode(n, baseUrl(req)) : ironicNodeSummary(n, baseUrl(req)))) });
+    },
+    'GET /v1/nodes/detail': async (req) => ok({ nodes: (await listIronicNodes(req.deps, req.auth)).map((n) => ironicNode(n, baseUrl(req))) }),
+    'POST /v1/nodes': async (req) => created(ironicNode(await registerNode(req.deps, req.auth, parseWith(NodeCreate, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
+    'GET /v1/nodes/{node_ident}': async (req) => ok(ironicNode(await getIronicNode(req.deps, req.auth, req.path.node_ident!), baseUrl(req))),
+    'PATCH /v1/nodes/{node_ident}': async (req) =>
+      ok(ironicNode(await patchNode(req.deps, req.auth, req.path.node_ident!, parseWith(NodePatchOps, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
+    'DELETE /v1/nodes/{node_ident}': async (req) => {
+      await deleteIronicNode(req.deps, req.auth, req.path.node_ident!);
+      return noContent();
+    },
+    'GET /v1/nodes/{node_ident}/states': async (req) => ok(ironicStates(await getIronicNode(req.deps, req.auth, req.path.node_ident!))),
+    'PUT /v1/nodes/{node_ident}/states/power': async (req) => {
+      const job = await requestPowerState(req.deps, req.auth, req.path.node_ident!, parseWith(PowerRequest, req.body, 'INVALID_PARAMETER_VALUE'));
+      return accepted(undefined, { Location: `${baseUrl(req)}/v1/nodes/${job.node_id}/states` });
+    },
+    'PUT /v1/nodes/{node_ident}/management/boot_device': async (req) => {
+      const job = await requestBootDevice(req.deps, req.auth, req.path.node_ident!, parseWith(BootDeviceRequest, req.body, 'INVALID_PARAMETER_VALUE'));
+      // Upstream sets the boot device synchronously (204); we wait for the agent, bounded.
+      const done = await waitForJob(req.deps, job.id, SYNC_WAIT_MS);
+      if (!done) return accepted(undefined);
+      if (done.status === 'failed') throw new ValidationError(`Setting the boot device failed: ${done.error}`, 'BOOT_DEVICE_FAILED');
+      return noContent();
+    },
+  },
+  getDeps,
+);
+

@@ -1,0 +1,52 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { ValidationError } from '#core/errors.ts';
+import type { SecretBox } from '#core/secrets.ts';
+
+/**
+ * AES-256-GCM with a 32-byte key: the local stack keeps the key in `<data dir>/secret.key`
+ * (0600), created on first use. Format: `v1:<iv b64>:<tag b64>:<ciphertext b64>`.
+ *
+ * On AWS the same box is given the key from the environment (SLIPWAY_SECRET_KEY, base64),
+ * which the deployment is expected to fill from a KMS-encrypted secret; a KMS envelope adapter
+ * is the planned replacement (README, "Remaining work").
+ */
+export class AesSecretBox implements SecretBox {
+  constructor(private readonly key: Buffer) {
+    if (key.length !== 32) throw new Error('the secret key must be 32 bytes');
+  }
+
+  static fromFile(path: string): AesSecretBox {
+    if (!existsSync(path)) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+    }
+    return new AesSecretBox(Buffer.from(readFileSync(path, 'utf8').trim(), 'base64'));
+  }
+
+  async seal(plain: string): Promise<string> {
+    const iv = randomBytes(12);
+    const c = createCipheriv('aes-256-gcm', this.key, iv);
+    const body = Buffer.concat([c.update(plain, 'utf8'), c.final()]);
+    return `v1:${iv.toString('base64')}:${c.getAuthTag().toString('base64')}:${body.toString('base64')}`;
+  }
+
+  async open(sealed: string): Promise<string> {
+    const [v, iv, tag, body] = sealed.split(':');
+    if (v !== 'v1' || !iv || !tag || body === undefined) throw new Error('unknown sealed secret format');
+    const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
+    d.setAuthTag(Buffer.from(tag, 'base64'));
+    return Buffer.concat([d.update(Buffer.from(body, 'base64')), d.final()]).toString('utf8');
+  }
+}
+
+/** A box that refuses: the deployment has no key, so the cloud cannot hold passwords. */
+export class NoSecretBox implements SecretBox {
+  async seal(): Promise<string> {
+    throw new ValidationError('This deployment cannot store BMC passwords (no secret key configured); use credential_ref to keep them with the agent', 'SECRETS_UNAVAILABLE');
+  }
+  async open(): Promise<string> {
+    throw new Error('no secret key is configured (SLIPWAY_SECRET_KEY)');
+  }
+}

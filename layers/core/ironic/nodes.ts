@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import * as z from 'zod';
+import { enqueueJob } from '../agent/enqueue.ts';
+import type { Job } from '../agent/jobs.ts';
+import { ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
+import type { BmcInfo, Node } from '../inventory/node.ts';
+import type { Ports } from '../ports.ts';
+import { sealSecrets } from '../secrets.ts';
+
+/**
+ * Ironic-compatible BMC registration and power/boot control over the node inventory (issue 3).
+ * A power or boot request becomes an agent job for the node's site (`conductor_group`); the
+ * job's result becomes the node's `power_state` / `last_error` (see `onJobFinished`).
+ */
+const port = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1).max(65535));
+
+const IpmiInfo = z
+  .strictObject({
+    ipmi_address: z.string().min(1),
+    ipmi_port: port.optional(),
+    ipmi_username: z.string().min(1).optional(),
+    ipmi_password: z.string().optional(),
+    credential_ref: z.string().min(1).optional(),
+    ipmi_cipher_suite: z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
+  })
+  .refine((i) => i.credential_ref !== undefined || i.ipmi_username !== undefined, { message: 'ipmi_username or credential_ref is required' });
+
+const RedfishInfo = z
+  .strictObject({
+    redfish_address: z.string().min(1),
+    redfish_system_id: z.string().min(1).optional(),
+    redfish_username: z.string().min(1).optional(),
+    redfish_password: z.string().optional(),
+    credential_ref: z.string().min(1).optional(),
+    redfish_verify_ca: z.union([z.boolean(), z.enum(['true', 'false', 'True', 'False'])]).optional(),
+  })
+  .refine((i) => i.credential_ref !== undefined || i.redfish_username !== undefined, { message: 'redfish_username or credential_ref is required' });
+
+export const DRIVERS = { ipmi: IpmiInfo, redfish: RedfishInfo } as const;
+export type DriverName = keyof typeof DRIVERS;
+export const DEFAULT_SITE = 'default';
+
+export const NodeCreate = z.strictObject({
+  name: z.string().min(1).max(255).regex(/^[A-Za-z0-9._~-]+$/, 'letters, digits and . _ ~ - only'),
+  driver: z.enum(['ipmi', 'redfish'], { error: 'driver must be ipmi or redfish' }),
+  driver_info: z.record(z.string(), z.unknown()).default({}),
+  conductor_group: z.string().max(255).default(''),
+  properties: z.record(z.string(), z.unknown()).default({}),
+  extra: z.record(z.string(), z.unknown()).default({}),
+  uuid: z.uuid().optional(),
+  resource_class: z.string().optional(),
+});
+export type NodeCreate = z.infer<typeof NodeCreate>;
+
+function validateDriverInfo(driver: DriverName, info: Record<string, unknown>): Record<string, unknown> {
+  const r = DRIVERS[driver].safeParse(info);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => (i.code === 'unrecognized_keys' ? `unknown driver_info key(s) ${i.keys.join(', ')}` : `${i.path.join('.') || 'driver_info'}: ${i.message}`));
+    throw new ValidationError(`Invalid driver_info for driver ${driver}: ${issues.join('; ')}`, 'INVALID_PARAMETER_VALUE');
+  }
+  return Object.fromEntries(Object.entries(r.data).filter(([, v]) => v !== undefined));
+}
+
+/** The site that serves a conductor group ('' is Ironic's default group). */
+export const siteOf = (bmc: BmcInfo) => bmc.conductor_group || DEFAULT_SITE;
+
+async function findNode(deps: Ports, ident: string): Promise<Node | undefined> {
+  return (/^[0-9a-f-]{36}$/i.test(ident) ? await deps.nodes.get(ident) : undefined) ?? (await deps.nodes.getByName(ident));
+}
+
+/** Admins see every node; others the nodes an active lease granted their project. */
+export async function getIronicNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<Node> {
+  const who = requireAuth(auth);
+  const node = await findNode(deps, ident);
+  if (!node || !(isAdmin(who) || node.grants.includes(who.project_id))) throw new NotFoundError(`Node ${ident} could not be found.`);
+  return node;
+}
+
+export async function listIronicNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
+  const who = requireAuth(auth);
+  return (await deps.nodes.list()).filter((n) => isAdmin(who) || n.grants.includes(who.project_id)).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+export async function registerNode(deps: Ports, auth: Principal | undefined, input: NodeCreate): Promise<Node> {
+  requireAdmin(auth);
+  const info = await sealSecrets(deps.secrets, validateDriverInfo(input.driver, input.driver_info));
+  const bmc: BmcInfo = {
+    driver: input.driver,
+    driver_info: info,
+    conductor_group: input.conductor_group,
+    power_state: null,
+    target_power_state: null,
+    provision_state: 'enroll',
+    last_error: null,
+    maintenance: false,
+    maintenance_reason: null,
+    properties: input.properties,
+    extra: { ...input.extra, ...(input.resource_class ? { resource_class: input.resource_class } : {}) },
+  };
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await deps.nodes.getByName(input.name);
+    if (existing?.bmc) throw new ConflictError(`A node with name ${input.name} already exists.`, 'DUPLICATE_NAME');
+    try {
+      // A node the inventory already has (a Blazar host, a design node) gets its BMC.
+      if (existing) return await deps.nodes.update(existing.id, existing.version, { bmc });
+      return await deps.nodes.create({
+        id: input.uuid ?? randomUUID(),
+        name: input.name,
+        reservable: true,
+        facts: {},
+        extra: {},
+        addresses: [],
+        allocations: {},
+        grants: [],
+        bmc,
+        created_at: deps.clock.now().toISOString(),
+      });
+    } catch (err) {
+      if (err instanceof ConcurrentModificationError || (err instanceof ConflictError && err.errorName === 'DUPLICATE_NAME')) continue;
+      throw err;
+    }
+  }
+  throw new ConflictError(`Node ${input.name} was modified concurrently; please retry`, 'CONCURRENT_MODIFICATION');
+}
+
+/** RFC 6902 patch as Ironic takes it: add/replace/remove on a few paths. */
+export const NodePatchOps = z.array(
+  z.strictObject({ op: z.enum(['add', 'replace', 'remove']), path: z.string().regex(/^\//), value: z.unknown().optional() }),
+  { error: 'the body must be a JSON patch (a list of {op, path, value})' },
+);
+
+export async function patchNode(deps: Ports, auth: Principal | undefined, ident: string, ops: z.infer<typeof NodePatchOps>): Promise<Node> {
+  requireAdmin(auth);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const node = await getIronicNode(deps, auth, ident);
+    if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered; POST /v1/nodes registers one`, 'INVALID_PARAMETER_VALUE');
+    const bmc: BmcInfo = structuredClone(node.bmc);
+    let name = node.name;
+    const plain: Record<string, unknown> = {};
+    for (const { op, path, value } of ops) {
+      const [head, key, ...rest] = path.slice(1).split('/');
+      if (rest.length > 0) throw new ValidationError(`Cannot patch ${path}: nested paths are not supported`, 'INVALID_PARAMETER_VALUE');
+      if (op !== 'remove' && value === undefined) throw new ValidationError(`${op} ${path} needs a value`, 'INVALID_PARAMETER_VALUE');
+      if (head === 'name' && !key && op !== 'remove' && typeof value === 'string') name = value;
+      else if ((head === 'driver_info' || head === 'properties' || head === 'extra') && key) {
+        const target = head === 'driver_info' ? plain : bmc[head];
+        if (head === 'driver_info') Object.assign(plain, { [key]: op === 'remove' ? undefined : value });
+        else if (op === 'remove') delete target[key];
+        else target[key] = value;
+      } else if (head === 'conductor_group' && !key && op !== 'remove') bmc.conductor_group = String(value);
+      else if (head === 'maintenance' && !key && op !== 'remove') bmc.maintenance = value === true || value === 'true';
+      else if (head === 'driver' && !key && op !== 'remove' && (value === 'ipmi' || value === 'redfish')) bmc.driver = value;
+      else throw new ValidationError(`Cannot ${op} ${path}`, 'INVALID_PARAMETER_VALUE');
+    }
+    if (Object.keys(plain).length > 0 || ops.some((o) => o.path === '/driver')) {
+      // Re-validate the whole driver_info; untouched sealed secrets stay sealed.
+      const merged: Record<string, unknown> = { ...bmc.driver_info };
+      for (const [k, v] of Object.entries(plain)) {
+        if (v === undefined) delete merged[k];
+        else merged[k] = v;
+      }
+      const sealed = Object.fromEntries(Object.entries(merged).filter(([, v]) => typeof v === 'object' && v !== null));
+      const checked = validateDriverInfo(bmc.driver, { ...merged, ...Object.fromEntries(Object.keys(sealed).map((k) => [k, 'sealed'])) });
+      bmc.driver_info = { ...(await sealSecrets(deps.secrets, Object.fromEntries(Object.entries(checked).filter(([k]) => !(k in sealed))))), ...sealed };
+    }
+    try {
+      return await deps.nodes.update(node.id, node.version, { bmc, ...(name !== node.name ? { name } : {}) });
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+    }
+  }
+  throw new ConflictError(`Node ${ident} was modified concurrently; please retry`, 'NODE_LOCKED');
+}
+
+export async function deleteIronicNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<void> {
+  requireAdmin(auth);
+  const node = await getIronicNode(deps, auth, ident);
+  if (node.host_id) {
+    // Keep the inventory node for Blazar; only the BMC registration goes.
+    await deps.nodes.update(node.id, node.version, { bmc: null });
+    return;
+  }
+  if (node.bmc?.target_power_state) throw new ConflictError(`Node ${ident} is locked by a power action in progress, please retry after the current operation is completed.`, 'NODE_LOCKED');
+  await deps.nodes.delete(node.id, node.version);
+}
+
+/** Power and boot control: admins, or a project whose active lease holds the node. */
+async function controllable(deps: Ports, auth: Principal | undefined, ident: string): Promise<Node & { bmc: BmcInfo }> {
+  const who = requireAuth(auth);
+  const node = await getIronicNode(deps, auth, ident);
+  if (!isAdmin(who) && !who.roles.includes('member')) throw new ForbiddenError('Power and boot control need the member or admin role');
+  if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered`, 'INVALID_PARAMETER_VALUE');
+  if (node.bmc.maintenance) throw new ValidationError(`Node ${ident} is in maintenance mode`, 'NODE_IN_MAINTENANCE');
+  return node as Node & { bmc: BmcInfo };
+}
+
+export const POWER_TARGETS = ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'] as const;
+export const PowerRequest = z.strictObject({
+  target: z.enum(POWER_TARGETS, { error: `target must be one of: ${POWER_TARGETS.join(', ')}` }),
+  timeout: z.number().int().min(1).optional(),
+});
+
+/**
+ * Records the target power state (one power action per node at a time: the version-checked
+ * write is the lock) and queues the job for the site's agent.
+ */
+export async function requestPowerState(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof PowerRequest>): Promise<Job> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const node = await controllable(deps, auth, ident);
+    if (node.bmc.target_power_state) {
+      throw new ConflictError(`Node ${ident} is locked by a power action in progress (${node.bmc.target_power_state}), please retry after the current operation is completed.`, 'NODE_LOCKED');
+    }
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, target_power_state: req.target, last_error: null } });
+    } catch (err) {
+      if (err instanceof ConcurrentModificationError) continue;
+      throw err;
+    }
+    return enqueueJob(deps, {
+      site: siteOf(node.bmc),
+      kind: 'power',
+      node_id: node.id,
+      payload: { driver: node.bmc.driver, driver_info: node.bmc.driver_info, target: req.target, ...(req.timeout ? { timeout: req.timeout } : {}) },
+    });
+  }
+  throw new ConflictError(`Node ${ident} is locked, please retry`, 'NODE_LOCKED');
+}
+
+export const BootDeviceRequest = z.strictObject({
+  boot_device: z.enum(['pxe', 'disk'], { error: 'boot_device must be pxe or disk' }),
+  persistent: z.boolean().default(false),
+});
+
+export async function requestBootDevice(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof BootDeviceRequest>): Promise<Job> {
+  const node = await controllable(deps, auth, ident);
+  return enqueueJob(deps, {
+    site: siteOf(node.bmc),
+    kind: 'boot_device',
+    node_id: node.id,
+    payload: { driver: node.bmc.driver, driver_info: node.bmc.driver_info, boot_device: req.boot_device, persistent: req.persistent },
+  });
+}
+
+/** Waits (bounded, within the API Gateway limit) for a job to finish; undefined on timeout. */
+export async function waitForJob(deps: Ports, id: string, timeoutMs: number): Promise<Job | undefined> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const job = await deps.jobs.get(id);
+    if (job && (job.status === 'succeeded' || job.status === 'failed')) return job;
+    if (Date.now() >= end) return undefined;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** What a finished job means for its node: the BMC's power state, or the error. */
+export async function onJobFinished(deps: Ports, job: Job): Promise<void> {
+  if (!job.node_id || (job.kind !== 'power' && job.kind !== 'power_state')) return;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const node = await deps.nodes.get(job.node_id);
+    if (!node?.bmc) return;
+    const out = job.output as { power_state?: BmcInfo['power_state'] } | undefined;
+    const bmc: BmcInfo =
+      job.status === 'succeeded'
+        ? { ...node.bmc, power_state: out?.power_state ?? node.bmc.power_state, target_power_state: null, last_error: null, provision_state: node.bmc.provision_state === 'enroll' ? 'manageable' : node.bmc.provision_state }
+        : { ...node.bmc, target_power_state: null, last_error: job.error ?? 'power action failed' };
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc });
+      return;
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+    }
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * Secrets at rest (DESIGN.md §5): BMC passwords the cloud holds are sealed before they are
+ * stored and opened only to hand them to the site's agent in a claimed job. Sealed values are
+ * `{"$sealed": "<opaque>"}` so code can tell them from plain strings.
+ */
+export interface SecretBox {
+  seal(plain: string): Promise<string>;
+  open(sealed: string): Promise<string>;
+}
+
+export interface Sealed {
+  $sealed: string;
+}
+
+export const isSealed = (v: unknown): v is Sealed =>
+  typeof v === 'object' && v !== null && typeof (v as Sealed).$sealed === 'string';
+
+/** Keys of driver_info that hold secrets. */
+export const SECRET_FIELDS = new Set(['ipmi_password', 'redfish_password']);
+
+/** Seals every secret field of a driver_info. */
+export async function sealSecrets(box: SecretBox, info: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(info)) out[k] = SECRET_FIELDS.has(k) && typeof v === 'string' ? { $sealed: await box.seal(v) } : v;
+  return out;
+}
+
+/** Opens every sealed field (for the agent's job only). */
+export async function openSecrets(box: SecretBox, info: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(info)) out[k] = isSealed(v) ? await box.open(v.$sealed) : v;
+  return out;
+}
+
+/** What clients see: secrets as `******`, like Ironic. */
+export function maskSecrets(info: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(info).map(([k, v]) => [k, SECRET_FIELDS.has(k) || isSealed(v) ? '******' : v]));
+}

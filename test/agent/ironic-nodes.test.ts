@@ -1,0 +1,204 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { AgentConfig } from '../../agent/config.ts';
+import { driverFactory } from '../../agent/drivers/index.ts';
+import { Agent } from '../../agent/runner.ts';
+import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
+import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
+import { call, tokenFor, unique } from '../support/api.ts';
+
+/**
+ * The Ironic node API end to end: register BMCs, ask for power and boot changes, the agent of
+ * the node's site (conductor_group) carries them out against real BMC peers, and the node shows
+ * what the BMC reported.
+ */
+let redfish: RedfishSim;
+let ipmi: IpmiSim;
+let agent: Agent;
+const site = unique('rack');
+
+beforeAll(async () => {
+  redfish = await startRedfishSim({ username: 'root', password: 'calvin', systems: [{ id: 'n1', powerState: 'Off', powerDelayMs: 100 }] });
+  ipmi = await startIpmiSim({ username: 'admin', password: 'password' });
+  const token = (await tokenFor('agent', site)).token;
+  const cfg = {
+    ...AgentConfig.parse({
+      api_url: inject('apiUrl'),
+      token,
+      poll_seconds: 1,
+      ipmi: { min_command_interval_ms: 100, poll_interval_ms: 200, timeout_seconds: 5, retries: 0 },
+      redfish: { poll_interval_ms: 50 },
+    }),
+    token,
+  };
+  agent = new Agent(cfg, driverFactory(cfg));
+  agent.start();
+});
+afterAll(async () => {
+  await agent?.stop();
+  await redfish?.stop();
+  await ipmi?.stop();
+});
+
+const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
+const ironic = (method: string, path: string, body?: unknown, token?: string) => call(method, path, { body, headers: V, ...(token ? { token } : {}) });
+const fault = (res: { body: any }) => JSON.parse(res.body.error_message);
+
+async function settled(ident: string, ms = 20_000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = await ironic('GET', `/v1/nodes/${ident}/states`);
+    if (s.body.target_power_state === null) return s.body;
+    if (Date.now() > end) throw new Error(`node ${ident} still ${JSON.stringify(s.body)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('Ironic discovery', () => {
+  it('answers / and /v1 without a token, with version headers and links', async () => {
+    const root = await call('GET', '/', { token: null, headers: { Accept: 'application/json' } });
+    expect(root.status).toBe(200);
+    expect(root.body.versions[0]).toMatchObject({ id: 'v1', status: 'CURRENT', links: [{ rel: 'self', href: expect.stringMatching(/\/v1\/$/) }] });
+    const v1 = await call('GET', '/v1', { token: null });
+    expect(v1.status).toBe(200);
+    expect(v1.headers.get('x-openstack-ironic-api-minimum-version')).toBe('1.1');
+    expect(v1.headers.get('x-openstack-ironic-api-maximum-version')).toBe('1.78');
+    expect(v1.headers.get('content-type')).toMatch(/application\/json/);
+  });
+
+  it('negotiates microversions: 406 out of range (with the range headers), 400 malformed', async () => {
+    const high = await call('GET', '/v1/nodes', { headers: { 'X-OpenStack-Ironic-API-Version': '1.99' } });
+    expect(high.status).toBe(406);
+    expect(high.headers.get('x-openstack-ironic-api-maximum-version')).toBe('1.78');
+    expect(fault(high)).toMatchObject({ faultcode: 'Client', faultstring: expect.stringContaining('1.99') });
+    expect((await call('GET', '/v1/nodes', { headers: { 'X-OpenStack-Ironic-API-Version': 'one' } })).status).toBe(400);
+    const std = await call('GET', '/v1/nodes', { headers: { 'OpenStack-API-Version': 'baremetal 1.31' } });
+    expect(std.headers.get('x-openstack-ironic-api-version')).toBe('1.31');
+  });
+});
+
+describe('Ironic nodes', () => {
+  it('registers BMCs with masked, sealed passwords and validates driver_info', async () => {
+    const name = unique('bm');
+    const res = await ironic('POST', '/v1/nodes', {
+      name,
+      driver: 'redfish',
+      conductor_group: site,
+      driver_info: { redfish_address: redfish.url, redfish_system_id: 'n1', redfish_username: 'root', redfish_password: 'calvin' },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body).toMatchObject({ name, driver: 'redfish', provision_state: 'enroll', power_state: null, driver_info: { redfish_password: '******' } });
+    expect(res.text).not.toContain('calvin');
+    // At rest the password is sealed, not stored in plain text.
+    const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: inject('dynamoEndpoint'), region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }));
+    const raw = await doc.send(new GetCommand({ TableName: 'slipway', Key: { PK: `NODE#${res.body.uuid}`, SK: 'META' } }));
+    expect(JSON.stringify(raw.Item)).not.toContain('calvin');
+
+    expect((await ironic('GET', `/v1/nodes/${name}`)).body.uuid).toBe(res.body.uuid);
+    const list = await ironic('GET', '/v1/nodes');
+    expect(list.body.nodes.find((n: any) => n.uuid === res.body.uuid)).toEqual({
+      uuid: res.body.uuid, name, instance_uuid: null, power_state: null, provision_state: 'enroll', maintenance: false, links: expect.any(Array),
+    });
+    expect((await ironic('POST', '/v1/nodes', { name, driver: 'redfish', driver_info: { redfish_address: 'x', redfish_username: 'u' } })).status).toBe(409);
+    const bad = await ironic('POST', '/v1/nodes', { name: unique('bm'), driver: 'ipmi', driver_info: { ipmi_address: '10.0.0.1', ipmi_username: 'u', ipmi_colour: 'red' } });
+    expect(bad.status).toBe(400);
+    expect(fault(bad).faultstring).toMatch(/ipmi_colour/);
+    expect((await ironic('POST', '/v1/nodes', { name: unique('bm'), driver: 'idrac', driver_info: {} })).status).toBe(400);
+    expect((await ironic('GET', '/v1/nodes/no-such-node')).status).toBe(404);
+  });
+
+  it('powers a Redfish node on through the agent and reports the BMC state; one power action at a time', async () => {
+    const name = unique('bm');
+    await ironic('POST', '/v1/nodes', {
+      name,
+      driver: 'redfish',
+      conductor_group: site,
+      driver_info: { redfish_address: redfish.url, redfish_system_id: 'n1', redfish_username: 'root', redfish_password: 'calvin' },
+    });
+    const put = await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' });
+    expect(put.status).toBe(202);
+    expect(put.text).toBe('');
+    expect(put.headers.get('content-type')).toMatch(/application\/json/);
+    const states = await settled(name);
+    expect(states).toMatchObject({ power_state: 'power on', last_error: null });
+    expect(redfish.state('n1').PowerState).toBe('On');
+    const boot = await ironic('PUT', `/v1/nodes/${name}/management/boot_device`, { boot_device: 'pxe', persistent: true });
+    expect(boot.status).toBe(204);
+    expect(redfish.state('n1')).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Continuous' });
+    expect((await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'explode' })).status).toBe(400);
+  });
+
+  it('accepts exactly one of 10 parallel power requests while one is in progress', async () => {
+    const name = unique('bm');
+    // A site with no agent: the first request stays in progress.
+    await ironic('POST', '/v1/nodes', { name, driver: 'ipmi', conductor_group: unique('idle'), driver_info: { ipmi_address: '10.0.0.13', ipmi_username: 'u' } });
+    const results = await Promise.all(Array.from({ length: 10 }, () => ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' })));
+    expect(results.filter((r) => r.status === 202)).toHaveLength(1);
+    const refused = results.filter((r) => r.status === 409);
+    expect(refused).toHaveLength(9);
+    expect(fault(refused[0]!).faultstring).toMatch(/locked by a power action in progress/);
+    expect((await ironic('GET', `/v1/nodes/${name}/states`)).body.target_power_state).toBe('power on');
+  });
+
+  it('powers an IPMI node off and on against ipmi_sim', async () => {
+    const name = unique('bm');
+    const reg = await ironic('POST', '/v1/nodes', {
+      name,
+      driver: 'ipmi',
+      conductor_group: site,
+      driver_info: { ipmi_address: ipmi.address, ipmi_port: ipmi.port, ipmi_username: 'admin', ipmi_password: 'password' },
+    });
+    expect(reg.status, reg.text).toBe(201);
+    expect((await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' })).status).toBe(202);
+    expect((await settled(name)).power_state).toBe('power on');
+    expect(ipmi.state().power).toBe('on');
+    expect((await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power off' })).status).toBe(202);
+    expect((await settled(name)).power_state).toBe('power off');
+    expect(ipmi.state().power).toBe('off');
+    expect((await ironic('GET', `/v1/nodes/${name}`)).body.provision_state).toBe('manageable');
+  });
+
+  it('records the BMC error as last_error', async () => {
+    const name = unique('bm');
+    await ironic('POST', '/v1/nodes', {
+      name,
+      driver: 'redfish',
+      conductor_group: site,
+      driver_info: { redfish_address: redfish.url, redfish_system_id: 'n1', redfish_username: 'root', redfish_password: 'wrong-secret' },
+    });
+    await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' });
+    const states = await settled(name);
+    expect(states.last_error).toMatch(/^auth: /);
+    expect(states.last_error).not.toContain('wrong-secret');
+  });
+
+  it('patches driver_info, deletes nodes, and keeps Blazar hosts in the inventory', async () => {
+    const name = unique('bm');
+    await ironic('POST', '/v1/nodes', { name, driver: 'ipmi', driver_info: { ipmi_address: '10.0.0.9', ipmi_username: 'u', ipmi_password: 'p' } });
+    const patched = await ironic('PATCH', `/v1/nodes/${name}`, [{ op: 'replace', path: '/driver_info/ipmi_address', value: '10.0.0.10' }, { op: 'add', path: '/extra/rack', value: 'r7' }]);
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body).toMatchObject({ driver_info: { ipmi_address: '10.0.0.10', ipmi_password: '******' }, extra: { rack: 'r7' } });
+    expect((await ironic('PATCH', `/v1/nodes/${name}`, [{ op: 'replace', path: '/driver_info/ipmi_port', value: 'x' }])).status).toBe(400);
+    expect((await ironic('DELETE', `/v1/nodes/${name}`)).status).toBe(204);
+    expect((await ironic('GET', `/v1/nodes/${name}`)).status).toBe(404);
+
+    const host = unique('host');
+    expect((await call('POST', '/v1/os-hosts', { body: { name: host } })).status).toBe(201);
+    const reg = await ironic('POST', '/v1/nodes', { name: host, driver: 'ipmi', driver_info: { ipmi_address: '10.0.0.11', ipmi_username: 'u' } });
+    expect(reg.status, reg.text).toBe(201);
+    expect((await ironic('DELETE', `/v1/nodes/${host}`)).status).toBe(204);
+    const node = await call('GET', `/v1.1/admin/nodes/${host}`);
+    expect(node.status).toBe(200);
+    expect((await ironic('GET', `/v1/nodes/${host}`)).body.driver).toBeNull();
+  });
+
+  it('hides nodes from projects without a grant', async () => {
+    const { token } = await tokenFor('member');
+    const name = unique('bm');
+    await ironic('POST', '/v1/nodes', { name, driver: 'ipmi', driver_info: { ipmi_address: '10.0.0.12', ipmi_username: 'u' } });
+    expect((await ironic('GET', `/v1/nodes/${name}`, undefined, token)).status).toBe(404);
+    expect((await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' }, token)).status).toBe(404);
+    expect((await ironic('POST', '/v1/nodes', { name: unique('bm'), driver: 'ipmi', driver_info: {} }, token)).status).toBe(403);
+  });
+});
