@@ -80,8 +80,19 @@ const SURFACES: SurfaceDef[] = [
       ['GET', '/v1/nodes/{node_ident}/states'],
       ['PUT', '/v1/nodes/{node_ident}/states/power'],
       ['PUT', '/v1/nodes/{node_ident}/management/boot_device'],
+      ['GET', '/v1/drivers'],
+      ['GET', '/v1/drivers/{driver_name}'],
+      ['GET', '/v1/drivers/{driver_name}/vendor_passthru/methods'],
+      ['GET', '/v1/nodes/{node_ident}/vendor_passthru/methods'],
+      // Vendor passthru: both call forms, every verb (the registry decides which it allows).
+      ...(['GET', 'POST', 'PUT', 'DELETE'] as const).flatMap((verb): [Method, string][] => [
+        [verb, '/v1/drivers/{driver_name}/vendor_passthru'],
+        [verb, '/v1/drivers/{driver_name}/vendor_passthru/{method}'],
+        [verb, '/v1/nodes/{node_ident}/vendor_passthru'],
+        [verb, '/v1/nodes/{node_ident}/vendor_passthru/{method}'],
+      ]),
     ],
-    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}'],
+    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}', '/v1/drivers', '/v1/drivers/{proxy+}'],
   },
   {
     // The on-prem agent's job queue (DESIGN.md §7): agent tokens only, scoped to their site.

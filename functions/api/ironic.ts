@@ -14,7 +14,10 @@ import {
   requestPowerState,
   waitForJob,
 } from '#core/ironic/nodes.ts';
-import { accepted, created, noContent, ok, type Request, surface } from '#http/surface.ts';
+import { callDriverPassthru, callNodePassthru, driverMethods, isDriverName, nodeMethods, PASSTHRU, type PassthruResult } from '#core/ironic/passthru.ts';
+import { NotFoundError } from '#core/errors.ts';
+import { requireAuth } from '#core/identity/identity.ts';
+import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 import { ironicNode, ironicNodeSummary, ironicStates } from './views/ironic.ts';
 
@@ -84,6 +87,40 @@ function v1(base: string) {
 /** How long a synchronous call waits for the agent (API Gateway cuts at 30 s). */
 const SYNC_WAIT_MS = 25_000;
 
+/** Sync passthru answers its value as JSON (200); async answers 202 with an empty body. */
+const passthruReply = (r: PassthruResult): Reply => (r.async ? accepted(undefined) : ok(r.output ?? null));
+
+function driverView(name: string, base: string) {
+  return {
+    name,
+    hosts: ['slipway'],
+    type: 'dynamic',
+    default_vendor_interface: name === 'ipmi' ? 'ipmitool' : 'redfish',
+    enabled_vendor_interfaces: [name === 'ipmi' ? 'ipmitool' : 'redfish'],
+    links: [
+      { href: `${base}/v1/drivers/${name}`, rel: 'self' },
+      { href: `${base}/drivers/${name}`, rel: 'bookmark' },
+    ],
+    properties: [{ href: `${base}/v1/drivers/${name}/properties`, rel: 'self' }],
+  };
+}
+
+/** Both call forms (`?method=m` and `/vendor_passthru/m`) with all four verbs. */
+function passthruRoutes(): Record<string, RouteHandler> {
+  const table: Record<string, RouteHandler> = {};
+  for (const verb of ['GET', 'POST', 'PUT', 'DELETE'] as const) {
+    table[`${verb} /v1/drivers/{driver_name}/vendor_passthru`] = async (req) =>
+      passthruReply(await callDriverPassthru(req.deps, req.auth, req.path.driver_name!, req.query.method, verb, req.body));
+    table[`${verb} /v1/drivers/{driver_name}/vendor_passthru/{method}`] = async (req) =>
+      passthruReply(await callDriverPassthru(req.deps, req.auth, req.path.driver_name!, req.path.method, verb, req.body));
+    table[`${verb} /v1/nodes/{node_ident}/vendor_passthru`] = async (req) =>
+      passthruReply(await callNodePassthru(req.deps, req.auth, req.path.node_ident!, req.query.method, verb, req.body));
+    table[`${verb} /v1/nodes/{node_ident}/vendor_passthru/{method}`] = async (req) =>
+      passthruReply(await callNodePassthru(req.deps, req.auth, req.path.node_ident!, req.path.method, verb, req.body));
+  }
+  return table;
+}
+
 export const handler = surface(
   { style: 'ironic', jsonSuffix: false, before: negotiate, anonymous: ['GET /', 'GET /v1'], alwaysJson: true },
   {
@@ -112,6 +149,18 @@ export const handler = surface(
       const job = await requestPowerState(req.deps, req.auth, req.path.node_ident!, parseWith(PowerRequest, req.body, 'INVALID_PARAMETER_VALUE'));
       return accepted(undefined, { Location: `${baseUrl(req)}/v1/nodes/${job.node_id}/states` });
     },
+    'GET /v1/drivers': async (req) => {
+      requireAuth(req.auth);
+      return ok({ drivers: Object.keys(PASSTHRU).map((d) => driverView(d, baseUrl(req))) });
+    },
+    'GET /v1/drivers/{driver_name}': async (req) => {
+      requireAuth(req.auth);
+      if (!isDriverName(req.path.driver_name!)) throw new NotFoundError(`Driver ${req.path.driver_name} could not be found.`);
+      return ok(driverView(req.path.driver_name!, baseUrl(req)));
+    },
+    'GET /v1/drivers/{driver_name}/vendor_passthru/methods': async (req) => ok(driverMethods(req.auth, req.path.driver_name!)),
+    'GET /v1/nodes/{node_ident}/vendor_passthru/methods': async (req) => ok(await nodeMethods(req.deps, req.auth, req.path.node_ident!)),
+    ...passthruRoutes(),
     'PUT /v1/nodes/{node_ident}/management/boot_device': async (req) => {
       const job = await requestBootDevice(req.deps, req.auth, req.path.node_ident!, parseWith(BootDeviceRequest, req.body, 'INVALID_PARAMETER_VALUE'));
       // Upstream sets the boot device synchronously (204); we wait for the agent, bounded.

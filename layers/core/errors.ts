@@ -118,6 +118,21 @@ export class ServiceUnavailableError extends DomainError {
   readonly errorName = 'SERVICE_UNAVAILABLE';
 }
 
+/** 502: a BMC (through the agent) answered with an error; the message says what it said. */
+export class BmcOperationError extends DomainError {
+  readonly statusCode = 502;
+  readonly errorName = 'BMC_ERROR';
+}
+
+/**
+ * 504: the agent did not finish a synchronous call in time. Not 503, which clients retry: the
+ * job is still queued and a retry would run it twice.
+ */
+export class AgentTimeoutError extends DomainError {
+  readonly statusCode = 504;
+  readonly errorName = 'AGENT_TIMEOUT';
+}
+
 /**
  * Raised by repositories when an optimistic-concurrency write lost a race (a version or status
  * condition failed). Use-cases either retry or turn it into a ConflictError; it is still a 409

@@ -25,7 +25,9 @@ const PHRASES: Record<number, string> = {
   415: 'Unsupported Media Type',
   422: 'Unprocessable Entity',
   500: 'Internal Server Error',
+  502: 'Bad Gateway',
   503: 'Service Unavailable',
+  504: 'Gateway Timeout',
 };
 
 export function renderError(style: ErrorStyle, err: unknown): RenderedError {

@@ -144,7 +144,7 @@ export function surface(
   deps: () => Ports = () => {
     throw new Error('this surface has no ports');
   },
-): middy.MiddyfiedHandler<HttpEvent, HttpResult, Error, Context> {
+): middy.MiddyfiedHandler<HttpEvent, HttpResult, Error, Context> & { routeKeys: readonly string[] } {
   const compiled: { key: string; method: string; tpl: CompiledTemplate }[] = Object.keys(routes).map((key) => {
     const [method, path] = key.split(' ') as [string, string];
     return { key, method, tpl: compileTemplate(path) };
@@ -196,7 +196,7 @@ export function surface(
     return toResult(reply, state, options.alwaysJson === true);
   };
 
-  return middy<HttpEvent, HttpResult, Error, Context>(base)
+  const wrapped = middy<HttpEvent, HttpResult, Error, Context>(base)
     .use({
       before: (request) => {
         const upstream = request.event.requestContext?.requestId;
@@ -234,6 +234,8 @@ export function surface(
         accessLog(request.event, r.statusCode, state);
       },
     });
+  // The route keys this surface serves, so tests can check them against infra/routes.ts.
+  return Object.assign(wrapped, { routeKeys: Object.keys(routes) });
 }
 
 function requestIdHeaders(id: string): Record<string, string> {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { type FunctionName, functionNames, handlerKey, routes } from '../../infra/routes.ts';
@@ -14,9 +13,9 @@ import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
 
 /**
  * The route table and the surface handler tables must agree (infra/routes.ts): every concrete
- * route has a handler in its surface and every handler has a route. The handler tables are not
- * exported, so they are read from the surface sources, and cross-checked through the handlers'
- * own 404/405 fallback, which is computed from the same table and runs before any DynamoDB use.
+ * route has a handler in its surface and every handler has a route (`routeKeys`, which
+ * `surface()` exposes), cross-checked through the handlers' own 404/405 fallback, which is
+ * computed from the same table and runs before any DynamoDB use.
  */
 const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpResult>> = {
   blazar: blazar as never,
@@ -41,9 +40,9 @@ function expectError(fn: FunctionName, body: any, status: number, name: string):
 
 const concrete = (fn: FunctionName) => routes.filter((r) => r.fn === fn && r.method !== 'ANY');
 
+/** The handler keys a surface serves (its table, as `surface()` exposes it). */
 function sourceKeys(fn: FunctionName): string[] {
-  const src = readFileSync(new URL(`../../functions/api/${fn}.ts`, import.meta.url), 'utf8');
-  return [...src.matchAll(/'((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \/[^'\s]*)'\s*:/g)].map((m) => m[1]!);
+  return [...(HANDLERS[fn] as unknown as { routeKeys: string[] }).routeKeys];
 }
 
 /** A concrete path for a template: every {param} filled with a value that is not a literal anywhere. */

@@ -32,7 +32,7 @@ export function ironicNode(n: Node, base: string) {
     target_provision_state: null,
     last_error: b?.last_error ?? null,
     maintenance_reason: b?.maintenance_reason ?? null,
-    reservation: null,
+    reservation: b?.reservation ?? null,
     console_enabled: false,
     properties: { ...(b?.properties ?? {}), ...factsAsProperties(n) },
     extra: b?.extra ?? {},

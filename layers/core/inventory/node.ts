@@ -34,6 +34,8 @@ export interface BmcInfo {
   last_error: string | null;
   maintenance: boolean;
   maintenance_reason: string | null;
+  /** Ironic's node lock: what holds the node exclusively (a vendor method in progress). */
+  reservation?: string | null;
   properties: Record<string, unknown>;
   extra: Record<string, unknown>;
 }

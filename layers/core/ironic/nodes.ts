@@ -208,8 +208,9 @@ export const PowerRequest = z.strictObject({
 export async function requestPowerState(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof PowerRequest>): Promise<Job> {
   for (let attempt = 0; attempt < 3; attempt++) {
     const node = await controllable(deps, auth, ident);
-    if (node.bmc.target_power_state) {
-      throw new ConflictError(`Node ${ident} is locked by a power action in progress (${node.bmc.target_power_state}), please retry after the current operation is completed.`, 'NODE_LOCKED');
+    if (node.bmc.target_power_state || node.bmc.reservation) {
+      const by = node.bmc.reservation ?? `a power action in progress (${node.bmc.target_power_state})`;
+      throw new ConflictError(`Node ${ident} is locked by ${by}, please retry after the current operation is completed.`, 'NODE_LOCKED');
     }
     try {
       await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, target_power_state: req.target, last_error: null } });
@@ -255,13 +256,15 @@ export async function waitForJob(deps: Ports, id: string, timeoutMs: number): Pr
 
 /** What a finished job means for its node: the BMC's power state, or the error. */
 export async function onJobFinished(deps: Ports, job: Job): Promise<void> {
-  if (!job.node_id || (job.kind !== 'power' && job.kind !== 'power_state')) return;
+  const releasesLock = job.kind === 'vendor' && job.payload.exclusive === true;
+  if (!job.node_id || (job.kind !== 'power' && job.kind !== 'power_state' && !releasesLock)) return;
   for (let attempt = 0; attempt < 5; attempt++) {
     const node = await deps.nodes.get(job.node_id);
     if (!node?.bmc) return;
     const out = job.output as { power_state?: BmcInfo['power_state'] } | undefined;
-    const bmc: BmcInfo =
-      job.status === 'succeeded'
+    const bmc: BmcInfo = releasesLock
+      ? { ...node.bmc, reservation: null, last_error: job.status === 'failed' ? (job.error ?? 'vendor passthru failed') : node.bmc.last_error }
+      : job.status === 'succeeded'
         ? { ...node.bmc, power_state: out?.power_state ?? node.bmc.power_state, target_power_state: null, last_error: null, provision_state: node.bmc.provision_state === 'enroll' ? 'manageable' : node.bmc.provision_state }
         : { ...node.bmc, target_power_state: null, last_error: job.error ?? 'power action failed' };
     try {
