@@ -107,6 +107,12 @@ export function driverFactory(cfg: AgentConfig): DriverFactory {
             });
           case 'get_all_subscriptions':
             return { subscriptions: await d.listEventSubscriptions() };
+          case 'get_subscription': {
+            const id = str(args.id, 'id');
+            const found = (await d.listEventSubscriptions()).find((x) => x.id === id);
+            if (!found) throw new JobInputError(`no event subscription ${id} on this BMC`);
+            return found;
+          }
           case 'delete_subscription':
             await d.deleteEventSubscription(str(args.id, 'id'));
             return {};

@@ -105,18 +105,28 @@ function driverView(name: string, base: string) {
   };
 }
 
+/**
+ * The arguments: the JSON body, or for a call without one (GET and DELETE usually) the query
+ * parameters other than `method`.
+ */
+function passthruArgs(req: Request): unknown {
+  if (req.body !== undefined) return req.body;
+  const { method: _m, ...rest } = req.query;
+  return Object.keys(rest).length ? rest : undefined;
+}
+
 /** Both call forms (`?method=m` and `/vendor_passthru/m`) with all four verbs. */
 function passthruRoutes(): Record<string, RouteHandler> {
   const table: Record<string, RouteHandler> = {};
   for (const verb of ['GET', 'POST', 'PUT', 'DELETE'] as const) {
     table[`${verb} /v1/drivers/{driver_name}/vendor_passthru`] = async (req) =>
-      passthruReply(await callDriverPassthru(req.deps, req.auth, req.path.driver_name!, req.query.method, verb, req.body));
+      passthruReply(await callDriverPassthru(req.deps, req.auth, req.path.driver_name!, req.query.method, verb, passthruArgs(req)));
     table[`${verb} /v1/drivers/{driver_name}/vendor_passthru/{method}`] = async (req) =>
-      passthruReply(await callDriverPassthru(req.deps, req.auth, req.path.driver_name!, req.path.method, verb, req.body));
+      passthruReply(await callDriverPassthru(req.deps, req.auth, req.path.driver_name!, req.path.method, verb, passthruArgs(req)));
     table[`${verb} /v1/nodes/{node_ident}/vendor_passthru`] = async (req) =>
-      passthruReply(await callNodePassthru(req.deps, req.auth, req.path.node_ident!, req.query.method, verb, req.body));
+      passthruReply(await callNodePassthru(req.deps, req.auth, req.path.node_ident!, req.query.method, verb, passthruArgs(req)));
     table[`${verb} /v1/nodes/{node_ident}/vendor_passthru/{method}`] = async (req) =>
-      passthruReply(await callNodePassthru(req.deps, req.auth, req.path.node_ident!, req.path.method, verb, req.body));
+      passthruReply(await callNodePassthru(req.deps, req.auth, req.path.node_ident!, req.path.method, verb, passthruArgs(req)));
   }
   return table;
 }

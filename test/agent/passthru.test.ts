@@ -98,6 +98,11 @@ describe('Ironic drivers and vendor passthru over HTTP', () => {
     expect(sub.status, sub.text).toBe(200);
     const all = await call('GET', `/v1/nodes/${name}/vendor_passthru?method=get_all_subscriptions`);
     expect(all.body.subscriptions.map((x: any) => x.destination)).toContain('https://collector.example/events');
+    const one = await call('GET', `/v1/nodes/${name}/vendor_passthru/get_subscription?id=${sub.body.id}`);
+    expect(one.body).toMatchObject({ id: sub.body.id, destination: 'https://collector.example/events' });
+    expect((await call('DELETE', `/v1/nodes/${name}/vendor_passthru/delete_subscription`, { body: { id: sub.body.id } })).status).toBe(200);
+    const gone = await call('GET', `/v1/nodes/${name}/vendor_passthru?method=get_subscription&id=${sub.body.id}`);
+    expect(gone.status).toBe(502);
 
     const eject = await call('POST', `/v1/nodes/${name}/vendor_passthru/eject_vmedia`, { body: {} });
     expect(eject.status).toBe(202);

@@ -154,6 +154,15 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         args: z.strictObject({ id: z.string().min(1) }),
       },
       {
+        name: 'get_subscription',
+        httpMethods: ['GET'],
+        async: false,
+        attach: false,
+        description: "Show one event subscription. Argument: 'id'.",
+        requireExclusiveLock: false,
+        args: z.strictObject({ id: z.string().min(1) }),
+      },
+      {
         name: 'get_all_subscriptions',
         httpMethods: ['GET'],
         async: false,
