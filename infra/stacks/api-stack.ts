@@ -1,4 +1,5 @@
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -70,6 +71,21 @@ export class ApiStack extends Stack {
       surfaces.set(name, fn);
     }
     this.surfaces = surfaces;
+
+    // Agent results answer the Step Functions task tokens their jobs carry (callback pattern).
+    // Named state machines (`slipway-*`) rather than the workflows themselves avoid a circular
+    // dependency once a workflow's task is this very function (toolchain.md §2).
+    const agentFn = surfaces.get('agent')!;
+    agentFn.fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+        resources: [Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'slipway-*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+      }),
+    );
+    Validations.of(agentFn.fn.role!).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:slipway-*]',
+      reason: 'Task tokens come from any Slipway workflow; the grant is limited to state machines named slipway-*.',
+    });
 
     // No default stage: the explicit one below carries access logging.
     this.api = new HttpApi(this, 'Api', { apiName: 'slipway', createDefaultStage: false });

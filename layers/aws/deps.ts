@@ -9,6 +9,8 @@ import { DynamoPropertyRepository } from './dynamo/properties.ts';
 import { DEFAULT_TABLE_NAME } from './dynamo/schema.ts';
 import { DynamoTokenRepository } from './dynamo/tokens.ts';
 import { AesSecretBox, NoSecretBox } from './secrets.ts';
+import { SfnTaskCallbacks } from './sfn-callbacks.ts';
+import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import type { SecretBox } from '#core/secrets.ts';
 
 /**
@@ -18,6 +20,8 @@ import type { SecretBox } from '#core/secrets.ts';
 export const systemClock: Clock = { now: () => new Date() };
 
 let cached: Ports | undefined;
+/** One registry per process, shared by every deps built here (the runner and the handlers). */
+export const localCallbacks = new LocalTaskCallbacks();
 
 function secretBox(env: Record<string, string | undefined>): SecretBox {
   if (env.SLIPWAY_SECRET_KEY) return new AesSecretBox(Buffer.from(env.SLIPWAY_SECRET_KEY, 'base64'));
@@ -37,6 +41,8 @@ export function buildDeps(env: Record<string, string | undefined> = process.env,
     idempotency: new DynamoIdempotencyStore(d),
     jobs: new DynamoJobRepository(d),
     secrets: secretBox(env),
+    // Locally (DynamoDB Local) the workflow runner waits in-process; on AWS, Step Functions.
+    callbacks: env.DYNAMODB_ENDPOINT ? localCallbacks : new SfnTaskCallbacks(),
   };
 }
 

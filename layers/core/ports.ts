@@ -2,6 +2,7 @@ import type { TokenRecord } from './identity/identity.ts';
 import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
 import type { Lease } from './leases/model.ts';
 import type { Config } from './config.ts';
+import type { TaskCallbacks } from './agent/callbacks.ts';
 import type { JobRepository } from './agent/jobs.ts';
 import type { SecretBox } from './secrets.ts';
 
@@ -142,4 +143,5 @@ export interface Ports {
   idempotency: IdempotencyStore;
   jobs: JobRepository;
   secrets: SecretBox;
+  callbacks: TaskCallbacks;
 }

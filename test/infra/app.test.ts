@@ -68,6 +68,8 @@ describe('CDK app', () => {
         'SlipwayStateful/AccessLogs': ['AwsSolutions-S1'],
         'SlipwayApi/AuthorizerFn/Role': xray,
         ...Object.fromEntries(functionNames.map((n) => [`SlipwayApi/${n[0]!.toUpperCase()}${n.slice(1)}Fn/Role`, xray])),
+        // The agent answers Step Functions task tokens of the slipway-* workflows.
+        'SlipwayApi/AgentFn/Role': [...xray, 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:slipway-*]'],
         ...Object.fromEntries(anonymous.map((p) => [p, ['AwsSolutions-APIG4']])),
       });
     });

@@ -5,6 +5,7 @@ import { type Principal, requireAuth } from '../identity/identity.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
 import type { Ports } from '../ports.ts';
 import { openSecrets } from '../secrets.ts';
+import { log } from '../util/log.ts';
 
 /**
  * Agent jobs (DESIGN.md §6 invariant 4, §7): work for the on-prem agent of a site, claimed once
@@ -99,6 +100,19 @@ function agentSite(auth: Principal | undefined): { site: string; agent: string }
   return { site: who.project_id, agent: who.token_id };
 }
 
+/** A job became final: its node learns the outcome, and a waiting workflow gets its answer. */
+async function settled(deps: Ports, job: Job): Promise<void> {
+  await onJobFinished(deps, job);
+  if (!job.task_token) return;
+  try {
+    if (job.status === 'succeeded') await deps.callbacks.succeed(job.task_token, job.output ?? null);
+    else await deps.callbacks.fail(job.task_token, 'AgentJobFailed', job.error ?? 'the agent job failed');
+  } catch (err) {
+    // The job stays final; the workflow's own timeout covers a callback that could not be sent.
+    log.error('task callback failed', { job_id: job.id, error: (err as Error).name });
+  }
+}
+
 async function openPayload(deps: Ports, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
   const info = payload.driver_info;
   return info && typeof info === 'object' ? { ...payload, driver_info: await openSecrets(deps.secrets, info as Record<string, unknown>) } : payload;
@@ -121,7 +135,7 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
       if (job.status === 'claimed' && job.attempts >= job.max_attempts) {
         await deps.jobs.expire(job, now); // its agent died max_attempts times: give up, visibly
         const given = await deps.jobs.get(job.id);
-        if (given?.status === 'failed') await onJobFinished(deps, given);
+        if (given?.status === 'failed') await settled(deps, given);
         continue;
       }
       const until = new Date(now.getTime() + req.lease_seconds * 1000);
@@ -152,7 +166,9 @@ export async function heartbeatJob(deps: Ports, auth: Principal | undefined, id:
   if (!(await deps.jobs.extend(id, req.claim_token, new Date(now.getTime() + req.lease_seconds * 1000), now))) {
     throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
   }
-  return (await deps.jobs.get(id))!;
+  const job = (await deps.jobs.get(id))!;
+  if (job.task_token) await deps.callbacks.heartbeat(job.task_token).catch((err) => log.warn('task heartbeat failed', { job_id: id, error: (err as Error).name }));
+  return job;
 }
 
 export async function finishJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof ResultRequest>): Promise<Job> {
@@ -160,7 +176,7 @@ export async function finishJob(deps: Ports, auth: Principal | undefined, id: st
   await ownJob(deps, site, id);
   const done = await deps.jobs.finish(id, req.claim_token, { status: req.status, output: req.output, error: req.error }, deps.clock.now());
   if (!done) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
-  await onJobFinished(deps, done);
+  await settled(deps, done);
   return done;
 }
 
