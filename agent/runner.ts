@@ -1,3 +1,4 @@
+import { MAX_CLAIM } from '#core/agent/jobs.ts';
 import { log } from '#core/util/log.ts';
 import { AgentApi, ApiError, ApiUnavailableError, type ClaimedJob } from './api.ts';
 import type { AgentConfig } from './config.ts';
@@ -43,7 +44,7 @@ export class Agent {
         continue;
       }
       try {
-        const jobs = await this.api.claim(free, this.config.poll_seconds, this.config.lease_seconds, this.cancelClaim.signal);
+        const jobs = await this.api.claim(Math.min(free, MAX_CLAIM), this.config.poll_seconds, this.config.lease_seconds, this.cancelClaim.signal);
         backoff = 500;
         if (this.stopping) {
           await Promise.all(jobs.map((j) => this.api.release(j).catch(() => undefined)));

@@ -115,7 +115,8 @@ describe('agent end to end', () => {
 
   it('fails a job with the BMC error text and no secret, and resolves on-prem credentials', async () => {
     const { site: s, token } = await site();
-    const agent = new Agent(config(token), driverFactory(config(token)));
+    // More slots than one claim hands out: the agent claims in several requests.
+    const agent = new Agent(config(token, { concurrency: 40 }), driverFactory(config(token)));
     agent.start();
     try {
       const wrong = await enqueueJob(deps(), { site: s, kind: 'power_state', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a', { redfish_password: 'hunter2-wrong' }) } });

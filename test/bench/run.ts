@@ -5,6 +5,7 @@ import { build } from 'esbuild';
 import { dynamoStats } from '#aws/dynamo/client.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
 import { functionNames } from '../../infra/routes.ts';
+import { agentBench } from './agent.ts';
 
 /**
  * `npm run bench`: figures, not pass/fail (issue 2 §10). The local stack runs in this process
@@ -40,7 +41,11 @@ async function pool(n: number, c: number, task: (i: number) => Promise<number>):
   return { lat, wall: performance.now() - t };
 }
 
+/** `npm run bench` runs every part; `npm run bench -- booking` or `-- agent` runs one. */
+const only = process.argv[2];
+
 async function main() {
+  if (only === 'agent') return runAgentOnly();
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
@@ -146,8 +151,21 @@ async function main() {
     record(`bundle ${fn}`, `${((await size([])) / 1024).toFixed(0)} KiB (SDK external: ${((await size(['@aws-sdk/*'])) / 1024).toFixed(0)} KiB)`);
   }
 
+  if (only !== 'booking') await agentBench(record);
+
   const w = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\nSlipway bench (${new Date().toISOString()}, Node ${process.version}, ${HOSTS} hosts, ${LEASES} leases)\n`);
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
+}
+
+async function runAgentOnly(): Promise<void> {
+  const rows: [string, string][] = [];
+  await agentBench((k, v) => {
+    rows.push([k, v]);
+    process.stdout.write(`  ${k}: ${v}\n`);
+  });
+  const w = Math.max(...rows.map(([k]) => k.length));
+  process.stdout.write(`\nSlipway agent bench (${new Date().toISOString()}, Node ${process.version})\n`);
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
 }
 

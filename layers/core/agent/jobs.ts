@@ -67,10 +67,13 @@ export interface JobRepository {
   release(id: string, token: string, now: Date): Promise<Job | undefined>;
 }
 
+/** Most jobs one claim hands out (an agent with more free slots claims again). */
+export const MAX_CLAIM = 32;
+
 export const ClaimRequest = z.strictObject({
   /** Long-poll: wait up to this many seconds for a job (API Gateway allows 30 s in all). */
   wait: z.number().min(0).max(20).default(0),
-  max: z.number().int().min(1).max(10).default(1),
+  max: z.number().int().min(1).max(MAX_CLAIM).default(1),
   /** How long the claim lasts without a heartbeat. */
   lease_seconds: z.number().int().min(1).max(900).default(60),
 });
