@@ -156,6 +156,8 @@ describe('Ironic nodes', () => {
     expect((await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power off' })).status).toBe(202);
     expect((await settled(name)).power_state).toBe('power off');
     expect(ipmi.state().power).toBe('off');
+    expect((await ironic('PUT', `/v1/nodes/${name}/management/boot_device`, { boot_device: 'pxe', persistent: false })).status).toBe(204);
+    expect(ipmi.state().boot).toMatch(/pxe/);
     expect((await ironic('GET', `/v1/nodes/${name}`)).body.provision_state).toBe('manageable');
   });
 

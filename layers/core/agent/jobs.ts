@@ -123,7 +123,7 @@ async function openPayload(deps: Ports, payload: Record<string, unknown>): Promi
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How often a waiting claim looks again (one query per look). */
-const POLL_MS = 500;
+const POLL_MS = 250;
 
 export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest): Promise<Job[]> {
   const { site, agent } = agentSite(auth);
