@@ -14,7 +14,23 @@ const offerSk = (availableAt: string, id: string) => `${availableAt}#${id}`;
 const STRIP = new Set(['PK', 'SK', 'GSI2PK', 'GSI2SK', 'entity']);
 const toJob = (item: Record<string, unknown>): Job => Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as unknown as Job;
 
+type UpdateInput = ConstructorParameters<typeof UpdateCommand>[0];
+
 export class DynamoJobRepository implements JobRepository {
+  /**
+   * A conditional update of one job that returns the new job, or undefined when its condition
+   * failed (the claim moved on): every state change of a job is such a compare-and-set.
+   */
+  private async cas(input: Omit<UpdateInput, 'TableName' | 'ReturnValues'>): Promise<Job | undefined> {
+    try {
+      const res = await this.d.doc.send(new UpdateCommand({ ...input, TableName: this.d.table, ReturnValues: 'ALL_NEW' }));
+      return toJob(res.Attributes!);
+    } catch (err) {
+      if (isConditionFailure(err)) return undefined;
+      throw err;
+    }
+  }
+
   constructor(private readonly d: Dynamo) {}
 
   async create(job: Job): Promise<void> {
@@ -47,103 +63,65 @@ export class DynamoJobRepository implements JobRepository {
 
   async claim(job: Job, now: Date, claim: { token: string; by: string; until: Date }): Promise<Job | undefined> {
     const until = claim.until.toISOString();
-    try {
-      const res = await this.d.doc.send(
-        new UpdateCommand({
-          TableName: this.d.table,
-          Key: jobKey(job.id),
-          // The write is the check: still queued, or claimed with a claim that has expired.
-          ConditionExpression: '#s = :queued OR (#s = :claimed AND #exp < :now)',
-          UpdateExpression:
-            'SET #s = :claimed, claim_token = :token, claimed_by = :by, #exp = :until, attempts = attempts + :one, updated_at = :nowIso, GSI2SK = :sk',
-          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
-          ExpressionAttributeValues: {
-            ':queued': 'queued',
-            ':claimed': 'claimed',
-            ':now': now.toISOString(),
-            ':nowIso': now.toISOString(),
-            ':token': claim.token,
-            ':by': claim.by,
-            ':until': until,
-            ':one': 1,
-            ':sk': offerSk(until, job.id),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toJob(res.Attributes!);
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+    return this.cas({
+      Key: jobKey(job.id),
+      // The write is the check: still queued, or claimed with a claim that has expired.
+      ConditionExpression: '#s = :queued OR (#s = :claimed AND #exp < :now)',
+      UpdateExpression:
+        'SET #s = :claimed, claim_token = :token, claimed_by = :by, #exp = :until, attempts = attempts + :one, updated_at = :nowIso, GSI2SK = :sk',
+      ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
+      ExpressionAttributeValues: {
+        ':queued': 'queued',
+        ':claimed': 'claimed',
+        ':now': now.toISOString(),
+        ':nowIso': now.toISOString(),
+        ':token': claim.token,
+        ':by': claim.by,
+        ':until': until,
+        ':one': 1,
+        ':sk': offerSk(until, job.id),
+      },
+    });
   }
 
   async extend(id: string, token: string, until: Date, now: Date): Promise<boolean> {
-    try {
-      await this.d.doc.send(
-        new UpdateCommand({
-          TableName: this.d.table,
-          Key: jobKey(id),
-          // Held as long as nobody re-claimed it, even if the lease ran out meanwhile.
-          ConditionExpression: '#s = :claimed AND claim_token = :token',
-          UpdateExpression: 'SET #exp = :until, updated_at = :now, GSI2SK = :sk',
-          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
-          ExpressionAttributeValues: { ':claimed': 'claimed', ':token': token, ':until': until.toISOString(), ':now': now.toISOString(), ':sk': offerSk(until.toISOString(), id) },
-        }),
-      );
-      return true;
-    } catch (err) {
-      if (isConditionFailure(err)) return false;
-      throw err;
-    }
+    const job = await this.cas({
+      Key: jobKey(id),
+      // Held as long as nobody re-claimed it, even if the lease ran out meanwhile.
+      ConditionExpression: '#s = :claimed AND claim_token = :token',
+      UpdateExpression: 'SET #exp = :until, updated_at = :now, GSI2SK = :sk',
+      ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
+      ExpressionAttributeValues: { ':claimed': 'claimed', ':token': token, ':until': until.toISOString(), ':now': now.toISOString(), ':sk': offerSk(until.toISOString(), id) },
+    });
+    return job !== undefined;
   }
 
   async finish(id: string, token: string, result: { status: 'succeeded' | 'failed'; output?: unknown; error?: string }, now: Date): Promise<Job | undefined> {
-    try {
-      const res = await this.d.doc.send(
-        new UpdateCommand({
-          TableName: this.d.table,
-          Key: jobKey(id),
-          ConditionExpression: '#s = :claimed AND claim_token = :token',
-          UpdateExpression: 'SET #s = :status, #out = :output, #err = :error, finished_at = :now, updated_at = :now REMOVE GSI2PK, GSI2SK',
-          ExpressionAttributeNames: { '#s': 'status', '#out': 'output', '#err': 'error' },
-          ExpressionAttributeValues: {
-            ':claimed': 'claimed',
-            ':token': token,
-            ':status': result.status,
-            ':output': result.output ?? null,
-            ':error': result.error ?? null,
-            ':now': now.toISOString(),
-          },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toJob(res.Attributes!);
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+    return this.cas({
+      Key: jobKey(id),
+      ConditionExpression: '#s = :claimed AND claim_token = :token',
+      UpdateExpression: 'SET #s = :status, #out = :output, #err = :error, finished_at = :now, updated_at = :now REMOVE GSI2PK, GSI2SK',
+      ExpressionAttributeNames: { '#s': 'status', '#out': 'output', '#err': 'error' },
+      ExpressionAttributeValues: {
+        ':claimed': 'claimed',
+        ':token': token,
+        ':status': result.status,
+        ':output': result.output ?? null,
+        ':error': result.error ?? null,
+        ':now': now.toISOString(),
+      },
+    });
   }
 
   async release(id: string, token: string, now: Date): Promise<Job | undefined> {
-    try {
-      const res = await this.d.doc.send(
-        new UpdateCommand({
-          TableName: this.d.table,
-          Key: jobKey(id),
-          ConditionExpression: '#s = :claimed AND claim_token = :token',
-          // Back in the queue, offered from now; the attempt it used is given back.
-          UpdateExpression: 'SET #s = :queued, updated_at = :now, GSI2SK = :sk, attempts = attempts - :one REMOVE claim_token, claimed_by, #exp',
-          ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
-          ExpressionAttributeValues: { ':claimed': 'claimed', ':queued': 'queued', ':token': token, ':now': now.toISOString(), ':sk': offerSk(now.toISOString(), id), ':one': 1 },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return toJob(res.Attributes!);
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
-    }
+    return this.cas({
+      Key: jobKey(id),
+      ConditionExpression: '#s = :claimed AND claim_token = :token',
+      // Back in the queue, offered from now; the attempt it used is given back.
+      UpdateExpression: 'SET #s = :queued, updated_at = :now, GSI2SK = :sk, attempts = attempts - :one REMOVE claim_token, claimed_by, #exp',
+      ExpressionAttributeNames: { '#s': 'status', '#exp': 'claim_expires_at' },
+      ExpressionAttributeValues: { ':claimed': 'claimed', ':queued': 'queued', ':token': token, ':now': now.toISOString(), ':sk': offerSk(now.toISOString(), id), ':one': 1 },
+    });
   }
 
   async expire(job: Job, now: Date): Promise<void> {
