@@ -1,5 +1,5 @@
 import { getDeps } from '#aws/deps.ts';
-import { NotAcceptableError, ValidationError } from '#core/errors.ts';
+import { NotAcceptableError, NotFoundError, ValidationError } from '#core/errors.ts';
 import {
   BootDeviceRequest,
   deleteIronicNode,
@@ -10,12 +10,10 @@ import {
   patchNode,
   PowerRequest,
   registerNode,
-  requestBootDevice,
   requestPowerState,
-  waitForJob,
+  setBootDevice,
 } from '#core/ironic/nodes.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, isDriverName, nodeMethods, PASSTHRU, type PassthruResult } from '#core/ironic/passthru.ts';
-import { NotFoundError } from '#core/errors.ts';
 import { requireAuth } from '#core/identity/identity.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
@@ -84,8 +82,6 @@ function v1(base: string) {
   };
 }
 
-/** How long a synchronous call waits for the agent (API Gateway cuts at 30 s). */
-const SYNC_WAIT_MS = 25_000;
 
 /** Sync passthru answers its value as JSON (200); async answers 202 with an empty body. */
 const passthruReply = (r: PassthruResult): Reply => (r.async ? accepted(undefined) : ok(r.output ?? null));
@@ -172,12 +168,8 @@ export const handler = surface(
     'GET /v1/nodes/{node_ident}/vendor_passthru/methods': async (req) => ok(await nodeMethods(req.deps, req.auth, req.path.node_ident!)),
     ...passthruRoutes(),
     'PUT /v1/nodes/{node_ident}/management/boot_device': async (req) => {
-      const job = await requestBootDevice(req.deps, req.auth, req.path.node_ident!, parseWith(BootDeviceRequest, req.body, 'INVALID_PARAMETER_VALUE'));
-      // Upstream sets the boot device synchronously (204); we wait for the agent, bounded.
-      const done = await waitForJob(req.deps, job.id, SYNC_WAIT_MS);
-      if (!done) return accepted(undefined);
-      if (done.status === 'failed') throw new ValidationError(`Setting the boot device failed: ${done.error}`, 'BOOT_DEVICE_FAILED');
-      return noContent();
+      const state = await setBootDevice(req.deps, req.auth, req.path.node_ident!, parseWith(BootDeviceRequest, req.body, 'INVALID_PARAMETER_VALUE'));
+      return state === 'done' ? noContent() : accepted(undefined);
     },
   },
   getDeps,

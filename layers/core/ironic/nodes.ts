@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
 import type { Job } from '../agent/jobs.ts';
-import { ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import type { BmcInfo, Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
@@ -233,15 +233,26 @@ export const BootDeviceRequest = z.strictObject({
   persistent: z.boolean().default(false),
 });
 
-export async function requestBootDevice(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof BootDeviceRequest>): Promise<Job> {
+/**
+ * Sets the boot device through the agent and waits (bounded) for it, as upstream answers only
+ * once it is done: 'done', or 'pending' when the agent is slower than the wait.
+ */
+export async function setBootDevice(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof BootDeviceRequest>): Promise<'done' | 'pending'> {
   const node = await controllable(deps, auth, ident);
-  return enqueueJob(deps, {
+  const job = await enqueueJob(deps, {
     site: siteOf(node.bmc),
     kind: 'boot_device',
     node_id: node.id,
     payload: { driver: node.bmc.driver, driver_info: node.bmc.driver_info, boot_device: req.boot_device, persistent: req.persistent },
   });
+  const done = await waitForJob(deps, job.id, SYNC_WAIT_MS);
+  if (!done) return 'pending';
+  if (done.status === 'failed') throw new BmcOperationError(`Setting the boot device failed: ${done.error}`);
+  return 'done';
 }
+
+/** How long a synchronous call waits for the agent (API Gateway cuts at 30 s). */
+export const SYNC_WAIT_MS = 25_000;
 
 /** Waits (bounded, within the API Gateway limit) for a job to finish; undefined on timeout. */
 export async function waitForJob(deps: Ports, id: string, timeoutMs: number): Promise<Job | undefined> {

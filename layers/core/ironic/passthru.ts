@@ -6,7 +6,7 @@ import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/
 import type { BmcInfo } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
-import { DEFAULT_SITE, type DriverName, getIronicNode, siteOf, waitForJob } from './nodes.ts';
+import { DEFAULT_SITE, type DriverName, getIronicNode, siteOf, SYNC_WAIT_MS, waitForJob } from './nodes.ts';
 
 /**
  * Ironic vendor passthru (upstream-apis.md §3): methods are declared once, here, with their
@@ -228,8 +228,6 @@ function resolve(methods: PassthruMethod[], method: string | undefined, verb: st
   return { m, args: r.data };
 }
 
-/** How long a synchronous call waits for the agent (API Gateway cuts at 30 s). */
-const SYNC_WAIT_MS = 25_000;
 
 export type PassthruResult = { async: true } | { async: false; output: unknown };
 
