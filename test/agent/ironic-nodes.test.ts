@@ -105,6 +105,10 @@ describe('Ironic nodes', () => {
     expect(bad.status).toBe(400);
     expect(fault(bad).faultstring).toMatch(/ipmi_colour/);
     expect((await ironic('POST', '/v1/nodes', { name: unique('bm'), driver: 'idrac', driver_info: {} })).status).toBe(400);
+    // The baremetal CLI sends `redfish_system_id=1` as a number; it is kept as a string.
+    const numeric = await ironic('POST', '/v1/nodes', { name: unique('bm'), driver: 'redfish', driver_info: { redfish_address: redfish.url, redfish_system_id: 1, redfish_username: 'root' } });
+    expect(numeric.status, numeric.text).toBe(201);
+    expect(numeric.body.driver_info.redfish_system_id).toBe('1');
     expect((await ironic('GET', '/v1/nodes/no-such-node')).status).toBe(404);
   });
 

@@ -14,25 +14,27 @@ import { sealSecrets } from '../secrets.ts';
  * job's result becomes the node's `power_state` / `last_error` (see `onJobFinished`).
  */
 const port = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1).max(65535));
+/** CLIs send `key=1` as a number; Ironic keeps such fields as strings. */
+const text = z.union([z.string(), z.number()]).transform(String).pipe(z.string().min(1));
 
 const IpmiInfo = z
   .strictObject({
-    ipmi_address: z.string().min(1),
+    ipmi_address: text,
     ipmi_port: port.optional(),
-    ipmi_username: z.string().min(1).optional(),
-    ipmi_password: z.string().optional(),
-    credential_ref: z.string().min(1).optional(),
+    ipmi_username: text.optional(),
+    ipmi_password: z.union([z.string(), z.number()]).transform(String).optional(),
+    credential_ref: text.optional(),
     ipmi_cipher_suite: z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
   })
   .refine((i) => i.credential_ref !== undefined || i.ipmi_username !== undefined, { message: 'ipmi_username or credential_ref is required' });
 
 const RedfishInfo = z
   .strictObject({
-    redfish_address: z.string().min(1),
-    redfish_system_id: z.string().min(1).optional(),
-    redfish_username: z.string().min(1).optional(),
-    redfish_password: z.string().optional(),
-    credential_ref: z.string().min(1).optional(),
+    redfish_address: text,
+    redfish_system_id: text.optional(),
+    redfish_username: text.optional(),
+    redfish_password: z.union([z.string(), z.number()]).transform(String).optional(),
+    credential_ref: text.optional(),
     redfish_verify_ca: z.union([z.boolean(), z.enum(['true', 'false', 'True', 'False'])]).optional(),
   })
   .refine((i) => i.credential_ref !== undefined || i.redfish_username !== undefined, { message: 'redfish_username or credential_ref is required' });
