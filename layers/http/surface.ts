@@ -69,7 +69,10 @@ export interface SurfaceOptions {
    * members and readers (reads only), and never agent tokens.
    */
   roles?: readonly Role[];
-  /** Ironic's clients ignore bodies without `Content-Type: application/json`, even empty ones. */
+  /**
+   * Ironic's clients ignore a body without `Content-Type: application/json`, and log an error
+   * for an empty one with it: every body (errors included) is typed JSON, empty answers are not.
+   */
   alwaysJson?: boolean;
 }
 
@@ -244,8 +247,8 @@ function requestIdHeaders(id: string): Record<string, string> {
 
 function toResult(reply: Reply, state: State, alwaysJson: boolean): HttpResult {
   const headers: Record<string, string> = { ...state.extraHeaders, ...requestIdHeaders(state.requestId), ...(reply.headers ?? {}) };
-  if (alwaysJson) headers['Content-Type'] ??= 'application/json';
   if (reply.body === undefined || reply.statusCode === 204) return { statusCode: reply.statusCode, headers, body: '' };
+  if (alwaysJson) headers['Content-Type'] = 'application/json';
   headers['Content-Type'] ??= 'application/json';
   return { statusCode: reply.statusCode, headers, body: JSON.stringify(reply.body) };
 }

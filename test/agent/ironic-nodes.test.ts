@@ -123,7 +123,8 @@ describe('Ironic nodes', () => {
     const put = await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' });
     expect(put.status).toBe(202);
     expect(put.text).toBe('');
-    expect(put.headers.get('content-type')).toMatch(/application\/json/);
+    // No JSON type on an empty answer: ironicclient logs an error trying to decode it.
+    expect(put.headers.get('content-type')).toBeNull();
     const states = await settled(name);
     expect(states).toMatchObject({ power_state: 'power on', last_error: null });
     expect(redfish.state('n1').PowerState).toBe('On');
