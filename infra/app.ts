@@ -36,6 +36,7 @@ export function buildApp(props: AppProps = {}): SlipwayApp {
     description: 'Slipway: HTTP API, authorizer and surface functions',
     table: stateful.table,
     bootdataBucket: stateful.bootdataBucket,
+    secretsKey: stateful.secretsKey,
   });
 
   return { app, stateful, api };

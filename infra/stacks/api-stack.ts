@@ -6,6 +6,7 @@ import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-ap
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
@@ -16,6 +17,8 @@ export interface ApiStackProps extends StackProps {
   table: ITableV2;
   /** From the StatefulStack; bound to the surfaces that serve bootdata once they exist. */
   bootdataBucket: IBucket;
+  /** From the StatefulStack: Ironic seals BMC passwords with it, the agent API opens them. */
+  secretsKey: IKey;
 }
 
 /** What each surface may do to the table; a new FunctionName in routes.ts fails to compile here. */
@@ -71,6 +74,13 @@ export class ApiStack extends Stack {
       surfaces.set(name, fn);
     }
     this.surfaces = surfaces;
+
+    // BMC passwords: sealed where nodes are registered, opened only when a job goes to an agent.
+    for (const [name, action] of [['ironic', 'kms:Encrypt'], ['agent', 'kms:Decrypt']] as const) {
+      const fn = surfaces.get(name)!.fn;
+      fn.addEnvironment('SECRETS_KMS_KEY_ID', props.secretsKey.keyArn);
+      fn.addToRolePolicy(new PolicyStatement({ actions: [action], resources: [props.secretsKey.keyArn] }));
+    }
 
     // Agent results answer the Step Functions task tokens their jobs carry (callback pattern).
     // Named state machines (`slipway-*`) rather than the workflows themselves avoid a circular

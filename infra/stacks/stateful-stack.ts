@@ -1,6 +1,7 @@
 import { Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { Construct } from 'constructs';
 import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts';
 
@@ -15,6 +16,8 @@ export class StatefulStack extends Stack {
   readonly bootdataBucket: Bucket;
   /** S3 server access logs of the bootdata bucket (who fetched which node's bootdata, and when). */
   readonly accessLogsBucket: Bucket;
+  /** Seals the BMC passwords the cloud holds (DESIGN.md §5). */
+  readonly secretsKey: Key;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -36,6 +39,12 @@ export class StatefulStack extends Stack {
       timeToLiveAttribute: TTL_ATTRIBUTE,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.secretsKey = new Key(this, 'SecretsKey', {
+      description: 'Slipway: seals BMC passwords held in the table',
+      enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
 

@@ -8,6 +8,7 @@ import { DynamoNodeRepository } from './dynamo/nodes.ts';
 import { DynamoPropertyRepository } from './dynamo/properties.ts';
 import { DEFAULT_TABLE_NAME } from './dynamo/schema.ts';
 import { DynamoTokenRepository } from './dynamo/tokens.ts';
+import { KmsSecretBox } from './kms-secrets.ts';
 import { AesSecretBox, NoSecretBox } from './secrets.ts';
 import { SfnTaskCallbacks } from './sfn-callbacks.ts';
 import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
@@ -24,6 +25,8 @@ let cached: Ports | undefined;
 export const localCallbacks = new LocalTaskCallbacks();
 
 function secretBox(env: Record<string, string | undefined>): SecretBox {
+  // On AWS the stateful stack's KMS key; locally a key file in the data directory.
+  if (env.SECRETS_KMS_KEY_ID) return new KmsSecretBox(env.SECRETS_KMS_KEY_ID);
   if (env.SLIPWAY_SECRET_KEY) return new AesSecretBox(Buffer.from(env.SLIPWAY_SECRET_KEY, 'base64'));
   if (env.SLIPWAY_SECRET_KEY_FILE) return AesSecretBox.fromFile(env.SLIPWAY_SECRET_KEY_FILE);
   return new NoSecretBox();

@@ -8,9 +8,8 @@ import type { SecretBox } from '#core/secrets.ts';
  * AES-256-GCM with a 32-byte key: the local stack keeps the key in `<data dir>/secret.key`
  * (0600), created on first use. Format: `v1:<iv b64>:<tag b64>:<ciphertext b64>`.
  *
- * On AWS the same box is given the key from the environment (SLIPWAY_SECRET_KEY, base64),
- * which the deployment is expected to fill from a KMS-encrypted secret; a KMS envelope adapter
- * is the planned replacement (README, "Remaining work").
+ * SLIPWAY_SECRET_KEY (base64) gives the key directly, for deployments without KMS; on AWS the
+ * stacks use `KmsSecretBox` instead.
  */
 export class AesSecretBox implements SecretBox {
   constructor(private readonly key: Buffer) {

@@ -147,6 +147,27 @@ describe('CDK app', () => {
       }
     });
 
+    it('lets only Ironic seal (kms:Encrypt) and only the agent API open (kms:Decrypt) BMC secrets, with the stateful key', () => {
+      const kmsActions = (f: SlipwayFunction) => {
+        const policy = apiResources[idOf(built.api, f.role.node.findChild('DefaultPolicy'))]!;
+        const statements = (policy.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement;
+        return statements.filter((st) => [st.Action].flat().some((a) => a.startsWith('kms:'))).map((st) => ({ actions: [st.Action].flat(), resource: st.Resource }));
+      };
+      const keyRef = { 'Fn::ImportValue': expect.stringContaining('SecretsKey') };
+      for (const name of functionNames) {
+        const fn = built.api.surfaces.get(name)!;
+        const want = name === 'ironic' ? ['kms:Encrypt'] : name === 'agent' ? ['kms:Decrypt'] : undefined;
+        expect(kmsActions(fn), name).toEqual(want ? [{ actions: want, resource: keyRef }] : []);
+        const env = (apiResources[idOf(built.api, fn.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+        if (want) expect(env.SECRETS_KMS_KEY_ID, name).toEqual(keyRef);
+        else expect(env.SECRETS_KMS_KEY_ID, name).toBeUndefined();
+      }
+      expect(kmsActions(built.api.authorizerFunction)).toEqual([]);
+      const keys = stateful.findResources('AWS::KMS::Key');
+      expect(Object.values(keys)).toHaveLength(1);
+      expect(Object.values(keys)[0]).toMatchObject({ DeletionPolicy: 'Retain', Properties: { EnableKeyRotation: true } });
+    });
+
     it('grants table access by need: authorizer read-only, surfaces as TABLE_ACCESS says', () => {
       const dynamoActions = (f: SlipwayFunction) => {
         const policy = apiResources[idOf(built.api, f.role.node.findChild('DefaultPolicy'))]!;
