@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, connect, type Server } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
@@ -97,7 +99,6 @@ describe('agent end to end', () => {
         enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a'), boot_device: 'pxe', persistent: false } }),
         enqueueJob(deps(), { site: s, kind: 'power', payload: { driver: 'ipmi', driver_info: ipmiInfo(), target: 'power on' } }),
         enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'ipmi', driver_info: ipmiInfo(), boot_device: 'pxe', persistent: true } }),
-        enqueueJob(deps(), { site: s, kind: 'vendor', payload: { driver: 'ipmi', driver_info: ipmiInfo(), method: 'probe', args: {} } }),
       ]);
       const done = await Promise.all(jobs.map((j) => until(j.id, finished)));
       for (const j of done) expect(j.status, j.error).toBe('succeeded');
@@ -107,7 +108,9 @@ describe('agent end to end', () => {
       expect(redfish.state('sys-a')).toMatchObject({ PowerState: 'On', BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
       expect(ipmi.state().power).toBe('on');
       expect(ipmi.state().boot).toMatch(/pxe/);
-      expect(done[4]!.output).toMatchObject({ system_power: 'on' });
+      // Jobs enqueued together run in any order; the probe goes after the power-on is done.
+      const probe = await enqueueJob(deps(), { site: s, kind: 'vendor', payload: { driver: 'ipmi', driver_info: ipmiInfo(), method: 'probe', args: {} } });
+      expect((await until(probe.id, finished)).output).toMatchObject({ system_power: 'on' });
     } finally {
       await agent.stop();
     }
@@ -168,15 +171,20 @@ describe('agent end to end', () => {
   it('re-offers the job of an agent killed mid-command, and another agent finishes it once', async () => {
     const { site: s, token } = await site();
     const job = await enqueueJob(deps(), { site: s, kind: 'power', payload: { driver: 'redfish', driver_info: redfishInfo('sys-slow'), target: 'power on' } });
-    const child: ChildProcess = spawn(join(root, 'node_modules/.bin/tsx'), ['agent/main.ts'], {
+    // The child polls briefly: a long-poll still running in the API when the child dies could
+    // otherwise claim the re-offered job for the dead agent (recovered only at lease expiry).
+    const cfgFile = join(mkdtempSync(join(tmpdir(), 'slipway-agent-')), 'agent.json');
+    writeFileSync(cfgFile, JSON.stringify({ api_url: inject('apiUrl'), token, poll_seconds: 1 }));
+    const child: ChildProcess = spawn(join(root, 'node_modules/.bin/tsx'), ['agent/main.ts', '--config', cfgFile], {
       cwd: root,
-      env: { ...process.env, SLIPWAY_API_URL: inject('apiUrl'), SLIPWAY_AGENT_TOKEN: token, SLIPWAY_LOG_LEVEL: 'warn' },
+      env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
     try {
       const claimed = await until(job.id, (j) => j.status === 'claimed', 30_000);
       expect(claimed.attempts).toBe(1);
       child.kill('SIGKILL');
+      await new Promise((r) => setTimeout(r, 1500)); // let its last long-poll end
       // Force the re-offer now instead of waiting out the default 60 s lease.
       await deps().jobs.extend(job.id, claimed.claim_token!, new Date(Date.now() - 1000), new Date());
       const agent = new Agent(config(token), driverFactory(config(token)));
