@@ -3,6 +3,7 @@ import {
   ClaimRequest,
   claimJobs,
   finishJob,
+  getJob,
   HeartbeatRequest,
   heartbeatJob,
   jobView,
@@ -10,8 +11,6 @@ import {
   releaseJob,
   ResultRequest,
 } from '#core/agent/jobs.ts';
-import { NotFoundError } from '#core/errors.ts';
-import { requireAuth } from '#core/identity/identity.ts';
 import { ok, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 
@@ -24,11 +23,9 @@ export const handler = surface(
   {
     'POST /api/v1.0/agent/jobs/claim': async ({ deps, auth, body }) =>
       ok({ jobs: (await claimJobs(deps, auth, parseWith(ClaimRequest, body))).map(jobView) }),
-    'GET /api/v1.0/agent/jobs/{job_id}': async ({ deps, auth, path }) => {
-      const job = await deps.jobs.get(path.job_id!);
-      if (!job || job.site !== requireAuth(auth).project_id) throw new NotFoundError(`Job ${path.job_id} not found`);
-      return ok({ job: { ...jobView(job), claim_token: null } });
-    },
+    // Anyone of the site may look; only the claim holder knows the claim token.
+    'GET /api/v1.0/agent/jobs/{job_id}': async ({ deps, auth, path }) =>
+      ok({ job: { ...jobView(await getJob(deps, auth, path.job_id!)), claim_token: null } }),
     'POST /api/v1.0/agent/jobs/{job_id}/heartbeat': async ({ deps, auth, path, body }) =>
       ok({ job: jobView(await heartbeatJob(deps, auth, path.job_id!, parseWith(HeartbeatRequest, body))) }),
     'POST /api/v1.0/agent/jobs/{job_id}/release': async ({ deps, auth, path, body }) =>

@@ -1,5 +1,5 @@
 import { getDeps } from '#aws/deps.ts';
-import { NotAcceptableError, NotFoundError, ValidationError } from '#core/errors.ts';
+import { NotAcceptableError, ValidationError } from '#core/errors.ts';
 import {
   BootDeviceRequest,
   deleteIronicNode,
@@ -13,8 +13,7 @@ import {
   requestPowerState,
   setBootDevice,
 } from '#core/ironic/nodes.ts';
-import { callDriverPassthru, callNodePassthru, driverMethods, isDriverName, nodeMethods, PASSTHRU, type PassthruResult } from '#core/ironic/passthru.ts';
-import { requireAuth } from '#core/identity/identity.ts';
+import { callDriverPassthru, callNodePassthru, driverMethods, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 import { ironicNode, ironicNodeSummary, ironicStates } from './views/ironic.ts';
@@ -155,15 +154,8 @@ export const handler = surface(
       const job = await requestPowerState(req.deps, req.auth, req.path.node_ident!, parseWith(PowerRequest, req.body, 'INVALID_PARAMETER_VALUE'));
       return accepted(undefined, { Location: `${baseUrl(req)}/v1/nodes/${job.node_id}/states` });
     },
-    'GET /v1/drivers': async (req) => {
-      requireAuth(req.auth);
-      return ok({ drivers: Object.keys(PASSTHRU).map((d) => driverView(d, baseUrl(req))) });
-    },
-    'GET /v1/drivers/{driver_name}': async (req) => {
-      requireAuth(req.auth);
-      if (!isDriverName(req.path.driver_name!)) throw new NotFoundError(`Driver ${req.path.driver_name} could not be found.`);
-      return ok(driverView(req.path.driver_name!, baseUrl(req)));
-    },
+    'GET /v1/drivers': async (req) => ok({ drivers: listDrivers(req.auth).map((d) => driverView(d, baseUrl(req))) }),
+    'GET /v1/drivers/{driver_name}': async (req) => ok(driverView(getDriver(req.auth, req.path.driver_name!), baseUrl(req))),
     'GET /v1/drivers/{driver_name}/vendor_passthru/methods': async (req) => ok(driverMethods(req.auth, req.path.driver_name!)),
     'GET /v1/nodes/{node_ident}/vendor_passthru/methods': async (req) => ok(await nodeMethods(req.deps, req.auth, req.path.node_ident!)),
     ...passthruRoutes(),

@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { AgentConfig } from '../../agent/config.ts';
-import { driverFactory } from '../../agent/drivers/index.ts';
-import { Agent } from '../../agent/runner.ts';
+import type { Agent } from '../../agent/runner.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
+import { startTestAgent } from '../support/agent.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
 
 /**
@@ -19,13 +18,7 @@ let agent: Agent;
 beforeAll(async () => {
   redfish = await startRedfishSim({ username: 'root', password: 'calvin', systems: [{ id: 'p1' }, { id: 'p2' }] });
   ipmi = await startIpmiSim({ username: 'admin', password: 'password' });
-  const token = (await tokenFor('agent', 'default')).token;
-  const cfg = {
-    ...AgentConfig.parse({ api_url: inject('apiUrl'), token, poll_seconds: 1, ipmi: { min_command_interval_ms: 50, timeout_seconds: 5, retries: 0 }, redfish: { poll_interval_ms: 50 } }),
-    token,
-  };
-  agent = new Agent(cfg, driverFactory(cfg));
-  agent.start();
+  agent = await startTestAgent('default');
 });
 afterAll(async () => {
   await agent?.stop();

@@ -162,6 +162,12 @@ async function ownJob(deps: Ports, site: string, id: string): Promise<Job> {
   return job;
 }
 
+/** A job of the caller's site, as the agent sees it (404 for other sites' jobs). */
+export async function getJob(deps: Ports, auth: Principal | undefined, id: string): Promise<Job> {
+  const { site } = agentSite(auth);
+  return ownJob(deps, site, id);
+}
+
 export async function heartbeatJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof HeartbeatRequest>): Promise<Job> {
   const { site } = agentSite(auth);
   const now = deps.clock.now();

@@ -198,6 +198,17 @@ export function listing(methods: PassthruMethod[], node: boolean): Record<string
   );
 }
 
+/** The drivers this deployment has (every one with a vendor interface). */
+export function listDrivers(auth: Principal | undefined): DriverName[] {
+  requireAuth(auth);
+  return Object.keys(PASSTHRU) as DriverName[];
+}
+
+export function getDriver(auth: Principal | undefined, name: string): DriverName {
+  requireAuth(auth);
+  return driverOf(name);
+}
+
 export function driverMethods(auth: Principal | undefined, driver: string): Record<string, unknown> {
   requireAuth(auth);
   return listing(PASSTHRU[driverOf(driver)].driver, false);
