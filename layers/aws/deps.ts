@@ -13,6 +13,7 @@ import { AesSecretBox, NoSecretBox } from './secrets.ts';
 import { SfnTaskCallbacks } from './sfn-callbacks.ts';
 import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import type { SecretBox } from '#core/secrets.ts';
+import { awsEventRunner, awsEventScheduler, awsNotifier } from './lifecycle-aws.ts';
 
 /**
  * The composition root: builds the ports once per process from the environment. On AWS the
@@ -32,9 +33,16 @@ function secretBox(env: Record<string, string | undefined>): SecretBox {
   return new NoSecretBox();
 }
 
-export function buildDeps(env: Record<string, string | undefined> = process.env, clock: Clock = systemClock): Ports {
+/** What the local stack replaces: its timers, workflow runner and notifier instead of AWS's. */
+export type LifecyclePorts = Pick<Ports, 'scheduler' | 'runner' | 'notifier'>;
+
+export function buildDeps(
+  env: Record<string, string | undefined> = process.env,
+  clock: Clock = systemClock,
+  lifecycle?: (deps: Omit<Ports, keyof LifecyclePorts>) => LifecyclePorts,
+): Ports {
   const d = makeDynamo({ tableName: env.TABLE_NAME ?? DEFAULT_TABLE_NAME, endpoint: env.DYNAMODB_ENDPOINT, region: env.AWS_REGION });
-  return {
+  const base = {
     clock,
     config: configFromEnv(env),
     tokens: new DynamoTokenRepository(d),
@@ -46,6 +54,10 @@ export function buildDeps(env: Record<string, string | undefined> = process.env,
     secrets: secretBox(env),
     // Locally (DynamoDB Local) the workflow runner waits in-process; on AWS, Step Functions.
     callbacks: env.DYNAMODB_ENDPOINT ? localCallbacks : new SfnTaskCallbacks(),
+  };
+  return {
+    ...base,
+    ...(lifecycle ? lifecycle(base) : { scheduler: awsEventScheduler(env), runner: awsEventRunner(env), notifier: awsNotifier(env) }),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { TokenRecord } from './identity/identity.ts';
 import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
-import type { Lease } from './leases/model.ts';
+import type { EventStatus, Lease } from './leases/model.ts';
+import type { EventRunner, EventScheduler, LeaseEventRef, Notifier } from './leases/lifecycle.ts';
 import type { Config } from './config.ts';
 import type { TaskCallbacks } from './agent/callbacks.ts';
 import type { JobRepository } from './agent/jobs.ts';
@@ -48,6 +49,13 @@ export interface Allocation {
    * before the lease itself commits; `reconcileCalendars` may drop stale holds.
    */
   held_at?: string;
+  /** Set by start_lease: the lease's project holds the node (see `grantsOf`). */
+  granted_at?: string | null;
+  /**
+   * Set by end_lease when a cleaning gap is configured: the lease is over, but the entry stays
+   * (still padded by the gap) until the gap has passed, so nothing is booked into it.
+   */
+  released_at?: string;
 }
 
 /**
@@ -102,6 +110,18 @@ export interface LeaseRepository {
   commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[]): Promise<void>;
   /** Deletes the lease and releases its allocations, atomically. */
   delete(previous: Lease, nodes: AllocationChange[]): Promise<void>;
+  /**
+   * A status change of one event (compare-and-set on its status `from`) with the lease's new
+   * status and reservations, in one transaction guarded by the lease version.
+   * Throws ConcurrentModificationError when the event or the lease moved.
+   */
+  transition(previous: Lease, next: Lease, eventId: string, from: EventStatus): Promise<void>;
+  /** `UNDONE` events due at or before `until`, oldest first (before_end → end → start at equal times). */
+  dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]>;
+  /** Every `UNDONE` event, due or not (the local scheduler arms them at start). */
+  pendingEvents(): Promise<LeaseEventRef[]>;
+  /** Events `IN_PROGRESS` since before `startedBefore`. */
+  eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]>;
 }
 
 export interface PropertyRecord {
@@ -144,4 +164,9 @@ export interface Ports {
   jobs: JobRepository;
   secrets: SecretBox;
   callbacks: TaskCallbacks;
+  /** One-time triggers of lease events (EventBridge Scheduler / local timers). */
+  scheduler: EventScheduler;
+  /** Starts lease-event workflow executions (Step Functions / local runner). */
+  runner: EventRunner;
+  notifier: Notifier;
 }

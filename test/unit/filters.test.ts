@@ -14,7 +14,6 @@ function host(overrides: Partial<Node> = {}): Node {
     extra: { gpu: 'a100', rack: 'r12', cores: '10', model: 'Dell R750 xa' },
     addresses: [],
     allocations: {},
-    grants: [],
     version: 1,
     created_at: '2029-12-20T10:00:00.000Z',
     updated_at: null,

@@ -198,7 +198,6 @@ function node(name: string, opts: { allocations?: Allocation[]; extra?: Record<s
     extra: opts.extra ?? {},
     addresses: [],
     allocations: Object.fromEntries((opts.allocations ?? []).map((a) => [a.reservation_id, a])),
-    grants: [],
     version: 1,
     created_at: '2029-01-01T00:00:00.000Z',
     updated_at: null,

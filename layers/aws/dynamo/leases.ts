@@ -1,6 +1,7 @@
 import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '#core/errors.ts';
-import { EVENT_ORDER, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
+import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
+import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 import type { AllocationChange, KeysetRange, LeaseRepository } from '#core/ports.ts';
 import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
@@ -14,8 +15,21 @@ export const eventKey = (leaseId: string, id: string) => ({ PK: leasePk(leaseId)
 const projectIndex = (project: string) => `LEASES#${project}`;
 const ALL_LEASES = 'LEASES';
 export const UNDONE_EVENTS = 'EVENTS#UNDONE';
+export const RUNNING_EVENTS = 'EVENTS#IN_PROGRESS';
 /** Sort key of the due-events index: time, then Blazar's before_end → end → start order. */
 export const dueEventSortKey = (e: LeaseEvent) => `${e.time}#${EVENT_ORDER[e.event_type]}#${e.lease_id}#${e.id}`;
+/** Sort key of the running-events index: when it started (its last update). */
+const runningEventSortKey = (e: LeaseEvent) => `${e.updated_at ?? e.created_at}#${e.lease_id}#${e.id}`;
+
+/**
+ * The event's place in GSI2: UNDONE events by due time (the sweeper's query), IN_PROGRESS ones
+ * by start time (stale ones are found after a crash); DONE and ERROR events are not indexed.
+ */
+function eventIndexKeys(e: LeaseEvent): Record<string, string> {
+  if (e.status === 'UNDONE') return { GSI2PK: UNDONE_EVENTS, GSI2SK: dueEventSortKey(e) };
+  if (e.status === 'IN_PROGRESS') return { GSI2PK: RUNNING_EVENTS, GSI2SK: runningEventSortKey(e) };
+  return {};
+}
 
 /** DynamoDB allows 100 actions per transaction. */
 const MAX_TRANSACTION_ITEMS = 100;
@@ -39,9 +53,7 @@ function rows(lease: Lease): Row[] {
   }
   for (const e of events) {
     const k = eventKey(lease.id, e.id);
-    // The due-events index is sparse: only UNDONE events are in it.
-    const due = e.status === 'UNDONE' ? { GSI2PK: UNDONE_EVENTS, GSI2SK: dueEventSortKey(e) } : {};
-    out.push({ ...k, ...listingKeys(lease, k.SK), ...due, entity: 'event', ...e });
+    out.push({ ...k, ...listingKeys(lease, k.SK), ...eventIndexKeys(e), entity: 'event', ...e });
   }
   return out;
 }
@@ -74,6 +86,13 @@ function assemble(items: Record<string, unknown>[]): Lease[] {
   }
   return out;
 }
+
+const toRef = (item: Record<string, unknown>): LeaseEventRef => ({
+  lease_id: String(item.lease_id),
+  event_id: String(item.id),
+  event_type: item.event_type as LeaseEventRef['event_type'],
+  time: String(item.time),
+});
 
 export class DynamoLeaseRepository implements LeaseRepository {
   constructor(private readonly d: Dynamo) {}
@@ -159,6 +178,68 @@ export class DynamoLeaseRepository implements LeaseRepository {
     // until reconcileCalendars drops them.
     await this.transact(items, []);
     await this.finalize(nodes.map((c) => ({ nodeId: c.nodeId, set: [], remove: c.remove })));
+  }
+
+  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus): Promise<void> {
+    const before = new Map(rows(previous).map((r) => [r.SK, r]));
+    const items: TransactItem[] = [];
+    for (const row of rows(next)) {
+      const old = before.get(row.SK);
+      if (row.SK === 'META') {
+        items.push({
+          Put: {
+            TableName: this.d.table,
+            Item: row,
+            ConditionExpression: '#v = :v',
+            ExpressionAttributeNames: { '#v': 'version' },
+            ExpressionAttributeValues: { ':v': previous.version },
+          },
+        });
+      } else if (row.SK === eventKey(next.id, eventId).SK) {
+        // The compare-and-set on the event's own status (the lease version alone would do, but
+        // this states the invariant where it is enforced).
+        items.push({
+          Put: {
+            TableName: this.d.table,
+            Item: row,
+            ConditionExpression: '#s = :s',
+            ExpressionAttributeNames: { '#s': 'status' },
+            ExpressionAttributeValues: { ':s': from },
+          },
+        });
+      } else if (!old || JSON.stringify(old) !== JSON.stringify(row)) {
+        items.push({ Put: { TableName: this.d.table, Item: row } });
+      }
+    }
+    await this.send(items);
+  }
+
+  async dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]> {
+    // `<iso time>#…` sorts by time; '#~' is past every suffix of that time.
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        IndexName: 'GSI2',
+        KeyConditionExpression: 'GSI2PK = :p AND GSI2SK <= :t',
+        ExpressionAttributeValues: { ':p': UNDONE_EVENTS, ':t': `${until.toISOString()}#~` },
+        Limit: limit,
+      }),
+    );
+    return (res.Items ?? []).map(toRef);
+  }
+
+  async pendingEvents(): Promise<LeaseEventRef[]> {
+    const items = await queryAll(this.d, { IndexName: 'GSI2', KeyConditionExpression: 'GSI2PK = :p', ExpressionAttributeValues: { ':p': UNDONE_EVENTS } });
+    return items.map(toRef);
+  }
+
+  async eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]> {
+    const items = await queryAll(this.d, {
+      IndexName: 'GSI2',
+      KeyConditionExpression: 'GSI2PK = :p AND GSI2SK < :t',
+      ExpressionAttributeValues: { ':p': RUNNING_EVENTS, ':t': startedBefore.toISOString() },
+    });
+    return items.map(toRef);
   }
 
   /**

@@ -22,7 +22,7 @@ type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[numb
 function toNode(item: Record<string, unknown>): Node {
   const { PK: _a, SK: _b, GSI3PK: _c, GSI3SK: _d, entity: _e, ...rest } = item;
   const n = rest as unknown as Node;
-  return { ...n, facts: n.facts ?? {}, extra: n.extra ?? {}, allocations: n.allocations ?? {}, grants: n.grants ?? [], addresses: n.addresses ?? [] };
+  return { ...n, facts: n.facts ?? {}, extra: n.extra ?? {}, allocations: n.allocations ?? {}, addresses: n.addresses ?? [] };
 }
 
 /** Builds an UpdateExpression from a patch, with generated placeholder names. */

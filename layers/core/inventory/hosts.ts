@@ -82,7 +82,6 @@ export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBod
         extra,
         addresses: [],
         allocations: {},
-        grants: [],
         created_at: deps.clock.now().toISOString(),
       });
     } catch (err) {

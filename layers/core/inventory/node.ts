@@ -52,8 +52,6 @@ export interface Node {
   addresses: NodeAddress[];
   /** Allocations by reservation id (the calendar of this node). */
   allocations: Record<string, Allocation>;
-  /** Projects granted use of the node by an active lease (set by the lease engine). */
-  grants: string[];
   /** Present once a BMC is registered (Ironic `POST /v1/nodes`). */
   bmc?: BmcInfo;
   /** Bumped by every write; the booking transaction checks it (DESIGN.md §6 invariant 1). */
@@ -95,4 +93,16 @@ export function overlapping(
   return Object.values(node.allocations).filter(
     (a) => !ignoreReservationIds.has(a.reservation_id) && Date.parse(a.start) < e && s < Date.parse(a.end),
   );
+}
+
+/** An allocation whose lease has started on the node and not yet ended: its project holds the node. */
+export const isGranted = (a: Allocation) => a.granted_at !== undefined && a.granted_at !== null && !a.released_at;
+
+/**
+ * Projects that may see and operate the node now: those whose running lease holds it (granted
+ * at start_lease, revoked at end_lease). Derived from the calendar, so a grant can never outlive
+ * its allocation.
+ */
+export function grantsOf(node: Pick<Node, 'allocations'>): string[] {
+  return [...new Set(Object.values(node.allocations).filter(isGranted).map((a) => a.project_id))];
 }

@@ -1,13 +1,13 @@
 import { NotFoundError } from '../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
 import type { KeysetRange, Ports } from '../ports.ts';
-import type { Node } from './node.ts';
+import { grantsOf, type Node } from './node.ts';
 
 /**
  * The node inventory as projects see it: admins see every node; other roles see the nodes an
  * active lease has granted to their project (DESIGN.md §5).
  */
-const visible = (who: Principal, n: Node) => isAdmin(who) || n.grants.includes(who.project_id);
+const visible = (who: Principal, n: Node) => isAdmin(who) || grantsOf(n).includes(who.project_id);
 
 export async function listNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
   const who = requireAuth(auth);

@@ -4,7 +4,7 @@ import { enqueueJob } from '../agent/enqueue.ts';
 import type { Job } from '../agent/jobs.ts';
 import { BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
-import type { BmcInfo, Node } from '../inventory/node.ts';
+import { type BmcInfo, grantsOf, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
 
@@ -75,13 +75,13 @@ async function findNode(deps: Ports, ident: string): Promise<Node | undefined> {
 export async function getIronicNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<Node> {
   const who = requireAuth(auth);
   const node = await findNode(deps, ident);
-  if (!node || !(isAdmin(who) || node.grants.includes(who.project_id))) throw new NotFoundError(`Node ${ident} could not be found.`);
+  if (!node || !(isAdmin(who) || grantsOf(node).includes(who.project_id))) throw new NotFoundError(`Node ${ident} could not be found.`);
   return node;
 }
 
 export async function listIronicNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
   const who = requireAuth(auth);
-  return (await deps.nodes.list()).filter((n) => isAdmin(who) || n.grants.includes(who.project_id)).sort((a, b) => a.id.localeCompare(b.id));
+  return (await deps.nodes.list()).filter((n) => isAdmin(who) || grantsOf(n).includes(who.project_id)).sort((a, b) => a.id.localeCompare(b.id));
 }
 
 export async function registerNode(deps: Ports, auth: Principal | undefined, input: NodeCreate): Promise<Node> {
@@ -114,7 +114,6 @@ export async function registerNode(deps: Ports, auth: Principal | undefined, inp
         extra: {},
         addresses: [],
         allocations: {},
-        grants: [],
         bmc,
         created_at: deps.clock.now().toISOString(),
       });
@@ -286,5 +285,36 @@ export async function onJobFinished(deps: Ports, job: Job): Promise<void> {
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
     }
+  }
+}
+
+/**
+ * A power action the system itself orders (a lease ending), not a user: no permission check,
+ * and it does not wait for a user's action in progress (the last one queued wins at the BMC).
+ * The job carries the workflow's task token when a workflow waits for it. Undefined when the
+ * node has no BMC to drive.
+ */
+export async function queueSystemPower(
+  deps: Ports,
+  nodeId: string,
+  target: (typeof POWER_TARGETS)[number],
+  taskToken?: string,
+): Promise<Job | undefined> {
+  for (let attempt = 0; ; attempt++) {
+    const node = await deps.nodes.get(nodeId);
+    if (!node?.bmc) return undefined;
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, target_power_state: target, last_error: null } });
+    } catch (err) {
+      if (err instanceof ConcurrentModificationError && attempt < 5) continue;
+      throw err;
+    }
+    return enqueueJob(deps, {
+      site: siteOf(node.bmc),
+      kind: 'power',
+      node_id: node.id,
+      payload: { driver: node.bmc.driver, driver_info: node.bmc.driver_info, target },
+      ...(taskToken ? { task_token: taskToken } : {}),
+    });
   }
 }

@@ -3,6 +3,7 @@ import { NotEnoughHostsError, ValidationError } from '../errors.ts';
 import { overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
+import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostStart, hostStartBlocker } from './host-lifecycle.ts';
 
 /**
  * `physical:host`: whole bare-metal nodes. Parameters and checks follow upstream-apis.md §4.4,
@@ -144,6 +145,14 @@ export const hostPlugin: ResourcePlugin = {
       ...referencedKeys(parseRequirements(params.resource_properties, 'resource_properties')),
     ];
   },
+
+  startBlocker: hostStartBlocker,
+  onStart: hostStart,
+  onBeforeEnd: hostBeforeEnd,
+  onEnd: hostEnd,
+  queueJob: hostQueueJob,
+  afterEnd: hostAfterEnd,
+  afterDeleteActive: hostAfterDeleteActive,
 };
 
 export const PLUGINS: ReadonlyMap<string, ResourcePlugin> = new Map([[hostPlugin.resourceType, hostPlugin]]);

@@ -40,7 +40,9 @@ export const RESERVATION_TRANSITIONS: Record<ReservationStatus, readonly Reserva
 
 export type EventStatus = 'UNDONE' | 'IN_PROGRESS' | 'DONE' | 'ERROR';
 export const EVENT_TRANSITIONS: Record<EventStatus, readonly EventStatus[]> = {
-  UNDONE: ['IN_PROGRESS'],
+  // ERROR directly when it can never run (e.g. the start of a lease that is already in ERROR).
+  UNDONE: ['IN_PROGRESS', 'ERROR'],
+  // Back to UNDONE only when its execution died (a stopped local stack): the actions are idempotent.
   IN_PROGRESS: ['DONE', 'ERROR', 'UNDONE'],
   DONE: ['UNDONE'], // a prolonged lease re-arms its before_end event
   ERROR: [],
@@ -74,6 +76,8 @@ export interface LeaseEvent {
   /** ISO-8601 UTC */
   time: string;
   status: EventStatus;
+  /** Why the event ended as it did (an unsupported before_end action, a node that failed). */
+  status_reason?: string | null;
   created_at: string;
   updated_at: string | null;
 }
@@ -106,3 +110,38 @@ export function sortEvents(events: LeaseEvent[]): LeaseEvent[] {
 export function canTransition<S extends string>(table: Record<S, readonly S[]>, from: S, to: S): boolean {
   return table[from]?.includes(to) ?? false;
 }
+
+/**
+ * A lease's own events run in this order whatever their times (upstream §4.8: a lease's
+ * before_end/end due together with its start run after its start).
+ */
+export const LEASE_EVENT_SEQUENCE: Record<EventType, number> = { start_lease: 0, before_end_lease: 1, end_lease: 2 };
+
+const finished = (e: LeaseEvent | undefined) => e?.status === 'DONE' || e?.status === 'ERROR';
+
+/**
+ * The stable status after a status-managed operation (upstream §4.7): from the start and end
+ * events, checked against the reservations (ACTIVE needs them all active, TERMINATED all
+ * deleted); anything else is ERROR.
+ */
+export function deriveLeaseStatus(events: readonly LeaseEvent[], reservations: readonly Reservation[]): LeaseStatus {
+  const start = events.find((e) => e.event_type === 'start_lease')?.status ?? 'UNDONE';
+  const end = events.find((e) => e.event_type === 'end_lease')?.status ?? 'UNDONE';
+  const all = (s: ReservationStatus) => reservations.every((r) => r.status === s);
+  if (start === 'UNDONE' && end === 'UNDONE') return reservations.every((r) => r.status === 'pending') ? 'PENDING' : 'ERROR';
+  if (start === 'DONE' && end === 'UNDONE') return all('active') ? 'ACTIVE' : 'ERROR';
+  if (start === 'DONE' && end === 'DONE') return all('deleted') ? 'TERMINATED' : 'ERROR';
+  return 'ERROR';
+}
+
+/** Events of the same lease that must finish before `event` may run. */
+export function eventsBefore(lease: Pick<Lease, 'events'>, event: LeaseEvent): LeaseEvent[] {
+  return lease.events.filter((e) => e.id !== event.id && LEASE_EVENT_SEQUENCE[e.event_type] < LEASE_EVENT_SEQUENCE[event.event_type] && !finished(e));
+}
+
+/** The lease status while an event runs (before_end changes none). */
+export const RUNNING_STATUS: Record<EventType, LeaseStatus | undefined> = {
+  start_lease: 'STARTING',
+  end_lease: 'TERMINATING',
+  before_end_lease: undefined,
+};

@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Node } from '../inventory/node.ts';
-import type { Reservation } from './model.ts';
+import type { Ports } from '../ports.ts';
+import type { Lease, Reservation } from './model.ts';
 
 /**
  * The contract between the lease engine and a reservable resource type (Blazar's
@@ -38,4 +39,40 @@ export interface ResourcePlugin {
   view(res: Reservation): Record<string, unknown>;
   /** Property keys a reservation depends on (a host may not change them while reserved). */
   referencedProperties(params: Record<string, unknown>): string[];
+
+  // Lifecycle (the lease-event workflow calls these; each must be safe to run twice).
+  /** Why the reservation cannot start yet (its resources still held by an earlier lease), else undefined. */
+  startBlocker(deps: Ports, lease: Lease, res: Reservation): Promise<string | undefined>;
+  /** start_lease: hand the resources to the lease's project. */
+  onStart(deps: Ports, lease: Lease, res: Reservation): Promise<LifecycleStep>;
+  /** before_end_lease: the reservation's `before_end` action. */
+  onBeforeEnd(deps: Ports, lease: Lease, res: Reservation): Promise<LifecycleStep>;
+  /** end_lease, first half: take the resources back and say what agent work ending needs. */
+  onEnd(deps: Ports, lease: Lease, res: Reservation): Promise<LifecycleStep>;
+  /** Queues one agent job of a step with the workflow's task token (answered by the job's result). */
+  queueJob(deps: Ports, job: AgentJobSpec, taskToken: string): Promise<{ job_id: string }>;
+  /** end_lease, second half, once the agent jobs are done or failed: release the resources. */
+  afterEnd(deps: Ports, lease: Lease, res: Reservation, results: JobResult[]): Promise<void>;
+  /** After the lease was deleted while running: stop what it ran (best effort, no workflow). */
+  afterDeleteActive(deps: Ports, lease: Lease, res: Reservation): Promise<void>;
+}
+
+/** One unit of agent work for a lifecycle step (one node). */
+export interface AgentJobSpec {
+  reservation_id: string;
+  node_id: string;
+  action: string;
+}
+
+/** The outcome of one agent job as the workflow's Map collects it. */
+export interface JobResult {
+  reservation_id: string;
+  node_id: string;
+  ok: boolean;
+  error?: string;
+}
+
+export interface LifecycleStep {
+  jobs: AgentJobSpec[];
+  notes: string[];
 }

@@ -12,6 +12,7 @@ import type { Node } from '../inventory/node.ts';
 import type { Allocation, AllocationChange, KeysetRange, Ports } from '../ports.ts';
 import { parseBlazarDate, truncateToMinute } from '../util/time.ts';
 import { pluginFor } from './host-plugin.ts';
+import { armLease, disarmLease, notify } from './lifecycle.ts';
 import {
   type Lease,
   type LeaseEvent,
@@ -110,7 +111,11 @@ class CalendarPlan {
   }
 
   /** Sets the reservation's allocations to exactly `nodeIds` for the window. */
-  assign(reservationId: string, previous: readonly string[], nodeIds: readonly string[], alloc: Omit<Allocation, 'reservation_id'>): void {
+  /**
+   * `grantedAt`: set on nodes newly added to a running reservation (they join it at once,
+   * upstream); nodes it already held keep their grant.
+   */
+  assign(reservationId: string, previous: readonly string[], nodeIds: readonly string[], alloc: Omit<Allocation, 'reservation_id'>, grantedAt?: string): void {
     const next = new Set(nodeIds);
     for (const id of previous) {
       if (next.has(id)) continue;
@@ -118,8 +123,9 @@ class CalendarPlan {
       delete this.nodes.get(id)!.allocations[reservationId];
     }
     for (const id of nodeIds) {
-      const a: Allocation = { ...alloc, reservation_id: reservationId };
       const current = this.nodes.get(id)?.allocations[reservationId];
+      const granted = current ? current.granted_at : grantedAt;
+      const a: Allocation = { ...alloc, reservation_id: reservationId, ...(granted ? { granted_at: granted } : {}) };
       if (current && current.start === a.start && current.end === a.end && current.lease_id === a.lease_id) continue;
       this.change(id).set.push(a);
       this.nodes.get(id)!.allocations[reservationId] = a;
@@ -214,7 +220,26 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
     };
     await deps.leases.commit(lease, undefined, cal.changes());
     return lease;
-  }, busyHosts);
+  }, busyHosts).then(async (lease) => {
+    // Only now that the lease and its reservations are stored may its events fire.
+    await armLease(deps, lease);
+    await notify(deps, 'lease.create', leaseNotice(lease));
+    return lease;
+  });
+}
+
+/** The notification payload: what identifies the lease and where it stands. */
+export function leaseNotice(lease: Lease): Record<string, unknown> {
+  return {
+    lease_id: lease.id,
+    lease_name: lease.name,
+    project_id: lease.project_id,
+    user_id: lease.user_id,
+    status: lease.status,
+    start_date: lease.start_date,
+    end_date: lease.end_date,
+    reservations: lease.reservations.map((r) => ({ id: r.id, resource_type: r.resource_type, status: r.status, node_ids: r.node_ids })),
+  };
 }
 
 const busyHosts = () =>
@@ -246,16 +271,23 @@ export async function leaseVisible(deps: Ports, auth: Principal | undefined, id:
   return lease !== undefined && canSeeProject(who, lease.project_id);
 }
 
+/** Updates and deletes wait for a running event (upstream bugs #1791741, #1820476): 409 meanwhile. */
 function requireStable(lease: Lease, action: string): void {
   if (!STABLE_LEASE_STATUSES.includes(lease.status)) {
     throw new ConflictError(`Lease ${lease.id} is ${lease.status}; it cannot be ${action} until that finishes`, 'INVALID_STATUS');
+  }
+  const running = lease.events.find((e) => e.status === 'IN_PROGRESS');
+  if (running) {
+    throw new ConflictError(`Lease ${lease.id} is running its ${running.event_type} event; it cannot be ${action} until that finishes`, 'INVALID_STATUS');
   }
 }
 
 export async function updateLease(deps: Ports, auth: Principal | undefined, id: string, input: LeaseUpdate): Promise<Lease> {
   requireWriter(auth);
-  return withRetries(deps, async (attempt) => {
+  let before: Lease | undefined;
+  const updated = await withRetries(deps, async (attempt) => {
     const lease = await getLease(deps, auth, id);
+    before = lease;
     const now = deps.clock.now();
     const nowMinute = truncateToMinute(now);
     const stamp = iso(now);
@@ -350,7 +382,13 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
           config: deps.config,
           attempt,
         });
-        cal.assign(res.id, res.node_ids, nodeIds, { lease_id: lease.id, project_id: lease.project_id, start: iso(start), end: iso(end) });
+        cal.assign(
+          res.id,
+          res.node_ids,
+          nodeIds,
+          { lease_id: lease.id, project_id: lease.project_id, start: iso(start), end: iso(end) },
+          res.status === 'active' ? stamp : undefined,
+        );
         const changed = changes.has(res.id) || nodeIds.join() !== res.node_ids.join();
         return changed ? { ...res, params, node_ids: nodeIds, updated_at: stamp } : res;
       });
@@ -359,11 +397,16 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
     await deps.leases.commit(next, lease, nodeChanges);
     return next;
   }, busyHosts);
+  if (before && updated !== before) {
+    await armLease(deps, updated, before);
+    await notify(deps, 'lease.update', leaseNotice(updated));
+  }
+  return updated;
 }
 
 export async function deleteLease(deps: Ports, auth: Principal | undefined, id: string): Promise<void> {
   requireWriter(auth);
-  await withRetries(
+  const deleted = await withRetries(
     deps,
     async () => {
       const lease = await getLease(deps, auth, id);
@@ -373,7 +416,15 @@ export async function deleteLease(deps: Ports, auth: Principal | undefined, id: 
       const byNode = new Map<string, string[]>();
       for (const r of lease.reservations) for (const n of r.node_ids) byNode.set(n, [...(byNode.get(n) ?? []), r.id]);
       await deps.leases.delete(lease, [...byNode].map(([nodeId, remove]) => ({ nodeId, set: [], remove })));
+      return lease;
     },
     busyLease,
   );
+  await disarmLease(deps, deleted);
+  // A running lease ends when deleted (upstream runs its end processing): the grant went with the
+  // allocations; its nodes are powered off.
+  if (deleted.status === 'ACTIVE') {
+    for (const res of deleted.reservations) await pluginFor(res.resource_type).afterDeleteActive(deps, deleted, res);
+  }
+  await notify(deps, 'lease.delete', leaseNotice(deleted));
 }

@@ -1,0 +1,22 @@
+import { getDeps } from '#aws/deps.ts';
+import { sweepEvents } from '#core/leases/engine.ts';
+import { reconcileCalendars } from '#core/leases/reconcile.ts';
+
+/**
+ * The lease-event sweeper, run every minute by an EventBridge rule: starts the workflow for any
+ * due event still UNDONE (a Scheduler delivery that was late or lost), and puts back events whose
+ * execution ended without finishing them. Every 15 minutes it also reconciles node calendars
+ * (interrupted large bookings, released entries whose cleaning gap has passed).
+ */
+/** Just-due events are left to their own schedule for this long before the sweeper doubles them. */
+export const SWEEP_GRACE_MS = 60_000;
+/** Longer than the workflow's own timeout (4 h): such an event's execution is certainly over. */
+export const STALE_EVENT_MS = 5 * 3600_000;
+
+export const handler = async (event: { time?: string } = {}): Promise<{ started: number; reset: number; repaired?: number }> => {
+  const deps = getDeps();
+  const result = await sweepEvents(deps, { graceMs: SWEEP_GRACE_MS, staleMs: STALE_EVENT_MS });
+  const minute = new Date(event.time ?? deps.clock.now().toISOString()).getUTCMinutes();
+  if (minute % 15 === 0) return { ...result, ...(await reconcileCalendars(deps)) };
+  return result;
+};
