@@ -11,6 +11,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
 import { type FunctionName, functionNames, routes } from '../routes.ts';
+import { allowLeaseWrites, type LeaseLifecycleRefs } from './lifecycle-stack.ts';
 
 export interface ApiStackProps extends StackProps {
   /** From the StatefulStack. */
@@ -19,6 +20,8 @@ export interface ApiStackProps extends StackProps {
   bootdataBucket: IBucket;
   /** From the StatefulStack: Ironic seals BMC passwords with it, the agent API opens them. */
   secretsKey: IKey;
+  /** From the LifecycleStack (and the StatefulStack's bus): what lease writers need to arm lease events. */
+  lifecycle: LeaseLifecycleRefs;
 }
 
 /** What each surface may do to the table; a new FunctionName in routes.ts fails to compile here. */
@@ -29,6 +32,13 @@ const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
   agent: 'RW', // claims, heartbeats and results are conditional writes on job items
   ironic: 'RW',
 };
+
+/**
+ * The surfaces that create, update or delete leases, and so set and remove lease-event triggers
+ * (`armLease`/`disarmLease`) and publish lease notices. test/infra checks this against the
+ * lease-writing use-cases each surface imports.
+ */
+export const LEASE_WRITERS: readonly FunctionName[] = ['blazar'];
 
 const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());
 
@@ -81,6 +91,8 @@ export class ApiStack extends Stack {
       fn.addEnvironment('SECRETS_KMS_KEY_ID', props.secretsKey.keyArn);
       fn.addToRolePolicy(new PolicyStatement({ actions: [action], resources: [props.secretsKey.keyArn] }));
     }
+
+    for (const name of LEASE_WRITERS) allowLeaseWrites(surfaces.get(name)!, props.lifecycle);
 
     // Agent results answer the Step Functions task tokens their jobs carry (callback pattern).
     // Named state machines (`slipway-*`) rather than the workflows themselves avoid a circular

@@ -2,12 +2,17 @@ import { Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aw
 import { AttributeType, Billing, ProjectionType, TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Key } from 'aws-cdk-lib/aws-kms';
+import { EventBus } from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
 import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts';
 
+/** The deployment's event bus (fixed, so rules written against it survive a redeploy). */
+export const EVENT_BUS_NAME = 'slipway';
+
 /**
  * Everything that holds data, in its own deploy unit (house style 8): a bad code deploy of a
- * stateless stack can never replace the table or the buckets. All of it is RETAINed.
+ * stateless stack can never replace the table or the buckets. All data is RETAINed (the event
+ * bus holds none: it goes with the stack).
  */
 export class StatefulStack extends Stack {
   /** The single table (DESIGN.md §6); keys, indexes and TTL come from `layers/aws/dynamo/schema.ts`. */
@@ -18,6 +23,8 @@ export class StatefulStack extends Stack {
   readonly accessLogsBucket: Bucket;
   /** Seals the BMC passwords the cloud holds (DESIGN.md §5). */
   readonly secretsKey: Key;
+  /** Lease notifications (`lease.create`, `lease.event.*`), for whatever rules the operator adds. */
+  readonly eventBus: EventBus;
 
   constructor(scope: Construct, id: string, props?: StackProps) {
     super(scope, id, props);
@@ -47,6 +54,10 @@ export class StatefulStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+
+    // Here rather than with the lifecycle: operators' rules and archives attach to it, and they
+    // must outlive a redeploy of the functions that publish.
+    this.eventBus = new EventBus(this, 'EventBus', { eventBusName: EVENT_BUS_NAME });
 
     this.accessLogsBucket = new Bucket(this, 'AccessLogs', {
       // Log delivery supports SSE-S3 only, not SSE-KMS.

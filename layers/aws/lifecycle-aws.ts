@@ -1,19 +1,9 @@
-import type { EventRunner, EventScheduler, Notifier } from '#core/leases/lifecycle.ts';
-
-// PLACEHOLDER: implemented by the AWS adapters (EventBridge Scheduler, Step Functions, EventBridge).
-export function awsEventScheduler(_env: Record<string, string | undefined>): EventScheduler {
-  const no = async () => {
-    throw new Error('lease event scheduling is not configured');
-  };
-  return { put: no, remove: no };
-}
-export function awsEventRunner(_env: Record<string, string | undefined>): EventRunner {
-  return {
-    start: async () => {
-      throw new Error('lease event workflow is not configured');
-    },
-  };
-}
-export function awsNotifier(_env: Record<string, string | undefined>): Notifier {
-  return { publish: async () => undefined };
-}
+/**
+ * The AWS adapters of the lease-lifecycle ports (`layers/core/leases/lifecycle.ts`), built by
+ * `layers/aws/deps.ts`: EventBridge Scheduler triggers, Step Functions executions and
+ * EventBridge notifications. The CDK lifecycle stack sets their environment:
+ * SCHEDULER_GROUP, SCHEDULER_ROLE_ARN, LEASE_EVENTS_STATE_MACHINE_ARN and EVENT_BUS_NAME.
+ */
+export { awsEventScheduler } from './scheduler.ts';
+export { awsEventRunner } from './sfn-runner.ts';
+export { awsNotifier } from './eventbridge-notifier.ts';

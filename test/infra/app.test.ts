@@ -4,12 +4,18 @@ import { join } from 'node:path';
 import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
+import aslValidator from 'asl-validator';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts';
 import { buildApp, type SlipwayApp } from '../../infra/app.ts';
 import { REPO_ROOT, type SlipwayFunction, TABLE_ACTIONS } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
+import { LEASE_WRITERS } from '../../infra/stacks/api-stack.ts';
+import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
+import { EVENT_BUS_NAME } from '../../infra/stacks/stateful-stack.ts';
+import { fakeArnOf, LOCAL_LEASE_EVENTS_FUNCTION_ARN, resolveIntrinsics, synthLeaseEventsAsl } from '../../infra/workflows/asl.ts';
+import { LEASE_EVENT_TASKS, LEASE_EVENT_WAIT, LEASE_EVENTS_STATE_MACHINE_NAME } from '../../infra/workflows/lease-events.ts';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
 
@@ -27,16 +33,58 @@ afterAll(() => {
 /** The logical id of an L2 construct's CloudFormation resource. */
 const idOf = (stack: Stack, c: IConstruct) => stack.getLogicalId(c.node.defaultChild as CfnElement);
 
+const templates = new WeakMap<Stack, Resources>();
+/** A stack's resources, synthesized once. */
+function resourcesOf(stack: Stack): Resources {
+  if (!templates.has(stack)) templates.set(stack, Template.fromStack(stack).toJSON().Resources as Resources);
+  return templates.get(stack)!;
+}
+
+type Statement = { Action: string | string[]; Resource: unknown; Condition?: unknown };
+/** The statements of a policy construct (a role's `DefaultPolicy`). */
+function statementsOf(stack: Stack, policy: IConstruct): Statement[] {
+  const res = resourcesOf(stack)[stack.getLogicalId(policy.node.defaultChild as CfnElement)]!;
+  return (res.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+}
+const fnStatements = (stack: Stack, f: SlipwayFunction) => statementsOf(stack, f.role.node.findChild('DefaultPolicy'));
+/** Statements granting actions with the given prefix, as `{ actions, resource }`. */
+const grantsOf = (statements: Statement[], prefix: string) =>
+  statements.filter((st) => [st.Action].flat().some((a) => a.startsWith(prefix))).map((st) => ({ actions: [st.Action].flat(), resource: st.Resource }));
+const envOf = (stack: Stack, f: SlipwayFunction) =>
+  (resourcesOf(stack)[idOf(stack, f.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+
+/** `arn:<partition>:<service>:<region>:<account>:<rest>` as CDK's formatArn renders it in an environment-agnostic stack. */
+const formattedArn = (service: string, rest: string) => ({
+  'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:${service}:`, { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, `:${rest}`]],
+});
+
+/** Every state of an ASL definition, those inside Map item processors and Parallel branches included. */
+function allStates(asl: Record<string, unknown>): Record<string, { Type: string; [k: string]: unknown }> {
+  const out: Record<string, { Type: string }> = {};
+  const visit = (def: { States?: Record<string, Record<string, unknown>> }) => {
+    for (const [name, state] of Object.entries(def.States ?? {})) {
+      out[name] = state as { Type: string };
+      if (state.ItemProcessor) visit(state.ItemProcessor as never);
+      if (state.Iterator) visit(state.Iterator as never);
+      for (const b of (state.Branches as never[] | undefined) ?? []) visit(b);
+    }
+  };
+  visit(asl as never);
+  return out as never;
+}
+
 describe('CDK app', () => {
   let built: SlipwayApp;
   let api: Template;
   let stateful: Template;
+  let lifecycle: Template;
   let apiResources: Resources;
 
   beforeAll(() => {
     built = build();
     api = Template.fromStack(built.api);
     stateful = Template.fromStack(built.stateful);
+    lifecycle = Template.fromStack(built.lifecycle);
     apiResources = api.toJSON().Resources as Resources;
   });
 
@@ -64,13 +112,20 @@ describe('CDK app', () => {
       }
       const xray = ['AwsSolutions-IAM5[Resource::*]'];
       const anonymous = routes.filter((r) => r.auth === 'none').map((r) => `SlipwayApi/Api/${r.method}-${r.path.replaceAll('/', '-')}`);
+      const leaseEventsFnId = idOf(built.lifecycle, built.lifecycle.leaseEventsFunction.fn);
       expect(acks).toEqual({
         'SlipwayStateful/AccessLogs': ['AwsSolutions-S1'],
         'SlipwayApi/AuthorizerFn/Role': xray,
         ...Object.fromEntries(functionNames.map((n) => [`SlipwayApi/${n[0]!.toUpperCase()}${n.slice(1)}Fn/Role`, xray])),
         // The agent answers Step Functions task tokens of the slipway-* workflows.
         'SlipwayApi/AgentFn/Role': [...xray, 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:slipway-*]'],
+        // Lease writers manage one schedule per lease event in the lease-event group.
+        'SlipwayApi/BlazarFn/Role': [...xray, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${LEASE_EVENTS_SCHEDULE_GROUP}/*]`],
         ...Object.fromEntries(anonymous.map((p) => [p, ['AwsSolutions-APIG4']])),
+        'SlipwayLeaseLifecycle/LeaseEventsFn/Role': xray,
+        'SlipwayLeaseLifecycle/SweeperFn/Role': xray,
+        // Step Functions logging and tracing (no resource-level permissions), and CDK's invoke grant on the task function's versions.
+        'SlipwayLeaseLifecycle/LeaseEvents/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${leaseEventsFnId}.Arn>:*]`],
       });
     });
   });
@@ -126,8 +181,9 @@ describe('CDK app', () => {
 
   describe('functions', () => {
     it('runs every Lambda of every stack on nodejs24.x, arm64, with X-Ray and source maps', () => {
-      const fns = [built.api, built.stateful].flatMap((s) => Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')));
-      expect(fns).toHaveLength(functionNames.length + 1);
+      const fns = [built.api, built.stateful, built.lifecycle].flatMap((s) => Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')));
+      // The surfaces, the authorizer, the lease-event steps and the sweeper.
+      expect(fns).toHaveLength(functionNames.length + 3);
       for (const f of fns) {
         expect(f.Properties).toMatchObject({
           Runtime: 'nodejs24.x',
@@ -137,12 +193,16 @@ describe('CDK app', () => {
           Environment: { Variables: { NODE_OPTIONS: '--enable-source-maps' } },
           LoggingConfig: { LogGroup: { Ref: expect.any(String) } },
         });
-        expect(f.Properties.Timeout).toBeLessThan(30);
       }
     });
 
+    it('keeps API functions within API Gateway\'s 29 s, and workflow functions within a minute', () => {
+      for (const f of Object.values(api.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBeLessThan(30);
+      for (const f of Object.values(lifecycle.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBe(60);
+    });
+
     it('gives each function its own role with no managed policies', () => {
-      for (const role of Object.values(api.findResources('AWS::IAM::Role'))) {
+      for (const role of [...Object.values(api.findResources('AWS::IAM::Role')), ...Object.values(lifecycle.findResources('AWS::IAM::Role'))]) {
         expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       }
     });
@@ -187,6 +247,12 @@ describe('CDK app', () => {
         const env = (apiResources[idOf(built.api, f.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         expect(env.TABLE_NAME).toEqual({ 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') });
       }
+      // The workflow steps and the sweeper move events and leases with conditional writes.
+      for (const f of [built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction]) {
+        const actions = fnStatements(built.lifecycle, f).flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('dynamodb:')).sort();
+        expect(actions).toEqual(expected('RW'));
+        expect(envOf(built.lifecycle, f).TABLE_NAME).toEqual({ 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') });
+      }
     });
 
     it('grants RW every DynamoDB action the adapters in layers/aws use', () => {
@@ -224,7 +290,177 @@ describe('CDK app', () => {
     });
   });
 
+  describe('lease lifecycle', () => {
+    const smArn = formattedArn('states', `stateMachine:${LEASE_EVENTS_STATE_MACHINE_NAME}`);
+    const smRef = () => ({ Ref: idOf(built.lifecycle, built.lifecycle.stateMachine) });
+    const busArn = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*EventBus.*Arn/) };
+    const busName = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*EventBus/) };
+    const schedulerRoleArn = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayLeaseLifecycle:.*SchedulerRole.*Arn/) };
+
+    it('runs the lease-event workflow as a Standard state machine with its fixed name, tracing and logs without data', () => {
+      lifecycle.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+      lifecycle.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        StateMachineName: LEASE_EVENTS_STATE_MACHINE_NAME,
+        StateMachineType: 'STANDARD',
+        TracingConfiguration: { Enabled: true },
+        LoggingConfiguration: {
+          Level: 'ALL',
+          IncludeExecutionData: false,
+          Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^LeaseEventsLogs'), 'Arn'] } } }],
+        },
+      });
+    });
+
+    it('invokes only the lease-events function from the workflow', () => {
+      const fnId = idOf(built.lifecycle, built.lifecycle.leaseEventsFunction.fn);
+      const statements = statementsOf(built.lifecycle, built.lifecycle.stateMachine.role.node.findChild('DefaultPolicy'));
+      expect(grantsOf(statements, 'lambda:')).toEqual([
+        { actions: ['lambda:InvokeFunction'], resource: [{ 'Fn::GetAtt': [fnId, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [fnId, 'Arn'] }, ':*']] }] },
+      ]);
+    });
+
+    it('sweeps every minute: an EventBridge rule on the sweeper, which may start executions of the workflow', () => {
+      const sweeperId = idOf(built.lifecycle, built.lifecycle.sweeperFunction.fn);
+      lifecycle.resourceCountIs('AWS::Events::Rule', 1);
+      lifecycle.hasResourceProperties('AWS::Events::Rule', {
+        ScheduleExpression: 'rate(1 minute)',
+        State: 'ENABLED',
+        Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [sweeperId, 'Arn'] } })],
+      });
+      const statements = fnStatements(built.lifecycle, built.lifecycle.sweeperFunction);
+      expect(grantsOf(statements, 'states:')).toEqual([{ actions: ['states:StartExecution'], resource: smRef() }]);
+      expect(grantsOf(statements, 'scheduler:')).toEqual([]);
+      expect(grantsOf(statements, 'events:')).toEqual([]);
+      expect(envOf(built.lifecycle, built.lifecycle.sweeperFunction)).toMatchObject({ LEASE_EVENTS_STATE_MACHINE_ARN: smRef() });
+    });
+
+    it('lets the workflow steps publish lease notices on the bus, and nothing of the lifecycle besides', () => {
+      const f = built.lifecycle.leaseEventsFunction;
+      const statements = fnStatements(built.lifecycle, f);
+      expect(grantsOf(statements, 'events:')).toEqual([{ actions: ['events:PutEvents'], resource: busArn }]);
+      for (const prefix of ['states:', 'scheduler:', 'iam:']) expect(grantsOf(statements, prefix), prefix).toEqual([]);
+      expect(envOf(built.lifecycle, f).EVENT_BUS_NAME).toEqual(busName);
+    });
+
+    it('holds the triggers in a fixed schedule group that the scheduler role serves, starting the workflow only', () => {
+      lifecycle.resourceCountIs('AWS::Scheduler::ScheduleGroup', 1);
+      lifecycle.hasResourceProperties('AWS::Scheduler::ScheduleGroup', { Name: LEASE_EVENTS_SCHEDULE_GROUP });
+      const groupId = idOf(built.lifecycle, built.lifecycle.scheduleGroup);
+      const role = resourcesOf(built.lifecycle)[idOf(built.lifecycle, built.lifecycle.schedulerRole)]!;
+      expect(role.Properties.AssumeRolePolicyDocument).toEqual({
+        Version: '2012-10-17',
+        Statement: [
+          {
+            Action: 'sts:AssumeRole',
+            Effect: 'Allow',
+            Principal: { Service: 'scheduler.amazonaws.com' },
+            Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' }, 'aws:SourceArn': { 'Fn::GetAtt': [groupId, 'Arn'] } } },
+          },
+        ],
+      });
+      expect(statementsOf(built.lifecycle, built.lifecycle.schedulerRole.node.findChild('DefaultPolicy'))).toEqual([
+        { Action: 'states:StartExecution', Effect: 'Allow', Resource: smRef() },
+      ]);
+    });
+
+    it('lets exactly the lease writers set triggers, start due events and publish notices, configured by environment', () => {
+      for (const name of functionNames) {
+        const f = built.api.surfaces.get(name)!;
+        const statements = fnStatements(built.api, f);
+        const env = envOf(built.api, f);
+        if (!LEASE_WRITERS.includes(name)) {
+          for (const prefix of ['scheduler:', 'iam:', 'states:StartExecution', 'events:']) expect(grantsOf(statements, prefix), `${name} ${prefix}`).toEqual([]);
+          for (const v of ['SCHEDULER_GROUP', 'SCHEDULER_ROLE_ARN', 'LEASE_EVENTS_STATE_MACHINE_ARN', 'EVENT_BUS_NAME']) expect(env[v], `${name} ${v}`).toBeUndefined();
+          continue;
+        }
+        expect(grantsOf(statements, 'scheduler:'), name).toEqual([
+          {
+            actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule'],
+            resource: formattedArn('scheduler', `schedule/${LEASE_EVENTS_SCHEDULE_GROUP}/*`),
+          },
+        ]);
+        expect(statements.filter((st) => st.Action === 'iam:PassRole'), name).toEqual([
+          { Action: 'iam:PassRole', Effect: 'Allow', Resource: schedulerRoleArn, Condition: { StringEquals: { 'iam:PassedToService': 'scheduler.amazonaws.com' } } },
+        ]);
+        expect(grantsOf(statements, 'states:StartExecution'), name).toEqual([{ actions: ['states:StartExecution'], resource: smArn }]);
+        expect(grantsOf(statements, 'events:'), name).toEqual([{ actions: ['events:PutEvents'], resource: busArn }]);
+        expect(env, name).toMatchObject({
+          SCHEDULER_GROUP: LEASE_EVENTS_SCHEDULE_GROUP,
+          SCHEDULER_ROLE_ARN: schedulerRoleArn,
+          LEASE_EVENTS_STATE_MACHINE_ARN: smArn,
+          EVENT_BUS_NAME: busName,
+        });
+      }
+    });
+
+    it('counts as lease writers exactly the surfaces that import a lease-writing use-case', () => {
+      const writers = functionNames.filter((name) => {
+        const src = readFileSync(join(REPO_ROOT, `functions/api/${name}.ts`), 'utf8');
+        const imports = [...src.matchAll(/import\s*\{([^}]*)\}\s*from\s*'#core\/leases\/service\.ts'/g)].flatMap((m) => m[1]!.split(',').map((x) => x.trim()));
+        return imports.some((i) => ['createLease', 'updateLease', 'deleteLease'].includes(i));
+      });
+      expect([...LEASE_WRITERS].sort()).toEqual(writers.sort());
+    });
+
+    it('deploys after the stateful stack and before the API stack', () => {
+      expect(built.lifecycle.dependencies.map((s) => s.stackName)).toEqual([built.stateful.stackName]);
+      expect(built.api.dependencies.map((s) => s.stackName).sort()).toEqual([built.lifecycle.stackName, built.stateful.stackName].sort());
+    });
+  });
+
+  describe('lease-event workflow definition (ASL)', () => {
+    /** The deployed definition: DefinitionString with its intrinsics resolved. */
+    const deployedAsl = () => {
+      const sm = resourcesOf(built.lifecycle)[idOf(built.lifecycle, built.lifecycle.stateMachine)]!;
+      return JSON.parse(resolveIntrinsics(sm.Properties.DefinitionString)) as Record<string, unknown>;
+    };
+
+    it('is valid Amazon States Language (asl-validator, paths and ARNs checked)', () => {
+      const asl = deployedAsl();
+      // The validator annotates the definition it is given (QueryLanguage); give it a copy.
+      const result = aslValidator(structuredClone(asl), { checkPaths: true, checkArn: true });
+      expect(result.errors).toEqual([]);
+      expect(result.isValid).toBe(true);
+    });
+
+    it('has the Task and Wait states the local runner binds by name', () => {
+      const states = allStates(deployedAsl());
+      for (const name of Object.values(LEASE_EVENT_TASKS)) expect(states[name]?.Type, name).toBe('Task');
+      expect(states[LEASE_EVENT_WAIT]?.Type).toBe('Wait');
+      // Every Task is one of them (an unbound Task would call real Lambda locally).
+      const tasks = Object.entries(states).filter(([, st]) => st.Type === 'Task').map(([n]) => n);
+      expect(tasks.sort()).toEqual(Object.values(LEASE_EVENT_TASKS).sort());
+    });
+
+    it('times out after 4 hours, within the sweeper\'s stale-event reset', () => {
+      expect(deployedAsl().TimeoutSeconds).toBe(4 * 3600);
+    });
+
+    it('is what synthLeaseEventsAsl gives the local stack, but for the function ARN', () => {
+      const deployedFn = fakeArnOf(idOf(built.lifecycle, built.lifecycle.leaseEventsFunction.fn));
+      const normalize = (asl: unknown, fnArn: string) =>
+        JSON.parse(JSON.stringify(asl, (_k, v: unknown) => (v === fnArn ? '<lease-events function>' : v))) as unknown;
+      const local = synthLeaseEventsAsl();
+      expect(JSON.stringify(local)).toContain(LOCAL_LEASE_EVENTS_FUNCTION_ARN);
+      expect(JSON.stringify(deployedAsl())).toContain(deployedFn);
+      expect(normalize(local, LOCAL_LEASE_EVENTS_FUNCTION_ARN)).toEqual(normalize(deployedAsl(), deployedFn));
+    });
+
+    it('resolves the intrinsics CDK uses and refuses others', () => {
+      expect(resolveIntrinsics({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':states:::lambda:invoke']] })).toBe('arn:aws:states:::lambda:invoke');
+      expect(resolveIntrinsics({ 'Fn::Join': [':', [{ Ref: 'AWS::Region' }, { Ref: 'AWS::AccountId' }, { Ref: 'AWS::URLSuffix' }]] })).toBe('us-east-1:123456789012:amazonaws.com');
+      expect(resolveIntrinsics({ 'Fn::GetAtt': ['Fn1', 'Arn'] })).toBe('arn:aws:lambda:us-east-1:123456789012:function:Fn1');
+      expect(() => resolveIntrinsics({ Ref: 'SomeBucket' })).toThrow(/unsupported/);
+      expect(() => resolveIntrinsics({ 'Fn::Sub': 'x' })).toThrow(/unsupported/);
+    });
+  });
+
   describe('stateful resources', () => {
+    it('has the event bus for lease notices, with its fixed name', () => {
+      stateful.resourceCountIs('AWS::Events::EventBus', 1);
+      stateful.hasResourceProperties('AWS::Events::EventBus', { Name: EVENT_BUS_NAME });
+    });
+
     it('builds the table from layers/aws/dynamo/schema.ts', () => {
       const str = (n: string) => ({ AttributeName: n, AttributeType: 'S' });
       const keys = (pk: string, sk: string) => [

@@ -15,7 +15,7 @@ import type { HttpEvent, HttpResult } from '#http/surface.ts';
  */
 const BUDGET_BYTES = 1_000_000;
 
-const entries = ['functions/api', 'functions/auth'].flatMap((dir) =>
+const entries = ['functions/api', 'functions/auth', 'functions/workflows'].flatMap((dir) =>
   readdirSync(join(REPO_ROOT, dir))
     .filter((f) => f.endsWith('.ts'))
     .map((f) => `${dir}/${f}`),
@@ -78,6 +78,7 @@ describe('Lambda bundles (esbuild, ESM, platform node)', () => {
   it('finds the entries', () => {
     expect(entries).toContain('functions/auth/authorizer.ts');
     expect(entries.filter((e) => e.startsWith('functions/api/')).length).toBeGreaterThan(0);
+    expect(entries).toEqual(expect.arrayContaining(['functions/workflows/lease-events.ts', 'functions/workflows/sweeper.ts']));
   });
 
   it.each(entries)('%s bundles within budget and exports handler', async (entry) => {
@@ -108,17 +109,22 @@ describe('NodejsFunction bundling through CDK', () => {
   it('produces index.mjs with the createRequire banner and a source map without sources', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'slipway-cdk-'));
     try {
-      const { app, api } = buildApp({ outdir });
+      const { app, api, lifecycle } = buildApp({ outdir });
       app.synth();
-      const assets = JSON.parse(readFileSync(join(outdir, `${api.artifactId}.assets.json`), 'utf8')) as {
-        files: Record<string, { source: { path: string } }>;
-      };
-      const template = JSON.parse(readFileSync(join(outdir, api.templateFile), 'utf8')) as {
-        Resources: Record<string, { Type: string; Properties: { Code?: { S3Key?: string } } }>;
-      };
-      const fns = Object.values(template.Resources).filter((r) => r.Type === 'AWS::Lambda::Function');
-      expect(fns.length).toBeGreaterThan(1);
-      for (const f of fns) {
+      const fns = [api, lifecycle].flatMap((stack) => {
+        const assets = JSON.parse(readFileSync(join(outdir, `${stack.artifactId}.assets.json`), 'utf8')) as {
+          files: Record<string, { source: { path: string } }>;
+        };
+        const template = JSON.parse(readFileSync(join(outdir, stack.templateFile), 'utf8')) as {
+          Resources: Record<string, { Type: string; Properties: { Code?: { S3Key?: string } } }>;
+        };
+        return Object.values(template.Resources)
+          .filter((r) => r.Type === 'AWS::Lambda::Function')
+          .map((f) => ({ f, assets }));
+      });
+      // The API's surfaces and authorizer, the lease-event steps and the sweeper.
+      expect(fns.length).toBeGreaterThan(3);
+      for (const { f, assets } of fns) {
         const hash = f.Properties.Code!.S3Key!.replace(/\.zip$/, '');
         const dir = join(outdir, assets.files[hash]!.source.path);
         const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
