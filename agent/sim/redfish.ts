@@ -86,6 +86,8 @@ export interface RedfishSim {
   url: string;
   stop(): Promise<void>;
   state(systemId: string): SimSystemState;
+  /** Adds a computer system while running (tests add one per node they register). */
+  addSystem(system: SimSystemOptions): void;
   virtualMedia(): { Inserted: boolean; Image: string | null; ejects: number };
   subscriptions(): { Id: string; Destination: string; EventTypes: string[]; Context: string | null }[];
 }
@@ -155,7 +157,7 @@ function sameSecret(a: string, b: string): boolean {
 
 export async function startRedfishSim(options: RedfishSimOptions): Promise<RedfishSim> {
   const systems = new Map<string, SystemRecord>();
-  for (const s of options.systems ?? [{ id: '1' }]) {
+  const addSystem = (s: SimSystemOptions) => {
     if (systems.has(s.id)) throw new Error(`duplicate system id ${s.id}`);
     systems.set(s.id, {
       opts: {
@@ -172,7 +174,8 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
       patches: [],
       timers: new Set(),
     });
-  }
+  };
+  for (const s of options.systems ?? [{ id: '1' }]) addSystem(s);
   const media = { Inserted: options.virtualMediaImage !== undefined, Image: options.virtualMediaImage ?? null, ejects: 0 };
   const sessions = new Map<string, { id: string; user: string }>(); // token -> session
   let sessionSeq = 0;
@@ -798,6 +801,7 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
         patches: structuredClone(sys.patches),
       };
     },
+    addSystem,
     virtualMedia: () => ({ ...media }),
     subscriptions: () => [...subs.values()].map(({ Id, Destination, EventTypes, Context }) => ({ Id, Destination, EventTypes: [...EventTypes], Context })),
   };

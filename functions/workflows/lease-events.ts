@@ -29,7 +29,10 @@ export const LeaseEventStep = z.discriminatedUnion('step', [
 export type LeaseEventStep = z.infer<typeof LeaseEventStep>;
 
 export async function runStep(deps: Ports, raw: unknown): Promise<unknown> {
-  const input = LeaseEventStep.parse(raw);
+  const parsed = LeaseEventStep.safeParse(raw);
+  // A malformed step is a bug in the definition, not a retryable failure: say where, briefly.
+  if (!parsed.success) throw new Error(`Invalid lease-event step input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  const input = parsed.data;
   switch (input.step) {
     case 'begin':
       return beginEvent(deps, input);

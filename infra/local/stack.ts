@@ -2,7 +2,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import S3rver from 's3rver';
-import { buildDeps, setDeps } from '#aws/deps.ts';
+import { buildDeps, localCallbacks, setDeps, systemClock } from '#aws/deps.ts';
+import type { Clock } from '#core/ports.ts';
+import { synthLeaseEventsAsl } from '../workflows/asl.ts';
+import { LocalLifecycle } from './lifecycle.ts';
 import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
 import { ensureToken } from '#core/identity/tokens.ts';
@@ -25,6 +28,10 @@ export interface LocalStackOptions {
   adminToken?: string;
   /** Extra environment for the handlers (settings such as SLIPWAY_CLEANING_MINUTES). */
   env?: Record<string, string>;
+  /** The clock of every use-case and of the lease-event timers (tests move it). */
+  clock?: Clock;
+  /** How often the lease-event sweeper runs (default one minute, as on AWS). */
+  sweepIntervalMs?: number;
 }
 
 export interface LocalStack {
@@ -34,6 +41,8 @@ export interface LocalStack {
   dynamoEndpoint: string;
   s3Endpoint: string;
   dataDir: string;
+  /** Lease timing and the lease-event workflow runner (tests sweep and wait on it). */
+  lifecycle: LocalLifecycle;
   stop(): Promise<void>;
 }
 
@@ -80,7 +89,17 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     };
     // The handlers read their settings from the environment, as on Lambda.
     Object.assign(process.env, env);
-    const deps = buildDeps({ ...process.env, ...env });
+    const clock = opts.clock ?? systemClock;
+    const lifecycle = new LocalLifecycle({
+      // The workflow definition CDK deploys, synthesized now and run in-process.
+      asl: synthLeaseEventsAsl(),
+      clock,
+      callbacks: localCallbacks,
+      webhook: process.env.SLIPWAY_NOTIFY_WEBHOOK || undefined,
+      sweepIntervalMs: opts.sweepIntervalMs,
+    });
+    const deps = buildDeps({ ...process.env, ...env }, clock, () => lifecycle.ports());
+    lifecycle.bind(deps);
     setDeps(deps);
 
     let adminToken = opts.adminToken ?? process.env.SLIPWAY_ADMIN_TOKEN;
@@ -99,7 +118,10 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
 
     const { server, url } = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
     stoppers.push(() => closeServer(server));
-    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, stop };
+    // Events due while the stack was stopped run now; the rest get their timers.
+    await lifecycle.start();
+    stoppers.push(() => lifecycle.stop());
+    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, lifecycle, stop };
   } catch (err) {
     await stop();
     throw err;

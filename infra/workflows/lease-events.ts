@@ -63,9 +63,11 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
       resultPath: resultPath ?? JsonPath.DISCARD,
     });
 
-  // `error`, `act` and `results` exist from the start so that Finish can always read them (JSONPath has no defaults).
+  // `error`, `act` and `results` exist from the start so that Finish can always read them
+  // (JSONPath has no defaults). Empty rather than null: the local runner's JSONPath treats a
+  // null value as missing. No error is `{}`; a caught one is `{Error, Cause}`.
   const init = new Pass(scope, 'Init', {
-    parameters: { ...ids, error: null, act: null, results: null },
+    parameters: { ...ids, error: {}, act: { jobs: [], notes: [] }, results: [] },
   });
 
   // A lost compare-and-set (the lease moved between read and write) is retried with fresh reads.

@@ -6,6 +6,7 @@ import { dynamoStats } from '#aws/dynamo/client.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
 import { functionNames } from '../../infra/routes.ts';
 import { agentBench } from './agent.ts';
+import { lifecycleBench } from './lifecycle.ts';
 
 /**
  * `npm run bench`: figures, not pass/fail (issue 2 §10). The local stack runs in this process
@@ -41,11 +42,12 @@ async function pool(n: number, c: number, task: (i: number) => Promise<number>):
   return { lat, wall: performance.now() - t };
 }
 
-/** `npm run bench` runs every part; `npm run bench -- booking` or `-- agent` runs one. */
+/** `npm run bench` runs every part; `npm run bench -- booking`, `-- agent` or `-- lifecycle` runs one. */
 const only = process.argv[2];
 
 async function main() {
-  if (only === 'agent') return runAgentOnly();
+  if (only === 'agent') return runOnly('agent', agentBench);
+  if (only === 'lifecycle') return runOnly('lifecycle', lifecycleBench);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
@@ -151,21 +153,24 @@ async function main() {
     record(`bundle ${fn}`, `${((await size([])) / 1024).toFixed(0)} KiB (SDK external: ${((await size(['@aws-sdk/*'])) / 1024).toFixed(0)} KiB)`);
   }
 
-  if (only !== 'booking') await agentBench(record);
+  if (only !== 'booking') {
+    await agentBench(record);
+    await lifecycleBench(record);
+  }
 
   const w = Math.max(...rows.map(([k]) => k.length));
   process.stdout.write(`\nSlipway bench (${new Date().toISOString()}, Node ${process.version}, ${HOSTS} hosts, ${LEASES} leases)\n`);
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
 }
 
-async function runAgentOnly(): Promise<void> {
+async function runOnly(name: string, bench: (record: (k: string, v: string) => void) => Promise<void>): Promise<void> {
   const rows: [string, string][] = [];
-  await agentBench((k, v) => {
+  await bench((k, v) => {
     rows.push([k, v]);
     process.stdout.write(`  ${k}: ${v}\n`);
   });
   const w = Math.max(...rows.map(([k]) => k.length));
-  process.stdout.write(`\nSlipway agent bench (${new Date().toISOString()}, Node ${process.version})\n`);
+  process.stdout.write(`\nSlipway ${name} bench (${new Date().toISOString()}, Node ${process.version})\n`);
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(w)}  ${v}\n`);
 }
 

@@ -1,8 +1,7 @@
-import { inject } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';
-import { tokenFor } from './api.ts';
+import { apiUrl, tokenFor } from './api.ts';
 
 /**
  * A running in-process agent for `site` against the test stack, with short polls and fast
@@ -12,7 +11,7 @@ export async function startTestAgent(site: string, overrides: Record<string, unk
   const token = (await tokenFor('agent', site)).token;
   const cfg = {
     ...AgentConfig.parse({
-      api_url: inject('apiUrl'),
+      api_url: apiUrl(),
       token,
       poll_seconds: 1,
       ipmi: { min_command_interval_ms: 100, poll_interval_ms: 200, timeout_seconds: 5, retries: 0 },

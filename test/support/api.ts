@@ -9,8 +9,17 @@ export interface ApiResponse<T = any> {
   text: string;
 }
 
-export const apiUrl = (): string => inject('apiUrl');
-export const adminToken = (): string => inject('adminToken');
+let target: { url: string; token: string } | undefined;
+/**
+ * Points this test file's calls at another stack (one it started itself, e.g. with a test
+ * clock) instead of the shared one. Each test file runs in its own module scope.
+ */
+export function useStack(url: string, token: string): void {
+  target = { url, token };
+}
+
+export const apiUrl = (): string => target?.url ?? inject('apiUrl');
+export const adminToken = (): string => target?.token ?? inject('adminToken');
 
 export async function call<T = any>(
   method: string,

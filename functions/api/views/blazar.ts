@@ -39,6 +39,8 @@ export function blazarLease(l: Lease) {
       status: e.status,
       created_at: blazarTimestamp(e.created_at),
       updated_at: blazarTimestamp(e.updated_at),
+      // Ours: why the event ended as it did (upstream keeps that in its logs only).
+      status_reason: e.status_reason ?? null,
     })),
   };
 }

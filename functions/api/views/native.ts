@@ -22,7 +22,16 @@ export function nativeNode(n: Node) {
     addresses: n.addresses,
     allocations: Object.values(n.allocations)
       .sort((a, b) => a.start.localeCompare(b.start))
-      .map((a) => ({ lease_id: a.lease_id, reservation_id: a.reservation_id, project_id: a.project_id, start: a.start, end: a.end })),
+      .map((a) => ({
+        lease_id: a.lease_id,
+        reservation_id: a.reservation_id,
+        project_id: a.project_id,
+        start: a.start,
+        end: a.end,
+        // Set while the lease runs (its project holds the node), and once it ended (cleaning gap).
+        granted_at: a.granted_at && !a.released_at ? a.granted_at : null,
+        released_at: a.released_at ?? null,
+      })),
     created_at: n.created_at,
     updated_at: n.updated_at,
   };
@@ -47,7 +56,7 @@ export function nativeLease(l: Lease) {
       ...pluginFor(r.resource_type).view(r),
       nodes: r.node_ids,
     })),
-    events: l.events.map((e) => ({ id: e.id, event_type: e.event_type, time: e.time, status: e.status })),
+    events: l.events.map((e) => ({ id: e.id, event_type: e.event_type, time: e.time, status: e.status, status_reason: e.status_reason ?? null })),
   };
 }
 

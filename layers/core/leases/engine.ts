@@ -78,7 +78,8 @@ export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginR
   const blockedBy = eventsBefore(lease, event);
   if (blockedBy.length > 0) {
     const reason = `waiting for ${blockedBy.map((e) => e.event_type).join(', ')} of the same lease`;
-    return withinWindow ? wait(WAIT_SECONDS, reason) : skip(reason);
+    // Usually a before_end due with its end: it takes well under a second.
+    return withinWindow ? wait(1, reason) : skip(reason);
   }
   const running = RUNNING_STATUS[event.event_type];
   if (running && !canTransition(LEASE_TRANSITIONS, lease.status, running)) {
@@ -161,7 +162,7 @@ export async function completeEvent(deps: Ports, input: EventInput & { results: 
 }
 
 export interface FinishInput extends EventInput {
-  /** The error a failed step was caught with (Step Functions' `{Error, Cause}`), else null. */
+  /** The error a failed step was caught with (Step Functions' `{Error, Cause}`); `{}` or null when none. */
   error: { Error?: string; Cause?: string } | null;
   act?: ActResult | null;
   results?: JobResult[] | null;
@@ -190,9 +191,10 @@ export async function finishEvent(deps: Ports, input: FinishInput): Promise<{ ev
     if (event.status !== 'IN_PROGRESS') return { event_status: event.status, lease_status: lease.status };
     const failed = (input.results ?? []).filter((r) => !r.ok);
     const reasons = [...(input.act?.notes ?? [])];
-    if (input.error && input.error.Error !== 'EventGoneError') reasons.push(causeOf(input.error));
+    const caught = input.error?.Error !== undefined ? input.error : null;
+    if (caught) reasons.push(causeOf(caught));
     for (const f of failed) reasons.push(`node ${f.node_id}: ${f.error ?? 'the agent job failed'}`);
-    const ok = !input.error && failed.length === 0;
+    const ok = !caught && failed.length === 0;
     try {
       const lease2 = await finishWith(deps, lease, event, ok ? 'DONE' : 'ERROR', reasons.join('; ') || null, failed);
       return { event_status: ok ? 'DONE' : 'ERROR', lease_status: lease2.status };

@@ -8,6 +8,7 @@ import { log } from '../util/log.ts';
  * the wanted state is what the lease says: the lease window if the reservation lists the node,
  * else nothing. Entries of a booking still in progress (recent `held_at`) are left alone.
  * Repairs only ever shrink to a window the node already holds, so they cannot double-book.
+ * Entries an ended lease released are dropped once the cleaning gap after them has passed.
  */
 export async function reconcileCalendars(deps: Ports, graceMs = 5 * 60_000): Promise<{ repaired: number }> {
   const now = deps.clock.now().getTime();
@@ -25,6 +26,13 @@ export async function reconcileCalendars(deps: Ports, graceMs = 5 * 60_000): Pro
       groups.set(a.reservation_id, g);
     }
     for (const [rid, entries] of groups) {
+      // An ended lease's entry is kept through the cleaning gap after its end, then dropped.
+      const released = entries.filter(([, a]) => a.released_at && Date.parse(a.end) + deps.config.cleaningMinutes * 60_000 <= now);
+      if (released.length > 0 && released.length === entries.length) {
+        await deps.nodes.rewriteAllocations(node.id, [], released.map(([k]) => k));
+        repaired++;
+        continue;
+      }
       if (entries.some(([, a]) => a.held_at && now - Date.parse(a.held_at) < graceMs)) continue;
       const lease = await leaseOf(entries[0]![1].lease_id);
       const res = lease?.reservations.find((r) => r.id === rid);

@@ -1,0 +1,274 @@
+import { randomUUID } from 'node:crypto';
+import { StateMachine } from 'aws-local-stepfunctions';
+import type { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
+import { sweepEvents, type SweepResult } from '#core/leases/engine.ts';
+import { type EventRunner, type EventScheduler, executionName, type LeaseEventRef, type Notifier } from '#core/leases/lifecycle.ts';
+import { reconcileCalendars } from '#core/leases/reconcile.ts';
+import type { Clock, Ports } from '#core/ports.ts';
+import { log } from '#core/util/log.ts';
+import { runStep } from '../../functions/workflows/lease-events.ts';
+import { LEASE_EVENT_TASKS } from '../workflows/lease-events.ts';
+
+/**
+ * Lease timing and the lease-event workflow inside `npm start` (DESIGN.md §8), doing what
+ * EventBridge Scheduler, the sweeper rule and Step Functions do on AWS:
+ *  - a timer per pending event (the one-time schedule), armed when a lease commits and, at
+ *    start, for every UNDONE event in the table, so events due while the stack was stopped run
+ *    as soon as it is back;
+ *  - a sweeper every minute (and at start) for due events still UNDONE;
+ *  - the synthesized ASL of the workflow run by aws-local-stepfunctions, every Task state bound
+ *    by name to the Lambda handler's own step function; the agent's callback jobs are awaited
+ *    through the in-process task-token registry.
+ */
+
+/** A clock the tests move: timers are re-armed when it jumps. */
+export interface AdjustableClock extends Clock {
+  onChange(listener: () => void): void;
+}
+const isAdjustable = (c: Clock): c is AdjustableClock => typeof (c as Partial<AdjustableClock>).onChange === 'function';
+
+/** Figures for `npm run bench`: what Step Functions would bill (state transitions). */
+export interface WorkflowStats {
+  executions: number;
+  /** Executions whose Begin found nothing to do (repeated or early deliveries). */
+  skipped: number;
+  failed: number;
+  transitions: number;
+}
+
+export class LocalWorkflowRunner implements EventRunner {
+  private readonly machine: StateMachine;
+  private readonly names = new Set<string>();
+  private readonly running = new Set<{ abort: () => void; done: Promise<void> }>();
+  private stopped = false;
+  readonly stats: WorkflowStats = { executions: 0, skipped: 0, failed: 0, transitions: 0 };
+
+  constructor(
+    asl: Record<string, unknown>,
+    private readonly deps: () => Ports,
+    private readonly callbacks: LocalTaskCallbacks,
+  ) {
+    // The definition was validated by asl-validator in the tests; the runner's own validator is
+    // an older release that rejects nothing we use, so it stays on.
+    this.machine = new StateMachine(asl as never, { validationOptions: { checkArn: false } });
+  }
+
+  async start(ref: LeaseEventRef, name: string): Promise<void> {
+    if (this.stopped) throw new Error('the local workflow runner is stopped');
+    // Execution names are unique (Step Functions keeps them 90 days): a repeat is a no-op.
+    if (this.names.has(name)) return;
+    this.names.add(name);
+    this.stats.executions++;
+    const step = (input: unknown) => runStep(this.deps(), input) as Promise<never>;
+    const exec = this.machine.run(
+      { lease_id: ref.lease_id, event_id: ref.event_id },
+      {
+        noThrowOnAbort: true,
+        // `$$.Task.Token` must resolve; each AgentJob makes its own token below.
+        context: { Task: { Token: 'local' }, Execution: { Name: name } } as never,
+        overrides: {
+          taskResourceLocalHandlers: {
+            [LEASE_EVENT_TASKS.begin]: step,
+            [LEASE_EVENT_TASKS.act]: step,
+            [LEASE_EVENT_TASKS.complete]: step,
+            [LEASE_EVENT_TASKS.finish]: step,
+            [LEASE_EVENT_TASKS.agentJob]: (input) => this.agentJob(input as Record<string, unknown>),
+          },
+        },
+      },
+    );
+    const counting = (async () => {
+      for await (const ev of exec.eventLogs) if (ev.type === 'StateEntered') this.stats.transitions++;
+    })().catch(() => undefined);
+    const entry = {
+      abort: exec.abort,
+      done: exec.result.then(
+        (out) => {
+          if (out && typeof out === 'object' && (out as { begin?: { outcome?: string } }).begin?.outcome === 'skip') this.stats.skipped++;
+        },
+        (err: Error) => {
+          this.stats.failed++;
+          if (!this.stopped) log.error('lease event workflow failed', { lease_id: ref.lease_id, event_id: ref.event_id, execution: name, error: err.message });
+        },
+      ),
+    };
+    this.running.add(entry);
+    void entry.done.finally(async () => {
+      await counting;
+      this.running.delete(entry);
+    });
+  }
+
+  /**
+   * The callback task: queue the job with a token of its own, then wait for its result. The
+   * state is a `lambda:invoke.waitForTaskToken` Task, so its input is `{FunctionName, Payload}`.
+   */
+  private async agentJob(input: Record<string, unknown>): Promise<never> {
+    const token = `local-${randomUUID()}`;
+    const waiter = this.callbacks.wait(token);
+    try {
+      await runStep(this.deps(), { ...(input.Payload as Record<string, unknown>), task_token: token });
+    } catch (err) {
+      waiter.promise.catch(() => undefined);
+      await this.callbacks.fail(token, 'QueueFailed', (err as Error).message);
+      throw err;
+    }
+    return (await waiter.promise) as never;
+  }
+
+  /** Resolves when no execution is running (tests and the bench wait on it). */
+  async idle(): Promise<void> {
+    while (this.running.size > 0) await Promise.all([...this.running].map((r) => r.done));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const r of this.running) r.abort();
+    await Promise.allSettled([...this.running].map((r) => r.done));
+  }
+}
+
+/** One timer per pending event: the local EventBridge Scheduler. */
+export class LocalEventScheduler implements EventScheduler {
+  private readonly timers = new Map<string, { ref: LeaseEventRef; timer: NodeJS.Timeout }>();
+  private stopped = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly fire: (ref: LeaseEventRef) => void,
+  ) {}
+
+  async put(ref: LeaseEventRef): Promise<void> {
+    this.arm(ref);
+  }
+
+  async remove(ref: LeaseEventRef): Promise<void> {
+    const t = this.timers.get(ref.event_id);
+    if (t) clearTimeout(t.timer);
+    this.timers.delete(ref.event_id);
+  }
+
+  get size(): number {
+    return this.timers.size;
+  }
+
+  arm(ref: LeaseEventRef): void {
+    if (this.stopped) return;
+    const old = this.timers.get(ref.event_id);
+    if (old) clearTimeout(old.timer);
+    // setTimeout holds at most 2^31-1 ms (24.8 days); a later event is re-armed when that fires.
+    const delay = Math.min(Math.max(0, Date.parse(ref.time) - this.clock.now().getTime()), 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      this.timers.delete(ref.event_id);
+      if (Date.parse(ref.time) > this.clock.now().getTime()) this.arm(ref);
+      else this.fire(ref);
+    }, delay);
+    timer.unref();
+    this.timers.set(ref.event_id, { ref, timer });
+  }
+
+  /** The clock jumped: every timer is computed again. */
+  rearmAll(): void {
+    for (const { ref } of [...this.timers.values()]) this.arm(ref);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+  }
+}
+
+/** Notifications locally: a log line, and a POST to `SLIPWAY_NOTIFY_WEBHOOK` when set. */
+export class LocalNotifier implements Notifier {
+  constructor(private readonly webhook?: string) {}
+
+  async publish(type: string, detail: Record<string, unknown>): Promise<void> {
+    log.info('notification', { event_type: type, lease_id: detail.lease_id, status: detail.lease_status ?? detail.status });
+    if (!this.webhook) return;
+    const res = await fetch(this.webhook, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ event_type: type, payload: detail, timestamp: new Date().toISOString() }),
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) throw new Error(`notification webhook answered ${res.status}`);
+  }
+}
+
+export interface LocalLifecycleOptions {
+  asl: Record<string, unknown>;
+  clock: Clock;
+  callbacks: LocalTaskCallbacks;
+  webhook?: string;
+  /** Default one minute, as the sweeper rule on AWS. */
+  sweepIntervalMs?: number;
+}
+
+/** The three together, with the start-up catch-up and the periodic sweep. */
+export class LocalLifecycle {
+  readonly runner: LocalWorkflowRunner;
+  readonly scheduler: LocalEventScheduler;
+  readonly notifier: LocalNotifier;
+  private deps?: Ports;
+  private sweepTimer?: NodeJS.Timeout;
+  private sweeps = 0;
+
+  constructor(private readonly opts: LocalLifecycleOptions) {
+    this.runner = new LocalWorkflowRunner(opts.asl, () => this.requireDeps(), opts.callbacks);
+    this.scheduler = new LocalEventScheduler(opts.clock, (ref) => {
+      this.runner.start(ref, executionName(ref, 'schedule')).catch((err: Error) => log.error('lease event not started', { event_id: ref.event_id, error: err.message }));
+    });
+    this.notifier = new LocalNotifier(opts.webhook);
+    if (isAdjustable(opts.clock)) opts.clock.onChange(() => this.scheduler.rearmAll());
+  }
+
+  ports(): Pick<Ports, 'scheduler' | 'runner' | 'notifier'> {
+    return { scheduler: this.scheduler, runner: this.runner, notifier: this.notifier };
+  }
+
+  bind(deps: Ports): void {
+    this.deps = deps;
+  }
+
+  private requireDeps(): Ports {
+    if (!this.deps) throw new Error('LocalLifecycle used before bind()');
+    return this.deps;
+  }
+
+  /**
+   * Catch-up at start: no execution survived the last stop, so events left IN_PROGRESS go back
+   * to UNDONE; every pending event gets its timer; due ones start at once.
+   */
+  async start(): Promise<SweepResult> {
+    const deps = this.requireDeps();
+    for (const ref of await deps.leases.pendingEvents()) {
+      if (Date.parse(ref.time) > deps.clock.now().getTime()) this.scheduler.arm(ref);
+    }
+    const result = await sweepEvents(deps, { staleMs: 0 });
+    if (result.started > 0) log.info('lease events due while the stack was stopped are running now', { started: result.started });
+    this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 60_000);
+    this.sweepTimer.unref();
+    return result;
+  }
+
+  /** One sweeper run (the tests call it to play the AWS rule). */
+  async sweep(graceMs = 5_000): Promise<SweepResult> {
+    const deps = this.requireDeps();
+    try {
+      const result = await sweepEvents(deps, { graceMs });
+      // As on AWS, calendars are reconciled every 15th run.
+      if (++this.sweeps % 15 === 0) await reconcileCalendars(deps);
+      return result;
+    } catch (err) {
+      log.error('sweep failed', { error: (err as Error).message });
+      return { started: 0, reset: 0 };
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.scheduler.stop();
+    await this.runner.stop();
+  }
+}

@@ -1,0 +1,104 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AgentConfig } from '../../agent/config.ts';
+import { driverFactory } from '../../agent/drivers/index.ts';
+import { Agent } from '../../agent/runner.ts';
+import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
+import { dynamoStats } from '#aws/dynamo/client.ts';
+import { startLocalStack } from '../../infra/local/stack.ts';
+
+/**
+ * Lease lifecycle figures (issue 4 §8), on the wall clock: LEASES leases of one node each, all
+ * starting at the next minute and ending one minute later, on nodes with Redfish BMCs that an
+ * agent powers off at the end. Measured: delay from the scheduled time to ACTIVE / TERMINATED as
+ * the API shows it, the delay for a lease starting "now", and state transitions per lease (what
+ * Step Functions bills: $0.025 per 1,000 transitions).
+ */
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const s = (x: number) => `${(x / 1000).toFixed(2)} s`;
+const pad = (n: number) => String(n).padStart(2, '0');
+const blazar = (d: Date) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+
+export async function lifecycleBench(record: (k: string, v: string) => void): Promise<void> {
+  const LEASES = Number(process.env.BENCH_LIFECYCLE_LEASES ?? 50);
+  const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-lifecycle-'));
+  const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
+  let sim: RedfishSim | undefined;
+  let agent: Agent | undefined;
+  try {
+    const H = { 'X-Auth-Token': stack.adminToken, 'Content-Type': 'application/json', 'X-OpenStack-Ironic-API-Version': '1.78' };
+    const req = async (method: string, path: string, body?: unknown) => {
+      const res = await fetch(`${stack.url}${path}`, { method, headers: H, body: body === undefined ? undefined : JSON.stringify(body) });
+      const text = await res.text();
+      if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+      return text ? JSON.parse(text) : undefined;
+    };
+    sim = await startRedfishSim({ username: 'root', password: 'calvin', systems: [] });
+    const token = (await req('POST', '/v1.1/admin/tokens', { project_id: 'bench-site', role: 'agent' })).token.token as string;
+    const cfg = { ...AgentConfig.parse({ api_url: stack.url, token, concurrency: 16, poll_seconds: 5, redfish: { poll_interval_ms: 50 } }), token };
+    agent = new Agent(cfg, driverFactory(cfg));
+    agent.start();
+    for (let i = 0; i <= LEASES; i++) {
+      const name = `life-${String(i).padStart(3, '0')}`;
+      sim.addSystem({ id: name, powerState: 'On' });
+      await req('POST', '/v1/os-hosts', { name, pool: 'life' });
+      await req('POST', '/v1/nodes', {
+        name,
+        driver: 'redfish',
+        conductor_group: 'bench-site',
+        driver_info: { redfish_address: sim.url, redfish_system_id: name, redfish_username: 'root', redfish_password: 'calvin' },
+      });
+    }
+    const res = (name: string) => [{ resource_type: 'physical:host', min: 1, max: 1, hypervisor_properties: '', resource_properties: JSON.stringify(['==', '$hypervisor_hostname', name]) }];
+
+    // A lease starting now: from the create's answer to ACTIVE.
+    const t = performance.now();
+    const now = await req('POST', '/v1/leases', { name: 'now', start_date: 'now', end_date: blazar(new Date(Date.now() + 3600_000)), reservations: res(`life-${String(LEASES).padStart(3, '0')}`) });
+    const created = performance.now();
+    while ((await req('GET', `/v1/leases/${now.lease.id}`)).lease.status !== 'ACTIVE') await new Promise((r) => setTimeout(r, 20));
+    record('lease with start_date "now": create answered → ACTIVE', `${s(performance.now() - created)} (create itself ${s(created - t)})`);
+    await req('DELETE', `/v1/leases/${now.lease.id}`);
+    await stack.lifecycle.runner.idle();
+
+    // LEASES leases at the next minute (at least 20 s away, to create them all first).
+    const start = new Date(Math.ceil((Date.now() + 20_000) / 60_000) * 60_000);
+    const end = new Date(start.getTime() + 60_000);
+    const stats0 = { ...stack.lifecycle.runner.stats };
+    dynamoStats.reset();
+    const ids = await Promise.all(
+      Array.from({ length: LEASES }, async (_, i) => (await req('POST', '/v1/leases', { name: `b${i}`, start_date: blazar(start), end_date: blazar(end), reservations: res(`life-${String(i).padStart(3, '0')}`) })).lease.id as string),
+    );
+    const writesCreate = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
+    const seen = { ACTIVE: new Map<string, number>(), TERMINATED: new Map<string, number>() };
+    process.stdout.write(`  (waiting for ${LEASES} leases to start at ${start.toISOString()} and end a minute later)\n`);
+    dynamoStats.reset();
+    while (seen.TERMINATED.size < LEASES && Date.now() < end.getTime() + 5 * 60_000) {
+      const list = (await req('GET', '/v1/leases')).leases as { id: string; status: string }[];
+      const at = Date.now();
+      for (const l of list) {
+        if (!ids.includes(l.id)) continue;
+        if ((l.status === 'ACTIVE' || l.status === 'TERMINATING' || l.status === 'TERMINATED') && !seen.ACTIVE.has(l.id)) seen.ACTIVE.set(l.id, at);
+        if (l.status === 'TERMINATED' && !seen.TERMINATED.has(l.id)) seen.TERMINATED.set(l.id, at);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await stack.lifecycle.runner.idle();
+    const startDelay = [...seen.ACTIVE.values()].map((x) => x - start.getTime());
+    const endDelay = [...seen.TERMINATED.values()].map((x) => x - end.getTime());
+    record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${seen.ACTIVE.size}/${LEASES}; 200 ms polling)`);
+    record(`${LEASES} leases ending at the same minute: scheduled time → TERMINATED (power-off by the agent included)`, `p50 ${s(pct(endDelay, 50))}, p99 ${s(pct(endDelay, 99))}, max ${s(Math.max(...endDelay))} (${seen.TERMINATED.size}/${LEASES})`);
+    const st = stack.lifecycle.runner.stats;
+    const transitions = st.transitions - stats0.transitions;
+    const perLease = transitions / LEASES;
+    record('workflow executions per lease (start, before_end, end; repeats included)', `${((st.executions - stats0.executions) / LEASES).toFixed(2)} (skipped repeats: ${st.skipped - stats0.skipped}, failed: ${st.failed - stats0.failed})`);
+    record('state transitions per lease (3 events, 1 node with a BMC)', `${perLease.toFixed(1)} → Step Functions Standard about $${((perLease * 1000 * 0.025) / 1000).toFixed(3)} per 1,000 leases`);
+    const calls = [...dynamoStats.calls.values()].reduce((a, b) => a + b, 0);
+    record('DynamoDB calls per lease over its lifecycle (API polling excluded is not possible here: includes 1 list per 200 ms)', `${(calls / LEASES).toFixed(1)}; lease create: ${(writesCreate / LEASES).toFixed(2)} transactions each`);
+  } finally {
+    await agent?.stop();
+    await stack.stop();
+    await sim?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

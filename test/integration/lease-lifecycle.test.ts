@@ -1,0 +1,283 @@
+import { createServer, type Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
+import type { Agent } from '../../agent/runner.ts';
+import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { call, tokenFor, unique, useStack } from '../support/api.ts';
+import { startTestAgent } from '../support/agent.ts';
+import { TestClock } from '../support/clock.ts';
+import { blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
+
+/**
+ * The lease lifecycle end to end on a stack of its own, whose clock the tests move (no test
+ * waits for wall-clock hours): the local scheduler's timers, the sweeper and the synthesized
+ * lease-event workflow in aws-local-stepfunctions, real DynamoDB Local, and an agent powering
+ * nodes off on a Redfish simulator.
+ */
+const clock = new TestClock();
+let stack: LocalStack;
+let dir: string;
+let redfish: RedfishSim;
+let agent: Agent;
+let hook: Server;
+const notices: { event_type: string; payload: Record<string, any> }[] = [];
+const SITE = 'lifecycle-site';
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const getLease = async (id: string) => (await call('GET', `/v1/leases/${id}`)).body.lease;
+const leaseStatus = (id: string, status: string, ms?: number) =>
+  waitFor(`lease ${id} ${status}`, async () => {
+    const l = await getLease(id);
+    return l.status === status ? l : undefined;
+  }, ms);
+const noticesFor = (leaseId: string, type?: string) => notices.filter((n) => n.payload.lease_id === leaseId && (!type || n.event_type === type));
+
+/** Hosts with a BMC on the Redfish simulator (system ids = host names), driven by the test agent. */
+async function bmcHosts(n: number, bmcDelayMs = 0) {
+  const pool = await hostPool(n);
+  for (const h of pool.hosts) {
+    redfish.addSystem({ id: h.name, powerState: 'Off', powerDelayMs: bmcDelayMs });
+    const res = await call('POST', '/v1/nodes', {
+      headers: { 'X-OpenStack-Ironic-API-Version': '1.78' },
+      body: { name: h.name, driver: 'redfish', conductor_group: SITE, driver_info: { redfish_address: redfish.url, redfish_system_id: h.name, redfish_username: 'root', redfish_password: 'calvin' } },
+    });
+    expect(res.status, res.text).toBe(201);
+  }
+  return pool;
+}
+
+async function createLease(token: string, filter: string, start: string, end: string, extra: Record<string, unknown> = {}) {
+  const res = await call('POST', '/v1/leases', {
+    token,
+    body: { name: unique('lease'), start_date: start, end_date: end, reservations: [hostReservation(filter, 1, 1, extra)], events: [] },
+  });
+  expect(res.status, res.text).toBe(201);
+  return res.body.lease;
+}
+
+beforeAll(async () => {
+  hook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      notices.push(JSON.parse(body));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  process.env.SLIPWAY_NOTIFY_WEBHOOK = `http://127.0.0.1:${(hook.address() as { port: number }).port}/`;
+  // The simulator answers for any system id the tests use (one system per host name).
+  redfish = await startRedfishSim({ username: 'root', password: 'calvin', systems: [] });
+  dir = mkdtempSync(join(tmpdir(), 'slipway-lifecycle-'));
+  stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_lifecycle-admin-token-0123456789', clock });
+  useStack(stack.url, stack.adminToken);
+  agent = await startTestAgent(SITE);
+}, 60_000);
+
+afterAll(async () => {
+  await agent?.stop();
+  await stack?.stop();
+  await redfish?.stop();
+  hook?.close();
+  delete process.env.SLIPWAY_NOTIFY_WEBHOOK;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('lease lifecycle', () => {
+  it('starts a lease created without a start date within seconds, grants its nodes, and at its end powers them off and frees them', async () => {
+    const member = await tokenFor('member');
+    const pool = await bmcHosts(1);
+    const host = pool.hosts[0]!;
+    const lease = await createLease(member.token, pool.filter, 'now', blazarIn(120, clock.now().getTime()));
+    const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    expect(active.reservations[0].status).toBe('active');
+    expect(active.events.find((e: any) => e.event_type === 'start_lease').status).toBe('DONE');
+
+    // The project sees and operates its node now; another project does not.
+    const mine = await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token });
+    expect(mine.body.nodes.map((n: any) => n.name)).toEqual([host.name]);
+    const other = await tokenFor('member');
+    expect((await call('GET', `/v1.1/${other.project}/nodes`, { token: other.token })).body.nodes).toEqual([]);
+    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
+    const on = await call('PUT', `/v1/nodes/${host.name}/states/power`, { token: member.token, headers: V, body: { target: 'power on' } });
+    expect(on.status, on.text).toBe(202);
+    await waitFor('power on', async () => redfish.state(host.name).PowerState === 'On');
+    expect((await call('PUT', `/v1/nodes/${host.name}/states/power`, { token: other.token, headers: V, body: { target: 'power off' } })).status).toBe(404);
+    await waitFor('power state recorded', async () => (await call('GET', `/v1/nodes/${host.name}`, { headers: V })).body.target_power_state === null);
+
+    // Two hours later, by the test clock.
+    clock.advanceTo(active.end_date);
+    const ended = await leaseStatus(lease.id, 'TERMINATED');
+    expect(ended.reservations[0].status).toBe('deleted');
+    expect(ended.events.map((e: any) => [e.event_type, e.status])).toEqual([
+      ['start_lease', 'DONE'],
+      ['before_end_lease', 'DONE'],
+      ['end_lease', 'DONE'],
+    ]);
+    expect(redfish.state(host.name).PowerState).toBe('Off');
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
+    const node = (await call('GET', `/v1.1/admin/nodes/${host.name}`)).body.node;
+    expect(node.allocations).toEqual([]);
+
+    // Free for the next lease at once.
+    const next = await createLease(member.token, pool.filter, 'now', blazarIn(60, clock.now().getTime()));
+    await leaseStatus(next.id, 'ACTIVE', 10_000);
+
+    await waitFor('notifications', async () => noticesFor(lease.id, 'lease.event.end_lease').length === 1);
+    expect(noticesFor(lease.id).map((n) => n.event_type)).toEqual([
+      'lease.create',
+      'lease.event.start_lease',
+      'lease.event.before_end_lease',
+      'lease.event.end_lease',
+    ]);
+    expect(noticesFor(lease.id, 'lease.event.end_lease')[0]!.payload).toMatchObject({ event_status: 'DONE', lease_status: 'TERMINATED', project_id: member.project });
+  });
+
+  it('runs back-to-back leases on one node at the same minute: the end before the start', async () => {
+    const alice = await tokenFor('member');
+    const bob = await tokenFor('member');
+    const pool = await bmcHosts(1);
+    const t0 = clock.now().getTime();
+    const a = await createLease(alice.token, pool.filter, blazarIn(10, t0), blazarIn(70, t0));
+    const b = await createLease(bob.token, pool.filter, blazarIn(70, t0), blazarIn(130, t0));
+    clock.advanceTo(a.start_date);
+    await leaseStatus(a.id, 'ACTIVE');
+    clock.advanceTo(b.start_date);
+    const [ea, eb] = await Promise.all([leaseStatus(a.id, 'TERMINATED'), leaseStatus(b.id, 'ACTIVE')]);
+    const endA = ea.events.find((e: any) => e.event_type === 'end_lease');
+    const startB = eb.events.find((e: any) => e.event_type === 'start_lease');
+    expect(Date.parse(startB.updated_at)).toBeGreaterThanOrEqual(Date.parse(endA.updated_at));
+    expect((await call('GET', `/v1.1/${bob.project}/nodes`, { token: bob.token })).body.nodes).toHaveLength(1);
+    expect((await call('GET', `/v1.1/${alice.project}/nodes`, { token: alice.token })).body.nodes).toEqual([]);
+    const node = (await call('GET', `/v1.1/admin/nodes/${pool.hosts[0]!.name}`)).body.node;
+    expect(node.allocations.map((x: any) => x.lease_id)).toEqual([b.id]);
+  });
+
+  it('starts and ends 50 leases due at the same minute, each event once, even when the sweeper fires too', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(50);
+    const t0 = clock.now().getTime();
+    const start = blazarIn(30, t0);
+    const end = blazarIn(90, t0);
+    const leases = await Promise.all(pool.hosts.map((h) => createLease(member.token, JSON.stringify(['==', '$hypervisor_hostname', h.name]), start, end)));
+    const ids = new Set(leases.map((l) => l.id));
+    clock.advanceTo(leases[0].start_date);
+    // The sweeper delivers the same due events a second time, while the timers run them.
+    await stack.lifecycle.sweep(0);
+    for (const l of leases) await leaseStatus(l.id, 'ACTIVE');
+    clock.advanceTo(leases[0].end_date);
+    await stack.lifecycle.sweep(0);
+    for (const l of leases) await leaseStatus(l.id, 'TERMINATED');
+    await stack.lifecycle.runner.idle();
+    for (const type of ['lease.event.start_lease', 'lease.event.end_lease']) {
+      const per = new Map<string, number>();
+      for (const n of notices.filter((x) => x.event_type === type && ids.has(x.payload.lease_id))) per.set(n.payload.lease_id, (per.get(n.payload.lease_id) ?? 0) + 1);
+      expect(per.size, type).toBe(50);
+      expect([...per.values()].every((c) => c === 1), type).toBe(true);
+    }
+  });
+
+  it('runs an event once when the Scheduler delivers it twice and the sweeper a third time', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, clock.now().getTime()), blazarIn(60, clock.now().getTime()));
+    const start = lease.events.find((e: any) => e.event_type === 'start_lease');
+    const ref = { lease_id: lease.id, event_id: start.id, event_type: 'start_lease' as const, time: start.time };
+    const before = { ...stack.lifecycle.runner.stats };
+    clock.advanceTo(start.time);
+    // Two deliveries with different names (a retried schedule and a manual start), plus the sweeper.
+    await Promise.all([
+      stack.lifecycle.runner.start(ref, `${start.id}-dup1`),
+      stack.lifecycle.runner.start(ref, `${start.id}-dup2`),
+      stack.lifecycle.sweep(0),
+    ]);
+    await leaseStatus(lease.id, 'ACTIVE');
+    await stack.lifecycle.runner.idle();
+    expect(noticesFor(lease.id, 'lease.event.start_lease')).toHaveLength(1);
+    const after = stack.lifecycle.runner.stats;
+    expect(after.executions - before.executions).toBeGreaterThanOrEqual(3);
+    expect(after.skipped - before.skipped).toBeGreaterThanOrEqual(2);
+  });
+
+  it('refuses to delete or update a lease while its end runs (409), then lets it go', async () => {
+    const member = await tokenFor('member');
+    // A slow BMC keeps the end event in progress while the agent powers the node off.
+    const pool = await bmcHosts(1, 3000);
+    const lease = await createLease(member.token, pool.filter, 'now', blazarIn(60, clock.now().getTime()));
+    const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    clock.advanceTo(active.end_date);
+    await leaseStatus(lease.id, 'TERMINATING');
+    const del = await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token });
+    expect(del.status, del.text).toBe(409);
+    expect(del.body.error_message).toMatch(/TERMINATING/);
+    expect((await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { end_date: blazarIn(600, clock.now().getTime()) } })).status).toBe(409);
+    // A rename is allowed in any state.
+    expect((await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { name: unique('renamed') } })).status).toBe(200);
+    await leaseStatus(lease.id, 'TERMINATED');
+    expect((await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token })).status).toBe(204);
+  });
+
+  it('never leaves a lease in ERROR after a refused update, and moves its end when prolonged', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const lease = await createLease(member.token, pool.filter, 'now', blazarIn(60, clock.now().getTime()));
+    await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    const t = clock.now().getTime();
+    for (const body of [{ end_date: blazarIn(-30, t) }, { start_date: blazarIn(10, t) }, { before_end_date: blazarIn(600, t) }, { end_date: 'yesterday' }]) {
+      const res = await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect((await getLease(lease.id)).status).toBe('ACTIVE');
+    }
+    const longer = await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { end_date: blazarIn(180, t) } });
+    expect(longer.status, longer.text).toBe(200);
+    // The old end passes: nothing happens, even with the sweeper.
+    clock.advanceTo(new Date(Date.parse(lease.end_date) + 60_000));
+    await stack.lifecycle.sweep(0);
+    await stack.lifecycle.runner.idle();
+    expect((await getLease(lease.id)).status).toBe('ACTIVE');
+    clock.advanceTo(longer.body.lease.end_date);
+    await leaseStatus(lease.id, 'TERMINATED');
+  });
+
+  it('records an unsupported snapshot before_end action with its reason, and ends a lease early with end_date now', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, 'now', blazarIn(240, t), { before_end: 'snapshot' });
+    await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    const early = await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { end_date: 'now' } });
+    expect(early.status, early.text).toBe(200);
+    const ended = await leaseStatus(lease.id, 'TERMINATED');
+    const be = ended.events.find((e: any) => e.event_type === 'before_end_lease');
+    expect(be.status).toBe('DONE');
+    expect(be.status_reason).toMatch(/snapshot/);
+  });
+
+  it("powers a running lease's nodes off when it is deleted", async () => {
+    const member = await tokenFor('member');
+    const pool = await bmcHosts(1);
+    const host = pool.hosts[0]!;
+    const lease = await createLease(member.token, pool.filter, 'now', blazarIn(60, clock.now().getTime()));
+    await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
+    expect((await call('PUT', `/v1/nodes/${host.name}/states/power`, { token: member.token, headers: V, body: { target: 'power on' } })).status).toBe(202);
+    await waitFor('power on', async () => redfish.state(host.name).PowerState === 'On');
+    await waitFor('power state recorded', async () => (await call('GET', `/v1/nodes/${host.name}`, { headers: V })).body.target_power_state === null);
+    expect((await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token })).status).toBe(204);
+    await waitFor('power off', async () => redfish.state(host.name).PowerState === 'Off');
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
+    await waitFor('delete notice', async () => noticesFor(lease.id, 'lease.delete').length === 1);
+  });
+});
