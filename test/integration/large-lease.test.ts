@@ -84,7 +84,9 @@ describe('leases larger than one transaction', () => {
 
     const after = (await allNodes()).filter((n) => hosts.some((h) => h.name === n.name));
     const bookedAfter = after.find((n) => n.id === booked.id)!;
-    expect(bookedAfter.allocations).toEqual([{ lease_id: lease.id, reservation_id: a.reservation_id, project_id: a.project_id, start: a.start, end: a.end }]);
+    expect(bookedAfter.allocations).toEqual([
+      { lease_id: lease.id, reservation_id: a.reservation_id, project_id: a.project_id, start: a.start, end: a.end, granted_at: null, released_at: null },
+    ]);
     const freeAfter = after.find((n) => n.id === free.id)!;
     // The orphan is gone; the hold of a booking still in progress is left alone.
     expect(freeAfter.allocations.map((x: any) => x.reservation_id)).toEqual(['fresh-res']);

@@ -10,6 +10,9 @@ import { call, tokenFor, unique, useStack } from '../support/api.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { TestClock } from '../support/clock.ts';
 import { blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
+import { blazarCli, explain, jsonFrom } from '../contract/clients.ts';
+import { getDeps } from '../../layers/aws/deps.ts';
+import { actEvent, beginEvent, finishEvent } from '../../layers/core/leases/engine.ts';
 
 /**
  * The lease lifecycle end to end on a stack of its own, whose clock the tests move (no test
@@ -45,13 +48,13 @@ const leaseStatus = (id: string, status: string, ms?: number) =>
 const noticesFor = (leaseId: string, type?: string) => notices.filter((n) => n.payload.lease_id === leaseId && (!type || n.event_type === type));
 
 /** Hosts with a BMC on the Redfish simulator (system ids = host names), driven by the test agent. */
-async function bmcHosts(n: number, bmcDelayMs = 0) {
+async function bmcHosts(n: number, bmcDelayMs = 0, site = SITE) {
   const pool = await hostPool(n);
   for (const h of pool.hosts) {
     redfish.addSystem({ id: h.name, powerState: 'Off', powerDelayMs: bmcDelayMs });
     const res = await call('POST', '/v1/nodes', {
       headers: { 'X-OpenStack-Ironic-API-Version': '1.78' },
-      body: { name: h.name, driver: 'redfish', conductor_group: SITE, driver_info: { redfish_address: redfish.url, redfish_system_id: h.name, redfish_username: 'root', redfish_password: 'calvin' } },
+      body: { name: h.name, driver: 'redfish', conductor_group: site, driver_info: { redfish_address: redfish.url, redfish_system_id: h.name, redfish_username: 'root', redfish_password: 'calvin' } },
     });
     expect(res.status, res.text).toBe(201);
   }
@@ -81,7 +84,9 @@ beforeAll(async () => {
   // The simulator answers for any system id the tests use (one system per host name).
   redfish = await startRedfishSim({ username: 'root', password: 'calvin', systems: [] });
   dir = mkdtempSync(join(tmpdir(), 'slipway-lifecycle-'));
-  stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_lifecycle-admin-token-0123456789', clock });
+  stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_lifecycle-admin-token-0123456789', clock,
+    // The tests run the sweeper themselves (stack.lifecycle.sweep) where they need it.
+    sweepIntervalMs: 3600_000 });
   useStack(stack.url, stack.adminToken);
   agent = await startTestAgent(SITE);
 }, 60_000);
@@ -115,6 +120,10 @@ describe('lease lifecycle', () => {
     expect(on.status, on.text).toBe(202);
     await waitFor('power on', async () => redfish.state(host.name).PowerState === 'On');
     expect((await call('PUT', `/v1/nodes/${host.name}/states/power`, { token: other.token, headers: V, body: { target: 'power off' } })).status).toBe(404);
+    // ...and its vendor passthru.
+    const methods = await call('GET', `/v1/nodes/${host.name}/vendor_passthru/methods`, { token: member.token, headers: V });
+    expect(methods.status, methods.text).toBe(200);
+    expect((await call('GET', `/v1/nodes/${host.name}/vendor_passthru/methods`, { token: other.token, headers: V })).status).toBe(404);
     await waitFor('power state recorded', async () => (await call('GET', `/v1/nodes/${host.name}`, { headers: V })).body.target_power_state === null);
 
     // Two hours later, by the test clock.
@@ -213,19 +222,28 @@ describe('lease lifecycle', () => {
 
   it('refuses to delete or update a lease while its end runs (409), then lets it go', async () => {
     const member = await tokenFor('member');
-    // A slow BMC keeps the end event in progress while the agent powers the node off.
-    const pool = await bmcHosts(1, 3000);
+    // A site whose agent is not running yet keeps the end event waiting for its power-off job.
+    const site = unique('site');
+    const pool = await bmcHosts(1, 0, site);
     const lease = await createLease(member.token, pool.filter, 'now', blazarIn(60, clock.now().getTime()));
     const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
     clock.advanceTo(active.end_date);
     await leaseStatus(lease.id, 'TERMINATING');
+    // The node is no longer the project's even before it is powered off.
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
     const del = await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token });
     expect(del.status, del.text).toBe(409);
     expect(del.body.error_message).toMatch(/TERMINATING/);
     expect((await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { end_date: blazarIn(600, clock.now().getTime()) } })).status).toBe(409);
     // A rename is allowed in any state.
     expect((await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { name: unique('renamed') } })).status).toBe(200);
-    await leaseStatus(lease.id, 'TERMINATED');
+    const late = await startTestAgent(site);
+    try {
+      await leaseStatus(lease.id, 'TERMINATED');
+    } finally {
+      await late.stop();
+    }
+    expect(redfish.state(pool.hosts[0]!.name).PowerState).toBe('Off');
     expect((await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token })).status).toBe(204);
   });
 
@@ -279,5 +297,53 @@ describe('lease lifecycle', () => {
     await waitFor('power off', async () => redfish.state(host.name).PowerState === 'Off');
     expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
     await waitFor('delete notice', async () => noticesFor(lease.id, 'lease.delete').length === 1);
+  });
+
+  it('works from the real blazar CLI: lease-create without a start date is ACTIVE at once and TERMINATED at its end', async () => {
+    const member = await tokenFor('member');
+    const pool = await bmcHosts(1);
+    const end = blazarIn(90, clock.now().getTime());
+    const created = await blazarCli(stack.url, member.token, ['lease-create', '--physical-reservation', `min=1,max=1,resource_properties=${pool.filter}`, '--end-date', end, '-f', 'json', unique('cli')]);
+    expect(created.code, explain(created)).toBe(0);
+    const id = jsonFrom(created.stdout).id as string;
+    await leaseStatus(id, 'ACTIVE', 10_000);
+    const shown = await blazarCli(stack.url, member.token, ['lease-show', '-f', 'json', id]);
+    expect(shown.code, explain(shown)).toBe(0);
+    expect(jsonFrom(shown.stdout).status).toBe('ACTIVE');
+    clock.advanceTo(new Date(Date.parse(`${end.replace(' ', 'T')}:00Z`)));
+    await leaseStatus(id, 'TERMINATED');
+    const after = await blazarCli(stack.url, member.token, ['lease-show', '-f', 'json', id]);
+    expect(jsonFrom(after.stdout).status).toBe('TERMINATED');
+    expect(redfish.state(pool.hosts[0]!.name).PowerState).toBe('Off');
+  });
+
+  it('takes an event once when ten workflows begin it at the same moment, and finishes it once', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(60, t));
+    const start = lease.events.find((e: any) => e.event_type === 'start_lease');
+    const ref = { lease_id: lease.id, event_id: start.id, event_type: 'start_lease' as const, time: start.time };
+    // This test plays the workflow's steps itself: the event's own trigger is taken away.
+    await stack.lifecycle.scheduler.remove(ref);
+    clock.advanceTo(start.time);
+    const deps = getDeps();
+    const begins = await Promise.allSettled(Array.from({ length: 10 }, () => beginEvent(deps, ref)));
+    const runs = begins.filter((r) => r.status === 'fulfilled' && r.value.outcome === 'run');
+    expect(runs).toHaveLength(1);
+    // The others saw the event taken, or lost the compare-and-set (the state machine retries those, then sees it taken).
+    for (const r of begins) {
+      if (r.status === 'rejected') expect((r.reason as Error).name).toBe('ConcurrentModificationError');
+      else if (r.value.outcome !== 'run') expect(r.value.outcome).toBe('skip');
+    }
+    expect((await getLease(lease.id)).status).toBe('STARTING');
+    const act = await actEvent(deps, ref);
+    const finishes = await Promise.allSettled(Array.from({ length: 5 }, () => finishEvent(deps, { ...ref, error: {}, act, results: [] })));
+    expect(finishes.every((f) => f.status === 'fulfilled' && f.value.event_status === 'DONE')).toBe(true);
+    const after = await getLease(lease.id);
+    expect(after.status).toBe('ACTIVE');
+    await waitFor('notice', async () => noticesFor(lease.id, 'lease.event.start_lease').length > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(noticesFor(lease.id, 'lease.event.start_lease')).toHaveLength(1);
   });
 });

@@ -5,8 +5,19 @@ import { blazarIn, hostPool, hostReservation, leaseBody } from '../support/fixtu
 const BLAZAR_DATE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+/** Polls a lease until it has `status` (leases starting "now" start within a second or so). */
+async function untilStatus(id: string, status: string, token?: string): Promise<any> {
+  const end = Date.now() + 15_000;
+  for (;;) {
+    const lease = (await call('GET', `/v1/leases/${id}`, token ? { token } : {})).body.lease;
+    if (lease.status === status) return lease;
+    if (Date.now() > end) throw new Error(`lease ${id} is ${lease.status}, not ${status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 describe('Blazar leases: create', () => {
-  it('creates a lease starting now with its reservation, allocation and three UNDONE events', async () => {
+  it('creates a lease starting now with its reservation, allocation and three UNDONE events, and starts it', async () => {
     const { filter, hosts } = await hostPool(1);
     const { token, project } = await tokenFor('member');
     const body = leaseBody(filter, { start: 'now', end: blazarIn(180) });
@@ -31,7 +42,11 @@ describe('Blazar leases: create', () => {
 
     const alloc = await call('GET', `/v1/os-hosts/${hosts[0]!.id}/allocation`);
     expect(alloc.body.allocation.reservations[0].lease_id).toBe(lease.id);
-    expect((await call('GET', `/v1/leases/${lease.id}`, { token })).body.lease).toEqual(lease);
+    // It starts at once (the lifecycle tests cover that in depth); what it was created with stays.
+    const started = await untilStatus(lease.id, 'ACTIVE', token);
+    const { status: _s, events: _e, reservations: _r, updated_at: _u, ...fixed } = lease;
+    expect(started).toMatchObject(fixed);
+    expect(started.events.find((e: any) => e.event_type === 'start_lease').status).toBe('DONE');
     expect((await call('GET', `/v1/leases/${lease.id}.json`, { token })).status).toBe(200);
   });
 
@@ -268,6 +283,8 @@ describe('Blazar leases: update', () => {
 
   it('refuses to change the resource type (409) and the start of a started lease (400)', async () => {
     const { lease } = await oneLease({ start: 'now', end: blazarIn(60) });
+    // While its start event runs, any update is a 409 (lease STARTING): wait until it ran.
+    await untilStatus(lease.id, 'ACTIVE');
     const rid = lease.reservations[0].id;
     const type = await call('PUT', `/v1/leases/${lease.id}`, { body: { reservations: [{ id: rid, resource_type: 'virtual:instance' }] } });
     expect(type.status).toBe(409);

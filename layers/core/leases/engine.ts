@@ -39,7 +39,7 @@ export interface BeginResult {
 }
 
 /** How long a workflow keeps re-checking a due event that cannot run yet (then the sweeper takes over). */
-const WAIT_SECONDS = 5;
+const WAIT_SECONDS = 2;
 /** An event a little early (a trigger firing before the clock says so) is waited for, up to this. */
 const EARLY_WAIT_LIMIT_MS = 5 * 60_000;
 
