@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentConfig } from '../../agent/config.ts';
@@ -11,8 +12,9 @@ import { startLocalStack } from '../../infra/local/stack.ts';
 /**
  * Lease lifecycle figures (issue 4 §8), on the wall clock: LEASES leases of one node each, all
  * starting at the next minute and ending one minute later, on nodes with Redfish BMCs that an
- * agent powers off at the end. Measured: delay from the scheduled time to ACTIVE / TERMINATED as
- * the API shows it, the delay for a lease starting "now", and state transitions per lease (what
+ * agent powers off at the end. Measured: delay from the scheduled time to ACTIVE / TERMINATED (the
+ * moment the event's notification leaves, received on a local webhook, so that nothing polls),
+ * the delay for a lease starting "now", DynamoDB calls, and state transitions per lease (what
  * Step Functions bills: $0.025 per 1,000 transitions).
  */
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
@@ -23,6 +25,20 @@ const blazar = (d: Date) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-$
 export async function lifecycleBench(record: (k: string, v: string) => void): Promise<void> {
   const LEASES = Number(process.env.BENCH_LIFECYCLE_LEASES ?? 50);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-lifecycle-'));
+  // lease.event.* notifications with the time they arrived.
+  const notices: { type: string; lease: string; status: string; at: number }[] = [];
+  const hook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const n = JSON.parse(body) as { event_type: string; payload: { lease_id: string; lease_status?: string } };
+      notices.push({ type: n.event_type, lease: n.payload.lease_id, status: n.payload.lease_status ?? '', at: Date.now() });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const previousHook = process.env.SLIPWAY_NOTIFY_WEBHOOK;
+  process.env.SLIPWAY_NOTIFY_WEBHOOK = `http://127.0.0.1:${(hook.address() as { port: number }).port}/`;
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
   let sim: RedfishSim | undefined;
   let agent: Agent | undefined;
@@ -70,35 +86,33 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
       Array.from({ length: LEASES }, async (_, i) => (await req('POST', '/v1/leases', { name: `b${i}`, start_date: blazar(start), end_date: blazar(end), reservations: res(`life-${String(i).padStart(3, '0')}`) })).lease.id as string),
     );
     const writesCreate = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
-    const seen = { ACTIVE: new Map<string, number>(), TERMINATED: new Map<string, number>() };
+    const mine = new Set(ids);
+    const reached = (status: string) => new Map(notices.filter((n) => mine.has(n.lease) && n.status === status).map((n) => [n.lease, n.at]));
     process.stdout.write(`  (waiting for ${LEASES} leases to start at ${start.toISOString()} and end a minute later)\n`);
     dynamoStats.reset();
-    while (seen.TERMINATED.size < LEASES && Date.now() < end.getTime() + 5 * 60_000) {
-      const list = (await req('GET', '/v1/leases')).leases as { id: string; status: string }[];
-      const at = Date.now();
-      for (const l of list) {
-        if (!ids.includes(l.id)) continue;
-        if ((l.status === 'ACTIVE' || l.status === 'TERMINATING' || l.status === 'TERMINATED') && !seen.ACTIVE.has(l.id)) seen.ACTIVE.set(l.id, at);
-        if (l.status === 'TERMINATED' && !seen.TERMINATED.has(l.id)) seen.TERMINATED.set(l.id, at);
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    while (reached('TERMINATED').size < LEASES && Date.now() < end.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 200));
     await stack.lifecycle.runner.idle();
-    const startDelay = [...seen.ACTIVE.values()].map((x) => x - start.getTime());
-    const endDelay = [...seen.TERMINATED.values()].map((x) => x - end.getTime());
-    record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${seen.ACTIVE.size}/${LEASES}; 200 ms polling)`);
-    record(`${LEASES} leases ending at the same minute: scheduled time → TERMINATED (power-off by the agent included)`, `p50 ${s(pct(endDelay, 50))}, p99 ${s(pct(endDelay, 99))}, max ${s(Math.max(...endDelay))} (${seen.TERMINATED.size}/${LEASES})`);
+    const active = reached('ACTIVE');
+    const terminated = reached('TERMINATED');
+    const startDelay = [...active.values()].map((x) => x - start.getTime());
+    const endDelay = [...terminated.values()].map((x) => x - end.getTime());
+    record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${active.size}/${LEASES})`);
+    record(`${LEASES} leases ending at the same minute: scheduled time → TERMINATED (power-off by the agent included)`, `p50 ${s(pct(endDelay, 50))}, p99 ${s(pct(endDelay, 99))}, max ${s(Math.max(...endDelay))} (${terminated.size}/${LEASES})`);
     const st = stack.lifecycle.runner.stats;
     const transitions = st.transitions - stats0.transitions;
     const perLease = transitions / LEASES;
     record('workflow executions per lease (start, before_end, end; repeats included)', `${((st.executions - stats0.executions) / LEASES).toFixed(2)} (skipped repeats: ${st.skipped - stats0.skipped}, failed: ${st.failed - stats0.failed})`);
     record('state transitions per lease (3 events, 1 node with a BMC)', `${perLease.toFixed(1)} → Step Functions Standard about $${((perLease * 1000 * 0.025) / 1000).toFixed(3)} per 1,000 leases`);
     const calls = [...dynamoStats.calls.values()].reduce((a, b) => a + b, 0);
-    record('DynamoDB calls per lease over its lifecycle (API polling excluded is not possible here: includes 1 list per 200 ms)', `${(calls / LEASES).toFixed(1)}; lease create: ${(writesCreate / LEASES).toFixed(2)} transactions each`);
+    const agentCalls = (dynamoStats.calls.get('QueryCommand') ?? 0);
+    record('DynamoDB calls per lease from its start to its end (events, agent job, agent polls included)', `${(calls / LEASES).toFixed(1)} (of which queries ${(agentCalls / LEASES).toFixed(1)}); create: ${(writesCreate / LEASES).toFixed(2)} transactions each`);
   } finally {
     await agent?.stop();
     await stack.stop();
     await sim?.stop();
+    hook.close();
+    if (previousHook === undefined) delete process.env.SLIPWAY_NOTIFY_WEBHOOK;
+    else process.env.SLIPWAY_NOTIFY_WEBHOOK = previousHook;
     rmSync(dir, { recursive: true, force: true });
   }
 }
