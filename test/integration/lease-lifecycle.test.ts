@@ -346,4 +346,20 @@ describe('lease lifecycle', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(noticesFor(lease.id, 'lease.event.start_lease')).toHaveLength(1);
   });
+
+  it('lets a client change or delete a lease right after creating it to start now (waits for the start instead of 409)', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(10);
+    const t = clock.now().getTime();
+    const leases = await Promise.all(pool.hosts.map((h) => createLease(member.token, JSON.stringify(['==', '$hypervisor_hostname', h.name]), 'now', blazarIn(60, t))));
+    const answers = await Promise.all(
+      leases.map((l, i) =>
+        i % 2 === 0
+          ? call('PUT', `/v1/leases/${l.id}`, { token: member.token, body: { end_date: blazarIn(120, t) } })
+          : call('DELETE', `/v1/leases/${l.id}`, { token: member.token }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(leases.map((_, i) => (i % 2 === 0 ? 200 : 204)));
+    for (const [i, l] of leases.entries()) if (i % 2 === 0) await leaseStatus(l.id, 'ACTIVE');
+  });
 });

@@ -271,6 +271,25 @@ export async function leaseVisible(deps: Ports, auth: Principal | undefined, id:
   return lease !== undefined && canSeeProject(who, lease.project_id);
 }
 
+const eventRunning = (lease: Lease) => !STABLE_LEASE_STATUSES.includes(lease.status) || lease.events.some((e) => e.status === 'IN_PROGRESS');
+
+/**
+ * How long an update or delete waits for a running lease event to finish before answering 409.
+ * A start takes well under a second, so a client that creates a lease starting now and changes
+ * it at once is not refused; a long end (nodes powering off) still gets its 409.
+ */
+const SETTLE_MS = 5_000;
+
+/** The lease once no event of it runs, or as it is after SETTLE_MS. */
+async function settledLease(deps: Ports, auth: Principal | undefined, id: string): Promise<Lease> {
+  const until = Date.now() + SETTLE_MS;
+  for (;;) {
+    const lease = await getLease(deps, auth, id);
+    if (!eventRunning(lease) || Date.now() >= until) return lease;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** Updates and deletes wait for a running event (upstream bugs #1791741, #1820476): 409 meanwhile. */
 function requireStable(lease: Lease, action: string): void {
   if (!STABLE_LEASE_STATUSES.includes(lease.status)) {
@@ -286,7 +305,8 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
   requireWriter(auth);
   let before: Lease | undefined;
   const updated = await withRetries(deps, async (attempt) => {
-    const lease = await getLease(deps, auth, id);
+    const renameOnly = Object.keys(input).every((k) => k === 'name' || (input as Record<string, unknown>)[k] === undefined);
+    const lease = renameOnly ? await getLease(deps, auth, id) : await settledLease(deps, auth, id);
     before = lease;
     const now = deps.clock.now();
     const nowMinute = truncateToMinute(now);
@@ -409,7 +429,7 @@ export async function deleteLease(deps: Ports, auth: Principal | undefined, id: 
   const deleted = await withRetries(
     deps,
     async () => {
-      const lease = await getLease(deps, auth, id);
+      const lease = await settledLease(deps, auth, id);
       requireStable(lease, 'deleted');
       // Releasing can never double-book, so it needs no node reads and no version checks; only
       // the lease's own version guards against a concurrent update or delete.
