@@ -175,15 +175,25 @@ describe('agent end to end', () => {
     // otherwise claim the re-offered job for the dead agent (recovered only at lease expiry).
     const cfgFile = join(mkdtempSync(join(tmpdir(), 'slipway-agent-')), 'agent.json');
     writeFileSync(cfgFile, JSON.stringify({ api_url: inject('apiUrl'), token, poll_seconds: 1 }));
+    // Its own process group: tsx runs the agent in a child node process, which a SIGKILL of
+    // tsx alone would leave running (and finishing the job behind the test's back).
     const child: ChildProcess = spawn(join(root, 'node_modules/.bin/tsx'), ['agent/main.ts', '--config', cfgFile], {
       cwd: root,
       env: { ...process.env, SLIPWAY_LOG_LEVEL: 'warn' },
       stdio: 'ignore',
+      detached: true,
     });
+    const killAll = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
     try {
       const claimed = await until(job.id, (j) => j.status === 'claimed', 30_000);
       expect(claimed.attempts).toBe(1);
-      child.kill('SIGKILL');
+      killAll();
       await new Promise((r) => setTimeout(r, 1500)); // let its last long-poll end
       // Force the re-offer now instead of waiting out the default 60 s lease.
       await deps().jobs.extend(job.id, claimed.claim_token!, new Date(Date.now() - 1000), new Date());
@@ -197,7 +207,7 @@ describe('agent end to end', () => {
         await agent.stop();
       }
     } finally {
-      child.kill('SIGKILL');
+      killAll();
     }
   });
 
