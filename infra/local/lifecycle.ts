@@ -36,7 +36,23 @@ export interface WorkflowStats {
   transitions: number;
 }
 
-export class LocalWorkflowRunner implements EventRunner {
+/**
+ * One state machine run in-process: the synthesized ASL, with every Task state bound by name to
+ * the Lambda handler's own code (`step`), and callback Tasks (`.waitForTaskToken`, whose input is
+ * `{FunctionName, Payload}`) answered through the in-process task-token registry.
+ */
+export interface LocalMachine {
+  asl: Record<string, unknown>;
+  /** The Task states that invoke the function and return its result. */
+  tasks: readonly string[];
+  /** The `.waitForTaskToken` Task states. */
+  callbackTasks: readonly string[];
+  /** The function's handler, called with the Task's payload. */
+  step: (input: unknown) => Promise<unknown>;
+}
+
+/** Executes LocalMachines, each execution under a unique name (as Step Functions does). */
+export class LocalStateMachineRunner {
   private readonly machine: StateMachine;
   private readonly names = new Set<string>();
   private readonly running = new Set<{ abort: () => void; done: Promise<void> }>();
@@ -44,39 +60,29 @@ export class LocalWorkflowRunner implements EventRunner {
   readonly stats: WorkflowStats = { executions: 0, skipped: 0, failed: 0, transitions: 0 };
 
   constructor(
-    asl: Record<string, unknown>,
-    private readonly deps: () => Ports,
+    private readonly spec: LocalMachine,
     private readonly callbacks: LocalTaskCallbacks,
+    /** Says whether an execution's output means it found nothing to do (counted as skipped). */
+    private readonly skippedWhen: (output: unknown) => boolean = () => false,
   ) {
-    // The definition was validated by asl-validator in the tests; the runner's own validator is
-    // an older release that rejects nothing we use, so it stays on.
-    this.machine = new StateMachine(asl as never, { validationOptions: { checkArn: false } });
+    this.machine = new StateMachine(spec.asl as never, { validationOptions: { checkArn: false } });
   }
 
-  async start(ref: LeaseEventRef, name: string): Promise<void> {
+  /** Starts an execution unless one with this name was started before (then: no-op). */
+  start(input: Record<string, unknown>, name: string, what: Record<string, unknown> = {}): void {
     if (this.stopped) throw new Error('the local workflow runner is stopped');
-    // Execution names are unique (Step Functions keeps them 90 days): a repeat is a no-op.
     if (this.names.has(name)) return;
     this.names.add(name);
     this.stats.executions++;
-    const step = (input: unknown) => runStep(this.deps(), input) as Promise<never>;
-    const exec = this.machine.run(
-      { lease_id: ref.lease_id, event_id: ref.event_id },
-      {
-        noThrowOnAbort: true,
-        // `$$.Task.Token` must resolve; each AgentJob makes its own token below.
-        context: { Task: { Token: 'local' }, Execution: { Name: name } } as never,
-        overrides: {
-          taskResourceLocalHandlers: {
-            [LEASE_EVENT_TASKS.begin]: step,
-            [LEASE_EVENT_TASKS.act]: step,
-            [LEASE_EVENT_TASKS.complete]: step,
-            [LEASE_EVENT_TASKS.finish]: step,
-            [LEASE_EVENT_TASKS.agentJob]: (input) => this.agentJob(input as Record<string, unknown>),
-          },
-        },
-      },
-    );
+    const handlers: Record<string, (input: unknown) => Promise<never>> = {};
+    for (const t of this.spec.tasks) handlers[t] = (i) => this.spec.step(i) as Promise<never>;
+    for (const t of this.spec.callbackTasks) handlers[t] = (i) => this.callbackTask(i as Record<string, unknown>);
+    const exec = this.machine.run(input as never, {
+      noThrowOnAbort: true,
+      // `$$.Task.Token` must resolve; each callback Task makes its own token below.
+      context: { Task: { Token: 'local' }, Execution: { Name: name } } as never,
+      overrides: { taskResourceLocalHandlers: handlers },
+    });
     const counting = (async () => {
       for await (const ev of exec.eventLogs) if (ev.type === 'StateEntered') this.stats.transitions++;
     })().catch(() => undefined);
@@ -84,11 +90,11 @@ export class LocalWorkflowRunner implements EventRunner {
       abort: exec.abort,
       done: exec.result.then(
         (out) => {
-          if (out && typeof out === 'object' && (out as { begin?: { outcome?: string } }).begin?.outcome === 'skip') this.stats.skipped++;
+          if (this.skippedWhen(out)) this.stats.skipped++;
         },
         (err: Error) => {
           this.stats.failed++;
-          if (!this.stopped) log.error('lease event workflow failed', { lease_id: ref.lease_id, event_id: ref.event_id, execution: name, error: err.message });
+          if (!this.stopped) log.error('workflow execution failed', { ...what, execution: name, error: err.message });
         },
       ),
     };
@@ -99,15 +105,12 @@ export class LocalWorkflowRunner implements EventRunner {
     });
   }
 
-  /**
-   * The callback task: queue the job with a token of its own, then wait for its result. The
-   * state is a `lambda:invoke.waitForTaskToken` Task, so its input is `{FunctionName, Payload}`.
-   */
-  private async agentJob(input: Record<string, unknown>): Promise<never> {
+  /** The callback task: the function queues its job with a token of ours, then we wait for the answer. */
+  private async callbackTask(input: Record<string, unknown>): Promise<never> {
     const token = `local-${randomUUID()}`;
     const waiter = this.callbacks.wait(token);
     try {
-      await runStep(this.deps(), { ...(input.Payload as Record<string, unknown>), task_token: token });
+      await this.spec.step({ ...(input.Payload as Record<string, unknown>), task_token: token });
     } catch (err) {
       waiter.promise.catch(() => undefined);
       await this.callbacks.fail(token, 'QueueFailed', (err as Error).message);
@@ -125,6 +128,40 @@ export class LocalWorkflowRunner implements EventRunner {
     this.stopped = true;
     for (const r of this.running) r.abort();
     await Promise.allSettled([...this.running].map((r) => r.done));
+  }
+}
+
+/** The lease-event workflow locally: the EventRunner port on a LocalStateMachineRunner. */
+export class LocalWorkflowRunner implements EventRunner {
+  private readonly runner: LocalStateMachineRunner;
+
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks) {
+    this.runner = new LocalStateMachineRunner(
+      {
+        asl,
+        tasks: [LEASE_EVENT_TASKS.begin, LEASE_EVENT_TASKS.act, LEASE_EVENT_TASKS.complete, LEASE_EVENT_TASKS.finish],
+        callbackTasks: [LEASE_EVENT_TASKS.agentJob],
+        step: (input) => runStep(deps(), input),
+      },
+      callbacks,
+      (out) => !!out && typeof out === 'object' && (out as { begin?: { outcome?: string } }).begin?.outcome === 'skip',
+    );
+  }
+
+  get stats(): WorkflowStats {
+    return this.runner.stats;
+  }
+
+  async start(ref: LeaseEventRef, name: string): Promise<void> {
+    this.runner.start({ lease_id: ref.lease_id, event_id: ref.event_id }, name, { lease_id: ref.lease_id, event_id: ref.event_id });
+  }
+
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
+  stop(): Promise<void> {
+    return this.runner.stop();
   }
 }
 
