@@ -2,13 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
-import { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
-import { type CfnStateMachine, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
+import { type Duration } from 'aws-cdk-lib';
+import { Function as LambdaFunction, type IFunction } from 'aws-cdk-lib/aws-lambda';
+import { type CfnStateMachine, type DefinitionBody, StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import { LEASE_EVENTS_TIMEOUT } from '../stacks/lifecycle-stack.ts';
 import { LEASE_EVENTS_STATE_MACHINE_NAME, leaseEventsBody } from './lease-events.ts';
+import { CLUSTER_OPERATIONS_STATE_MACHINE_NAME, CLUSTER_OPERATIONS_TIMEOUT, clusterOperationsBody } from './cluster-operations.ts';
 
 /**
- * The lease-event workflow as plain Amazon States Language, for the runs that are not Step
+ * The workflows as plain Amazon States Language, for the runs that are not Step
  * Functions: the local stack executes it in `aws-local-stepfunctions`, and test/infra validates
  * it with `asl-validator`. Both take the definition CDK synthesizes, so what runs locally is
  * what deploys.
@@ -59,20 +61,34 @@ export function resolveIntrinsics(value: unknown): string {
 export const LOCAL_LEASE_EVENTS_FUNCTION_ARN = `arn:aws:lambda:us-east-1:123456789012:function:${LEASE_EVENTS_STATE_MACHINE_NAME}`;
 
 /**
- * Synthesizes the lease-event workflow alone (a throwaway app, no assets, no files left behind)
- * and returns its ASL with every intrinsic resolved.
+ * Synthesizes one workflow alone (a throwaway app, no assets, no files left behind) and returns
+ * its ASL with every intrinsic resolved. `body` builds the definition CDK deploys.
  */
-export function synthLeaseEventsAsl(): Record<string, unknown> {
+export function synthAsl(
+  name: string,
+  body: (scope: Stack, fn: IFunction) => DefinitionBody,
+  timeout?: Duration,
+): Record<string, unknown> {
   // Every App gets a cloud assembly directory, even one that never synthesizes: use and remove ours.
   const outdir = mkdtempSync(join(tmpdir(), 'slipway-asl-'));
   try {
-    const stack = new Stack(new App({ outdir }), 'LeaseEventsAsl');
-    const fn = LambdaFunction.fromFunctionArn(stack, 'LeaseEventsFn', LOCAL_LEASE_EVENTS_FUNCTION_ARN);
+    const stack = new Stack(new App({ outdir }), 'WorkflowAsl');
+    const fn = LambdaFunction.fromFunctionArn(stack, 'WorkflowFn', `arn:aws:lambda:us-east-1:123456789012:function:${name}`);
     // The timeout is part of the definition (TimeoutSeconds); the rest of the deployed props are not.
-    const sm = new StateMachine(stack, 'LeaseEvents', { definitionBody: leaseEventsBody(stack, fn), timeout: LEASE_EVENTS_TIMEOUT });
+    const sm = new StateMachine(stack, 'Workflow', { definitionBody: body(stack, fn), ...(timeout ? { timeout } : {}) });
     const definition = stack.resolve((sm.node.defaultChild as CfnStateMachine).definitionString) as unknown;
     return JSON.parse(resolveIntrinsics(definition)) as Record<string, unknown>;
   } finally {
     rmSync(outdir, { recursive: true, force: true });
   }
+}
+
+/** The lease-event workflow's ASL (the local stack runs it; the tests validate it). */
+export function synthLeaseEventsAsl(): Record<string, unknown> {
+  return synthAsl(LEASE_EVENTS_STATE_MACHINE_NAME, leaseEventsBody, LEASE_EVENTS_TIMEOUT);
+}
+
+/** The Commissaire cluster-operation workflow's ASL. */
+export function synthClusterOperationsAsl(): Record<string, unknown> {
+  return synthAsl(CLUSTER_OPERATIONS_STATE_MACHINE_NAME, clusterOperationsBody, CLUSTER_OPERATIONS_TIMEOUT);
 }

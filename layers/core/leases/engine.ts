@@ -12,6 +12,7 @@ import {
   type Lease,
   type LeaseEvent,
   LEASE_TRANSITIONS,
+  RESERVATION_TRANSITIONS,
   type Reservation,
   RUNNING_STATUS,
 } from './model.ts';
@@ -214,13 +215,14 @@ async function finishWith(
   reason: string | null,
   failed: JobResult[] = [],
 ): Promise<Lease> {
+  if (!canTransition(EVENT_TRANSITIONS, event.status, status)) throw new Error(`Event ${event.id} cannot go from ${event.status} to ${status}`);
   const stamp = deps.clock.now().toISOString();
   const failedRes = new Set(failed.map((f) => f.reservation_id));
   const target = RESERVATION_AFTER[event.event_type];
   const reservations = lease.reservations.map((r) => {
     if (!target) return r;
     const want = status === 'ERROR' && (failedRes.size === 0 || failedRes.has(r.id)) ? 'error' : target;
-    return r.status === want || !canReservation(r.status, want) ? r : { ...r, status: want, updated_at: stamp };
+    return r.status === want || !canTransition(RESERVATION_TRANSITIONS, r.status, want) ? r : { ...r, status: want, updated_at: stamp };
   });
   const events = withEvent(lease, event.id, { status, status_reason: reason, updated_at: stamp });
   const next: Lease = { ...lease, events, reservations, status: deriveLeaseStatus(events, reservations), version: lease.version + 1, updated_at: stamp };
@@ -240,9 +242,6 @@ async function finishWith(
   return next;
 }
 
-function canReservation(from: Reservation['status'], to: Reservation['status']): boolean {
-  return ({ pending: ['active', 'deleted', 'error'], active: ['deleted', 'error'], error: ['deleted'], deleted: [] } as Record<string, string[]>)[from]!.includes(to);
-}
 
 /** An event whose execution died is put back to UNDONE and its lease to the status its events give. */
 export async function resetEvent(deps: Ports, ref: LeaseEventRef): Promise<boolean> {
