@@ -14,7 +14,7 @@ export const AgentConfig = z.strictObject({
   token_file: z.string().optional(),
   /** Informational: the site is the agent token's project. */
   site: z.string().optional(),
-  /** Jobs run at once (distinct BMCs; one command per BMC is always serialized). */
+  /** Jobs run at once (distinct BMCs and hosts; one job per BMC or SSH host is always serialized). */
   concurrency: z.number().int().min(1).max(64).default(4),
   /** Claim lease; heartbeats renew it at a third of this. */
   lease_seconds: z.number().int().min(5).max(900).default(60),
@@ -39,6 +39,15 @@ export const AgentConfig = z.strictObject({
       timeout_ms: z.number().int().min(100).default(10_000),
       power_timeout_ms: z.number().int().min(100).default(300_000),
       poll_interval_ms: z.number().int().min(10).default(2000),
+    })
+    .prefault({}),
+  /** SSH jobs (Commissaire hosts); a job's `timeout_seconds` overrides the command timeout. */
+  ssh: z
+    .strictObject({
+      connect_timeout_seconds: z.number().min(1).max(300).default(20),
+      command_timeout_seconds: z.number().min(1).max(86_400).default(600),
+      /** Captured stdout/stderr per command, each cut to its tail. */
+      max_output_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
     })
     .prefault({}),
 });

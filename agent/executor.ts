@@ -1,13 +1,22 @@
+import type * as z from 'zod';
+import type { AgentConfig } from './config.ts';
+import { SshError, type SshOptions } from './drivers/ssh.ts';
 import { BmcError, type BmcDriver, type BootDevice, type PowerAction } from './drivers/types.ts';
+import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestigatePayload, SshRunPayload, sshHostKey, sshTarget } from './ssh-jobs.ts';
 
 /**
- * What a job asks of a BMC, by kind. Jobs name the node's driver and its Ironic-style
- * `driver_info`; `makeDriver` turns that into a driver (resolving on-prem credentials).
+ * What a job asks of a BMC or a host, by kind. BMC jobs name the node's driver and its
+ * Ironic-style `driver_info`; `makeDriver` turns that into a driver (resolving on-prem
+ * credentials). SSH jobs carry the host's address and key (opened by the API at claim time).
  *
- *   power        { target: PowerAction }            → { power_state }
- *   power_state  {}                                 → { power_state }
- *   boot_device  { boot_device, persistent }        → { boot_device, persistent }
- *   vendor       { method, args }                   → the method's answer
+ *   power           { target: PowerAction }            → { power_state }
+ *   power_state     {}                                 → { power_state }
+ *   boot_device     { boot_device, persistent }        → { boot_device, persistent }
+ *   vendor          { method, args }                   → the method's answer
+ *   ssh_investigate { ssh }                            → { os, cpus, memory, space, host_key_sha256 }
+ *   ssh_run         { ssh, commands, timeout_seconds? } → { results: [{ command, exit_code, stdout, stderr }], host_key_sha256 }
+ *
+ * where ssh = { address, port?, username, private_key, host_key_sha256? }.
  */
 export interface JobPayload {
   driver: 'ipmi' | 'redfish';
@@ -15,10 +24,16 @@ export interface JobPayload {
   [k: string]: unknown;
 }
 
+/** A claimed job with its payload checked: BMC work or SSH work. */
+export type ParsedJob =
+  | { family: 'bmc'; kind: string; payload: JobPayload }
+  | { family: 'ssh'; kind: 'ssh_investigate'; payload: SshInvestigatePayload }
+  | { family: 'ssh'; kind: 'ssh_run'; payload: SshRunPayload };
+
 export type VendorDriver = BmcDriver & { vendor(method: string, args: Record<string, unknown>): Promise<unknown> };
 export type DriverFactory = (driver: JobPayload['driver'], info: Record<string, unknown>) => VendorDriver;
 
-/** Failures that are the job's own (bad input), as opposed to the BMC's. */
+/** Failures that are the job's own (bad input), as opposed to the BMC's or the host's. */
 export class JobInputError extends Error {}
 
 const POWER_ACTIONS: readonly PowerAction[] = ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'];
@@ -29,14 +44,53 @@ export function bmcKey(p: JobPayload): string {
   return p.driver === 'ipmi' ? `ipmi:${i.ipmi_address}:${i.ipmi_port ?? 623}` : `redfish:${i.redfish_address}`;
 }
 
-export function parsePayload(kind: string, payload: Record<string, unknown>): JobPayload {
-  if (payload.driver !== 'ipmi' && payload.driver !== 'redfish') throw new JobInputError(`job ${kind}: unknown driver ${String(payload.driver)}`);
-  if (!payload.driver_info || typeof payload.driver_info !== 'object') throw new JobInputError(`job ${kind}: driver_info missing`);
-  return payload as JobPayload;
+/** The key under which jobs are serialized: one job per BMC, one per SSH host, at a time. */
+export function serialKey(job: ParsedJob): string {
+  return job.family === 'bmc' ? bmcKey(job.payload) : sshHostKey(job.payload);
 }
 
-export async function execute(kind: string, payload: JobPayload, makeDriver: DriverFactory): Promise<unknown> {
-  const driver = makeDriver(payload.driver, payload.driver_info);
+export function parseJob(kind: string, payload: Record<string, unknown>): ParsedJob {
+  if (isSshJobKind(kind)) {
+    // Issue texts name the field and the expected type, never the value (the key is in there).
+    const invalid = (error: z.ZodError) => new JobInputError(`job ${kind}: ${error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
+    if (kind === 'ssh_run') {
+      const parsed = SshRunPayload.safeParse(payload);
+      if (!parsed.success) throw invalid(parsed.error);
+      return { family: 'ssh', kind, payload: parsed.data };
+    }
+    const parsed = SshInvestigatePayload.safeParse(payload);
+    if (!parsed.success) throw invalid(parsed.error);
+    return { family: 'ssh', kind, payload: parsed.data };
+  }
+  if (payload.driver !== 'ipmi' && payload.driver !== 'redfish') throw new JobInputError(`job ${kind}: unknown driver ${String(payload.driver)}`);
+  if (!payload.driver_info || typeof payload.driver_info !== 'object') throw new JobInputError(`job ${kind}: driver_info missing`);
+  return { family: 'bmc', kind, payload: payload as JobPayload };
+}
+
+/** What jobs run with: the BMC driver factory and the SSH tunables. */
+export interface Executors {
+  makeDriver: DriverFactory;
+  ssh: SshOptions;
+}
+
+/** The agent config's SSH section as driver options. */
+export function sshOptions(cfg: AgentConfig): SshOptions {
+  return {
+    connectTimeoutMs: cfg.ssh.connect_timeout_seconds * 1000,
+    commandTimeoutMs: cfg.ssh.command_timeout_seconds * 1000,
+    maxOutputBytes: cfg.ssh.max_output_bytes,
+  };
+}
+
+export async function execute(job: ParsedJob, executors: Executors): Promise<unknown> {
+  if (job.family === 'ssh') {
+    const target = sshTarget(job.payload);
+    if (job.kind === 'ssh_investigate') return investigate(target, executors.ssh);
+    const { commands, timeout_seconds } = job.payload;
+    return runCommands(target, commands, { ...executors.ssh, ...(timeout_seconds ? { timeoutMs: timeout_seconds * 1000 } : {}) });
+  }
+  const { kind, payload } = job;
+  const driver = executors.makeDriver(payload.driver, payload.driver_info);
   switch (kind) {
     case 'power': {
       const target = payload.target as PowerAction;
@@ -58,9 +112,15 @@ export async function execute(kind: string, payload: JobPayload, makeDriver: Dri
   }
 }
 
+/** The job API takes at most this much error text. */
+const MAX_ERROR_CHARS = 4000;
+
 /** Error text for the job result: what failed and why, never a secret. */
 export function describeFailure(err: unknown): string {
-  if (err instanceof BmcError) return `${err.code}: ${err.message}`;
-  if (err instanceof JobInputError) return `invalid job: ${err.message}`;
-  return `agent error: ${err instanceof Error ? err.message : String(err)}`;
+  let text: string;
+  if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
+  else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
+  else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
+  else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
+  return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;
 }

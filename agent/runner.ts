@@ -2,21 +2,22 @@ import { MAX_CLAIM } from '#core/agent/jobs.ts';
 import { log } from '#core/util/log.ts';
 import { AgentApi, ApiError, ApiUnavailableError, type ClaimedJob } from './api.ts';
 import type { AgentConfig } from './config.ts';
-import { bmcKey, describeFailure, type DriverFactory, execute, parsePayload } from './executor.ts';
+import { describeFailure, type DriverFactory, type Executors, execute, type ParsedJob, parseJob, serialKey, sshOptions } from './executor.ts';
 
 /**
  * The agent's job loop: claim (long-poll) up to the free concurrency, run each job with its
- * driver while heart-beating the claim, report the result. One command per BMC at a time
- * (jobs for a busy BMC wait their turn). When the API is down it backs off and reconnects; on
- * stop it claims nothing more, lets running jobs finish within the grace period and releases
- * the rest so another agent takes them at once.
+ * driver while heart-beating the claim, report the result. One command per BMC, and one SSH job
+ * per host, at a time (jobs for a busy BMC or host wait their turn). When the API is down it
+ * backs off and reconnects; on stop it claims nothing more, lets running jobs finish within the
+ * grace period and releases the rest so another agent takes them at once.
  */
 export class Agent {
   private readonly api: AgentApi;
   private stopping = false;
   private readonly running = new Map<string, { job: ClaimedJob; done: Promise<void> }>();
-  /** Tail of the chain of work per BMC: the next job for that BMC runs after it. */
-  private readonly bmcQueues = new Map<string, Promise<void>>();
+  /** Tail of the chain of work per BMC or SSH host: the next job for it runs after it. */
+  private readonly serialQueues = new Map<string, Promise<void>>();
+  private readonly executors: Executors;
   private loop: Promise<void> | undefined;
   private readonly cancelClaim = new AbortController();
   private wake: (() => void) | undefined;
@@ -25,9 +26,10 @@ export class Agent {
 
   constructor(
     private readonly config: AgentConfig,
-    private readonly makeDriver: DriverFactory,
+    makeDriver: DriverFactory,
   ) {
     this.api = new AgentApi(config.api_url, config.token);
+    this.executors = { makeDriver, ssh: sshOptions(config) };
   }
 
   start(): void {
@@ -86,31 +88,31 @@ export class Agent {
 
   private async work(job: ClaimedJob): Promise<void> {
     const started = Date.now();
-    let payload;
+    let parsed: ParsedJob;
     try {
-      payload = parsePayload(job.kind, job.payload);
+      parsed = parseJob(job.kind, job.payload);
     } catch (err) {
       return this.report(job, { status: 'failed', error: describeFailure(err) }, started);
     }
-    // Heartbeats keep the claim while the BMC is slow (power polls can take minutes).
+    // Heartbeats keep the claim while the BMC or host is slow (power polls, package updates).
     const beat = setInterval(() => {
       this.api.heartbeat(job, this.config.lease_seconds).catch((err) => log.warn('heartbeat failed', { job_id: job.id, error: (err as Error).message }));
     }, Math.max(1000, (this.config.lease_seconds * 1000) / 3));
     try {
-      const key = bmcKey(payload);
-      const previous = this.bmcQueues.get(key) ?? Promise.resolve();
+      const key = serialKey(parsed);
+      const previous = this.serialQueues.get(key) ?? Promise.resolve();
       let release!: () => void;
       const mine = new Promise<void>((r) => (release = r));
       const tail = previous.then(() => mine);
-      this.bmcQueues.set(key, tail);
+      this.serialQueues.set(key, tail);
       await previous;
       try {
         if (this.stopping && this.shutdownDeadlinePassed()) throw new ReleaseSignal();
-        const output = await execute(job.kind, payload, this.makeDriver);
+        const output = await execute(parsed, this.executors);
         await this.report(job, { status: 'succeeded', output }, started);
       } finally {
         release();
-        if (this.bmcQueues.get(key) === tail) this.bmcQueues.delete(key);
+        if (this.serialQueues.get(key) === tail) this.serialQueues.delete(key);
       }
     } catch (err) {
       if (err instanceof ReleaseSignal) {
