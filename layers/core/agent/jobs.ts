@@ -116,9 +116,16 @@ async function settled(deps: Ports, job: Job): Promise<void> {
   }
 }
 
+/** Objects of a job payload whose sealed fields are opened for the agent: BMC `driver_info`, SSH `ssh` (the key). */
+const SECRET_HOLDERS = ['driver_info', 'ssh'] as const;
+
 async function openPayload(deps: Ports, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const info = payload.driver_info;
-  return info && typeof info === 'object' ? { ...payload, driver_info: await openSecrets(deps.secrets, info as Record<string, unknown>) } : payload;
+  const out = { ...payload };
+  for (const k of SECRET_HOLDERS) {
+    const v = payload[k];
+    if (v && typeof v === 'object') out[k] = await openSecrets(deps.secrets, v as Record<string, unknown>);
+  }
+  return out;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
