@@ -1,6 +1,7 @@
 import { configFromEnv } from '#core/config.ts';
 import type { Clock, Ports } from '#core/ports.ts';
 import { makeDynamo } from './dynamo/client.ts';
+import { DynamoCommissaireRepository } from './dynamo/commissaire.ts';
 import { DynamoIdempotencyStore } from './dynamo/idempotency.ts';
 import { DynamoJobRepository } from './dynamo/jobs.ts';
 import { DynamoLeaseRepository } from './dynamo/leases.ts';
@@ -51,6 +52,7 @@ export function buildDeps(
     properties: new DynamoPropertyRepository(d),
     idempotency: new DynamoIdempotencyStore(d),
     jobs: new DynamoJobRepository(d),
+    commissaire: new DynamoCommissaireRepository(d),
     secrets: secretBox(env),
     // Locally (DynamoDB Local) the workflow runner waits in-process; on AWS, Step Functions.
     callbacks: env.DYNAMODB_ENDPOINT ? localCallbacks : new SfnTaskCallbacks(),

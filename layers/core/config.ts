@@ -20,6 +20,8 @@ export interface Config {
    * start fails (upstream `event_max_retries`).
    */
   eventRetryMinutes: number;
+  /** The site whose agent reaches Commissaire hosts over SSH (`SLIPWAY_COMMISSAIRE_SITE`). */
+  commissaireSite: string;
 }
 
 function intFromEnv(env: Record<string, string | undefined>, name: string, dflt: number, min = 0): number {
@@ -37,6 +39,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     allocationAttempts: intFromEnv(env, 'SLIPWAY_ALLOCATION_ATTEMPTS', 8, 1),
     beforeEndAction: beforeEndFromEnv(env.SLIPWAY_BEFORE_END_ACTION),
     eventRetryMinutes: intFromEnv(env, 'SLIPWAY_EVENT_RETRY_MINUTES', 10, 1),
+    commissaireSite: (env.SLIPWAY_COMMISSAIRE_SITE ?? '').trim() || 'default',
   };
 }
 

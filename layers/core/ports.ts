@@ -6,6 +6,7 @@ import type { Config } from './config.ts';
 import type { TaskCallbacks } from './agent/callbacks.ts';
 import type { JobRepository } from './agent/jobs.ts';
 import type { SecretBox } from './secrets.ts';
+import type { Cluster, ClusterOperation, CommissaireHost, ContainerManager, HostPatch, Network, OperationKind } from './commissaire/model.ts';
 
 /**
  * The ports the use-cases depend on. `layers/aws` implements them on DynamoDB; nothing in
@@ -77,6 +78,8 @@ export interface NodeRepository {
   get(id: string): Promise<Node | undefined>;
   getByName(name: string): Promise<Node | undefined>;
   getByHostId(hostId: string): Promise<Node | undefined>;
+  /** The node one of whose `addresses` is `address` (the first, by id, if several claim it). */
+  getByAddress(address: string): Promise<Node | undefined>;
   /** Every node; `consistent` re-reads each one from the base table (used when retrying). */
   list(opts?: { consistent?: boolean }): Promise<Node[]>;
   page(range: KeysetRange): Promise<Node[]>;
@@ -153,6 +156,72 @@ export interface IdempotencyStore {
   abandon(scope: string, key: string): Promise<void>;
 }
 
+/** A hostset change: the new list, and the hosts that join or leave with it. */
+export interface HostsetChange {
+  hostset: string[];
+  /** Hosts that join: each must still be ready and in no other cluster at the moment of the write. */
+  add: string[];
+  /** Hosts that leave (their `cluster` is cleared). */
+  remove: string[];
+}
+
+/**
+ * Commissaire's clusters, hosts, networks, container managers and cluster operations. Every
+ * membership change is one transaction over the cluster (compare-and-set on its
+ * `hostset_version`) and the hosts it touches; any lost race or failed condition is a
+ * ConcurrentModificationError, after which the use-case re-reads and decides.
+ */
+export interface CommissaireRepository {
+  getCluster(name: string): Promise<Cluster | undefined>;
+  listClusters(): Promise<Cluster[]>;
+  /** Creates the cluster or replaces its definition; members and operations stay. */
+  putCluster(def: Pick<Cluster, 'name' | 'network' | 'container_manager'>, now: string): Promise<Cluster>;
+  /**
+   * Deletes the cluster (still at the `hostset_version` read) with its operation records, and
+   * clears `cluster` on `members` (at most 90 in one go: one transaction; shrink the hostset first).
+   */
+  deleteCluster(cluster: Cluster, members: readonly string[]): Promise<void>;
+  /** Applies a hostset change if the cluster is still at `expectedVersion`. */
+  setHostset(name: string, expectedVersion: number, change: HostsetChange, now: string): Promise<Cluster>;
+
+  getHost(address: string): Promise<CommissaireHost | undefined>;
+  /** The hosts that exist among `addresses` (any order). */
+  getHosts(addresses: readonly string[]): Promise<CommissaireHost[]>;
+  listHosts(): Promise<CommissaireHost[]>;
+  /**
+   * Creates the host (fails if it exists); with `cluster`, appends it to that hostset in the same
+   * transaction, guarded by the version the caller read.
+   */
+  createHost(host: CommissaireHost, cluster?: { name: string; expectedVersion: number; hostset: string[] }): Promise<void>;
+  /** Patches a host; with `expectStatus`, only if its status still is that (undefined otherwise or when gone). */
+  updateHost(address: string, patch: HostPatch, now: string, expectStatus?: CommissaireHost['status']): Promise<CommissaireHost | undefined>;
+  /** Deletes the host (credentials included) and, if it is a member, removes it from that hostset. */
+  deleteHost(host: CommissaireHost, cluster?: Cluster): Promise<void>;
+
+  getNetwork(name: string): Promise<Network | undefined>;
+  listNetworks(): Promise<Network[]>;
+  /** Creates the network, or does nothing when an identical one exists; ConflictError when it differs. */
+  putNetwork(net: Network): Promise<void>;
+  /** False when there was none. */
+  deleteNetwork(name: string): Promise<boolean>;
+  getContainerManager(name: string): Promise<ContainerManager | undefined>;
+  listContainerManagers(): Promise<ContainerManager[]>;
+  /** Creates the container manager, or does nothing when an identical one exists; ConflictError when it differs. */
+  putContainerManager(cm: ContainerManager): Promise<void>;
+  deleteContainerManager(name: string): Promise<boolean>;
+
+  getOperation(cluster: string, kind: OperationKind): Promise<ClusterOperation | undefined>;
+  /**
+   * Takes the cluster's operation lock and stores the initial record, in one transaction.
+   * NotFoundError without the cluster; ConflictError while another operation is in process.
+   */
+  startOperation(op: ClusterOperation): Promise<void>;
+  /** Stores progress of the operation in process; false when it is no longer in process. */
+  updateOperation(op: ClusterOperation): Promise<boolean>;
+  /** Stores the final record and releases the cluster's lock; false when the lock is gone. */
+  finishOperation(op: ClusterOperation): Promise<boolean>;
+}
+
 export interface Ports {
   clock: Clock;
   config: Config;
@@ -169,4 +238,5 @@ export interface Ports {
   /** Starts lease-event workflow executions (Step Functions / local runner). */
   runner: EventRunner;
   notifier: Notifier;
+  commissaire: CommissaireRepository;
 }

@@ -5,7 +5,7 @@ import { DomainError } from '#core/errors.ts';
  * errors become HTTP. Non-domain errors are internal: the client gets a bare 500 and the
  * details go to the log with the request id.
  */
-export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock';
+export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock' | 'commissaire';
 
 export interface RenderedError {
   statusCode: number;
@@ -32,6 +32,7 @@ const PHRASES: Record<number, string> = {
 
 export function renderError(style: ErrorStyle, err: unknown): RenderedError {
   const domain = err instanceof DomainError ? err : undefined;
+  if (style === 'commissaire') return renderCommissaire(domain);
   const statusCode = domain?.statusCode ?? 500;
   const message = domain?.message ?? 'Internal Server Error';
   const name = domain?.errorName ?? 'INTERNAL_SERVER_ERROR';
@@ -56,4 +57,14 @@ export function renderError(style: ErrorStyle, err: unknown): RenderedError {
       body = { error_code: statusCode, error_message: message, error_name: name };
   }
   return { statusCode, headers, body: JSON.stringify(body) };
+}
+
+/**
+ * Commissaire (upstream-apis.md §2.1): the status line and its reason phrase as a `text/html`
+ * body, nothing else. It never answers 401: missing or invalid credentials are 403 `Forbidden`.
+ */
+function renderCommissaire(domain: DomainError | undefined): RenderedError {
+  const statusCode = domain ? (domain.statusCode === 401 ? 403 : domain.statusCode) : 500;
+  const headers = { ...(domain?.headers ?? {}), 'Content-Type': 'text/html' };
+  return { statusCode, headers, body: PHRASES[statusCode] ?? 'Error' };
 }

@@ -74,6 +74,11 @@ export interface SurfaceOptions {
    * for an empty one with it: every body (errors included) is typed JSON, empty answers are not.
    */
   alwaysJson?: boolean;
+  /**
+   * Commissaire routes take an optional trailing slash. API Gateway routes cannot end in `/`, so
+   * such a request reaches the surface's catch-all and is dispatched here on the path without it.
+   */
+  trailingSlash?: boolean;
 }
 
 export const ok = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 200, body, headers });
@@ -153,9 +158,23 @@ export function surface(
     return { key, method, tpl: compileTemplate(path) };
   });
 
+  const withoutSlash = (rawPath: string) => (options.trailingSlash && rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : undefined);
+
+  /** A request with a trailing slash, matched as if it had none (most specific template first). */
+  function slashRoute(method: string, rawPath: string): { key: string; params: Record<string, string> } | undefined {
+    const path = withoutSlash(rawPath);
+    if (path === undefined) return undefined;
+    const hits = compiled
+      .filter((r) => r.method === method)
+      .map((r) => ({ key: r.key, specificity: r.tpl.specificity, params: r.tpl.match(path) }))
+      .filter((h) => h.params !== undefined)
+      .sort((a, b) => b.specificity - a.specificity);
+    return hits[0] && { key: hits[0].key, params: hits[0].params! };
+  }
+
   /** For catch-all routes: 405 when the path exists with other methods, else 404. */
   function fallback(method: string, rawPath: string): never {
-    const path = options.jsonSuffix ? rawPath.replace(/\.json$/, '') : rawPath;
+    const path = withoutSlash(rawPath) ?? (options.jsonSuffix ? rawPath.replace(/\.json$/, '') : rawPath);
     const allowed = compiled.filter((r) => r.tpl.match(path) !== undefined).map((r) => r.method);
     if (allowed.length > 0) throw new MethodNotAllowedError(`Method ${method} is not allowed on ${rawPath}`, allowed);
     throw new NotFoundError(`The resource could not be found: ${rawPath}`);
@@ -164,15 +183,20 @@ export function surface(
   const base = async (event: HttpEvent, context: Context & { state?: State }): Promise<HttpResult> => {
     const state = context.state!;
     const method = event.requestContext.http.method.toUpperCase();
-    const key = event.routeKey.replace(/\.json$/, '');
+    let key = event.routeKey.replace(/\.json$/, '');
     const auth = principalOf(event);
     if (!auth && !options.anonymous?.includes(key)) {
       throw new UnauthorizedError('Authentication required: send a valid X-Auth-Token header');
     }
+    let params = (event.pathParameters ?? {}) as Record<string, string>;
+    if (!routes[key]) {
+      const viaSlash = slashRoute(method, event.rawPath);
+      if (viaSlash) ({ key, params } = viaSlash);
+    }
     const handler = routes[key];
     if (!handler) fallback(method, event.rawPath);
 
-    const path: Record<string, string> = { ...(event.pathParameters ?? {}) } as Record<string, string>;
+    const path: Record<string, string> = { ...params };
     if (options.jsonSuffix && key.endsWith('}')) {
       const last = key.slice(key.lastIndexOf('{') + 1, -1).replace(/\+$/, '');
       if (path[last]?.endsWith('.json')) path[last] = path[last].slice(0, -5);

@@ -208,6 +208,15 @@ export class DynamoNodeRepository implements NodeRepository {
     return this.viaIndexItem(hostIdKey(hostId));
   }
 
+  async getByAddress(address: string): Promise<Node | undefined> {
+    // NOTE: a full read of the node index filtered here: fine for the fleets this serves (a few
+    // thousand nodes, one query page per ~1 MB). An ADDRESS#<address> uniqueness item written
+    // with the node, like NODENAME#, is the way to make it one read when it matters.
+    const hits = (await this.list()).filter((n) => n.addresses.some((a) => a.address === address));
+    hits.sort((a, b) => a.id.localeCompare(b.id));
+    return hits[0] && this.get(hits[0].id);
+  }
+
   async list(opts: { consistent?: boolean } = {}): Promise<Node[]> {
     const items = await queryAll(this.d, {
       IndexName: 'GSI3',

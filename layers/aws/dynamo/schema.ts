@@ -17,6 +17,13 @@
  *   resource property          PK=PROPERTY#<resource type>  SK=<name>
  *   idempotency record         PK=IDEMP#<scope>#<key>       SK=META   (ttl)
  *   counters                   PK=COUNTER#<name>            SK=META
+ *   commissaire cluster        PK=COMM#CLUSTER#<name>       SK=META   (hostset + version, operation lock)
+ *   its last operations        PK=COMM#CLUSTER#<name>       SK=OP#deploy | OP#upgrade | OP#restart
+ *   commissaire host           PK=COMM#HOST#<address>       SK=META   (sealed SSH key, node id, cluster)
+ *   commissaire network / CM   PK=COMM#NETWORK#<name> | COMM#CM#<name>  SK=META
+ *   commissaire lists          GSI3PK=COMM#CLUSTERS | COMM#HOSTS | COMM#NETWORKS | COMM#CONTAINERMANAGERS
+ *                              GSI3SK=<name or address>
+ *   node by address            (no key yet: the node list filtered; see DynamoNodeRepository.getByAddress)
  */
 export const TABLE_KEYS = { partitionKey: 'PK', sortKey: 'SK' } as const;
 
