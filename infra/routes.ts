@@ -7,7 +7,7 @@
  * unknown path or a wrong method is answered by the surface in its own error format (API
  * Gateway's own 404 body would break the upstream clients' error handling).
  */
-export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic';
+export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire';
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
 
 export interface RouteSpec {
@@ -106,6 +106,44 @@ const SURFACES: SurfaceDef[] = [
       ['POST', '/api/v1.0/agent/jobs/{job_id}/release'],
     ],
     catchAll: ['/api/v1.0/agent/{proxy+}'],
+  },
+  {
+    // Commissaire (upstream-apis.md §2). `{IP}` is any one segment, so IPv6 literals (raw or
+    // URL-encoded) route; the surface validates them. A trailing slash, which API Gateway routes
+    // cannot express, reaches the catch-all and is dispatched by the surface (`trailingSlash`).
+    fn: 'commissaire',
+    jsonSuffix: false,
+    routes: [
+      ['GET', '/api/v0/clusters'],
+      ['GET', '/api/v0/cluster/{name}'],
+      ['PUT', '/api/v0/cluster/{name}'],
+      ['DELETE', '/api/v0/cluster/{name}'],
+      ['GET', '/api/v0/cluster/{name}/hosts'],
+      ['PUT', '/api/v0/cluster/{name}/hosts'],
+      ['GET', '/api/v0/cluster/{name}/hosts/{IP}'],
+      ['PUT', '/api/v0/cluster/{name}/hosts/{IP}'],
+      ['DELETE', '/api/v0/cluster/{name}/hosts/{IP}'],
+      ...(['deploy', 'upgrade', 'restart'] as const).flatMap((op): [Method, string][] => [
+        ['GET', `/api/v0/cluster/{name}/${op}`],
+        ['PUT', `/api/v0/cluster/{name}/${op}`],
+      ]),
+      ['GET', '/api/v0/hosts'],
+      ['PUT', '/api/v0/host'],
+      ['GET', '/api/v0/host/{IP}'],
+      ['PUT', '/api/v0/host/{IP}'],
+      ['DELETE', '/api/v0/host/{IP}'],
+      ['GET', '/api/v0/host/{IP}/creds'],
+      ['GET', '/api/v0/host/{IP}/status'],
+      ['GET', '/api/v0/networks'],
+      ['GET', '/api/v0/network/{name}'],
+      ['PUT', '/api/v0/network/{name}'],
+      ['DELETE', '/api/v0/network/{name}'],
+      ['GET', '/api/v0/containermanagers'],
+      ['GET', '/api/v0/containermanager/{name}'],
+      ['PUT', '/api/v0/containermanager/{name}'],
+      ['DELETE', '/api/v0/containermanager/{name}'],
+    ],
+    catchAll: ['/api/v0', '/api/v0/{proxy+}'],
   },
 ];
 

@@ -31,6 +31,18 @@ const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
   native: 'RW',
   agent: 'RW', // claims, heartbeats and results are conditional writes on job items
   ironic: 'RW',
+  commissaire: 'RW', // hostset changes are transactions over the cluster and its hosts
+};
+
+/**
+ * Who may use the KMS key that seals secrets: Ironic seals BMC passwords, the agent API opens
+ * them for claimed jobs; Commissaire seals SSH keys and opens them for `GET /host/{IP}/creds`
+ * (admins only), which returns the key as upstream does.
+ */
+const KMS_USE: Partial<Record<FunctionName, string[]>> = {
+  ironic: ['kms:Encrypt'],
+  agent: ['kms:Decrypt'],
+  commissaire: ['kms:Encrypt', 'kms:Decrypt'],
 };
 
 /**
@@ -85,11 +97,12 @@ export class ApiStack extends Stack {
     }
     this.surfaces = surfaces;
 
-    // BMC passwords: sealed where nodes are registered, opened only when a job goes to an agent.
-    for (const [name, action] of [['ironic', 'kms:Encrypt'], ['agent', 'kms:Decrypt']] as const) {
+    // BMC passwords and SSH keys: sealed where they are registered, opened only for an agent's
+    // job (and Commissaire's creds route).
+    for (const [name, actions] of Object.entries(KMS_USE) as [FunctionName, string[]][]) {
       const fn = surfaces.get(name)!.fn;
       fn.addEnvironment('SECRETS_KMS_KEY_ID', props.secretsKey.keyArn);
-      fn.addToRolePolicy(new PolicyStatement({ actions: [action], resources: [props.secretsKey.keyArn] }));
+      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [props.secretsKey.keyArn] }));
     }
 
     for (const name of LEASE_WRITERS) allowLeaseWrites(surfaces.get(name)!, props.lifecycle);

@@ -207,7 +207,7 @@ describe('CDK app', () => {
       }
     });
 
-    it('lets only Ironic seal (kms:Encrypt) and only the agent API open (kms:Decrypt) BMC secrets, with the stateful key', () => {
+    it('lets only Ironic and Commissaire seal (kms:Encrypt) and only the agent API and Commissaire open (kms:Decrypt) secrets, with the stateful key', () => {
       const kmsActions = (f: SlipwayFunction) => {
         const policy = apiResources[idOf(built.api, f.role.node.findChild('DefaultPolicy'))]!;
         const statements = (policy.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement;
@@ -216,7 +216,8 @@ describe('CDK app', () => {
       const keyRef = { 'Fn::ImportValue': expect.stringContaining('SecretsKey') };
       for (const name of functionNames) {
         const fn = built.api.surfaces.get(name)!;
-        const want = name === 'ironic' ? ['kms:Encrypt'] : name === 'agent' ? ['kms:Decrypt'] : undefined;
+        // Commissaire seals SSH keys and opens them for GET /api/v0/host/{IP}/creds (admins).
+        const want = name === 'ironic' ? ['kms:Encrypt'] : name === 'agent' ? ['kms:Decrypt'] : name === 'commissaire' ? ['kms:Encrypt', 'kms:Decrypt'] : undefined;
         expect(kmsActions(fn), name).toEqual(want ? [{ actions: want, resource: keyRef }] : []);
         const env = (apiResources[idOf(built.api, fn.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         if (want) expect(env.SECRETS_KMS_KEY_ID, name).toEqual(keyRef);

@@ -7,6 +7,7 @@ import { handler as native } from '../../functions/api/native.ts';
 import { handler as system } from '../../functions/api/system.ts';
 import { handler as agent } from '../../functions/api/agent.ts';
 import { handler as ironic } from '../../functions/api/ironic.ts';
+import { handler as commissaire } from '../../functions/api/commissaire.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
 import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
@@ -23,11 +24,18 @@ const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpR
   system: system as never,
   agent: agent as never,
   ironic: ironic as never,
+  commissaire: commissaire as never,
 };
 
 /** `/api/v1.0` surfaces answer in Drydock's error shape, the others in Blazar/Sahara's. */
 const DRYDOCK_STYLE = new Set<FunctionName>(['agent']);
+/** Commissaire: the bare reason phrase as text/html. */
+const PHRASE: Record<number, string> = { 401: 'Forbidden', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
 function expectError(fn: FunctionName, body: any, status: number, name: string): void {
+  if (fn === 'commissaire') {
+    expect(body).toBe(PHRASE[status]);
+    return;
+  }
   if (fn === 'ironic') {
     // WSME double encoding: error_message is itself JSON.
     expect(Object.keys(body)).toEqual(['error_message']);
@@ -79,12 +87,13 @@ const context = { functionName: 'unit', awsRequestId: 'unit', getRemainingTimeIn
 async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number; headers: Record<string, string>; body: any }> {
   const r = await HANDLERS[fn](e, context);
   const headers = Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
-  return { status: r.statusCode ?? 200, headers, body: r.body ? JSON.parse(r.body) : undefined };
+  const body = !r.body ? undefined : headers['content-type'] === 'text/html' ? r.body : JSON.parse(r.body);
+  return { status: r.statusCode ?? 200, headers, body };
 }
 
 describe('route table', () => {
   it('has one function per surface and only known methods', () => {
-    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'ironic', 'native', 'system']);
+    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'commissaire', 'ironic', 'native', 'system']);
     for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
   });
 
@@ -107,15 +116,30 @@ describe('route table', () => {
     for (const r of routes) expect(r.auth, `${r.method} ${r.path}`).toBe(open.has(`${r.method} ${r.path}`) ? 'none' : 'token');
   });
 
-  it('covers every path of a Blazar or native route with an ANY catch-all, so a wrong method gets the surface 405, not API Gateway\'s 404', () => {
+  it('covers every path of a Blazar, native or Commissaire route with an ANY catch-all, so a wrong method gets the surface 405, not API Gateway\'s 404', () => {
     // e.g. DELETE /v1/leases.json: no route matches it, so API Gateway would answer {"message":"Not Found"}.
     const uncovered: string[] = [];
-    for (const r of routes.filter((x) => (x.fn === 'blazar' || x.fn === 'native') && x.method !== 'ANY')) {
+    for (const r of routes.filter((x) => (x.fn === 'blazar' || x.fn === 'native' || x.fn === 'commissaire') && x.method !== 'ANY')) {
       const path = samplePath(r.path);
       const covered = routes.some((c) => c.fn === r.fn && c.method === 'ANY' && compileTemplate(c.path).match(path) !== undefined);
       if (!covered) uncovered.push(`${r.method} ${r.path}`);
     }
     expect(uncovered).toEqual([]);
+  });
+
+  it('sends every Commissaire path with a trailing slash to the Commissaire catch-all (the surface strips the slash)', () => {
+    for (const r of routes.filter((x) => x.fn === 'commissaire' && x.method !== 'ANY')) {
+      const m = matchRoute(r.method, `${samplePath(r.path)}/`);
+      expect(m?.route, `${r.method} ${r.path}/`).toMatchObject({ fn: 'commissaire', method: 'ANY' });
+    }
+  });
+
+  it('routes IPv6 literals in {IP}, raw and URL-encoded', () => {
+    for (const ip of ['::1', '%3A%3A1', 'fe80::1']) {
+      const m = matchRoute('GET', `/api/v0/host/${ip}/status`);
+      expect(m?.route.path).toBe('/api/v0/host/{IP}/status');
+      expect(m?.params.IP).toBe(decodeURIComponent(ip));
+    }
   });
 });
 
@@ -140,17 +164,22 @@ describe.each(functionNames)('surface %s', (fn) => {
       expect(res.status, `${r.method} ${r.path}`).toBe(405);
       expectError(fn, res.body, 405, 'METHOD_NOT_ALLOWED');
       expect(res.headers.allow?.split(', '), `${r.method} ${r.path}`).toContain(r.method);
+      if (fn !== 'commissaire') continue;
+      // With a trailing slash too (the surface matches the path without it).
+      const slash = await invoke(fn, event('TRACE', 'ANY /api/v0/{proxy+}', `${samplePath(r.path)}/`, READER));
+      expect(slash.status, `${r.method} ${r.path}/`).toBe(405);
+      expect(slash.headers.allow?.split(', '), `${r.method} ${r.path}/`).toContain(r.method);
     }
   });
 });
 
 describe('surfaces without credentials', () => {
-  it('answer every token route without a principal with 401 UNAUTHORIZED in the surface format', async () => {
+  it('answer every token route without a principal with 401 UNAUTHORIZED in the surface format (Commissaire: 403)', async () => {
     const tokenRoutes = routes.filter((x) => x.method !== 'ANY' && x.auth === 'token');
     expect(tokenRoutes.length).toBeGreaterThan(10);
     for (const r of tokenRoutes) {
       const res = await invoke(r.fn, event(r.method, handlerKey(r), samplePath(r.path)));
-      expect(res.status, `${r.method} ${r.path}`).toBe(401);
+      expect(res.status, `${r.method} ${r.path}`).toBe(r.fn === 'commissaire' ? 403 : 401);
       expectError(r.fn, res.body, 401, 'UNAUTHORIZED');
       expect(res.headers['x-openstack-request-id']).toMatch(/^req-/);
     }
