@@ -16,7 +16,7 @@ import {
   replaceClusterHosts,
   startOperation,
 } from '#core/commissaire/clusters.ts';
-import { deleteHost, getHost, getHostCreds, HostPut, listHosts, registerHost } from '#core/commissaire/hosts.ts';
+import { deleteHost, getHost, getHostCreds, getHostStatus, HostPut, listHosts, registerHost } from '#core/commissaire/hosts.ts';
 import {
   ContainerManagerPut,
   deleteContainerManager,
@@ -85,7 +85,7 @@ export const handler = surface(
       return deleted();
     },
     'GET /api/v0/host/{IP}/creds': async ({ deps, auth, path }) => ok(await getHostCreds(deps, auth, path.IP!)),
-    'GET /api/v0/host/{IP}/status': async ({ deps, auth, path }) => ok(commissaireHostStatus(await getHost(deps, auth, path.IP!))),
+    'GET /api/v0/host/{IP}/status': async ({ deps, auth, path }) => ok(commissaireHostStatus(await getHostStatus(deps, auth, path.IP!))),
 
     'GET /api/v0/networks': async ({ deps, auth }) => ok(await listNetworkNames(deps, auth)),
     'GET /api/v0/network/{name}': async ({ deps, auth, path }) => ok(commissaireDefinition(await getNetwork(deps, auth, path.name!))),

@@ -8,6 +8,9 @@ import type { Clock, Ports } from '#core/ports.ts';
 import { log } from '#core/util/log.ts';
 import { runStep } from '../../functions/workflows/lease-events.ts';
 import { LEASE_EVENT_TASKS } from '../workflows/lease-events.ts';
+import { CLUSTER_OP_TASKS } from '../workflows/cluster-operations.ts';
+import { runOperationStep } from '../../functions/workflows/cluster-operations.ts';
+import type { OperationRunner } from '#core/commissaire/operations.ts';
 
 /**
  * Lease timing and the lease-event workflow inside `npm start` (DESIGN.md §8), doing what
@@ -165,6 +168,27 @@ export class LocalWorkflowRunner implements EventRunner {
   }
 }
 
+/** Commissaire cluster operations locally: the OperationRunner port on a LocalStateMachineRunner. */
+export class LocalOperationRunner implements OperationRunner {
+  readonly runner: LocalStateMachineRunner;
+
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks) {
+    this.runner = new LocalStateMachineRunner(
+      {
+        asl,
+        tasks: [CLUSTER_OP_TASKS.next, CLUSTER_OP_TASKS.hostDone, CLUSTER_OP_TASKS.finish],
+        callbackTasks: [CLUSTER_OP_TASKS.hostAction],
+        step: (input) => runOperationStep(deps(), input),
+      },
+      callbacks,
+    );
+  }
+
+  async start(input: { cluster: string; kind: string }, name: string): Promise<void> {
+    this.runner.start(input, name, input);
+  }
+}
+
 /** One timer per pending event: the local EventBridge Scheduler. */
 export class LocalEventScheduler implements EventScheduler {
   private readonly timers = new Map<string, { ref: LeaseEventRef; timer: NodeJS.Timeout }>();
@@ -235,6 +259,8 @@ export class LocalNotifier implements Notifier {
 
 export interface LocalLifecycleOptions {
   asl: Record<string, unknown>;
+  /** The cluster-operation workflow's ASL. */
+  operationsAsl: Record<string, unknown>;
   clock: Clock;
   callbacks: LocalTaskCallbacks;
   webhook?: string;
@@ -247,6 +273,7 @@ export class LocalLifecycle {
   readonly runner: LocalWorkflowRunner;
   readonly scheduler: LocalEventScheduler;
   readonly notifier: LocalNotifier;
+  readonly operations: LocalOperationRunner;
   private deps?: Ports;
   private sweepTimer?: NodeJS.Timeout;
   private sweeps = 0;
@@ -257,11 +284,12 @@ export class LocalLifecycle {
       this.runner.start(ref, executionName(ref, 'schedule')).catch((err: Error) => log.error('lease event not started', { event_id: ref.event_id, error: err.message }));
     });
     this.notifier = new LocalNotifier(opts.webhook);
+    this.operations = new LocalOperationRunner(opts.operationsAsl, () => this.requireDeps(), opts.callbacks);
     if (isAdjustable(opts.clock)) opts.clock.onChange(() => this.scheduler.rearmAll());
   }
 
-  ports(): Pick<Ports, 'scheduler' | 'runner' | 'notifier'> {
-    return { scheduler: this.scheduler, runner: this.runner, notifier: this.notifier };
+  ports(): Pick<Ports, 'scheduler' | 'runner' | 'notifier' | 'operations'> {
+    return { scheduler: this.scheduler, runner: this.runner, notifier: this.notifier, operations: this.operations };
   }
 
   bind(deps: Ports): void {
@@ -307,5 +335,6 @@ export class LocalLifecycle {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.scheduler.stop();
     await this.runner.stop();
+    await this.operations.runner.stop();
   }
 }

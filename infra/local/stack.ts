@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import S3rver from 's3rver';
 import { buildDeps, localCallbacks, setDeps, systemClock } from '#aws/deps.ts';
 import type { Clock } from '#core/ports.ts';
-import { synthLeaseEventsAsl } from '../workflows/asl.ts';
+import { synthClusterOperationsAsl, synthLeaseEventsAsl } from '../workflows/asl.ts';
 import { LocalLifecycle } from './lifecycle.ts';
 import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
@@ -93,6 +93,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const lifecycle = new LocalLifecycle({
       // The workflow definition CDK deploys, synthesized now and run in-process.
       asl: synthLeaseEventsAsl(),
+      operationsAsl: synthClusterOperationsAsl(),
       clock,
       callbacks: localCallbacks,
       webhook: process.env.SLIPWAY_NOTIFY_WEBHOOK || undefined,

@@ -14,7 +14,7 @@ import { AesSecretBox, NoSecretBox } from './secrets.ts';
 import { SfnTaskCallbacks } from './sfn-callbacks.ts';
 import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import type { SecretBox } from '#core/secrets.ts';
-import { awsEventRunner, awsEventScheduler, awsNotifier } from './lifecycle-aws.ts';
+import { awsEventRunner, awsEventScheduler, awsNotifier, awsOperationRunner } from './lifecycle-aws.ts';
 
 /**
  * The composition root: builds the ports once per process from the environment. On AWS the
@@ -35,7 +35,7 @@ function secretBox(env: Record<string, string | undefined>): SecretBox {
 }
 
 /** What the local stack replaces: its timers, workflow runner and notifier instead of AWS's. */
-export type LifecyclePorts = Pick<Ports, 'scheduler' | 'runner' | 'notifier'>;
+export type LifecyclePorts = Pick<Ports, 'scheduler' | 'runner' | 'notifier' | 'operations'>;
 
 export function buildDeps(
   env: Record<string, string | undefined> = process.env,
@@ -59,7 +59,7 @@ export function buildDeps(
   };
   return {
     ...base,
-    ...(lifecycle ? lifecycle(base) : { scheduler: awsEventScheduler(env), runner: awsEventRunner(env), notifier: awsNotifier(env) }),
+    ...(lifecycle ? lifecycle(base) : { scheduler: awsEventScheduler(env), runner: awsEventRunner(env), notifier: awsNotifier(env), operations: awsOperationRunner(env) }),
   };
 }
 

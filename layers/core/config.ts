@@ -22,6 +22,58 @@ export interface Config {
   eventRetryMinutes: number;
   /** The site whose agent reaches Commissaire hosts over SSH (`SLIPWAY_COMMISSAIRE_SITE`). */
   commissaireSite: string;
+  /** Commands run over SSH per step and host OS (`SLIPWAY_COMMISSAIRE_COMMANDS`, JSON; see DEFAULT_COMMISSAIRE_COMMANDS). */
+  commissaireCommands: CommissaireCommands;
+}
+
+export type CommissaireStep = 'bootstrap' | 'deploy' | 'upgrade' | 'restart';
+/** Per step: commands by host `os` (`default` for any other); `{version}` is replaced in deploy commands. */
+export type CommissaireCommands = Record<CommissaireStep, Record<string, string[]>>;
+
+/**
+ * What Commissaire's executor does, per OS (upstream-apis.md §2.4–2.5): bootstrap installs and
+ * starts the container runtime, deploy moves an Atomic host to an OSTree version, upgrade
+ * updates packages, restart reboots (detached, so the command itself returns before the link
+ * drops). An OS without commands for a step fails that step with a clear reason.
+ */
+export const DEFAULT_COMMISSAIRE_COMMANDS: CommissaireCommands = {
+  bootstrap: {
+    rhel: ['yum -y install docker flannel', 'systemctl enable --now docker'],
+    centos: ['yum -y install docker flannel', 'systemctl enable --now docker'],
+    fedora: ['dnf -y install docker flannel', 'systemctl enable --now docker'],
+    atomic: ['systemctl enable --now docker'],
+  },
+  deploy: { atomic: ['rpm-ostree deploy {version}'] },
+  upgrade: {
+    rhel: ['yum -y update'],
+    centos: ['yum -y update'],
+    fedora: ['dnf -y upgrade'],
+    atomic: ['rpm-ostree upgrade'],
+    debian: ['apt-get -q update', 'DEBIAN_FRONTEND=noninteractive apt-get -qy upgrade'],
+    ubuntu: ['apt-get -q update', 'DEBIAN_FRONTEND=noninteractive apt-get -qy upgrade'],
+  },
+  restart: { default: ['nohup sh -c "sleep 2; systemctl reboot" >/dev/null 2>&1 &'] },
+};
+
+function commandsFromEnv(raw: string | undefined): CommissaireCommands {
+  if (!raw || !raw.trim()) return DEFAULT_COMMISSAIRE_COMMANDS;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new Error('SLIPWAY_COMMISSAIRE_COMMANDS must be JSON: {"bootstrap": {"<os>|default": ["cmd", ...]}, "deploy": ..., "upgrade": ..., "restart": ...}');
+  }
+  const out: CommissaireCommands = { ...DEFAULT_COMMISSAIRE_COMMANDS };
+  for (const [step, byOs] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!['bootstrap', 'deploy', 'upgrade', 'restart'].includes(step) || !byOs || typeof byOs !== 'object') {
+      throw new Error(`SLIPWAY_COMMISSAIRE_COMMANDS: unknown step ${JSON.stringify(step)} or not an object`);
+    }
+    for (const [os, cmds] of Object.entries(byOs as Record<string, unknown>)) {
+      if (!Array.isArray(cmds) || !cmds.every((c) => typeof c === 'string')) throw new Error(`SLIPWAY_COMMISSAIRE_COMMANDS: ${step}.${os} must be a list of strings`);
+    }
+    out[step as CommissaireStep] = byOs as Record<string, string[]>;
+  }
+  return out;
 }
 
 function intFromEnv(env: Record<string, string | undefined>, name: string, dflt: number, min = 0): number {
@@ -40,6 +92,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     beforeEndAction: beforeEndFromEnv(env.SLIPWAY_BEFORE_END_ACTION),
     eventRetryMinutes: intFromEnv(env, 'SLIPWAY_EVENT_RETRY_MINUTES', 10, 1),
     commissaireSite: (env.SLIPWAY_COMMISSAIRE_SITE ?? '').trim() || 'default',
+    commissaireCommands: commandsFromEnv(env.SLIPWAY_COMMISSAIRE_COMMANDS),
   };
 }
 

@@ -2,6 +2,7 @@ import type { TokenRecord } from './identity/identity.ts';
 import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
 import type { EventStatus, Lease } from './leases/model.ts';
 import type { EventRunner, EventScheduler, LeaseEventRef, Notifier } from './leases/lifecycle.ts';
+import type { OperationRunner } from './commissaire/operations.ts';
 import type { Config } from './config.ts';
 import type { TaskCallbacks } from './agent/callbacks.ts';
 import type { JobRepository } from './agent/jobs.ts';
@@ -238,5 +239,7 @@ export interface Ports {
   /** Starts lease-event workflow executions (Step Functions / local runner). */
   runner: EventRunner;
   notifier: Notifier;
+  /** Starts Commissaire cluster-operation workflows (Step Functions / local runner). */
+  operations: OperationRunner;
   commissaire: CommissaireRepository;
 }

@@ -24,12 +24,12 @@ export function commissaireHost(h: CommissaireHost) {
   return { address: h.address, status: h.status, os: h.os, cpus: h.cpus, memory: h.memory, space: h.space, last_check: stamp(h.last_check), source: h.source };
 }
 
-/** The container manager's view of the node comes with registration (later); `{}` until then. */
-export function commissaireHostStatus(h: CommissaireHost) {
+/** The host's status and what its container manager reports for its node (`{}` if unmanaged or unreachable). */
+export function commissaireHostStatus({ host: h, containerManager }: { host: CommissaireHost; containerManager: Record<string, unknown> }) {
   return {
     type: 'host_only',
     host: { last_check: stamp(h.last_check), status: h.status, ...(h.status_reason ? { status_reason: h.status_reason } : {}) },
-    container_manager: {},
+    container_manager: containerManager,
   };
 }
 

@@ -3,6 +3,7 @@ import * as z from 'zod';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { type Principal, requireAuth } from '../identity/identity.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
+import { onHostJobFinished } from '../commissaire/investigate.ts';
 import type { Ports } from '../ports.ts';
 import { openSecrets } from '../secrets.ts';
 import { log } from '../util/log.ts';
@@ -106,6 +107,7 @@ function agentSite(auth: Principal | undefined): { site: string; agent: string }
 /** A job became final: its node learns the outcome, and a waiting workflow gets its answer. */
 async function settled(deps: Ports, job: Job): Promise<void> {
   await onJobFinished(deps, job);
+  await onHostJobFinished(deps, job);
   if (!job.task_token) return;
   try {
     if (job.status === 'succeeded') await deps.callbacks.succeed(job.task_token, job.output ?? null);

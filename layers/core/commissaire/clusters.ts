@@ -16,6 +16,7 @@ import {
   READY_STATUSES,
   sameSet,
 } from './model.ts';
+import { joinedCluster, leftCluster } from './investigate.ts';
 import { startClusterOperation } from './operations.ts';
 
 /**
@@ -103,9 +104,12 @@ export async function deleteCluster(deps: Ports, auth: Principal | undefined, ra
         const chunk = new Set(members.slice(0, DELETE_CHUNK));
         const change = { hostset: cluster.hostset.filter((a) => !chunk.has(a)), add: [], remove: [...chunk] };
         await deps.commissaire.setHostset(name, cluster.hostset_version, change, now(deps));
+        await leftCluster(deps, name, [...chunk], cluster.container_manager);
         continue;
       }
       await deps.commissaire.deleteCluster(cluster, members);
+      // Upstream: deleting a cluster also removes its nodes from the container manager.
+      await leftCluster(deps, name, members, cluster.container_manager);
       return;
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
@@ -152,6 +156,7 @@ export async function addClusterHost(deps: Ports, auth: Principal | undefined, r
     checkJoinable([address], byAddress(host ? [host] : []), name);
     try {
       await deps.commissaire.setHostset(name, cluster.hostset_version, { hostset: [...cluster.hostset, address], add: [address], remove: [] }, now(deps));
+      await joinedCluster(deps, name, [address]);
       return address;
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err; // re-read: the checks above say why
@@ -172,6 +177,7 @@ export async function removeClusterHost(deps: Ports, auth: Principal | undefined
     const remove = host?.cluster === name ? [address] : [];
     try {
       await deps.commissaire.setHostset(name, cluster.hostset_version, { hostset: cluster.hostset.filter((a) => a !== address), add: [], remove }, now(deps));
+      await leftCluster(deps, name, [address], cluster.container_manager);
       return;
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
@@ -201,7 +207,10 @@ export async function replaceClusterHosts(deps: Ports, auth: Principal | undefin
   checkJoinable(add, hosts, name);
   const remove = leaving.filter((a) => hosts.get(a)?.cluster === name);
   try {
-    return await withHealth(deps, await deps.commissaire.setHostset(name, cluster.hostset_version, { hostset: next, add, remove }, now(deps)));
+    await deps.commissaire.setHostset(name, cluster.hostset_version, { hostset: next, add, remove }, now(deps));
+    await leftCluster(deps, name, leaving, cluster.container_manager);
+    await joinedCluster(deps, name, add);
+    return await withHealth(deps, await readCluster(deps, name));
   } catch (err) {
     if (!(err instanceof ConcurrentModificationError)) throw err;
     // Either the hostset moved (409: `old` is stale now) or a joining host changed meanwhile.

@@ -4,7 +4,8 @@ import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationEr
 import { type Principal, requireAdmin, requireAuth, sameDigest } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
-import { startInvestigation } from './investigate.ts';
+import { nodeStatus } from './container-manager.ts';
+import { leftCluster, startInvestigation } from './investigate.ts';
 import { canonicalAddress, type CommissaireHost, parseAddress } from './model.ts';
 
 /**
@@ -20,6 +21,8 @@ export const HostPut = z.strictObject({
     .regex(/^[A-Za-z0-9._][A-Za-z0-9._-]{0,254}$/, 'remote_user must be a user name')
     .nullish(),
   cluster: z.string().nullish(),
+  /** Ours: the SSH port when it is not 22. */
+  ssh_port: z.number().int().min(1).max(65535).optional(),
   /** The address for `PUT /api/v0/host`; on `PUT /api/v0/host/{IP}` it must be that address. */
   address: z.string().optional(),
 });
@@ -124,6 +127,7 @@ export async function registerHost(
       source: '',
       status_reason: '',
       remote_user: input.remote_user ?? 'root',
+      ...(input.ssh_port ? { ssh_port: input.ssh_port } : {}),
       ssh_priv_key_sealed: sealed,
       ssh_priv_key_sha256: keyDigest,
       node_id: nodeId,
@@ -163,6 +167,18 @@ export async function getHost(deps: Ports, auth: Principal | undefined, rawAddre
   return readHost(deps, rawAddress);
 }
 
+/** `GET /host/{IP}/status`: the host, and what its cluster's container manager says of its node (`{}` if nothing). */
+export async function getHostStatus(
+  deps: Ports,
+  auth: Principal | undefined,
+  rawAddress: string,
+): Promise<{ host: CommissaireHost; containerManager: Record<string, unknown> }> {
+  const host = await getHost(deps, auth, rawAddress);
+  const cluster = host.cluster ? await deps.commissaire.getCluster(host.cluster) : undefined;
+  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
+  return { host, containerManager: await nodeStatus(cm, host.address) };
+}
+
 /** The SSH credentials as registered: admins only (they open a root shell on the host). */
 export async function getHostCreds(
   deps: Ports,
@@ -182,6 +198,7 @@ export async function deleteHost(deps: Ports, auth: Principal | undefined, rawAd
     const cluster = host.cluster ? await deps.commissaire.getCluster(host.cluster) : undefined;
     try {
       await deps.commissaire.deleteHost(host, cluster);
+      if (cluster) await leftCluster(deps, cluster.name, [host.address], cluster.container_manager);
       return;
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;

@@ -39,6 +39,10 @@ export interface CommissaireHost {
   /** Why the host is in its status (a failed investigation's reason); ours, not upstream's. */
   status_reason: string;
   remote_user: string;
+  /** SSH port (ours: upstream always uses 22; tests and NATed hosts need another). */
+  ssh_port?: number;
+  /** The host key fingerprint (`SHA256:…`) seen at the investigation; later SSH jobs refuse any other. */
+  host_key_sha256?: string;
   /** The base64 private key as the client gave it, sealed with `deps.secrets`. Never logged or listed. */
   ssh_priv_key_sealed: string;
   /** SHA-256 (hex) of the key as given, to compare a re-registration without opening the seal. */
@@ -52,7 +56,7 @@ export interface CommissaireHost {
 }
 
 /** What the investigator and bootstrapper may change on a host (never the credentials). */
-export type HostPatch = Partial<Pick<CommissaireHost, 'status' | 'status_reason' | 'os' | 'cpus' | 'memory' | 'space' | 'last_check'>>;
+export type HostPatch = Partial<Pick<CommissaireHost, 'status' | 'status_reason' | 'os' | 'cpus' | 'memory' | 'space' | 'last_check' | 'host_key_sha256'>>;
 
 export interface Cluster {
   name: string;
