@@ -8,6 +8,7 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { call, tokenFor, unique, useStack } from '../support/api.ts';
 import { generateUserKey, startSshd, type TestSshd } from '../support/sshd.ts';
+import { startRedfishSim } from '../../agent/sim/redfish.ts';
 
 /**
  * Commissaire hosts investigated and bootstrapped over SSH by the agent, and cluster operations
@@ -190,5 +191,29 @@ describe('Commissaire over SSH', () => {
     // The lock is released: another operation may start.
     const again = await operation(cluster, 'deploy', { version: '7.2.7' });
     expect(again.status).toBe('finished');
+    const leave = await call('PUT', `/api/v0/cluster/${cluster}/hosts`, { body: { old: [sshA.address, sshB.address], new: [] } });
+    expect(leave.status, leave.text).toBe(200);
+  });
+
+  it('restarts a host whose inventory node has a BMC by power-cycling it through the agent', async () => {
+    const sim = await startRedfishSim({ username: 'root', password: 'calvin', systems: [{ id: 'h2', powerState: 'On' }] });
+    try {
+      // The inventory node Commissaire linked to 127.0.0.2 gets a BMC through the Ironic API.
+      const node = `host-${sshA.address.replace(/[:.]/g, '-')}`;
+      const bmc = await call('POST', '/v1/nodes', {
+        headers: { 'X-OpenStack-Ironic-API-Version': '1.78' },
+        body: { name: node, driver: 'redfish', conductor_group: SITE, driver_info: { redfish_address: sim.url, redfish_system_id: 'h2', redfish_username: 'root', redfish_password: 'calvin' } },
+      });
+      expect(bmc.status, bmc.text).toBe(201);
+      const cluster = unique('bmc');
+      expect((await call('PUT', `/api/v0/cluster/${cluster}`, { body: {} })).status).toBe(201);
+      expect((await call('PUT', `/api/v0/cluster/${cluster}/hosts/${sshA.address}`)).status).toBe(200);
+      const restarted = await operation(cluster, 'restart');
+      expect(restarted).toMatchObject({ status: 'finished', restarted: [sshA.address] });
+      // A reboot through Redfish, not a command over SSH.
+      expect(sim.state('h2').resets.length).toBeGreaterThan(0);
+    } finally {
+      await sim.stop();
+    }
   });
 });
