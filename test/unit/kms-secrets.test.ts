@@ -1,6 +1,6 @@
-import { DecryptCommand, EncryptCommand } from '@aws-sdk/client-kms';
+import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
-import { type KmsClientLike, KmsSecretBox } from '../../layers/aws/kms-secrets.ts';
+import { DIRECT_LIMIT, type KmsClientLike, KmsSecretBox } from '../../layers/aws/kms-secrets.ts';
 
 /** The KMS box's requests and format (a fake KMS that XORs: no AWS here). */
 function fakeKms(): KmsClientLike & { calls: { name: string; input: any }[] } {
@@ -12,6 +12,10 @@ function fakeKms(): KmsClientLike & { calls: { name: string; input: any }[] } {
       calls.push({ name: command.constructor.name, input: command.input });
       if (command instanceof EncryptCommand) return { CiphertextBlob: xor(command.input.Plaintext!) };
       if (command instanceof DecryptCommand) return { Plaintext: xor(command.input.CiphertextBlob!) };
+      if (command instanceof GenerateDataKeyCommand) {
+        const key = Uint8Array.from({ length: 32 }, (_, i) => (i * 7 + calls.length) & 0xff);
+        return { Plaintext: key, CiphertextBlob: xor(key) };
+      }
       throw new Error('unexpected command');
     },
   };
@@ -33,5 +37,24 @@ describe('KmsSecretBox', () => {
 
   it('refuses a secret sealed another way', async () => {
     await expect(new KmsSecretBox('k', fakeKms()).open('v1:iv:tag:body')).rejects.toThrow('not a KMS-sealed secret');
+  });
+
+  it('seals a secret longer than KMS takes (an SSH private key) by envelope, and opens it', async () => {
+    const kms = fakeKms();
+    const box = new KmsSecretBox('k', kms);
+    const key = `-----BEGIN OPENSSH PRIVATE KEY-----\n${'A'.repeat(3200)}\n-----END OPENSSH PRIVATE KEY-----\n`;
+    expect(key.length).toBeGreaterThan(DIRECT_LIMIT);
+    const sealed = await box.seal(key);
+    expect(sealed).toMatch(/^kms2:/);
+    expect(sealed).not.toContain('AAAA');
+    expect(await box.open(sealed)).toBe(key);
+    expect(kms.calls.map((c) => [c.name, c.input.KeySpec ?? null, c.input.EncryptionContext])).toEqual([
+      ['GenerateDataKeyCommand', 'AES_256', { purpose: 'slipway-bmc-credential' }],
+      ['DecryptCommand', null, { purpose: 'slipway-bmc-credential' }],
+    ]);
+    // Tampering is detected (GCM tag).
+    const parts = sealed.split(':');
+    parts[4] = Buffer.from('x'.repeat(10)).toString('base64');
+    await expect(box.open(parts.join(':'))).rejects.toThrow();
   });
 });
