@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { App, type AppProps, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ApiStack } from './stacks/api-stack.ts';
+import { CommissaireStack } from './stacks/commissaire-stack.ts';
 import { LifecycleStack } from './stacks/lifecycle-stack.ts';
 import { StatefulStack } from './stacks/stateful-stack.ts';
 
@@ -10,12 +11,14 @@ export interface SlipwayApp {
   app: App;
   stateful: StatefulStack;
   lifecycle: LifecycleStack;
+  commissaire: CommissaireStack;
   api: ApiStack;
 }
 
 /**
  * The CDK app: stateful resources in one stack, lease timing (workflow, triggers, sweeper) in a
- * second, the API in a third, wired by props. Stacks are environment-agnostic (no account/region),
+ * second, Commissaire's cluster-operation workflow in a third, the API in a fourth, wired by props
+ * (stateful → lifecycle / Commissaire → API). Stacks are environment-agnostic (no account/region),
  * so synth needs no credentials. cdk-nag runs as a validation plugin: any unacknowledged finding
  * fails synth.
  *
@@ -40,6 +43,10 @@ export function buildApp(props: AppProps = {}): SlipwayApp {
     table: stateful.table,
     eventBus: stateful.eventBus,
   });
+  const commissaire = new CommissaireStack(app, 'SlipwayCommissaire', {
+    description: 'Slipway: Commissaire cluster-operation workflow (deploy, upgrade, restart host by host)',
+    table: stateful.table,
+  });
   const api = new ApiStack(app, 'SlipwayApi', {
     description: 'Slipway: HTTP API, authorizer and surface functions',
     table: stateful.table,
@@ -48,7 +55,11 @@ export function buildApp(props: AppProps = {}): SlipwayApp {
     lifecycle: { schedulerRole: lifecycle.schedulerRole, eventBus: stateful.eventBus },
   });
 
-  return { app, stateful, lifecycle, api };
+  // The API names the cluster-operation workflow by its fixed name (no reference, so no implied
+  // order): deploy the workflow first, so the commissaire surface never starts a missing one.
+  api.addStackDependency(commissaire, 'the commissaire surface starts cluster-operation executions');
+
+  return { app, stateful, lifecycle, commissaire, api };
 }
 
 // Entry point for `cdk synth` (cdk.json: `npx tsx infra/app.ts`); importing this module synthesizes nothing.

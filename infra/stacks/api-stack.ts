@@ -11,6 +11,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
 import { type FunctionName, functionNames, routes } from '../routes.ts';
+import { allowClusterOperationStarts } from './commissaire-stack.ts';
 import { allowLeaseWrites, type LeaseLifecycleRefs } from './lifecycle-stack.ts';
 
 export interface ApiStackProps extends StackProps {
@@ -51,6 +52,13 @@ const KMS_USE: Partial<Record<FunctionName, string[]>> = {
  * lease-writing use-cases each surface imports.
  */
 export const LEASE_WRITERS: readonly FunctionName[] = ['blazar'];
+
+/**
+ * The surfaces that start Commissaire cluster operations (`PUT …/deploy|upgrade|restart`):
+ * states:StartExecution on the cluster-operation workflow, by its fixed name, so this stack
+ * imports nothing from the Commissaire stack (app.ts orders the deployment).
+ */
+export const CLUSTER_OPERATION_STARTERS: readonly FunctionName[] = ['commissaire'];
 
 const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());
 
@@ -106,6 +114,7 @@ export class ApiStack extends Stack {
     }
 
     for (const name of LEASE_WRITERS) allowLeaseWrites(surfaces.get(name)!, props.lifecycle);
+    for (const name of CLUSTER_OPERATION_STARTERS) allowClusterOperationStarts(surfaces.get(name)!);
 
     // Agent results answer the Step Functions task tokens their jobs carry (callback pattern).
     // Named state machines (`slipway-*`) rather than the workflows themselves avoid a circular

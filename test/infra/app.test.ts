@@ -11,10 +11,24 @@ import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts'
 import { buildApp, type SlipwayApp } from '../../infra/app.ts';
 import { REPO_ROOT, type SlipwayFunction, TABLE_ACTIONS } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
-import { LEASE_WRITERS } from '../../infra/stacks/api-stack.ts';
+import { CLUSTER_OPERATION_STARTERS, LEASE_WRITERS } from '../../infra/stacks/api-stack.ts';
 import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
 import { EVENT_BUS_NAME } from '../../infra/stacks/stateful-stack.ts';
-import { fakeArnOf, LOCAL_LEASE_EVENTS_FUNCTION_ARN, resolveIntrinsics, synthLeaseEventsAsl } from '../../infra/workflows/asl.ts';
+import {
+  FAKE_ENV,
+  fakeArnOf,
+  LOCAL_LEASE_EVENTS_FUNCTION_ARN,
+  resolveIntrinsics,
+  synthClusterOperationsAsl,
+  synthLeaseEventsAsl,
+} from '../../infra/workflows/asl.ts';
+import {
+  CLUSTER_OP_TASKS,
+  CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
+  CLUSTER_OPERATIONS_TIMEOUT,
+  HOST_ACTION_HEARTBEAT_SECONDS,
+  HOST_ACTION_TIMEOUT_SECONDS,
+} from '../../infra/workflows/cluster-operations.ts';
 import { LEASE_EVENT_TASKS, LEASE_EVENT_WAIT, LEASE_EVENTS_STATE_MACHINE_NAME } from '../../infra/workflows/lease-events.ts';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
@@ -73,11 +87,26 @@ function allStates(asl: Record<string, unknown>): Record<string, { Type: string;
   return out as never;
 }
 
+/** A deployed state machine's definition: its DefinitionString with the intrinsics resolved. */
+function deployedAslOf(stack: Stack, sm: IConstruct): Record<string, unknown> {
+  const res = resourcesOf(stack)[idOf(stack, sm)]!;
+  return JSON.parse(resolveIntrinsics(res.Properties.DefinitionString)) as Record<string, unknown>;
+}
+
+/** An ASL definition with one function ARN replaced by a placeholder, to compare definitions that differ only there. */
+const withoutFunctionArn = (asl: unknown, fnArn: string) =>
+  JSON.parse(JSON.stringify(asl, (_k, v: unknown) => (v === fnArn ? '<task function>' : v))) as unknown;
+
+/** The ARN `synthAsl` gives a workflow's task function in the local definition (named after the state machine). */
+const localFunctionArn = (stateMachineName: string) =>
+  `arn:${FAKE_ENV.partition}:lambda:${FAKE_ENV.region}:${FAKE_ENV.account}:function:${stateMachineName}`;
+
 describe('CDK app', () => {
   let built: SlipwayApp;
   let api: Template;
   let stateful: Template;
   let lifecycle: Template;
+  let commissaire: Template;
   let apiResources: Resources;
 
   beforeAll(() => {
@@ -85,6 +114,7 @@ describe('CDK app', () => {
     api = Template.fromStack(built.api);
     stateful = Template.fromStack(built.stateful);
     lifecycle = Template.fromStack(built.lifecycle);
+    commissaire = Template.fromStack(built.commissaire);
     apiResources = api.toJSON().Resources as Resources;
   });
 
@@ -113,6 +143,7 @@ describe('CDK app', () => {
       const xray = ['AwsSolutions-IAM5[Resource::*]'];
       const anonymous = routes.filter((r) => r.auth === 'none').map((r) => `SlipwayApi/Api/${r.method}-${r.path.replaceAll('/', '-')}`);
       const leaseEventsFnId = idOf(built.lifecycle, built.lifecycle.leaseEventsFunction.fn);
+      const clusterOperationsFnId = idOf(built.commissaire, built.commissaire.clusterOperationsFunction.fn);
       expect(acks).toEqual({
         'SlipwayStateful/AccessLogs': ['AwsSolutions-S1'],
         'SlipwayApi/AuthorizerFn/Role': xray,
@@ -126,6 +157,9 @@ describe('CDK app', () => {
         'SlipwayLeaseLifecycle/SweeperFn/Role': xray,
         // Step Functions logging and tracing (no resource-level permissions), and CDK's invoke grant on the task function's versions.
         'SlipwayLeaseLifecycle/LeaseEvents/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${leaseEventsFnId}.Arn>:*]`],
+        'SlipwayCommissaire/ClusterOperationsFn/Role': xray,
+        // The same two for the cluster-operation workflow.
+        'SlipwayCommissaire/ClusterOperations/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${clusterOperationsFnId}.Arn>:*]`],
       });
     });
   });
@@ -181,9 +215,11 @@ describe('CDK app', () => {
 
   describe('functions', () => {
     it('runs every Lambda of every stack on nodejs24.x, arm64, with X-Ray and source maps', () => {
-      const fns = [built.api, built.stateful, built.lifecycle].flatMap((s) => Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')));
-      // The surfaces, the authorizer, the lease-event steps and the sweeper.
-      expect(fns).toHaveLength(functionNames.length + 3);
+      const fns = [built.api, built.stateful, built.lifecycle, built.commissaire].flatMap((s) =>
+        Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')),
+      );
+      // The surfaces, the authorizer, the lease-event steps, the sweeper and the cluster-operation steps.
+      expect(fns).toHaveLength(functionNames.length + 4);
       for (const f of fns) {
         expect(f.Properties).toMatchObject({
           Runtime: 'nodejs24.x',
@@ -198,11 +234,13 @@ describe('CDK app', () => {
 
     it('keeps API functions within API Gateway\'s 29 s, and workflow functions within a minute', () => {
       for (const f of Object.values(api.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBeLessThan(30);
-      for (const f of Object.values(lifecycle.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBe(60);
+      for (const t of [lifecycle, commissaire]) {
+        for (const f of Object.values(t.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBe(60);
+      }
     });
 
     it('gives each function its own role with no managed policies', () => {
-      for (const role of [...Object.values(api.findResources('AWS::IAM::Role')), ...Object.values(lifecycle.findResources('AWS::IAM::Role'))]) {
+      for (const role of [api, lifecycle, commissaire].flatMap((t) => Object.values(t.findResources('AWS::IAM::Role')))) {
         expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       }
     });
@@ -248,11 +286,15 @@ describe('CDK app', () => {
         const env = (apiResources[idOf(built.api, f.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         expect(env.TABLE_NAME).toEqual({ 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') });
       }
-      // The workflow steps and the sweeper move events and leases with conditional writes.
-      for (const f of [built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction]) {
-        const actions = fnStatements(built.lifecycle, f).flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('dynamodb:')).sort();
-        expect(actions).toEqual(expected('RW'));
-        expect(envOf(built.lifecycle, f).TABLE_NAME).toEqual({ 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') });
+      // The workflow steps and the sweeper move events, leases and cluster operations with conditional writes.
+      for (const [stack, f] of [
+        [built.lifecycle, built.lifecycle.leaseEventsFunction],
+        [built.lifecycle, built.lifecycle.sweeperFunction],
+        [built.commissaire, built.commissaire.clusterOperationsFunction],
+      ] as const) {
+        const actions = fnStatements(stack, f).flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('dynamodb:')).sort();
+        expect(actions, f.node.path).toEqual(expected('RW'));
+        expect(envOf(stack, f).TABLE_NAME, f.node.path).toEqual({ 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') });
       }
     });
 
@@ -370,7 +412,9 @@ describe('CDK app', () => {
         const statements = fnStatements(built.api, f);
         const env = envOf(built.api, f);
         if (!LEASE_WRITERS.includes(name)) {
-          for (const prefix of ['scheduler:', 'iam:', 'states:StartExecution', 'events:']) expect(grantsOf(statements, prefix), `${name} ${prefix}`).toEqual([]);
+          for (const prefix of ['scheduler:', 'iam:', 'events:']) expect(grantsOf(statements, prefix), `${name} ${prefix}`).toEqual([]);
+          // Other workflows' starts are checked with Commissaire below.
+          expect(grantsOf(statements, 'states:StartExecution').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn)), name).toEqual([]);
           for (const v of ['SCHEDULER_GROUP', 'SCHEDULER_ROLE_ARN', 'LEASE_EVENTS_STATE_MACHINE_ARN', 'EVENT_BUS_NAME']) expect(env[v], `${name} ${v}`).toBeUndefined();
           continue;
         }
@@ -405,16 +449,103 @@ describe('CDK app', () => {
 
     it('deploys after the stateful stack and before the API stack', () => {
       expect(built.lifecycle.dependencies.map((s) => s.stackName)).toEqual([built.stateful.stackName]);
-      expect(built.api.dependencies.map((s) => s.stackName).sort()).toEqual([built.lifecycle.stackName, built.stateful.stackName].sort());
+      expect(built.api.dependencies.map((s) => s.stackName)).toContain(built.lifecycle.stackName);
+    });
+  });
+
+  describe('Commissaire cluster operations', () => {
+    const smArn = formattedArn('states', `stateMachine:${CLUSTER_OPERATIONS_STATE_MACHINE_NAME}`);
+    const leaseSmArn = formattedArn('states', `stateMachine:${LEASE_EVENTS_STATE_MACHINE_NAME}`);
+
+    it('runs the cluster-operation workflow as a Standard state machine with its fixed name, tracing and logs without data', () => {
+      commissaire.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+      commissaire.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        StateMachineName: CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
+        StateMachineType: 'STANDARD',
+        TracingConfiguration: { Enabled: true },
+        LoggingConfiguration: {
+          Level: 'ALL',
+          IncludeExecutionData: false,
+          Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^ClusterOperationsLogs'), 'Arn'] } } }],
+        },
+      });
+      // Both workflow log groups (the function's own and the state machine's) have a retention.
+      for (const g of Object.values(commissaire.findResources('AWS::Logs::LogGroup'))) expect(g.Properties.RetentionInDays, JSON.stringify(g)).toBeGreaterThan(0);
+      commissaire.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+    });
+
+    it('invokes only the cluster-operations function from the workflow', () => {
+      const fnId = idOf(built.commissaire, built.commissaire.clusterOperationsFunction.fn);
+      const statements = statementsOf(built.commissaire, built.commissaire.stateMachine.role.node.findChild('DefaultPolicy'));
+      expect(grantsOf(statements, 'lambda:')).toEqual([
+        { actions: ['lambda:InvokeFunction'], resource: [{ 'Fn::GetAtt': [fnId, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [fnId, 'Arn'] }, ':*']] }] },
+      ]);
+    });
+
+    it('gives the task function the table (RW) and nothing else: no starts, callbacks, keys, schedules or notices; no optional settings', () => {
+      const f = built.commissaire.clusterOperationsFunction;
+      const actions = fnStatements(built.commissaire, f).flatMap((st) => [st.Action].flat());
+      const services = [...new Set(actions.map((a) => a.split(':')[0]))].sort();
+      // logs: its own log group; xray: tracing.
+      expect(services).toEqual(['dynamodb', 'logs', 'xray']);
+      const env = envOf(built.commissaire, f);
+      expect(Object.keys(env).sort()).toEqual(['NODE_OPTIONS', 'TABLE_NAME']);
+      for (const v of ['SLIPWAY_COMMISSAIRE_SITE', 'SLIPWAY_COMMISSAIRE_COMMANDS', 'CLUSTER_OPERATIONS_STATE_MACHINE_ARN']) expect(env[v], v).toBeUndefined();
+      expect(resourcesOf(built.commissaire)[idOf(built.commissaire, f.fn)]!.Properties.Timeout).toBe(60);
+    });
+
+    it('lets exactly the cluster-operation starters start executions, by the fixed ARN, configured by environment', () => {
+      expect(CLUSTER_OPERATION_STARTERS).toEqual(['commissaire']);
+      for (const name of functionNames) {
+        const f = built.api.surfaces.get(name)!;
+        const starts = grantsOf(fnStatements(built.api, f), 'states:StartExecution');
+        const env = envOf(built.api, f);
+        const want = [
+          ...(LEASE_WRITERS.includes(name) ? [{ actions: ['states:StartExecution'], resource: leaseSmArn }] : []),
+          ...(CLUSTER_OPERATION_STARTERS.includes(name) ? [{ actions: ['states:StartExecution'], resource: smArn }] : []),
+        ];
+        expect(starts, name).toEqual(want);
+        if (CLUSTER_OPERATION_STARTERS.includes(name)) expect(env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN, name).toEqual(smArn);
+        else expect(env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN, name).toBeUndefined();
+      }
+      for (const f of [built.api.authorizerFunction, built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction]) {
+        const stack = Stack.of(f);
+        expect(grantsOf(fnStatements(stack, f), 'states:').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn)), f.node.path).toEqual([]);
+      }
+    });
+
+    it('counts as starters exactly the surfaces that import startOperation', () => {
+      const starters = functionNames.filter((name) => {
+        const src = readFileSync(join(REPO_ROOT, `functions/api/${name}.ts`), 'utf8');
+        const imports = [...src.matchAll(/import\s*\{([^}]*)\}\s*from\s*'#core\/commissaire\/clusters\.ts'/g)].flatMap((m) => m[1]!.split(',').map((x) => x.trim()));
+        return imports.includes('startOperation');
+      });
+      expect([...CLUSTER_OPERATION_STARTERS].sort()).toEqual(starters.sort());
+    });
+
+    it('lets the agent API answer the workflow\'s host-action callbacks (SendTask* on slipway-*)', () => {
+      expect(CLUSTER_OPERATIONS_STATE_MACHINE_NAME).toMatch(/^slipway-/);
+      const statements = fnStatements(built.api, built.api.surfaces.get('agent')!);
+      expect(grantsOf(statements, 'states:SendTask')).toEqual([
+        {
+          actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'],
+          resource: formattedArn('states', 'stateMachine:slipway-*'),
+        },
+      ]);
+    });
+
+    it('deploys after the stateful stack and before the API stack, with no reference either way between workflow stacks', () => {
+      expect(built.commissaire.dependencies.map((s) => s.stackName)).toEqual([built.stateful.stackName]);
+      expect(built.api.dependencies.map((s) => s.stackName).sort()).toEqual(
+        [built.lifecycle.stackName, built.commissaire.stackName, built.stateful.stackName].sort(),
+      );
+      // The API names the workflow by its fixed name: nothing is exported from the Commissaire stack.
+      expect(commissaire.toJSON().Outputs ?? {}).toEqual({});
     });
   });
 
   describe('lease-event workflow definition (ASL)', () => {
-    /** The deployed definition: DefinitionString with its intrinsics resolved. */
-    const deployedAsl = () => {
-      const sm = resourcesOf(built.lifecycle)[idOf(built.lifecycle, built.lifecycle.stateMachine)]!;
-      return JSON.parse(resolveIntrinsics(sm.Properties.DefinitionString)) as Record<string, unknown>;
-    };
+    const deployedAsl = () => deployedAslOf(built.lifecycle, built.lifecycle.stateMachine);
 
     it('is valid Amazon States Language (asl-validator, paths and ARNs checked)', () => {
       const asl = deployedAsl();
@@ -439,12 +570,11 @@ describe('CDK app', () => {
 
     it('is what synthLeaseEventsAsl gives the local stack, but for the function ARN', () => {
       const deployedFn = fakeArnOf(idOf(built.lifecycle, built.lifecycle.leaseEventsFunction.fn));
-      const normalize = (asl: unknown, fnArn: string) =>
-        JSON.parse(JSON.stringify(asl, (_k, v: unknown) => (v === fnArn ? '<lease-events function>' : v))) as unknown;
       const local = synthLeaseEventsAsl();
+      expect(LOCAL_LEASE_EVENTS_FUNCTION_ARN).toBe(localFunctionArn(LEASE_EVENTS_STATE_MACHINE_NAME));
       expect(JSON.stringify(local)).toContain(LOCAL_LEASE_EVENTS_FUNCTION_ARN);
       expect(JSON.stringify(deployedAsl())).toContain(deployedFn);
-      expect(normalize(local, LOCAL_LEASE_EVENTS_FUNCTION_ARN)).toEqual(normalize(deployedAsl(), deployedFn));
+      expect(withoutFunctionArn(local, LOCAL_LEASE_EVENTS_FUNCTION_ARN)).toEqual(withoutFunctionArn(deployedAsl(), deployedFn));
     });
 
     it('resolves the intrinsics CDK uses and refuses others', () => {
@@ -453,6 +583,42 @@ describe('CDK app', () => {
       expect(resolveIntrinsics({ 'Fn::GetAtt': ['Fn1', 'Arn'] })).toBe('arn:aws:lambda:us-east-1:123456789012:function:Fn1');
       expect(() => resolveIntrinsics({ Ref: 'SomeBucket' })).toThrow(/unsupported/);
       expect(() => resolveIntrinsics({ 'Fn::Sub': 'x' })).toThrow(/unsupported/);
+    });
+  });
+
+  describe('cluster-operation workflow definition (ASL)', () => {
+    const deployedAsl = () => deployedAslOf(built.commissaire, built.commissaire.stateMachine);
+
+    it('is valid Amazon States Language (asl-validator, paths and ARNs checked)', () => {
+      const result = aslValidator(structuredClone(deployedAsl()), { checkPaths: true, checkArn: true });
+      expect(result.errors).toEqual([]);
+      expect(result.isValid).toBe(true);
+    });
+
+    it('has the Task states the local runner binds by name, and no other Task', () => {
+      const states = allStates(deployedAsl());
+      for (const name of Object.values(CLUSTER_OP_TASKS)) expect(states[name]?.Type, name).toBe('Task');
+      const tasks = Object.entries(states).filter(([, st]) => st.Type === 'Task').map(([n]) => n);
+      expect(tasks.sort()).toEqual(Object.values(CLUSTER_OP_TASKS).sort());
+    });
+
+    it('waits for the host job\'s callback, with its timeout and heartbeat', () => {
+      const action = allStates(deployedAsl())[CLUSTER_OP_TASKS.hostAction]!;
+      expect(action.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+      expect(action).toMatchObject({ TimeoutSeconds: HOST_ACTION_TIMEOUT_SECONDS, HeartbeatSeconds: HOST_ACTION_HEARTBEAT_SECONDS });
+    });
+
+    it('times out after CLUSTER_OPERATIONS_TIMEOUT', () => {
+      expect(deployedAsl().TimeoutSeconds).toBe(CLUSTER_OPERATIONS_TIMEOUT.toSeconds());
+    });
+
+    it('is what synthClusterOperationsAsl gives the local stack, but for the function ARN', () => {
+      const deployedFn = fakeArnOf(idOf(built.commissaire, built.commissaire.clusterOperationsFunction.fn));
+      const localFn = localFunctionArn(CLUSTER_OPERATIONS_STATE_MACHINE_NAME);
+      const local = synthClusterOperationsAsl();
+      expect(JSON.stringify(local)).toContain(localFn);
+      expect(JSON.stringify(deployedAsl())).toContain(deployedFn);
+      expect(withoutFunctionArn(local, localFn)).toEqual(withoutFunctionArn(deployedAsl(), deployedFn));
     });
   });
 

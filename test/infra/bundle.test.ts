@@ -78,7 +78,9 @@ describe('Lambda bundles (esbuild, ESM, platform node)', () => {
   it('finds the entries', () => {
     expect(entries).toContain('functions/auth/authorizer.ts');
     expect(entries.filter((e) => e.startsWith('functions/api/')).length).toBeGreaterThan(0);
-    expect(entries).toEqual(expect.arrayContaining(['functions/workflows/lease-events.ts', 'functions/workflows/sweeper.ts']));
+    expect(entries).toEqual(
+      expect.arrayContaining(['functions/workflows/lease-events.ts', 'functions/workflows/sweeper.ts', 'functions/workflows/cluster-operations.ts']),
+    );
   });
 
   it.each(entries)('%s bundles within budget and exports handler', async (entry) => {
@@ -109,9 +111,9 @@ describe('NodejsFunction bundling through CDK', () => {
   it('produces index.mjs with the createRequire banner and a source map without sources', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'slipway-cdk-'));
     try {
-      const { app, api, lifecycle } = buildApp({ outdir });
+      const { app, api, lifecycle, commissaire } = buildApp({ outdir });
       app.synth();
-      const fns = [api, lifecycle].flatMap((stack) => {
+      const fns = [api, lifecycle, commissaire].flatMap((stack) => {
         const assets = JSON.parse(readFileSync(join(outdir, `${stack.artifactId}.assets.json`), 'utf8')) as {
           files: Record<string, { source: { path: string } }>;
         };
@@ -122,8 +124,8 @@ describe('NodejsFunction bundling through CDK', () => {
           .filter((r) => r.Type === 'AWS::Lambda::Function')
           .map((f) => ({ f, assets }));
       });
-      // The API's surfaces and authorizer, the lease-event steps and the sweeper.
-      expect(fns.length).toBeGreaterThan(3);
+      // The API's surfaces and authorizer, the lease-event steps, the sweeper and the cluster-operation steps.
+      expect(fns.length).toBeGreaterThan(4);
       for (const { f, assets } of fns) {
         const hash = f.Properties.Code!.S3Key!.replace(/\.zip$/, '');
         const dir = join(outdir, assets.files[hash]!.source.path);

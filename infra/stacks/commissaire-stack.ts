@@ -1,0 +1,82 @@
+import { ArnFormat, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { Construct } from 'constructs';
+import { SlipwayFunction } from '../constructs/slipway-function.ts';
+import {
+  CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
+  CLUSTER_OPERATIONS_TIMEOUT,
+  clusterOperationsBody,
+} from '../workflows/cluster-operations.ts';
+
+/**
+ * The cluster-operation workflow's ARN, built from its fixed name in the stack that needs it: the
+ * API stack then holds it without a reference to the state machine (no export, no cycle once a
+ * workflow task calls back into the API; toolchain.md §2).
+ */
+export function clusterOperationsStateMachineArn(scope: Construct): string {
+  return Stack.of(scope).formatArn({
+    service: 'states',
+    resource: 'stateMachine',
+    resourceName: CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
+    arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+  });
+}
+
+/** Lets `fn` start cluster-operation executions (`awsOperationRunner` in `layers/aws/sfn-runner.ts`). */
+export function allowClusterOperationStarts(fn: SlipwayFunction, stateMachineArn = clusterOperationsStateMachineArn(fn)): void {
+  fn.fn.addEnvironment('CLUSTER_OPERATIONS_STATE_MACHINE_ARN', stateMachineArn);
+  fn.role.addToPrincipalPolicy(new PolicyStatement({ actions: ['states:StartExecution'], resources: [stateMachineArn] }));
+}
+
+export interface CommissaireStackProps extends StackProps {
+  /** From the StatefulStack. */
+  table: ITableV2;
+}
+
+/**
+ * Commissaire's cluster operations (deploy / upgrade / restart, one host at a time): the
+ * workflow and its task function. The API stack's `commissaire` surface starts executions
+ * (`allowClusterOperationStarts`); the agent API answers the HostAction callbacks with its
+ * SendTask* grant on `stateMachine:slipway-*`.
+ */
+export class CommissaireStack extends Stack {
+  readonly clusterOperationsFunction: SlipwayFunction;
+  readonly stateMachine: StateMachine;
+
+  constructor(scope: Construct, id: string, props: CommissaireStackProps) {
+    super(scope, id, props);
+
+    this.clusterOperationsFunction = new SlipwayFunction(this, 'ClusterOperationsFn', {
+      entry: 'functions/workflows/cluster-operations.ts',
+      description: 'Slipway: the steps of the Commissaire cluster-operation workflow (next host, host action, host done, finish)',
+      // A step reads and writes one operation record and queues at most one agent job.
+      timeout: Duration.seconds(60),
+    }).bindTable(props.table, 'RW');
+    // Nothing else: SLIPWAY_COMMISSAIRE_SITE / SLIPWAY_COMMISSAIRE_COMMANDS are deployment
+    // settings left unset here, and the host jobs' task tokens are answered by the agent API.
+
+    // Kept on stack deletion (CDK's default), like the functions' logs.
+    const workflowLogs = new LogGroup(this, 'ClusterOperationsLogs', { retention: RetentionDays.THREE_MONTHS });
+    this.stateMachine = new StateMachine(this, 'ClusterOperations', {
+      stateMachineName: CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
+      stateMachineType: StateMachineType.STANDARD,
+      definitionBody: clusterOperationsBody(this, this.clusterOperationsFunction.fn),
+      timeout: CLUSTER_OPERATIONS_TIMEOUT,
+      tracingEnabled: true,
+      // Every state transition, without inputs and outputs (they name clusters and host addresses).
+      logs: { destination: workflowLogs, level: LogLevel.ALL, includeExecutionData: false },
+    });
+    const smPolicy = this.stateMachine.role.node.findChild('DefaultPolicy');
+    Validations.of(smPolicy).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason: 'Step Functions logging (logs:*LogDelivery*, DescribeLogGroups...) and X-Ray tracing need these actions on *; they support no resource-level permissions.',
+    });
+    Validations.of(smPolicy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.clusterOperationsFunction.fn.node.defaultChild as never)}.Arn>:*]`,
+      reason: 'CDK grants lambda:InvokeFunction on the task function and its versions (ARN:*); it is the only function the workflow invokes.',
+    });
+  }
+}
