@@ -43,7 +43,8 @@ const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
 const KMS_USE: Partial<Record<FunctionName, string[]>> = {
   ironic: ['kms:Encrypt'],
   agent: ['kms:Decrypt'],
-  commissaire: ['kms:Encrypt', 'kms:Decrypt'],
+  // SSH keys are longer than KMS Encrypt takes: sealed by envelope (GenerateDataKey), opened for `…/creds`.
+  commissaire: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'],
 };
 
 /**

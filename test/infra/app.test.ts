@@ -255,7 +255,7 @@ describe('CDK app', () => {
       for (const name of functionNames) {
         const fn = built.api.surfaces.get(name)!;
         // Commissaire seals SSH keys and opens them for GET /api/v0/host/{IP}/creds (admins).
-        const want = name === 'ironic' ? ['kms:Encrypt'] : name === 'agent' ? ['kms:Decrypt'] : name === 'commissaire' ? ['kms:Encrypt', 'kms:Decrypt'] : undefined;
+        const want = name === 'ironic' ? ['kms:Encrypt'] : name === 'agent' ? ['kms:Decrypt'] : name === 'commissaire' ? ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'] : undefined;
         expect(kmsActions(fn), name).toEqual(want ? [{ actions: want, resource: keyRef }] : []);
         const env = (apiResources[idOf(built.api, fn.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         if (want) expect(env.SECRETS_KMS_KEY_ID, name).toEqual(keyRef);

@@ -22,6 +22,15 @@ const OTHER_KEY = Buffer.from('another key').toString('base64');
 const V0 = '/api/v0';
 
 /** A Commissaire error: the status and its bare reason phrase as text/html. */
+/** Polls a GET until its body satisfies `ok` (workflows run in the background). */
+async function waitForBody(path: string, ok: (body: any) => boolean): Promise<void> {
+  const end = Date.now() + 15_000;
+  while (!ok((await call('GET', path)).body)) {
+    if (Date.now() > end) throw new Error(`timed out waiting on ${path}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 function expectPhrase(res: ApiResponse, status: number, phrase: string): void {
   expect(res.status, res.text).toBe(status);
   expect(res.text).toBe(phrase);
@@ -294,9 +303,12 @@ describe('Commissaire: hosts', () => {
       site,
       node_id: stored.node_id,
       status: 'queued',
-      payload: { address: a, remote_user: 'root', ssh_priv_key_sealed: stored.ssh_priv_key_sealed },
+      payload: {
+        ssh: { address: a, port: 22, username: 'root', private_key: { $sealed: stored.ssh_priv_key_sealed } },
+        commissaire: { address: a, step: 'investigate' },
+      },
     });
-    expect(Object.keys(job!.payload).sort()).toEqual(['address', 'remote_user', 'ssh_priv_key_sealed']);
+    expect(Object.keys(job!.payload).sort()).toEqual(['commissaire', 'ssh']);
   });
 });
 
@@ -380,11 +392,17 @@ describe('Commissaire: cluster operations', () => {
   it('starts a deploy (201, in_process), shows it, and refuses any second operation while it runs (409)', async () => {
     const c = await cluster();
     const a = await host(ip(), { cluster: c });
+    // An Atomic host: deploy has commands for it (an OS without them fails the step at once).
+    await deps().commissaire.updateHost(a, { os: 'atomic' }, new Date().toISOString());
     expectPhrase(await call('GET', `${V0}/cluster/${c}/deploy`), 404, 'Not Found');
     const put = await call('PUT', `${V0}/cluster/${c}/deploy`, { body: { version: '7.2.6' } });
     expect(put.status, put.text).toBe(201);
     expect(put.body).toEqual({ name: c, status: 'in_process', version: '7.2.6', deployed: [], in_process: [], started_at: expect.stringMatching(stamp), finished_at: '' });
-    for (const path of [`${V0}/cluster/${c}/deploy`, `${V0}/cluster/${c}/deploy/`]) expect((await call('GET', path)).body).toEqual(put.body);
+    // The workflow takes the first host (its job then waits: no agent serves this stack's Commissaire site).
+    for (const path of [`${V0}/cluster/${c}/deploy`, `${V0}/cluster/${c}/deploy/`]) {
+      await waitForBody(path, (b) => b.in_process?.length === 1);
+      expect((await call('GET', path)).body).toEqual({ ...put.body, in_process: [a] });
+    }
     expectPhrase(await call('PUT', `${V0}/cluster/${c}/deploy`, { body: { version: '7.2.7' } }), 409, 'Conflict');
     expectPhrase(await call('PUT', `${V0}/cluster/${c}/upgrade`, { body: {} }), 409, 'Conflict');
     expectPhrase(await call('PUT', `${V0}/cluster/${c}/restart/`), 409, 'Conflict');
@@ -404,6 +422,8 @@ describe('Commissaire: cluster operations', () => {
 
   it('lets exactly one of 10 parallel operations on a cluster start', async () => {
     const c = await cluster();
+    // A member whose step never completes here keeps the winner in process.
+    await deps().commissaire.updateHost(await host(ip(), { cluster: c }), { os: 'atomic' }, new Date().toISOString());
     const kinds = ['deploy', 'upgrade', 'restart'] as const;
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) => call('PUT', `${V0}/cluster/${c}/${kinds[i % 3]}`, { body: kinds[i % 3] === 'deploy' ? { version: `v${i}` } : {} })),

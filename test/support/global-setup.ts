@@ -23,7 +23,16 @@ let dir: string | undefined;
 export async function setup(project: TestProject): Promise<void> {
   process.env.SLIPWAY_LOG_LEVEL ??= 'warn';
   dir = mkdtempSync(join(tmpdir(), 'slipway-test-'));
-  stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_test-admin-token-0123456789abcdef' });
+  stack = await startLocalStack({
+    port: 0,
+    dataDir: dir,
+    ephemeral: true,
+    adminToken: 'slp_test-admin-token-0123456789abcdef',
+    // No test runs an agent for this site: Commissaire's SSH jobs on the shared stack stay queued
+    // (hosts stay `investigating`, operations `in_process`) instead of reaching port 22 of
+    // loopback through some other test's agent. The SSH tests use a stack of their own.
+    env: { SLIPWAY_COMMISSAIRE_SITE: 'shared-stack-commissaire' },
+  });
   project.provide('apiUrl', stack.url);
   project.provide('adminToken', stack.adminToken);
   project.provide('dynamoEndpoint', stack.dynamoEndpoint);
