@@ -1,19 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import {
-  Choice,
-  Condition,
-  DefinitionBody,
-  type IChainable,
-  IntegrationPattern,
-  JsonPath,
-  Pass,
-  Succeed,
-  TaskInput,
-  Timeout,
-} from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Choice, Condition, DefinitionBody, type IChainable, Pass, Succeed } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 
 /**
  * The Commissaire cluster-operation workflow (deploy / upgrade / restart, upstream-apis.md §2.5):
@@ -47,29 +36,19 @@ export const HOST_ACTION_HEARTBEAT_SECONDS = 300;
 const ids = { 'cluster.$': '$.cluster', 'kind.$': '$.kind' };
 
 export function clusterOperationsDefinition(scope: Construct, fn: IFunction): IChainable {
-  const task = (id: string, step: string, resultPath: string | undefined, extra: Record<string, unknown> = {}) =>
-    new LambdaInvoke(scope, id, {
-      lambdaFunction: fn,
-      payload: TaskInput.fromObject({ step, ...ids, ...extra }),
-      payloadResponseOnly: true,
-      retryOnServiceExceptions: true,
-      resultPath: resultPath ?? JsonPath.DISCARD,
-    });
+  const { step: task, callback } = workflowSteps(scope, fn, ids);
 
   // `error` exists from the start (`{}` = none) so that FinishOperation can always read it.
   const init = new Pass(scope, 'InitOperation', { parameters: { ...ids, error: {} } });
   const next = task(CLUSTER_OP_TASKS.next, 'next', '$.next');
-  next.addRetry({ errors: ['ConcurrentModificationError'], interval: Duration.seconds(1), maxAttempts: 5, backoffRate: 2 });
-  const action = new LambdaInvoke(scope, CLUSTER_OP_TASKS.hostAction, {
-    lambdaFunction: fn,
-    integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-    payload: TaskInput.fromObject({ step: 'host_action', ...ids, 'host.$': '$.next.host', task_token: JsonPath.taskToken }),
-    taskTimeout: Timeout.duration(Duration.seconds(HOST_ACTION_TIMEOUT_SECONDS)),
-    heartbeatTimeout: Timeout.duration(Duration.seconds(HOST_ACTION_HEARTBEAT_SECONDS)),
-    resultPath: JsonPath.DISCARD,
+  next.addRetry(RETRY_CONFLICTS);
+  const action = callback(CLUSTER_OP_TASKS.hostAction, 'host_action', {
+    timeoutSeconds: HOST_ACTION_TIMEOUT_SECONDS,
+    heartbeatSeconds: HOST_ACTION_HEARTBEAT_SECONDS,
+    extra: { 'host.$': '$.next.host' },
   });
   const hostDone = task(CLUSTER_OP_TASKS.hostDone, 'host_done', undefined, { 'host.$': '$.next.host' });
-  hostDone.addRetry({ errors: ['ConcurrentModificationError'], interval: Duration.seconds(1), maxAttempts: 5, backoffRate: 2 });
+  hostDone.addRetry(RETRY_CONFLICTS);
   const finish = task(CLUSTER_OP_TASKS.finish, 'finish', '$.finish', { 'error.$': '$.error' });
   finish.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2 });
   const done = new Succeed(scope, 'OperationDone');

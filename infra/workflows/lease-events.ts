@@ -1,22 +1,8 @@
 import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import {
-  Choice,
-  Condition,
-  DefinitionBody,
-  type IChainable,
-  JsonPath,
-  Map as MapState,
-  Pass,
-  Succeed,
-  TaskInput,
-  Wait,
-  WaitTime,
-  IntegrationPattern,
-  Timeout,
-} from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Choice, Condition, DefinitionBody, type IChainable, Map as MapState, Pass, Succeed, Wait, WaitTime } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 
 /**
  * The lease-event workflow (DESIGN.md §7, upstream-apis.md §4.8): one execution per lease event.
@@ -54,14 +40,7 @@ export const AGENT_JOB_CONCURRENCY = 10;
 const ids = { 'lease_id.$': '$.lease_id', 'event_id.$': '$.event_id' };
 
 export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainable {
-  const task = (id: string, step: string, resultPath: string | undefined, extra: Record<string, unknown> = {}) =>
-    new LambdaInvoke(scope, id, {
-      lambdaFunction: fn,
-      payload: TaskInput.fromObject({ step, ...ids, ...extra }),
-      payloadResponseOnly: true,
-      retryOnServiceExceptions: true,
-      resultPath: resultPath ?? JsonPath.DISCARD,
-    });
+  const { step: task, callback } = workflowSteps(scope, fn, ids);
 
   // `error`, `act` and `results` exist from the start so that Finish can always read them
   // (JSONPath has no defaults). Empty rather than null: the local runner's JSONPath treats a
@@ -72,29 +51,22 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
 
   // A lost compare-and-set (the lease moved between read and write) is retried with fresh reads.
   const begin = task(LEASE_EVENT_TASKS.begin, 'begin', '$.begin');
-  begin.addRetry({ errors: ['ConcurrentModificationError'], interval: Duration.seconds(1), maxAttempts: 5, backoffRate: 2 });
+  begin.addRetry(RETRY_CONFLICTS);
   const act = task(LEASE_EVENT_TASKS.act, 'act', '$.act');
-  act.addRetry({ errors: ['ConcurrentModificationError'], interval: Duration.seconds(1), maxAttempts: 5, backoffRate: 2 });
+  act.addRetry(RETRY_CONFLICTS);
   const complete = task(LEASE_EVENT_TASKS.complete, 'complete', undefined, { 'results.$': '$.results' });
-  complete.addRetry({ errors: ['ConcurrentModificationError'], interval: Duration.seconds(1), maxAttempts: 5, backoffRate: 2 });
+  complete.addRetry(RETRY_CONFLICTS);
   // Finishing is what makes the event DONE or ERROR: it is retried on any error.
   const finish = task(LEASE_EVENT_TASKS.finish, 'finish', '$.finish', { 'error.$': '$.error', 'act.$': '$.act', 'results.$': '$.results' });
   finish.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2 });
 
   // One callback job per node: the function queues the job with the task token and returns; the
   // agent's result answers the token (SendTaskSuccess/Failure), its heartbeats keep it alive.
-  const agentJob = new LambdaInvoke(scope, LEASE_EVENT_TASKS.agentJob, {
-    lambdaFunction: fn,
-    integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
-    payload: TaskInput.fromObject({
-      step: 'agent_job',
-      ...ids,
-      'job.$': '$.job',
-      task_token: JsonPath.taskToken,
-    }),
-    taskTimeout: Timeout.duration(Duration.seconds(AGENT_JOB_TIMEOUT_SECONDS)),
-    heartbeatTimeout: Timeout.duration(Duration.seconds(AGENT_JOB_HEARTBEAT_SECONDS)),
+  const agentJob = callback(LEASE_EVENT_TASKS.agentJob, 'agent_job', {
+    timeoutSeconds: AGENT_JOB_TIMEOUT_SECONDS,
+    heartbeatSeconds: AGENT_JOB_HEARTBEAT_SECONDS,
     resultPath: '$.output',
+    extra: { 'job.$': '$.job' },
   });
   const jobOk = new Pass(scope, 'JobSucceeded', {
     parameters: { 'node_id.$': '$.job.node_id', 'reservation_id.$': '$.job.reservation_id', ok: true },

@@ -11,41 +11,37 @@ export interface StartExecutionClientLike {
 const defaultClient = lazyClient<StartExecutionClientLike>(() => new SFNClient({}));
 
 /**
- * Starts lease-event workflow executions on Step Functions. The execution name is the
- * idempotency key (`executionName` in `layers/core/leases/lifecycle.ts`): a name already used
- * means the execution was started before, by the same trigger or a repeated request, so
- * `ExecutionAlreadyExists` counts as success.
+ * Starts an execution of the state machine named by `env[armVar]`. The execution name is the
+ * idempotency key: a name already used means the execution was started before (the same
+ * trigger delivered twice, a repeated request), so `ExecutionAlreadyExists` counts as success.
  */
+async function startOnce(
+  client: StartExecutionClientLike,
+  env: Record<string, string | undefined>,
+  armVar: string,
+  what: string,
+  name: string,
+  input: unknown,
+): Promise<void> {
+  const stateMachineArn = env[armVar];
+  if (!stateMachineArn) throw new Error(`the ${what} workflow is not configured: ${armVar} must be set`);
+  try {
+    await client.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }));
+  } catch (err) {
+    if ((err as Error | undefined)?.name !== 'ExecutionAlreadyExists') throw err;
+  }
+}
+
+/** Lease-event executions (names from `executionName` in `layers/core/leases/lifecycle.ts`). */
 export function awsEventRunner(env: Record<string, string | undefined>, client: StartExecutionClientLike = defaultClient): EventRunner {
   return {
-    async start(ref, name) {
-      const stateMachineArn = env.LEASE_EVENTS_STATE_MACHINE_ARN;
-      if (!stateMachineArn) throw new Error('lease event workflow is not configured: LEASE_EVENTS_STATE_MACHINE_ARN must be set');
-      try {
-        await client.send(
-          new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify({ lease_id: ref.lease_id, event_id: ref.event_id }) }),
-        );
-      } catch (err) {
-        if ((err as Error | undefined)?.name !== 'ExecutionAlreadyExists') throw err;
-      }
-    },
+    start: (ref, name) => startOnce(client, env, 'LEASE_EVENTS_STATE_MACHINE_ARN', 'lease event', name, { lease_id: ref.lease_id, event_id: ref.event_id }),
   };
 }
 
-/**
- * Starts Commissaire cluster-operation executions (`CLUSTER_OPERATIONS_STATE_MACHINE_ARN`); the
- * name (cluster, kind, start time) makes a repeated start harmless, as for lease events.
- */
+/** Commissaire cluster-operation executions (named by cluster, kind and start time). */
 export function awsOperationRunner(env: Record<string, string | undefined>, client: StartExecutionClientLike = defaultClient): OperationRunner {
   return {
-    async start(input, name) {
-      const stateMachineArn = env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN;
-      if (!stateMachineArn) throw new Error('the cluster-operation workflow is not configured: CLUSTER_OPERATIONS_STATE_MACHINE_ARN must be set');
-      try {
-        await client.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }));
-      } catch (err) {
-        if ((err as Error | undefined)?.name !== 'ExecutionAlreadyExists') throw err;
-      }
-    },
+    start: (input, name) => startOnce(client, env, 'CLUSTER_OPERATIONS_STATE_MACHINE_ARN', 'cluster-operation', name, input),
   };
 }

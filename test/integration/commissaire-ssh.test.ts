@@ -8,6 +8,7 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { call, tokenFor, unique, useStack } from '../support/api.ts';
 import { generateUserKey, startSshd, type TestSshd } from '../support/sshd.ts';
+import { waitFor } from '../support/wait.ts';
 import { startRedfishSim } from '../../agent/sim/redfish.ts';
 
 /**
@@ -38,15 +39,6 @@ const k8sNodes = new Map<string, Record<string, unknown>>();
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 const hostPath = (address: string) => `/api/v0/host/${encodeURIComponent(address)}`;
 const hostStatus = (address: string, status: string) =>
@@ -54,7 +46,7 @@ const hostStatus = (address: string, status: string) =>
     const res = await call('GET', hostPath(address));
     if (res.body?.status === 'failed' && status !== 'failed') throw new Error(`host ${address} failed: ${JSON.stringify((await call('GET', `${hostPath(address)}/status`)).body)}`);
     return res.body?.status === status ? res.body : undefined;
-  });
+  }, 30_000);
 
 async function register(ssh: TestSshd, address: string, extra: Record<string, unknown> = {}) {
   const res = await call('PUT', hostPath(address), { body: { ssh_priv_key: b64(ssh.privateKey), remote_user: ssh.user, ssh_port: ssh.port, ...extra } });
@@ -69,7 +61,7 @@ async function operation(cluster: string, kind: string, body: unknown = {}) {
   return waitFor(`${kind} of ${cluster}`, async () => {
     const r = await call('GET', `/api/v0/cluster/${cluster}/${kind}`);
     return r.body.status !== 'in_process' ? r.body : undefined;
-  });
+  }, 30_000);
 }
 
 beforeAll(async () => {

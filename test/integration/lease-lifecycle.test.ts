@@ -9,6 +9,7 @@ import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
 import { call, tokenFor, unique, useStack } from '../support/api.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { TestClock } from '../support/clock.ts';
+import { waitFor } from '../support/wait.ts';
 import { blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
 import { blazarCli, explain, jsonFrom } from '../contract/clients.ts';
 import { getDeps } from '../../layers/aws/deps.ts';
@@ -29,15 +30,6 @@ let hook: Server;
 const notices: { event_type: string; payload: Record<string, any> }[] = [];
 const SITE = 'lifecycle-site';
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const getLease = async (id: string) => (await call('GET', `/v1/leases/${id}`)).body.lease;
 const leaseStatus = (id: string, status: string, ms?: number) =>
