@@ -59,6 +59,8 @@ export class LocalStateMachineRunner {
   private readonly machine: StateMachine;
   private readonly names = new Set<string>();
   private readonly running = new Set<{ abort: () => void; done: Promise<void> }>();
+  /** Tokens of callback Tasks still waiting: failed on stop, so their Task timers end too. */
+  private readonly waiting = new Set<string>();
   private stopped = false;
   readonly stats: WorkflowStats = { executions: 0, skipped: 0, failed: 0, transitions: 0 };
 
@@ -119,7 +121,12 @@ export class LocalStateMachineRunner {
       await this.callbacks.fail(token, 'QueueFailed', (err as Error).message);
       throw err;
     }
-    return (await waiter.promise) as never;
+    this.waiting.add(token);
+    try {
+      return (await waiter.promise) as never;
+    } finally {
+      this.waiting.delete(token);
+    }
   }
 
   /** Resolves when no execution is running (tests and the bench wait on it). */
@@ -130,6 +137,8 @@ export class LocalStateMachineRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const r of this.running) r.abort();
+    // An aborted execution leaves its waiting Task (and that Task's timeout timer) behind.
+    for (const token of [...this.waiting]) await this.callbacks.fail(token, 'Aborted', 'the local stack stopped');
     await Promise.allSettled([...this.running].map((r) => r.done));
   }
 }

@@ -94,13 +94,19 @@ describe('agent end to end', () => {
     const agent = new Agent(config(token), driverFactory(config(token)));
     agent.start();
     try {
-      const jobs = await Promise.all([
+      // Power first, then the boot device: the simulator consumes a one-time override when the
+      // system powers on, as a BMC does, so the other order would leave it `Disabled`.
+      const power = await Promise.all([
         enqueueJob(deps(), { site: s, kind: 'power', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a'), target: 'power on' } }),
-        enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a'), boot_device: 'pxe', persistent: false } }),
         enqueueJob(deps(), { site: s, kind: 'power', payload: { driver: 'ipmi', driver_info: ipmiInfo(), target: 'power on' } }),
+      ]);
+      const powered = await Promise.all(power.map((j) => until(j.id, finished)));
+      const boot = await Promise.all([
+        enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a'), boot_device: 'pxe', persistent: false } }),
         enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'ipmi', driver_info: ipmiInfo(), boot_device: 'pxe', persistent: true } }),
       ]);
-      const done = await Promise.all(jobs.map((j) => until(j.id, finished)));
+      const booted = await Promise.all(boot.map((j) => until(j.id, finished)));
+      const done = [powered[0]!, booted[0]!, powered[1]!, booted[1]!];
       for (const j of done) expect(j.status, j.error).toBe('succeeded');
       expect(done[0]!.output).toEqual({ power_state: 'power on' });
       expect(done[1]!.output).toEqual({ boot_device: 'pxe', persistent: false });

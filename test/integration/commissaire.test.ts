@@ -558,6 +558,8 @@ describe('Commissaire: what commctl sends (client-contracts.md §5)', () => {
     expect((await commctl('PUT', `${V0}/cluster/${name}/hosts/${b}`)).body).toEqual([b]);
     expect((await commctl('GET', `${V0}/cluster/${name}`)).body.hosts).toEqual({ total: 2, available: 1, unavailable: 1 });
 
+    // Atomic hosts, so that the deploy has commands and waits for this stack's (absent) agent.
+    for (const x of [a, b]) await deps().commissaire.updateHost(x, { os: 'atomic' }, new Date().toISOString());
     const deploy = await commctl('PUT', `${V0}/cluster/${name}/deploy`, { version: '7.2.6' });
     expect(deploy.status, deploy.text).toBe(201);
     expect((await commctl('GET', `${V0}/cluster/${name}/deploy`)).body).toMatchObject({ name, status: 'in_process', version: '7.2.6' });
