@@ -31,6 +31,30 @@ export const EXTERNAL_MODULES: string[] = [];
 
 export type TableAccess = 'RO' | 'RW';
 
+/** The CDK context key holding deployment settings: `{"SLIPWAY_CLEANING_MINUTES": "15", ...}`. */
+export const SETTINGS_CONTEXT = 'slipway:settings';
+
+/**
+ * Deployment settings (the `SLIPWAY_*` variables of README "Configuration", e.g. the cleaning
+ * gap or Commissaire's commands) given as CDK context, set on every function alike so that the
+ * API, the workflows and the agent API read the same values:
+ * `npx cdk deploy --all -c 'slipway:settings={"SLIPWAY_CLEANING_MINUTES":"15"}'` or cdk.json.
+ */
+export function deploymentSettings(scope: Construct): Record<string, string> {
+  const raw = scope.node.tryGetContext(SETTINGS_CONTEXT) as unknown;
+  if (raw === undefined) return {};
+  const settings = typeof raw === 'string' ? (JSON.parse(raw) as unknown) : raw;
+  if (!settings || typeof settings !== 'object' || Array.isArray(settings)) throw new Error(`${SETTINGS_CONTEXT} must be an object of SLIPWAY_* settings`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(settings)) {
+    if (!/^SLIPWAY_[A-Z0-9_]+$/.test(k)) throw new Error(`${SETTINGS_CONTEXT}: ${k} is not a SLIPWAY_* setting`);
+    // Secrets do not belong in Lambda environment variables (visible to anyone who can read the function).
+    if (/SECRET|TOKEN/.test(k)) throw new Error(`${SETTINGS_CONTEXT}: ${k} is a secret and cannot be a deployment setting`);
+    out[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
 /**
  * DynamoDB actions per access mode. The local emulators enforce no IAM, so a repository that
  * starts using another command must add its action here; test/infra checks the adapters' commands
@@ -80,7 +104,7 @@ export class SlipwayFunction extends Construct {
       tracing: Tracing.ACTIVE,
       role: this.role,
       logGroup: this.logGroup,
-      environment: { NODE_OPTIONS: '--enable-source-maps', ...props.environment },
+      environment: { NODE_OPTIONS: '--enable-source-maps', ...deploymentSettings(this), ...props.environment },
       bundling: {
         format: OutputFormat.ESM,
         minify: true,

@@ -214,6 +214,19 @@ describe('CDK app', () => {
   });
 
   describe('functions', () => {
+    it('sets the deployment settings given as CDK context on every function, and refuses secrets and other names', () => {
+      const outdir = mkdtempSync(join(tmpdir(), 'slipway-cdk-'));
+      outdirs.push(outdir);
+      const settings = { SLIPWAY_CLEANING_MINUTES: '15', SLIPWAY_COMMISSAIRE_SITE: 'dc1' };
+      const app = buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [], 'slipway:settings': JSON.stringify(settings) } });
+      const fns = [app.api, app.stateful, app.lifecycle, app.commissaire].flatMap((st) => Object.values(Template.fromStack(st).findResources('AWS::Lambda::Function')));
+      expect(fns.length).toBeGreaterThan(5);
+      for (const f of fns) expect(f.Properties).toMatchObject({ Environment: { Variables: settings } });
+      const bad = (ctx: unknown) => () => buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [], 'slipway:settings': ctx } });
+      expect(bad({ PATH: '/tmp' })).toThrow(/not a SLIPWAY_\* setting/);
+      expect(bad({ SLIPWAY_SECRET_KEY: 'x' })).toThrow(/is a secret/);
+    });
+
     it('runs every Lambda of every stack on nodejs24.x, arm64, with X-Ray and source maps', () => {
       const fns = [built.api, built.stateful, built.lifecycle, built.commissaire].flatMap((s) =>
         Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')),
