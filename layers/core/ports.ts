@@ -97,6 +97,11 @@ export interface NodeRepository {
    * only for writes that cannot create an overlap (reconciliation). Bumps the version.
    */
   rewriteAllocations(id: string, set: Allocation[], removeKeys: string[]): Promise<void>;
+  /**
+   * Sets fields of one existing allocation (the lease lifecycle's grant and release marks) in
+   * place, only if that allocation is still there; false when it is gone. Bumps the version.
+   */
+  markAllocation(id: string, reservationId: string, fields: Pick<Allocation, 'granted_at' | 'released_at'>): Promise<boolean>;
 }
 
 export interface LeaseRepository {

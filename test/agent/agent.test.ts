@@ -12,6 +12,7 @@ import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
 import type { Job } from '../../layers/core/agent/jobs.ts';
+import { jobFinished, untilJob } from '../support/agent.ts';
 import { tokenFor, unique } from '../support/api.ts';
 
 /**
@@ -72,16 +73,6 @@ function config(token: string, extra: Record<string, unknown> = {}): AgentConfig
   };
 }
 
-async function until(id: string, test: (j: Job) => boolean, ms = 20_000): Promise<Job> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const job = (await deps().jobs.get(id))!;
-    if (test(job)) return job;
-    if (Date.now() > end) throw new Error(`job ${id} still ${job.status}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-const finished = (j: Job) => j.status === 'succeeded' || j.status === 'failed';
 
 async function site() {
   const s = unique('site');
@@ -100,12 +91,12 @@ describe('agent end to end', () => {
         enqueueJob(deps(), { site: s, kind: 'power', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a'), target: 'power on' } }),
         enqueueJob(deps(), { site: s, kind: 'power', payload: { driver: 'ipmi', driver_info: ipmiInfo(), target: 'power on' } }),
       ]);
-      const powered = await Promise.all(power.map((j) => until(j.id, finished)));
+      const powered = await Promise.all(power.map((j) => untilJob(j.id, jobFinished)));
       const boot = await Promise.all([
         enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'redfish', driver_info: redfishInfo('sys-a'), boot_device: 'pxe', persistent: false } }),
         enqueueJob(deps(), { site: s, kind: 'boot_device', payload: { driver: 'ipmi', driver_info: ipmiInfo(), boot_device: 'pxe', persistent: true } }),
       ]);
-      const booted = await Promise.all(boot.map((j) => until(j.id, finished)));
+      const booted = await Promise.all(boot.map((j) => untilJob(j.id, jobFinished)));
       const done = [powered[0]!, booted[0]!, powered[1]!, booted[1]!];
       for (const j of done) expect(j.status, j.error).toBe('succeeded');
       expect(done[0]!.output).toEqual({ power_state: 'power on' });
@@ -116,7 +107,7 @@ describe('agent end to end', () => {
       expect(ipmi.state().boot).toMatch(/pxe/);
       // Jobs enqueued together run in any order; the probe goes after the power-on is done.
       const probe = await enqueueJob(deps(), { site: s, kind: 'vendor', payload: { driver: 'ipmi', driver_info: ipmiInfo(), method: 'probe', args: {} } });
-      expect((await until(probe.id, finished)).output).toMatchObject({ system_power: 'on' });
+      expect((await untilJob(probe.id, jobFinished)).output).toMatchObject({ system_power: 'on' });
     } finally {
       await agent.stop();
     }
@@ -135,7 +126,7 @@ describe('agent end to end', () => {
         payload: { driver: 'redfish', driver_info: { redfish_address: redfish.url, redfish_system_id: 'sys-a', credential_ref: 'lab-redfish' } },
       });
       const unknownRef = await enqueueJob(deps(), { site: s, kind: 'power_state', payload: { driver: 'redfish', driver_info: { redfish_address: redfish.url, credential_ref: 'nope' } } });
-      const [w, v, u] = await Promise.all([wrong, viaRef, unknownRef].map((j) => until(j.id, finished)));
+      const [w, v, u] = await Promise.all([wrong, viaRef, unknownRef].map((j) => untilJob(j.id, jobFinished)));
       expect(w!.status).toBe('failed');
       expect(w!.error).toMatch(/^auth: /);
       expect(w!.error).not.toContain('hunter2');
@@ -166,7 +157,7 @@ describe('agent end to end', () => {
       await new Promise((r) => setTimeout(r, 1500));
       expect(agent.stats.apiErrors).toBeGreaterThan(0);
       server = relay.listen(port, '127.0.0.1');
-      const done = await until(job.id, finished);
+      const done = await untilJob(job.id, jobFinished);
       expect(done.status).toBe('succeeded');
     } finally {
       await agent.stop();
@@ -197,7 +188,7 @@ describe('agent end to end', () => {
       }
     };
     try {
-      const claimed = await until(job.id, (j) => j.status === 'claimed', 30_000);
+      const claimed = await untilJob(job.id, (j) => j.status === 'claimed', 30_000);
       expect(claimed.attempts).toBe(1);
       killAll();
       await new Promise((r) => setTimeout(r, 1500)); // let its last long-poll end
@@ -206,7 +197,7 @@ describe('agent end to end', () => {
       const agent = new Agent(config(token), driverFactory(config(token)));
       agent.start();
       try {
-        const done = await until(job.id, finished, 30_000);
+        const done = await untilJob(job.id, jobFinished, 30_000);
         expect(done).toMatchObject({ status: 'succeeded', attempts: 2, output: { power_state: 'power on' } });
         expect(agent.stats.succeeded).toBe(1);
       } finally {
@@ -225,7 +216,7 @@ describe('agent end to end', () => {
       env: { ...process.env, SLIPWAY_API_URL: inject('apiUrl'), SLIPWAY_AGENT_TOKEN: token, SLIPWAY_LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
-    await until(job.id, (j) => j.status === 'claimed', 30_000);
+    await untilJob(job.id, (j) => j.status === 'claimed', 30_000);
     const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exit).toBe(0);

@@ -12,6 +12,7 @@ import { commissaireOs, fitOutput, parseDfAvailable, parseMemTotal, parseOsRelea
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
 import type { Job } from '../../layers/core/agent/jobs.ts';
+import { jobFinished, untilJob } from '../support/agent.ts';
 import { generateUserKey, startSshd, type TestSshd } from '../support/sshd.ts';
 import { tokenFor, unique } from '../support/api.ts';
 
@@ -295,16 +296,6 @@ describe('host facts parsing', () => {
 
 const deps = () => buildDeps({ TABLE_NAME: 'slipway', DYNAMODB_ENDPOINT: inject('dynamoEndpoint') });
 
-async function until(id: string, test: (j: Job) => boolean, ms = 20_000): Promise<Job> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const job = (await deps().jobs.get(id))!;
-    if (test(job)) return job;
-    if (Date.now() > end) throw new Error(`job ${id} still ${job.status}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-const finished = (j: Job) => j.status === 'succeeded' || j.status === 'failed';
 
 describe('SSH jobs through the agent job API', () => {
   it('investigates a host and runs commands on it, one job per host at a time', async () => {
@@ -324,7 +315,7 @@ describe('SSH jobs through the agent job API', () => {
         enqueueJob(deps(), { site, kind: 'ssh_run', payload: { ssh: sshPayload(), commands: [step(2), 'echo nope >&2; exit 2', 'echo never'] } }),
         enqueueJob(deps(), { site, kind: 'ssh_run', payload: { ssh: sshPayload({ private_key: strangerKey }), commands: ['true'] } }),
       ]);
-      const [facts, run, failed, denied] = await Promise.all(jobs.map((j) => until(j.id, finished)));
+      const [facts, run, failed, denied] = await Promise.all(jobs.map((j) => untilJob(j.id, jobFinished)));
       expect(facts!.status, facts!.error).toBe('succeeded');
       expect(facts!.output).toMatchObject({ os: expect.any(String), host_key_sha256: sshd.hostKeySha256 });
       const f = facts!.output as { os: string; cpus: number; memory: number; space: number };

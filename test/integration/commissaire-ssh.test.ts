@@ -1,12 +1,12 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/runner.ts';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
+import { startOwnStack } from '../support/own-stack.ts';
 import { startTestAgent } from '../support/agent.ts';
-import { call, tokenFor, unique, useStack } from '../support/api.ts';
+import { call, tokenFor, unique } from '../support/api.ts';
 import { generateUserKey, startSshd, type TestSshd } from '../support/sshd.ts';
 import { waitFor } from '../support/wait.ts';
 import { startRedfishSim } from '../../agent/sim/redfish.ts';
@@ -27,8 +27,7 @@ const COMMANDS = {
   restart: { default: ['echo restarting'] },
 };
 
-let stack: LocalStack;
-let dir: string;
+let own: Awaited<ReturnType<typeof startOwnStack>> | undefined;
 let sshA: TestSshd;
 let sshB: TestSshd;
 let agent: Agent;
@@ -89,24 +88,15 @@ beforeAll(async () => {
   await new Promise<void>((r) => k8s.listen(0, '127.0.0.1', r));
   k8sUrl = `http://127.0.0.1:${(k8s.address() as { port: number }).port}`;
   [sshA, sshB] = await Promise.all([startSshd({ address: '127.0.0.2' }), startSshd({ address: '127.0.0.3' })]);
-  dir = mkdtempSync(join(tmpdir(), 'slipway-commissaire-'));
-  stack = await startLocalStack({
-    port: 0,
-    dataDir: dir,
-    ephemeral: true,
-    adminToken: 'slp_commissaire-admin-token-0123456789',
-    env: { SLIPWAY_COMMISSAIRE_SITE: SITE, SLIPWAY_COMMISSAIRE_COMMANDS: JSON.stringify(COMMANDS) },
-  });
-  useStack(stack.url, stack.adminToken);
+  own = await startOwnStack('commissaire', { env: { SLIPWAY_COMMISSAIRE_SITE: SITE, SLIPWAY_COMMISSAIRE_COMMANDS: JSON.stringify(COMMANDS) } });
   agent = await startTestAgent(SITE);
 }, 60_000);
 
 afterAll(async () => {
   await agent?.stop();
-  await stack?.stop();
+  await own?.stop();
   await Promise.all([sshA?.stop(), sshB?.stop()]);
   k8s?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('Commissaire over SSH', () => {

@@ -1,12 +1,10 @@
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import type { Agent } from '../../agent/runner.ts';
-import { type LocalStack, startLocalStack } from '../../infra/local/stack.ts';
-import { call, tokenFor, unique, useStack } from '../support/api.ts';
+import type { LocalStack } from '../../infra/local/stack.ts';
+import { call, tokenFor, unique } from '../support/api.ts';
+import { startOwnStack } from '../support/own-stack.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { TestClock } from '../support/clock.ts';
 import { waitFor } from '../support/wait.ts';
@@ -22,8 +20,8 @@ import { actEvent, beginEvent, finishEvent } from '../../layers/core/leases/engi
  * nodes off on a Redfish simulator.
  */
 const clock = new TestClock();
+let own: Awaited<ReturnType<typeof startOwnStack>> | undefined;
 let stack: LocalStack;
-let dir: string;
 let redfish: RedfishSim;
 let agent: Agent;
 let hook: Server;
@@ -75,21 +73,18 @@ beforeAll(async () => {
   process.env.SLIPWAY_NOTIFY_WEBHOOK = `http://127.0.0.1:${(hook.address() as { port: number }).port}/`;
   // The simulator answers for any system id the tests use (one system per host name).
   redfish = await startRedfishSim({ username: 'root', password: 'calvin', systems: [] });
-  dir = mkdtempSync(join(tmpdir(), 'slipway-lifecycle-'));
-  stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_lifecycle-admin-token-0123456789', clock,
-    // The tests run the sweeper themselves (stack.lifecycle.sweep) where they need it.
-    sweepIntervalMs: 3600_000 });
-  useStack(stack.url, stack.adminToken);
+  // The tests run the sweeper themselves (stack.lifecycle.sweep) where they need it.
+  own = await startOwnStack('lifecycle', { clock, sweepIntervalMs: 3600_000 });
+  stack = own.stack;
   agent = await startTestAgent(SITE);
 }, 60_000);
 
 afterAll(async () => {
   await agent?.stop();
-  await stack?.stop();
+  await own?.stop();
   await redfish?.stop();
   hook?.close();
   delete process.env.SLIPWAY_NOTIFY_WEBHOOK;
-  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('lease lifecycle', () => {

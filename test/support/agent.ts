@@ -1,3 +1,6 @@
+import { inject } from 'vitest';
+import { buildDeps } from '../../layers/aws/deps.ts';
+import type { Job } from '../../layers/core/agent/jobs.ts';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';
@@ -24,3 +27,18 @@ export async function startTestAgent(site: string, overrides: Record<string, unk
   agent.start();
   return agent;
 }
+
+/** The shared stack's ports, for tests that queue and read agent jobs directly. */
+export const sharedDeps = () => buildDeps({ TABLE_NAME: 'slipway', DYNAMODB_ENDPOINT: inject('dynamoEndpoint') });
+
+/** Polls a job until `test` holds (e.g. `jobFinished`); throws with its last status after `ms`. */
+export async function untilJob(id: string, test: (j: Job) => boolean, ms = 20_000): Promise<Job> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const job = (await sharedDeps().jobs.get(id))!;
+    if (test(job)) return job;
+    if (Date.now() > end) throw new Error(`job ${id} still ${job.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+export const jobFinished = (j: Job) => j.status === 'succeeded' || j.status === 'failed';

@@ -339,6 +339,32 @@ export class DynamoNodeRepository implements NodeRepository {
     }
   }
 
+  async markAllocation(id: string, reservationId: string, fields: Pick<Allocation, 'granted_at' | 'released_at'>): Promise<boolean> {
+    const b = new UpdateBuilder();
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) b.set(['allocations', reservationId, k], v);
+    b.set(['updated_at'], new Date().toISOString());
+    b.bumpVersion();
+    b.names['#alloc'] = 'allocations';
+    b.names['#rid'] = reservationId;
+    try {
+      await this.d.doc.send(
+        new UpdateCommand({
+          TableName: this.d.table,
+          Key: nodeKey(id),
+          UpdateExpression: b.expression(),
+          // The write is the check: an allocation released or reconciled away is not recreated.
+          ConditionExpression: 'attribute_exists(#alloc.#rid)',
+          ExpressionAttributeNames: b.names,
+          ExpressionAttributeValues: b.values,
+        }),
+      );
+      return true;
+    } catch (err) {
+      if ((err as Error).name === 'ConditionalCheckFailedException') return false;
+      throw err;
+    }
+  }
+
   rewriteAllocations(id: string, set: Allocation[], removeKeys: string[]): Promise<void> {
     return rewriteCalendar(this.d, id, set, removeKeys);
   }

@@ -1,6 +1,6 @@
 import { isGranted } from '../inventory/node.ts';
 import { queueSystemPower } from '../ironic/nodes.ts';
-import type { Allocation, Ports } from '../ports.ts';
+import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
 import type { Lease, Reservation } from './model.ts';
 import type { AgentJobSpec, JobResult, LifecycleStep } from './plugin.ts';
@@ -42,13 +42,7 @@ export async function hostStart(deps: Ports, lease: Lease, res: Reservation): Pr
   const stamp = deps.clock.now().toISOString();
   const missing: string[] = [];
   await eachLimited(res.node_ids, 10, async (id) => {
-    const node = await deps.nodes.get(id);
-    const a = node?.allocations[res.id];
-    if (!node || !a) {
-      missing.push(id);
-      return;
-    }
-    if (!a.granted_at) await deps.nodes.rewriteAllocations(id, [{ ...a, granted_at: stamp }], []);
+    if (!(await deps.nodes.markAllocation(id, res.id, { granted_at: stamp }))) missing.push(id);
   });
   if (missing.length > 0) throw new Error(`The lease cannot start: node(s) ${missing.join(', ')} no longer hold its allocation`);
   return { jobs: [], notes: [] };
@@ -74,9 +68,8 @@ export async function hostEnd(deps: Ports, _lease: Lease, res: Reservation): Pro
   await eachLimited(res.node_ids, 10, async (id) => {
     const node = await deps.nodes.get(id);
     if (!node) return;
-    const a = node.allocations[res.id];
     // Revoke first: the project loses the node at its end time, before the power-off finishes.
-    if (a?.granted_at) await deps.nodes.rewriteAllocations(id, [{ ...a, granted_at: null }], []);
+    if (node.allocations[res.id]?.granted_at) await deps.nodes.markAllocation(id, res.id, { granted_at: null });
     if (!node.bmc) notes.push(`node ${node.name} has no BMC registered and was not powered off`);
     else if (node.bmc.maintenance) notes.push(`node ${node.name} is in maintenance and was not powered off`);
     else jobs.push({ reservation_id: res.id, node_id: id, action: 'power_off' });
@@ -101,12 +94,8 @@ export async function hostAfterEnd(deps: Ports, _lease: Lease, res: Reservation,
   const stamp = deps.clock.now().toISOString();
   const gap = deps.config.cleaningMinutes;
   await eachLimited(res.node_ids, 10, async (id) => {
-    const node = await deps.nodes.get(id);
-    const a = node?.allocations[res.id];
-    if (!a) return;
-    if (gap > 0) {
-      if (!a.released_at) await deps.nodes.rewriteAllocations(id, [{ ...a, granted_at: null, released_at: stamp } satisfies Allocation], []);
-    } else await deps.nodes.rewriteAllocations(id, [], [res.id]);
+    if (gap > 0) await deps.nodes.markAllocation(id, res.id, { granted_at: null, released_at: stamp });
+    else await deps.nodes.rewriteAllocations(id, [], [res.id]);
   });
 }
 
