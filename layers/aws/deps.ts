@@ -2,6 +2,7 @@ import { configFromEnv } from '#core/config.ts';
 import type { Clock, Ports } from '#core/ports.ts';
 import { makeDynamo } from './dynamo/client.ts';
 import { DynamoCommissaireRepository } from './dynamo/commissaire.ts';
+import { DynamoDrydockRepository } from './dynamo/drydock.ts';
 import { DynamoIdempotencyStore } from './dynamo/idempotency.ts';
 import { DynamoJobRepository } from './dynamo/jobs.ts';
 import { DynamoLeaseRepository } from './dynamo/leases.ts';
@@ -10,6 +11,7 @@ import { DynamoPropertyRepository } from './dynamo/properties.ts';
 import { DEFAULT_TABLE_NAME } from './dynamo/schema.ts';
 import { DynamoTokenRepository } from './dynamo/tokens.ts';
 import { KmsSecretBox } from './kms-secrets.ts';
+import { S3BlobStore } from './s3-blobs.ts';
 import { AesSecretBox, NoSecretBox } from './secrets.ts';
 import { SfnTaskCallbacks } from './sfn-callbacks.ts';
 import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
@@ -53,6 +55,9 @@ export function buildDeps(
     idempotency: new DynamoIdempotencyStore(d),
     jobs: new DynamoJobRepository(d),
     commissaire: new DynamoCommissaireRepository(d),
+    drydock: new DynamoDrydockRepository(d),
+    // Locally s3rver (the local stack sets S3_ENDPOINT and BOOTDATA_BUCKET); on AWS the stack's bucket.
+    blobs: new S3BlobStore({ bucket: env.BOOTDATA_BUCKET ?? 'slipway-bootdata', endpoint: env.S3_ENDPOINT, region: env.AWS_REGION }),
     secrets: secretBox(env),
     // Locally (DynamoDB Local) the workflow runner waits in-process; on AWS, Step Functions.
     callbacks: env.DYNAMODB_ENDPOINT ? localCallbacks : new SfnTaskCallbacks(),

@@ -24,6 +24,15 @@
  *   commissaire lists          GSI3PK=COMM#CLUSTERS | COMM#HOSTS | COMM#NETWORKS | COMM#CONTAINERMANAGERS
  *                              GSI3SK=<name or address>
  *   node by address            (no key yet: the node list filtered; see DynamoNodeRepository.getByAddress)
+ *   drydock task               PK=DDTASK#<id>               SK=META   (whole record, version for CAS)
+ *   its status messages        PK=DDTASK#<id>               SK=MSG#<monotonic ULID>   (insertion order)
+ *   its build data             PK=DDTASK#<id>               SK=BUILD#<collected>#<node>#<ULID>
+ *   build data of a node       GSI1PK=DD#BUILD#<node>       GSI1SK=<collected>#<task id>#<ULID>
+ *   drydock tasks, all         GSI3PK=DD#TASKS              GSI3SK=<created ISO>#<task id>
+ *   drydock site task slots    PK=DDSITE#<site>             SK=SLOTS  (string set `holders`)
+ *   drydock design / parts     PK=DDDESIGN#<id>             SK=META | PART#<part id>
+ *   boot-action context        PK=DDBANODE#<node>           SK=META   (one per node, replaced per deploy)
+ *   boot-action row            PK=DDBA#<action ULID>        SK=META
  */
 export const TABLE_KEYS = { partitionKey: 'PK', sortKey: 'SK' } as const;
 

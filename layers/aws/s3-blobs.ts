@@ -1,0 +1,99 @@
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { BlobStore } from '#core/drydock/store.ts';
+
+export interface S3BlobSettings {
+  bucket: string;
+  /** Set locally (s3rver); unset on AWS. */
+  endpoint?: string;
+  region?: string;
+}
+
+/**
+ * Per-process counters of S3 requests (by command), read by `npm run bench` to report S3
+ * operations per node, like `dynamoStats`. Counted at the deserialize step, i.e. per request
+ * actually sent: presigning runs the same command through the stack but stops before sending,
+ * so presigned URLs are counted apart (`presigns`).
+ */
+export const s3Stats = {
+  calls: new Map<string, number>(),
+  presigns: 0,
+  reset(): void {
+    this.calls.clear();
+    this.presigns = 0;
+  },
+};
+
+function makeS3(s: S3BlobSettings): S3Client {
+  const client = new S3Client({
+    // On AWS the SDK finds the region itself (Lambda sets AWS_REGION).
+    ...(s.region ? { region: s.region } : {}),
+    ...(s.endpoint
+      ? {
+          endpoint: s.endpoint,
+          region: 'us-east-1',
+          // s3rver serves buckets by path only and knows one account, S3RVER (it checks the key
+          // id, not the SigV4 signature), so any other key id is InvalidAccessKeyId.
+          forcePathStyle: true,
+          credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+          // s3rver predates the default CRC checksums of newer SDKs.
+          requestChecksumCalculation: 'WHEN_REQUIRED' as const,
+          responseChecksumValidation: 'WHEN_REQUIRED' as const,
+        }
+      : {}),
+  });
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = context.commandName ?? 'unknown';
+      s3Stats.calls.set(name, (s3Stats.calls.get(name) ?? 0) + 1);
+      return next(args);
+    },
+    { step: 'deserialize', name: 'slipwayS3Stats' },
+  );
+  return client;
+}
+
+/** A missing object (or bucket): S3 answers NoSuchKey / NoSuchBucket, a HEAD-like 404 NotFound. */
+function isMissing(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return err.name === 'NoSuchKey' || err.name === 'NoSuchBucket' || err.name === 'NotFound' || status === 404;
+}
+
+/** The bootdata bucket on S3 (s3rver locally). */
+export class S3BlobStore implements BlobStore {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+
+  constructor(s: S3BlobSettings) {
+    this.client = makeS3(s);
+    this.bucket = s.bucket;
+  }
+
+  async put(key: string, body: Uint8Array, contentType: string): Promise<void> {
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+  }
+
+  get(key: string): Promise<Buffer | undefined> {
+    return this.read(this.bucket, key);
+  }
+
+  presignGet(key: string, ttlSeconds: number): Promise<string> {
+    s3Stats.presigns++;
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
+  }
+
+  getS3Url(bucket: string, key: string): Promise<Buffer | undefined> {
+    return this.read(bucket, key);
+  }
+
+  private async read(bucket: string, key: string): Promise<Buffer | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
+  }
+}
