@@ -7,7 +7,7 @@
  * unknown path or a wrong method is answered by the surface in its own error format (API
  * Gateway's own 404 body would break the upstream clients' error handling).
  */
-export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire';
+export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire' | 'bootactions';
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
 
 export interface RouteSpec {
@@ -144,6 +144,24 @@ const SURFACES: SurfaceDef[] = [
       ['DELETE', '/api/v0/containermanager/{name}'],
     ],
     catchAll: ['/api/v0', '/api/v0/{proxy+}'],
+  },
+  {
+    // Drydock boot actions (upstream-apis.md §1.6): deploying nodes authenticate with their
+    // X-Bootaction-Key, not a token. Upstream's code shapes are canonical, the seed's
+    // `/bootdata/…` and `/bootaction/…` aliases. A trailing slash (the Go baclient posts to
+    // `…/{id}/`) reaches the catch-all and is dispatched by the surface (`trailingSlash`).
+    fn: 'bootactions',
+    jsonSuffix: false,
+    routes: [
+      ['GET', '/api/v1.0/bootactions/nodes/{hostname}'],
+      ['GET', '/api/v1.0/bootactions/nodes/{hostname}/units', 'none'],
+      ['GET', '/api/v1.0/bootactions/nodes/{hostname}/files', 'none'],
+      ['GET', '/api/v1.0/bootdata/{hostname}/units', 'none'],
+      ['GET', '/api/v1.0/bootdata/{hostname}/files', 'none'],
+      ['POST', '/api/v1.0/bootactions/{action_id}', 'none'],
+      ['POST', '/api/v1.0/bootaction/{action_id}', 'none'],
+    ],
+    catchAll: ['/api/v1.0/bootactions/{proxy+}', '/api/v1.0/bootdata/{proxy+}', '/api/v1.0/bootaction/{proxy+}'],
   },
 ];
 

@@ -5,7 +5,7 @@ import { DomainError } from '#core/errors.ts';
  * errors become HTTP. Non-domain errors are internal: the client gets a bare 500 and the
  * details go to the log with the request id.
  */
-export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock' | 'commissaire';
+export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock' | 'falcon' | 'commissaire';
 
 export interface RenderedError {
   statusCode: number;
@@ -52,6 +52,10 @@ export function renderError(style: ErrorStyle, err: unknown): RenderedError {
       break;
     case 'drydock':
       body = { type: 'error', message, retry: statusCode === 503, code: `${statusCode} ${PHRASES[statusCode] ?? ''}`.trim() };
+      break;
+    case 'falcon':
+      // Drydock's boot-action resources raise falcon's own HTTP errors (upstream-apis.md §1.2).
+      body = { title: `${statusCode} ${PHRASES[statusCode] ?? ''}`.trim(), description: message };
       break;
     default:
       body = { error_code: statusCode, error_message: message, error_name: name };

@@ -42,7 +42,10 @@ export interface Request {
   path: Record<string, string>;
   query: Record<string, string>;
   headers: Record<string, string>;
-  /** Parsed JSON body; undefined when the request had none. */
+  /**
+   * Parsed JSON body; undefined when the request had none. On a `rawBody` route, the body as
+   * text, unparsed and whatever its Content-Type (undefined when there is none).
+   */
   body: unknown;
   requestId: string;
   sourceIp: string;
@@ -50,7 +53,13 @@ export interface Request {
 
 export interface Reply {
   statusCode: number;
+  /** Sent as JSON. */
   body?: unknown;
+  /**
+   * Sent as it is instead of `body`, with its own Content-Type: text as text, bytes base64
+   * encoded for API Gateway (`isBase64Encoded`), which hands the client the bytes.
+   */
+  raw?: { body: string | Uint8Array; contentType: string };
   headers?: Record<string, string>;
 }
 
@@ -79,12 +88,25 @@ export interface SurfaceOptions {
    * such a request reaches the surface's catch-all and is dispatched here on the path without it.
    */
   trailingSlash?: boolean;
+  /**
+   * Route keys whose request body is not JSON (YAML documents, or a body the route checks itself):
+   * `req.body` is the text, with no Content-Type check and no parsing.
+   */
+  rawBody?: readonly string[];
 }
 
 export const ok = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 200, body, headers });
 export const created = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 201, body, headers });
 export const accepted = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 202, body, headers });
 export const noContent = (): Reply => ({ statusCode: 204 });
+/** 200 with a non-JSON body (a tarball, plain text). */
+export const raw = (body: string | Uint8Array, contentType: string, headers?: Record<string, string>): Reply => ({
+  statusCode: 200,
+  raw: { body, contentType },
+  headers,
+});
+/** 302 Found to `location`, no body. */
+export const redirect = (location: string, headers?: Record<string, string>): Reply => ({ statusCode: 302, headers: { ...headers, Location: location } });
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -98,10 +120,11 @@ function header(event: HttpEvent, name: string): string | undefined {
   return event.headers?.[name] ?? undefined;
 }
 
-function parseBody(event: HttpEvent): unknown {
+function parseBody(event: HttpEvent, asText: boolean): unknown {
   if (event.body === undefined || event.body === null || event.body === '') return undefined;
   const raw = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
   if (Buffer.byteLength(raw) > MAX_BODY_BYTES) throw new PayloadTooLargeError('Request body is larger than 1 MiB');
+  if (asText) return raw;
   if (raw.trim() === '') return undefined;
   const ctype = header(event, 'content-type');
   if (ctype && !/\bjson\b/i.test(ctype)) {
@@ -185,13 +208,15 @@ export function surface(
     const method = event.requestContext.http.method.toUpperCase();
     let key = event.routeKey.replace(/\.json$/, '');
     const auth = principalOf(event);
-    if (!auth && !options.anonymous?.includes(key)) {
-      throw new UnauthorizedError('Authentication required: send a valid X-Auth-Token header');
-    }
     let params = (event.pathParameters ?? {}) as Record<string, string>;
     if (!routes[key]) {
       const viaSlash = slashRoute(method, event.rawPath);
       if (viaSlash) ({ key, params } = viaSlash);
+    }
+    // After the slash dispatch: an anonymous route reached with a trailing slash stays anonymous.
+    const anonymous = options.anonymous?.includes(key) === true;
+    if (!auth && !anonymous) {
+      throw new UnauthorizedError('Authentication required: send a valid X-Auth-Token header');
     }
     const handler = routes[key];
     if (!handler) fallback(method, event.rawPath);
@@ -202,7 +227,8 @@ export function surface(
       if (path[last]?.endsWith('.json')) path[last] = path[last].slice(0, -5);
     }
     checkAccept(event);
-    checkRole(auth, method, options.roles);
+    // Anonymous routes authenticate by other means (a node key), whatever token came along.
+    if (!anonymous) checkRole(auth, method, options.roles);
     const req: Request = {
       get deps() {
         return deps();
@@ -213,7 +239,7 @@ export function surface(
       path,
       query: { ...(event.queryStringParameters ?? {}) } as Record<string, string>,
       headers: { ...(event.headers ?? {}) } as Record<string, string>,
-      body: parseBody(event),
+      body: parseBody(event, options.rawBody?.includes(key) === true),
       requestId: state.requestId,
       sourceIp: event.requestContext.http.sourceIp,
     };
@@ -271,6 +297,12 @@ function requestIdHeaders(id: string): Record<string, string> {
 
 function toResult(reply: Reply, state: State, alwaysJson: boolean): HttpResult {
   const headers: Record<string, string> = { ...state.extraHeaders, ...requestIdHeaders(state.requestId), ...(reply.headers ?? {}) };
+  if (reply.raw) {
+    headers['Content-Type'] = reply.raw.contentType;
+    const { body } = reply.raw;
+    if (typeof body === 'string') return { statusCode: reply.statusCode, headers, body };
+    return { statusCode: reply.statusCode, headers, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64'), isBase64Encoded: true };
+  }
   if (reply.body === undefined || reply.statusCode === 204) return { statusCode: reply.statusCode, headers, body: '' };
   if (alwaysJson) headers['Content-Type'] = 'application/json';
   headers['Content-Type'] ??= 'application/json';

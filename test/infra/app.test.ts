@@ -11,7 +11,7 @@ import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts'
 import { buildApp, type SlipwayApp } from '../../infra/app.ts';
 import { REPO_ROOT, type SlipwayFunction, TABLE_ACTIONS } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
-import { CLUSTER_OPERATION_STARTERS, LEASE_WRITERS } from '../../infra/stacks/api-stack.ts';
+import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, LEASE_WRITERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
 import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
 import { EVENT_BUS_NAME } from '../../infra/stacks/stateful-stack.ts';
 import {
@@ -141,15 +141,23 @@ describe('CDK app', () => {
         }
       }
       const xray = ['AwsSolutions-IAM5[Resource::*]'];
-      const anonymous = routes.filter((r) => r.auth === 'none').map((r) => `SlipwayApi/Api/${r.method}-${r.path.replaceAll('/', '-')}`);
+      // CDK names a route `<METHOD><path with each / as -->`.
+      const anonymous = routes.filter((r) => r.auth === 'none').map((r) => `SlipwayApi/Api/${r.method}${r.path.replaceAll('/', '--')}`);
       const leaseEventsFnId = idOf(built.lifecycle, built.lifecycle.leaseEventsFunction.fn);
+      const callbacks = 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:slipway-*]';
+      // The bootdata bucket's objects, named by the stateful stack's export of its ARN.
+      const bootdataExport = (
+        grantsOf(fnStatements(built.api, built.api.surfaces.get('bootactions')!), 's3:')[0]!.resource as { 'Fn::Join': [string, [{ 'Fn::ImportValue': string }, string]] }
+      )['Fn::Join'][1][0]['Fn::ImportValue'];
       const clusterOperationsFnId = idOf(built.commissaire, built.commissaire.clusterOperationsFunction.fn);
       expect(acks).toEqual({
         'SlipwayStateful/AccessLogs': ['AwsSolutions-S1'],
         'SlipwayApi/AuthorizerFn/Role': xray,
         ...Object.fromEntries(functionNames.map((n) => [`SlipwayApi/${n[0]!.toUpperCase()}${n.slice(1)}Fn/Role`, xray])),
         // The agent answers Step Functions task tokens of the slipway-* workflows.
-        'SlipwayApi/AgentFn/Role': [...xray, 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:slipway-*]'],
+        'SlipwayApi/AgentFn/Role': [...xray, callbacks],
+        // Boot-action reports answer the deploy step's token; bootdata is read from (and presigned for) any object of the bucket.
+        'SlipwayApi/BootactionsFn/Role': [...xray, callbacks, `AwsSolutions-IAM5[Resource::${bootdataExport}/*]`],
         // Lease writers manage one schedule per lease event in the lease-event group.
         'SlipwayApi/BlazarFn/Role': [...xray, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${LEASE_EVENTS_SCHEDULE_GROUP}/*]`],
         ...Object.fromEntries(anonymous.map((p) => [p, ['AwsSolutions-APIG4']])),
@@ -258,7 +266,7 @@ describe('CDK app', () => {
       }
     });
 
-    it('lets only Ironic and Commissaire seal (kms:Encrypt) and only the agent API and Commissaire open (kms:Decrypt) secrets, with the stateful key', () => {
+    it('lets only Ironic and Commissaire seal (kms:Encrypt) and only the agent API, Commissaire and the boot actions open (kms:Decrypt) secrets, with the stateful key', () => {
       const kmsActions = (f: SlipwayFunction) => {
         const policy = apiResources[idOf(built.api, f.role.node.findChild('DefaultPolicy'))]!;
         const statements = (policy.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement;
@@ -268,7 +276,15 @@ describe('CDK app', () => {
       for (const name of functionNames) {
         const fn = built.api.surfaces.get(name)!;
         // Commissaire seals SSH keys and opens them for GET /api/v0/host/{IP}/creds (admins).
-        const want = name === 'ironic' ? ['kms:Encrypt'] : name === 'agent' ? ['kms:Decrypt'] : name === 'commissaire' ? ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'] : undefined;
+        // The boot-action admin view opens the node key.
+        const want =
+          name === 'ironic'
+            ? ['kms:Encrypt']
+            : name === 'agent' || name === 'bootactions'
+              ? ['kms:Decrypt']
+              : name === 'commissaire'
+                ? ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt']
+                : undefined;
         expect(kmsActions(fn), name).toEqual(want ? [{ actions: want, resource: keyRef }] : []);
         const env = (apiResources[idOf(built.api, fn.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         if (want) expect(env.SECRETS_KMS_KEY_ID, name).toEqual(keyRef);
@@ -278,6 +294,33 @@ describe('CDK app', () => {
       const keys = stateful.findResources('AWS::KMS::Key');
       expect(Object.values(keys)).toHaveLength(1);
       expect(Object.values(keys)[0]).toMatchObject({ DeletionPolicy: 'Retain', Properties: { EnableKeyRotation: true } });
+    });
+
+    it('lets only the bootdata readers read (and presign) bootdata objects, s3:GetObject on the bucket\'s objects, named by BOOTDATA_BUCKET', () => {
+      expect(BOOTDATA_READERS).toEqual(['bootactions']);
+      const bucketArn = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata.*Arn/) };
+      for (const name of functionNames) {
+        const f = built.api.surfaces.get(name)!;
+        const s3 = grantsOf(fnStatements(built.api, f), 's3:');
+        const env = envOf(built.api, f);
+        if (!BOOTDATA_READERS.includes(name)) {
+          expect(s3, name).toEqual([]);
+          expect(env.BOOTDATA_BUCKET, name).toBeUndefined();
+          continue;
+        }
+        expect(s3, name).toEqual([{ actions: ['s3:GetObject'], resource: { 'Fn::Join': ['', [bucketArn, '/*']] } }]);
+        expect(env.BOOTDATA_BUCKET, name).toEqual({ 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata/) });
+      }
+      expect(grantsOf(fnStatements(built.api, built.api.authorizerFunction), 's3:')).toEqual([]);
+    });
+
+    it('lets exactly the task-token answerers answer tokens, the boot actions with success only', () => {
+      const arn = formattedArn('states', 'stateMachine:slipway-*');
+      for (const name of functionNames) {
+        const want = TASK_TOKEN_ANSWERERS[name];
+        expect(grantsOf(fnStatements(built.api, built.api.surfaces.get(name)!), 'states:SendTask'), name).toEqual(want ? [{ actions: [...want], resource: arn }] : []);
+      }
+      expect(TASK_TOKEN_ANSWERERS.bootactions).toEqual(['states:SendTaskSuccess']);
     });
 
     it('grants table access by need: authorizer read-only, surfaces as TABLE_ACCESS says', () => {

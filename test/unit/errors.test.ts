@@ -10,7 +10,7 @@ import {
 } from '../../layers/core/errors.ts';
 import { type ErrorStyle, renderError } from '../../layers/http/errors.ts';
 
-const STYLES: ErrorStyle[] = ['blazar', 'sahara', 'ironic', 'drydock'];
+const STYLES: ErrorStyle[] = ['blazar', 'sahara', 'ironic', 'drydock', 'falcon'];
 
 const parse = (body: string) => JSON.parse(body) as Record<string, unknown>;
 
@@ -65,6 +65,28 @@ describe('renderError: drydock', () => {
   });
 });
 
+describe('renderError: falcon (Drydock boot-action routes)', () => {
+  it('renders {title: "<status> <phrase>", description} and nothing else', () => {
+    const r = renderError('falcon', new NotFoundError('Error locating boot action for node01'));
+    expect(r.statusCode).toBe(404);
+    expect(r.headers['Content-Type']).toBe('application/json');
+    expect(parse(r.body)).toEqual({ title: '404 Not Found', description: 'Error locating boot action for node01' });
+    expect(parse(renderError('falcon', new ConflictError('Action X status finalized, not available for update.')).body)).toEqual({
+      title: '409 Conflict',
+      description: 'Action X status finalized, not available for update.',
+    });
+  });
+
+  it("keeps a 401's WWW-Authenticate challenge", () => {
+    const err = new UnauthorizedError('No X-Bootaction-Key');
+    err.headers = { 'WWW-Authenticate': 'Bootaction-Key' };
+    const r = renderError('falcon', err);
+    expect(r.statusCode).toBe(401);
+    expect(r.headers).toMatchObject({ 'Content-Type': 'application/json', 'WWW-Authenticate': 'Bootaction-Key' });
+    expect(parse(r.body)).toEqual({ title: '401 Unauthorized', description: 'No X-Bootaction-Key' });
+  });
+});
+
 describe('renderError: headers', () => {
   it("adds a domain error's own headers (Allow on 405)", () => {
     for (const style of STYLES) {
@@ -112,6 +134,7 @@ describe('renderError: internal errors', () => {
       debuginfo: null,
     });
     expect(parse(renderError('drydock', new Error(secret)).body)).toMatchObject({ type: 'error', message: 'Internal Server Error', retry: false });
+    expect(parse(renderError('falcon', new Error(secret)).body)).toEqual({ title: '500 Internal Server Error', description: 'Internal Server Error' });
   });
 
   it('renders thrown non-Error values as a bare 500', () => {

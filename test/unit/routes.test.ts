@@ -8,6 +8,7 @@ import { handler as system } from '../../functions/api/system.ts';
 import { handler as agent } from '../../functions/api/agent.ts';
 import { handler as ironic } from '../../functions/api/ironic.ts';
 import { handler as commissaire } from '../../functions/api/commissaire.ts';
+import { handler as bootactions } from '../../functions/api/bootactions.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
 import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
@@ -25,6 +26,7 @@ const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpR
   agent: agent as never,
   ironic: ironic as never,
   commissaire: commissaire as never,
+  bootactions: bootactions as never,
 };
 
 /** `/api/v1.0` surfaces answer in Drydock's error shape, the others in Blazar/Sahara's. */
@@ -32,6 +34,11 @@ const DRYDOCK_STYLE = new Set<FunctionName>(['agent']);
 /** Commissaire: the bare reason phrase as text/html. */
 const PHRASE: Record<number, string> = { 401: 'Forbidden', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
 function expectError(fn: FunctionName, body: any, status: number, name: string): void {
+  if (fn === 'bootactions') {
+    // falcon's own errors, as upstream's boot-action resources raise them.
+    expect(body).toEqual({ title: expect.stringMatching(new RegExp(`^${status} `)), description: expect.any(String) });
+    return;
+  }
   if (fn === 'commissaire') {
     expect(body).toBe(PHRASE[status]);
     return;
@@ -93,7 +100,7 @@ async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number;
 
 describe('route table', () => {
   it('has one function per surface and only known methods', () => {
-    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'commissaire', 'ironic', 'native', 'system']);
+    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'bootactions', 'commissaire', 'ironic', 'native', 'system']);
     for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
   });
 
@@ -111,15 +118,26 @@ describe('route table', () => {
     }
   });
 
-  it('requires a token on every route except /healthz and Ironic version discovery', () => {
-    const open = new Set(['GET /healthz', 'GET /', 'GET /v1']);
+  it('requires a token on every route except /healthz, Ironic version discovery and the node-facing boot-action routes', () => {
+    const open = new Set([
+      'GET /healthz',
+      'GET /',
+      'GET /v1',
+      // Deploying nodes authenticate with their X-Bootaction-Key.
+      'GET /api/v1.0/bootactions/nodes/{hostname}/units',
+      'GET /api/v1.0/bootactions/nodes/{hostname}/files',
+      'GET /api/v1.0/bootdata/{hostname}/units',
+      'GET /api/v1.0/bootdata/{hostname}/files',
+      'POST /api/v1.0/bootactions/{action_id}',
+      'POST /api/v1.0/bootaction/{action_id}',
+    ]);
     for (const r of routes) expect(r.auth, `${r.method} ${r.path}`).toBe(open.has(`${r.method} ${r.path}`) ? 'none' : 'token');
   });
 
-  it('covers every path of a Blazar, native or Commissaire route with an ANY catch-all, so a wrong method gets the surface 405, not API Gateway\'s 404', () => {
+  it('covers every path of a Blazar, native, Commissaire or boot-action route with an ANY catch-all, so a wrong method gets the surface 405, not API Gateway\'s 404', () => {
     // e.g. DELETE /v1/leases.json: no route matches it, so API Gateway would answer {"message":"Not Found"}.
     const uncovered: string[] = [];
-    for (const r of routes.filter((x) => (x.fn === 'blazar' || x.fn === 'native' || x.fn === 'commissaire') && x.method !== 'ANY')) {
+    for (const r of routes.filter((x) => ['blazar', 'native', 'commissaire', 'bootactions'].includes(x.fn) && x.method !== 'ANY')) {
       const path = samplePath(r.path);
       const covered = routes.some((c) => c.fn === r.fn && c.method === 'ANY' && compileTemplate(c.path).match(path) !== undefined);
       if (!covered) uncovered.push(`${r.method} ${r.path}`);
@@ -127,10 +145,10 @@ describe('route table', () => {
     expect(uncovered).toEqual([]);
   });
 
-  it('sends every Commissaire path with a trailing slash to the Commissaire catch-all (the surface strips the slash)', () => {
-    for (const r of routes.filter((x) => x.fn === 'commissaire' && x.method !== 'ANY')) {
+  it('sends every Commissaire and boot-action path with a trailing slash to its surface\'s catch-all (the surface strips the slash)', () => {
+    for (const r of routes.filter((x) => (x.fn === 'commissaire' || x.fn === 'bootactions') && x.method !== 'ANY')) {
       const m = matchRoute(r.method, `${samplePath(r.path)}/`);
-      expect(m?.route, `${r.method} ${r.path}/`).toMatchObject({ fn: 'commissaire', method: 'ANY' });
+      expect(m?.route, `${r.method} ${r.path}/`).toMatchObject({ fn: r.fn, method: 'ANY' });
     }
   });
 
@@ -164,9 +182,9 @@ describe.each(functionNames)('surface %s', (fn) => {
       expect(res.status, `${r.method} ${r.path}`).toBe(405);
       expectError(fn, res.body, 405, 'METHOD_NOT_ALLOWED');
       expect(res.headers.allow?.split(', '), `${r.method} ${r.path}`).toContain(r.method);
-      if (fn !== 'commissaire') continue;
+      if (fn !== 'commissaire' && fn !== 'bootactions') continue;
       // With a trailing slash too (the surface matches the path without it).
-      const slash = await invoke(fn, event('TRACE', 'ANY /api/v0/{proxy+}', `${samplePath(r.path)}/`, READER));
+      const slash = await invoke(fn, event('TRACE', 'ANY /probe/{proxy+}', `${samplePath(r.path)}/`, READER));
       expect(slash.status, `${r.method} ${r.path}/`).toBe(405);
       expect(slash.headers.allow?.split(', '), `${r.method} ${r.path}/`).toContain(r.method);
     }
