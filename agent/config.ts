@@ -50,6 +50,18 @@ export const AgentConfig = z.strictObject({
       max_output_bytes: z.number().int().min(1024).max(1024 * 1024).default(64 * 1024),
     })
     .prefault({}),
+  /**
+   * Drydock deploys: a command the agent runs before it sets PXE and power-cycles the node, with
+   * the node's boot-action info as JSON on stdin (`node_name`, `task_id`, `action_key`,
+   * `report_url`, `actions`, `packages`) — where the site's install pipeline learns the node key
+   * (upstream hands it over as a MaaS tag). A non-zero exit fails the deploy of that node.
+   */
+  deploy_hook: z
+    .strictObject({
+      command: z.array(z.string().min(1)).min(1),
+      timeout_seconds: z.number().min(1).max(3600).default(120),
+    })
+    .optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { token: string };
 

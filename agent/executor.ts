@@ -13,6 +13,8 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *   power_state     {}                                 → { power_state }
  *   boot_device     { boot_device, persistent }        → { boot_device, persistent }
  *   vendor          { method, args }                   → the method's answer
+ *   deploy_node     { bootaction? }                    → { boot_device: 'pxe', power_state, hook? }
+ *                   (Drydock: the deploy hook gets `bootaction`, then PXE next boot and a power cycle)
  *   ssh_investigate { ssh }                            → { os, cpus, memory, space, host_key_sha256 }
  *   ssh_run         { ssh, commands, timeout_seconds? } → { results: [{ command, exit_code, stdout, stderr }], host_key_sha256 }
  *
@@ -71,6 +73,8 @@ export function parseJob(kind: string, payload: Record<string, unknown>): Parsed
 export interface Executors {
   makeDriver: DriverFactory;
   ssh: SshOptions;
+  /** Runs the configured deploy hook with the node's boot-action info (absent: no hook). */
+  deployHook?: (info: Record<string, unknown>) => Promise<{ exit_code: number }>;
 }
 
 /** The agent config's SSH section as driver options. */
@@ -107,6 +111,13 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
     }
     case 'vendor':
       return driver.vendor(String(payload.method), (payload.args as Record<string, unknown>) ?? {});
+    case 'deploy_node': {
+      const info = payload.bootaction;
+      let hook: { exit_code: number } | undefined;
+      if (executors.deployHook && info && typeof info === 'object') hook = await executors.deployHook(info as Record<string, unknown>);
+      await driver.setBootDevice('pxe', false);
+      return { boot_device: 'pxe', power_state: await driver.setPowerState('rebooting'), ...(hook ? { hook } : {}) };
+    }
     default:
       throw new JobInputError(`unknown job kind ${kind}`);
   }
@@ -121,6 +132,7 @@ export function describeFailure(err: unknown): string {
   if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
   else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
   else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
+  else if (err instanceof Error && err.name === 'DeployHookError') text = err.message;
   else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;
 }

@@ -2,6 +2,7 @@ import { MAX_CLAIM } from '#core/agent/jobs.ts';
 import { log } from '#core/util/log.ts';
 import { AgentApi, ApiError, ApiUnavailableError, type ClaimedJob } from './api.ts';
 import type { AgentConfig } from './config.ts';
+import { deployHook } from './deploy-hook.ts';
 import { describeFailure, type DriverFactory, type Executors, execute, type ParsedJob, parseJob, serialKey, sshOptions } from './executor.ts';
 
 /**
@@ -29,7 +30,7 @@ export class Agent {
     makeDriver: DriverFactory,
   ) {
     this.api = new AgentApi(config.api_url, config.token);
-    this.executors = { makeDriver, ssh: sshOptions(config) };
+    this.executors = { makeDriver, ssh: sshOptions(config), ...(config.deploy_hook ? { deployHook: deployHook(config.deploy_hook) } : {}) };
   }
 
   start(): void {

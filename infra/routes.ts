@@ -7,7 +7,7 @@
  * unknown path or a wrong method is answered by the surface in its own error format (API
  * Gateway's own 404 body would break the upstream clients' error handling).
  */
-export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire' | 'bootactions';
+export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire' | 'bootactions' | 'drydock';
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
 
 export interface RouteSpec {
@@ -162,6 +162,35 @@ const SURFACES: SurfaceDef[] = [
       ['POST', '/api/v1.0/bootaction/{action_id}', 'none'],
     ],
     catchAll: ['/api/v1.0/bootactions/{proxy+}', '/api/v1.0/bootdata/{proxy+}', '/api/v1.0/bootaction/{proxy+}'],
+  },
+  {
+    // Drydock (upstream-apis.md §1.1) at the server root, as its client requires (it drops any
+    // path in DD_URL). Its catch-all is the least specific route of `/api/v1.0`, so the agent and
+    // boot-action surfaces keep theirs.
+    fn: 'drydock',
+    jsonSuffix: false,
+    routes: [
+      ['GET', '/versions', 'none'],
+      ['GET', '/api/v1.0/health', 'none'],
+      ['GET', '/api/v1.0/health/extended'],
+      ['GET', '/api/v1.0/tasks'],
+      ['POST', '/api/v1.0/tasks'],
+      ['DELETE', '/api/v1.0/tasks'],
+      ['GET', '/api/v1.0/tasks/{task_id}'],
+      ['GET', '/api/v1.0/tasks/{task_id}/builddata'],
+      ['GET', '/api/v1.0/nodes'],
+      ['GET', '/api/v1.0/nodes/{hostname}/builddata'],
+      ['POST', '/api/v1.0/nodefilter'],
+      ['POST', '/api/v1.0/validatedesign'],
+      ['GET', '/api/v1.0/designs'],
+      ['POST', '/api/v1.0/designs'],
+      ['GET', '/api/v1.0/designs/{design_id}'],
+      ['POST', '/api/v1.0/designs/{design_id}/parts'],
+      ['GET', '/api/v1.0/designs/{design_id}/parts'],
+      ['GET', '/api/v1.0/designs/{design_id}/parts/{kind}'],
+      ['GET', '/api/v1.0/designs/{design_id}/parts/{kind}/{name}'],
+    ],
+    catchAll: ['/api/v1.0', '/api/v1.0/{proxy+}'],
   },
 ];
 

@@ -11,6 +11,9 @@ import { LEASE_EVENT_TASKS } from '../workflows/lease-events.ts';
 import { CLUSTER_OP_TASKS } from '../workflows/cluster-operations.ts';
 import { runOperationStep } from '../../functions/workflows/cluster-operations.ts';
 import type { OperationRunner } from '#core/commissaire/operations.ts';
+import type { TaskRunner } from '#core/drydock/store.ts';
+import { DRYDOCK_TASK_STATES } from '../workflows/drydock-tasks.ts';
+import { runDrydockStep } from '../../functions/workflows/drydock-tasks.ts';
 
 /**
  * Lease timing and the lease-event workflow inside `npm start` (DESIGN.md §8), doing what
@@ -81,7 +84,15 @@ export class LocalStateMachineRunner {
     this.stats.executions++;
     const handlers: Record<string, (input: unknown) => Promise<never>> = {};
     for (const t of this.spec.tasks) handlers[t] = (i) => this.spec.step(i) as Promise<never>;
-    for (const t of this.spec.callbackTasks) handlers[t] = (i) => this.callbackTask(i as Record<string, unknown>);
+    for (const t of this.spec.callbackTasks) {
+      handlers[t] = (i) => {
+        const p = this.callbackTask(i as Record<string, unknown>);
+        // An execution that timed out, failed or was aborted no longer awaits its Task: its
+        // late rejection (the stop fails waiting tokens) must not be an unhandled one.
+        p.catch(() => undefined);
+        return p;
+      };
+    }
     const exec = this.machine.run(input as never, {
       noThrowOnAbort: true,
       // `$$.Task.Token` must resolve; each callback Task makes its own token below.
@@ -198,6 +209,36 @@ export class LocalOperationRunner implements OperationRunner {
   }
 }
 
+/** Drydock tasks locally: the TaskRunner port on a LocalStateMachineRunner. */
+export class LocalTaskRunner implements TaskRunner {
+  readonly runner: LocalStateMachineRunner;
+
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks) {
+    const S = DRYDOCK_TASK_STATES;
+    this.runner = new LocalStateMachineRunner(
+      {
+        asl,
+        tasks: [S.prepare, S.acquire, S.siteAction, S.nodeStep, S.nodeFailed, S.finalize],
+        callbackTasks: [S.nodeJob, S.nodeReports],
+        step: (input) => runDrydockStep(deps(), input),
+      },
+      callbacks,
+    );
+  }
+
+  get stats(): WorkflowStats {
+    return this.runner.stats;
+  }
+
+  async start(input: { task_id: string }, name: string): Promise<void> {
+    this.runner.start(input, name, input);
+  }
+
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+}
+
 /** One timer per pending event: the local EventBridge Scheduler. */
 export class LocalEventScheduler implements EventScheduler {
   private readonly timers = new Map<string, { ref: LeaseEventRef; timer: NodeJS.Timeout }>();
@@ -270,6 +311,8 @@ export interface LocalLifecycleOptions {
   asl: Record<string, unknown>;
   /** The cluster-operation workflow's ASL. */
   operationsAsl: Record<string, unknown>;
+  /** The Drydock task workflow's ASL. */
+  tasksAsl: Record<string, unknown>;
   clock: Clock;
   callbacks: LocalTaskCallbacks;
   webhook?: string;
@@ -283,6 +326,7 @@ export class LocalLifecycle {
   readonly scheduler: LocalEventScheduler;
   readonly notifier: LocalNotifier;
   readonly operations: LocalOperationRunner;
+  readonly tasks: LocalTaskRunner;
   private deps?: Ports;
   private sweepTimer?: NodeJS.Timeout;
   private sweeps = 0;
@@ -294,11 +338,12 @@ export class LocalLifecycle {
     });
     this.notifier = new LocalNotifier(opts.webhook);
     this.operations = new LocalOperationRunner(opts.operationsAsl, () => this.requireDeps(), opts.callbacks);
+    this.tasks = new LocalTaskRunner(opts.tasksAsl, () => this.requireDeps(), opts.callbacks);
     if (isAdjustable(opts.clock)) opts.clock.onChange(() => this.scheduler.rearmAll());
   }
 
-  ports(): Pick<Ports, 'scheduler' | 'runner' | 'notifier' | 'operations'> {
-    return { scheduler: this.scheduler, runner: this.runner, notifier: this.notifier, operations: this.operations };
+  ports(): Pick<Ports, 'scheduler' | 'runner' | 'notifier' | 'operations' | 'tasks'> {
+    return { scheduler: this.scheduler, runner: this.runner, notifier: this.notifier, operations: this.operations, tasks: this.tasks };
   }
 
   bind(deps: Ports): void {
@@ -321,6 +366,11 @@ export class LocalLifecycle {
     }
     const result = await sweepEvents(deps, { staleMs: 0 });
     if (result.started > 0) log.info('lease events due while the stack was stopped are running now', { started: result.started });
+    // Drydock tasks whose workflow the stop interrupted run again (every step is safe to
+    // repeat); otherwise they would hold their site's slot, and block its queue, for ever.
+    const interrupted = (await deps.drydock.listTasks()).filter((t) => t.parent_task_id === null && (t.status === 'queued' || t.status === 'running'));
+    for (const t of interrupted) await this.tasks.start({ task_id: t.task_id }, `${t.task_id}-resumed-${deps.clock.now().getTime()}`);
+    if (interrupted.length > 0) log.info('drydock tasks interrupted by the last stop are running again', { tasks: interrupted.length });
     this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 60_000);
     this.sweepTimer.unref();
     return result;
@@ -345,5 +395,6 @@ export class LocalLifecycle {
     this.scheduler.stop();
     await this.runner.stop();
     await this.operations.runner.stop();
+    await this.tasks.runner.stop();
   }
 }

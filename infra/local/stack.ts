@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import S3rver from 's3rver';
 import { buildDeps, localCallbacks, setDeps, systemClock } from '#aws/deps.ts';
 import type { Clock } from '#core/ports.ts';
-import { synthClusterOperationsAsl, synthLeaseEventsAsl } from '../workflows/asl.ts';
+import { synthClusterOperationsAsl, synthDrydockTasksAsl, synthLeaseEventsAsl } from '../workflows/asl.ts';
 import { LocalLifecycle } from './lifecycle.ts';
 import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
@@ -94,6 +94,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       // The workflow definition CDK deploys, synthesized now and run in-process.
       asl: synthLeaseEventsAsl(),
       operationsAsl: synthClusterOperationsAsl(),
+      tasksAsl: synthDrydockTasksAsl({ ...process.env, ...env }),
       clock,
       callbacks: localCallbacks,
       webhook: process.env.SLIPWAY_NOTIFY_WEBHOOK || undefined,
@@ -119,6 +120,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
 
     const { server, url } = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
     stoppers.push(() => closeServer(server));
+    // Deploying nodes report to this stack unless the operator named another address.
+    if (!env.SLIPWAY_DRYDOCK_REPORT_URL && !process.env.SLIPWAY_DRYDOCK_REPORT_URL) deps.config.drydock.reportUrl = `${url}/api/v1.0/bootactions/`;
     // Events due while the stack was stopped run now; the rest get their timers.
     await lifecycle.start();
     stoppers.push(() => lifecycle.stop());

@@ -34,6 +34,7 @@ const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
   ironic: 'RW',
   commissaire: 'RW', // hostset changes are transactions over the cluster and its hosts
   bootactions: 'RW', // reports append task messages and finalize actions with conditional writes
+  drydock: 'RW', // tasks, designs; the workflow does the rest
 };
 
 /**

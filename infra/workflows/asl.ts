@@ -8,6 +8,7 @@ import { type CfnStateMachine, type DefinitionBody, StateMachine } from 'aws-cdk
 import { LEASE_EVENTS_TIMEOUT } from '../stacks/lifecycle-stack.ts';
 import { LEASE_EVENTS_STATE_MACHINE_NAME, leaseEventsBody } from './lease-events.ts';
 import { CLUSTER_OPERATIONS_STATE_MACHINE_NAME, CLUSTER_OPERATIONS_TIMEOUT, clusterOperationsBody } from './cluster-operations.ts';
+import { deadlinesFrom, DRYDOCK_TASKS_STATE_MACHINE_NAME, DRYDOCK_TASKS_TIMEOUT, drydockTasksBody } from './drydock-tasks.ts';
 
 /**
  * The workflows as plain Amazon States Language, for the runs that are not Step
@@ -91,4 +92,10 @@ export function synthLeaseEventsAsl(): Record<string, unknown> {
 /** The Commissaire cluster-operation workflow's ASL. */
 export function synthClusterOperationsAsl(): Record<string, unknown> {
   return synthAsl(CLUSTER_OPERATIONS_STATE_MACHINE_NAME, clusterOperationsBody, CLUSTER_OPERATIONS_TIMEOUT);
+}
+
+/** The Drydock task workflow's ASL, its deadlines from `settings` (the stack's environment). */
+export function synthDrydockTasksAsl(settings: Record<string, string | undefined> = {}): Record<string, unknown> {
+  const deadlines = deadlinesFrom(settings);
+  return synthAsl(DRYDOCK_TASKS_STATE_MACHINE_NAME, (scope, fn) => drydockTasksBody(scope, fn, deadlines), DRYDOCK_TASKS_TIMEOUT);
 }

@@ -16,7 +16,7 @@ import { AesSecretBox, NoSecretBox } from './secrets.ts';
 import { SfnTaskCallbacks } from './sfn-callbacks.ts';
 import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import type { SecretBox } from '#core/secrets.ts';
-import { awsEventRunner, awsEventScheduler, awsNotifier, awsOperationRunner } from './lifecycle-aws.ts';
+import { awsEventRunner, awsEventScheduler, awsNotifier, awsOperationRunner, awsTaskRunner } from './lifecycle-aws.ts';
 
 /**
  * The composition root: builds the ports once per process from the environment. On AWS the
@@ -37,7 +37,7 @@ function secretBox(env: Record<string, string | undefined>): SecretBox {
 }
 
 /** What the local stack replaces: its timers, workflow runner and notifier instead of AWS's. */
-export type LifecyclePorts = Pick<Ports, 'scheduler' | 'runner' | 'notifier' | 'operations'>;
+export type LifecyclePorts = Pick<Ports, 'scheduler' | 'runner' | 'notifier' | 'operations' | 'tasks'>;
 
 export function buildDeps(
   env: Record<string, string | undefined> = process.env,
@@ -64,7 +64,13 @@ export function buildDeps(
   };
   return {
     ...base,
-    ...(lifecycle ? lifecycle(base) : { scheduler: awsEventScheduler(env), runner: awsEventRunner(env), notifier: awsNotifier(env), operations: awsOperationRunner(env) }),
+    ...(lifecycle ? lifecycle(base) : {
+          scheduler: awsEventScheduler(env),
+          runner: awsEventRunner(env),
+          notifier: awsNotifier(env),
+          operations: awsOperationRunner(env),
+          tasks: awsTaskRunner(env),
+        }),
   };
 }
 

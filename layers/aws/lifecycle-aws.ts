@@ -5,5 +5,5 @@
  * SCHEDULER_GROUP, SCHEDULER_ROLE_ARN, LEASE_EVENTS_STATE_MACHINE_ARN and EVENT_BUS_NAME.
  */
 export { awsEventScheduler } from './scheduler.ts';
-export { awsEventRunner, awsOperationRunner } from './sfn-runner.ts';
+export { awsEventRunner, awsOperationRunner, awsTaskRunner } from './sfn-runner.ts';
 export { awsNotifier } from './eventbridge-notifier.ts';

@@ -1,6 +1,7 @@
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { EventRunner } from '#core/leases/lifecycle.ts';
 import type { OperationRunner } from '#core/commissaire/operations.ts';
+import type { TaskRunner } from '#core/drydock/store.ts';
 import { lazyClient } from './lazy-client.ts';
 
 /** What the adapter needs of the client (a narrow seam for the unit test). */
@@ -43,5 +44,12 @@ export function awsEventRunner(env: Record<string, string | undefined>, client: 
 export function awsOperationRunner(env: Record<string, string | undefined>, client: StartExecutionClientLike = defaultClient): OperationRunner {
   return {
     start: (input, name) => startOnce(client, env, 'CLUSTER_OPERATIONS_STATE_MACHINE_ARN', 'cluster-operation', name, input),
+  };
+}
+
+/** Drydock task executions (named by task id). */
+export function awsTaskRunner(env: Record<string, string | undefined>, client: StartExecutionClientLike = defaultClient): TaskRunner {
+  return {
+    start: (input, name) => startOnce(client, env, 'DRYDOCK_TASKS_STATE_MACHINE_ARN', 'Drydock task', name, input),
   };
 }

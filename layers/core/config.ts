@@ -24,6 +24,28 @@ export interface Config {
   commissaireSite: string;
   /** Commands run over SSH per step and host OS (`SLIPWAY_COMMISSAIRE_COMMANDS`, JSON; see DEFAULT_COMMISSAIRE_COMMANDS). */
   commissaireCommands: CommissaireCommands;
+  /** Drydock (issue 5) settings, see `DrydockConfig`. */
+  drydock: DrydockConfig;
+}
+
+/** Drydock task and boot-action settings (upstream config group `timeouts`, `bootaction`). */
+export interface DrydockConfig {
+  /**
+   * The URL deploying nodes report to (`action.report_url` in templates and the admin view),
+   * e.g. `https://api.example.com/api/v1.0/bootactions/` (`SLIPWAY_DRYDOCK_REPORT_URL`). Locally
+   * the stack's own URL; on AWS the API's.
+   */
+  reportUrl: string;
+  /** Seconds a deploy waits for a node's final boot-action reports (`bootaction_final_status`, 15 min). */
+  bootactionFinalStatusSeconds: number;
+  /** Lifetime of a presigned bootdata URL (at most 300 s). */
+  bootdataUrlSeconds: number;
+  /** Top-level tasks of one site running at once (upstream: 1). */
+  siteConcurrency: number;
+  /** Nodes one task works on at once (the Map's MaxConcurrencyPath). */
+  nodeConcurrency: number;
+  /** Seconds one agent step (PXE, power cycle, BMC interrogation) may take. */
+  agentStepSeconds: number;
 }
 
 export type CommissaireStep = 'bootstrap' | 'deploy' | 'upgrade' | 'restart';
@@ -93,6 +115,15 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     eventRetryMinutes: intFromEnv(env, 'SLIPWAY_EVENT_RETRY_MINUTES', 10, 1),
     commissaireSite: (env.SLIPWAY_COMMISSAIRE_SITE ?? '').trim() || 'default',
     commissaireCommands: commandsFromEnv(env.SLIPWAY_COMMISSAIRE_COMMANDS),
+    drydock: {
+      reportUrl: (env.SLIPWAY_DRYDOCK_REPORT_URL ?? '').trim() || 'http://localhost:9000/api/v1.0/bootactions/',
+      bootactionFinalStatusSeconds: intFromEnv(env, 'SLIPWAY_BOOTACTION_FINAL_STATUS_SECONDS', 900, 1),
+      bootdataUrlSeconds: Math.min(300, intFromEnv(env, 'SLIPWAY_BOOTDATA_URL_SECONDS', 300, 1)),
+      siteConcurrency: intFromEnv(env, 'SLIPWAY_DRYDOCK_SITE_CONCURRENCY', 1, 1),
+      nodeConcurrency: intFromEnv(env, 'SLIPWAY_DRYDOCK_NODE_CONCURRENCY', 10, 1),
+      // Above the workflow's 300 s heartbeat: Step Functions wants the heartbeat inside the timeout.
+      agentStepSeconds: intFromEnv(env, 'SLIPWAY_DRYDOCK_AGENT_STEP_SECONDS', 900, 301),
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import type { Config } from './config.ts';
 import type { TaskCallbacks } from './agent/callbacks.ts';
 import type { JobRepository } from './agent/jobs.ts';
 import type { SecretBox } from './secrets.ts';
+import type { BlobStore, DrydockRepository, TaskRunner } from './drydock/store.ts';
 import type { Cluster, ClusterOperation, CommissaireHost, ContainerManager, HostPatch, Network, OperationKind } from './commissaire/model.ts';
 
 /**
@@ -247,4 +248,10 @@ export interface Ports {
   /** Starts Commissaire cluster-operation workflows (Step Functions / local runner). */
   operations: OperationRunner;
   commissaire: CommissaireRepository;
+  /** Drydock tasks, designs and boot actions. */
+  drydock: DrydockRepository;
+  /** The bootdata bucket (S3 / s3rver). */
+  blobs: BlobStore;
+  /** Starts Drydock task workflows (Step Functions / local runner). */
+  tasks: TaskRunner;
 }

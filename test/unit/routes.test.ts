@@ -9,6 +9,7 @@ import { handler as agent } from '../../functions/api/agent.ts';
 import { handler as ironic } from '../../functions/api/ironic.ts';
 import { handler as commissaire } from '../../functions/api/commissaire.ts';
 import { handler as bootactions } from '../../functions/api/bootactions.ts';
+import { handler as drydock } from '../../functions/api/drydock.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
 import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
@@ -27,10 +28,11 @@ const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpR
   ironic: ironic as never,
   commissaire: commissaire as never,
   bootactions: bootactions as never,
+  drydock: drydock as never,
 };
 
 /** `/api/v1.0` surfaces answer in Drydock's error shape, the others in Blazar/Sahara's. */
-const DRYDOCK_STYLE = new Set<FunctionName>(['agent']);
+const DRYDOCK_STYLE = new Set<FunctionName>(['agent', 'drydock']);
 /** Commissaire: the bare reason phrase as text/html. */
 const PHRASE: Record<number, string> = { 401: 'Forbidden', 403: 'Forbidden', 404: 'Not Found', 405: 'Method Not Allowed' };
 function expectError(fn: FunctionName, body: any, status: number, name: string): void {
@@ -100,7 +102,7 @@ async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number;
 
 describe('route table', () => {
   it('has one function per surface and only known methods', () => {
-    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'bootactions', 'commissaire', 'ironic', 'native', 'system']);
+    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'bootactions', 'commissaire', 'drydock', 'ironic', 'native', 'system']);
     for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
   });
 
@@ -118,11 +120,13 @@ describe('route table', () => {
     }
   });
 
-  it('requires a token on every route except /healthz, Ironic version discovery and the node-facing boot-action routes', () => {
+  it('requires a token on every route except /healthz, version discovery, Drydock health and the node-facing boot-action routes', () => {
     const open = new Set([
       'GET /healthz',
       'GET /',
       'GET /v1',
+      'GET /versions',
+      'GET /api/v1.0/health',
       // Deploying nodes authenticate with their X-Bootaction-Key.
       'GET /api/v1.0/bootactions/nodes/{hostname}/units',
       'GET /api/v1.0/bootactions/nodes/{hostname}/files',

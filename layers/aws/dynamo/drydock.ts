@@ -1,6 +1,6 @@
-import { BatchGetCommand, BatchWriteCommand, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { monotonicUlid } from '#core/drydock/bootactions/ulid.ts';
-import type { BootActionContext, BootActionRecord, DesignPart, DrydockRepository, StoredDesign } from '#core/drydock/store.ts';
+import type { BootActionContext, BootActionRecord, DesignPart, DrydockRepository, SiteConfig, StoredDesign } from '#core/drydock/store.ts';
 import type { BuildData, TaskMessage, TaskRecord } from '#core/drydock/tasks/model.ts';
 import { ConcurrentModificationError, ConflictError } from '#core/errors.ts';
 import { type Dynamo, isConditionFailure, queryAll } from './client.ts';
@@ -26,7 +26,17 @@ export const ddBuildByNode = (node: string, collected: string, taskId: string, s
 /** GSI3: every task, subtasks included, oldest first. */
 export const DD_TASK_LIST = 'DD#TASKS';
 export const ddTaskListed = (t: Pick<TaskRecord, 'created' | 'task_id'>) => ({ GSI3PK: DD_TASK_LIST, GSI3SK: `${t.created}#${t.task_id}` });
+/**
+ * The site's task queue (sparse): a top-level task whose site is known is in it while queued or
+ * running, in creation order, so a task can see how many older ones are ahead of it.
+ */
+export const ddTaskQueuePk = (site: string) => `DD#QUEUE#${site}`;
+const ddTaskQueueSk = (t: Pick<TaskRecord, 'created' | 'task_id'>) => `${t.created}#${t.task_id}`;
+export const ddTaskQueued = (t: TaskRecord) =>
+  t.parent_task_id === null && t.site && (t.status === 'queued' || t.status === 'running') ? { GSI2PK: ddTaskQueuePk(t.site), GSI2SK: ddTaskQueueSk(t) } : {};
+export const DD_DESIGN_LIST = 'DD#DESIGNS';
 export const ddSiteKey = (site: string) => ({ PK: `DDSITE#${site}`, SK: 'SLOTS' });
+export const ddSiteConfigKey = (site: string) => ({ PK: `DDSITE#${site}`, SK: 'CONFIG' });
 export const ddDesignKey = (id: string) => ({ PK: `DDDESIGN#${id}`, SK: 'META' });
 export const ddDesignPartKey = (designId: string, partId: string) => ({ PK: `DDDESIGN#${designId}`, SK: `PART#${partId}` });
 export const ddBootContextKey = (node: string) => ({ PK: `DDBANODE#${node}`, SK: 'META' });
@@ -88,7 +98,7 @@ export class DynamoDrydockRepository implements DrydockRepository {
   }
 
   private taskItem(t: TaskRecord): Record<string, unknown> {
-    return { ...ddTaskKey(t.task_id), ...ddTaskListed(t), entity: 'drydock_task', ...t };
+    return { ...ddTaskKey(t.task_id), ...ddTaskListed(t), ...ddTaskQueued(t), entity: 'drydock_task', ...t };
   }
 
   // --- tasks ----------------------------------------------------------------------------------
@@ -148,6 +158,20 @@ export class DynamoDrydockRepository implements DrydockRepository {
       throw err;
     }
     return record;
+  }
+
+  async tasksAhead(site: string, task: Pick<TaskRecord, 'created' | 'task_id'>, limit: number): Promise<number> {
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        IndexName: 'GSI2',
+        KeyConditionExpression: 'GSI2PK = :p AND GSI2SK < :me',
+        ExpressionAttributeValues: { ':p': ddTaskQueuePk(site), ':me': ddTaskQueueSk(task) },
+        Limit: limit,
+        Select: 'COUNT',
+      }),
+    );
+    return res.Count ?? 0;
   }
 
   async addMessages(taskId: string, messages: readonly TaskMessage[]): Promise<void> {
@@ -280,7 +304,7 @@ export class DynamoDrydockRepository implements DrydockRepository {
       await this.d.doc.send(
         new PutCommand({
           TableName: this.d.table,
-          Item: { ...ddDesignKey(design.design_id), entity: 'drydock_design', ...design },
+          Item: { ...ddDesignKey(design.design_id), GSI3PK: DD_DESIGN_LIST, GSI3SK: `${design.created}#${design.design_id}`, entity: 'drydock_design', ...design },
           ConditionExpression: 'attribute_not_exists(PK)',
         }),
       );
@@ -293,6 +317,11 @@ export class DynamoDrydockRepository implements DrydockRepository {
   async getDesign(id: string): Promise<StoredDesign | undefined> {
     const item = await this.getItem(ddDesignKey(id));
     return item ? strip<StoredDesign>(item) : undefined;
+  }
+
+  async listDesigns(): Promise<StoredDesign[]> {
+    const items = await queryAll(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': DD_DESIGN_LIST } });
+    return items.map((it) => strip<StoredDesign>(it));
   }
 
   async addDesignPart(part: DesignPart): Promise<void> {
@@ -373,5 +402,23 @@ export class DynamoDrydockRepository implements DrydockRepository {
       if (isConditionFailure(err)) return false;
       throw err;
     }
+  }
+
+  async deleteBootActionContext(nodeName: string): Promise<void> {
+    // ALL_OLD names the rows of exactly the context this delete removed.
+    const res = await this.d.doc.send(new DeleteCommand({ TableName: this.d.table, Key: ddBootContextKey(nodeName), ReturnValues: 'ALL_OLD' }));
+    const old = (res.Attributes?.action_ids as string[] | undefined) ?? [];
+    await this.batchWrite(old.map((id) => ({ DeleteRequest: { Key: ddBootActionKey(id) } })));
+  }
+
+  // --- sites ------------------------------------------------------------------------------------
+
+  async putSiteConfig(config: SiteConfig): Promise<void> {
+    await this.d.doc.send(new PutCommand({ TableName: this.d.table, Item: { ...ddSiteConfigKey(config.site), entity: 'drydock_site_config', ...config } }));
+  }
+
+  async getSiteConfig(site: string): Promise<SiteConfig | undefined> {
+    const item = await this.getItem(ddSiteConfigKey(site));
+    return item ? strip<SiteConfig>(item) : undefined;
   }
 }

@@ -8,6 +8,8 @@ import { type Dynamo, isConditionFailure } from './client.ts';
  * expires, which is how a dead agent's job is re-offered). Finishing removes it.
  */
 export const jobKey = (id: string) => ({ PK: `JOB#${id}`, SK: 'META' });
+/** When each agent of a site last asked for work (one item per agent token; expires after a day). */
+export const agentSeenKey = (site: string, agent: string) => ({ PK: `AGENTS#${site}`, SK: `AGENT#${agent}` });
 const offerPk = (site: string) => `JOBS#${site}`;
 const offerSk = (availableAt: string, id: string) => `${availableAt}#${id}`;
 
@@ -145,5 +147,26 @@ export class DynamoJobRepository implements JobRepository {
       .catch((err) => {
         if (!isConditionFailure(err)) throw err; // someone finished or re-claimed it meanwhile
       });
+  }
+
+  async touchAgent(site: string, agent: string, at: Date): Promise<void> {
+    await this.d.doc.send(
+      new PutCommand({
+        TableName: this.d.table,
+        Item: { ...agentSeenKey(site, agent), entity: 'agent_seen', agent, at: at.toISOString(), ttl: Math.floor(at.getTime() / 1000) + 86_400 },
+      }),
+    );
+  }
+
+  async agentsSeen(site: string): Promise<{ agent: string; at: string }[]> {
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        KeyConditionExpression: 'PK = :pk AND begins_with(SK, :sk)',
+        ExpressionAttributeValues: { ':pk': agentSeenKey(site, '').PK, ':sk': 'AGENT#' },
+        ConsistentRead: true,
+      }),
+    );
+    return (res.Items ?? []).map((i) => ({ agent: String(i.agent), at: String(i.at) }));
   }
 }

@@ -13,6 +13,7 @@
  *   leases, all                GSI3PK=LEASES                GSI3SK=<lease id>#<SK>
  *   due events (UNDONE only)   GSI2PK=EVENTS#UNDONE         GSI2SK=<time>#<order>#<lease>#<event>
  *   agent job                  PK=JOB#<uuid>                SK=META
+ *   agents seen, per site      PK=AGENTS#<site>             SK=AGENT#<token id>  (ttl one day)
  *   jobs offered to a site     GSI2PK=JOBS#<site>           GSI2SK=<available at>#<job id> (sparse)
  *   resource property          PK=PROPERTY#<resource type>  SK=<name>
  *   idempotency record         PK=IDEMP#<scope>#<key>       SK=META   (ttl)
@@ -29,8 +30,11 @@
  *   its build data             PK=DDTASK#<id>               SK=BUILD#<collected>#<node>#<ULID>
  *   build data of a node       GSI1PK=DD#BUILD#<node>       GSI1SK=<collected>#<task id>#<ULID>
  *   drydock tasks, all         GSI3PK=DD#TASKS              GSI3SK=<created ISO>#<task id>
+ *   drydock site task queue    GSI2PK=DD#QUEUE#<site>       GSI2SK=<created ISO>#<task id>  (sparse: queued or running top-level tasks)
  *   drydock site task slots    PK=DDSITE#<site>             SK=SLOTS  (string set `holders`)
+ *   drydock site config        PK=DDSITE#<site>             SK=CONFIG (what prepare_site recorded)
  *   drydock design / parts     PK=DDDESIGN#<id>             SK=META | PART#<part id>
+ *   drydock designs, all       GSI3PK=DD#DESIGNS            GSI3SK=<created ISO>#<design id>
  *   boot-action context        PK=DDBANODE#<node>           SK=META   (one per node, replaced per deploy)
  *   boot-action row            PK=DDBA#<action ULID>        SK=META
  */

@@ -66,6 +66,10 @@ export interface JobRepository {
   expire(job: Job, now: Date): Promise<void>;
   /** Puts a claimed job back in the queue at once if `token` still holds it (agent shutdown). */
   release(id: string, token: string, now: Date): Promise<Job | undefined>;
+  /** Records that an agent of the site asked for work at `at` (Drydock's verify_site reads it). */
+  touchAgent(site: string, agent: string, at: Date): Promise<void>;
+  /** The agents of a site and when each last asked for work. */
+  agentsSeen(site: string): Promise<{ agent: string; at: string }[]>;
 }
 
 /** Most jobs one claim hands out (an agent with more free slots claims again). */
@@ -118,8 +122,11 @@ async function settled(deps: Ports, job: Job): Promise<void> {
   }
 }
 
-/** Objects of a job payload whose sealed fields are opened for the agent: BMC `driver_info`, SSH `ssh` (the key). */
-const SECRET_HOLDERS = ['driver_info', 'ssh'] as const;
+/**
+ * Objects of a job payload whose sealed fields are opened for the agent: BMC `driver_info`, SSH
+ * `ssh` (the key), a Drydock deploy's `bootaction` (the node key for the installer).
+ */
+const SECRET_HOLDERS = ['driver_info', 'ssh', 'bootaction'] as const;
 
 async function openPayload(deps: Ports, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
   const out = { ...payload };
@@ -134,8 +141,21 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How often a waiting claim looks again (one query per look). */
 const POLL_MS = 250;
 
+/** When each agent (in this process) was last recorded as seen: one write per agent per interval. */
+const lastTouched = new Map<string, number>();
+const TOUCH_INTERVAL_MS = 30_000;
+
+async function touch(deps: Ports, site: string, agent: string): Promise<void> {
+  const at = deps.clock.now();
+  const key = `${site}\n${agent}`;
+  if (at.getTime() - (lastTouched.get(key) ?? -Infinity) < TOUCH_INTERVAL_MS) return;
+  lastTouched.set(key, at.getTime());
+  await deps.jobs.touchAgent(site, agent, at).catch((err) => log.warn('agent presence not recorded', { site, error: (err as Error).name }));
+}
+
 export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest): Promise<Job[]> {
   const { site, agent } = agentSite(auth);
+  await touch(deps, site, agent);
   const deadline = Date.now() + req.wait * 1000;
   const claimed: Job[] = [];
   for (let lostRounds = 0; ; ) {

@@ -1,0 +1,105 @@
+import { ValidationError } from '../errors.ts';
+import type { Ports } from '../ports.ts';
+import { loadDesign, type SiteDesign, type ValidationMessage, validateDesign } from './design/index.ts';
+
+/**
+ * `design_ref` (upstream-apis.md §1.3.1): where a task's design documents come from.
+ *
+ * | scheme | source |
+ * |---|---|
+ * | `http://`, `https://` (and `deckhand+http`, `promenade+http`…: the `xxx+` prefix is stripped, as upstream) | a GET of the URL: one YAML stream (Deckhand's rendered-documents answer) |
+ * | `s3://bucket/key` | the object, read with the deployment's own role |
+ * | `slipway://designs/<design_id>` | a design stored with `POST /api/v1.0/designs` and its parts, after those of its base design |
+ *
+ * `file://` is refused: a Lambda function has no operator files, and a local path in a task
+ * would work on one machine only.
+ */
+export const DESIGN_FETCH_TIMEOUT_MS = 30_000;
+export const MAX_DESIGN_BYTES = 16 * 1024 * 1024;
+const STORED = /^slipway:\/\/designs\/([0-9a-fA-F-]{36})\/?$/;
+
+/** The design could not be read (as opposed to read and found invalid). */
+export class DesignRefError extends ValidationError {
+  constructor(message: string) {
+    super(message, 'DESIGN_REF_ERROR');
+  }
+}
+
+/** Checks the form of a reference without fetching it (task creation answers 400 for a bad one). */
+export function checkDesignRef(ref: string): void {
+  if (ref.length > 1024) throw new DesignRefError('design_ref must be at most 1024 characters');
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(ref)?.[1]?.toLowerCase();
+  if (!scheme) throw new DesignRefError(`design_ref ${JSON.stringify(ref)} is not a URI (expected http(s)://, s3:// or slipway://designs/<id>)`);
+  const base = scheme.includes('+') ? scheme.slice(scheme.lastIndexOf('+') + 1) : scheme;
+  if (base === 'http' || base === 'https' || base === 's3') return;
+  if (base === 'slipway' && STORED.test(ref)) return;
+  if (base === 'file') throw new DesignRefError('file:// design references are not served: publish the design over HTTP(S), put it in S3, or store it with POST /api/v1.0/designs');
+  throw new DesignRefError(`design_ref scheme ${scheme} is not supported (http, https, s3, slipway://designs/<id>)`);
+}
+
+async function fetchHttp(url: string): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(DESIGN_FETCH_TIMEOUT_MS), headers: { Accept: 'application/x-yaml, text/plain, */*' } });
+  } catch (err) {
+    throw new DesignRefError(`Design ${url} could not be fetched: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`);
+  }
+  if (!res.ok) throw new DesignRefError(`Design ${url} could not be fetched: HTTP ${res.status}`);
+  const declared = Number(res.headers.get('content-length') ?? '0');
+  if (declared > MAX_DESIGN_BYTES) throw new DesignRefError(`Design ${url} is larger than ${MAX_DESIGN_BYTES} bytes`);
+  const body = Buffer.from(await res.arrayBuffer());
+  if (body.length > MAX_DESIGN_BYTES) throw new DesignRefError(`Design ${url} is larger than ${MAX_DESIGN_BYTES} bytes`);
+  return body.toString('utf8');
+}
+
+/** The texts of a stored design: its base design's parts first (a base chain of at most 16). */
+export async function storedDesignTexts(deps: Ports, designId: string): Promise<string[]> {
+  const chain: string[] = [];
+  for (let id: string | null = designId; id !== null; ) {
+    if (chain.includes(id) || chain.length >= 16) throw new DesignRefError(`Design ${designId} has a base design loop or is nested too deep`);
+    const d = await deps.drydock.getDesign(id);
+    if (!d) throw new DesignRefError(`Design ${id} does not exist`);
+    chain.unshift(id);
+    id = d.base_design_id;
+  }
+  const texts: string[] = [];
+  for (const id of chain) for (const p of await deps.drydock.designParts(id)) texts.push(p.text);
+  return texts;
+}
+
+/** The YAML texts behind a reference. */
+export async function fetchDesignTexts(deps: Ports, ref: string): Promise<string[]> {
+  checkDesignRef(ref);
+  const stored = STORED.exec(ref);
+  if (stored) return storedDesignTexts(deps, stored[1]!.toLowerCase());
+  const url = ref.replace(/^[a-z][a-z0-9.-]*\+/i, '');
+  if (/^s3:/i.test(url)) {
+    const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(url);
+    if (!m) throw new DesignRefError(`design_ref ${url} must be s3://bucket/key`);
+    let body: Buffer | undefined;
+    try {
+      body = await deps.blobs.getS3Url(m[1]!, decodeURIComponent(m[2]!));
+    } catch (err) {
+      throw new DesignRefError(`Design ${url} could not be read: ${(err as Error).name}`);
+    }
+    if (!body) throw new DesignRefError(`Design ${url} does not exist`);
+    if (body.length > MAX_DESIGN_BYTES) throw new DesignRefError(`Design ${url} is larger than ${MAX_DESIGN_BYTES} bytes`);
+    return [body.toString('utf8')];
+  }
+  return [await fetchHttp(url)];
+}
+
+export interface LoadedDesign {
+  design: SiteDesign;
+  /** Parse and validation messages; any `error` means the design is not usable. */
+  messages: ValidationMessage[];
+  valid: boolean;
+}
+
+/** Reads and validates the design behind `ref` (DesignRefError when it cannot be read). */
+export async function loadDesignRef(deps: Ports, ref: string): Promise<LoadedDesign> {
+  const texts = await fetchDesignTexts(deps, ref);
+  const { design, messages } = loadDesign(texts);
+  const all = [...messages, ...validateDesign(design)];
+  return { design, messages: all, valid: !all.some((m) => m.error) };
+}

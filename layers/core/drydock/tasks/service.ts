@@ -1,0 +1,331 @@
+import { randomUUID } from 'node:crypto';
+import * as z from 'zod';
+import { NotFoundError, ValidationError } from '../../errors.ts';
+import { type Principal, requireAdmin } from '../../identity/identity.ts';
+import type { Ports } from '../../ports.ts';
+import { log } from '../../util/log.ts';
+import { monotonicUlid } from '../bootactions/ulid.ts';
+import { applyNodeFilter, effectiveData, findDocument, KINDS, type Kind, loadDesign, parseNodeFilter, validationStatus } from '../design/index.ts';
+import { checkDesignRef, DesignRefError, loadDesignRef, storedDesignTexts } from '../design-ref.ts';
+import type { StoredDesign } from '../store.ts';
+import { addFailure, buildDataView, emptyResult, isUuid, message, PUBLIC_ACTIONS, pyTime, statusObject, type TaskObject, taskObject, type TaskRecord } from './model.ts';
+
+/**
+ * The Drydock API's use-cases (upstream-apis.md §1.1, §1.3): tasks, build data, node filters,
+ * design validation and stored designs. Every route needs an admin token (upstream's RBAC
+ * rules all default to `role:admin`). Task creation only checks the request and queues the
+ * task; the workflow reads the design (so a wrong `design_ref` is a failed task, as upstream).
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Tasks
+
+/** `POST /tasks`: upstream's own checks and messages, without its 500s for a bad body. */
+export const CreateTaskBody = z.looseObject({
+  action: z.string().optional(),
+  design_ref: z.string().optional(),
+  node_filter: z.unknown().optional(),
+});
+
+const FIELDS_REQUIRED = 'Task creation requires fields design_ref, action';
+
+export async function createTask(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<TaskObject> {
+  const who = requireAdmin(auth);
+  if (raw === undefined || raw === null) throw new ValidationError(FIELDS_REQUIRED, 'INVALID_REQUEST');
+  const parsed = CreateTaskBody.safeParse(raw);
+  if (!parsed.success) throw new ValidationError(`${FIELDS_REQUIRED}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'INVALID_REQUEST');
+  const body = parsed.data;
+  if (!body.action || !body.design_ref) throw new ValidationError(FIELDS_REQUIRED, 'INVALID_REQUEST');
+  if (!(PUBLIC_ACTIONS as readonly string[]).includes(body.action)) throw new ValidationError(`Unsupported action ${body.action}`, 'INVALID_REQUEST');
+  checkDesignRef(body.design_ref);
+  let nodeFilter: unknown = null;
+  if (body.node_filter !== undefined && body.node_filter !== null) {
+    parseNodeFilter(body.node_filter); // 400 with the reason when malformed
+    nodeFilter = body.node_filter;
+  }
+  const at = deps.clock.now().toISOString();
+  const task: TaskRecord = {
+    task_id: randomUUID(),
+    action: body.action,
+    parent_task_id: null,
+    design_ref: body.design_ref,
+    // Upstream creates the task `requested` and queues it at once; nothing ever sees `requested`.
+    status: 'queued',
+    result: emptyResult(),
+    node_filter: nodeFilter,
+    subtask_id_list: [],
+    created: at,
+    created_by: who.user_id.slice(0, 16),
+    updated: null,
+    terminated: null,
+    terminated_by: null,
+    terminate: false,
+    retry: 0,
+    version: 1,
+  };
+  await deps.drydock.createTask(task);
+  try {
+    await deps.tasks.start({ task_id: task.task_id }, task.task_id);
+  } catch (err) {
+    // Nothing will run it: it is complete, failed, with the reason, rather than queued forever.
+    log.error('drydock task not started', { task_id: task.task_id, error: (err as Error).message });
+    await deps.drydock.addMessages(task.task_id, [message('The task workflow could not be started', { error: true, context_type: 'task', context: task.task_id, at: deps.clock.now() })]);
+    const failed = await deps.drydock.updateTask(task, { ...task, status: 'complete', result: addFailure(task.result), updated: deps.clock.now().toISOString() });
+    return taskObject(failed, await deps.drydock.messages(task.task_id));
+  }
+  return taskObject(task, []);
+}
+
+async function objectOf(deps: Ports, t: TaskRecord, opts: { builddata?: boolean } = {}) {
+  const obj: TaskObject & { build_data?: unknown[] } = taskObject(t, await deps.drydock.messages(t.task_id));
+  if (opts.builddata) obj.build_data = (await deps.drydock.buildDataOfTask(t.task_id)).map(buildDataView);
+  return obj;
+}
+
+/** Maps with bounded concurrency (a list of many tasks reads each one's messages). */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** `GET /tasks`: every task, subtasks included, oldest first, as upstream (a JSON array). */
+export async function listTasks(deps: Ports, auth: Principal | undefined): Promise<TaskObject[]> {
+  requireAdmin(auth);
+  const tasks = await deps.drydock.listTasks();
+  return mapLimited(tasks, 16, (t) => objectOf(deps, t));
+}
+
+const bool = (v: string | undefined) => v !== undefined && /^(true|1|yes)$/i.test(v);
+
+async function findTask(deps: Ports, id: string): Promise<TaskRecord> {
+  const t = isUuid(id) ? await deps.drydock.getTask(id.toLowerCase()) : undefined;
+  if (!t) throw new NotFoundError(`Task ${id} does not exist`);
+  return t;
+}
+
+/** Descendants of `root` down to `depth` layers below it (-1: all), breadth first. */
+async function descendants(deps: Ports, root: TaskRecord, depth: number): Promise<TaskRecord[]> {
+  const out: TaskRecord[] = [];
+  let level = [root];
+  for (let d = 0; (depth < 0 || d < depth) && level.length > 0; d++) {
+    const ids = level.flatMap((t) => t.subtask_id_list);
+    level = ids.length ? await deps.drydock.getTasks(ids) : [];
+    out.push(...level);
+  }
+  return out;
+}
+
+/**
+ * `GET /tasks/{id}` with upstream's query parameters: `builddata=true` adds `build_data`,
+ * `subtaskerrors=true` adds `subtask_errors` (every descendant whose messages include an
+ * error), `layers=N` (or -1) answers the flat map `{init_task_id, <id>: task, …}` of N layers.
+ */
+export async function showTask(deps: Ports, auth: Principal | undefined, id: string, query: Record<string, string>) {
+  requireAdmin(auth);
+  const task = await findTask(deps, id);
+  const builddata = bool(query.builddata);
+  const layersRaw = Number(query.layers);
+  const layers = Number.isInteger(layersRaw) ? layersRaw : 0;
+  let subtaskErrors: Record<string, unknown> | undefined;
+  if (bool(query.subtaskerrors)) {
+    subtaskErrors = {};
+    for (const d of await descendants(deps, task, -1)) {
+      const messages = await deps.drydock.messages(d.task_id);
+      if (messages.some((m) => m.error)) subtaskErrors[d.task_id] = { ...statusObject(d.result, messages), task_id: d.task_id };
+    }
+  }
+  if (layers === 0 || layers < -1) {
+    const obj: Record<string, unknown> = await objectOf(deps, task, { builddata });
+    if (subtaskErrors) obj.subtask_errors = subtaskErrors;
+    return obj;
+  }
+  const flat: Record<string, unknown> = { init_task_id: task.task_id };
+  const all = [task, ...(await descendants(deps, task, layers === -1 ? -1 : layers - 1))];
+  for (const t of all) flat[t.task_id] = await objectOf(deps, t, { builddata });
+  if (subtaskErrors) flat.subtask_errors = subtaskErrors;
+  return flat;
+}
+
+/** `GET /tasks/{id}/builddata`: 404 when there is none. */
+export async function taskBuildData(deps: Ports, auth: Principal | undefined, id: string) {
+  requireAdmin(auth);
+  const task = await findTask(deps, id);
+  const ids = [task.task_id, ...(await descendants(deps, task, -1)).map((t) => t.task_id)];
+  const records = (await Promise.all(ids.map((i) => deps.drydock.buildDataOfTask(i)))).flat();
+  if (records.length === 0) throw new NotFoundError(`No build data found for task ${id}`);
+  return records.map(buildDataView);
+}
+
+/** `GET /nodes/{hostname}/builddata[?latest=true]` (latest: the newest record per generator). */
+export async function nodeBuildData(deps: Ports, auth: Principal | undefined, hostname: string, query: Record<string, string>) {
+  requireAdmin(auth);
+  let records = await deps.drydock.buildDataOfNode(hostname);
+  if (bool(query.latest)) {
+    const newest = new Map<string, (typeof records)[number]>();
+    for (const r of records) if (!newest.has(r.generator) || newest.get(r.generator)!.collected_date < r.collected_date) newest.set(r.generator, r);
+    records = [...newest.values()];
+  }
+  if (records.length === 0) throw new NotFoundError('No build data found');
+  return records.map(buildDataView);
+}
+
+/** `DELETE /tasks?days=N`: finished tasks older than N days (default 90; not an integer → 90). */
+export async function purgeTasks(deps: Ports, auth: Principal | undefined, query: Record<string, string>): Promise<number> {
+  requireAdmin(auth);
+  const n = Number(query.days);
+  const days = query.days !== undefined && Number.isInteger(n) && n >= 0 ? n : 90;
+  const purged = await deps.drydock.purgeTasks(new Date(deps.clock.now().getTime() - days * 86_400_000));
+  if (purged === 0) throw new NotFoundError(`No tasks older than ${days} days to purge`);
+  return purged;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Node filter and validation
+
+export const NodeFilterBody = z.looseObject({ design_ref: z.string().optional(), node_filter: z.unknown().optional() });
+
+/** `POST /nodefilter`: the names the filter selects in the design (null filter: every node). */
+export async function nodeFilter(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<string[]> {
+  requireAdmin(auth);
+  const body = NodeFilterBody.safeParse(raw ?? {});
+  if (!body.success || !body.data.design_ref) throw new ValidationError('NodeFilter requires a design_ref', 'INVALID_REQUEST');
+  const loaded = await loadDesignRef(deps, body.data.design_ref);
+  if (!loaded.valid) throw new ValidationError('The site design failed validation; run validate_design for the messages', 'INVALID_DESIGN');
+  return applyNodeFilter(loaded.design, body.data.node_filter ?? null);
+}
+
+export const ValidateDesignBody = z.looseObject({ rel: z.string().optional(), href: z.string().optional(), type: z.string().optional() });
+
+/**
+ * `POST /validatedesign`: the Status object with `code` 200 (valid) or 400 (invalid, or the
+ * design could not be read), which is also the HTTP status.
+ */
+export async function validateDesignRef(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<{ code: number; body: Record<string, unknown> }> {
+  requireAdmin(auth);
+  const body = ValidateDesignBody.safeParse(raw);
+  if (raw === undefined || !body.success || !body.data.href) throw new ValidationError('Validation requires a body {"rel": "design", "href": <design_ref>, "type": "application/x-yaml"}', 'INVALID_REQUEST');
+  try {
+    const loaded = await loadDesignRef(deps, body.data.href);
+    const status = validationStatus(loaded.messages);
+    const code = loaded.valid ? 200 : 400;
+    return { code, body: { ...status, code } };
+  } catch (err) {
+    if (!(err instanceof DesignRefError)) throw err;
+    const status = validationStatus([{ kind: 'ValidationMessage', name: 'DD000', message: err.message, error: true, level: 'Error', diagnostic: 'Check design_ref and that the design is reachable from Slipway.', documents: [] }]);
+    return { code: 400, body: { ...status, code: 400 } };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stored designs (`design_ref: slipway://designs/<id>`)
+
+export const designRef = (id: string) => `slipway://designs/${id}`;
+
+function designView(d: StoredDesign) {
+  return { id: d.design_id, design_id: d.design_id, base_design_id: d.base_design_id, design_ref: designRef(d.design_id), created: pyTime(d.created), created_by: d.created_by };
+}
+
+export const CreateDesignBody = z.strictObject({ base_design_id: z.uuid().nullable().optional() }).nullable().optional();
+
+export async function createDesign(deps: Ports, auth: Principal | undefined, raw: unknown) {
+  const who = requireAdmin(auth);
+  const body = CreateDesignBody.safeParse(raw);
+  if (!body.success) throw new ValidationError(`Invalid design: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'INVALID_REQUEST');
+  const base = body.data?.base_design_id ?? null;
+  if (base && !(await deps.drydock.getDesign(base))) throw new ValidationError(`Base design ${base} does not exist`, 'INVALID_REQUEST');
+  const d: StoredDesign = { design_id: randomUUID(), base_design_id: base, created: deps.clock.now().toISOString(), created_by: who.user_id };
+  await deps.drydock.createDesign(d);
+  return designView(d);
+}
+
+async function findDesign(deps: Ports, id: string): Promise<StoredDesign> {
+  const d = isUuid(id) ? await deps.drydock.getDesign(id.toLowerCase()) : undefined;
+  if (!d) throw new NotFoundError(`Design ${id} not found`);
+  return d;
+}
+
+export async function listDesigns(deps: Ports, auth: Principal | undefined): Promise<string[]> {
+  requireAdmin(auth);
+  return (await deps.drydock.listDesigns()).map((d) => d.design_id);
+}
+
+/** The documents of a stored design (with its base design's), by kind; `compiled` applies profile inheritance to nodes. */
+async function designDocuments(deps: Ports, id: string, source: string | undefined) {
+  const texts = await storedDesignTexts(deps, id);
+  const { design } = loadDesign(texts);
+  const compiled = source === 'compiled';
+  const out: Record<string, { name: string; schema: string; data: unknown }[]> = {};
+  for (const kind of KINDS) {
+    out[kind] = design[kind].map((doc) => ({
+      name: doc.name,
+      schema: doc.schema,
+      data: compiled && (doc.kind === 'BaremetalNode' || doc.kind === 'HostProfile') ? effectiveData(design, doc as never).data : doc.data,
+    }));
+  }
+  return { design, out };
+}
+
+const SOURCES = ['designed', 'compiled'];
+
+export async function showDesign(deps: Ports, auth: Principal | undefined, id: string, query: Record<string, string>) {
+  requireAdmin(auth);
+  const d = await findDesign(deps, id);
+  const source = query.source ?? 'designed';
+  if (!SOURCES.includes(source)) throw new ValidationError(`source must be designed or compiled, not ${source}`, 'INVALID_REQUEST');
+  const { out } = await designDocuments(deps, d.design_id, source);
+  return { ...designView(d), source, documents: out };
+}
+
+const nextPartId = monotonicUlid();
+
+/** `POST /designs/{id}/parts?ingester=NAME`: YAML documents; 400 with the parser's messages when they do not parse. */
+export async function addDesignPart(deps: Ports, auth: Principal | undefined, id: string, text: unknown, query: Record<string, string>) {
+  requireAdmin(auth);
+  const d = await findDesign(deps, id);
+  if (typeof text !== 'string' || text.trim() === '') throw new ValidationError('The body must be YAML documents', 'INVALID_REQUEST');
+  const ingester = query.ingester ?? 'yaml';
+  if (ingester !== 'yaml' && ingester !== 'deckhand') throw new ValidationError(`Unknown ingester ${ingester} (yaml, deckhand)`, 'INVALID_REQUEST');
+  const { messages } = loadDesign([text]);
+  const errors = messages.filter((m) => m.error);
+  if (errors.length > 0) throw new ValidationError(`The documents do not parse: ${errors.map((m) => m.message).join('; ').slice(0, 2000)}`, 'INVALID_DESIGN');
+  await deps.drydock.addDesignPart({ design_id: d.design_id, part_id: nextPartId(), ingester, text, added_at: deps.clock.now().toISOString() });
+  return showDesign(deps, auth, d.design_id, {});
+}
+
+export async function listDesignParts(deps: Ports, auth: Principal | undefined, id: string) {
+  requireAdmin(auth);
+  const d = await findDesign(deps, id);
+  const { design } = await designDocuments(deps, d.design_id, 'designed');
+  return KINDS.flatMap((kind) => design[kind].map((doc) => ({ kind, key: doc.name })));
+}
+
+function kindOf(raw: string): Kind {
+  const kind = raw === 'Site' ? 'Region' : raw;
+  if (!(KINDS as readonly string[]).includes(kind)) throw new NotFoundError(`Unknown design part kind ${raw}`);
+  return kind as Kind;
+}
+
+export async function listDesignPartsOfKind(deps: Ports, auth: Principal | undefined, id: string, rawKind: string, query: Record<string, string>) {
+  requireAdmin(auth);
+  const d = await findDesign(deps, id);
+  const { out } = await designDocuments(deps, d.design_id, query.source);
+  return out[kindOf(rawKind)] ?? [];
+}
+
+export async function showDesignPart(deps: Ports, auth: Principal | undefined, id: string, rawKind: string, name: string, query: Record<string, string>) {
+  requireAdmin(auth);
+  const d = await findDesign(deps, id);
+  const kind = kindOf(rawKind);
+  const { design, out } = await designDocuments(deps, d.design_id, query.source);
+  if (!findDocument(design, kind, name)) throw new NotFoundError(`${rawKind} ${name} not found in design ${id}`);
+  return out[kind]?.find((doc) => doc.name === name);
+}

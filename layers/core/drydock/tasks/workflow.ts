@@ -1,0 +1,639 @@
+import { enqueueJob } from '../../agent/enqueue.ts';
+import { ConcurrentModificationError } from '../../errors.ts';
+import type { Node } from '../../inventory/node.ts';
+import { siteOf } from '../../ironic/nodes.ts';
+import type { Ports } from '../../ports.ts';
+import { log } from '../../util/log.ts';
+import {
+  actionTemplateContext,
+  BootActionAssetError,
+  buildNodeTarballs,
+  cloudConfigPackages,
+  hashNodeKey,
+  mergePackageLists,
+  monotonicUlid,
+  newNodeKey,
+  nodeKeyHex,
+  nodeTemplateContext,
+  type RenderedAsset,
+  renderAssets,
+} from '../bootactions/index.ts';
+import { applyNodeFilter, bootactionTargets, findDocument, loadDesign, resolveNode, type SiteDesign, type ValidationMessage, validateDesign } from '../design/index.ts';
+import { DesignRefError, fetchDesignTexts } from '../design-ref.ts';
+import type { BootActionContext, BootActionRecord } from '../store.ts';
+import { DesignNodeError, registerDesignNode } from './design-nodes.ts';
+import {
+  addFailure,
+  addSuccess,
+  aggregate,
+  emptyResult,
+  isNodeAction,
+  message,
+  type NodeAction,
+  subtaskId,
+  type TaskMessage,
+  type TaskRecord,
+  type TaskResult,
+} from './model.ts';
+
+/**
+ * The Drydock task workflow's steps (`infra/workflows/drydock-tasks.ts`, DESIGN.md §7):
+ *
+ *   Prepare (read the design behind design_ref, snapshot it, validate, pick the nodes, make one
+ *   subtask per node) → Acquire (one of the site's task slots; else wait and retry) →
+ *     site actions: SiteAction (verify_site / prepare_site)
+ *     node actions: Nodes (Map, bounded): per node NodeStep ⇄ NodeJob (agent callback job)
+ *                                                  ⇄ NodeReports (callback: boot-action reports)
+ *   → Finalize (aggregate the subtasks into the task's result, complete, release the slot).
+ *
+ * NodeStep interprets the action's per-node plan below: it runs the local steps (register the
+ * node's BMC, render boot actions, evaluate reports, release, relabel) and stops at the next
+ * agent or report step, whose result brings the workflow back to NodeStep with the cursor after
+ * it. Every step is safe to repeat (Lambda retries, a repeated delivery): writes are derived
+ * ids or compare-and-set, and a finished subtask is not touched again.
+ *
+ * A node's failure is a Drydock result (the subtask fails with a message), never a stuck task:
+ * expected failures are handled in the step, anything else (an agent job failed or timed out,
+ * a bug) is caught by the workflow and recorded by NodeFailed.
+ */
+export type StepName =
+  | 'register'
+  | 'interrogate'
+  | 'pxe'
+  | 'power_cycle'
+  | 'render'
+  | 'deploy'
+  | 'reports'
+  | 'report_result'
+  | 'power_off'
+  | 'disk'
+  | 'release'
+  | 'relabel';
+
+export const NODE_PLANS: Record<NodeAction, readonly StepName[]> = {
+  verify_nodes: ['register', 'interrogate'],
+  prepare_nodes: ['register', 'pxe', 'power_cycle'],
+  deploy_nodes: ['register', 'render', 'deploy', 'reports', 'report_result'],
+  destroy_nodes: ['register', 'power_off', 'disk', 'release'],
+  relabel_nodes: ['register', 'relabel'],
+};
+
+/** The internal action of a node's subtask (upstream's names; prepare_nodes splits into itself). */
+export const SUBTASK_ACTIONS: Record<NodeAction, string> = {
+  verify_nodes: 'interrogate_oob',
+  prepare_nodes: 'prepare_nodes',
+  deploy_nodes: 'deploy_node',
+  destroy_nodes: 'destroy_node',
+  relabel_nodes: 'relabel_node',
+};
+
+/** Agent steps: the job kind and payload they queue (see `agent/executor.ts`). */
+const JOB_STEPS: Partial<Record<StepName, { kind: string; payload: Record<string, unknown>; done: string }>> = {
+  interrogate: { kind: 'power_state', payload: {}, done: 'BMC interrogated' },
+  pxe: { kind: 'boot_device', payload: { boot_device: 'pxe', persistent: false }, done: 'next boot set to PXE' },
+  power_cycle: { kind: 'power', payload: { target: 'rebooting' }, done: 'power cycled' },
+  deploy: { kind: 'deploy_node', payload: {}, done: 'set to PXE boot and power cycled for deployment' },
+  power_off: { kind: 'power', payload: { target: 'power off' }, done: 'powered off' },
+  disk: { kind: 'boot_device', payload: { boot_device: 'disk', persistent: true }, done: 'boot device set to disk' },
+};
+
+/** A node's failure the step itself recognises: the subtask fails with this message. */
+export class NodeStepError extends Error {
+  override name = 'NodeStepError';
+}
+
+// ---------------------------------------------------------------------------------------------
+// The design snapshot: read once by Prepare, so every node of a task works from the same design.
+
+const snapshotKey = (taskId: string) => `tasks/${taskId}/design.json`;
+const designCache = new Map<string, SiteDesign>();
+
+async function taskDesign(deps: Ports, taskId: string): Promise<SiteDesign> {
+  const hit = designCache.get(taskId);
+  if (hit) return hit;
+  const raw = await deps.blobs.get(snapshotKey(taskId));
+  if (!raw) throw new Error(`The design snapshot of task ${taskId} is missing`);
+  const { design } = loadDesign(JSON.parse(raw.toString('utf8')) as string[]);
+  if (designCache.size > 32) designCache.delete(designCache.keys().next().value!);
+  designCache.set(taskId, design);
+  return design;
+}
+
+const siteOfDesign = (design: SiteDesign) => design.Region[0]?.name ?? 'default';
+
+// ---------------------------------------------------------------------------------------------
+// Task record helpers
+
+const now = (deps: Ports) => deps.clock.now();
+
+async function getTask(deps: Ports, id: string): Promise<TaskRecord> {
+  const t = await deps.drydock.getTask(id);
+  if (!t) throw new TaskGoneError(`Task ${id} does not exist`);
+  return t;
+}
+
+/** The task was purged while its workflow ran (or never existed): the workflow ends quietly. */
+export class TaskGoneError extends Error {
+  override name = 'TaskGoneError';
+}
+
+/** Applies `change` to the current record, compare-and-set, re-reading on a lost race. */
+async function updateTask(deps: Ports, id: string, change: (t: TaskRecord) => Partial<TaskRecord> | undefined): Promise<TaskRecord> {
+  for (let attempt = 0; ; attempt++) {
+    const t = await getTask(deps, id);
+    const patch = change(t);
+    if (!patch) return t;
+    try {
+      return await deps.drydock.updateTask(t, { ...t, ...patch, updated: now(deps).toISOString() });
+    } catch (err) {
+      if (err instanceof ConcurrentModificationError && attempt < 8) continue;
+      throw err;
+    }
+  }
+}
+
+function validationMessages(messages: readonly ValidationMessage[], at: Date): TaskMessage[] {
+  return messages
+    .filter((m) => m.level !== 'Info' || m.error)
+    .map((m) => message(m.message, { error: m.error, context_type: 'NA', at, extra: { name: m.name, level: m.level, diagnostic: m.diagnostic, documents: m.documents } }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prepare
+
+export interface NodeItem {
+  node: string;
+  subtask_id: string;
+}
+
+export interface PrepareOutput {
+  /** run: go on; finish: the result is known (validation, no nodes, an unreadable design); skip: nothing to do. */
+  outcome: 'run' | 'finish' | 'skip';
+  site: string;
+  nodes: NodeItem[];
+  node_concurrency: number;
+}
+
+const finishWith = (site = ''): PrepareOutput => ({ outcome: 'finish', site, nodes: [], node_concurrency: 1 });
+
+export async function prepareTask(deps: Ports, input: { task_id: string }): Promise<PrepareOutput> {
+  const task = await deps.drydock.getTask(input.task_id);
+  if (!task || task.status === 'complete' || task.status === 'terminated') return { ...finishWith(), outcome: 'skip' };
+  if (task.terminate && task.status === 'queued') {
+    await updateTask(deps, task.task_id, () => ({ status: 'terminated', terminated: now(deps).toISOString(), terminated_by: 'slipway' }));
+    return { ...finishWith(), outcome: 'skip' };
+  }
+  const at = now(deps);
+  let texts: string[];
+  try {
+    texts = await fetchDesignTexts(deps, task.design_ref);
+  } catch (err) {
+    if (!(err instanceof DesignRefError)) throw err;
+    await deps.drydock.addMessages(task.task_id, [message(err.message, { error: true, context_type: 'task', context: task.task_id, at })]);
+    await updateTask(deps, task.task_id, (t) => ({ result: { ...addFailure(t.result), message: 'Design could not be read.', reason: err.message.slice(0, 255) } }));
+    return finishWith();
+  }
+  await deps.blobs.put(snapshotKey(task.task_id), Buffer.from(JSON.stringify(texts)), 'application/json');
+  designCache.delete(task.task_id);
+  const { design, messages: parseMessages } = loadDesign(texts);
+  const messages = [...parseMessages, ...validateDesign(design)];
+  const valid = !messages.some((m) => m.error);
+  const site = siteOfDesign(design);
+
+  if (task.action === 'validate_design' || !valid) {
+    // validate_design reports every finding; other actions only the errors that stop them.
+    const reported = task.action === 'validate_design' ? messages : messages.filter((m) => m.error);
+    await deps.drydock.addMessages(task.task_id, validationMessages(reported, at));
+    await updateTask(deps, task.task_id, (t) =>
+      valid
+        ? { site, result: { ...addSuccess(t.result), message: 'Site design passed validation' } }
+        : { site, result: { ...addFailure(t.result), message: 'Site design failed validation.', reason: 'See detail messages.' } },
+    );
+    return finishWith(site);
+  }
+
+  if (!isNodeAction(task.action)) {
+    await updateTask(deps, task.task_id, (t) => (t.site === site ? undefined : { site }));
+    return { outcome: 'run', site, nodes: [], node_concurrency: 1 };
+  }
+
+  const names = applyNodeFilter(design, task.node_filter);
+  if (names.length === 0) {
+    await deps.drydock.addMessages(task.task_id, [message('No nodes in scope', { context_type: 'task', context: task.task_id, at })]);
+    await updateTask(deps, task.task_id, (t) => ({ site, result: { ...addSuccess(t.result), message: 'No nodes in scope' } }));
+    return finishWith(site);
+  }
+  const nodes = names.map((node) => ({ node, subtask_id: subtaskId(task.task_id, node) }));
+  const created = at.toISOString();
+  await deps.drydock.putSubtasks(
+    nodes.map(({ node, subtask_id }) => ({
+      task_id: subtask_id,
+      action: SUBTASK_ACTIONS[task.action as NodeAction],
+      parent_task_id: task.task_id,
+      design_ref: task.design_ref,
+      status: 'queued',
+      result: emptyResult(),
+      node_filter: { filter_set_type: 'union', filter_set: [{ filter_type: 'union', node_names: [node] }] },
+      subtask_id_list: [],
+      created,
+      created_by: task.created_by,
+      updated: null,
+      terminated: null,
+      terminated_by: null,
+      terminate: false,
+      retry: task.retry,
+      site,
+      node_name: node,
+      version: 1,
+    })),
+  );
+  await updateTask(deps, task.task_id, () => ({ site, subtask_id_list: nodes.map((n) => n.subtask_id) }));
+  return { outcome: 'run', site, nodes, node_concurrency: deps.config.drydock.nodeConcurrency };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Acquire: one of the site's task slots, in creation order (upstream: the single orchestrator
+// runs one task at a time, oldest first)
+
+export const ACQUIRE_WAIT_SECONDS = 3;
+
+export async function acquireSite(deps: Ports, input: { task_id: string; site: string }): Promise<{ acquired: boolean; wait_seconds: number }> {
+  const max = deps.config.drydock.siteConcurrency;
+  const task = await getTask(deps, input.task_id);
+  // First come, first served: older tasks of the site go first. The slot write below is what
+  // enforces the limit; the queue only orders the waiters.
+  if ((await deps.drydock.tasksAhead(input.site, task, max)) >= max) return { acquired: false, wait_seconds: ACQUIRE_WAIT_SECONDS };
+  const ok = await deps.drydock.acquireSite(input.site, input.task_id, max);
+  if (!ok) return { acquired: false, wait_seconds: ACQUIRE_WAIT_SECONDS };
+  await updateTask(deps, input.task_id, (t) => (t.status === 'queued' ? { status: 'running' } : undefined));
+  return { acquired: true, wait_seconds: 0 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Site actions
+
+/** An agent that claimed (or long-polled) within this many seconds counts as connected. */
+export const AGENT_SEEN_SECONDS = 90;
+
+export async function siteAction(deps: Ports, input: { task_id: string; site: string }): Promise<{ status: string }> {
+  const task = await getTask(deps, input.task_id);
+  const at = now(deps);
+  if (task.action === 'verify_site') {
+    const seen = await deps.jobs.agentsSeen(input.site);
+    const fresh = seen.filter((a) => at.getTime() - Date.parse(a.at) <= AGENT_SEEN_SECONDS * 1000);
+    const ok = fresh.length > 0;
+    const text = ok
+      ? `Site ${input.site}: ${fresh.length} agent(s) connected`
+      : `Site ${input.site}: no agent connected${seen.length ? ` (last seen ${seen.map((a) => a.at).sort().at(-1)})` : ''}; start one with an agent token of project ${input.site}`;
+    await deps.drydock.addMessages(task.task_id, [message(text, { error: !ok, context_type: 'site', context: input.site, at })]);
+    await updateTask(deps, task.task_id, (t) => ({ result: ok ? addSuccess(t.result, input.site) : addFailure(t.result, input.site) }));
+    return { status: ok ? 'success' : 'failure' };
+  }
+  if (task.action === 'prepare_site') {
+    const design = await taskDesign(deps, task.task_id);
+    const region = findDocument(design, 'Region', input.site);
+    const config = {
+      site: input.site,
+      task_id: task.task_id,
+      design_ref: task.design_ref,
+      recorded_at: at.toISOString(),
+      region: region?.data ?? {},
+      networks: Object.fromEntries(design.Network.map((n) => [n.name, n.data])),
+      network_links: Object.fromEntries(design.NetworkLink.map((n) => [n.name, n.data])),
+      racks: Object.fromEntries(design.Rack.map((r) => [r.name, r.data])),
+    };
+    await deps.drydock.putSiteConfig(config);
+    const text = `Site ${input.site}: configuration recorded (${design.Network.length} networks, ${design.NetworkLink.length} links, ${design.Rack.length} racks)`;
+    await deps.drydock.addMessages(task.task_id, [message(text, { context_type: 'site', context: input.site, at })]);
+    await updateTask(deps, task.task_id, (t) => ({ result: addSuccess(t.result, input.site) }));
+    return { status: 'success' };
+  }
+  throw new Error(`Action ${task.action} is not a site action`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per node
+
+export interface NodeStepInput {
+  task_id: string;
+  subtask_id: string;
+  node: string;
+  /** The plan index to run from. */
+  cursor: number;
+  /** The output of the agent job that ran just before (`{}` when none). */
+  last?: unknown;
+}
+
+export interface NodeStepOutput {
+  next: 'job' | 'reports' | 'done';
+  /** The step to run (job or reports). */
+  cursor: number;
+  /** Where NodeStep continues after it. */
+  after: number;
+}
+
+const done = (): NodeStepOutput => ({ next: 'done', cursor: -1, after: -1 });
+
+function planOf(task: TaskRecord): readonly StepName[] {
+  if (!isNodeAction(task.action)) throw new Error(`Action ${task.action} has no node steps`);
+  return NODE_PLANS[task.action];
+}
+
+async function nodeMessage(deps: Ports, sub: TaskRecord, text: string, error = false): Promise<void> {
+  await deps.drydock.addMessages(sub.task_id, [message(text, { error, context_type: 'node', context: sub.node_name ?? null, at: now(deps) })]);
+}
+
+/** Ends a node's subtask: its result, a message on it and, for a failure, on the parent too. */
+async function finishNode(deps: Ports, parentId: string, sub: TaskRecord, ok: boolean, text: string): Promise<void> {
+  const node = sub.node_name ?? '';
+  const at = now(deps);
+  await deps.drydock.addMessages(sub.task_id, [message(text, { error: !ok, context_type: 'node', context: node, at })]);
+  if (!ok) await deps.drydock.addMessages(parentId, [message(text, { error: true, context_type: 'node', context: node, at })]);
+  await updateTask(deps, sub.task_id, (t) =>
+    t.status === 'complete' ? undefined : { status: 'complete', result: ok ? addSuccess(t.result, node) : addFailure(t.result, node) },
+  );
+}
+
+export async function nodeStep(deps: Ports, input: NodeStepInput): Promise<NodeStepOutput> {
+  const task = await getTask(deps, input.task_id);
+  let sub = await getTask(deps, input.subtask_id);
+  if (sub.status === 'complete') return done();
+  const plan = planOf(task);
+  if (sub.status === 'queued') sub = await updateTask(deps, sub.task_id, (t) => (t.status === 'queued' ? { status: 'running' } : undefined));
+  try {
+    const prev = plan[input.cursor - 1];
+    const job = prev ? JOB_STEPS[prev] : undefined;
+    if (job) await recordJob(deps, task, sub, prev!, input.last);
+    for (let i = input.cursor; ; i++) {
+      const step = plan[i];
+      if (step === undefined) {
+        await finishNode(deps, task.task_id, sub, true, `Node ${input.node}: ${task.action} succeeded`);
+        return done();
+      }
+      if (JOB_STEPS[step]) return { next: 'job', cursor: i, after: i + 1 };
+      if (step === 'reports') return { next: 'reports', cursor: i, after: i + 1 };
+      await runLocalStep(deps, task, sub, step);
+    }
+  } catch (err) {
+    if (!(err instanceof NodeStepError || err instanceof DesignNodeError)) throw err;
+    await finishNode(deps, task.task_id, sub, false, err.message);
+    return done();
+  }
+}
+
+async function recordJob(deps: Ports, task: TaskRecord, sub: TaskRecord, step: StepName, output: unknown): Promise<void> {
+  const spec = JOB_STEPS[step]!;
+  await nodeMessage(deps, sub, `Node ${sub.node_name}: ${spec.done}`);
+  if (step === 'interrogate') {
+    await deps.drydock.addBuildData({
+      node_name: sub.node_name!,
+      task_id: task.task_id,
+      collected_date: now(deps).toISOString(),
+      generator: 'interrogate_oob',
+      data_format: 'application/json',
+      data_element: JSON.stringify(output ?? {}),
+    });
+  }
+}
+
+async function inventoryNode(deps: Ports, name: string): Promise<Node & { bmc: NonNullable<Node['bmc']> }> {
+  const node = await deps.nodes.getByName(name);
+  if (!node?.bmc) throw new NodeStepError(`Node ${name}: not registered with a BMC`);
+  return node as Node & { bmc: NonNullable<Node['bmc']> };
+}
+
+async function runLocalStep(deps: Ports, task: TaskRecord, sub: TaskRecord, step: StepName): Promise<void> {
+  const name = sub.node_name!;
+  const design = await taskDesign(deps, task.task_id);
+  switch (step) {
+    case 'register': {
+      let resolved;
+      try {
+        resolved = resolveNode(design, name);
+      } catch (err) {
+        throw new NodeStepError(`Node ${name}: ${(err as Error).message}`);
+      }
+      await registerDesignNode(deps, resolved, task.site ?? siteOfDesign(design));
+      return;
+    }
+    case 'render':
+      await renderBootActions(deps, task, sub, design);
+      return;
+    case 'report_result':
+      await reportResult(deps, task, sub);
+      return;
+    case 'release': {
+      await deps.drydock.deleteBootActionContext(name);
+      const node = await inventoryNode(deps, name);
+      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, provision_state: 'available' } }).catch((err) => {
+        if (!(err instanceof ConcurrentModificationError)) throw err;
+      });
+      await nodeMessage(deps, sub, `Node ${name}: released (boot-action key revoked)`);
+      return;
+    }
+    case 'relabel': {
+      const resolved = resolveNode(design, name);
+      const node = await deps.nodes.getByName(name);
+      if (!node) throw new NodeStepError(`Node ${name}: not in the inventory`);
+      const labels = Object.fromEntries(Object.entries(resolved.labels).map(([k, v]) => [k, String(v)]));
+      await deps.nodes.update(node.id, node.version, { extra: labels });
+      await nodeMessage(deps, sub, `Node ${name}: labels set (${Object.keys(labels).length})`);
+      return;
+    }
+    default:
+      throw new Error(`Step ${step} is not a local step`);
+  }
+}
+
+/** The report URL as the node's templates see it: always ending in `/`. */
+const reportUrl = (deps: Ports) => deps.config.drydock.reportUrl.replace(/\/?$/, '/');
+
+async function fetchLocation(url: string): Promise<Uint8Array> {
+  const res = await fetch(url.replace(/^[a-z][a-z0-9.-]*\+/i, ''), { signal: AbortSignal.timeout(30_000) });
+  if (!res.ok) throw new BootActionAssetError(`Asset location ${url} answered HTTP ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+export const bootdataObject = (taskId: string, node: string, kind: 'units' | 'files') => `bootdata/${taskId}/${node}/${kind}.tar.gz`;
+
+/**
+ * The deploy's boot-action context for the node: a fresh key and action ids (a redeploy
+ * invalidates the previous ones), every targeting action's assets rendered, both tarballs in
+ * the bootdata bucket. A node no boot action targets gets no context, as upstream.
+ */
+async function renderBootActions(deps: Ports, task: TaskRecord, sub: TaskRecord, design: SiteDesign): Promise<void> {
+  const name = sub.node_name!;
+  const targets = bootactionTargets(design).get(name) ?? [];
+  if (targets.length === 0) {
+    await nodeMessage(deps, sub, `Node ${name}: no boot actions target it`);
+    return;
+  }
+  const resolved = resolveNode(design, name);
+  const networks = (n: string) => findDocument(design, 'Network', n)?.data;
+  const nodeCtx = nodeTemplateContext(resolved, networks);
+  const key = newNodeKey();
+  const nextId = monotonicUlid();
+  const at = now(deps).toISOString();
+  const rendered: RenderedAsset[] = [];
+  const records: BootActionRecord[] = [];
+  for (const actionName of targets) {
+    const doc = findDocument(design, 'BootAction', actionName)!;
+    const actionId = nextId();
+    const context = { node: nodeCtx, action: actionTemplateContext({ actionId, nodeKey: key, reportUrl: reportUrl(deps), designRef: task.design_ref }) };
+    try {
+      rendered.push(...(await renderAssets(doc.data.assets ?? [], context, { fetchLocation })));
+    } catch (err) {
+      if (err instanceof BootActionAssetError) throw new NodeStepError(`Node ${name}: boot action ${actionName} could not be rendered: ${err.message}`);
+      throw err;
+    }
+    const signaling = doc.data.signaling !== false;
+    records.push({ action_id: actionId, action_name: actionName, node_name: name, task_id: task.task_id, action_status: signaling ? 'incomplete' : 'unreported', signaling, created: at, updated: null });
+  }
+  const tarballs = buildNodeTarballs(rendered);
+  const units = bootdataObject(task.task_id, name, 'units');
+  const files = bootdataObject(task.task_id, name, 'files');
+  await Promise.all([deps.blobs.put(units, tarballs.units, 'application/gzip'), deps.blobs.put(files, tarballs.files, 'application/gzip')]);
+  const ctx: BootActionContext = {
+    node_name: name,
+    task_id: task.task_id,
+    subtask_id: sub.task_id,
+    design_ref: task.design_ref,
+    key_hash: hashNodeKey(key),
+    key_sealed: await deps.secrets.seal(nodeKeyHex(key)),
+    action_ids: records.map((r) => r.action_id),
+    units_object: units,
+    files_object: files,
+    packages: cloudConfigPackages(mergePackageLists(rendered)),
+    created: at,
+  };
+  await deps.drydock.putBootActionContext(ctx, records);
+  await nodeMessage(deps, sub, `Node ${name}: ${records.length} boot action(s) rendered (${tarballs.units.length + tarballs.files.length} bytes of bootdata)`);
+}
+
+/** After the wait: any failed or still incomplete action fails the node; unreported ones are neutral. */
+async function reportResult(deps: Ports, task: TaskRecord, sub: TaskRecord): Promise<void> {
+  const name = sub.node_name!;
+  const ctx = await deps.drydock.getBootActionContext(name);
+  if (!ctx || ctx.task_id !== task.task_id) return; // no boot actions: nothing to wait for
+  await deps.drydock.setReportToken(name, task.task_id, undefined);
+  const actions = await deps.drydock.getBootActions(ctx.action_ids);
+  const failed = actions.filter((a) => a.action_status === 'failure');
+  const open = actions.filter((a) => a.action_status === 'incomplete');
+  if (failed.length > 0) throw new NodeStepError(`Node ${name}: ${failed.map((a) => `Boot action ${a.action_name} failed.`).join(' ')}`);
+  if (open.length > 0) throw new NodeStepError(`Node ${name}: ${open.map((a) => `Boot action ${a.action_name} timed out.`).join(' ')}`);
+}
+
+/** NodeJob: the agent job of the step at `cursor`, carrying the workflow's task token. */
+export async function nodeJob(deps: Ports, input: NodeStepInput & { task_token: string }): Promise<{ job_id: string }> {
+  const task = await getTask(deps, input.task_id);
+  const step = planOf(task)[input.cursor];
+  const spec = step ? JOB_STEPS[step] : undefined;
+  if (!spec) throw new Error(`Step ${input.cursor} of ${task.action} is not an agent step`);
+  const node = await inventoryNode(deps, input.node);
+  const payload: Record<string, unknown> = { driver: node.bmc.driver, driver_info: node.bmc.driver_info, ...spec.payload };
+  if (step === 'deploy') {
+    const ctx = await deps.drydock.getBootActionContext(input.node);
+    if (ctx && ctx.task_id === task.task_id) payload.bootaction = await bootActionJobInfo(deps, ctx);
+  }
+  const job = await enqueueJob(deps, { site: siteOf(node.bmc), kind: spec.kind, node_id: node.id, payload, task_token: input.task_token });
+  return { job_id: job.id };
+}
+
+/** What the site's install pipeline needs for a node (the key sealed: opened for the claiming agent only). */
+export async function bootActionJobInfo(deps: Ports, ctx: BootActionContext) {
+  const actions = await deps.drydock.getBootActions(ctx.action_ids);
+  const byId = new Map(actions.map((a) => [a.action_id, a]));
+  return {
+    node_name: ctx.node_name,
+    task_id: ctx.task_id,
+    action_key: { $sealed: ctx.key_sealed },
+    report_url: reportUrl(deps),
+    packages: ctx.packages,
+    actions: ctx.action_ids.flatMap((id) => {
+      const a = byId.get(id);
+      return a ? [{ action_id: a.action_id, action_name: a.action_name, action_status: a.action_status }] : [];
+    }),
+  };
+}
+
+/**
+ * NodeReports: waits (as a callback, not polling) for the node's final boot-action reports.
+ * The token is stored on the node's context; the report that makes the last signalling action
+ * final answers it. If they are all final already (or none signals), it is answered now.
+ */
+export async function nodeReports(deps: Ports, input: NodeStepInput & { task_token: string }): Promise<void> {
+  const ctx = await deps.drydock.getBootActionContext(input.node);
+  const answer = () => deps.callbacks.succeed(input.task_token, { node_name: input.node, reports: 'final' });
+  if (!ctx || ctx.task_id !== input.task_id) return answer();
+  if (!(await deps.drydock.setReportToken(input.node, input.task_id, input.task_token))) return answer();
+  // Reports that arrived before the token was stored found nobody to tell: look again now.
+  const actions = await deps.drydock.getBootActions(ctx.action_ids);
+  if (!actions.some((a) => a.action_status === 'incomplete')) await answer();
+}
+
+/** NodeFailed: what the workflow caught for a node (a failed or timed-out agent job, an unexpected error). */
+export async function nodeFailed(deps: Ports, input: NodeStepInput & { error: { Error?: string; Cause?: string } }): Promise<void> {
+  const sub = await deps.drydock.getTask(input.subtask_id);
+  if (!sub || sub.status === 'complete') return;
+  const task = await getTask(deps, input.task_id);
+  const step = planOf(task)[input.cursor];
+  const what = step ? ` during ${step}` : '';
+  let text: string;
+  switch (input.error.Error) {
+    case 'States.Timeout':
+      text = `Node ${input.node}: the agent did not finish${what} in time`;
+      break;
+    case 'States.HeartbeatTimeout':
+      text = `Node ${input.node}: the agent stopped reporting${what}`;
+      break;
+    case 'AgentJobFailed':
+    case 'QueueFailed':
+      text = `Node ${input.node}: ${input.error.Cause ?? 'the agent job failed'}${what}`;
+      break;
+    default:
+      // Internals stay in the log; the task says what failed and where.
+      log.error('drydock node step failed', { task_id: input.task_id, node: input.node, step, error: input.error.Error, cause: input.error.Cause?.slice(0, 500) });
+      text = `Node ${input.node}: internal error${what} (${input.error.Error ?? 'unknown'})`;
+  }
+  await finishNode(deps, task.task_id, sub, false, text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finalize
+
+export async function finalizeTask(deps: Ports, input: { task_id: string; site: string; error: { Error?: string; Cause?: string } }): Promise<{ status: string }> {
+  const task = await deps.drydock.getTask(input.task_id);
+  if (!task) return { status: 'gone' };
+  try {
+    if (task.status === 'complete' || task.status === 'terminated') return { status: task.result.status };
+    const at = now(deps);
+    const failed = input.error?.Error !== undefined;
+    if (failed) {
+      log.error('drydock task failed', { task_id: task.task_id, error: input.error.Error, cause: input.error.Cause?.slice(0, 500) });
+      await deps.drydock.addMessages(task.task_id, [message(`Task failed: ${input.error.Error}`, { error: true, context_type: 'task', context: task.task_id, at })]);
+    }
+    let subs: TaskRecord[] = [];
+    if (isNodeAction(task.action) && task.subtask_id_list.length > 0) {
+      subs = await deps.drydock.getTasks(task.subtask_id_list);
+      // A node the workflow never finished (it failed or was stopped) is a failed node, not a silent one.
+      for (const sub of subs.filter((s) => s.status !== 'complete')) {
+        await finishNode(deps, task.task_id, sub, false, `Node ${sub.node_name}: not finished (the task ended first)`);
+      }
+      subs = await deps.drydock.getTasks(task.subtask_id_list);
+      const ok = subs.filter((s) => s.result.status === 'success').length;
+      const failures = subs.filter((s) => s.result.status !== 'success').map((s) => s.node_name ?? s.task_id);
+      const text = `${ok} of ${subs.length} nodes succeeded${failures.length ? `; failed: ${failures.join(', ')}` : ''}`;
+      await deps.drydock.addMessages(task.task_id, [message(text, { error: failures.length > 0, context_type: 'task', context: task.task_id, at })]);
+    }
+    const next = await updateTask(deps, task.task_id, (t) => {
+      let result: TaskResult = subs.length > 0 ? aggregate(t.result, subs.map((s) => s.result)) : t.result;
+      if (failed) result = addFailure(result);
+      else if (result.status === 'incomplete') result = addSuccess(result);
+      return { status: 'complete', result };
+    });
+    return { status: next.result.status };
+  } finally {
+    const site = input.site || task.site;
+    if (site) await deps.drydock.releaseSite(site, task.task_id);
+  }
+}
