@@ -18,6 +18,7 @@ import {
 import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import { configFromEnv } from '../../layers/core/config.ts';
+import { TASK_MAX_SECONDS } from '../../layers/core/drydock/tasks/workflow.ts';
 import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 
 /**
@@ -52,8 +53,8 @@ export const DRYDOCK_TASK_STATES = {
   finalize: 'Finalize',
 } as const;
 
-/** A task may run this long (deploying 100 nodes in rounds of 10, each up to about an hour). */
-export const DRYDOCK_TASKS_TIMEOUT = Duration.days(2);
+/** A task may run this long (deploying 100 nodes in rounds of 10, each up to about an hour); Acquire evicts tasks older than this. */
+export const DRYDOCK_TASKS_TIMEOUT = Duration.seconds(TASK_MAX_SECONDS);
 /** The agent must report on a running job at least this often (it heartbeats every lease renewal). */
 export const NODE_JOB_HEARTBEAT_SECONDS = 300;
 

@@ -6,6 +6,7 @@ import { dynamoStats } from '#aws/dynamo/client.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
 import { functionNames } from '../../infra/routes.ts';
 import { agentBench } from './agent.ts';
+import { drydockBench } from './drydock.ts';
 import { lifecycleBench } from './lifecycle.ts';
 
 /**
@@ -42,12 +43,13 @@ async function pool(n: number, c: number, task: (i: number) => Promise<number>):
   return { lat, wall: performance.now() - t };
 }
 
-/** `npm run bench` runs every part; `npm run bench -- booking`, `-- agent` or `-- lifecycle` runs one. */
+/** `npm run bench` runs every part; `npm run bench -- booking`, `-- agent`, `-- lifecycle` or `-- drydock` runs one. */
 const only = process.argv[2];
 
 async function main() {
   if (only === 'agent') return runOnly('agent', agentBench);
   if (only === 'lifecycle') return runOnly('lifecycle', lifecycleBench);
+  if (only === 'drydock') return runOnly('drydock', drydockBench);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
@@ -156,6 +158,7 @@ async function main() {
   if (only !== 'booking') {
     await agentBench(record);
     await lifecycleBench(record);
+    await drydockBench(record);
   }
 
   const w = Math.max(...rows.map(([k]) => k.length));

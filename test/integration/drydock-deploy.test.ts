@@ -4,11 +4,14 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import { getDeps } from '#aws/deps.ts';
+import { emptyResult, type TaskRecord } from '#core/drydock/tasks/model.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
-import { call, tokenFor } from '../support/api.ts';
+import { call } from '../support/api.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { siteDesign } from '../support/drydock-site.ts';
 import { startOwnStack } from '../support/own-stack.ts';
@@ -243,9 +246,10 @@ describe('Drydock tasks on the local stack', () => {
   it('relabel_nodes writes the design labels to the node; destroy_nodes powers off, boots from disk and revokes the key', async () => {
     const r = await finished((await createTask('relabel_nodes', byNode(['n03']))).task_id);
     expect(r.result.status).toBe('success');
-    const admin = await tokenFor('admin');
-    const node = (await call('GET', '/v1/nodes/n03', { token: admin.token, headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body;
-    expect(node.name).toBe('n03');
+    // The design's owner_data, as extra capabilities a lease's resource_properties can select on.
+    expect((await getDeps().nodes.getByName('n03'))!.extra).toMatchObject({ position: '3', zone: 'z0' });
+    const ironic = (await call('GET', '/v1/nodes/n03', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body;
+    expect(ironic).toMatchObject({ name: 'n03', driver: 'redfish', conductor_group: SITE });
 
     const info = (await call('GET', '/api/v1.0/bootactions/nodes/n02')).body;
     const d = await finished((await createTask('destroy_nodes', byNode(['n02']))).task_id);
@@ -267,6 +271,23 @@ describe('Drydock tasks on the local stack', () => {
     expect(v.result.status).toBe('success');
     expect(Date.parse(v.updated.replace(' ', 'T'))).toBeGreaterThanOrEqual(Date.parse(dep.updated.replace(' ', 'T')));
   }, 60_000);
+
+  it('a task that outlived its workflow (no execution left) stops blocking the site', async () => {
+    const deps = getDeps();
+    const old = new Date(Date.now() - 3 * 86_400_000).toISOString();
+    const ghost: TaskRecord = {
+      task_id: randomUUID(), action: 'deploy_nodes', parent_task_id: null, design_ref: `${designUrl}/site.yaml`, status: 'running', result: emptyResult(),
+      node_filter: null, subtask_id_list: [], created: old, created_by: 'admin', updated: old, terminated: null, terminated_by: null, terminate: false, retry: 0, site: SITE, version: 1,
+    };
+    await deps.drydock.createTask(ghost);
+    expect(await deps.drydock.acquireSite(SITE, ghost.task_id, 1)).toBe(true);
+    const t = await finished((await createTask('verify_site')).task_id, 30_000);
+    expect(t.result.status).toBe('success');
+    const evicted = (await call('GET', `/api/v1.0/tasks/${ghost.task_id}`)).body;
+    expect(evicted.status).toBe('complete');
+    expect(evicted.result.status).toBe('failure');
+    expect(await deps.drydock.siteHolders(SITE)).toEqual([]);
+  });
 
   it('stored designs: POST /designs and parts, then a task on slipway://designs/<id>', async () => {
     const d = await call('POST', '/api/v1.0/designs', { body: {} });

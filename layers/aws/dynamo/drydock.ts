@@ -160,18 +160,18 @@ export class DynamoDrydockRepository implements DrydockRepository {
     return record;
   }
 
-  async tasksAhead(site: string, task: Pick<TaskRecord, 'created' | 'task_id'>, limit: number): Promise<number> {
+  async tasksAhead(site: string, task: Pick<TaskRecord, 'created' | 'task_id'>, limit: number): Promise<{ task_id: string; created: string }[]> {
     const res = await this.d.doc.send(
       new QueryCommand({
         TableName: this.d.table,
         IndexName: 'GSI2',
         KeyConditionExpression: 'GSI2PK = :p AND GSI2SK < :me',
         ExpressionAttributeValues: { ':p': ddTaskQueuePk(site), ':me': ddTaskQueueSk(task) },
+        ProjectionExpression: 'task_id, created',
         Limit: limit,
-        Select: 'COUNT',
       }),
     );
-    return res.Count ?? 0;
+    return (res.Items ?? []).map((i) => ({ task_id: String(i.task_id), created: String(i.created) }));
   }
 
   async addMessages(taskId: string, messages: readonly TaskMessage[]): Promise<void> {

@@ -99,10 +99,10 @@ export interface DrydockRepository {
   purgeTasks(before: Date): Promise<number>;
 
   /**
-   * How many older top-level tasks of the site are queued or running (at most `limit`): the
+   * The older top-level tasks of the site that are queued or running (at most `limit`): the
    * site runs its tasks in creation order, as upstream's single orchestrator does.
    */
-  tasksAhead(site: string, task: Pick<TaskRecord, 'created' | 'task_id'>, limit: number): Promise<number>;
+  tasksAhead(site: string, task: Pick<TaskRecord, 'created' | 'task_id'>, limit: number): Promise<{ task_id: string; created: string }[]>;
   /**
    * Takes one of the site's `max` task slots for `taskId` (a repeated call by the holder is
    * true); false while `max` other tasks hold one. The write itself is the check.

@@ -262,11 +262,42 @@ export async function acquireSite(deps: Ports, input: { task_id: string; site: s
   const task = await getTask(deps, input.task_id);
   // First come, first served: older tasks of the site go first. The slot write below is what
   // enforces the limit; the queue only orders the waiters.
-  if ((await deps.drydock.tasksAhead(input.site, task, max)) >= max) return { acquired: false, wait_seconds: ACQUIRE_WAIT_SECONDS };
-  const ok = await deps.drydock.acquireSite(input.site, input.task_id, max);
-  if (!ok) return { acquired: false, wait_seconds: ACQUIRE_WAIT_SECONDS };
+  const ahead = await deps.drydock.tasksAhead(input.site, task, max);
+  const ok = ahead.length < max && (await deps.drydock.acquireSite(input.site, input.task_id, max));
+  if (!ok) {
+    await evictStale(deps, input.site, ahead);
+    return { acquired: false, wait_seconds: ACQUIRE_WAIT_SECONDS };
+  }
   await updateTask(deps, input.task_id, (t) => (t.status === 'queued' ? { status: 'running' } : undefined));
   return { acquired: true, wait_seconds: 0 };
+}
+
+/**
+ * A task no execution can still be running: older than the workflow's own timeout (its
+ * execution timed out without Finalize), or finished but still holding a slot (a Finalize that
+ * ran out of retries). It is finished as failed and its slot freed, so a site never stays blocked.
+ */
+export const TASK_MAX_SECONDS = 2 * 86_400;
+
+async function evictStale(deps: Ports, site: string, ahead: readonly { task_id: string; created: string }[]): Promise<void> {
+  const cutoff = now(deps).getTime() - (TASK_MAX_SECONDS + 600) * 1000;
+  const holders = await deps.drydock.siteHolders(site);
+  const candidates = [...new Set([...ahead.map((a) => a.task_id), ...holders])];
+  for (const t of await deps.drydock.getTasks(candidates)) {
+    const finished = t.status === 'complete' || t.status === 'terminated';
+    if (finished) {
+      await deps.drydock.releaseSite(site, t.task_id);
+      continue;
+    }
+    if (Date.parse(t.created) >= cutoff) continue;
+    log.warn('drydock task outlived its workflow; finishing it as failed', { task_id: t.task_id, site });
+    await deps.drydock.addMessages(t.task_id, [message('The task workflow ended without finishing the task (timed out)', { error: true, context_type: 'task', context: t.task_id, at: now(deps) })]);
+    await updateTask(deps, t.task_id, (x) => (x.status === 'complete' ? undefined : { status: 'complete', result: addFailure(x.result) }));
+    await deps.drydock.releaseSite(site, t.task_id);
+  }
+  // A holder whose record was purged or never written.
+  const known = new Set((await deps.drydock.getTasks(holders)).map((t) => t.task_id));
+  for (const h of holders) if (!known.has(h)) await deps.drydock.releaseSite(site, h);
 }
 
 // ---------------------------------------------------------------------------------------------
