@@ -234,6 +234,9 @@ describe('Drydock tasks on the local stack', () => {
     expect((await report(info, 'install-agent', { status: 'success' })).status).toBe(200);
     const t = await finished(task.task_id);
     expect(t.result).toMatchObject({ status: 'success', successes: ['n01'], failures: [] });
+    const nodes = (await call('GET', '/api/v1.0/nodes')).body as { hostname: string; status_name: string }[];
+    expect(nodes.find((n) => n.hostname === 'n01')?.status_name).toBe('active');
+    expect(nodes.find((n) => n.hostname === 'n03')?.status_name).not.toBe('active');
   }, 60_000);
 
   it('a node filter that selects nothing is a success with "No nodes in scope"', async () => {

@@ -398,6 +398,7 @@ export async function nodeStep(deps: Ports, input: NodeStepInput): Promise<NodeS
     for (let i = input.cursor; ; i++) {
       const step = plan[i];
       if (step === undefined) {
+        if (task.action === 'deploy_nodes') await setProvisionState(deps, input.node, 'active');
         await finishNode(deps, task.task_id, sub, true, `Node ${input.node}: ${task.action} succeeded`);
         return done();
       }
@@ -455,10 +456,7 @@ async function runLocalStep(deps: Ports, task: TaskRecord, sub: TaskRecord, step
       return;
     case 'release': {
       await deps.drydock.deleteBootActionContext(name);
-      const node = await inventoryNode(deps, name);
-      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, provision_state: 'available' } }).catch((err) => {
-        if (!(err instanceof ConcurrentModificationError)) throw err;
-      });
+      await setProvisionState(deps, name, 'available');
       await nodeMessage(deps, sub, `Node ${name}: released (boot-action key revoked)`);
       return;
     }
@@ -474,6 +472,21 @@ async function runLocalStep(deps: Ports, task: TaskRecord, sub: TaskRecord, step
     default:
       throw new Error(`Step ${step} is not a local step`);
   }
+}
+
+/** The node's provisioning state as Ironic and `GET /nodes` show it: `active` once deployed, `available` once destroyed. */
+async function setProvisionState(deps: Ports, name: string, state: string): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const node = await inventoryNode(deps, name);
+    if (node.bmc.provision_state === state) return;
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, provision_state: state } });
+      return;
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+    }
+  }
+  throw new ConcurrentModificationError(`Node ${name} was modified concurrently`);
 }
 
 /** The report URL as the node's templates see it: always ending in `/`. */
@@ -496,6 +509,8 @@ async function renderBootActions(deps: Ports, task: TaskRecord, sub: TaskRecord,
   const name = sub.node_name!;
   const targets = bootactionTargets(design).get(name) ?? [];
   if (targets.length === 0) {
+    // Nothing to hand over; a previous deployment's key and tarballs stop working all the same.
+    await deps.drydock.deleteBootActionContext(name);
     await nodeMessage(deps, sub, `Node ${name}: no boot actions target it`);
     return;
   }
