@@ -4,6 +4,7 @@ import { App, type AppProps, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ApiStack } from './stacks/api-stack.ts';
 import { CommissaireStack } from './stacks/commissaire-stack.ts';
+import { DrydockStack } from './stacks/drydock-stack.ts';
 import { LifecycleStack } from './stacks/lifecycle-stack.ts';
 import { StatefulStack } from './stacks/stateful-stack.ts';
 
@@ -12,13 +13,14 @@ export interface SlipwayApp {
   stateful: StatefulStack;
   lifecycle: LifecycleStack;
   commissaire: CommissaireStack;
+  drydock: DrydockStack;
   api: ApiStack;
 }
 
 /**
  * The CDK app: stateful resources in one stack, lease timing (workflow, triggers, sweeper) in a
- * second, Commissaire's cluster-operation workflow in a third, the API in a fourth, wired by props
- * (stateful → lifecycle / Commissaire → API). Stacks are environment-agnostic (no account/region),
+ * second, Commissaire's cluster-operation workflow in a third, Drydock's task workflow in a
+ * fourth, the API in a fifth, wired by props (stateful → lifecycle / Commissaire / Drydock → API). Stacks are environment-agnostic (no account/region),
  * so synth needs no credentials. cdk-nag runs as a validation plugin: any unacknowledged finding
  * fails synth.
  *
@@ -47,6 +49,12 @@ export function buildApp(props: AppProps = {}): SlipwayApp {
     description: 'Slipway: Commissaire cluster-operation workflow (deploy, upgrade, restart host by host)',
     table: stateful.table,
   });
+  const drydock = new DrydockStack(app, 'SlipwayDrydock', {
+    description: 'Slipway: Drydock task workflow (designs, node registration, boot-action rendering, deploy waits)',
+    table: stateful.table,
+    bootdataBucket: stateful.bootdataBucket,
+    secretsKey: stateful.secretsKey,
+  });
   const api = new ApiStack(app, 'SlipwayApi', {
     description: 'Slipway: HTTP API, authorizer and surface functions',
     table: stateful.table,
@@ -58,8 +66,10 @@ export function buildApp(props: AppProps = {}): SlipwayApp {
   // The API names the cluster-operation workflow by its fixed name (no reference, so no implied
   // order): deploy the workflow first, so the commissaire surface never starts a missing one.
   api.addStackDependency(commissaire, 'the commissaire surface starts cluster-operation executions');
+  // The same for Drydock's task workflow and the drydock surface.
+  api.addStackDependency(drydock, 'the drydock surface starts task executions');
 
-  return { app, stateful, lifecycle, commissaire, api };
+  return { app, stateful, lifecycle, commissaire, drydock, api };
 }
 
 // Entry point for `cdk synth` (cdk.json: `npx tsx infra/app.ts`); importing this module synthesizes nothing.

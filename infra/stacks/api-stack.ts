@@ -12,12 +12,13 @@ import type { Construct } from 'constructs';
 import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
 import { type FunctionName, functionNames, routes } from '../routes.ts';
 import { allowClusterOperationStarts } from './commissaire-stack.ts';
+import { allowDrydockTaskStarts } from './drydock-stack.ts';
 import { allowLeaseWrites, type LeaseLifecycleRefs } from './lifecycle-stack.ts';
 
 export interface ApiStackProps extends StackProps {
   /** From the StatefulStack. */
   table: ITableV2;
-  /** From the StatefulStack; read by the surfaces that serve bootdata (BOOTDATA_READERS). */
+  /** From the StatefulStack; read by the BOOTDATA_READERS (bootdata tarballs, s3:// designs). */
   bootdataBucket: IBucket;
   /** From the StatefulStack: Ironic seals BMC passwords with it, the agent API opens them. */
   secretsKey: IKey;
@@ -52,11 +53,12 @@ const KMS_USE: Partial<Record<FunctionName, string[]>> = {
 };
 
 /**
- * The surfaces that serve bootdata tarballs: s3:GetObject on the bootdata bucket, both to read a
- * tarball (`?inline=true`) and to presign the URL a node is redirected to (a presigned URL
- * carries the signer's permissions).
+ * The surfaces that read bootdata bucket objects (s3:GetObject): the boot actions serve
+ * tarballs, both reading one (`?inline=true`) and presigning the URL a node is redirected to (a
+ * presigned URL carries the signer's permissions); Drydock reads `s3://` designs kept in the
+ * bucket (`POST /validatedesign`; other buckets are not granted).
  */
-export const BOOTDATA_READERS: readonly FunctionName[] = ['bootactions'];
+export const BOOTDATA_READERS: readonly FunctionName[] = ['bootactions', 'drydock'];
 
 /**
  * The surfaces that answer Step Functions task tokens (SendTask* on the `slipway-*` workflows):
@@ -81,6 +83,13 @@ export const LEASE_WRITERS: readonly FunctionName[] = ['blazar'];
  * imports nothing from the Commissaire stack (app.ts orders the deployment).
  */
 export const CLUSTER_OPERATION_STARTERS: readonly FunctionName[] = ['commissaire'];
+
+/**
+ * The surfaces that start Drydock tasks (`POST /api/v1.0/tasks`): states:StartExecution on the
+ * task workflow, by its fixed name, so this stack imports nothing from the Drydock stack
+ * (app.ts orders the deployment).
+ */
+export const DRYDOCK_TASK_STARTERS: readonly FunctionName[] = ['drydock'];
 
 const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());
 
@@ -137,6 +146,7 @@ export class ApiStack extends Stack {
 
     for (const name of LEASE_WRITERS) allowLeaseWrites(surfaces.get(name)!, props.lifecycle);
     for (const name of CLUSTER_OPERATION_STARTERS) allowClusterOperationStarts(surfaces.get(name)!);
+    for (const name of DRYDOCK_TASK_STARTERS) allowDrydockTaskStarts(surfaces.get(name)!);
 
     // Agent results (and final boot-action reports) answer the Step Functions task tokens their
     // jobs carry (callback pattern). Named state machines (`slipway-*`) rather than the workflows
@@ -156,7 +166,7 @@ export class ApiStack extends Stack {
       });
     }
 
-    // Bootdata: read the tarballs (inline) and presign the redirects to them; nothing else.
+    // Bootdata: read the tarballs (inline) and presign the redirects to them, read s3:// designs; nothing else.
     // The bucket ARN is imported explicitly (the export CDK would make for the reference anyway),
     // so the cdk-nag finding on `<arn>/*`, which names the import, can be acknowledged by name.
     const bucketArn = Stack.of(props.bootdataBucket).exportValue(props.bootdataBucket.bucketArn);
@@ -167,7 +177,7 @@ export class ApiStack extends Stack {
       fn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [`${bucketArn}/*`] }));
       Validations.of(fn.fn.role!).acknowledge({
         id: `AwsSolutions-IAM5[Resource::${imported}/*]`,
-        reason: 'Every node\'s tarballs are served from this one bucket; object reads only (s3:GetObject), no listing or writes.',
+        reason: 'Bootdata tarballs and s3:// designs are objects of this one bucket, named at run time; object reads only (s3:GetObject), no listing or writes.',
       });
     }
 

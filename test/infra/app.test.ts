@@ -8,10 +8,12 @@ import aslValidator from 'asl-validator';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts';
+import { configFromEnv } from '#core/config.ts';
 import { buildApp, type SlipwayApp } from '../../infra/app.ts';
 import { REPO_ROOT, type SlipwayFunction, TABLE_ACTIONS } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
-import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, LEASE_WRITERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
+import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, DRYDOCK_TASK_STARTERS, LEASE_WRITERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
+import { DRYDOCK_TASKS_KMS_ACTIONS, DRYDOCK_TASKS_S3_ACTIONS, drydockTasksStateMachineArn } from '../../infra/stacks/drydock-stack.ts';
 import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
 import { EVENT_BUS_NAME } from '../../infra/stacks/stateful-stack.ts';
 import {
@@ -20,6 +22,7 @@ import {
   LOCAL_LEASE_EVENTS_FUNCTION_ARN,
   resolveIntrinsics,
   synthClusterOperationsAsl,
+  synthDrydockTasksAsl,
   synthLeaseEventsAsl,
 } from '../../infra/workflows/asl.ts';
 import {
@@ -29,16 +32,22 @@ import {
   HOST_ACTION_HEARTBEAT_SECONDS,
   HOST_ACTION_TIMEOUT_SECONDS,
 } from '../../infra/workflows/cluster-operations.ts';
+import {
+  DRYDOCK_TASK_STATES,
+  DRYDOCK_TASKS_STATE_MACHINE_NAME,
+  DRYDOCK_TASKS_TIMEOUT,
+  NODE_JOB_HEARTBEAT_SECONDS,
+} from '../../infra/workflows/drydock-tasks.ts';
 import { LEASE_EVENT_TASKS, LEASE_EVENT_WAIT, LEASE_EVENTS_STATE_MACHINE_NAME } from '../../infra/workflows/lease-events.ts';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string; UpdateReplacePolicy?: string }>;
 
 const outdirs: string[] = [];
-/** An app with esbuild skipped and its own temporary cloud assembly directory. */
-function build(): SlipwayApp {
+/** An app with esbuild skipped and its own temporary cloud assembly directory (and more CDK context, if given). */
+function build(context: Record<string, unknown> = {}): SlipwayApp {
   const outdir = mkdtempSync(join(tmpdir(), 'slipway-cdk-'));
   outdirs.push(outdir);
-  return buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
+  return buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [], ...context } });
 }
 afterAll(() => {
   for (const d of outdirs) rmSync(d, { recursive: true, force: true });
@@ -107,6 +116,7 @@ describe('CDK app', () => {
   let stateful: Template;
   let lifecycle: Template;
   let commissaire: Template;
+  let drydock: Template;
   let apiResources: Resources;
 
   beforeAll(() => {
@@ -115,6 +125,7 @@ describe('CDK app', () => {
     stateful = Template.fromStack(built.stateful);
     lifecycle = Template.fromStack(built.lifecycle);
     commissaire = Template.fromStack(built.commissaire);
+    drydock = Template.fromStack(built.drydock);
     apiResources = api.toJSON().Resources as Resources;
   });
 
@@ -150,6 +161,8 @@ describe('CDK app', () => {
         grantsOf(fnStatements(built.api, built.api.surfaces.get('bootactions')!), 's3:')[0]!.resource as { 'Fn::Join': [string, [{ 'Fn::ImportValue': string }, string]] }
       )['Fn::Join'][1][0]['Fn::ImportValue'];
       const clusterOperationsFnId = idOf(built.commissaire, built.commissaire.clusterOperationsFunction.fn);
+      const drydockTasksFnId = idOf(built.drydock, built.drydock.drydockTasksFunction.fn);
+      const bootdataObjects = `AwsSolutions-IAM5[Resource::${bootdataExport}/*]`;
       expect(acks).toEqual({
         'SlipwayStateful/AccessLogs': ['AwsSolutions-S1'],
         'SlipwayApi/AuthorizerFn/Role': xray,
@@ -157,7 +170,9 @@ describe('CDK app', () => {
         // The agent answers Step Functions task tokens of the slipway-* workflows.
         'SlipwayApi/AgentFn/Role': [...xray, callbacks],
         // Boot-action reports answer the deploy step's token; bootdata is read from (and presigned for) any object of the bucket.
-        'SlipwayApi/BootactionsFn/Role': [...xray, callbacks, `AwsSolutions-IAM5[Resource::${bootdataExport}/*]`],
+        'SlipwayApi/BootactionsFn/Role': [...xray, callbacks, bootdataObjects],
+        // Drydock reads s3:// designs from any object of the bucket.
+        'SlipwayApi/DrydockFn/Role': [...xray, bootdataObjects],
         // Lease writers manage one schedule per lease event in the lease-event group.
         'SlipwayApi/BlazarFn/Role': [...xray, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${LEASE_EVENTS_SCHEDULE_GROUP}/*]`],
         ...Object.fromEntries(anonymous.map((p) => [p, ['AwsSolutions-APIG4']])),
@@ -168,6 +183,10 @@ describe('CDK app', () => {
         'SlipwayCommissaire/ClusterOperationsFn/Role': xray,
         // The same two for the cluster-operation workflow.
         'SlipwayCommissaire/ClusterOperations/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${clusterOperationsFnId}.Arn>:*]`],
+        // Drydock's task steps read and write design snapshots and tarballs of the bucket, and answer their own report waits.
+        'SlipwayDrydock/DrydockTasksFn/Role': [...xray, bootdataObjects, callbacks],
+        // The same two as the other workflows, for the Drydock task workflow.
+        'SlipwayDrydock/DrydockTasks/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${drydockTasksFnId}.Arn>:*]`],
       });
     });
   });
@@ -227,7 +246,7 @@ describe('CDK app', () => {
       outdirs.push(outdir);
       const settings = { SLIPWAY_CLEANING_MINUTES: '15', SLIPWAY_COMMISSAIRE_SITE: 'dc1' };
       const app = buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [], 'slipway:settings': JSON.stringify(settings) } });
-      const fns = [app.api, app.stateful, app.lifecycle, app.commissaire].flatMap((st) => Object.values(Template.fromStack(st).findResources('AWS::Lambda::Function')));
+      const fns = [app.api, app.stateful, app.lifecycle, app.commissaire, app.drydock].flatMap((st) => Object.values(Template.fromStack(st).findResources('AWS::Lambda::Function')));
       expect(fns.length).toBeGreaterThan(5);
       for (const f of fns) expect(f.Properties).toMatchObject({ Environment: { Variables: settings } });
       const bad = (ctx: unknown) => () => buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [], 'slipway:settings': ctx } });
@@ -236,11 +255,11 @@ describe('CDK app', () => {
     });
 
     it('runs every Lambda of every stack on nodejs24.x, arm64, with X-Ray and source maps', () => {
-      const fns = [built.api, built.stateful, built.lifecycle, built.commissaire].flatMap((s) =>
+      const fns = [built.api, built.stateful, built.lifecycle, built.commissaire, built.drydock].flatMap((s) =>
         Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')),
       );
-      // The surfaces, the authorizer, the lease-event steps, the sweeper and the cluster-operation steps.
-      expect(fns).toHaveLength(functionNames.length + 4);
+      // The surfaces, the authorizer, the lease-event steps, the sweeper, the cluster-operation and the Drydock task steps.
+      expect(fns).toHaveLength(functionNames.length + 5);
       for (const f of fns) {
         expect(f.Properties).toMatchObject({
           Runtime: 'nodejs24.x',
@@ -253,15 +272,18 @@ describe('CDK app', () => {
       }
     });
 
-    it('keeps API functions within API Gateway\'s 29 s, and workflow functions within a minute', () => {
+    it('keeps API functions within API Gateway\'s 29 s, workflow functions within a minute, Drydock\'s (rendering) within two', () => {
       for (const f of Object.values(api.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBeLessThan(30);
       for (const t of [lifecycle, commissaire]) {
         for (const f of Object.values(t.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBe(60);
       }
+      const drydockFns = Object.values(drydock.findResources('AWS::Lambda::Function'));
+      expect(drydockFns).toHaveLength(1);
+      for (const f of drydockFns) expect(f.Properties).toMatchObject({ Timeout: 120, MemorySize: 512 });
     });
 
     it('gives each function its own role with no managed policies', () => {
-      for (const role of [api, lifecycle, commissaire].flatMap((t) => Object.values(t.findResources('AWS::IAM::Role')))) {
+      for (const role of [api, lifecycle, commissaire, drydock].flatMap((t) => Object.values(t.findResources('AWS::IAM::Role')))) {
         expect(role.Properties.ManagedPolicyArns).toBeUndefined();
       }
     });
@@ -297,7 +319,8 @@ describe('CDK app', () => {
     });
 
     it('lets only the bootdata readers read (and presign) bootdata objects, s3:GetObject on the bucket\'s objects, named by BOOTDATA_BUCKET', () => {
-      expect(BOOTDATA_READERS).toEqual(['bootactions']);
+      // The boot actions serve tarballs; Drydock reads s3:// designs (POST /validatedesign).
+      expect(BOOTDATA_READERS).toEqual(['bootactions', 'drydock']);
       const bucketArn = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata.*Arn/) };
       for (const name of functionNames) {
         const f = built.api.surfaces.get(name)!;
@@ -338,6 +361,7 @@ describe('CDK app', () => {
       expect(dynamoActions(built.api.surfaces.get('system')!)).toEqual([]);
       expect(dynamoActions(built.api.surfaces.get('blazar')!)).toEqual(expected('RW'));
       expect(dynamoActions(built.api.surfaces.get('native')!)).toEqual(expected('RW'));
+      expect(dynamoActions(built.api.surfaces.get('drydock')!)).toEqual(expected('RW'));
       for (const f of [built.api.authorizerFunction, built.api.surfaces.get('blazar')!, built.api.surfaces.get('native')!]) {
         const env = (apiResources[idOf(built.api, f.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         expect(env.TABLE_NAME).toEqual({ 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') });
@@ -347,6 +371,7 @@ describe('CDK app', () => {
         [built.lifecycle, built.lifecycle.leaseEventsFunction],
         [built.lifecycle, built.lifecycle.sweeperFunction],
         [built.commissaire, built.commissaire.clusterOperationsFunction],
+        [built.drydock, built.drydock.drydockTasksFunction],
       ] as const) {
         const actions = fnStatements(stack, f).flatMap((st) => [st.Action].flat()).filter((a) => a.startsWith('dynamodb:')).sort();
         expect(actions, f.node.path).toEqual(expected('RW'));
@@ -512,6 +537,7 @@ describe('CDK app', () => {
   describe('Commissaire cluster operations', () => {
     const smArn = formattedArn('states', `stateMachine:${CLUSTER_OPERATIONS_STATE_MACHINE_NAME}`);
     const leaseSmArn = formattedArn('states', `stateMachine:${LEASE_EVENTS_STATE_MACHINE_NAME}`);
+    const drydockSmArn = formattedArn('states', `stateMachine:${DRYDOCK_TASKS_STATE_MACHINE_NAME}`);
 
     it('runs the cluster-operation workflow as a Standard state machine with its fixed name, tracing and logs without data', () => {
       commissaire.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
@@ -559,12 +585,14 @@ describe('CDK app', () => {
         const want = [
           ...(LEASE_WRITERS.includes(name) ? [{ actions: ['states:StartExecution'], resource: leaseSmArn }] : []),
           ...(CLUSTER_OPERATION_STARTERS.includes(name) ? [{ actions: ['states:StartExecution'], resource: smArn }] : []),
+          // Drydock's starts are checked with the Drydock stack below.
+          ...(DRYDOCK_TASK_STARTERS.includes(name) ? [{ actions: ['states:StartExecution'], resource: drydockSmArn }] : []),
         ];
         expect(starts, name).toEqual(want);
         if (CLUSTER_OPERATION_STARTERS.includes(name)) expect(env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN, name).toEqual(smArn);
         else expect(env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN, name).toBeUndefined();
       }
-      for (const f of [built.api.authorizerFunction, built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction]) {
+      for (const f of [built.api.authorizerFunction, built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction, built.drydock.drydockTasksFunction]) {
         const stack = Stack.of(f);
         expect(grantsOf(fnStatements(stack, f), 'states:').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn)), f.node.path).toEqual([]);
       }
@@ -593,10 +621,106 @@ describe('CDK app', () => {
     it('deploys after the stateful stack and before the API stack, with no reference either way between workflow stacks', () => {
       expect(built.commissaire.dependencies.map((s) => s.stackName)).toEqual([built.stateful.stackName]);
       expect(built.api.dependencies.map((s) => s.stackName).sort()).toEqual(
-        [built.lifecycle.stackName, built.commissaire.stackName, built.stateful.stackName].sort(),
+        [built.lifecycle.stackName, built.commissaire.stackName, built.drydock.stackName, built.stateful.stackName].sort(),
       );
       // The API names the workflow by its fixed name: nothing is exported from the Commissaire stack.
       expect(commissaire.toJSON().Outputs ?? {}).toEqual({});
+    });
+  });
+
+  describe('Drydock tasks', () => {
+    const smArn = formattedArn('states', `stateMachine:${DRYDOCK_TASKS_STATE_MACHINE_NAME}`);
+    const keyRef = { 'Fn::ImportValue': expect.stringContaining('SecretsKey') };
+    const bucketArn = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata.*Arn/) };
+    const bucketName = { 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata/) };
+
+    it('runs the task workflow as a Standard state machine with its fixed name, tracing and logs without data', () => {
+      drydock.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+      drydock.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+        StateMachineName: DRYDOCK_TASKS_STATE_MACHINE_NAME,
+        StateMachineType: 'STANDARD',
+        TracingConfiguration: { Enabled: true },
+        LoggingConfiguration: {
+          Level: 'ALL',
+          IncludeExecutionData: false,
+          Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrydockTasksLogs'), 'Arn'] } } }],
+        },
+      });
+      // Both log groups (the function's own and the state machine's) have a retention.
+      const groups = Object.values(drydock.findResources('AWS::Logs::LogGroup'));
+      expect(groups).toHaveLength(2);
+      for (const g of groups) expect(g.Properties.RetentionInDays, JSON.stringify(g)).toBeGreaterThan(0);
+      drydock.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
+    });
+
+    it('invokes only the Drydock task function from the workflow', () => {
+      const fnId = idOf(built.drydock, built.drydock.drydockTasksFunction.fn);
+      const statements = statementsOf(built.drydock, built.drydock.stateMachine.role.node.findChild('DefaultPolicy'));
+      expect(grantsOf(statements, 'lambda:')).toEqual([
+        { actions: ['lambda:InvokeFunction'], resource: [{ 'Fn::GetAtt': [fnId, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [fnId, 'Arn'] }, ':*']] }] },
+      ]);
+    });
+
+    it('gives the task function the table (RW), bootdata objects (get, put), the secrets key (encrypt, decrypt) and its own report callbacks, nothing else', () => {
+      const f = built.drydock.drydockTasksFunction;
+      const statements = fnStatements(built.drydock, f);
+      const services = [...new Set(statements.flatMap((st) => [st.Action].flat()).map((a) => a.split(':')[0]))].sort();
+      // logs: its own log group; xray: tracing.
+      expect(services).toEqual(['dynamodb', 'kms', 'logs', 's3', 'states', 'xray']);
+      expect(grantsOf(statements, 'dynamodb:').flatMap((g) => g.actions).sort()).toEqual(TABLE_ACTIONS.RW.map((a) => `dynamodb:${a}`).sort());
+      expect(DRYDOCK_TASKS_S3_ACTIONS).toEqual(['s3:GetObject', 's3:PutObject']);
+      expect(grantsOf(statements, 's3:')).toEqual([{ actions: ['s3:GetObject', 's3:PutObject'], resource: { 'Fn::Join': ['', [bucketArn, '/*']] } }]);
+      expect(DRYDOCK_TASKS_KMS_ACTIONS).toEqual(['kms:Encrypt', 'kms:Decrypt']);
+      expect(grantsOf(statements, 'kms:')).toEqual([{ actions: ['kms:Encrypt', 'kms:Decrypt'], resource: keyRef }]);
+      // Success only, by name (a grant on its own workflow would be a cycle); no starts.
+      expect(grantsOf(statements, 'states:')).toEqual([{ actions: ['states:SendTaskSuccess'], resource: formattedArn('states', 'stateMachine:slipway-*') }]);
+      const env = envOf(built.drydock, f);
+      expect(Object.keys(env).sort()).toEqual(['BOOTDATA_BUCKET', 'NODE_OPTIONS', 'SECRETS_KMS_KEY_ID', 'TABLE_NAME']);
+      expect(env).toMatchObject({ BOOTDATA_BUCKET: bucketName, SECRETS_KMS_KEY_ID: keyRef, TABLE_NAME: { 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') } });
+    });
+
+    it('grants the KMS actions the task steps use: direct seals (node keys, BMC passwords) and opens of stored BMC passwords', () => {
+      const src = (f: string) => readFileSync(join(REPO_ROOT, f), 'utf8');
+      // Node keys and BMC passwords are far below the direct-seal limit: kms:Encrypt, never GenerateDataKey.
+      expect(src('layers/aws/kms-secrets.ts')).toMatch(/bytes\.length <= DIRECT_LIMIT\)\s*\{\s*const out = await this\.client\.send\(new EncryptCommand/);
+      expect(src('layers/core/drydock/tasks/workflow.ts')).toContain('deps.secrets.seal(');
+      expect(src('layers/core/drydock/tasks/design-nodes.ts')).toContain('deps.secrets.open(');
+    });
+
+    it('lets exactly the task starters start executions, by the fixed ARN, configured by environment', () => {
+      expect(DRYDOCK_TASK_STARTERS).toEqual(['drydock']);
+      expect(built.api.resolve(drydockTasksStateMachineArn(built.api))).toEqual(smArn);
+      for (const name of functionNames) {
+        const f = built.api.surfaces.get(name)!;
+        const starts = grantsOf(fnStatements(built.api, f), 'states:StartExecution').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn));
+        const env = envOf(built.api, f);
+        if (DRYDOCK_TASK_STARTERS.includes(name)) {
+          expect(starts, name).toEqual([{ actions: ['states:StartExecution'], resource: smArn }]);
+          expect(env.DRYDOCK_TASKS_STATE_MACHINE_ARN, name).toEqual(smArn);
+        } else {
+          expect(starts, name).toEqual([]);
+          expect(env.DRYDOCK_TASKS_STATE_MACHINE_ARN, name).toBeUndefined();
+        }
+      }
+      for (const f of [built.api.authorizerFunction, built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction, built.commissaire.clusterOperationsFunction]) {
+        const stack = Stack.of(f);
+        expect(grantsOf(fnStatements(stack, f), 'states:').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn)), f.node.path).toEqual([]);
+      }
+    });
+
+    it('counts as starters exactly the surfaces that import createTask', () => {
+      const starters = functionNames.filter((name) => {
+        const src = readFileSync(join(REPO_ROOT, `functions/api/${name}.ts`), 'utf8');
+        const imports = [...src.matchAll(/import\s*\{([^}]*)\}\s*from\s*'#core\/drydock\/tasks\/service\.ts'/g)].flatMap((m) => m[1]!.split(',').map((x) => x.trim()));
+        return imports.includes('createTask');
+      });
+      expect([...DRYDOCK_TASK_STARTERS].sort()).toEqual(starters.sort());
+    });
+
+    it('deploys after the stateful stack and before the API stack, exporting nothing', () => {
+      expect(built.drydock.dependencies.map((s) => s.stackName)).toEqual([built.stateful.stackName]);
+      expect(built.api.dependencies.map((s) => s.stackName)).toContain(built.drydock.stackName);
+      expect(drydock.toJSON().Outputs ?? {}).toEqual({});
     });
   });
 
@@ -675,6 +799,64 @@ describe('CDK app', () => {
       expect(JSON.stringify(local)).toContain(localFn);
       expect(JSON.stringify(deployedAsl())).toContain(deployedFn);
       expect(withoutFunctionArn(local, localFn)).toEqual(withoutFunctionArn(deployedAsl(), deployedFn));
+    });
+  });
+
+  describe('Drydock task workflow definition (ASL)', () => {
+    const deployedAsl = () => deployedAslOf(built.drydock, built.drydock.stateMachine);
+    const deployedFn = () => fakeArnOf(idOf(built.drydock, built.drydock.drydockTasksFunction.fn));
+    const localFn = localFunctionArn(DRYDOCK_TASKS_STATE_MACHINE_NAME);
+
+    it('is valid Amazon States Language (asl-validator, paths and ARNs checked)', () => {
+      const result = aslValidator(structuredClone(deployedAsl()), { checkPaths: true, checkArn: true });
+      expect(result.errors).toEqual([]);
+      expect(result.isValid).toBe(true);
+    });
+
+    it('has the Task states the local runner binds by name, and no other Task', () => {
+      const states = allStates(deployedAsl());
+      for (const name of Object.values(DRYDOCK_TASK_STATES)) expect(states[name]?.Type, name).toBe('Task');
+      const tasks = Object.entries(states).filter(([, st]) => st.Type === 'Task').map(([n]) => n);
+      expect(tasks.sort()).toEqual(Object.values(DRYDOCK_TASK_STATES).sort());
+    });
+
+    it('waits for agent jobs and final reports by callback, with the default deadlines', () => {
+      const { drydock: defaults } = configFromEnv({});
+      const states = allStates(deployedAsl());
+      expect(states[DRYDOCK_TASK_STATES.nodeJob]).toMatchObject({
+        Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+        TimeoutSeconds: defaults.agentStepSeconds,
+        HeartbeatSeconds: NODE_JOB_HEARTBEAT_SECONDS,
+      });
+      expect(states[DRYDOCK_TASK_STATES.nodeReports]).toMatchObject({
+        Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+        TimeoutSeconds: defaults.bootactionFinalStatusSeconds,
+      });
+      expect(states[DRYDOCK_TASK_STATES.nodeReports]!.HeartbeatSeconds).toBeUndefined();
+    });
+
+    it('times out after DRYDOCK_TASKS_TIMEOUT', () => {
+      expect(deployedAsl().TimeoutSeconds).toBe(DRYDOCK_TASKS_TIMEOUT.toSeconds());
+    });
+
+    it('is what synthDrydockTasksAsl({}) gives the local stack for default settings, but for the function ARN', () => {
+      const local = synthDrydockTasksAsl({});
+      expect(JSON.stringify(local)).toContain(localFn);
+      expect(JSON.stringify(deployedAsl())).toContain(deployedFn());
+      expect(withoutFunctionArn(local, localFn)).toEqual(withoutFunctionArn(deployedAsl(), deployedFn()));
+    });
+
+    it('takes its deadlines from the slipway:settings context', () => {
+      const settings = { SLIPWAY_BOOTACTION_FINAL_STATUS_SECONDS: '120' };
+      const app = build({ 'slipway:settings': settings });
+      const asl = deployedAslOf(app.drydock, app.drydock.stateMachine);
+      const states = allStates(asl);
+      expect(states[DRYDOCK_TASK_STATES.nodeReports]!.TimeoutSeconds).toBe(120);
+      expect(states[DRYDOCK_TASK_STATES.nodeJob]!.TimeoutSeconds).toBe(configFromEnv({}).drydock.agentStepSeconds);
+      const fn = fakeArnOf(idOf(app.drydock, app.drydock.drydockTasksFunction.fn));
+      expect(withoutFunctionArn(synthDrydockTasksAsl(settings), localFn)).toEqual(withoutFunctionArn(asl, fn));
+      // The default-settings definition differs from it there only.
+      expect(withoutFunctionArn(synthDrydockTasksAsl({}), localFn)).not.toEqual(withoutFunctionArn(asl, fn));
     });
   });
 

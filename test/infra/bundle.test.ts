@@ -79,7 +79,12 @@ describe('Lambda bundles (esbuild, ESM, platform node)', () => {
     expect(entries).toContain('functions/auth/authorizer.ts');
     expect(entries.filter((e) => e.startsWith('functions/api/')).length).toBeGreaterThan(0);
     expect(entries).toEqual(
-      expect.arrayContaining(['functions/workflows/lease-events.ts', 'functions/workflows/sweeper.ts', 'functions/workflows/cluster-operations.ts']),
+      expect.arrayContaining([
+        'functions/workflows/lease-events.ts',
+        'functions/workflows/sweeper.ts',
+        'functions/workflows/cluster-operations.ts',
+        'functions/workflows/drydock-tasks.ts',
+      ]),
     );
   });
 
@@ -111,9 +116,9 @@ describe('NodejsFunction bundling through CDK', () => {
   it('produces index.mjs with the createRequire banner and a source map without sources', () => {
     const outdir = mkdtempSync(join(tmpdir(), 'slipway-cdk-'));
     try {
-      const { app, api, lifecycle, commissaire } = buildApp({ outdir });
+      const { app, api, lifecycle, commissaire, drydock } = buildApp({ outdir });
       app.synth();
-      const fns = [api, lifecycle, commissaire].flatMap((stack) => {
+      const fns = [api, lifecycle, commissaire, drydock].flatMap((stack) => {
         const assets = JSON.parse(readFileSync(join(outdir, `${stack.artifactId}.assets.json`), 'utf8')) as {
           files: Record<string, { source: { path: string } }>;
         };
@@ -124,8 +129,8 @@ describe('NodejsFunction bundling through CDK', () => {
           .filter((r) => r.Type === 'AWS::Lambda::Function')
           .map((f) => ({ f, assets }));
       });
-      // The API's surfaces and authorizer, the lease-event steps, the sweeper and the cluster-operation steps.
-      expect(fns.length).toBeGreaterThan(4);
+      // The API's surfaces and authorizer, the lease-event steps, the sweeper, the cluster-operation and the Drydock task steps.
+      expect(fns.length).toBeGreaterThan(5);
       for (const { f, assets } of fns) {
         const hash = f.Properties.Code!.S3Key!.replace(/\.zip$/, '');
         const dir = join(outdir, assets.files[hash]!.source.path);
