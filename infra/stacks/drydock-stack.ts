@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
@@ -100,13 +100,23 @@ export class DrydockStack extends Stack {
       reason: 'The report wait answers its own task token; granted by name (slipway-*) because a grant on the workflow from its own task is a cycle.',
     });
 
+    const settings = deploymentSettings(this);
+    if (!settings.SLIPWAY_DRYDOCK_REPORT_URL) {
+      // Not an error (the first deploy cannot know the API's URL yet), but deploys would wait out
+      // every report deadline: nodes would report to upstream's default, themselves.
+      Annotations.of(this).addWarningV2(
+        'slipway:drydockReportUrl',
+        "SLIPWAY_DRYDOCK_REPORT_URL is not set in 'slipway:settings': deploying nodes cannot report; set it to the API's URL + api/v1.0/bootactions/ and deploy again",
+      );
+    }
+
     // Kept on stack deletion (CDK's default), like the functions' logs.
     const workflowLogs = new LogGroup(this, 'DrydockTasksLogs', { retention: RetentionDays.THREE_MONTHS });
     this.stateMachine = new StateMachine(this, 'DrydockTasks', {
       stateMachineName: DRYDOCK_TASKS_STATE_MACHINE_NAME,
       stateMachineType: StateMachineType.STANDARD,
       // The agent-step and report deadlines are deployment settings, fixed in the definition.
-      definitionBody: drydockTasksBody(this, fn.fn, deadlinesFrom(deploymentSettings(this))),
+      definitionBody: drydockTasksBody(this, fn.fn, deadlinesFrom(settings)),
       timeout: DRYDOCK_TASKS_TIMEOUT,
       tracingEnabled: true,
       // Every state transition, without inputs and outputs (they name nodes and sites).

@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type CfnElement, Stack, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import aslValidator from 'asl-validator';
 import type { IConstruct } from 'constructs';
@@ -857,6 +857,12 @@ describe('CDK app', () => {
       expect(withoutFunctionArn(synthDrydockTasksAsl(settings), localFn)).toEqual(withoutFunctionArn(asl, fn));
       // The default-settings definition differs from it there only.
       expect(withoutFunctionArn(synthDrydockTasksAsl({}), localFn)).not.toEqual(withoutFunctionArn(asl, fn));
+    });
+
+    it('warns at synth while SLIPWAY_DRYDOCK_REPORT_URL is unset (nodes could not report), and not once it is set', () => {
+      const warning = Match.stringLikeRegexp('SLIPWAY_DRYDOCK_REPORT_URL is not set');
+      Annotations.fromStack(build({}).drydock).hasWarning('*', warning);
+      Annotations.fromStack(build({ 'slipway:settings': { SLIPWAY_DRYDOCK_REPORT_URL: 'https://api.example/api/v1.0/bootactions/' } }).drydock).hasNoWarning('*', warning);
     });
   });
 
