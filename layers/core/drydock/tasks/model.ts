@@ -197,22 +197,30 @@ export function buildDataView(b: BuildData) {
   return { ...b, collected_date: pyTime(b.collected_date) };
 }
 
+/** The first `n` characters (code points, as upstream's database counts them) of `s`. */
+function head(s: string, n: number): string {
+  const chars = Array.from(s);
+  return chars.length > n ? chars.slice(0, n).join('') : s;
+}
+
 /**
  * A status message. Upstream stores `message` in 128 chars and `context` in 64; clients may
- * rely on that, so a longer text is cut there and kept whole in `extra.detail`.
+ * rely on that, so a longer text is cut there and kept (up to 4000 characters) in
+ * `extra.detail`. Lengths count code points: a cut never splits a surrogate pair, which would
+ * leave a lone surrogate in client-supplied text (boot-action reports).
  */
 export function message(
   text: string,
   opts: { error?: boolean; context_type?: ContextType; context?: string | null; extra?: Record<string, unknown>; at: Date },
 ): TaskMessage {
-  const long = text.length > 127;
+  const long = Array.from(text).length > 127;
   return {
-    message: long ? `${text.slice(0, 126)}…` : text,
+    message: long ? `${head(text, 126)}…` : text,
     error: opts.error ?? false,
     context_type: opts.context_type ?? 'task',
-    context: opts.context === undefined || opts.context === null ? null : opts.context.slice(0, 64),
+    context: opts.context === undefined || opts.context === null ? null : head(opts.context, 64),
     ts: pyTime(opts.at.toISOString())!,
-    extra: { ...(opts.extra ?? {}), ...(long ? { detail: text.slice(0, 4000) } : {}) },
+    extra: { ...(opts.extra ?? {}), ...(long ? { detail: head(text, 4000) } : {}) },
   };
 }
 
