@@ -290,7 +290,7 @@ describe('Drydock: tasks', () => {
   it('a task whose design_ref does not answer at all ends complete and failed, naming the reference', async () => {
     const t = await finished((await createTask('verify_nodes')).body.task_id);
     expect(t.result.status).toBe('failure');
-    expect(t.result.details.messageList.some((m: any) => m.error && m.message.startsWith(`Design ${UNREACHABLE} could not be fetched`))).toBe(true);
+    expect(t.result.details.messageList.some((m: any) => m.error && m.message === `Design ${UNREACHABLE} could not be fetched: ECONNREFUSED`)).toBe(true);
   });
 });
 

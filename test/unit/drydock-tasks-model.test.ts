@@ -350,6 +350,7 @@ describe('checkDesignRef', () => {
     ['ftp://host/site.yaml', /scheme ftp is not supported/],
     ['gopher+ftp://host/site.yaml', /scheme gopher\+ftp is not supported/],
     ['slipway://designs/not-a-uuid', /scheme slipway is not supported/],
+    ['slipway://designs/------------------------------------', /scheme slipway is not supported/],
     ['slipway://elsewhere/0b6c4d2e-8a1f-4c3e-9b7d-2f5a6e8c1d40', /scheme slipway is not supported/],
   ])('refuses the unknown scheme or form of %s', (ref, why) => {
     expect(() => checkDesignRef(ref)).toThrow(DesignRefError);

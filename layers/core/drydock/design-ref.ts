@@ -16,7 +16,7 @@ import { loadDesign, type SiteDesign, type ValidationMessage, validateDesign } f
  */
 export const DESIGN_FETCH_TIMEOUT_MS = 30_000;
 export const MAX_DESIGN_BYTES = 16 * 1024 * 1024;
-const STORED = /^slipway:\/\/designs\/([0-9a-fA-F-]{36})\/?$/;
+const STORED = /^slipway:\/\/designs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/?$/i;
 
 /** The design could not be read (as opposed to read and found invalid). */
 export class DesignRefError extends ValidationError {
@@ -42,7 +42,10 @@ async function fetchHttp(url: string): Promise<string> {
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(DESIGN_FETCH_TIMEOUT_MS), headers: { Accept: 'application/x-yaml, text/plain, */*' } });
   } catch (err) {
-    throw new DesignRefError(`Design ${url} could not be fetched: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`);
+    // fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND…) is its cause.
+    const e = err as Error & { cause?: { code?: string; message?: string } };
+    const why = e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? e.cause?.message ?? e.message);
+    throw new DesignRefError(`Design ${url} could not be fetched: ${why}`);
   }
   if (!res.ok) throw new DesignRefError(`Design ${url} could not be fetched: HTTP ${res.status}`);
   const declared = Number(res.headers.get('content-length') ?? '0');
