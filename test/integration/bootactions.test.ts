@@ -12,7 +12,7 @@ import { reportBootAction } from '../../layers/core/drydock/bootactions/service.
 import { buildNodeTarballs } from '../../layers/core/drydock/bootactions/tarball.ts';
 import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
 import type { BootActionContext, BootActionRecord } from '../../layers/core/drydock/store.ts';
-import { emptyResult, type TaskRecord } from '../../layers/core/drydock/tasks/model.ts';
+import { newTaskRecord, type TaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
 
@@ -52,24 +52,7 @@ function tempDir(): string {
 }
 
 function deployTask(): TaskRecord {
-  return {
-    task_id: randomUUID(),
-    action: 'deploy_nodes',
-    parent_task_id: null,
-    design_ref: 'slipway://designs/test',
-    status: 'running',
-    result: emptyResult(),
-    node_filter: null,
-    subtask_id_list: [],
-    created: new Date().toISOString(),
-    created_by: 'tester',
-    updated: null,
-    terminated: null,
-    terminated_by: null,
-    terminate: false,
-    retry: 0,
-    version: 1,
-  };
+  return newTaskRecord({ task_id: randomUUID(), action: 'deploy_nodes', design_ref: 'slipway://designs/test', created: new Date().toISOString(), status: 'running', created_by: 'tester' });
 }
 
 interface Node {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { getDeps } from '#aws/deps.ts';
-import { emptyResult, type TaskRecord } from '#core/drydock/tasks/model.ts';
+import { newTaskRecord } from '#core/drydock/tasks/model.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
@@ -278,10 +278,7 @@ describe('Drydock tasks on the local stack', () => {
   it('a task that outlived its workflow (no execution left) stops blocking the site', async () => {
     const deps = getDeps();
     const old = new Date(Date.now() - 3 * 86_400_000).toISOString();
-    const ghost: TaskRecord = {
-      task_id: randomUUID(), action: 'deploy_nodes', parent_task_id: null, design_ref: `${designUrl}/site.yaml`, status: 'running', result: emptyResult(),
-      node_filter: null, subtask_id_list: [], created: old, created_by: 'admin', updated: old, terminated: null, terminated_by: null, terminate: false, retry: 0, site: SITE, version: 1,
-    };
+    const ghost = newTaskRecord({ task_id: randomUUID(), action: 'deploy_nodes', design_ref: `${designUrl}/site.yaml`, created: old, status: 'running', site: SITE });
     await deps.drydock.createTask(ghost);
     expect(await deps.drydock.acquireSite(SITE, ghost.task_id, 1)).toBe(true);
     const t = await finished((await createTask('verify_site')).task_id, 30_000);

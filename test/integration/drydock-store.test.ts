@@ -5,7 +5,7 @@ import { DynamoDrydockRepository } from '../../layers/aws/dynamo/drydock.ts';
 import { S3BlobStore, s3Stats } from '../../layers/aws/s3-blobs.ts';
 import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
 import type { BootActionContext, BootActionRecord } from '../../layers/core/drydock/store.ts';
-import { emptyResult, message, type TaskRecord } from '../../layers/core/drydock/tasks/model.ts';
+import { message, newTaskRecord, type TaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import { ConcurrentModificationError, ConflictError } from '../../layers/core/errors.ts';
 import { unique } from '../support/api.ts';
 
@@ -17,25 +17,7 @@ const repo = () => new DynamoDrydockRepository(makeDynamo({ tableName: 'slipway'
 const blobs = () => new S3BlobStore({ bucket: 'slipway-bootdata', endpoint: inject('s3Endpoint') });
 
 function task(over: Partial<TaskRecord> = {}): TaskRecord {
-  return {
-    task_id: randomUUID(),
-    action: 'deploy_nodes',
-    parent_task_id: null,
-    design_ref: 'slipway://designs/d1',
-    status: 'requested',
-    result: emptyResult(),
-    node_filter: null,
-    subtask_id_list: [],
-    created: new Date().toISOString(),
-    created_by: 'tester',
-    updated: null,
-    terminated: null,
-    terminated_by: null,
-    terminate: false,
-    retry: 0,
-    version: 1,
-    ...over,
-  };
+  return newTaskRecord({ task_id: randomUUID(), action: 'deploy_nodes', design_ref: 'slipway://designs/d1', created: new Date().toISOString(), status: 'requested', created_by: 'tester', ...over });
 }
 
 const msg = (text: string) => message(text, { at: new Date(), context_type: 'node', context: 'n1', extra: { i: text } });

@@ -9,6 +9,7 @@ import {
   emptyResult,
   isUuid,
   message,
+  newTaskRecord,
   pyTime,
   statusObject,
   subtaskId,
@@ -29,25 +30,16 @@ const AT = new Date('2024-05-01T12:00:00.123Z');
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 function record(extra: Partial<TaskRecord> = {}): TaskRecord {
-  return {
+  return newTaskRecord({
     task_id: '4f5c8f0e-3b3c-4b7e-9f6e-0c9a3a1b2c3d',
     action: 'deploy_nodes',
-    parent_task_id: null,
     design_ref: 'deckhand+http://deckhand-api/api/v1.0/revisions/12/rendered-documents',
-    status: 'running',
-    result: emptyResult(),
-    node_filter: null,
-    subtask_id_list: [],
     created: '2024-05-01T12:00:00.123Z',
+    status: 'running',
     created_by: 'shipyard',
-    updated: null,
-    terminated: null,
-    terminated_by: null,
-    terminate: false,
-    retry: 0,
     version: 3,
     ...extra,
-  };
+  });
 }
 
 describe('pyTime', () => {

@@ -105,6 +105,25 @@ export interface BuildData {
 
 export const emptyResult = (): TaskResult => ({ status: 'incomplete', message: null, reason: null, successes: [], failures: [], links: [] });
 
+/** A new task record (top level unless `parent_task_id` is given): queued, nothing done yet. */
+export function newTaskRecord(init: Pick<TaskRecord, 'task_id' | 'action' | 'design_ref' | 'created'> & Partial<TaskRecord>): TaskRecord {
+  return {
+    parent_task_id: null,
+    status: 'queued',
+    result: emptyResult(),
+    node_filter: null,
+    subtask_id_list: [],
+    created_by: null,
+    updated: null,
+    terminated: null,
+    terminated_by: null,
+    terminate: false,
+    retry: 0,
+    version: 1,
+    ...init,
+  };
+}
+
 /**
  * Python's `str(datetime)` of an aware UTC datetime: `2024-05-01 12:00:00.123456+00:00`
  * (microseconds left out when zero, as Python does).

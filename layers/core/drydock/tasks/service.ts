@@ -8,7 +8,7 @@ import { monotonicUlid } from '../bootactions/ulid.ts';
 import { applyNodeFilter, effectiveData, findDocument, KINDS, type Kind, loadDesign, parseNodeFilter, validationStatus } from '../design/index.ts';
 import { checkDesignRef, DesignRefError, loadDesignRef, storedDesignTexts } from '../design-ref.ts';
 import type { StoredDesign } from '../store.ts';
-import { addFailure, buildDataView, emptyResult, isUuid, message, PUBLIC_ACTIONS, pyTime, statusObject, type TaskObject, taskObject, type TaskRecord } from './model.ts';
+import { addFailure, buildDataView, isUuid, message, newTaskRecord, PUBLIC_ACTIONS, pyTime, statusObject, type TaskObject, taskObject, type TaskRecord } from './model.ts';
 
 /**
  * The Drydock API's use-cases (upstream-apis.md §1.1, §1.3): tasks, build data, node filters,
@@ -44,25 +44,8 @@ export async function createTask(deps: Ports, auth: Principal | undefined, raw: 
     nodeFilter = body.node_filter;
   }
   const at = deps.clock.now().toISOString();
-  const task: TaskRecord = {
-    task_id: randomUUID(),
-    action: body.action,
-    parent_task_id: null,
-    design_ref: body.design_ref,
-    // Upstream creates the task `requested` and queues it at once; nothing ever sees `requested`.
-    status: 'queued',
-    result: emptyResult(),
-    node_filter: nodeFilter,
-    subtask_id_list: [],
-    created: at,
-    created_by: who.user_id.slice(0, 16),
-    updated: null,
-    terminated: null,
-    terminated_by: null,
-    terminate: false,
-    retry: 0,
-    version: 1,
-  };
+  // Upstream creates the task `requested` and queues it at once; nothing ever sees `requested`.
+  const task = newTaskRecord({ task_id: randomUUID(), action: body.action, design_ref: body.design_ref, node_filter: nodeFilter, created: at, created_by: who.user_id.slice(0, 16) });
   await deps.drydock.createTask(task);
   try {
     await deps.tasks.start({ task_id: task.task_id }, task.task_id);

@@ -26,9 +26,9 @@ import {
   addFailure,
   addSuccess,
   aggregate,
-  emptyResult,
   isNodeAction,
   message,
+  newTaskRecord,
   type NodeAction,
   subtaskId,
   type TaskMessage,
@@ -226,26 +226,20 @@ export async function prepareTask(deps: Ports, input: { task_id: string }): Prom
   const nodes = names.map((node) => ({ node, subtask_id: subtaskId(task.task_id, node) }));
   const created = at.toISOString();
   await deps.drydock.putSubtasks(
-    nodes.map(({ node, subtask_id }) => ({
-      task_id: subtask_id,
-      action: SUBTASK_ACTIONS[task.action as NodeAction],
-      parent_task_id: task.task_id,
-      design_ref: task.design_ref,
-      status: 'queued',
-      result: emptyResult(),
-      node_filter: { filter_set_type: 'union', filter_set: [{ filter_type: 'union', node_names: [node] }] },
-      subtask_id_list: [],
-      created,
-      created_by: task.created_by,
-      updated: null,
-      terminated: null,
-      terminated_by: null,
-      terminate: false,
-      retry: task.retry,
-      site,
-      node_name: node,
-      version: 1,
-    })),
+    nodes.map(({ node, subtask_id }) =>
+      newTaskRecord({
+        task_id: subtask_id,
+        action: SUBTASK_ACTIONS[task.action as NodeAction],
+        parent_task_id: task.task_id,
+        design_ref: task.design_ref,
+        node_filter: { filter_set_type: 'union', filter_set: [{ filter_type: 'union', node_names: [node] }] },
+        created,
+        created_by: task.created_by,
+        retry: task.retry,
+        site,
+        node_name: node,
+      }),
+    ),
   );
   await updateTask(deps, task.task_id, () => ({ site, subtask_id_list: nodes.map((n) => n.subtask_id) }));
   return { outcome: 'run', site, nodes, node_concurrency: deps.config.drydock.nodeConcurrency };
