@@ -1,10 +1,10 @@
-import { ArnFormat, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { SlipwayFunction } from '../constructs/slipway-function.ts';
+import { slipwayWorkflow } from '../constructs/slipway-workflow.ts';
 import {
   CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
   CLUSTER_OPERATIONS_TIMEOUT,
@@ -58,25 +58,11 @@ export class CommissaireStack extends Stack {
     // Nothing else: SLIPWAY_COMMISSAIRE_SITE / SLIPWAY_COMMISSAIRE_COMMANDS are deployment
     // settings left unset here, and the host jobs' task tokens are answered by the agent API.
 
-    // Kept on stack deletion (CDK's default), like the functions' logs.
-    const workflowLogs = new LogGroup(this, 'ClusterOperationsLogs', { retention: RetentionDays.THREE_MONTHS });
-    this.stateMachine = new StateMachine(this, 'ClusterOperations', {
+    this.stateMachine = slipwayWorkflow(this, 'ClusterOperations', {
       stateMachineName: CLUSTER_OPERATIONS_STATE_MACHINE_NAME,
-      stateMachineType: StateMachineType.STANDARD,
+      fn: this.clusterOperationsFunction.fn,
       definitionBody: clusterOperationsBody(this, this.clusterOperationsFunction.fn),
       timeout: CLUSTER_OPERATIONS_TIMEOUT,
-      tracingEnabled: true,
-      // Every state transition, without inputs and outputs (they name clusters and host addresses).
-      logs: { destination: workflowLogs, level: LogLevel.ALL, includeExecutionData: false },
-    });
-    const smPolicy = this.stateMachine.role.node.findChild('DefaultPolicy');
-    Validations.of(smPolicy).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'Step Functions logging (logs:*LogDelivery*, DescribeLogGroups...) and X-Ray tracing need these actions on *; they support no resource-level permissions.',
-    });
-    Validations.of(smPolicy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.clusterOperationsFunction.fn.node.defaultChild as never)}.Arn>:*]`,
-      reason: 'CDK grants lambda:InvokeFunction on the task function and its versions (ARN:*); it is the only function the workflow invokes.',
     });
   }
 }

@@ -2,11 +2,11 @@ import { Annotations, ArnFormat, Duration, Stack, type StackProps, Validations }
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
-import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { deploymentSettings, SlipwayFunction } from '../constructs/slipway-function.ts';
+import { slipwayWorkflow } from '../constructs/slipway-workflow.ts';
 import { deadlinesFrom, DRYDOCK_TASKS_STATE_MACHINE_NAME, DRYDOCK_TASKS_TIMEOUT, drydockTasksBody } from '../workflows/drydock-tasks.ts';
 
 /**
@@ -110,26 +110,12 @@ export class DrydockStack extends Stack {
       );
     }
 
-    // Kept on stack deletion (CDK's default), like the functions' logs.
-    const workflowLogs = new LogGroup(this, 'DrydockTasksLogs', { retention: RetentionDays.THREE_MONTHS });
-    this.stateMachine = new StateMachine(this, 'DrydockTasks', {
+    this.stateMachine = slipwayWorkflow(this, 'DrydockTasks', {
       stateMachineName: DRYDOCK_TASKS_STATE_MACHINE_NAME,
-      stateMachineType: StateMachineType.STANDARD,
+      fn: fn.fn,
       // The agent-step and report deadlines are deployment settings, fixed in the definition.
       definitionBody: drydockTasksBody(this, fn.fn, deadlinesFrom(settings)),
       timeout: DRYDOCK_TASKS_TIMEOUT,
-      tracingEnabled: true,
-      // Every state transition, without inputs and outputs (they name nodes and sites).
-      logs: { destination: workflowLogs, level: LogLevel.ALL, includeExecutionData: false },
-    });
-    const smPolicy = this.stateMachine.role.node.findChild('DefaultPolicy');
-    Validations.of(smPolicy).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'Step Functions logging (logs:*LogDelivery*, DescribeLogGroups...) and X-Ray tracing need these actions on *; they support no resource-level permissions.',
-    });
-    Validations.of(smPolicy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${this.getLogicalId(fn.fn.node.defaultChild as never)}.Arn>:*]`,
-      reason: 'CDK grants lambda:InvokeFunction on the task function and its versions (ARN:*); it is the only function the workflow invokes.',
     });
   }
 }

@@ -3,11 +3,11 @@ import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { type IEventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
-import { LogLevel, StateMachine, StateMachineType } from 'aws-cdk-lib/aws-stepfunctions';
+import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { SlipwayFunction } from '../constructs/slipway-function.ts';
+import { slipwayWorkflow } from '../constructs/slipway-workflow.ts';
 import { LEASE_EVENTS_STATE_MACHINE_NAME, leaseEventsBody } from '../workflows/lease-events.ts';
 
 /** The schedule group holding one one-time schedule per pending lease event (`layers/aws/scheduler.ts`). */
@@ -123,25 +123,11 @@ export class LifecycleStack extends Stack {
     // the agent API answers the token, with its own SendTask* grant.
     allowLeaseNotifications(this.leaseEventsFunction, props.eventBus);
 
-    // Kept on stack deletion (CDK's default), like the functions' logs.
-    const workflowLogs = new LogGroup(this, 'LeaseEventsLogs', { retention: RetentionDays.THREE_MONTHS });
-    this.stateMachine = new StateMachine(this, 'LeaseEvents', {
+    this.stateMachine = slipwayWorkflow(this, 'LeaseEvents', {
       stateMachineName: LEASE_EVENTS_STATE_MACHINE_NAME,
-      stateMachineType: StateMachineType.STANDARD,
+      fn: this.leaseEventsFunction.fn,
       definitionBody: leaseEventsBody(this, this.leaseEventsFunction.fn),
       timeout: LEASE_EVENTS_TIMEOUT,
-      tracingEnabled: true,
-      // Every state transition, without inputs and outputs (they name leases, projects and nodes).
-      logs: { destination: workflowLogs, level: LogLevel.ALL, includeExecutionData: false },
-    });
-    const smRole = this.stateMachine.role.node.findChild('DefaultPolicy');
-    Validations.of(smRole).acknowledge({
-      id: 'AwsSolutions-IAM5[Resource::*]',
-      reason: 'Step Functions logging (logs:*LogDelivery*, DescribeLogGroups...) and X-Ray tracing need these actions on *; they support no resource-level permissions.',
-    });
-    Validations.of(smRole).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${this.getLogicalId(this.leaseEventsFunction.fn.node.defaultChild as never)}.Arn>:*]`,
-      reason: 'CDK grants lambda:InvokeFunction on the task function and its versions (ARN:*); it is the only function the workflow invokes.',
     });
 
     this.sweeperFunction = new SlipwayFunction(this, 'SweeperFn', {
