@@ -1,12 +1,13 @@
 import { getDeps } from '#aws/deps.ts';
-import { requireAdmin } from '#core/identity/identity.ts';
 import {
   addDesignPart,
   createDesign,
   createTask,
+  extendedHealth,
   listDesignParts,
   listDesignPartsOfKind,
   listDesigns,
+  listDrydockNodes,
   listTasks,
   nodeBuildData,
   nodeFilter,
@@ -37,13 +38,7 @@ export const handler = surface(
   {
     'GET /versions': async () => ok({ 'v1.0': { path: '/api/v1.0', status: 'stable' } }),
     'GET /api/v1.0/health': async () => noContent(),
-    'GET /api/v1.0/health/extended': async ({ deps, auth }) => {
-      requireAdmin(auth);
-      // Reaching the table is the health of a serverless Drydock: no controller, no MaaS.
-      const started = Date.now();
-      await deps.drydock.siteHolders('health');
-      return ok({ state_manager: { healthy: true, latency_ms: Date.now() - started }, node_provisioner: { healthy: true, kind: 'slipway-agent' } });
-    },
+    'GET /api/v1.0/health/extended': async ({ deps, auth }) => ok(await extendedHealth(deps, auth)),
 
     'GET /api/v1.0/tasks': async ({ deps, auth }) => ok(await listTasks(deps, auth)),
     'POST /api/v1.0/tasks': async ({ deps, auth, body }) => {
@@ -57,10 +52,7 @@ export const handler = surface(
     'GET /api/v1.0/tasks/{task_id}': async ({ deps, auth, path, query }) => ok(await showTask(deps, auth, path.task_id!, query)),
     'GET /api/v1.0/tasks/{task_id}/builddata': async ({ deps, auth, path }) => ok(await taskBuildData(deps, auth, path.task_id!)),
 
-    'GET /api/v1.0/nodes': async ({ deps, auth }) => {
-      requireAdmin(auth);
-      return ok((await deps.nodes.list()).filter((n) => n.bmc).map(drydockNode));
-    },
+    'GET /api/v1.0/nodes': async ({ deps, auth }) => ok((await listDrydockNodes(deps, auth)).map(drydockNode)),
     'GET /api/v1.0/nodes/{hostname}/builddata': async ({ deps, auth, path, query }) => ok(await nodeBuildData(deps, auth, path.hostname!, query)),
     'POST /api/v1.0/nodefilter': async ({ deps, auth, body }) => ok(await nodeFilter(deps, auth, body)),
     'POST /api/v1.0/validatedesign': async ({ deps, auth, body }) => {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiResponse, adminToken, call, tokenFor } from '../support/api.ts';
+import { DRYDOCK_TASK_KEYS } from '../support/drydock-site.ts';
 import { waitFor } from '../support/wait.ts';
 
 /**
@@ -21,25 +22,7 @@ const UNREACHABLE = 'http://127.0.0.1:9/none.yaml';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Python `str(datetime)` of an aware UTC datetime. */
 const PY_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{6})?\+00:00$/;
-const TASK_KEYS = [
-  'kind',
-  'apiVersion',
-  'task_id',
-  'action',
-  'parent_task_id',
-  'design_ref',
-  'status',
-  'result',
-  'node_filter',
-  'subtask_id_list',
-  'created',
-  'created_by',
-  'updated',
-  'terminated',
-  'terminated_by',
-  'terminate',
-  'retry',
-].sort();
+const TASK_KEYS = [...DRYDOCK_TASK_KEYS].sort();
 const STATUS_KEYS = ['kind', 'apiVersion', 'metadata', 'message', 'reason', 'status', 'successes', 'failures', 'links', 'details'].sort();
 
 /**

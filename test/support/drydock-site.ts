@@ -156,3 +156,24 @@ data:
         jq: '1.6-2'
 `;
 }
+
+/** The keys of a task object as upstream's code emits it (upstream-apis.md §1.3.2), in its order. */
+export const DRYDOCK_TASK_KEYS = [
+  'kind',
+  'apiVersion',
+  'task_id',
+  'action',
+  'parent_task_id',
+  'design_ref',
+  'status',
+  'result',
+  'node_filter',
+  'subtask_id_list',
+  'created',
+  'created_by',
+  'updated',
+  'terminated',
+  'terminated_by',
+  'terminate',
+  'retry',
+] as const;

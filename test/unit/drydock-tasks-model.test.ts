@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DRYDOCK_TASK_KEYS } from '../support/drydock-site.ts';
 import { DesignRefError, checkDesignRef } from '../../layers/core/drydock/design-ref.ts';
 import {
   ACTION_RESULTS,
@@ -191,27 +192,7 @@ describe('statusObject / taskObject', () => {
       record({ subtask_id_list: ['8a2e0000-0000-4000-8000-000000000001'], updated: '2024-05-01T12:03:10Z', site: 'lab', node_name: 'n01', node_filter: { filter_set_type: 'union', filter_set: [] } }),
       msgs,
     );
-    expect(Object.keys(t).sort()).toEqual(
-      [
-        'kind',
-        'apiVersion',
-        'task_id',
-        'action',
-        'parent_task_id',
-        'design_ref',
-        'status',
-        'result',
-        'node_filter',
-        'subtask_id_list',
-        'created',
-        'created_by',
-        'updated',
-        'terminated',
-        'terminated_by',
-        'terminate',
-        'retry',
-      ].sort(),
-    );
+    expect(Object.keys(t).sort()).toEqual([...DRYDOCK_TASK_KEYS].sort());
     expect(t).toMatchObject({
       kind: 'Task',
       apiVersion: 'v1',

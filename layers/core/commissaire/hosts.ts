@@ -4,6 +4,7 @@ import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationEr
 import { type Principal, requireAdmin, requireAuth, sameDigest } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import { newNode } from '../inventory/node.ts';
 import { nodeStatus } from './container-manager.ts';
 import { leftCluster, startInvestigation } from './investigate.ts';
 import { canonicalAddress, type CommissaireHost, parseAddress } from './model.ts';
@@ -51,16 +52,7 @@ async function ensureNode(deps: Ports, address: string): Promise<string> {
   const name = `host-${address.replace(/[:.]/g, '-')}`;
   const entry = { network: NODE_NETWORK, address };
   try {
-    const node = await deps.nodes.create({
-      id: randomUUID(),
-      name,
-      reservable: true,
-      facts: {},
-      extra: {},
-      addresses: [entry],
-      allocations: {},
-      created_at: deps.clock.now().toISOString(),
-    });
+    const node = await deps.nodes.create(newNode({ id: randomUUID(), name, addresses: [entry], created_at: deps.clock.now().toISOString() }));
     return node.id;
   } catch (err) {
     if (!(err instanceof ConflictError)) throw err;

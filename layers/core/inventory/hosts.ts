@@ -8,7 +8,7 @@ import {
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import { pluginFor } from '../leases/host-plugin.ts';
 import type { Allocation, Ports, PropertyRecord } from '../ports.ts';
-import { INT_FACTS, type Node, type NodeFacts, type NodePatch, STRING_FACTS } from './node.ts';
+import { INT_FACTS, newNode, type Node, type NodeFacts, type NodePatch, STRING_FACTS } from './node.ts';
 
 /**
  * Blazar os-hosts over the node inventory (upstream-apis.md §4.10). There is no Nova here:
@@ -73,17 +73,7 @@ export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBod
       }
     }
     try {
-      return await deps.nodes.create({
-        id: randomUUID(),
-        name,
-        host_id: hostId,
-        reservable: reservable ?? true,
-        facts,
-        extra,
-        addresses: [],
-        allocations: {},
-        created_at: deps.clock.now().toISOString(),
-      });
+      return await deps.nodes.create(newNode({ id: randomUUID(), name, host_id: hostId, reservable: reservable ?? true, facts, extra, created_at: deps.clock.now().toISOString() }));
     } catch (err) {
       // Another request created the node meanwhile: enrol it (or report it enrolled).
       if (err instanceof ConflictError && err.errorName === 'DUPLICATE_NAME') continue;

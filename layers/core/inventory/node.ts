@@ -62,6 +62,11 @@ export interface Node {
 
 export type NodeCreate = Omit<Node, 'version' | 'updated_at'>;
 
+/** A node the inventory does not have yet: reservable, nothing known of it, an empty calendar. */
+export function newNode(init: Pick<NodeCreate, 'id' | 'name' | 'created_at'> & Partial<NodeCreate>): NodeCreate {
+  return { reservable: true, facts: {}, extra: {}, addresses: [], allocations: {}, ...init };
+}
+
 export interface NodePatch {
   name?: string;
   reservable?: boolean;

@@ -4,7 +4,7 @@ import { enqueueJob } from '../agent/enqueue.ts';
 import type { Job } from '../agent/jobs.ts';
 import { BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
-import { type BmcInfo, grantsOf, type Node } from '../inventory/node.ts';
+import { type BmcInfo, grantsOf, newNode, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
 
@@ -106,17 +106,7 @@ export async function registerNode(deps: Ports, auth: Principal | undefined, inp
     try {
       // A node the inventory already has (a Blazar host, a design node) gets its BMC.
       if (existing) return await deps.nodes.update(existing.id, existing.version, { bmc });
-      return await deps.nodes.create({
-        id: input.uuid ?? randomUUID(),
-        name: input.name,
-        reservable: true,
-        facts: {},
-        extra: {},
-        addresses: [],
-        allocations: {},
-        bmc,
-        created_at: deps.clock.now().toISOString(),
-      });
+      return await deps.nodes.create(newNode({ id: input.uuid ?? randomUUID(), name: input.name, bmc, created_at: deps.clock.now().toISOString() }));
     } catch (err) {
       if (err instanceof ConcurrentModificationError || (err instanceof ConflictError && err.errorName === 'DUPLICATE_NAME')) continue;
       throw err;

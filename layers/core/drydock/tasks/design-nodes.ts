@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ConcurrentModificationError, ConflictError } from '../../errors.ts';
-import type { BmcInfo, Node } from '../../inventory/node.ts';
+import { type BmcInfo, newNode, type Node } from '../../inventory/node.ts';
 import type { Ports } from '../../ports.ts';
 import { isSealed, sealSecrets } from '../../secrets.ts';
 import type { ResolvedNode } from '../design/index.ts';
@@ -105,17 +105,7 @@ export async function registerDesignNode(deps: Ports, node: ResolvedNode, site: 
     };
     try {
       if (existing) return await deps.nodes.update(existing.id, existing.version, { bmc, addresses });
-      return await deps.nodes.create({
-        id: randomUUID(),
-        name: node.name,
-        reservable: true,
-        facts: {},
-        extra: {},
-        addresses,
-        allocations: {},
-        bmc,
-        created_at: deps.clock.now().toISOString(),
-      });
+      return await deps.nodes.create(newNode({ id: randomUUID(), name: node.name, addresses, bmc, created_at: deps.clock.now().toISOString() }));
     } catch (err) {
       if (err instanceof ConcurrentModificationError || (err instanceof ConflictError && err.errorName === 'DUPLICATE_NAME')) continue;
       throw err;

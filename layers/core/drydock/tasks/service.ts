@@ -171,6 +171,20 @@ export async function purgeTasks(deps: Ports, auth: Principal | undefined, query
   return purged;
 }
 
+/** `GET /nodes`: the inventory's nodes with a BMC (upstream: its node provisioner's live view). */
+export async function listDrydockNodes(deps: Ports, auth: Principal | undefined) {
+  requireAdmin(auth);
+  return (await deps.nodes.list()).filter((n) => n.bmc);
+}
+
+/** `GET /health/extended`: reaching the table is the health of a serverless Drydock (no controller, no MaaS). */
+export async function extendedHealth(deps: Ports, auth: Principal | undefined) {
+  requireAdmin(auth);
+  const started = Date.now();
+  await deps.drydock.siteHolders('health');
+  return { state_manager: { healthy: true, latency_ms: Date.now() - started }, node_provisioner: { healthy: true, kind: 'slipway-agent' } };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Node filter and validation
 

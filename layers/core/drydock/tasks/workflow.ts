@@ -1,6 +1,6 @@
 import { enqueueJob } from '../../agent/enqueue.ts';
 import { ConcurrentModificationError } from '../../errors.ts';
-import type { Node } from '../../inventory/node.ts';
+import type { Node, NodePatch } from '../../inventory/node.ts';
 import { siteOf } from '../../ironic/nodes.ts';
 import type { Ports } from '../../ports.ts';
 import { log } from '../../util/log.ts';
@@ -456,10 +456,8 @@ async function runLocalStep(deps: Ports, task: TaskRecord, sub: TaskRecord, step
     }
     case 'relabel': {
       const resolved = resolveNode(design, name);
-      const node = await deps.nodes.getByName(name);
-      if (!node) throw new NodeStepError(`Node ${name}: not in the inventory`);
       const labels = Object.fromEntries(Object.entries(resolved.labels).map(([k, v]) => [k, String(v)]));
-      await deps.nodes.update(node.id, node.version, { extra: labels });
+      await patchNode(deps, name, () => ({ extra: labels }));
       await nodeMessage(deps, sub, `Node ${name}: labels set (${Object.keys(labels).length})`);
       return;
     }
@@ -468,13 +466,17 @@ async function runLocalStep(deps: Ports, task: TaskRecord, sub: TaskRecord, step
   }
 }
 
-/** The node's provisioning state as Ironic and `GET /nodes` show it: `active` once deployed, `available` once destroyed. */
-async function setProvisionState(deps: Ports, name: string, state: string): Promise<void> {
+/**
+ * Patches the node at the version read, re-reading after a lost race (a lease grant or an agent
+ * result may write the node at the same moment); `patch` returns undefined when nothing is to do.
+ */
+async function patchNode(deps: Ports, name: string, patch: (node: Node & { bmc: NonNullable<Node['bmc']> }) => NodePatch | undefined): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const node = await inventoryNode(deps, name);
-    if (node.bmc.provision_state === state) return;
+    const change = patch(node);
+    if (!change) return;
     try {
-      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, provision_state: state } });
+      await deps.nodes.update(node.id, node.version, change);
       return;
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
@@ -482,6 +484,10 @@ async function setProvisionState(deps: Ports, name: string, state: string): Prom
   }
   throw new ConcurrentModificationError(`Node ${name} was modified concurrently`);
 }
+
+/** The node's provisioning state as Ironic and `GET /nodes` show it: `active` once deployed, `available` once destroyed. */
+const setProvisionState = (deps: Ports, name: string, state: string) =>
+  patchNode(deps, name, (node) => (node.bmc.provision_state === state ? undefined : { bmc: { ...node.bmc, provision_state: state } }));
 
 /** The report URL as the node's templates see it: always ending in `/`. */
 const reportUrl = (deps: Ports) => deps.config.drydock.reportUrl.replace(/\/?$/, '/');
