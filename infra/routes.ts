@@ -65,7 +65,9 @@ const SURFACES: SurfaceDef[] = [
   },
   {
     // Ironic: version discovery (no token, as openstacksdk asks) and BMC-backed nodes. HTTP APIs
-    // allow no trailing slash in a route; openstacksdk tolerates a failing `GET /v1/`.
+    // allow no trailing slash in a route; openstacksdk tolerates a failing `GET /v1/`. But
+    // python-ironicclient lists with a filter as `GET /v1/nodes/?…`: `/v1/{proxy+}` (the least
+    // specific `/v1` route, after Blazar's) brings such a path to the surface (`trailingSlash`).
     fn: 'ironic',
     jsonSuffix: false,
     routes: [
@@ -92,7 +94,7 @@ const SURFACES: SurfaceDef[] = [
         [verb, '/v1/nodes/{node_ident}/vendor_passthru/{method}'],
       ]),
     ],
-    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}', '/v1/drivers', '/v1/drivers/{proxy+}'],
+    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}', '/v1/drivers', '/v1/drivers/{proxy+}', '/v1/{proxy+}'],
   },
   {
     // The on-prem agent's job queue (DESIGN.md §7): agent tokens only, scoped to their site.

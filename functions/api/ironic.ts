@@ -4,7 +4,6 @@ import {
   BootDeviceRequest,
   deleteIronicNode,
   getIronicNode,
-  listIronicNodes,
   NodeCreate,
   NodePatchOps,
   patchNode,
@@ -13,10 +12,12 @@ import {
   requestPowerState,
   setBootDevice,
 } from '#core/ironic/nodes.ts';
+import { listIronicNodes, NodeListQuery } from '#core/ironic/node-list.ts';
+import type { Node } from '#core/inventory/node.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
-import { ironicNode, ironicNodeSummary, ironicStates } from './views/ironic.ts';
+import { ironicNode, ironicNodeFields, ironicNodeSummary, ironicStates } from './views/ironic.ts';
 
 /**
  * Ironic `/` and `/v1` (upstream-apis.md §3, client-contracts.md §2): version discovery without
@@ -110,6 +111,17 @@ function passthruArgs(req: Request): unknown {
   return Object.keys(rest).length ? rest : undefined;
 }
 
+/** `GET /v1/nodes` (summaries, or details with `detail=true`, or the `fields` asked for) and `/v1/nodes/detail`. */
+function nodeList(detailRoute: boolean): RouteHandler {
+  return async (req) => {
+    const query = parseWith(NodeListQuery, req.query, 'INVALID_PARAMETER_VALUE');
+    const page = await listIronicNodes(req.deps, req.auth, query, req.query, detailRoute);
+    const base = baseUrl(req);
+    const view = (n: Node) => (page.fields ? ironicNodeFields(n, base, page.fields) : detailRoute || query.detail ? ironicNode(n, base) : ironicNodeSummary(n, base));
+    return ok({ nodes: page.nodes.map(view), ...(page.next ? { next: `${base}/v1/nodes${detailRoute ? '/detail' : ''}?${page.next}` } : {}) });
+  };
+}
+
 /** Both call forms (`?method=m` and `/vendor_passthru/m`) with all four verbs. */
 function passthruRoutes(): Record<string, RouteHandler> {
   const table: Record<string, RouteHandler> = {};
@@ -127,7 +139,7 @@ function passthruRoutes(): Record<string, RouteHandler> {
 }
 
 export const handler = surface(
-  { style: 'ironic', jsonSuffix: false, before: negotiate, anonymous: ['GET /', 'GET /v1'], alwaysJson: true },
+  { style: 'ironic', jsonSuffix: false, trailingSlash: true, before: negotiate, anonymous: ['GET /', 'GET /v1'], alwaysJson: true },
   {
     'GET /': async (req) => {
       const base = baseUrl(req);
@@ -135,12 +147,8 @@ export const handler = surface(
       return ok({ name: 'OpenStack Ironic API', description: 'Slipway: Ironic-compatible bare-metal API', default_version: version, versions: [version] });
     },
     'GET /v1': async (req) => ok(v1(baseUrl(req))),
-    'GET /v1/nodes': async (req) => {
-      const nodes = await listIronicNodes(req.deps, req.auth);
-      const detail = req.query.detail === 'true' || req.query.detail === 'True';
-      return ok({ nodes: nodes.map((n) => (detail ? ironicNode(n, baseUrl(req)) : ironicNodeSummary(n, baseUrl(req)))) });
-    },
-    'GET /v1/nodes/detail': async (req) => ok({ nodes: (await listIronicNodes(req.deps, req.auth)).map((n) => ironicNode(n, baseUrl(req))) }),
+    'GET /v1/nodes': nodeList(false),
+    'GET /v1/nodes/detail': nodeList(true),
     'POST /v1/nodes': async (req) => created(ironicNode(await registerNode(req.deps, req.auth, parseWith(NodeCreate, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
     'GET /v1/nodes/{node_ident}': async (req) => ok(ironicNode(await getIronicNode(req.deps, req.auth, req.path.node_ident!), baseUrl(req))),
     'PATCH /v1/nodes/{node_ident}': async (req) =>

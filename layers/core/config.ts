@@ -26,6 +26,8 @@ export interface Config {
   commissaireCommands: CommissaireCommands;
   /** Drydock (issue 5) settings, see `DrydockConfig`. */
   drydock: DrydockConfig;
+  /** Ironic `[api]max_limit`: the most nodes one list page holds (`SLIPWAY_IRONIC_MAX_LIMIT`, 1000). */
+  ironicMaxLimit: number;
 }
 
 /** Drydock task and boot-action settings (upstream config group `timeouts`, `bootaction`). */
@@ -124,6 +126,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       // Above the workflow's 300 s heartbeat: Step Functions wants the heartbeat inside the timeout.
       agentStepSeconds: intFromEnv(env, 'SLIPWAY_DRYDOCK_AGENT_STEP_SECONDS', 900, 301),
     },
+    ironicMaxLimit: intFromEnv(env, 'SLIPWAY_IRONIC_MAX_LIMIT', 1000, 1),
   };
 }
 

@@ -43,6 +43,12 @@ export function ironicNode(n: Node, base: string) {
   };
 }
 
+/** `fields=`: just the fields asked for (checked against IRONIC_NODE_FIELDS), and the links. */
+export function ironicNodeFields(n: Node, base: string, fields: readonly string[]) {
+  const full: Record<string, unknown> = ironicNode(n, base);
+  return Object.fromEntries([...fields, 'links'].map((k) => [k, full[k]]));
+}
+
 /** Inventory facts in Ironic's property names (cpus, memory_mb, local_gb). */
 function factsAsProperties(n: Node): Record<string, unknown> {
   const p: Record<string, unknown> = {};

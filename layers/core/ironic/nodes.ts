@@ -79,11 +79,6 @@ export async function getIronicNode(deps: Ports, auth: Principal | undefined, id
   return node;
 }
 
-export async function listIronicNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
-  const who = requireAuth(auth);
-  return (await deps.nodes.list()).filter((n) => isAdmin(who) || grantsOf(n).includes(who.project_id)).sort((a, b) => a.id.localeCompare(b.id));
-}
-
 export async function registerNode(deps: Ports, auth: Principal | undefined, input: NodeCreate): Promise<Node> {
   requireAdmin(auth);
   const info = await sealSecrets(deps.secrets, validateDriverInfo(input.driver, input.driver_info));
