@@ -4,6 +4,7 @@ import {
   BootDeviceRequest,
   deleteIronicNode,
   getIronicNode,
+  MaintenanceRequest,
   NodeCreate,
   NodePatchOps,
   patchNode,
@@ -11,8 +12,11 @@ import {
   registerNode,
   requestPowerState,
   setBootDevice,
+  setMaintenance,
+  supportedBootDevices,
+  validateNode,
 } from '#core/ironic/nodes.ts';
-import { listIronicNodes, NodeListQuery } from '#core/ironic/node-list.ts';
+import { listIronicNodes, NodeListQuery, NodeShowQuery, requestedFields } from '#core/ironic/node-list.ts';
 import type { Node } from '#core/inventory/node.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
@@ -150,7 +154,11 @@ export const handler = surface(
     'GET /v1/nodes': nodeList(false),
     'GET /v1/nodes/detail': nodeList(true),
     'POST /v1/nodes': async (req) => created(ironicNode(await registerNode(req.deps, req.auth, parseWith(NodeCreate, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
-    'GET /v1/nodes/{node_ident}': async (req) => ok(ironicNode(await getIronicNode(req.deps, req.auth, req.path.node_ident!), baseUrl(req))),
+    'GET /v1/nodes/{node_ident}': async (req) => {
+      const fields = requestedFields(parseWith(NodeShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields);
+      const node = await getIronicNode(req.deps, req.auth, req.path.node_ident!);
+      return ok(fields ? ironicNodeFields(node, baseUrl(req), fields) : ironicNode(node, baseUrl(req)));
+    },
     'PATCH /v1/nodes/{node_ident}': async (req) =>
       ok(ironicNode(await patchNode(req.deps, req.auth, req.path.node_ident!, parseWith(NodePatchOps, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
     'DELETE /v1/nodes/{node_ident}': async (req) => {
@@ -167,6 +175,18 @@ export const handler = surface(
     'GET /v1/drivers/{driver_name}/vendor_passthru/methods': async (req) => ok(driverMethods(req.auth, req.path.driver_name!)),
     'GET /v1/nodes/{node_ident}/vendor_passthru/methods': async (req) => ok(await nodeMethods(req.deps, req.auth, req.path.node_ident!)),
     ...passthruRoutes(),
+    'PUT /v1/nodes/{node_ident}/maintenance': async (req) => {
+      const { reason } = parseWith(MaintenanceRequest, req.body ?? {}, 'INVALID_PARAMETER_VALUE');
+      await setMaintenance(req.deps, req.auth, req.path.node_ident!, true, reason);
+      return accepted(undefined);
+    },
+    'DELETE /v1/nodes/{node_ident}/maintenance': async (req) => {
+      await setMaintenance(req.deps, req.auth, req.path.node_ident!, false);
+      return accepted(undefined);
+    },
+    'GET /v1/nodes/{node_ident}/validate': async (req) => ok(await validateNode(req.deps, req.auth, req.path.node_ident!)),
+    'GET /v1/nodes/{node_ident}/management/boot_device/supported': async (req) =>
+      ok({ supported_boot_devices: await supportedBootDevices(req.deps, req.auth, req.path.node_ident!) }),
     'PUT /v1/nodes/{node_ident}/management/boot_device': async (req) => {
       const state = await setBootDevice(req.deps, req.auth, req.path.node_ident!, parseWith(BootDeviceRequest, req.body, 'INVALID_PARAMETER_VALUE'));
       return state === 'done' ? noContent() : accepted(undefined);

@@ -6,6 +6,7 @@ import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
+import { explain, jsonFrom, runPython } from '../contract/clients.ts';
 
 /**
  * The Ironic node API end to end: register BMCs, ask for power and boot changes, the agent of
@@ -194,5 +195,100 @@ describe('Ironic nodes', () => {
     expect((await ironic('GET', `/v1/nodes/${name}`, undefined, token)).status).toBe(404);
     expect((await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' }, token)).status).toBe(404);
     expect((await ironic('POST', '/v1/nodes', { name: unique('bm'), driver: 'ipmi', driver_info: {} }, token)).status).toBe(403);
+  });
+});
+
+describe('Ironic maintenance, validation and boot devices', () => {
+  const register = async (conductor_group: string) => {
+    const name = unique('bm');
+    const res = await ironic('POST', '/v1/nodes', {
+      name,
+      driver: 'redfish',
+      conductor_group,
+      driver_info: { redfish_address: redfish.url, redfish_system_id: 'n1', redfish_username: 'root', redfish_password: 'calvin' },
+    });
+    expect(res.status, res.text).toBe(201);
+    return { name, uuid: res.body.uuid as string };
+  };
+
+  it('puts a node in maintenance with a reason, refuses power requests then, and takes it out again', async () => {
+    const { name, uuid } = await register(site);
+    const on = await ironic('PUT', `/v1/nodes/${name}/maintenance`, { reason: 'fan replacement' });
+    expect(on.status, on.text).toBe(202);
+    expect(on.text).toBe('');
+    expect((await ironic('GET', `/v1/nodes/${uuid}`)).body).toMatchObject({ maintenance: true, maintenance_reason: 'fan replacement' });
+    const power = await ironic('PUT', `/v1/nodes/${name}/states/power`, { target: 'power on' });
+    expect(power.status).toBe(400);
+    expect(fault(power).faultstring).toMatch(/in maintenance mode/);
+    const inMaintenance = await ironic('GET', `/v1/nodes?maintenance=true&fields=uuid,maintenance_reason`);
+    expect(inMaintenance.body.nodes).toContainEqual({ uuid, maintenance_reason: 'fan replacement', links: expect.any(Array) });
+
+    const off = await ironic('DELETE', `/v1/nodes/${name}/maintenance`);
+    expect(off.status, off.text).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${uuid}`)).body).toMatchObject({ maintenance: false, maintenance_reason: null });
+    // python-ironicclient sends {"reason": null} without --reason.
+    expect((await ironic('PUT', `/v1/nodes/${uuid}/maintenance`, { reason: null })).status).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${uuid}`)).body).toMatchObject({ maintenance: true, maintenance_reason: null });
+    expect((await ironic('PUT', `/v1/nodes/${uuid}/maintenance`, { reason: 'x', colour: 'red' })).status).toBe(400);
+    expect((await ironic('PUT', '/v1/nodes/no-such-node/maintenance', { reason: 'x' })).status).toBe(404);
+    const { token } = await tokenFor('member');
+    expect((await ironic('PUT', `/v1/nodes/${uuid}/maintenance`, { reason: 'x' }, token)).status).toBe(403);
+  });
+
+  it('validates power and management: usable with a connected agent, not in maintenance or without one', async () => {
+    const { name } = await register(site);
+    const ok = await ironic('GET', `/v1/nodes/${name}/validate`);
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.body.power).toEqual({ result: true, reason: null });
+    expect(ok.body.management).toEqual({ result: true, reason: null });
+    expect(ok.body.deploy).toEqual({ result: null, reason: 'not supported' });
+    expect(Object.keys(ok.body).sort()).toEqual(['bios', 'boot', 'console', 'deploy', 'inspect', 'management', 'network', 'power', 'raid', 'rescue', 'storage']);
+
+    await ironic('PUT', `/v1/nodes/${name}/maintenance`, { reason: 'disk swap' });
+    expect((await ironic('GET', `/v1/nodes/${name}/validate`)).body.power).toEqual({ result: false, reason: `Node ${name} is in maintenance mode: disk swap` });
+
+    const lonely = unique('lonely');
+    const orphan = await register(lonely);
+    expect((await ironic('GET', `/v1/nodes/${orphan.name}/validate`)).body.power).toEqual({
+      result: false,
+      reason: `Site ${lonely}: no agent connected; start one with an agent token of project ${lonely}`,
+    });
+  });
+
+  it('lists the supported boot devices, and shows just the fields asked for', async () => {
+    const { name, uuid } = await register(site);
+    const supported = await ironic('GET', `/v1/nodes/${name}/management/boot_device/supported`);
+    expect(supported.status, supported.text).toBe(200);
+    expect(supported.body).toEqual({ supported_boot_devices: ['pxe', 'disk'] });
+    const some = await ironic('GET', `/v1/nodes/${name}?fields=uuid,driver,maintenance`);
+    expect(some.body).toEqual({ uuid, driver: 'redfish', maintenance: false, links: expect.any(Array) });
+    const bad = await ironic('GET', `/v1/nodes/${name}?fields=uuid,colour`);
+    expect(bad.status).toBe(400);
+    expect(fault(bad).faultstring).toBe('Field(s) "colour" are not valid');
+  });
+
+  it('works from python-ironicclient: maintenance on and off, validate, boot devices, fields', async () => {
+    const { uuid } = await register(site);
+    const r = await runPython(
+      `
+import json, os
+from ironicclient import client
+ic = client.get_client(1, endpoint=os.environ['SLIPWAY_URL'], token=os.environ['SLIPWAY_TOKEN'], os_ironic_api_version='1.78')
+uuid = os.environ['NODE']
+ic.node.set_maintenance(uuid, 'true', maint_reason='bios update')
+during = ic.node.get(uuid, fields=['maintenance', 'maintenance_reason']).to_dict()
+v = ic.node.validate(uuid).to_dict()
+ic.node.set_maintenance(uuid, False)
+after = ic.node.get(uuid).maintenance
+print(json.dumps({'during': during, 'power': v['power'], 'after': after, 'boot': ic.node.get_supported_boot_devices(uuid)}))
+`,
+      { env: { SLIPWAY_URL: inject('apiUrl'), SLIPWAY_TOKEN: inject('adminToken'), NODE: uuid } },
+    );
+    expect(r.code, explain(r)).toBe(0);
+    const out = jsonFrom(r.stdout);
+    expect(out.during).toMatchObject({ maintenance: true, maintenance_reason: 'bios update' });
+    expect(out.power).toEqual({ result: false, reason: expect.stringContaining('maintenance mode: bios update') });
+    expect(out.after).toBe(false);
+    expect(out.boot).toEqual({ supported_boot_devices: ['pxe', 'disk'] });
   });
 });

@@ -139,14 +139,22 @@ export interface NodeListPage {
   next?: string;
 }
 
+/** `GET /v1/nodes/{node}` takes `fields` too. */
+export const NodeShowQuery = z.object({ fields: z.string().optional() });
+
+/** `fields=a,b` as a checked list (undefined when not asked for). */
+export function requestedFields(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const fields = raw.split(',').map((f) => f.trim()).filter(Boolean);
+  const bad = fields.filter((f) => !(IRONIC_NODE_FIELDS as readonly string[]).includes(f));
+  if (bad.length) throw new ValidationError(`Field(s) "${bad.join(', ')}" are not valid`, 'INVALID_PARAMETER_VALUE');
+  return fields;
+}
+
 export async function listIronicNodes(deps: Ports, auth: Principal | undefined, q: NodeListQuery, raw: Record<string, string | undefined> = {}, detailRoute = false): Promise<NodeListPage> {
   const who = requireAuth(auth);
-  const fields = q.fields === undefined ? undefined : q.fields.split(',').map((f) => f.trim()).filter(Boolean);
-  if (fields) {
-    if (detailRoute || q.detail) throw new ValidationError("Can't fetch a subset of fields with 'detail' set", 'INVALID_PARAMETER_VALUE');
-    const bad = fields.filter((f) => !(IRONIC_NODE_FIELDS as readonly string[]).includes(f));
-    if (bad.length) throw new ValidationError(`Field(s) "${bad.join(', ')}" are not valid`, 'INVALID_PARAMETER_VALUE');
-  }
+  if (q.fields !== undefined && (detailRoute || q.detail)) throw new ValidationError("Can't fetch a subset of fields with 'detail' set", 'INVALID_PARAMETER_VALUE');
+  const fields = requestedFields(q.fields);
   const sortKey = q.sort_key ?? 'id';
   if (sortKey !== 'id' && (UNSORTABLE.has(sortKey) || !(IRONIC_NODE_FIELDS as readonly string[]).includes(sortKey))) {
     throw new ValidationError(`The sort_key value "${sortKey}" is an invalid field for sorting`, 'INVALID_PARAMETER_VALUE');

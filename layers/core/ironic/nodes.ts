@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
+import { noAgentText, sitePresence } from '../agent/presence.ts';
 import type { Job } from '../agent/jobs.ts';
 import { BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
@@ -302,4 +303,70 @@ export async function queueSystemPower(
       ...(taskToken ? { task_token: taskToken } : {}),
     });
   }
+}
+
+/** `PUT /v1/nodes/{node}/maintenance` body: the client always sends `reason`, null when not given. */
+export const MaintenanceRequest = z.strictObject({ reason: z.string().max(255).nullish() });
+
+/**
+ * Puts a node in maintenance (`on`, with the reason) or takes it out (the reason goes too, as
+ * upstream clears `maintenance_reason` and `fault`). A node in maintenance takes no power or boot
+ * request. Admins only; the version-checked write is retried after a concurrent one.
+ */
+export async function setMaintenance(deps: Ports, auth: Principal | undefined, ident: string, on: boolean, reason?: string | null): Promise<void> {
+  requireAdmin(auth);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const node = await getIronicNode(deps, auth, ident);
+    if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered; POST /v1/nodes registers one`, 'INVALID_PARAMETER_VALUE');
+    const bmc: BmcInfo = { ...node.bmc, maintenance: on, maintenance_reason: on ? (reason ?? null) : null };
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc });
+      return;
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+    }
+  }
+  throw new ConflictError(`Node ${ident} was modified concurrently; please retry`, 'NODE_LOCKED');
+}
+
+/** What `set boot device` takes (`GET …/management/boot_device/supported`). */
+export const SUPPORTED_BOOT_DEVICES = BootDeviceRequest.shape.boot_device.options;
+
+export async function supportedBootDevices(deps: Ports, auth: Principal | undefined, ident: string): Promise<string[]> {
+  const node = await getIronicNode(deps, auth, ident);
+  return node.bmc ? [...SUPPORTED_BOOT_DEVICES] : [];
+}
+
+/** Upstream's interfaces in a validation answer; the ones Slipway has no use for are "not supported". */
+const VALIDATED_INTERFACES = ['bios', 'boot', 'console', 'deploy', 'inspect', 'management', 'network', 'power', 'raid', 'rescue', 'storage'] as const;
+export type InterfaceValidation = Record<(typeof VALIDATED_INTERFACES)[number], { result: boolean | null; reason: string | null }>;
+
+/**
+ * `GET /v1/nodes/{node}/validate`: power and management are what the agent drives, and they are
+ * usable when the BMC is registered with a complete driver_info (checked again here), the node
+ * is not in maintenance, and an agent of its site is connected — upstream's conductor is always
+ * there; ours is on-prem and may not be. Every other interface is "not supported", as upstream
+ * reports an interface a driver does not implement. Deploying is Drydock's (`/api/v1.0/tasks`).
+ */
+export async function validateNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<InterfaceValidation> {
+  const node = await getIronicNode(deps, auth, ident);
+  let problem: string | null = null;
+  if (!node.bmc) problem = `Node ${ident} has no BMC registered; POST /v1/nodes registers one`;
+  else {
+    const info = Object.fromEntries(Object.entries(node.bmc.driver_info).map(([k, v]) => [k, typeof v === 'object' && v !== null ? 'sealed' : v]));
+    try {
+      validateDriverInfo(node.bmc.driver, info);
+    } catch (err) {
+      problem = err instanceof ValidationError ? err.message : 'invalid driver_info';
+    }
+    if (!problem && node.bmc.maintenance) problem = `Node ${ident} is in maintenance mode${node.bmc.maintenance_reason ? `: ${node.bmc.maintenance_reason}` : ''}`;
+    if (!problem) {
+      const site = siteOf(node.bmc);
+      const { connected, lastSeen } = await sitePresence(deps, site);
+      if (connected === 0) problem = noAgentText(site, lastSeen);
+    }
+  }
+  const usable = { result: problem === null, reason: problem };
+  const out = Object.fromEntries(VALIDATED_INTERFACES.map((i) => [i, { result: null, reason: 'not supported' }])) as InterfaceValidation;
+  return { ...out, management: usable, power: usable };
 }

@@ -1,4 +1,5 @@
 import { enqueueJob } from '../../agent/enqueue.ts';
+import { noAgentText, sitePresence } from '../../agent/presence.ts';
 import { ConcurrentModificationError } from '../../errors.ts';
 import type { Node, NodePatch } from '../../inventory/node.ts';
 import { siteOf } from '../../ironic/nodes.ts';
@@ -297,19 +298,13 @@ async function evictStale(deps: Ports, site: string, ahead: readonly { task_id: 
 // ---------------------------------------------------------------------------------------------
 // Site actions
 
-/** An agent that claimed (or long-polled) within this many seconds counts as connected. */
-export const AGENT_SEEN_SECONDS = 90;
-
 export async function siteAction(deps: Ports, input: { task_id: string; site: string }): Promise<{ status: string }> {
   const task = await getTask(deps, input.task_id);
   const at = now(deps);
   if (task.action === 'verify_site') {
-    const seen = await deps.jobs.agentsSeen(input.site);
-    const fresh = seen.filter((a) => at.getTime() - Date.parse(a.at) <= AGENT_SEEN_SECONDS * 1000);
-    const ok = fresh.length > 0;
-    const text = ok
-      ? `Site ${input.site}: ${fresh.length} agent(s) connected`
-      : `Site ${input.site}: no agent connected${seen.length ? ` (last seen ${seen.map((a) => a.at).sort().at(-1)})` : ''}; start one with an agent token of project ${input.site}`;
+    const { connected, lastSeen } = await sitePresence(deps, input.site, at);
+    const ok = connected > 0;
+    const text = ok ? `Site ${input.site}: ${connected} agent(s) connected` : noAgentText(input.site, lastSeen);
     await deps.drydock.addMessages(task.task_id, [message(text, { error: !ok, context_type: 'site', context: input.site, at })]);
     await updateTask(deps, task.task_id, (t) => ({ result: ok ? addSuccess(t.result, input.site) : addFailure(t.result, input.site) }));
     return { status: ok ? 'success' : 'failure' };
