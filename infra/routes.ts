@@ -81,6 +81,7 @@ const SURFACES: SurfaceDef[] = [
       ['DELETE', '/v1/nodes/{node_ident}'],
       ['GET', '/v1/nodes/{node_ident}/states'],
       ['PUT', '/v1/nodes/{node_ident}/states/power'],
+      ['PUT', '/v1/nodes/{node_ident}/states/provision'],
       ['PUT', '/v1/nodes/{node_ident}/management/boot_device'],
       ['GET', '/v1/nodes/{node_ident}/management/boot_device/supported'],
       ['PUT', '/v1/nodes/{node_ident}/maintenance'],

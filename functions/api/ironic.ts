@@ -17,6 +17,7 @@ import {
   validateNode,
 } from '#core/ironic/nodes.ts';
 import { listIronicNodes, NodeListQuery, NodeShowQuery, requestedFields } from '#core/ironic/node-list.ts';
+import { ProvisionRequest, setProvisionState } from '#core/ironic/provision.ts';
 import type { Node } from '#core/inventory/node.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
@@ -175,6 +176,10 @@ export const handler = surface(
     'GET /v1/drivers/{driver_name}/vendor_passthru/methods': async (req) => ok(driverMethods(req.auth, req.path.driver_name!)),
     'GET /v1/nodes/{node_ident}/vendor_passthru/methods': async (req) => ok(await nodeMethods(req.deps, req.auth, req.path.node_ident!)),
     ...passthruRoutes(),
+    'PUT /v1/nodes/{node_ident}/states/provision': async (req) => {
+      const uuid = await setProvisionState(req.deps, req.auth, req.path.node_ident!, parseWith(ProvisionRequest, req.body, 'INVALID_PARAMETER_VALUE'));
+      return accepted(undefined, { Location: `${baseUrl(req)}/v1/nodes/${uuid}/states` });
+    },
     'PUT /v1/nodes/{node_ident}/maintenance': async (req) => {
       const { reason } = parseWith(MaintenanceRequest, req.body ?? {}, 'INVALID_PARAMETER_VALUE');
       await setMaintenance(req.deps, req.auth, req.path.node_ident!, true, reason);

@@ -292,3 +292,108 @@ print(json.dumps({'during': during, 'power': v['power'], 'after': after, 'boot':
     expect(out.boot).toEqual({ supported_boot_devices: ['pxe', 'disk'] });
   });
 });
+
+describe('Ironic provision states', () => {
+  const register = async (password = 'calvin', conductor_group = site) => {
+    const name = unique('bm');
+    const res = await ironic('POST', '/v1/nodes', {
+      name,
+      driver: 'redfish',
+      conductor_group,
+      driver_info: { redfish_address: redfish.url, redfish_system_id: 'n1', redfish_username: 'root', redfish_password: password },
+    });
+    expect(res.status, res.text).toBe(201);
+    return { name, uuid: res.body.uuid as string };
+  };
+  const provision = (ident: string, target: string, token?: string) => ironic('PUT', `/v1/nodes/${ident}/states/provision`, { target }, token);
+  async function reaches(ident: string, state: string) {
+    const end = Date.now() + 20_000;
+    for (;;) {
+      const s = (await ironic('GET', `/v1/nodes/${ident}/states`)).body;
+      if (s.provision_state === state) return s;
+      if (Date.now() > end) throw new Error(`node ${ident} still ${JSON.stringify(s)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('manage verifies the BMC through the agent (enroll → verifying → manageable), then provide, manage and adopt move it on', async () => {
+    const { name, uuid } = await register();
+    const res = await provision(name, 'manage');
+    expect(res.status, res.text).toBe(202);
+    expect(res.headers.get('location')).toBe(`${inject('apiUrl')}/v1/nodes/${uuid}/states`);
+    const managed = await reaches(name, 'manageable');
+    expect(managed).toMatchObject({ target_provision_state: null, last_error: null, power_state: expect.stringMatching(/^power (on|off)$/) });
+    expect(Date.parse(managed.provision_updated_at)).toBeGreaterThan(Date.now() - 60_000);
+
+    expect((await provision(name, 'provide')).status).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${name}`)).body).toMatchObject({ provision_state: 'available', target_provision_state: null });
+    expect((await provision(name, 'manage')).status).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${name}`)).body.provision_state).toBe('manageable');
+    expect((await provision(name, 'adopt')).status).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${name}`)).body.provision_state).toBe('active');
+
+    const wrong = await provision(name, 'provide');
+    expect(wrong.status).toBe(400);
+    expect(fault(wrong).faultstring).toBe(`The requested action "provide" can not be performed on node "${uuid}" while it is in state "active".`);
+    expect((await ironic('GET', `/v1/nodes?provision_state=active&fields=uuid`)).body.nodes).toContainEqual({ uuid, links: expect.any(Array) });
+  });
+
+  it('returns a node whose BMC refuses the credentials to enroll, with the reason', async () => {
+    const { name } = await register('wrong-secret');
+    expect((await provision(name, 'manage')).status).toBe(202);
+    const back = await reaches(name, 'enroll');
+    expect(back.target_provision_state).toBeNull();
+    expect(back.last_error).toMatch(/^Failed to verify node redfish BMC credentials: auth: /);
+    expect(back.last_error).not.toContain('wrong-secret');
+  });
+
+  it('aborts a verification that no agent takes, and says where deploying lives', async () => {
+    const { name } = await register('calvin', unique('no-agent'));
+    expect((await provision(name, 'manage')).status).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${name}/states`)).body).toMatchObject({ provision_state: 'verifying', target_provision_state: 'manageable' });
+    expect((await provision(name, 'manage')).status).toBe(400);
+    expect((await provision(name, 'abort')).status).toBe(202);
+    expect((await ironic('GET', `/v1/nodes/${name}/states`)).body).toMatchObject({ provision_state: 'enroll', target_provision_state: null });
+
+    const deploy = await provision(name, 'active');
+    expect(deploy.status).toBe(400);
+    expect(fault(deploy).faultstring).toMatch(/deploying is a Drydock task here: POST \/api\/v1.0\/tasks/);
+    const unknown = await provision(name, 'launch');
+    expect(unknown.status).toBe(400);
+    expect(fault(unknown).faultstring).toMatch(/^Invalid provision target "launch"; one of: manage, provide, adopt, abort, /);
+    expect((await ironic('PUT', `/v1/nodes/${name}/states/provision`, { target: 'manage', colour: 'red' })).status).toBe(400);
+    const { token } = await tokenFor('member');
+    expect((await provision(name, 'manage', token)).status).toBe(403);
+  });
+
+  it('moves a node once when ten manage requests race: one 202, nine 400, one verification', async () => {
+    const { name } = await register();
+    const answers = await Promise.all(Array.from({ length: 10 }, () => provision(name, 'manage')));
+    expect(answers.map((a) => a.status).sort()).toEqual([202, ...Array(9).fill(400)]);
+    for (const a of answers.filter((x) => x.status === 400)) expect(fault(a).faultstring).toMatch(/while it is in state "(verifying|manageable)"/);
+    await reaches(name, 'manageable');
+  });
+
+  it('works from python-ironicclient, waiting for each state as operators do', async () => {
+    const { uuid } = await register();
+    const r = await runPython(
+      `
+import json, os
+from ironicclient import client
+ic = client.get_client(1, endpoint=os.environ['SLIPWAY_URL'], token=os.environ['SLIPWAY_TOKEN'], os_ironic_api_version='1.78')
+uuid = os.environ['NODE']
+seen = []
+ic.node.set_provision_state(uuid, 'manage')
+ic.node.wait_for_provision_state(uuid, 'manageable', timeout=30)
+seen.append(ic.node.get(uuid).provision_state)
+ic.node.set_provision_state(uuid, 'provide')
+ic.node.wait_for_provision_state(uuid, 'available', timeout=30)
+seen.append(ic.node.get(uuid).provision_state)
+print(json.dumps(seen))
+`,
+      { env: { SLIPWAY_URL: inject('apiUrl'), SLIPWAY_TOKEN: inject('adminToken'), NODE: uuid } },
+    );
+    expect(r.code, explain(r)).toBe(0);
+    expect(jsonFrom(r.stdout)).toEqual(['manageable', 'available']);
+  });
+});

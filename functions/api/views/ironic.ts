@@ -29,7 +29,7 @@ export function ironicNode(n: Node, base: string) {
     driver_info: maskSecrets(b?.driver_info ?? {}),
     conductor_group: b?.conductor_group ?? '',
     target_power_state: b?.target_power_state ?? null,
-    target_provision_state: null,
+    target_provision_state: b?.target_provision_state ?? null,
     last_error: b?.last_error ?? null,
     maintenance_reason: b?.maintenance_reason ?? null,
     reservation: b?.reservation ?? null,
@@ -39,7 +39,7 @@ export function ironicNode(n: Node, base: string) {
     resource_class: (b?.extra?.resource_class as string | undefined) ?? null,
     created_at: n.created_at,
     updated_at: n.updated_at,
-    provision_updated_at: null,
+    provision_updated_at: b?.provision_updated_at ?? null,
   };
 }
 
@@ -64,10 +64,10 @@ export function ironicStates(n: Node) {
     power_state: b?.power_state ?? null,
     target_power_state: b?.target_power_state ?? null,
     provision_state: b?.provision_state ?? 'enroll',
-    target_provision_state: null,
+    target_provision_state: b?.target_provision_state ?? null,
     last_error: b?.last_error ?? null,
     console_enabled: false,
-    provision_updated_at: null,
+    provision_updated_at: b?.provision_updated_at ?? null,
     raid_config: {},
     target_raid_config: {},
   };

@@ -31,6 +31,10 @@ export interface BmcInfo {
   power_state: 'power on' | 'power off' | null;
   target_power_state: string | null;
   provision_state: string;
+  /** Where a provision action in progress goes (`manageable` while `verifying`). */
+  target_provision_state?: string | null;
+  /** When provision_state last changed through the Ironic API. */
+  provision_updated_at?: string | null;
   last_error: string | null;
   maintenance: boolean;
   maintenance_reason: string | null;

@@ -77,10 +77,14 @@ function valueOf(n: Node, key: string): string | boolean | null {
       return b?.reservation ?? null;
     case 'resource_class':
       return (b?.extra?.resource_class as string | undefined) ?? null;
+    case 'target_provision_state':
+      return b?.target_provision_state ?? null;
+    case 'provision_updated_at':
+      return b?.provision_updated_at ?? null;
     case 'console_enabled':
       return false;
     default:
-      // instance_uuid, target_provision_state, provision_updated_at: never set here.
+      // instance_uuid: there is no Nova here.
       return null;
   }
 }

@@ -8,6 +8,7 @@ import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/
 import { type BmcInfo, grantsOf, newNode, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
+import { afterPowerRead } from './power-read.ts';
 
 /**
  * Ironic-compatible BMC registration and power/boot control over the node inventory (issue 3).
@@ -262,8 +263,10 @@ export async function onJobFinished(deps: Ports, job: Job): Promise<void> {
     const out = job.output as { power_state?: BmcInfo['power_state'] } | undefined;
     const bmc: BmcInfo = releasesLock
       ? { ...node.bmc, reservation: null, last_error: job.status === 'failed' ? (job.error ?? 'vendor passthru failed') : node.bmc.last_error }
+      : job.kind === 'power_state'
+        ? afterPowerRead(node.bmc, job, deps.clock.now().toISOString())
       : job.status === 'succeeded'
-        ? { ...node.bmc, power_state: out?.power_state ?? node.bmc.power_state, target_power_state: null, last_error: null, provision_state: node.bmc.provision_state === 'enroll' ? 'manageable' : node.bmc.provision_state }
+        ? { ...node.bmc, power_state: out?.power_state ?? node.bmc.power_state, target_power_state: null, last_error: null }
         : { ...node.bmc, target_power_state: null, last_error: job.error ?? 'power action failed' };
     try {
       await deps.nodes.update(node.id, node.version, { bmc });
