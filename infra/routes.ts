@@ -87,6 +87,14 @@ const SURFACES: SurfaceDef[] = [
       ['PUT', '/v1/nodes/{node_ident}/maintenance'],
       ['DELETE', '/v1/nodes/{node_ident}/maintenance'],
       ['GET', '/v1/nodes/{node_ident}/validate'],
+      ['GET', '/v1/nodes/{node_ident}/ports'],
+      ['GET', '/v1/nodes/{node_ident}/ports/detail'],
+      ['GET', '/v1/ports'],
+      ['POST', '/v1/ports'],
+      ['GET', '/v1/ports/detail'],
+      ['GET', '/v1/ports/{port_id}'],
+      ['PATCH', '/v1/ports/{port_id}'],
+      ['DELETE', '/v1/ports/{port_id}'],
       ['GET', '/v1/drivers'],
       ['GET', '/v1/drivers/{driver_name}'],
       ['GET', '/v1/drivers/{driver_name}/vendor_passthru/methods'],
@@ -99,7 +107,7 @@ const SURFACES: SurfaceDef[] = [
         [verb, '/v1/nodes/{node_ident}/vendor_passthru/{method}'],
       ]),
     ],
-    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}', '/v1/drivers', '/v1/drivers/{proxy+}', '/v1/{proxy+}'],
+    catchAll: ['/v1/nodes', '/v1/nodes/{proxy+}', '/v1/ports', '/v1/ports/{proxy+}', '/v1/drivers', '/v1/drivers/{proxy+}', '/v1/{proxy+}'],
   },
   {
     // The on-prem agent's job queue (DESIGN.md §7): agent tokens only, scoped to their site.

@@ -16,13 +16,27 @@ import {
   supportedBootDevices,
   validateNode,
 } from '#core/ironic/nodes.ts';
-import { listIronicNodes, NodeListQuery, NodeShowQuery, requestedFields } from '#core/ironic/node-list.ts';
+import { listIronicNodes, NodeListQuery, NodeShowQuery, nodeFields } from '#core/ironic/node-list.ts';
 import { ProvisionRequest, setProvisionState } from '#core/ironic/provision.ts';
+import {
+  type BaremetalPort,
+  createPort,
+  deletePort,
+  getPort,
+  IRONIC_PORT_FIELDS,
+  listPorts,
+  PortCreate,
+  PortListQuery,
+  PortPatchOps,
+  patchPort,
+  PortShowQuery,
+} from '#core/ironic/bm-ports.ts';
+import { requestedFields } from '#core/ironic/collection.ts';
 import type { Node } from '#core/inventory/node.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
-import { ironicNode, ironicNodeFields, ironicNodeSummary, ironicStates } from './views/ironic.ts';
+import { ironicNode, ironicNodeFields, ironicNodeSummary, ironicPort, ironicPortFields, ironicPortSummary, ironicStates } from './views/ironic.ts';
 
 /**
  * Ironic `/` and `/v1` (upstream-apis.md §3, client-contracts.md §2): version discovery without
@@ -123,7 +137,19 @@ function nodeList(detailRoute: boolean): RouteHandler {
     const page = await listIronicNodes(req.deps, req.auth, query, req.query, detailRoute);
     const base = baseUrl(req);
     const view = (n: Node) => (page.fields ? ironicNodeFields(n, base, page.fields) : detailRoute || query.detail ? ironicNode(n, base) : ironicNodeSummary(n, base));
-    return ok({ nodes: page.nodes.map(view), ...(page.next ? { next: `${base}/v1/nodes${detailRoute ? '/detail' : ''}?${page.next}` } : {}) });
+    return ok({ nodes: page.items.map(view), ...(page.next ? { next: `${base}/v1/nodes${detailRoute ? '/detail' : ''}?${page.next}` } : {}) });
+  };
+}
+
+/** Port lists: `/v1/ports[/detail]` and a node's `/v1/nodes/{node}/ports[/detail]`. */
+function portList(detailRoute: boolean, ofNode: boolean): RouteHandler {
+  return async (req) => {
+    const query = parseWith(PortListQuery, req.query, 'INVALID_PARAMETER_VALUE');
+    const page = await listPorts(req.deps, req.auth, query, req.query, detailRoute, ofNode ? req.path.node_ident : undefined);
+    const base = baseUrl(req);
+    const view = (p: BaremetalPort) => (page.fields ? ironicPortFields(p, base, page.fields) : detailRoute || query.detail ? ironicPort(p, base) : ironicPortSummary(p, base));
+    const path = ofNode ? `/v1/nodes/${encodeURIComponent(req.path.node_ident!)}/ports` : '/v1/ports';
+    return ok({ ports: page.items.map(view), ...(page.next ? { next: `${base}${path}${detailRoute ? '/detail' : ''}?${page.next}` } : {}) });
   };
 }
 
@@ -156,7 +182,7 @@ export const handler = surface(
     'GET /v1/nodes/detail': nodeList(true),
     'POST /v1/nodes': async (req) => created(ironicNode(await registerNode(req.deps, req.auth, parseWith(NodeCreate, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
     'GET /v1/nodes/{node_ident}': async (req) => {
-      const fields = requestedFields(parseWith(NodeShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields);
+      const fields = nodeFields(parseWith(NodeShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields);
       const node = await getIronicNode(req.deps, req.auth, req.path.node_ident!);
       return ok(fields ? ironicNodeFields(node, baseUrl(req), fields) : ironicNode(node, baseUrl(req)));
     },
@@ -170,6 +196,25 @@ export const handler = surface(
     'PUT /v1/nodes/{node_ident}/states/power': async (req) => {
       const job = await requestPowerState(req.deps, req.auth, req.path.node_ident!, parseWith(PowerRequest, req.body, 'INVALID_PARAMETER_VALUE'));
       return accepted(undefined, { Location: `${baseUrl(req)}/v1/nodes/${job.node_id}/states` });
+    },
+    'GET /v1/ports': portList(false, false),
+    'GET /v1/ports/detail': portList(true, false),
+    'GET /v1/nodes/{node_ident}/ports': portList(false, true),
+    'GET /v1/nodes/{node_ident}/ports/detail': portList(true, true),
+    'POST /v1/ports': async (req) => {
+      const port = await createPort(req.deps, req.auth, parseWith(PortCreate, req.body, 'INVALID_PARAMETER_VALUE'));
+      return created(ironicPort(port, baseUrl(req)), { Location: `${baseUrl(req)}/v1/ports/${port.uuid}` });
+    },
+    'GET /v1/ports/{port_id}': async (req) => {
+      const fields = requestedFields(parseWith(PortShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields, IRONIC_PORT_FIELDS);
+      const port = await getPort(req.deps, req.auth, req.path.port_id!);
+      return ok(fields ? ironicPortFields(port, baseUrl(req), fields) : ironicPort(port, baseUrl(req)));
+    },
+    'PATCH /v1/ports/{port_id}': async (req) =>
+      ok(ironicPort(await patchPort(req.deps, req.auth, req.path.port_id!, parseWith(PortPatchOps, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
+    'DELETE /v1/ports/{port_id}': async (req) => {
+      await deletePort(req.deps, req.auth, req.path.port_id!);
+      return noContent();
     },
     'GET /v1/drivers': async (req) => ok({ drivers: listDrivers(req.auth).map((d) => driverView(d, baseUrl(req))) }),
     'GET /v1/drivers/{driver_name}': async (req) => ok(driverView(getDriver(req.auth, req.path.driver_name!), baseUrl(req))),

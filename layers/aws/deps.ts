@@ -1,5 +1,6 @@
 import { configFromEnv } from '#core/config.ts';
 import type { Clock, Ports } from '#core/ports.ts';
+import { DynamoBaremetalPortRepository } from './dynamo/bm-ports.ts';
 import { makeDynamo } from './dynamo/client.ts';
 import { DynamoCommissaireRepository } from './dynamo/commissaire.ts';
 import { DynamoDrydockRepository } from './dynamo/drydock.ts';
@@ -50,6 +51,7 @@ export function buildDeps(
     config: configFromEnv(env),
     tokens: new DynamoTokenRepository(d),
     nodes: new DynamoNodeRepository(d),
+    bmPorts: new DynamoBaremetalPortRepository(d),
     leases: new DynamoLeaseRepository(d),
     properties: new DynamoPropertyRepository(d),
     idempotency: new DynamoIdempotencyStore(d),

@@ -6,6 +6,7 @@ import type { OperationRunner } from './commissaire/operations.ts';
 import type { Config } from './config.ts';
 import type { TaskCallbacks } from './agent/callbacks.ts';
 import type { JobRepository } from './agent/jobs.ts';
+import type { BaremetalPortRepository } from './ironic/bm-ports.ts';
 import type { SecretBox } from './secrets.ts';
 import type { BlobStore, DrydockRepository, TaskRunner } from './drydock/store.ts';
 import type { Cluster, ClusterOperation, CommissaireHost, ContainerManager, HostPatch, Network, OperationKind } from './commissaire/model.ts';
@@ -234,6 +235,8 @@ export interface Ports {
   config: Config;
   tokens: TokenRepository;
   nodes: NodeRepository;
+  /** Ironic ports (a node's NICs by MAC address). */
+  bmPorts: BaremetalPortRepository;
   leases: LeaseRepository;
   properties: PropertyRepository;
   idempotency: IdempotencyStore;

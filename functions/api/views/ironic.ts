@@ -1,4 +1,5 @@
 import type { Node } from '#core/inventory/node.ts';
+import type { BaremetalPort } from '#core/ironic/bm-ports.ts';
 import { maskSecrets } from '#core/secrets.ts';
 
 /** Ironic's node shapes: the list summary and the detail, with secrets as `******`. */
@@ -43,11 +44,10 @@ export function ironicNode(n: Node, base: string) {
   };
 }
 
-/** `fields=`: just the fields asked for (checked against IRONIC_NODE_FIELDS), and the links. */
-export function ironicNodeFields(n: Node, base: string, fields: readonly string[]) {
-  const full: Record<string, unknown> = ironicNode(n, base);
-  return Object.fromEntries([...fields, 'links'].map((k) => [k, full[k]]));
-}
+/** `fields=`: just the fields asked for (already checked against the entity's list), and the links. */
+const pick = (full: Record<string, unknown>, fields: readonly string[]) => Object.fromEntries([...fields, 'links'].map((k) => [k, full[k]]));
+
+export const ironicNodeFields = (n: Node, base: string, fields: readonly string[]) => pick(ironicNode(n, base), fields);
 
 /** Inventory facts in Ironic's property names (cpus, memory_mb, local_gb). */
 function factsAsProperties(n: Node): Record<string, unknown> {
@@ -72,3 +72,28 @@ export function ironicStates(n: Node) {
     target_raid_config: {},
   };
 }
+
+/** A port's list summary (upstream: uuid, address, links). */
+export function ironicPortSummary(p: BaremetalPort, base: string) {
+  return { uuid: p.uuid, address: p.address, links: ironicLinks(base, 'ports', p.uuid) };
+}
+
+export function ironicPort(p: BaremetalPort, base: string) {
+  return {
+    uuid: p.uuid,
+    address: p.address,
+    node_uuid: p.node_uuid,
+    portgroup_uuid: null,
+    extra: p.extra,
+    local_link_connection: p.local_link_connection,
+    pxe_enabled: p.pxe_enabled,
+    physical_network: p.physical_network,
+    internal_info: {},
+    is_smartnic: p.is_smartnic,
+    created_at: p.created_at,
+    updated_at: p.updated_at,
+    links: ironicLinks(base, 'ports', p.uuid),
+  };
+}
+
+export const ironicPortFields = (p: BaremetalPort, base: string, fields: readonly string[]) => pick(ironicPort(p, base), fields);

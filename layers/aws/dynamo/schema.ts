@@ -24,6 +24,10 @@
  *   commissaire network / CM   PK=COMM#NETWORK#<name> | COMM#CM#<name>  SK=META
  *   commissaire lists          GSI3PK=COMM#CLUSTERS | COMM#HOSTS | COMM#NETWORKS | COMM#CONTAINERMANAGERS
  *                              GSI3SK=<name or address>
+ *   ironic port                PK=BMPORT#<uuid>             SK=META   (version for CAS)
+ *   its MAC (uniqueness)       PK=BMPORTMAC#<mac>           SK=META → port id
+ *   ports of a node            GSI1PK=BMPORTS#NODE#<node>   GSI1SK=<port uuid>
+ *   ports, all                 GSI3PK=BMPORTS               GSI3SK=<port uuid>
  *   node by address            (no key yet: the node list filtered; see DynamoNodeRepository.getByAddress)
  *   drydock task               PK=DDTASK#<id>               SK=META   (whole record, version for CAS)
  *   its status messages        PK=DDTASK#<id>               SK=MSG#<monotonic ULID>   (insertion order)

@@ -8,6 +8,7 @@ import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/
 import { type BmcInfo, grantsOf, newNode, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
+import { deleteNodePorts } from './bm-ports.ts';
 import { afterPowerRead } from './power-read.ts';
 
 /**
@@ -171,6 +172,7 @@ export async function deleteIronicNode(deps: Ports, auth: Principal | undefined,
   }
   if (node.bmc?.target_power_state) throw new ConflictError(`Node ${ident} is locked by a power action in progress, please retry after the current operation is completed.`, 'NODE_LOCKED');
   await deps.nodes.delete(node.id, node.version);
+  await deleteNodePorts(deps, node.id);
 }
 
 /** Power and boot control: admins, or a project whose active lease holds the node. */

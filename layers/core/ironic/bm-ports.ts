@@ -1,0 +1,245 @@
+import { randomUUID } from 'node:crypto';
+import * as z from 'zod';
+import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
+import { grantsOf, type Node } from '../inventory/node.ts';
+import type { Ports } from '../ports.ts';
+import { boolParam, type CollectionPage, collectionPage, collectionQuery, type Scalar } from './collection.ts';
+
+/**
+ * Ironic ports (`/v1/ports`, `/v1/nodes/{node}/ports`): a node's NICs by MAC address, which
+ * the enrolment guides create right after the node (`baremetal port create <mac> --node <uuid>`).
+ * A MAC belongs to one port: its uniqueness item is written in the same transaction as the port
+ * (and moved with it on an address change), so parallel creates of one MAC give one port. A
+ * port needs its node: the create checks the node in the same transaction, and deleting a node
+ * deletes its ports, as upstream does.
+ */
+export interface BaremetalPort {
+  uuid: string;
+  /** Lower-case, colon-separated. */
+  address: string;
+  node_uuid: string;
+  extra: Record<string, unknown>;
+  local_link_connection: Record<string, unknown>;
+  pxe_enabled: boolean;
+  physical_network: string | null;
+  is_smartnic: boolean;
+  version: number;
+  created_at: string;
+  updated_at: string | null;
+}
+
+export interface BaremetalPortRepository {
+  /** Fails with ConflictError `MACAlreadyExists` for a taken MAC, NotFoundError when the node is gone. */
+  create(port: BaremetalPort): Promise<void>;
+  get(uuid: string): Promise<BaremetalPort | undefined>;
+  list(): Promise<BaremetalPort[]>;
+  listByNode(nodeId: string): Promise<BaremetalPort[]>;
+  /** Writes `next` if the stored port is still at `previous.version`; moves the MAC item when the address changes. */
+  update(previous: BaremetalPort, next: BaremetalPort): Promise<void>;
+  delete(port: BaremetalPort): Promise<void>;
+}
+
+/** The fields of a port's detail view (`fields=` may name any of them). */
+export const IRONIC_PORT_FIELDS = [
+  'uuid',
+  'address',
+  'node_uuid',
+  'portgroup_uuid',
+  'extra',
+  'local_link_connection',
+  'pxe_enabled',
+  'physical_network',
+  'internal_info',
+  'is_smartnic',
+  'created_at',
+  'updated_at',
+] as const;
+const SORTABLE = ['uuid', 'address', 'node_uuid', 'portgroup_uuid', 'pxe_enabled', 'physical_network', 'is_smartnic', 'created_at', 'updated_at'];
+
+const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i;
+/** Upstream's validate_and_normalize_mac: colon-separated lower case, else 400 InvalidMAC. */
+export function normalizeMac(raw: unknown): string {
+  if (typeof raw !== 'string' || !MAC.test(raw.trim())) throw new ValidationError(`Expected a MAC address but received ${String(raw)}.`, 'InvalidMAC');
+  return raw.trim().toLowerCase().replaceAll('-', ':');
+}
+
+const uuidish = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'Expected a UUID' });
+const dict = z.record(z.string(), z.unknown());
+
+export const PortCreate = z.strictObject({
+  address: z.string(),
+  node_uuid: uuidish,
+  uuid: uuidish.optional(),
+  extra: dict.default({}),
+  local_link_connection: dict.default({}),
+  pxe_enabled: z.boolean().default(true),
+  physical_network: z.string().max(64).nullable().default(null),
+  is_smartnic: z.boolean().default(false),
+  // Port groups are not implemented: only "none" is accepted.
+  portgroup_uuid: z.null().optional(),
+});
+
+export const PortListQuery = z.object({
+  ...collectionQuery,
+  node: z.string().optional(),
+  node_uuid: z.string().optional(),
+  address: z.string().optional(),
+  portgroup: z.string().optional(),
+  pxe_enabled: boolParam('pxe_enabled').optional(),
+});
+export type PortListQuery = z.infer<typeof PortListQuery>;
+const CARRIED = ['sort_key', 'sort_dir', 'fields', 'detail', 'node', 'node_uuid', 'address', 'portgroup', 'pxe_enabled'];
+
+export const PortShowQuery = z.object({ fields: z.string().optional() });
+
+function valueOf(p: BaremetalPort, key: string): Scalar {
+  if (key === 'id') return p.created_at;
+  if (key === 'portgroup_uuid') return null;
+  const v = (p as unknown as Record<string, unknown>)[key];
+  return typeof v === 'string' || typeof v === 'boolean' ? v : null;
+}
+
+const notFound = (uuid: string) => new NotFoundError(`Port ${uuid} could not be found.`);
+
+/** Admins see every port; a project the ports of the nodes its active leases granted. */
+async function visibleNodeIds(deps: Ports, auth: Principal | undefined): Promise<Set<string> | 'all'> {
+  const who = requireAuth(auth);
+  if (isAdmin(who)) return 'all';
+  return new Set((await deps.nodes.list()).filter((n) => grantsOf(n).includes(who.project_id)).map((n) => n.id));
+}
+
+export async function getPort(deps: Ports, auth: Principal | undefined, uuid: string): Promise<BaremetalPort> {
+  const seen = await visibleNodeIds(deps, auth);
+  const port = await deps.bmPorts.get(uuid);
+  if (!port || (seen !== 'all' && !seen.has(port.node_uuid))) throw notFound(uuid);
+  return port;
+}
+
+/** The node a port names: by uuid (upstream answers 400 for an unknown one on a port). */
+async function portNode(deps: Ports, nodeUuid: string): Promise<Node> {
+  const node = await deps.nodes.get(nodeUuid);
+  if (!node) throw new ValidationError(`Node ${nodeUuid} could not be found.`, 'NodeNotFound');
+  return node;
+}
+
+export async function createPort(deps: Ports, auth: Principal | undefined, input: z.infer<typeof PortCreate>): Promise<BaremetalPort> {
+  requireAdmin(auth);
+  const address = normalizeMac(input.address);
+  await portNode(deps, input.node_uuid);
+  const port: BaremetalPort = {
+    uuid: input.uuid ?? randomUUID(),
+    address,
+    node_uuid: input.node_uuid,
+    extra: input.extra,
+    local_link_connection: input.local_link_connection,
+    pxe_enabled: input.pxe_enabled,
+    physical_network: input.physical_network,
+    is_smartnic: input.is_smartnic,
+    version: 1,
+    created_at: deps.clock.now().toISOString(),
+    updated_at: null,
+  };
+  try {
+    await deps.bmPorts.create(port);
+  } catch (err) {
+    // The node went between the check and the write.
+    if (err instanceof NotFoundError) throw new ValidationError(`Node ${input.node_uuid} could not be found.`, 'NodeNotFound');
+    throw err;
+  }
+  return port;
+}
+
+export async function listPorts(
+  deps: Ports,
+  auth: Principal | undefined,
+  q: PortListQuery,
+  raw: Record<string, string | undefined>,
+  detailRoute: boolean,
+  nodeIdent?: string,
+): Promise<CollectionPage<BaremetalPort>> {
+  const seen = await visibleNodeIds(deps, auth);
+  // The node in the path, or `?node=` (uuid or name): its ports only; unknown is 404 / 400.
+  let onlyNode: string | undefined;
+  const ident = nodeIdent ?? q.node;
+  if (ident !== undefined) {
+    const node = (await deps.nodes.get(ident)) ?? (await deps.nodes.getByName(ident));
+    if (!node || (seen !== 'all' && !seen.has(node.id))) {
+      if (nodeIdent !== undefined) throw new NotFoundError(`Node ${ident} could not be found.`);
+      throw new ValidationError(`Node ${ident} could not be found.`, 'NodeNotFound');
+    }
+    onlyNode = node.id;
+  }
+  const all = onlyNode ? await deps.bmPorts.listByNode(onlyNode) : await deps.bmPorts.list();
+  const visible = seen === 'all' ? all : all.filter((p) => seen.has(p.node_uuid));
+  const address = q.address === undefined ? undefined : q.address.trim().toLowerCase().replaceAll('-', ':');
+  const filter = (p: BaremetalPort) =>
+    (q.node_uuid === undefined || p.node_uuid === q.node_uuid) &&
+    (address === undefined || p.address === address) &&
+    // No port belongs to a port group here.
+    q.portgroup === undefined &&
+    (q.pxe_enabled === undefined || p.pxe_enabled === q.pxe_enabled);
+  return collectionPage(visible, filter, q, raw, {
+    kind: 'Port',
+    id: (p) => p.uuid,
+    value: valueOf,
+    sortable: SORTABLE,
+    fields: IRONIC_PORT_FIELDS,
+    maxLimit: deps.config.ironicMaxLimit,
+    carried: CARRIED,
+  }, detailRoute);
+}
+
+/** RFC 6902 patch on a port, as Ironic takes it. */
+export const PortPatchOps = z.array(
+  z.strictObject({ op: z.enum(['add', 'replace', 'remove']), path: z.string().regex(/^\//), value: z.unknown().optional() }),
+  { error: 'the body must be a JSON patch (a list of {op, path, value})' },
+);
+
+export async function patchPort(deps: Ports, auth: Principal | undefined, uuid: string, ops: z.infer<typeof PortPatchOps>): Promise<BaremetalPort> {
+  requireAdmin(auth);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await getPort(deps, auth, uuid);
+    const next: BaremetalPort = structuredClone(port);
+    for (const { op, path, value } of ops) {
+      const [head, key, ...rest] = path.slice(1).split('/');
+      const bad = () => new ValidationError(`Cannot ${op} ${path}`, 'INVALID_PARAMETER_VALUE');
+      if (rest.length > 0) throw new ValidationError(`Cannot patch ${path}: nested paths are not supported`, 'INVALID_PARAMETER_VALUE');
+      if (op !== 'remove' && value === undefined) throw new ValidationError(`${op} ${path} needs a value`, 'INVALID_PARAMETER_VALUE');
+      if ((head === 'extra' || head === 'local_link_connection') && key) {
+        if (op === 'remove') delete next[head][key];
+        else next[head][key] = value;
+      } else if (key) throw bad();
+      else if (head === 'address' && op !== 'remove') next.address = normalizeMac(value);
+      else if (head === 'node_uuid' && op !== 'remove') {
+        const id = uuidish.safeParse(value);
+        if (!id.success) throw new ValidationError(`Expected a UUID but received ${String(value)}.`, 'INVALID_PARAMETER_VALUE');
+        next.node_uuid = (await portNode(deps, id.data)).id;
+      }
+      else if (head === 'pxe_enabled') next.pxe_enabled = op === 'remove' ? true : value === true || value === 'true';
+      else if (head === 'is_smartnic') next.is_smartnic = op === 'remove' ? false : value === true || value === 'true';
+      else if (head === 'physical_network') next.physical_network = op === 'remove' ? null : String(value);
+      else if ((head === 'extra' || head === 'local_link_connection') && op !== 'remove' && value && typeof value === 'object') next[head] = value as Record<string, unknown>;
+      else throw bad();
+    }
+    next.version = port.version + 1;
+    next.updated_at = deps.clock.now().toISOString();
+    try {
+      await deps.bmPorts.update(port, next);
+      return next;
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+    }
+  }
+  throw new ConflictError(`Port ${uuid} was modified concurrently; please retry`, 'CONCURRENT_MODIFICATION');
+}
+
+export async function deletePort(deps: Ports, auth: Principal | undefined, uuid: string): Promise<void> {
+  requireAdmin(auth);
+  await deps.bmPorts.delete(await getPort(deps, auth, uuid));
+}
+
+/** With a node that is gone: its ports go too (upstream deletes them with the node). */
+export async function deleteNodePorts(deps: Ports, nodeId: string): Promise<void> {
+  for (const port of await deps.bmPorts.listByNode(nodeId)) await deps.bmPorts.delete(port);
+}
