@@ -12,6 +12,10 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *   power           { target: PowerAction }            → { power_state }
  *   power_state     {}                                 → { power_state }
  *   boot_device     { boot_device, persistent }        → { boot_device, persistent }
+ *   boot_device_get {}                                 → { boot_device, persistent }
+ *                   (read from the BMC, Ironic's GET …/management/boot_device: boot_device in
+ *                   Ironic's names — pxe, disk, cdrom, bios, safe, floppy, uefi; both null when
+ *                   no override is in effect; boot_device alone null for a device with no name)
  *   vendor          { method, args }                   → the method's answer
  *   deploy_node     { bootaction? }                    → { boot_device: 'pxe', power_state, hook? }
  *                   (Drydock: the deploy hook gets `bootaction`, then PXE next boot and a power cycle)
@@ -108,6 +112,10 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
       if (dev !== 'pxe' && dev !== 'disk') throw new JobInputError(`unknown boot device ${String(payload.boot_device)}`);
       await driver.setBootDevice(dev, payload.persistent === true);
       return { boot_device: dev, persistent: payload.persistent === true };
+    }
+    case 'boot_device_get': {
+      const { boot_device, persistent } = await driver.getBootDevice();
+      return { boot_device, persistent };
     }
     case 'vendor':
       return driver.vendor(String(payload.method), (payload.args as Record<string, unknown>) ?? {});

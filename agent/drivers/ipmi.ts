@@ -10,7 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type BmcDriver, BmcError, type BmcErrorCode, type BootDevice, type PowerAction, type PowerState } from './types.ts';
+import { type BmcDriver, BmcError, type BmcErrorCode, type BootDevice, type BootDeviceReading, type PowerAction, type PowerState } from './types.ts';
 
 export interface IpmiDriverConfig {
   address: string;
@@ -130,10 +130,12 @@ export class IpmiDriver implements BmcDriver {
     if (!stdout.includes(`Set Boot Device to ${device}`)) this.fail(command, stdout, stderr);
   }
 
-  async getBootDevice(): Promise<{ boot_device: BootDevice | 'unknown'; persistent: boolean | null }> {
+  /** `chassis bootparam get 5` (Get System Boot Options, boot flags); see parseBootFlags/bootDeviceOf. */
+  async getBootDevice(): Promise<BootDeviceReading> {
     const command = ['chassis', 'bootparam', 'get', '5'];
     const { stdout, stderr } = await this.run(command, { idempotent: true });
-    return parseBootParam(stdout) ?? this.fail(command, stdout, stderr);
+    const flags = parseBootFlags(stdout);
+    return flags ? bootDeviceOf(flags) : this.fail(command, stdout, stderr);
   }
 
   /** Vendor: `chassis status`. */
@@ -339,22 +341,59 @@ export function parsePowerStatus(stdout: string): PowerState | undefined {
   return match ? (`power ${match[1]}` as PowerState) : undefined;
 }
 
+/** The boot flags (boot option parameter 5) as `ipmitool chassis bootparam get 5` prints them. */
+export interface BootFlags {
+  /**
+   * "Boot Flag Valid" (bit 7 of data 1): the BMC will apply the flags to the next boot. The BMC
+   * clears it when the boot it applied to has started, and after 60 s unless that timer is off.
+   */
+  valid: boolean;
+  /** "Options apply to all future boots" (bit 6) rather than "Options apply to only next boot". */
+  persistent: boolean;
+  /** ipmitool's text for the device selector, e.g. "Force PXE", "No override". */
+  selector: string;
+  /** The selector in Ironic's names; null for "No override" and selectors Ironic has no name for. */
+  device: string | null;
+}
+
 /**
- * `chassis bootparam get 5`, read like Ironic: the selector and the persistence bit. Like
- * Ironic it ignores "Boot Flag Invalid" (ipmi_sim always reports it).
+ * Ironic's names for ipmitool's device selector texts, by the words that tell them apart (as
+ * Ironic's ipmitool driver matches them, so other ipmitool versions' wording still works).
+ * Order matters: safe mode is also "Hard-Drive". Diagnostic Partition and "primary remote
+ * media" have no Ironic name.
  */
-export function parseBootParam(stdout: string): { boot_device: BootDevice | 'unknown'; persistent: boolean | null } | undefined {
+const SELECTOR_DEVICES: [RegExp, string][] = [
+  [/PXE/, 'pxe'],
+  [/Hard-Drive.*Safe-Mode/i, 'safe'],
+  [/Hard-Drive/i, 'disk'],
+  [/CD\/DVD/, 'cdrom'],
+  [/BIOS/, 'bios'],
+  [/Floppy/i, 'floppy'],
+];
+
+/** Parses `chassis bootparam get 5`; undefined when the output has no boot device selector. */
+export function parseBootFlags(stdout: string): BootFlags | undefined {
   const selector = /Boot Device Selector : (.*)/.exec(stdout)?.[1]?.trim();
   if (selector === undefined) return undefined;
-  const device: BootDevice | 'unknown' = selector.includes('PXE')
-    ? 'pxe'
-    : selector.includes('Hard-Drive') && !selector.includes('Safe-Mode')
-      ? 'disk'
-      : 'unknown';
   return {
-    boot_device: device,
-    persistent: device === 'unknown' ? null : stdout.includes('Options apply to all future boots'),
+    valid: !/Boot Flag Invalid/.test(stdout),
+    persistent: /Options apply to all future boots/.test(stdout),
+    selector,
+    device: SELECTOR_DEVICES.find(([re]) => re.test(selector))?.[1] ?? null,
   };
+}
+
+/**
+ * What the boot flags mean for the node's next boot. Flags that are not valid are not applied,
+ * so they are no override, whatever device they still name: after a one-time boot BMCs clear
+ * the valid bit and keep the selector, and reporting that device would promise a boot that will
+ * not happen (Ironic ignores the bit and reports it; we do as Redfish's Disabled). "No override"
+ * is none either. A valid override to a device without an Ironic name is `boot_device: null`
+ * with its persistence.
+ */
+export function bootDeviceOf(flags: BootFlags): BootDeviceReading {
+  if (!flags.valid || /No override/i.test(flags.selector)) return { boot_device: null, persistent: null };
+  return { boot_device: flags.device, persistent: flags.persistent };
 }
 
 export function parseChassisStatus(stdout: string): ChassisStatus {

@@ -14,7 +14,7 @@ import { type IncomingHttpHeaders, type IncomingMessage, request as httpRequest 
 import { request as httpsRequest } from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod';
-import { type BmcDriver, BmcError, type BootDevice, type PowerAction, type PowerState } from './types.ts';
+import { type BmcDriver, BmcError, type BootDevice, type BootDeviceReading, type PowerAction, type PowerState } from './types.ts';
 
 export const redfishDriverConfigSchema = z.object({
   /** `https://10.0.0.5`, `http://127.0.0.1:8000`; without a scheme https is assumed. */
@@ -115,6 +115,20 @@ const redfishErrorSchema = z.object({
 
 // Ironic's vocabulary <-> Redfish values.
 const BOOT_TARGET: Record<BootDevice, string> = { pxe: 'Pxe', disk: 'Hdd' };
+/**
+ * BootSourceOverrideTarget -> the name reported by getBootDevice. 'None' (no override) and
+ * targets without an Ironic name (Usb, SDCard, Diags, RemoteDrive, Utilities, …) are absent.
+ */
+const BOOT_TARGET_READ: Record<string, string> = {
+  Pxe: 'pxe',
+  Hdd: 'disk',
+  Cd: 'cdrom',
+  BiosSetup: 'bios',
+  Floppy: 'floppy',
+  UefiShell: 'uefi',
+  UefiTarget: 'uefi',
+  UefiHttp: 'uefi',
+};
 /** Ironic's virtual media device names -> Redfish MediaTypes (Ironic `redfish/boot.py`). */
 const IRONIC_MEDIA_KINDS: Record<string, string[]> = { cdrom: ['CD', 'DVD'], floppy: ['Floppy'], disk: ['USBStick'] };
 /** Used when a system does not advertise its reset types: Redfish then allows any. */
@@ -248,16 +262,18 @@ export class RedfishDriver implements BmcDriver {
   }
 
   /**
-   * With the override Disabled the BMC boots by its own order, so the device is 'unknown'
-   * (Ironic would still report the stale target).
+   * From the system's `Boot` object. With BootSourceOverrideEnabled Disabled (or absent) the BMC
+   * boots by its own order and a stale BootSourceOverrideTarget means nothing, so there is no
+   * override (Ironic would still report the target); target None is no override either. Once is
+   * `persistent: false`, Continuous `true`; a target without an Ironic name is `boot_device: null`
+   * with the persistence the BMC reports.
    */
-  async getBootDevice(): Promise<{ boot_device: BootDevice | 'unknown'; persistent: boolean | null }> {
+  async getBootDevice(): Promise<BootDeviceReading> {
     const boot = (await this.readSystem()).Boot;
     const enabled = boot?.BootSourceOverrideEnabled;
-    if (enabled !== 'Once' && enabled !== 'Continuous') return { boot_device: 'unknown', persistent: null };
     const target = boot?.BootSourceOverrideTarget;
-    const device = (Object.keys(BOOT_TARGET) as BootDevice[]).find((d) => BOOT_TARGET[d] === target);
-    return { boot_device: device ?? 'unknown', persistent: enabled === 'Continuous' };
+    if ((enabled !== 'Once' && enabled !== 'Continuous') || !target || target === 'None') return { boot_device: null, persistent: null };
+    return { boot_device: Object.hasOwn(BOOT_TARGET_READ, target) ? BOOT_TARGET_READ[target]! : null, persistent: enabled === 'Continuous' };
   }
 
   // --- vendor operations (Ironic vendor passthru) ------------------------------------------

@@ -8,7 +8,20 @@
  */
 export type PowerState = 'power on' | 'power off';
 export type PowerAction = 'power on' | 'power off' | 'rebooting' | 'soft power off' | 'soft rebooting';
+/** What the agent can set: Ironic's supported boot devices for these drivers. */
 export type BootDevice = 'pxe' | 'disk';
+
+/**
+ * The boot device as the BMC reports it (Ironic's `GET …/management/boot_device`), in Ironic's
+ * names where the BMC's value has one: 'pxe', 'disk', 'cdrom', 'bios', 'safe', 'floppy',
+ * 'uefi'. `boot_device` is null when the BMC has no override in effect (or one without such a
+ * name); `persistent` is null when there is no override, else whether it holds for every boot
+ * (true) or only the next one (false).
+ */
+export interface BootDeviceReading {
+  boot_device: string | null;
+  persistent: boolean | null;
+}
 
 export interface PowerDriver {
   getPowerState(): Promise<PowerState>;
@@ -22,7 +35,12 @@ export interface PowerDriver {
 export interface ManagementDriver {
   /** Next boot from `device`; `persistent` keeps it for every later boot. */
   setBootDevice(device: BootDevice, persistent: boolean): Promise<void>;
-  getBootDevice(): Promise<{ boot_device: BootDevice | 'unknown'; persistent: boolean | null }>;
+  /**
+   * Reads the boot override back from the BMC (a read only: changes nothing). An override that
+   * is set but no longer in effect (used up by a boot, timed out, disabled) reads as none:
+   * `{ boot_device: null, persistent: null }`.
+   */
+  getBootDevice(): Promise<BootDeviceReading>;
 }
 
 export interface BmcDriver extends PowerDriver, ManagementDriver {

@@ -329,7 +329,7 @@ describe('RedfishDriver', () => {
     it('sets and reads back a one-time and a persistent override, both ways', async () => {
       const s = await sim();
       const d = driver(s);
-      expect(await d.getBootDevice()).toEqual({ boot_device: 'unknown', persistent: null });
+      expect(await d.getBootDevice()).toEqual({ boot_device: null, persistent: null });
 
       await d.setBootDevice('pxe', false);
       expect(s.state('1')).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
@@ -357,7 +357,71 @@ describe('RedfishDriver', () => {
       const d = driver(s);
       await d.setBootDevice('pxe', false);
       await d.setPowerState('power on');
-      expect(await d.getBootDevice()).toEqual({ boot_device: 'unknown', persistent: null });
+      // the stale target is still there, but Disabled: no override
+      expect(s.state('1')).toMatchObject({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Disabled' });
+      expect(await d.getBootDevice()).toEqual({ boot_device: null, persistent: null });
+    });
+
+    it('keeps a persistent override across boots', async () => {
+      const s = await sim({ systems: [{ id: '1', powerState: 'Off' }] });
+      const d = driver(s);
+      await d.setBootDevice('disk', true);
+      await d.setPowerState('power on');
+      await d.setPowerState('rebooting');
+      expect(await d.getBootDevice()).toEqual({ boot_device: 'disk', persistent: true });
+    });
+
+    it("reports every BootSourceOverrideTarget in Ironic's names, and none for None or a target Ironic has no name for", async () => {
+      const targets = ['None', 'Pxe', 'Hdd', 'Cd', 'BiosSetup', 'Floppy', 'UefiShell', 'UefiTarget', 'UefiHttp', 'Usb', 'Diags'];
+      const s = await sim({ systems: [{ id: '1', allowableBootTargets: targets }] });
+      const d = driver(s);
+      // Set as another client would: a PATCH straight to the BMC.
+      const patch = async (Boot: Record<string, string>) => {
+        const res = await fetch(`${s.url}/redfish/v1/Systems/1`, {
+          method: 'PATCH',
+          headers: { Authorization: basic(), 'Content-Type': 'application/json' },
+          body: JSON.stringify({ Boot }),
+        });
+        expect(res.status).toBe(204);
+      };
+      const expected: Record<string, string | null> = {
+        None: null,
+        Pxe: 'pxe',
+        Hdd: 'disk',
+        Cd: 'cdrom',
+        BiosSetup: 'bios',
+        Floppy: 'floppy',
+        UefiShell: 'uefi',
+        UefiTarget: 'uefi',
+        UefiHttp: 'uefi',
+        Usb: null,
+        Diags: null,
+      };
+      for (const target of targets) {
+        for (const enabled of ['Once', 'Continuous']) {
+          await patch({ BootSourceOverrideTarget: target, BootSourceOverrideEnabled: enabled });
+          const want = target === 'None' ? { boot_device: null, persistent: null } : { boot_device: expected[target], persistent: enabled === 'Continuous' };
+          expect([target, enabled, await d.getBootDevice()]).toEqual([target, enabled, want]);
+        }
+        // Disabled: whatever the target, the BMC boots by its own order
+        await patch({ BootSourceOverrideEnabled: 'Disabled' });
+        expect([target, 'Disabled', await d.getBootDevice()]).toEqual([target, 'Disabled', { boot_device: null, persistent: null }]);
+      }
+    });
+
+    it('the simulator shows in the system resource what the driver PATCHed', async () => {
+      const s = await sim();
+      const d = driver(s);
+      const boot = async () => {
+        const res = await fetch(`${s.url}/redfish/v1/Systems/1`, { headers: { Authorization: basic() } });
+        const { BootSourceOverrideTarget, BootSourceOverrideEnabled } = ((await res.json()) as { Boot: Record<string, unknown> }).Boot;
+        return { BootSourceOverrideTarget, BootSourceOverrideEnabled };
+      };
+      expect(await boot()).toEqual({ BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' });
+      await d.setBootDevice('pxe', false);
+      expect(await boot()).toEqual({ BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' });
+      await d.setBootDevice('disk', true);
+      expect(await boot()).toEqual({ BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
     });
 
     it("fails with 'unsupported' and does not PATCH when the target is not allowed", async () => {
