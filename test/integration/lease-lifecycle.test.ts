@@ -112,6 +112,10 @@ describe('lease lifecycle', () => {
     expect(methods.status, methods.text).toBe(200);
     expect((await call('GET', `/v1/nodes/${host.name}/vendor_passthru/methods`, { token: other.token, headers: V })).status).toBe(404);
     await waitFor('power state recorded', async () => (await call('GET', `/v1/nodes/${host.name}`, { headers: V })).body.target_power_state === null);
+    // Ironic names the project as the node's lessee, and lists by it.
+    const leased = await call('GET', `/v1/nodes?lessee=${member.project}&fields=name,lessee,owner`, { token: member.token, headers: V });
+    expect(leased.body.nodes).toEqual([{ name: host.name, lessee: member.project, owner: null, links: expect.any(Array) }]);
+    expect((await call('GET', `/v1/nodes?lessee=${other.project}`, { headers: V })).body.nodes).toEqual([]);
 
     // Two hours later, by the test clock.
     clock.advanceTo(active.end_date);
@@ -124,6 +128,7 @@ describe('lease lifecycle', () => {
     ]);
     expect(redfish.state(host.name).PowerState).toBe('Off');
     expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
+    expect((await call('GET', `/v1/nodes/${host.name}`, { headers: V })).body.lessee).toBeNull();
     const node = (await call('GET', `/v1.1/admin/nodes/${host.name}`)).body.node;
     expect(node.allocations).toEqual([]);
 

@@ -1,4 +1,4 @@
-import type { Node } from '#core/inventory/node.ts';
+import { grantsOf, type Node } from '#core/inventory/node.ts';
 import type { BaremetalPort } from '#core/ironic/bm-ports.ts';
 import { maskSecrets } from '#core/secrets.ts';
 
@@ -38,6 +38,10 @@ export function ironicNode(n: Node, base: string) {
     properties: { ...(b?.properties ?? {}), ...factsAsProperties(n) },
     extra: b?.extra ?? {},
     resource_class: (b?.extra?.resource_class as string | undefined) ?? null,
+    // Upstream's owner is the project that owns the hardware (none here: the operator's); the
+    // lessee is the project an active lease granted the node to.
+    owner: null,
+    lessee: grantsOf(n)[0] ?? null,
     created_at: n.created_at,
     updated_at: n.updated_at,
     provision_updated_at: b?.provision_updated_at ?? null,

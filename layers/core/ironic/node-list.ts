@@ -29,6 +29,8 @@ export const IRONIC_NODE_FIELDS = [
   'properties',
   'extra',
   'resource_class',
+  'owner',
+  'lessee',
   'created_at',
   'updated_at',
   'provision_updated_at',
@@ -74,10 +76,12 @@ function valueOf(n: Node, key: string): string | boolean | null {
       return b?.target_provision_state ?? null;
     case 'provision_updated_at':
       return b?.provision_updated_at ?? null;
+    case 'lessee':
+      return grantsOf(n)[0] ?? null;
     case 'console_enabled':
       return false;
     default:
-      // instance_uuid: there is no Nova here.
+      // instance_uuid (there is no Nova here), owner (the operator's hardware).
       return null;
   }
 }
@@ -93,11 +97,13 @@ export const NodeListQuery = z.object({
   conductor_group: z.string().optional(),
   fault: z.string().optional(),
   instance_uuid: z.string().optional(),
+  owner: z.string().optional(),
+  lessee: z.string().optional(),
 });
 export type NodeListQuery = z.infer<typeof NodeListQuery>;
 
 /** The query parameters carried into the `next` link (all but limit and marker, as given). */
-const CARRIED = ['sort_key', 'sort_dir', 'fields', 'detail', 'maintenance', 'associated', 'provision_state', 'driver', 'resource_class', 'conductor_group', 'fault', 'instance_uuid'] as const;
+const CARRIED = ['sort_key', 'sort_dir', 'fields', 'detail', 'maintenance', 'associated', 'provision_state', 'driver', 'resource_class', 'conductor_group', 'fault', 'instance_uuid', 'owner', 'lessee'] as const;
 
 /** `GET /v1/nodes/{node}` takes `fields` too. */
 export const NodeShowQuery = z.object({ fields: z.string().optional() });
@@ -130,6 +136,8 @@ function matches(n: Node, q: NodeListQuery): boolean {
   if (q.associated === true || q.instance_uuid !== undefined) return false;
   // Nor a fault (upstream sets one when it puts a node in maintenance itself).
   if (q.fault !== undefined) return false;
+  if (q.owner !== undefined) return false;
+  if (q.lessee !== undefined && !grantsOf(n).includes(q.lessee)) return false;
   for (const key of ['provision_state', 'driver', 'resource_class'] as const) {
     if (q[key] !== undefined && valueOf(n, key) !== q[key]) return false;
   }
