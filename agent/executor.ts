@@ -14,7 +14,7 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *   boot_device     { boot_device, persistent }        → { boot_device, persistent }
  *   boot_device_get {}                                 → { boot_device, persistent }
  *                   (read from the BMC, Ironic's GET …/management/boot_device: boot_device in
- *                   Ironic's names — pxe, disk, cdrom, bios, safe, floppy, uefi; both null when
+ *                   Ironic's names — pxe, disk, cdrom, bios, safe, floppy, uefihttp; both null when
  *                   no override is in effect; boot_device alone null for a device with no name)
  *   vendor          { method, args }                   → the method's answer
  *   deploy_node     { bootaction? }                    → { boot_device: 'pxe', power_state, hook? }

@@ -83,6 +83,7 @@ const SURFACES: SurfaceDef[] = [
       ['PUT', '/v1/nodes/{node_ident}/states/power'],
       ['PUT', '/v1/nodes/{node_ident}/states/provision'],
       ['PUT', '/v1/nodes/{node_ident}/management/boot_device'],
+      ['GET', '/v1/nodes/{node_ident}/management/boot_device'],
       ['GET', '/v1/nodes/{node_ident}/management/boot_device/supported'],
       ['PUT', '/v1/nodes/{node_ident}/maintenance'],
       ['DELETE', '/v1/nodes/{node_ident}/maintenance'],

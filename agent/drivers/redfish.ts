@@ -125,9 +125,8 @@ const BOOT_TARGET_READ: Record<string, string> = {
   Cd: 'cdrom',
   BiosSetup: 'bios',
   Floppy: 'floppy',
-  UefiShell: 'uefi',
-  UefiTarget: 'uefi',
-  UefiHttp: 'uefi',
+  // Ironic's boot_devices has UEFIHTTP only; a UEFI shell or target has no Ironic name.
+  UefiHttp: 'uefihttp',
 };
 /** Ironic's virtual media device names -> Redfish MediaTypes (Ironic `redfish/boot.py`). */
 const IRONIC_MEDIA_KINDS: Record<string, string[]> = { cdrom: ['CD', 'DVD'], floppy: ['Floppy'], disk: ['USBStick'] };

@@ -14,7 +14,7 @@ export type BootDevice = 'pxe' | 'disk';
 /**
  * The boot device as the BMC reports it (Ironic's `GET …/management/boot_device`), in Ironic's
  * names where the BMC's value has one: 'pxe', 'disk', 'cdrom', 'bios', 'safe', 'floppy',
- * 'uefi'. `boot_device` is null when the BMC has no override in effect (or one without such a
+ * 'uefihttp'. `boot_device` is null when the BMC has no override in effect (or one without such a
  * name); `persistent` is null when there is no override, else whether it holds for every boot
  * (true) or only the next one (false).
  */

@@ -3,6 +3,7 @@ import { NotAcceptableError, ValidationError } from '#core/errors.ts';
 import {
   BootDeviceRequest,
   deleteIronicNode,
+  getBootDevice,
   getIronicNode,
   MaintenanceRequest,
   NodeCreate,
@@ -235,6 +236,7 @@ export const handler = surface(
       return accepted(undefined);
     },
     'GET /v1/nodes/{node_ident}/validate': async (req) => ok(await validateNode(req.deps, req.auth, req.path.node_ident!)),
+    'GET /v1/nodes/{node_ident}/management/boot_device': async (req) => ok(await getBootDevice(req.deps, req.auth, req.path.node_ident!)),
     'GET /v1/nodes/{node_ident}/management/boot_device/supported': async (req) =>
       ok({ supported_boot_devices: await supportedBootDevices(req.deps, req.auth, req.path.node_ident!) }),
     'PUT /v1/nodes/{node_ident}/management/boot_device': async (req) => {

@@ -263,6 +263,13 @@ describe('Ironic maintenance, validation and boot devices', () => {
     expect(supported.body).toEqual({ supported_boot_devices: ['pxe', 'disk'] });
     const some = await ironic('GET', `/v1/nodes/${name}?fields=uuid,driver,maintenance`);
     expect(some.body).toEqual({ uuid, driver: 'redfish', maintenance: false, links: expect.any(Array) });
+    // The boot device as the BMC reports it, read through the site's agent.
+    expect((await ironic('PUT', `/v1/nodes/${name}/management/boot_device`, { boot_device: 'pxe', persistent: true })).status).toBe(204);
+    const pxe = await ironic('GET', `/v1/nodes/${name}/management/boot_device`);
+    expect(pxe.status, pxe.text).toBe(200);
+    expect(pxe.body).toEqual({ boot_device: 'pxe', persistent: true });
+    expect((await ironic('PUT', `/v1/nodes/${name}/management/boot_device`, { boot_device: 'disk', persistent: false })).status).toBe(204);
+    expect((await ironic('GET', `/v1/nodes/${name}/management/boot_device`)).body).toEqual({ boot_device: 'disk', persistent: false });
     const bad = await ironic('GET', `/v1/nodes/${name}?fields=uuid,colour`);
     expect(bad.status).toBe(400);
     expect(fault(bad).faultstring).toBe('Field(s) "colour" are not valid');
@@ -281,7 +288,8 @@ during = ic.node.get(uuid, fields=['maintenance', 'maintenance_reason']).to_dict
 v = ic.node.validate(uuid).to_dict()
 ic.node.set_maintenance(uuid, False)
 after = ic.node.get(uuid).maintenance
-print(json.dumps({'during': during, 'power': v['power'], 'after': after, 'boot': ic.node.get_supported_boot_devices(uuid)}))
+ic.node.set_boot_device(uuid, 'pxe', persistent=False)
+print(json.dumps({'during': during, 'power': v['power'], 'after': after, 'boot': ic.node.get_supported_boot_devices(uuid), 'device': ic.node.get_boot_device(uuid)}))
 `,
       { env: { SLIPWAY_URL: inject('apiUrl'), SLIPWAY_TOKEN: inject('adminToken'), NODE: uuid } },
     );
@@ -291,6 +299,7 @@ print(json.dumps({'during': during, 'power': v['power'], 'after': after, 'boot':
     expect(out.power).toEqual({ result: false, reason: expect.stringContaining('maintenance mode: bios update') });
     expect(out.after).toBe(false);
     expect(out.boot).toEqual({ supported_boot_devices: ['pxe', 'disk'] });
+    expect(out.device).toEqual({ boot_device: 'pxe', persistent: false });
   });
 });
 

@@ -391,9 +391,9 @@ describe('RedfishDriver', () => {
         Cd: 'cdrom',
         BiosSetup: 'bios',
         Floppy: 'floppy',
-        UefiShell: 'uefi',
-        UefiTarget: 'uefi',
-        UefiHttp: 'uefi',
+        UefiShell: null,
+        UefiTarget: null,
+        UefiHttp: 'uefihttp',
         Usb: null,
         Diags: null,
       };

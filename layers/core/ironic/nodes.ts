@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
 import { noAgentText, sitePresence } from '../agent/presence.ts';
 import type { Job } from '../agent/jobs.ts';
-import { BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
+import { AgentTimeoutError, BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import { type BmcInfo, grantsOf, newNode, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
@@ -239,6 +239,26 @@ export async function setBootDevice(deps: Ports, auth: Principal | undefined, id
   if (!done) return 'pending';
   if (done.status === 'failed') throw new BmcOperationError(`Setting the boot device failed: ${done.error}`);
   return 'done';
+}
+
+/**
+ * Reads the boot device from the BMC through the agent (upstream asks the BMC too), waiting as
+ * long as a synchronous call may. Readers of the node may ask; a node in maintenance may be read.
+ */
+export async function getBootDevice(deps: Ports, auth: Principal | undefined, ident: string): Promise<{ boot_device: string | null; persistent: boolean | null }> {
+  const node = await getIronicNode(deps, auth, ident);
+  if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered`, 'INVALID_PARAMETER_VALUE');
+  const job = await enqueueJob(deps, {
+    site: siteOf(node.bmc),
+    kind: 'boot_device_get',
+    node_id: node.id,
+    payload: { driver: node.bmc.driver, driver_info: node.bmc.driver_info },
+  });
+  const done = await waitForJob(deps, job.id, SYNC_WAIT_MS);
+  if (!done) throw new AgentTimeoutError(`No agent read the boot device of node ${ident} within ${SYNC_WAIT_MS / 1000} s (job ${job.id}); is the site's agent running?`);
+  if (done.status === 'failed') throw new BmcOperationError(`Reading the boot device failed: ${done.error}`);
+  const out = (done.output ?? {}) as { boot_device?: string | null; persistent?: boolean | null };
+  return { boot_device: out.boot_device ?? null, persistent: out.persistent ?? null };
 }
 
 /** How long a synchronous call waits for the agent (API Gateway cuts at 30 s). */
