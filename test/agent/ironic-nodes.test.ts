@@ -189,6 +189,21 @@ describe('Ironic nodes', () => {
     expect((await ironic('GET', `/v1/nodes/${host}`)).body.driver).toBeNull();
   });
 
+  it('keeps resource_class as its own field: set at create, patched, filtered on, not in extra', async () => {
+    const name = unique('bm');
+    const rc = unique('baremetal.gpu');
+    const made = await ironic('POST', '/v1/nodes', { name, driver: 'ipmi', resource_class: rc, extra: { rack: 'r9' }, driver_info: { ipmi_address: '10.0.0.13', ipmi_username: 'u' } });
+    expect(made.status, made.text).toBe(201);
+    expect(made.body).toMatchObject({ resource_class: rc, extra: { rack: 'r9' } });
+    expect(made.body.extra).not.toHaveProperty('resource_class');
+    expect((await ironic('GET', `/v1/nodes?resource_class=${rc}&fields=name`)).body.nodes).toEqual([{ name, links: expect.any(Array) }]);
+    const moved = await ironic('PATCH', `/v1/nodes/${name}`, [{ op: 'replace', path: '/resource_class', value: `${rc}-2` }]);
+    expect(moved.status, moved.text).toBe(200);
+    expect(moved.body.resource_class).toBe(`${rc}-2`);
+    expect((await ironic('GET', `/v1/nodes?resource_class=${rc}`)).body.nodes).toEqual([]);
+    expect((await ironic('PATCH', `/v1/nodes/${name}`, [{ op: 'remove', path: '/resource_class' }])).body.resource_class).toBeNull();
+  });
+
   it('hides nodes from projects without a grant', async () => {
     const { token } = await tokenFor('member');
     const name = unique('bm');

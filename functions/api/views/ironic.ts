@@ -1,4 +1,4 @@
-import { grantsOf, type Node } from '#core/inventory/node.ts';
+import { grantsOf, type Node, resourceClassOf } from '#core/inventory/node.ts';
 import type { BaremetalPort } from '#core/ironic/bm-ports.ts';
 import { maskSecrets } from '#core/secrets.ts';
 
@@ -36,8 +36,8 @@ export function ironicNode(n: Node, base: string) {
     reservation: b?.reservation ?? null,
     console_enabled: false,
     properties: { ...(b?.properties ?? {}), ...factsAsProperties(n) },
-    extra: b?.extra ?? {},
-    resource_class: (b?.extra?.resource_class as string | undefined) ?? null,
+    extra: extraOf(b?.extra),
+    resource_class: resourceClassOf(n),
     // Upstream's owner is the project that owns the hardware (none here: the operator's); the
     // lessee is the project an active lease granted the node to.
     owner: null,
@@ -52,6 +52,12 @@ export function ironicNode(n: Node, base: string) {
 const pick = (full: Record<string, unknown>, fields: readonly string[]) => Object.fromEntries([...fields, 'links'].map((k) => [k, full[k]]));
 
 export const ironicNodeFields = (n: Node, base: string, fields: readonly string[]) => pick(ironicNode(n, base), fields);
+
+/** Nodes registered before resource_class had its own field kept it in extra: not shown there. */
+function extraOf(extra: Record<string, unknown> | undefined): Record<string, unknown> {
+  const { resource_class: _rc, ...rest } = extra ?? {};
+  return rest;
+}
 
 /** Inventory facts in Ironic's property names (cpus, memory_mb, local_gb). */
 function factsAsProperties(n: Node): Record<string, unknown> {

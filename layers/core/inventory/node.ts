@@ -42,6 +42,8 @@ export interface BmcInfo {
   reservation?: string | null;
   properties: Record<string, unknown>;
   extra: Record<string, unknown>;
+  /** Ironic's resource class (what a scheduler asks for), e.g. `baremetal.gpu`. */
+  resource_class?: string | null;
 }
 
 export interface Node {
@@ -112,6 +114,11 @@ export const isGranted = (a: Allocation) => a.granted_at !== undefined && a.gran
  * at start_lease, revoked at end_lease). Derived from the calendar, so a grant can never outlive
  * its allocation.
  */
+/** Ironic's resource class (nodes registered before it had its own field kept it in `extra`). */
+export function resourceClassOf(node: Pick<Node, 'bmc'>): string | null {
+  return node.bmc?.resource_class ?? (node.bmc?.extra?.resource_class as string | undefined) ?? null;
+}
+
 export function grantsOf(node: Pick<Node, 'allocations'>): string[] {
   return [...new Set(Object.values(node.allocations).filter(isGranted).map((a) => a.project_id))];
 }

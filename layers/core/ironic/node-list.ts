@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
-import { grantsOf, type Node } from '../inventory/node.ts';
+import { grantsOf, type Node, resourceClassOf } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields } from './collection.ts';
 
@@ -71,7 +71,7 @@ function valueOf(n: Node, key: string): string | boolean | null {
     case 'reservation':
       return b?.reservation ?? null;
     case 'resource_class':
-      return (b?.extra?.resource_class as string | undefined) ?? null;
+      return resourceClassOf(n);
     case 'target_provision_state':
       return b?.target_provision_state ?? null;
     case 'provision_updated_at':

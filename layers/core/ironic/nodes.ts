@@ -96,7 +96,8 @@ export async function registerNode(deps: Ports, auth: Principal | undefined, inp
     maintenance: false,
     maintenance_reason: null,
     properties: input.properties,
-    extra: { ...input.extra, ...(input.resource_class ? { resource_class: input.resource_class } : {}) },
+    extra: input.extra,
+    resource_class: input.resource_class ?? null,
   };
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await deps.nodes.getByName(input.name);
@@ -139,6 +140,7 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
         else target[key] = value;
       } else if (head === 'conductor_group' && !key && op !== 'remove') bmc.conductor_group = String(value);
       else if (head === 'maintenance' && !key && op !== 'remove') bmc.maintenance = value === true || value === 'true';
+      else if (head === 'resource_class' && !key) bmc.resource_class = op === 'remove' || value === null ? null : String(value);
       else if (head === 'driver' && !key && op !== 'remove' && (value === 'ipmi' || value === 'redfish')) bmc.driver = value;
       else throw new ValidationError(`Cannot ${op} ${path}`, 'INVALID_PARAMETER_VALUE');
     }
