@@ -98,6 +98,7 @@ const SURFACES: SurfaceDef[] = [
       ['DELETE', '/v1/ports/{port_id}'],
       ['GET', '/v1/drivers'],
       ['GET', '/v1/drivers/{driver_name}'],
+      ['GET', '/v1/drivers/{driver_name}/properties'],
       ['GET', '/v1/drivers/{driver_name}/vendor_passthru/methods'],
       ['GET', '/v1/nodes/{node_ident}/vendor_passthru/methods'],
       // Vendor passthru: both call forms, every verb (the registry decides which it allows).

@@ -34,7 +34,7 @@ import {
 } from '#core/ironic/bm-ports.ts';
 import { requestedFields } from '#core/ironic/collection.ts';
 import type { Node } from '#core/inventory/node.ts';
-import { callDriverPassthru, callNodePassthru, driverMethods, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
+import { callDriverPassthru, callNodePassthru, driverMethods, driverProperties, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 import { ironicNode, ironicNodeFields, ironicNodeSummary, ironicPort, ironicPortFields, ironicPortSummary, ironicStates } from './views/ironic.ts';
@@ -219,6 +219,7 @@ export const handler = surface(
     },
     'GET /v1/drivers': async (req) => ok({ drivers: listDrivers(req.auth).map((d) => driverView(d, baseUrl(req))) }),
     'GET /v1/drivers/{driver_name}': async (req) => ok(driverView(getDriver(req.auth, req.path.driver_name!), baseUrl(req))),
+    'GET /v1/drivers/{driver_name}/properties': async (req) => ok(driverProperties(req.auth, req.path.driver_name!)),
     'GET /v1/drivers/{driver_name}/vendor_passthru/methods': async (req) => ok(driverMethods(req.auth, req.path.driver_name!)),
     'GET /v1/nodes/{node_ident}/vendor_passthru/methods': async (req) => ok(await nodeMethods(req.deps, req.auth, req.path.node_ident!)),
     ...passthruRoutes(),

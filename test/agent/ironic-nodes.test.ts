@@ -285,6 +285,10 @@ describe('Ironic maintenance, validation and boot devices', () => {
     expect(pxe.body).toEqual({ boot_device: 'pxe', persistent: true });
     expect((await ironic('PUT', `/v1/nodes/${name}/management/boot_device`, { boot_device: 'disk', persistent: false })).status).toBe(204);
     expect((await ironic('GET', `/v1/nodes/${name}/management/boot_device`)).body).toEqual({ boot_device: 'disk', persistent: false });
+    const props = await ironic('GET', '/v1/drivers/redfish/properties');
+    expect(props.status, props.text).toBe(200);
+    expect(props.body.redfish_address).toMatch(/Required\.$/);
+    expect((await ironic('GET', '/v1/drivers/idrac/properties')).status).toBe(404);
     const bad = await ironic('GET', `/v1/nodes/${name}?fields=uuid,colour`);
     expect(bad.status).toBe(400);
     expect(fault(bad).faultstring).toBe('Field(s) "colour" are not valid');

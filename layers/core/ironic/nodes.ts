@@ -44,6 +44,29 @@ const RedfishInfo = z
 
 export const DRIVERS = { ipmi: IpmiInfo, redfish: RedfishInfo } as const;
 export type DriverName = keyof typeof DRIVERS;
+
+/**
+ * `GET /v1/drivers/{driver}/properties` (`baremetal driver property list`): every driver_info key
+ * a driver takes, described as upstream does (the unit tests hold these to the schemas above).
+ */
+export const DRIVER_PROPERTIES: Record<DriverName, Record<string, string>> = {
+  ipmi: {
+    ipmi_address: 'IP address or hostname of the node. Required.',
+    ipmi_port: 'remote IPMI RMCP port. Optional.',
+    ipmi_username: 'username; required unless credential_ref is set.',
+    ipmi_password: 'password. Sealed at rest and never shown. Optional.',
+    credential_ref: "name of credentials kept by the site's agent (agent.json `credentials`) instead of ipmi_username/ipmi_password. Optional.",
+    ipmi_cipher_suite: 'IPMI cipher suite (ipmitool -C); the agent uses 3 by default. Optional.',
+  },
+  redfish: {
+    redfish_address: 'The URL address to the Redfish controller, e.g. https://10.0.0.2. Required.',
+    redfish_system_id: 'The canonical path (or the id) of the ComputerSystem resource; the only system when omitted. Optional.',
+    redfish_username: 'User account with admin/server-profile access privilege; required unless credential_ref is set.',
+    redfish_password: 'User account password. Sealed at rest and never shown. Optional.',
+    credential_ref: "name of credentials kept by the site's agent (agent.json `credentials`) instead of redfish_username/redfish_password. Optional.",
+    redfish_verify_ca: 'Either a Boolean value or a path to a CA bundle; whether to verify the TLS certificate. Default true. Optional.',
+  },
+};
 export const DEFAULT_SITE = 'default';
 
 export const NodeCreate = z.strictObject({

@@ -6,7 +6,7 @@ import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/
 import type { BmcInfo } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
-import { DEFAULT_SITE, type DriverName, getIronicNode, siteOf, SYNC_WAIT_MS, waitForJob } from './nodes.ts';
+import { DEFAULT_SITE, DRIVER_PROPERTIES, type DriverName, getIronicNode, siteOf, SYNC_WAIT_MS, waitForJob } from './nodes.ts';
 
 /**
  * Ironic vendor passthru (upstream-apis.md §3): methods are declared once, here, with their
@@ -207,6 +207,11 @@ export function listDrivers(auth: Principal | undefined): DriverName[] {
 export function getDriver(auth: Principal | undefined, name: string): DriverName {
   requireAuth(auth);
   return driverOf(name);
+}
+
+export function driverProperties(auth: Principal | undefined, name: string): Record<string, string> {
+  requireAuth(auth);
+  return DRIVER_PROPERTIES[driverOf(name)];
 }
 
 export function driverMethods(auth: Principal | undefined, driver: string): Record<string, unknown> {
