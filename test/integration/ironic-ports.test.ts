@@ -73,7 +73,10 @@ describe('Ironic ports', () => {
     const noNode = await ironic('POST', '/v1/ports', { address: mac(), node_uuid: ghost });
     expect(noNode.status).toBe(400);
     expect(fault(noNode).faultstring).toBe(`Node ${ghost} could not be found.`);
-    expect((await ironic('POST', '/v1/ports', { address: mac(), node_uuid: n.name })).status).toBe(400);
+    // A node name does, where upstream wants the uuid.
+    const byName = await ironic('POST', '/v1/ports', { address: mac(), node_uuid: n.name });
+    expect(byName.status, byName.text).toBe(201);
+    expect(byName.body.node_uuid).toBe(n.uuid);
     expect((await ironic('POST', '/v1/ports', { address: mac(), node_uuid: n.uuid, colour: 'red' })).status).toBe(400);
     expect((await ironic('GET', `/v1/ports/${ghost}`)).status).toBe(404);
     expect(fault(await ironic('GET', `/v1/ports/${ghost}`)).faultstring).toBe(`Port ${ghost} could not be found.`);
@@ -101,7 +104,12 @@ describe('Ironic ports', () => {
     expect(taken.status).toBe(409);
     expect((await ironic('GET', `/v1/ports/${p.uuid}`)).body.address).toBe(b);
     expect((await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'replace', path: '/address', value: 'nope' }])).status).toBe(400);
-    expect((await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'replace', path: '/node_uuid', value: 'nope' }])).status).toBe(400);
+    expect((await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'replace', path: '/node_uuid', value: 'no-such-node' }])).status).toBe(400);
+    const other = await node();
+    const rehomed = await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'replace', path: '/node_uuid', value: other.uuid }]);
+    expect(rehomed.body.node_uuid).toBe(other.uuid);
+    expect((await ironic('GET', `/v1/nodes/${other.name}/ports`)).body.ports.map((x: any) => x.uuid)).toEqual([p.uuid]);
+    expect((await ironic('GET', `/v1/nodes/${n.name}/ports`)).body.ports.map((x: any) => x.uuid)).not.toContain(p.uuid);
     expect((await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'replace', path: '/uuid', value: 'x' }])).status).toBe(400);
   });
 

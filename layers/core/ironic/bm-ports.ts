@@ -69,7 +69,8 @@ const dict = z.record(z.string(), z.unknown());
 
 export const PortCreate = z.strictObject({
   address: z.string(),
-  node_uuid: uuidish,
+  // A uuid, as upstream takes; a node name is accepted too.
+  node_uuid: z.string().min(1),
   uuid: uuidish.optional(),
   extra: dict.default({}),
   local_link_connection: dict.default({}),
@@ -116,21 +117,21 @@ export async function getPort(deps: Ports, auth: Principal | undefined, uuid: st
   return port;
 }
 
-/** The node a port names: by uuid (upstream answers 400 for an unknown one on a port). */
-async function portNode(deps: Ports, nodeUuid: string): Promise<Node> {
-  const node = await deps.nodes.get(nodeUuid);
-  if (!node) throw new ValidationError(`Node ${nodeUuid} could not be found.`, 'NodeNotFound');
+/** The node a port names: by uuid or name (upstream answers 400 for an unknown one on a port). */
+async function portNode(deps: Ports, ident: string): Promise<Node> {
+  const node = (uuidish.safeParse(ident).success ? await deps.nodes.get(ident) : undefined) ?? (await deps.nodes.getByName(ident));
+  if (!node) throw new ValidationError(`Node ${ident} could not be found.`, 'NodeNotFound');
   return node;
 }
 
 export async function createPort(deps: Ports, auth: Principal | undefined, input: z.infer<typeof PortCreate>): Promise<BaremetalPort> {
   requireAdmin(auth);
   const address = normalizeMac(input.address);
-  await portNode(deps, input.node_uuid);
+  const node = await portNode(deps, input.node_uuid);
   const port: BaremetalPort = {
     uuid: input.uuid ?? randomUUID(),
     address,
-    node_uuid: input.node_uuid,
+    node_uuid: node.id,
     extra: input.extra,
     local_link_connection: input.local_link_connection,
     pxe_enabled: input.pxe_enabled,
@@ -211,11 +212,7 @@ export async function patchPort(deps: Ports, auth: Principal | undefined, uuid: 
         else next[head][key] = value;
       } else if (key) throw bad();
       else if (head === 'address' && op !== 'remove') next.address = normalizeMac(value);
-      else if (head === 'node_uuid' && op !== 'remove') {
-        const id = uuidish.safeParse(value);
-        if (!id.success) throw new ValidationError(`Expected a UUID but received ${String(value)}.`, 'INVALID_PARAMETER_VALUE');
-        next.node_uuid = (await portNode(deps, id.data)).id;
-      }
+      else if (head === 'node_uuid' && op !== 'remove') next.node_uuid = (await portNode(deps, String(value))).id;
       else if (head === 'pxe_enabled') next.pxe_enabled = op === 'remove' ? true : value === true || value === 'true';
       else if (head === 'is_smartnic') next.is_smartnic = op === 'remove' ? false : value === true || value === 'true';
       else if (head === 'physical_network') next.physical_network = op === 'remove' ? null : String(value);
