@@ -158,6 +158,24 @@ describe('Drydock tasks on the local stack', () => {
     // The nodes are in the inventory with their BMC, for Ironic and Blazar too.
     const nodes = (await call('GET', '/api/v1.0/nodes')).body as any[];
     expect(nodes.filter((n) => NODES.includes(n.hostname)).map((n) => n.power_address).sort()).toEqual(['http://127.0.0.11', 'http://127.0.0.12', 'http://127.0.0.13'].map((u) => `${u}:${new URL(sims[0]!.url).port}`));
+    // Each design node's boot_mac is its PXE port, in Ironic and in Drydock's node list.
+    const macs = ['52:54:00:5e:00:10', '52:54:00:5e:00:11', '52:54:00:5e:00:12'];
+    expect(nodes.filter((n) => NODES.includes(n.hostname)).map((n) => n.boot_mac).sort()).toEqual(macs);
+    const ports = (await call('GET', '/v1/ports/detail', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body.ports as any[];
+    expect(ports.map((p) => [p.address, p.pxe_enabled, p.extra]).sort()).toEqual(macs.map((m) => [m, true, { source: 'drydock' }]));
+    // A second task finds them in place: no second port.
+    await finished((await createTask('verify_nodes')).task_id);
+    expect((await call('GET', '/v1/ports', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body.ports).toHaveLength(3);
+  });
+
+  it("a design node whose boot_mac is another node's port fails, naming the MAC", async () => {
+    // siteDesign gives its first node the first site node's boot_mac.
+    designs.set('/clash.yaml', siteDesign({ site: SITE, redfishPort: Number(new URL(sims[0]!.url).port), nodes: ['n-clash'], root }));
+    const t = await finished((await createTask('verify_nodes', {}, `${designUrl}/clash.yaml`)).task_id);
+    expect(t.result.status).toBe('failure');
+    const owner = (await call('GET', `/v1/nodes/${NODES[0]}`, { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body.uuid;
+    const errors = (await call('GET', `/api/v1.0/tasks/${t.task_id}?subtaskerrors=true`)).body;
+    expect(JSON.stringify(errors)).toContain(`Node n-clash: boot_mac: A port with MAC address 52:54:00:5e:00:10 already exists on node ${owner}.`);
   });
 
   it('prepare_nodes sets PXE for the next boot and power-cycles each node', async () => {

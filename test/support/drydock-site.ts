@@ -32,6 +32,7 @@ data:
       address: 10.20.0.${11 + i}
   metadata:
     rack: rack1
+    boot_mac: 52:54:00:5e:00:${(0x10 + i).toString(16)}
     tags:
       - ${i % 2 === 0 ? 'even' : 'odd'}
     owner_data:

@@ -60,6 +60,12 @@ export class DynamoBaremetalPortRepository implements BaremetalPortRepository {
     return res.Item ? toPort(res.Item) : undefined;
   }
 
+  async getByAddress(address: string): Promise<BaremetalPort | undefined> {
+    const res = await this.d.doc.send(new GetCommand({ TableName: this.d.table, Key: portMacKey(address), ConsistentRead: true }));
+    const id = res.Item?.port_id as string | undefined;
+    return id ? this.get(id) : undefined;
+  }
+
   async list(): Promise<BaremetalPort[]> {
     const items = await queryAll(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': PORTS_INDEX } });
     return items.map(toPort);

@@ -33,6 +33,8 @@ export interface BaremetalPortRepository {
   /** Fails with ConflictError `MACAlreadyExists` for a taken MAC, NotFoundError when the node is gone. */
   create(port: BaremetalPort): Promise<void>;
   get(uuid: string): Promise<BaremetalPort | undefined>;
+  /** The port holding a (normalized) MAC address. */
+  getByAddress(address: string): Promise<BaremetalPort | undefined>;
   list(): Promise<BaremetalPort[]>;
   listByNode(nodeId: string): Promise<BaremetalPort[]>;
   /** Writes `next` if the stored port is still at `previous.version`; moves the MAC item when the address changes. */
@@ -171,9 +173,11 @@ export async function listPorts(
     }
     onlyNode = node.id;
   }
-  const all = onlyNode ? await deps.bmPorts.listByNode(onlyNode) : await deps.bmPorts.list();
-  const visible = seen === 'all' ? all : all.filter((p) => seen.has(p.node_uuid));
   const address = q.address === undefined ? undefined : q.address.trim().toLowerCase().replaceAll('-', ':');
+  // By address: the MAC's own item, not a scan (`baremetal port show --address`).
+  const byAddress = address !== undefined && onlyNode === undefined ? await deps.bmPorts.getByAddress(address) : undefined;
+  const all = address !== undefined && onlyNode === undefined ? (byAddress ? [byAddress] : []) : onlyNode ? await deps.bmPorts.listByNode(onlyNode) : await deps.bmPorts.list();
+  const visible = seen === 'all' ? all : all.filter((p) => seen.has(p.node_uuid));
   const filter = (p: BaremetalPort) =>
     (q.node_uuid === undefined || p.node_uuid === q.node_uuid) &&
     (address === undefined || p.address === address) &&
@@ -234,6 +238,42 @@ export async function patchPort(deps: Ports, auth: Principal | undefined, uuid: 
 export async function deletePort(deps: Ports, auth: Principal | undefined, uuid: string): Promise<void> {
   requireAdmin(auth);
   await deps.bmPorts.delete(await getPort(deps, auth, uuid));
+}
+
+/**
+ * The node's port for a MAC, created (PXE-enabled, with `extra`) unless it exists; a MAC that is
+ * another node's port is a 409. For registrations that know a node's MACs (Drydock's boot_mac).
+ */
+export async function ensurePort(deps: Ports, nodeId: string, rawMac: string, extra: Record<string, unknown>): Promise<BaremetalPort> {
+  const address = normalizeMac(rawMac);
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const existing = await deps.bmPorts.getByAddress(address);
+    if (existing) {
+      if (existing.node_uuid === nodeId) return existing;
+      throw new ConflictError(`A port with MAC address ${address} already exists on node ${existing.node_uuid}.`, 'MACAlreadyExists');
+    }
+    const port: BaremetalPort = {
+      uuid: randomUUID(),
+      address,
+      node_uuid: nodeId,
+      extra,
+      local_link_connection: {},
+      pxe_enabled: true,
+      physical_network: null,
+      is_smartnic: false,
+      version: 1,
+      created_at: deps.clock.now().toISOString(),
+      updated_at: null,
+    };
+    try {
+      await deps.bmPorts.create(port);
+      return port;
+    } catch (err) {
+      // Another registration of the same MAC won: look again.
+      if (!(err instanceof ConflictError && err.errorName === 'MACAlreadyExists')) throw err;
+    }
+  }
+  throw new ConflictError(`Port ${address} was modified concurrently; please retry`, 'CONCURRENT_MODIFICATION');
 }
 
 /** With a node that is gone: its ports go too (upstream deletes them with the node). */

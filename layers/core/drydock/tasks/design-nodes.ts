@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { ConcurrentModificationError, ConflictError } from '../../errors.ts';
+import { ConcurrentModificationError, ConflictError, DomainError } from '../../errors.ts';
+import { ensurePort } from '../../ironic/bm-ports.ts';
 import { type BmcInfo, newNode, type Node } from '../../inventory/node.ts';
 import type { Ports } from '../../ports.ts';
 import { isSealed, sealSecrets } from '../../secrets.ts';
@@ -82,8 +83,25 @@ async function sameRegistration(deps: Ports, bmc: BmcInfo, want: Pick<BmcInfo, '
   return true;
 }
 
-/** Registers (or updates) the node and its BMC from the design; returns the inventory node. */
+/**
+ * Registers (or updates) the node and its BMC from the design, and its `boot_mac` as a PXE port
+ * (what upstream gives MaaS to recognise the machine; here `baremetal port list` shows it);
+ * returns the inventory node.
+ */
 export async function registerDesignNode(deps: Ports, node: ResolvedNode, site: string): Promise<Node> {
+  const registered = await registerBmc(deps, node, site);
+  if (node.boot_mac) {
+    try {
+      await ensurePort(deps, registered.id, node.boot_mac, { source: 'drydock' });
+    } catch (err) {
+      if (err instanceof DomainError) throw new DesignNodeError(`Node ${node.name}: boot_mac: ${err.message}`);
+      throw err;
+    }
+  }
+  return registered;
+}
+
+async function registerBmc(deps: Ports, node: ResolvedNode, site: string): Promise<Node> {
   const want = designBmc(node, site);
   const addresses = node.addresses.filter((a) => a.address !== 'dhcp').map((a) => ({ network: a.network, address: a.address }));
   for (let attempt = 0; attempt < 5; attempt++) {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { NotFoundError, ValidationError } from '../../errors.ts';
 import { type Principal, requireAdmin } from '../../identity/identity.ts';
+import type { Node } from '../../inventory/node.ts';
 import type { Ports } from '../../ports.ts';
 import { log } from '../../util/log.ts';
 import { monotonicUlid } from '../bootactions/ulid.ts';
@@ -172,9 +173,13 @@ export async function purgeTasks(deps: Ports, auth: Principal | undefined, query
 }
 
 /** `GET /nodes`: the inventory's nodes with a BMC (upstream: its node provisioner's live view). */
-export async function listDrydockNodes(deps: Ports, auth: Principal | undefined) {
+/** Nodes with a BMC, each with its boot MAC: its PXE port's (Ironic ports), if it has one. */
+export async function listDrydockNodes(deps: Ports, auth: Principal | undefined): Promise<{ node: Node; bootMac: string | null }[]> {
   requireAdmin(auth);
-  return (await deps.nodes.list()).filter((n) => n.bmc);
+  const [nodes, ports] = await Promise.all([deps.nodes.list(), deps.bmPorts.list()]);
+  const pxe = new Map<string, string>();
+  for (const p of ports.filter((x) => x.pxe_enabled).sort((a, b) => a.created_at.localeCompare(b.created_at))) if (!pxe.has(p.node_uuid)) pxe.set(p.node_uuid, p.address);
+  return nodes.filter((n) => n.bmc).map((node) => ({ node, bootMac: pxe.get(node.id) ?? null }));
 }
 
 /** `GET /health/extended`: reaching the table is the health of a serverless Drydock (no controller, no MaaS). */
