@@ -5,6 +5,7 @@ import { BmcError } from '../../agent/drivers/types.ts';
 import { describeFailure, type Executors, execute, parseJob } from '../../agent/executor.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
+import { rejection } from '../support/rejection.ts';
 
 /**
  * The agent's `boot_device_get` job (Ironic's GET /v1/nodes/{node}/management/boot_device):
@@ -25,14 +26,6 @@ const cfg = AgentConfig.parse({
 });
 const executors: Executors = { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 } };
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Error);
-  return err as Error;
-}
 
 describe('boot_device_get over Redfish (simulator)', () => {
   let sim: RedfishSim | undefined;

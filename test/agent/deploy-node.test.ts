@@ -11,6 +11,7 @@ import { describeFailure, type Executors, execute, parseJob, type VendorDriver }
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { type RedfishSim, type SimSystemState, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { waitFor } from '../support/wait.ts';
+import { rejection } from '../support/rejection.ts';
 
 /**
  * The agent's `deploy_node` job (Drydock deploy: the deploy hook gets the node's boot-action
@@ -45,14 +46,6 @@ function bootaction(node = 'n01') {
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Error);
-  return err as Error;
-}
 
 /** Running (a killed process whose parent died is a zombie until init reaps it: that counts as gone). */
 const alive = (pid: number) => {

@@ -15,6 +15,7 @@ import {
 } from '../../agent/drivers/ipmi.ts';
 import { BmcError } from '../../agent/drivers/types.ts';
 import { freeUdpPort, type IpmiSim, type IpmiSimOptions, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
+import { rejection } from '../support/rejection.ts';
 
 /**
  * The IPMI driver against a real BMC simulator: real `ipmitool` talking RMCP+ to Debian's
@@ -47,14 +48,7 @@ function driver(s: IpmiSim, overrides: Partial<IpmiDriverConfig> = {}): IpmiDriv
   });
 }
 
-async function failure(promise: Promise<unknown>): Promise<BmcError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(BmcError);
-  return err as BmcError;
-}
+const failure = (p: Promise<unknown>) => rejection(p, BmcError);
 
 describe('power', () => {
   it('reads the power state and switches hard on and off', async () => {

@@ -15,6 +15,7 @@ import type { Job } from '../../layers/core/agent/jobs.ts';
 import { jobFinished, untilJob } from '../support/agent.ts';
 import { generateUserKey, startSshd, type TestSshd } from '../support/sshd.ts';
 import { tokenFor, unique } from '../support/api.ts';
+import { rejection } from '../support/rejection.ts';
 
 /**
  * The SSH driver and the SSH jobs against a real OpenSSH server (Debian's sshd on loopback, see
@@ -35,14 +36,7 @@ afterAll(async () => {
 const target = (extra: Partial<SshTarget> = {}): SshTarget => ({ address: sshd.address, port: sshd.port, username: sshd.user, privateKey: sshd.privateKey, ...extra });
 const fast = { connectTimeoutMs: 5000, commandTimeoutMs: 10_000 };
 
-async function failure(promise: Promise<unknown>): Promise<SshError> {
-  const err = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(SshError);
-  return err as SshError;
-}
+const failure = (p: Promise<unknown>) => rejection(p, SshError);
 
 /** A loopback TCP port where nothing listens. */
 async function closedPort(): Promise<number> {

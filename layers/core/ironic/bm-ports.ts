@@ -4,6 +4,7 @@ import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationEr
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import { grantsOf, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
+import { JsonPatch, patchSteps } from './json-patch.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, type Scalar } from './collection.ts';
 
 /**
@@ -195,22 +196,16 @@ export async function listPorts(
   }, detailRoute);
 }
 
-/** RFC 6902 patch on a port, as Ironic takes it. */
-export const PortPatchOps = z.array(
-  z.strictObject({ op: z.enum(['add', 'replace', 'remove']), path: z.string().regex(/^\//), value: z.unknown().optional() }),
-  { error: 'the body must be a JSON patch (a list of {op, path, value})' },
-);
+/** `PATCH /v1/ports/{port}`: a JSON patch. */
+export const PortPatchOps = JsonPatch;
 
 export async function patchPort(deps: Ports, auth: Principal | undefined, uuid: string, ops: z.infer<typeof PortPatchOps>): Promise<BaremetalPort> {
   requireAdmin(auth);
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await getPort(deps, auth, uuid);
     const next: BaremetalPort = structuredClone(port);
-    for (const { op, path, value } of ops) {
-      const [head, key, ...rest] = path.slice(1).split('/');
+    for (const { op, path, head, key, value } of patchSteps(ops)) {
       const bad = () => new ValidationError(`Cannot ${op} ${path}`, 'INVALID_PARAMETER_VALUE');
-      if (rest.length > 0) throw new ValidationError(`Cannot patch ${path}: nested paths are not supported`, 'INVALID_PARAMETER_VALUE');
-      if (op !== 'remove' && value === undefined) throw new ValidationError(`${op} ${path} needs a value`, 'INVALID_PARAMETER_VALUE');
       if ((head === 'extra' || head === 'local_link_connection') && key) {
         if (op === 'remove') delete next[head][key];
         else next[head][key] = value;

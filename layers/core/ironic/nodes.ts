@@ -9,6 +9,7 @@ import { type BmcInfo, grantsOf, newNode, type Node } from '../inventory/node.ts
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
 import { deleteNodePorts } from './bm-ports.ts';
+import { JsonPatch, patchSteps } from './json-patch.ts';
 import { afterPowerRead } from './power-read.ts';
 
 /**
@@ -137,11 +138,8 @@ export async function registerNode(deps: Ports, auth: Principal | undefined, inp
   throw new ConflictError(`Node ${input.name} was modified concurrently; please retry`, 'CONCURRENT_MODIFICATION');
 }
 
-/** RFC 6902 patch as Ironic takes it: add/replace/remove on a few paths. */
-export const NodePatchOps = z.array(
-  z.strictObject({ op: z.enum(['add', 'replace', 'remove']), path: z.string().regex(/^\//), value: z.unknown().optional() }),
-  { error: 'the body must be a JSON patch (a list of {op, path, value})' },
-);
+/** `PATCH /v1/nodes/{node}`: a JSON patch. */
+export const NodePatchOps = JsonPatch;
 
 export async function patchNode(deps: Ports, auth: Principal | undefined, ident: string, ops: z.infer<typeof NodePatchOps>): Promise<Node> {
   requireAdmin(auth);
@@ -151,10 +149,7 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
     const bmc: BmcInfo = structuredClone(node.bmc);
     let name = node.name;
     const plain: Record<string, unknown> = {};
-    for (const { op, path, value } of ops) {
-      const [head, key, ...rest] = path.slice(1).split('/');
-      if (rest.length > 0) throw new ValidationError(`Cannot patch ${path}: nested paths are not supported`, 'INVALID_PARAMETER_VALUE');
-      if (op !== 'remove' && value === undefined) throw new ValidationError(`${op} ${path} needs a value`, 'INVALID_PARAMETER_VALUE');
+    for (const { op, path, head, key, value } of patchSteps(ops)) {
       if (head === 'name' && !key && op !== 'remove' && typeof value === 'string') name = value;
       else if ((head === 'driver_info' || head === 'properties' || head === 'extra') && key) {
         const target = head === 'driver_info' ? plain : bmc[head];

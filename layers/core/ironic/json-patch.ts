@@ -1,0 +1,22 @@
+import * as z from 'zod';
+import { ValidationError } from '../errors.ts';
+
+/** RFC 6902 patch as Ironic takes it on nodes and ports: add/replace/remove on a few paths. */
+export const JsonPatch = z.array(
+  z.strictObject({ op: z.enum(['add', 'replace', 'remove']), path: z.string().regex(/^\//), value: z.unknown().optional() }),
+  { error: 'the body must be a JSON patch (a list of {op, path, value})' },
+);
+export type JsonPatchOp = z.infer<typeof JsonPatch>[number];
+
+/**
+ * The operations as (field, sub-key) pairs — `/extra/rack` is `extra`, `rack` — after the checks
+ * common to every resource: one level of nesting at most, and a value wherever one is needed.
+ */
+export function patchSteps(ops: readonly JsonPatchOp[]): { op: JsonPatchOp['op']; path: string; head: string; key: string | undefined; value: unknown }[] {
+  return ops.map(({ op, path, value }) => {
+    const [head = '', key, ...rest] = path.slice(1).split('/');
+    if (rest.length > 0) throw new ValidationError(`Cannot patch ${path}: nested paths are not supported`, 'INVALID_PARAMETER_VALUE');
+    if (op !== 'remove' && value === undefined) throw new ValidationError(`${op} ${path} needs a value`, 'INVALID_PARAMETER_VALUE');
+    return { op, path, head, key: key || undefined, value };
+  });
+}
