@@ -390,6 +390,7 @@ describe('Ironic provision states', () => {
     const unknown = await provision(name, 'launch');
     expect(unknown.status).toBe(400);
     expect(fault(unknown).faultstring).toMatch(/^Invalid provision target "launch"; one of: manage, provide, adopt, abort, /);
+    expect(fault(await provision(name, 'toString')).faultstring).toMatch(/^Invalid provision target "toString"/);
     expect((await ironic('PUT', `/v1/nodes/${name}/states/provision`, { target: 'manage', colour: 'red' })).status).toBe(400);
     const { token } = await tokenFor('member');
     expect((await provision(name, 'manage', token)).status).toBe(403);

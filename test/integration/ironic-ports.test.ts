@@ -111,6 +111,7 @@ describe('Ironic ports', () => {
     expect((await ironic('GET', `/v1/nodes/${other.name}/ports`)).body.ports.map((x: any) => x.uuid)).toEqual([p.uuid]);
     expect((await ironic('GET', `/v1/nodes/${n.name}/ports`)).body.ports.map((x: any) => x.uuid)).not.toContain(p.uuid);
     expect((await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'replace', path: '/uuid', value: 'x' }])).status).toBe(400);
+    expect((await ironic('PATCH', `/v1/ports/${p.uuid}`, [{ op: 'add', path: '/extra/__proto__', value: { polluted: true } }])).status).toBe(400);
   });
 
   it('deletes a port (its MAC free again), and a node takes its ports with it', async () => {

@@ -16,6 +16,8 @@ export function patchSteps(ops: readonly JsonPatchOp[]): { op: JsonPatchOp['op']
   return ops.map(({ op, path, value }) => {
     const [head = '', key, ...rest] = path.slice(1).split('/');
     if (rest.length > 0) throw new ValidationError(`Cannot patch ${path}: nested paths are not supported`, 'INVALID_PARAMETER_VALUE');
+    // Keys that would reach an object's prototype instead of the object are no field names.
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new ValidationError(`Cannot patch ${path}`, 'INVALID_PARAMETER_VALUE');
     if (op !== 'remove' && value === undefined) throw new ValidationError(`${op} ${path} needs a value`, 'INVALID_PARAMETER_VALUE');
     return { op, path, head, key: key || undefined, value };
   });

@@ -59,14 +59,15 @@ export const ProvisionRequest = z.strictObject({
 export async function setProvisionState(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof ProvisionRequest>): Promise<string> {
   requireAdmin(auth);
   const verb = req.target;
-  if (ELSEWHERE[verb]) throw new ValidationError(`The provision action "${verb}" is not supported: ${ELSEWHERE[verb]}`, 'INVALID_PARAMETER_VALUE');
-  const table = TRANSITIONS[verb];
+  // Own keys only: a target such as "toString" is just unknown.
+  if (Object.hasOwn(ELSEWHERE, verb)) throw new ValidationError(`The provision action "${verb}" is not supported: ${ELSEWHERE[verb]}`, 'INVALID_PARAMETER_VALUE');
+  const table = Object.hasOwn(TRANSITIONS, verb) ? TRANSITIONS[verb] : undefined;
   if (!table) throw new ValidationError(`Invalid provision target "${verb}"; one of: ${[...Object.keys(TRANSITIONS), ...Object.keys(ELSEWHERE)].join(', ')}`, 'INVALID_PARAMETER_VALUE');
   for (let attempt = 0; attempt < 5; attempt++) {
     const node = await getIronicNode(deps, auth, ident);
     if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered; POST /v1/nodes registers one`, 'INVALID_PARAMETER_VALUE');
     const from = node.bmc.provision_state;
-    const to = table[from];
+    const to = Object.hasOwn(table, from) ? table[from] : undefined;
     if (!to) throw new ValidationError(`The requested action "${verb}" can not be performed on node "${node.id}" while it is in state "${from}".`, 'INVALID_STATE_REQUESTED');
     const verifying = to === 'verifying';
     const bmc: BmcInfo = {
