@@ -175,9 +175,13 @@ export async function listPorts(
     onlyNode = node.id;
   }
   const address = q.address === undefined ? undefined : q.address.trim().toLowerCase().replaceAll('-', ':');
-  // By address: the MAC's own item, not a scan (`baremetal port show --address`).
-  const byAddress = address !== undefined && onlyNode === undefined ? await deps.bmPorts.getByAddress(address) : undefined;
-  const all = address !== undefined && onlyNode === undefined ? (byAddress ? [byAddress] : []) : onlyNode ? await deps.bmPorts.listByNode(onlyNode) : await deps.bmPorts.list();
+  let all: BaremetalPort[];
+  if (onlyNode) all = await deps.bmPorts.listByNode(onlyNode);
+  else if (address !== undefined) {
+    // By address: the MAC's own item, not a scan (`baremetal port show --address`).
+    const port = await deps.bmPorts.getByAddress(address);
+    all = port ? [port] : [];
+  } else all = await deps.bmPorts.list();
   const visible = seen === 'all' ? all : all.filter((p) => seen.has(p.node_uuid));
   const filter = (p: BaremetalPort) =>
     (q.node_uuid === undefined || p.node_uuid === q.node_uuid) &&
