@@ -139,6 +139,10 @@ async function main() {
     await listing('GET /v1.1/admin/leases?limit=50&marker=<next>', `/v1.1/admin/leases?limit=50&marker=${first.markers.next}`);
     await listing('GET /v1.1/admin/leases?limit=50&sort_by=-start_date', '/v1.1/admin/leases?limit=50&sort_by=-start_date');
     await listing(`GET /v1.1/admin/nodes?limit=50 (${HOSTS + 3} nodes)`, '/v1.1/admin/nodes?limit=50');
+    // Ironic lists read the whole inventory and page it in memory: the cost to watch there.
+    const ironicFirst = await listing(`GET /v1/nodes?limit=50 (Ironic, ${HOSTS + 3} nodes)`, '/v1/nodes?limit=50');
+    await listing('GET /v1/nodes?limit=50&marker=<last>', `/v1/nodes?limit=50&marker=${ironicFirst.nodes.at(-1).uuid}`);
+    await listing('GET /v1/nodes/detail?sort_key=name&limit=50', '/v1/nodes/detail?sort_key=name&limit=50');
     await listing('GET /v1/leases (Blazar, whole list)', '/v1/leases', 3);
     await listing('GET /v1/os-hosts (Blazar, whole list)', '/v1/os-hosts', 3);
     const one = first.leases[0].id;
