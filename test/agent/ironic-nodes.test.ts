@@ -1,5 +1,5 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { Agent } from '../../agent/runner.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
@@ -401,7 +401,21 @@ describe('Ironic provision states', () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => provision(name, 'manage')));
     expect(answers.map((a) => a.status).sort()).toEqual([202, ...Array(9).fill(400)]);
     for (const a of answers.filter((x) => x.status === 400)) expect(fault(a).faultstring).toMatch(/while it is in state "(verifying|manageable)"/);
-    await reaches(name, 'manageable');
+    const managed = await reaches(name, 'manageable');
+    // One BMC read was queued for the node, not ten.
+    const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: inject('dynamoEndpoint'), region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }));
+    const uuid = (await ironic('GET', `/v1/nodes/${name}`)).body.uuid;
+    const kinds: string[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await doc.send(
+        new ScanCommand({ TableName: 'slipway', FilterExpression: 'entity = :e AND node_id = :n', ExpressionAttributeValues: { ':e': 'job', ':n': uuid }, ExclusiveStartKey: start }),
+      );
+      kinds.push(...(page.Items ?? []).map((j) => j.kind as string));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    expect(kinds).toEqual(['power_state']);
+    expect(managed.last_error).toBeNull();
   });
 
   it('works from python-ironicclient, waiting for each state as operators do', async () => {
