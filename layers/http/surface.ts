@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
 import type { APIGatewayProxyEventV2WithLambdaAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import {
@@ -246,7 +247,7 @@ export function surface(
     Object.assign(state.extraHeaders, options.before?.(req) ?? {});
 
     const reply = await withIdempotency(req, event, () => handler!(req));
-    return toResult(reply, state, options.alwaysJson === true);
+    return compress(toResult(reply, state, options.alwaysJson === true), req.headers['accept-encoding']);
   };
 
   const wrapped = middy<HttpEvent, HttpResult, Error, Context>(base)
@@ -307,6 +308,36 @@ function toResult(reply: Reply, state: State, alwaysJson: boolean): HttpResult {
   if (alwaysJson) headers['Content-Type'] = 'application/json';
   headers['Content-Type'] ??= 'application/json';
   return { statusCode: reply.statusCode, headers, body: JSON.stringify(reply.body) };
+}
+
+/** JSON and text answers from this size on go gzipped to a client that accepts it. */
+export const GZIP_MIN_BYTES = 16 * 1024;
+
+/**
+ * Large answers (an admin's whole Blazar lease list, a detailed node list) compressed for the
+ * clients that say they take gzip — python-requests, hence every OpenStack client, does. Lambda
+ * refuses a response over 6 MB, which a few thousand leases' JSON exceeds; gzip gives lists about
+ * ten times the room and costs less transfer. Bodies already encoded (tarballs) stay as they are.
+ */
+function compress(result: HttpResult, acceptEncoding: string | undefined): HttpResult {
+  const body = result.body;
+  if (result.isBase64Encoded || typeof body !== 'string' || Buffer.byteLength(body) < GZIP_MIN_BYTES || !acceptsGzip(acceptEncoding)) return result;
+  return {
+    ...result,
+    headers: { ...result.headers, 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' },
+    body: gzipSync(body).toString('base64'),
+    isBase64Encoded: true,
+  };
+}
+
+/** `gzip` listed without `q=0` (`Accept-Encoding: gzip, deflate`, `gzip;q=0.8`, `*`). */
+function acceptsGzip(header: string | undefined): boolean {
+  if (!header) return false;
+  return header.split(',').some((part) => {
+    const [coding = '', ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return (coding.trim() === 'gzip' || coding.trim() === '*') && (q === undefined || Number(q.slice(2)) > 0);
+  });
 }
 
 function accessLog(event: HttpEvent, status: number, state: State): void {

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { get as httpGet } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adminToken, type ApiResponse, apiUrl, call, tokenFor, unique } from '../support/api.ts';
 import { blazarCli, blazarLib, explain, jsonFrom, type ProcResult } from './clients.ts';
@@ -102,6 +104,39 @@ describe('blazar CLI: os-hosts', () => {
     expect((await call('GET', `/v1/os-hosts/${id}`)).status).toBe(404);
   });
 });
+
+describe('large answers', () => {
+  it('come gzipped to clients that accept it, and the blazar CLI reads them', async () => {
+    // 20 hosts with a 1 KiB capability each: the list is well over the 16 KiB threshold.
+    const names = Array.from({ length: 20 }, () => unique('gz'));
+    for (const name of names) await enrol(name, { notes: 'n'.repeat(1024) });
+    const gz = await rawGet('/v1/os-hosts', { 'Accept-Encoding': 'gzip, deflate', 'X-Auth-Token': adminToken() });
+    expect(gz.status).toBe(200);
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    const hosts = JSON.parse(gunzipSync(gz.body).toString('utf8')).hosts.map((h: any) => h.hypervisor_hostname);
+    expect(hosts).toEqual(expect.arrayContaining(names));
+    const plain = await rawGet('/v1/os-hosts', { 'X-Auth-Token': adminToken() });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(plain.body.toString('utf8')).hosts.length).toBe(hosts.length);
+    expect(gz.body.length).toBeLessThan(plain.body.length / 4);
+
+    const listed = jsonFrom((await cliOk(adminToken(), 'host-list', '-f', 'json')).stdout).map((h: any) => h.hypervisor_hostname);
+    expect(listed).toEqual(expect.arrayContaining(names));
+  });
+});
+
+/** A GET with exactly these headers (fetch would add Accept-Encoding and decode on its own). */
+function rawGet(path: string, headers: Record<string, string>): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(`${apiUrl()}${path}`, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
+}
 
 describe('blazar CLI: leases', () => {
   it('creates a lease starting now, lists, shows by id and name, renames, prolongs by 1h, deletes', async () => {

@@ -1,7 +1,8 @@
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { UnauthorizedError } from '../../layers/core/errors.ts';
-import { type HttpEvent, ok, raw, redirect, surface } from '../../layers/http/surface.ts';
+import { gunzipSync } from 'node:zlib';
+import { GZIP_MIN_BYTES, type HttpEvent, ok, raw, redirect, surface } from '../../layers/http/surface.ts';
 
 /**
  * The surface machinery beyond JSON in, JSON out: raw (text and binary) replies, redirects,
@@ -10,7 +11,12 @@ import { type HttpEvent, ok, raw, redirect, surface } from '../../layers/http/su
 const AGENT = JSON.stringify({ token_id: 't', project_id: 'site1', user_id: 'agent', roles: ['agent'] });
 const ADMIN = JSON.stringify({ token_id: 't', project_id: 'admin', user_id: 'admin', roles: ['admin'] });
 
-function event(method: string, routeKey: string, rawPath: string, opts: { body?: string; base64?: boolean; headers?: Record<string, string>; principal?: string; params?: Record<string, string> } = {}): HttpEvent {
+function event(
+  method: string,
+  routeKey: string,
+  rawPath: string,
+  opts: { body?: string; base64?: boolean; headers?: Record<string, string>; principal?: string; params?: Record<string, string>; query?: Record<string, string> } = {},
+): HttpEvent {
   return {
     version: '2.0',
     routeKey,
@@ -18,6 +24,7 @@ function event(method: string, routeKey: string, rawPath: string, opts: { body?:
     rawQueryString: '',
     headers: { accept: '*/*', ...(opts.headers ?? {}) },
     pathParameters: opts.params,
+    queryStringParameters: opts.query,
     body: opts.body,
     isBase64Encoded: opts.base64 === true,
     requestContext: {
@@ -48,6 +55,7 @@ const handler = surface(
     'POST /notes/{id}': async ({ body, path }) => ok({ id: path.id, body }),
     'POST /yaml': async ({ body }) => ok({ body }),
     'POST /json': async ({ body }) => ok({ body }),
+    'GET /big': async ({ query }) => ok({ items: Array.from({ length: Number(query.n ?? 1000) }, (_, i) => ({ id: i, name: `item-${i}` })) }),
     'GET /go': async () => redirect('https://bucket.example/obj?X-Amz-Expires=300', { 'Cache-Control': 'no-store' }),
     'GET /locked': async () => {
       const err = new UnauthorizedError('No X-Bootaction-Key');
@@ -154,5 +162,40 @@ describe('surface: falcon errors', () => {
     const na = await handler(event('DELETE', 'ANY /go/{proxy+}', '/go/', { principal: ADMIN }), context);
     expect(na.statusCode).toBe(405);
     expect(na.headers!.Allow).toBe('GET');
+  });
+});
+
+describe('surface: compression', () => {
+  const big = (headers: Record<string, string>, n?: number) => handler(event('GET', 'GET /big', '/big', { principal: ADMIN, headers, ...(n ? { query: { n: String(n) } } : {}) }), context);
+  const expected = (n = 1000) => ({ items: Array.from({ length: n }, (_, i) => ({ id: i, name: `item-${i}` })) });
+
+  it('gzips a large JSON answer for a client that accepts gzip (python-requests sends "gzip, deflate")', async () => {
+    const r = await big({ 'accept-encoding': 'gzip, deflate' });
+    expect(r.statusCode).toBe(200);
+    expect(r.isBase64Encoded).toBe(true);
+    expect(r.headers).toMatchObject({ 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding', 'Content-Type': 'application/json' });
+    const bytes = Buffer.from(r.body!, 'base64');
+    expect(JSON.parse(gunzipSync(bytes).toString('utf8'))).toEqual(expected());
+    expect(bytes.length).toBeLessThan(JSON.stringify(expected()).length / 4);
+  });
+
+  it('sends it plain without Accept-Encoding, with gzip;q=0, or when it is small', async () => {
+    for (const headers of [{}, { 'accept-encoding': 'gzip;q=0, deflate' }, { 'accept-encoding': 'br' }] as Record<string, string>[]) {
+      const r = await big(headers);
+      expect(r.isBase64Encoded ?? false).toBe(false);
+      expect(r.headers!['Content-Encoding']).toBeUndefined();
+      expect(JSON.parse(r.body!)).toEqual(expected());
+    }
+    const small = await big({ 'accept-encoding': 'gzip' }, 10);
+    expect(JSON.stringify(expected(10)).length).toBeLessThan(GZIP_MIN_BYTES);
+    expect(small.headers!['Content-Encoding']).toBeUndefined();
+    expect(JSON.parse(small.body!)).toEqual(expected(10));
+    expect((await big({ 'accept-encoding': '*' })).headers!['Content-Encoding']).toBe('gzip');
+  });
+
+  it('leaves encoded bytes (tarballs) as they are', async () => {
+    const r = await handler(event('GET', 'GET /files/{name}', '/files/t.tgz', { params: { name: 't.tgz' }, headers: { 'accept-encoding': 'gzip' } }), context);
+    expect(r.headers!['Content-Encoding']).toBeUndefined();
+    expect(Buffer.from(r.body!, 'base64')).toEqual(Buffer.from(BYTES));
   });
 });
