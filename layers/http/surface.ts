@@ -322,12 +322,14 @@ export const GZIP_MIN_BYTES = 16 * 1024;
 function compress(result: HttpResult, acceptEncoding: string | undefined): HttpResult {
   const body = result.body;
   if (result.isBase64Encoded || typeof body !== 'string' || Buffer.byteLength(body) < GZIP_MIN_BYTES || !acceptsGzip(acceptEncoding)) return result;
-  return {
-    ...result,
-    headers: { ...result.headers, 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding' },
-    body: gzipSync(body).toString('base64'),
-    isBase64Encoded: true,
-  };
+  // Keep what the answer already varies on (Blazar's OpenStack-API-Version).
+  const headers: Record<string, string> = {};
+  let vary = 'Accept-Encoding';
+  for (const [k, v] of Object.entries(result.headers ?? {})) {
+    if (k.toLowerCase() === 'vary') vary = `${v}, ${vary}`;
+    else headers[k] = String(v);
+  }
+  return { ...result, headers: { ...headers, 'Content-Encoding': 'gzip', Vary: vary }, body: gzipSync(body).toString('base64'), isBase64Encoded: true };
 }
 
 /** `gzip` listed without `q=0` (`Accept-Encoding: gzip, deflate`, `gzip;q=0.8`, `*`). */

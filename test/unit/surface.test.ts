@@ -55,7 +55,7 @@ const handler = surface(
     'POST /notes/{id}': async ({ body, path }) => ok({ id: path.id, body }),
     'POST /yaml': async ({ body }) => ok({ body }),
     'POST /json': async ({ body }) => ok({ body }),
-    'GET /big': async ({ query }) => ok({ items: Array.from({ length: Number(query.n ?? 1000) }, (_, i) => ({ id: i, name: `item-${i}` })) }),
+    'GET /big': async ({ query }) => ok({ items: Array.from({ length: Number(query.n ?? 1000) }, (_, i) => ({ id: i, name: `item-${i}` })) }, { Vary: 'OpenStack-API-Version' }),
     'GET /go': async () => redirect('https://bucket.example/obj?X-Amz-Expires=300', { 'Cache-Control': 'no-store' }),
     'GET /locked': async () => {
       const err = new UnauthorizedError('No X-Bootaction-Key');
@@ -173,7 +173,7 @@ describe('surface: compression', () => {
     const r = await big({ 'accept-encoding': 'gzip, deflate' });
     expect(r.statusCode).toBe(200);
     expect(r.isBase64Encoded).toBe(true);
-    expect(r.headers).toMatchObject({ 'Content-Encoding': 'gzip', Vary: 'Accept-Encoding', 'Content-Type': 'application/json' });
+    expect(r.headers).toMatchObject({ 'Content-Encoding': 'gzip', Vary: 'OpenStack-API-Version, Accept-Encoding', 'Content-Type': 'application/json' });
     const bytes = Buffer.from(r.body!, 'base64');
     expect(JSON.parse(gunzipSync(bytes).toString('utf8'))).toEqual(expected());
     expect(bytes.length).toBeLessThan(JSON.stringify(expected()).length / 4);
