@@ -24,15 +24,14 @@ import {
   createPort,
   deletePort,
   getPort,
-  IRONIC_PORT_FIELDS,
   listPorts,
   PortCreate,
   PortListQuery,
   PortPatchOps,
   patchPort,
+  portFields,
   PortShowQuery,
 } from '#core/ironic/bm-ports.ts';
-import { requestedFields } from '#core/ironic/collection.ts';
 import type { Node } from '#core/inventory/node.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, driverProperties, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
@@ -207,7 +206,7 @@ export const handler = surface(
       return created(ironicPort(port, baseUrl(req)), { Location: `${baseUrl(req)}/v1/ports/${port.uuid}` });
     },
     'GET /v1/ports/{port_id}': async (req) => {
-      const fields = requestedFields(parseWith(PortShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields, IRONIC_PORT_FIELDS);
+      const fields = portFields(parseWith(PortShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields);
       const port = await getPort(req.deps, req.auth, req.path.port_id!);
       return ok(fields ? ironicPortFields(port, baseUrl(req), fields) : ironicPort(port, baseUrl(req)));
     },

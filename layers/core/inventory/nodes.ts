@@ -7,11 +7,12 @@ import { grantsOf, type Node } from './node.ts';
  * The node inventory as projects see it: admins see every node; other roles see the nodes an
  * active lease has granted to their project (DESIGN.md §5).
  */
-const visible = (who: Principal, n: Node) => isAdmin(who) || grantsOf(n).includes(who.project_id);
+/** Admins see every node; a project the nodes its active leases granted it. */
+export const nodeVisible = (who: Principal, n: Node) => isAdmin(who) || grantsOf(n).includes(who.project_id);
 
 export async function listNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
   const who = requireAuth(auth);
-  return (await deps.nodes.list()).filter((n) => visible(who, n));
+  return (await deps.nodes.list()).filter((n) => nodeVisible(who, n));
 }
 
 /**
@@ -27,6 +28,6 @@ export function nodePager(deps: Ports, auth: Principal | undefined): ((range: Ke
 export async function getNode(deps: Ports, auth: Principal | undefined, ref: string): Promise<Node> {
   const who = requireAuth(auth);
   const node = (await deps.nodes.get(ref)) ?? (await deps.nodes.getByName(ref));
-  if (!node || !visible(who, node)) throw new NotFoundError(`Object with {'id': '${ref}'} not found`);
+  if (!node || !nodeVisible(who, node)) throw new NotFoundError(`Object with {'id': '${ref}'} not found`);
   return node;
 }

@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
-import { grantsOf, type Node } from '../inventory/node.ts';
+import type { Node } from '../inventory/node.ts';
+import { listNodes, nodeVisible } from '../inventory/nodes.ts';
 import type { Ports } from '../ports.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
-import { boolParam, type CollectionPage, collectionPage, collectionQuery, type Scalar } from './collection.ts';
+import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields, type Scalar } from './collection.ts';
 
 /**
  * Ironic ports (`/v1/ports`, `/v1/nodes/{node}/ports`): a node's NICs by MAC address, which
@@ -110,15 +111,19 @@ const notFound = (uuid: string) => new NotFoundError(`Port ${uuid} could not be 
 async function visibleNodeIds(deps: Ports, auth: Principal | undefined): Promise<Set<string> | 'all'> {
   const who = requireAuth(auth);
   if (isAdmin(who)) return 'all';
-  return new Set((await deps.nodes.list()).filter((n) => grantsOf(n).includes(who.project_id)).map((n) => n.id));
+  return new Set((await listNodes(deps, auth)).map((n) => n.id));
 }
 
 export async function getPort(deps: Ports, auth: Principal | undefined, uuid: string): Promise<BaremetalPort> {
-  const seen = await visibleNodeIds(deps, auth);
+  const who = requireAuth(auth);
   const port = await deps.bmPorts.get(uuid);
-  if (!port || (seen !== 'all' && !seen.has(port.node_uuid))) throw notFound(uuid);
+  // One node read for a project's view of one port, not the whole inventory.
+  const node = port && !isAdmin(who) ? await deps.nodes.get(port.node_uuid) : undefined;
+  if (!port || (!isAdmin(who) && !(node && nodeVisible(who, node)))) throw notFound(uuid);
   return port;
 }
+
+export const portFields = (raw: string | undefined) => requestedFields(raw, IRONIC_PORT_FIELDS);
 
 /** The node a port names: by uuid or name (upstream answers 400 for an unknown one on a port). */
 async function portNode(deps: Ports, ident: string): Promise<Node> {

@@ -1,6 +1,7 @@
 import * as z from 'zod';
-import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
+import type { Principal } from '../identity/identity.ts';
 import { grantsOf, type Node, resourceClassOf } from '../inventory/node.ts';
+import { listNodes } from '../inventory/nodes.ts';
 import type { Ports } from '../ports.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields } from './collection.ts';
 
@@ -117,9 +118,7 @@ export async function listIronicNodes(
   raw: Record<string, string | undefined> = {},
   detailRoute = false,
 ): Promise<CollectionPage<Node>> {
-  const who = requireAuth(auth);
-  const visible = (await deps.nodes.list()).filter((n) => isAdmin(who) || grantsOf(n).includes(who.project_id));
-  return collectionPage(visible, (n) => matches(n, q), q, raw, {
+  return collectionPage(await listNodes(deps, auth), (n) => matches(n, q), q, raw, {
     kind: 'Node',
     id: (n) => n.id,
     value: valueOf,

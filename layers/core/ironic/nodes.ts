@@ -5,8 +5,9 @@ import { noAgentText, sitePresence } from '../agent/presence.ts';
 import type { Job } from '../agent/jobs.ts';
 import { AgentTimeoutError, BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
-import { type BmcInfo, grantsOf, newNode, type Node } from '../inventory/node.ts';
+import { type BmcInfo, newNode, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
+import { nodeVisible } from '../inventory/nodes.ts';
 import { sealSecrets } from '../secrets.ts';
 import { deleteNodePorts } from './bm-ports.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
@@ -91,6 +92,11 @@ function validateDriverInfo(driver: DriverName, info: Record<string, unknown>): 
   return Object.fromEntries(Object.entries(r.data).filter(([, v]) => v !== undefined));
 }
 
+/** A stored driver_info value that is a sealed secret (an object; plain values are strings). */
+const isStoredSecret = (v: unknown) => typeof v === 'object' && v !== null;
+/** Stored driver_info with its sealed secrets as placeholders, so the schema can check the rest. */
+const withSecretPlaceholders = (info: Record<string, unknown>) => Object.fromEntries(Object.entries(info).map(([k, v]) => [k, isStoredSecret(v) ? 'sealed' : v]));
+
 /** The site that serves a conductor group ('' is Ironic's default group). */
 export const siteOf = (bmc: BmcInfo) => bmc.conductor_group || DEFAULT_SITE;
 
@@ -102,7 +108,7 @@ async function findNode(deps: Ports, ident: string): Promise<Node | undefined> {
 export async function getIronicNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<Node> {
   const who = requireAuth(auth);
   const node = await findNode(deps, ident);
-  if (!node || !(isAdmin(who) || grantsOf(node).includes(who.project_id))) throw new NotFoundError(`Node ${ident} could not be found.`);
+  if (!node || !nodeVisible(who, node)) throw new NotFoundError(`Node ${ident} could not be found.`);
   return node;
 }
 
@@ -169,8 +175,8 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
         if (v === undefined) delete merged[k];
         else merged[k] = v;
       }
-      const sealed = Object.fromEntries(Object.entries(merged).filter(([, v]) => typeof v === 'object' && v !== null));
-      const checked = validateDriverInfo(bmc.driver, { ...merged, ...Object.fromEntries(Object.keys(sealed).map((k) => [k, 'sealed'])) });
+      const sealed = Object.fromEntries(Object.entries(merged).filter(([, v]) => isStoredSecret(v)));
+      const checked = validateDriverInfo(bmc.driver, withSecretPlaceholders(merged));
       bmc.driver_info = { ...(await sealSecrets(deps.secrets, Object.fromEntries(Object.entries(checked).filter(([k]) => !(k in sealed))))), ...sealed };
     }
     try {
@@ -398,9 +404,8 @@ export async function validateNode(deps: Ports, auth: Principal | undefined, ide
   let problem: string | null = null;
   if (!node.bmc) problem = `Node ${ident} has no BMC registered; POST /v1/nodes registers one`;
   else {
-    const info = Object.fromEntries(Object.entries(node.bmc.driver_info).map(([k, v]) => [k, typeof v === 'object' && v !== null ? 'sealed' : v]));
     try {
-      validateDriverInfo(node.bmc.driver, info);
+      validateDriverInfo(node.bmc.driver, withSecretPlaceholders(node.bmc.driver_info));
     } catch (err) {
       problem = err instanceof ValidationError ? err.message : 'invalid driver_info';
     }

@@ -172,8 +172,10 @@ export async function purgeTasks(deps: Ports, auth: Principal | undefined, query
   return purged;
 }
 
-/** `GET /nodes`: the inventory's nodes with a BMC (upstream: its node provisioner's live view). */
-/** Nodes with a BMC, each with its boot MAC: its PXE port's (Ironic ports), if it has one. */
+/**
+ * `GET /nodes`: the inventory's nodes with a BMC (upstream: its node provisioner's live view), each
+ * with its boot MAC: its PXE port's (Ironic ports), if it has one.
+ */
 export async function listDrydockNodes(deps: Ports, auth: Principal | undefined): Promise<{ node: Node; bootMac: string | null }[]> {
   requireAdmin(auth);
   const [nodes, ports] = await Promise.all([deps.nodes.list(), deps.bmPorts.list()]);
