@@ -134,6 +134,15 @@ export class Agent {
         await this.api.result(job, outcome);
         break;
       } catch (err) {
+        // The API refused the output itself (too large or too deeply nested to store): the job
+        // ran, so report it failed with the reason rather than let the claim expire and the
+        // command (a BMC reset, a package update) run again.
+        if (err instanceof ApiError && err.status === 400 && outcome.status === 'succeeded') {
+          log.warn('output refused; reporting the job failed', { job_id: job.id, message: err.message });
+          outcome = { status: 'failed', error: refusedOutput(err.message) };
+          attempt = 0;
+          continue;
+        }
         // A refused result means our claim went stale (expired and re-offered): another run owns it now.
         if (err instanceof ApiError) {
           log.warn('result refused', { job_id: job.id, status: err.status, message: err.message });
@@ -176,3 +185,9 @@ export class Agent {
 }
 
 class ReleaseSignal extends Error {}
+
+/** The failure reported for a job whose output the API would not take (at most 4000 characters). */
+export function refusedOutput(apiMessage: string): string {
+  const text = `agent error: the job ran, but the API refused its output: ${apiMessage}`;
+  return text.length <= 4000 ? text : `${text.slice(0, 3999)}…`;
+}

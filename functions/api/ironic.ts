@@ -33,6 +33,7 @@ import {
   PortShowQuery,
 } from '#core/ironic/bm-ports.ts';
 import type { Node } from '#core/inventory/node.ts';
+import { nodeFor } from '#core/ironic/redact.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, driverProperties, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';
 import { accepted, created, noContent, ok, type Reply, type Request, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
@@ -136,7 +137,10 @@ function nodeList(detailRoute: boolean): RouteHandler {
     const query = parseWith(NodeListQuery, req.query, 'INVALID_PARAMETER_VALUE');
     const page = await listIronicNodes(req.deps, req.auth, query, req.query, detailRoute);
     const base = baseUrl(req);
-    const view = (n: Node) => (page.fields ? ironicNodeFields(n, base, page.fields) : detailRoute || query.detail ? ironicNode(n, base) : ironicNodeSummary(n, base));
+    const view = (node: Node) => {
+      const n = nodeFor(req.auth, node);
+      return page.fields ? ironicNodeFields(n, base, page.fields) : detailRoute || query.detail ? ironicNode(n, base) : ironicNodeSummary(n, base);
+    };
     return ok({ nodes: page.items.map(view), ...(page.next ? { next: `${base}/v1/nodes${detailRoute ? '/detail' : ''}?${page.next}` } : {}) });
   };
 }
@@ -180,19 +184,20 @@ export const handler = surface(
     'GET /v1': async (req) => ok(v1(baseUrl(req))),
     'GET /v1/nodes': nodeList(false),
     'GET /v1/nodes/detail': nodeList(true),
-    'POST /v1/nodes': async (req) => created(ironicNode(await registerNode(req.deps, req.auth, parseWith(NodeCreate, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
+    'POST /v1/nodes': async (req) =>
+      created(ironicNode(nodeFor(req.auth, await registerNode(req.deps, req.auth, parseWith(NodeCreate, req.body, 'INVALID_PARAMETER_VALUE'))), baseUrl(req))),
     'GET /v1/nodes/{node_ident}': async (req) => {
       const fields = nodeFields(parseWith(NodeShowQuery, req.query, 'INVALID_PARAMETER_VALUE').fields);
-      const node = await getIronicNode(req.deps, req.auth, req.path.node_ident!);
+      const node = nodeFor(req.auth, await getIronicNode(req.deps, req.auth, req.path.node_ident!));
       return ok(fields ? ironicNodeFields(node, baseUrl(req), fields) : ironicNode(node, baseUrl(req)));
     },
     'PATCH /v1/nodes/{node_ident}': async (req) =>
-      ok(ironicNode(await patchNode(req.deps, req.auth, req.path.node_ident!, parseWith(NodePatchOps, req.body, 'INVALID_PARAMETER_VALUE')), baseUrl(req))),
+      ok(ironicNode(nodeFor(req.auth, await patchNode(req.deps, req.auth, req.path.node_ident!, parseWith(NodePatchOps, req.body, 'INVALID_PARAMETER_VALUE'))), baseUrl(req))),
     'DELETE /v1/nodes/{node_ident}': async (req) => {
       await deleteIronicNode(req.deps, req.auth, req.path.node_ident!);
       return noContent();
     },
-    'GET /v1/nodes/{node_ident}/states': async (req) => ok(ironicStates(await getIronicNode(req.deps, req.auth, req.path.node_ident!))),
+    'GET /v1/nodes/{node_ident}/states': async (req) => ok(ironicStates(nodeFor(req.auth, await getIronicNode(req.deps, req.auth, req.path.node_ident!)))),
     'PUT /v1/nodes/{node_ident}/states/power': async (req) => {
       const job = await requestPowerState(req.deps, req.auth, req.path.node_ident!, parseWith(PowerRequest, req.body, 'INVALID_PARAMETER_VALUE'));
       return accepted(undefined, { Location: `${baseUrl(req)}/v1/nodes/${job.node_id}/states` });

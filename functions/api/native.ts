@@ -43,7 +43,8 @@ export const handler = surface(
     'GET /v1.1/{project_id}/tokens': async ({ deps, auth }) => ok({ tokens: (await listTokens(deps, auth)).map(tokenView) }),
     'POST /v1.1/{project_id}/tokens': async ({ deps, auth, body }) => {
       const { token, record } = await createToken(deps, auth, parseWith(TokenCreate, body));
-      return accepted({ token: { ...tokenView(record), token } });
+      // The secret is shown once; an Idempotency-Key replay keeps it sealed (`secret`).
+      return { ...accepted({ token: { ...tokenView(record), token } }), secret: true };
     },
     'DELETE /v1.1/{project_id}/tokens/{token_id}': async ({ deps, auth, path }) => {
       await revokeToken(deps, auth, path.token_id!);

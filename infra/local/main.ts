@@ -5,16 +5,24 @@ import { startLocalStack } from './stack.ts';
  * `npm start`: the whole system on this machine. PORT (default 8080), SLIPWAY_DATA_DIR (default
  * .slipway), SLIPWAY_ADMIN_TOKEN (else generated into <data dir>/admin-token). Ctrl-C or
  * SIGTERM stops everything it started, the JVM included.
+ *
+ * Everything listens on 127.0.0.1. SLIPWAY_HOST moves the API (only the API: DynamoDB Local and
+ * the object store stay on loopback) to another address, e.g. for machines on a lab network that
+ * call it; its routes still want their credentials (tokens, boot-action keys).
  */
 async function main(): Promise<void> {
+  // Whatever this process and its children (the JVM) create is for this user only: the data
+  // directory holds the database, the bootdata objects, the secret key and the admin token.
+  process.umask(0o077);
   const port = Number(process.env.PORT ?? 8080);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     process.stderr.write(`PORT must be a TCP port number, got ${process.env.PORT}\n`);
     process.exit(2);
   }
+  const host = process.env.SLIPWAY_HOST || '127.0.0.1';
   let stack;
   try {
-    stack = await startLocalStack({ port, host: process.env.SLIPWAY_HOST ?? '127.0.0.1' });
+    stack = await startLocalStack({ port, host });
   } catch (err) {
     if (err instanceof JavaMissingError) {
       process.stderr.write(`slipway: ${err.message}\n`);
@@ -25,6 +33,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     throw err;
+  }
+  if (!['127.0.0.1', '::1', 'localhost'].includes(host)) {
+    process.stderr.write(`slipway: warning: SLIPWAY_HOST=${process.env.SLIPWAY_HOST}: the API listens on ${host}, not only on this machine (DynamoDB Local and the object store stay on 127.0.0.1)\n`);
   }
   const tokenHint = stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : '$SLIPWAY_ADMIN_TOKEN';
   process.stdout.write(

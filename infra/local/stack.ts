@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import S3rver from 's3rver';
@@ -12,12 +13,18 @@ import { ensureToken } from '#core/identity/tokens.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import { ensureTable } from '#aws/dynamo/local-table.ts';
 import { freePort, startDynamoLocal } from './dynamodb.ts';
+import { LOCAL_S3_KEY_ID, requireSigV4 } from './s3-auth.ts';
 import { startHttpServer } from './server.ts';
 
 /**
  * The whole system in one process (DESIGN.md §8): DynamoDB Local, s3rver, and the HTTP server
  * serving the route table through the real handlers. Data lives under `dataDir` and survives
  * restarts unless `ephemeral` (tests) keeps DynamoDB in memory.
+ *
+ * Exposure: all three listen on 127.0.0.1 only (DynamoDB Local through its loopback launcher,
+ * the API unless `host` says otherwise); s3rver answers only requests signed with AWS SigV4
+ * (s3-auth.ts) with the stack's own secret; the data directory is made 0700 and what the stack
+ * keeps in it (dynamodb/, s3/, s3-secret, secret.key, admin-token) owner-only, also when an older version left it readable.
  */
 export interface LocalStackOptions {
   port?: number;
@@ -41,6 +48,8 @@ export interface LocalStack {
   dynamoEndpoint: string;
   s3Endpoint: string;
   dataDir: string;
+  /** DynamoDB Local's JVM (tests check what it listens on). */
+  dynamoPid?: number;
   /** Lease timing and the lease-event workflow runner (tests sweep and wait on it). */
   lifecycle: LocalLifecycle;
   stop(): Promise<void>;
@@ -54,7 +63,7 @@ export function defaultDataDir(): string {
 
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const dataDir = resolve(opts.dataDir ?? defaultDataDir());
-  mkdirSync(dataDir, { recursive: true });
+  prepareDataDir(dataDir);
   const stoppers: (() => Promise<void>)[] = [];
   const stop = async () => {
     for (const s of stoppers.reverse()) await s().catch(() => undefined);
@@ -64,7 +73,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     stoppers.push(ddb.stop);
 
     const s3Dir = join(dataDir, 's3');
-    mkdirSync(s3Dir, { recursive: true });
+    mkdirSync(s3Dir, { recursive: true, mode: 0o700 });
     const s3 = new S3rver({
       address: '127.0.0.1',
       port: await freePort(),
@@ -72,6 +81,10 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       directory: s3Dir,
       configureBuckets: [{ name: BOOTDATA_BUCKET, configs: [] }],
     });
+    // s3rver is a Koa application: this check runs before any of its own middleware, so an
+    // unsigned (or wrongly signed) request never reaches its router.
+    const s3Secret = ownSecret(join(dataDir, 's3-secret'));
+    (s3 as unknown as { middleware: unknown[] }).middleware.unshift(requireSigV4({ [LOCAL_S3_KEY_ID]: s3Secret }));
     const s3Addr = (await s3.run()) as unknown as { address: string; port: number };
     stoppers.push(() => s3.close());
     const s3Endpoint = `http://127.0.0.1:${s3Addr.port}`;
@@ -82,6 +95,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       TABLE_NAME: tableName,
       DYNAMODB_ENDPOINT: ddb.endpoint,
       S3_ENDPOINT: s3Endpoint,
+      S3_SECRET_ACCESS_KEY: s3Secret,
       BOOTDATA_BUCKET,
       // BMC passwords the cloud holds are sealed with this key (created on first start).
       SLIPWAY_SECRET_KEY_FILE: join(dataDir, 'secret.key'),
@@ -125,10 +139,54 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     // Events due while the stack was stopped run now; the rest get their timers.
     await lifecycle.start();
     stoppers.push(() => lifecycle.stop());
-    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, lifecycle, stop };
+    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, dynamoPid: ddb.pid, lifecycle, stop };
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** What the stack keeps in its data directory; only these are made owner-only when they exist. */
+const OWN_ENTRIES = ['dynamodb', 's3', 's3-secret', 'secret.key', 'admin-token'];
+
+/** A random secret kept in `file` (0600), made on first start. */
+function ownSecret(file: string): string {
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  const secret = randomBytes(32).toString('base64url');
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}
+
+/**
+ * Creates the data directory 0700, or makes an existing one 0700 and everything the stack keeps
+ * in it owner-only (directories 0700, files 0600): an older version left them 0755/0644. Refuses
+ * a directory it does not own or a shared one (sticky bit, like /tmp), which it must not chmod.
+ */
+export function prepareDataDir(dataDir: string): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const st = statSync(dataDir);
+  if (!st.isDirectory()) throw new Error(`data directory ${dataDir} is not a directory`);
+  const uid = process.getuid?.();
+  if (uid !== undefined && uid !== 0 && st.uid !== uid) throw new Error(`data directory ${dataDir} belongs to uid ${st.uid}, not to this user (${uid}); set SLIPWAY_DATA_DIR to a directory of your own`);
+  if (st.mode & 0o1000) throw new Error(`data directory ${dataDir} is a shared directory (sticky bit); set SLIPWAY_DATA_DIR to a directory of its own inside it`);
+  if ((st.mode & 0o777) !== 0o700) chmodSync(dataDir, 0o700);
+  for (const name of OWN_ENTRIES) restrictTree(join(dataDir, name));
+}
+
+function restrictTree(path: string): void {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  // Symbolic links are left alone (their mode means nothing; their target is not ours to change).
+  if (st.isSymbolicLink()) return;
+  if (st.isDirectory()) {
+    if ((st.mode & 0o777) !== 0o700) chmodSync(path, 0o700);
+    for (const entry of readdirSync(path)) restrictTree(join(path, entry));
+  } else if (st.mode & 0o077) {
+    chmodSync(path, st.mode & 0o700);
   }
 }
 

@@ -50,6 +50,8 @@ const KMS_USE: Partial<Record<FunctionName, string[]>> = {
   commissaire: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'],
   // Node keys are stored sealed; the admin view of a node's boot actions opens its key.
   bootactions: ['kms:Decrypt'],
+  // A new token's secret is kept sealed in the Idempotency-Key store for its replay.
+  native: ['kms:Encrypt', 'kms:Decrypt'],
 };
 
 /**

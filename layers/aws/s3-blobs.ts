@@ -7,6 +7,11 @@ export interface S3BlobSettings {
   /** Set locally (s3rver); unset on AWS. */
   endpoint?: string;
   region?: string;
+  /**
+   * Locally: the object store's secret, made per data directory by the local stack, which
+   * refuses requests not signed with it (default: S3_SECRET_ACCESS_KEY of the environment).
+   */
+  secretAccessKey?: string;
 }
 
 /**
@@ -33,9 +38,10 @@ function makeS3(s: S3BlobSettings): S3Client {
           endpoint: s.endpoint,
           region: 'us-east-1',
           // s3rver serves buckets by path only and knows one account, S3RVER (it checks the key
-          // id, not the SigV4 signature), so any other key id is InvalidAccessKeyId.
+          // id, not the SigV4 signature), so any other key id is InvalidAccessKeyId. The local
+          // stack checks the signature itself, against its own secret (infra/local/s3-auth.ts).
           forcePathStyle: true,
-          credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+          credentials: { accessKeyId: 'S3RVER', secretAccessKey: s.secretAccessKey ?? process.env.S3_SECRET_ACCESS_KEY ?? 'S3RVER' },
           // s3rver predates the default CRC checksums of newer SDKs.
           requestChecksumCalculation: 'WHEN_REQUIRED' as const,
           responseChecksumValidation: 'WHEN_REQUIRED' as const,

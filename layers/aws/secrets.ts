@@ -32,11 +32,20 @@ export class AesSecretBox implements SecretBox {
   }
 
   async open(sealed: string): Promise<string> {
-    const [v, iv, tag, body] = sealed.split(':');
-    if (v !== 'v1' || !iv || !tag || body === undefined) throw new Error('unknown sealed secret format');
-    const d = createDecipheriv('aes-256-gcm', this.key, Buffer.from(iv, 'base64'));
-    d.setAuthTag(Buffer.from(tag, 'base64'));
-    return Buffer.concat([d.update(Buffer.from(body, 'base64')), d.final()]).toString('utf8');
+    const [v, iv, tag, body, ...rest] = typeof sealed === 'string' ? sealed.split(':') : [];
+    if (v !== 'v1' || !iv || !tag || body === undefined || rest.length > 0) throw new Error('unknown sealed secret format');
+    const ivBytes = Buffer.from(iv, 'base64');
+    const tagBytes = Buffer.from(tag, 'base64');
+    // What seal() writes: a 12-byte IV and a 16-byte tag. Anything else is damaged (or was never
+    // sealed here), and says so rather than failing somewhere inside the cipher.
+    if (ivBytes.length !== 12 || tagBytes.length !== 16) throw new Error('damaged sealed secret');
+    try {
+      const d = createDecipheriv('aes-256-gcm', this.key, ivBytes);
+      d.setAuthTag(tagBytes);
+      return Buffer.concat([d.update(Buffer.from(body, 'base64')), d.final()]).toString('utf8');
+    } catch {
+      throw new Error('sealed secret could not be opened (damaged, or sealed with another key)');
+    }
   }
 }
 

@@ -36,3 +36,25 @@ export async function openSecrets(box: SecretBox, info: Record<string, unknown>)
 export function maskSecrets(info: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(info).map(([k, v]) => [k, SECRET_FIELDS.has(k) || isSealed(v) ? '******' : v]));
 }
+
+/**
+ * Where a client-supplied value holds something shaped like a sealed secret (an object with a
+ * `$sealed` key, at any depth), or undefined. Only the API seals: a client that sends such a
+ * value could make the agent's claims open something that was never sealed (issue "tenants
+ * cannot harm the site"), so every writer of driver_info, properties, extra or a port's fields
+ * refuses it. Iterative, as the value is not yet known to be shallow.
+ */
+export function sealedShapeAt(value: unknown, path = ''): string | undefined {
+  const stack: { v: unknown; at: string }[] = [{ v: value, at: path }];
+  while (stack.length > 0) {
+    const { v, at } = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      v.forEach((item, i) => stack.push({ v: item, at: `${at}[${i}]` }));
+      continue;
+    }
+    if (Object.hasOwn(v, '$sealed')) return at || 'value';
+    for (const [k, child] of Object.entries(v)) stack.push({ v: child, at: at ? `${at}.${k}` : k });
+  }
+  return undefined;
+}

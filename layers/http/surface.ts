@@ -16,6 +16,7 @@ import {
 } from '#core/errors.ts';
 import type { Principal, Role } from '#core/identity/identity.ts';
 import type { Ports } from '#core/ports.ts';
+import { checkJson, idProblem, MAX_ID_BYTES, MAX_QUERY_BYTES } from '#core/util/bounds.ts';
 import { type ErrorStyle, renderError } from './errors.ts';
 import { log } from './log.ts';
 import { compileTemplate, type CompiledTemplate } from './route-match.ts';
@@ -62,6 +63,11 @@ export interface Reply {
    */
   raw?: { body: string | Uint8Array; contentType: string };
   headers?: Record<string, string>;
+  /**
+   * The body carries a secret (a new token): the Idempotency-Key store keeps it sealed with the
+   * deployment's secret box, never in plaintext.
+   */
+  secret?: boolean;
 }
 
 export type RouteHandler = (req: Request) => Promise<Reply>;
@@ -131,10 +137,33 @@ function parseBody(event: HttpEvent, asText: boolean): unknown {
   if (ctype && !/\bjson\b/i.test(ctype)) {
     throw new ValidationError(`Content-Type must be application/json, not ${ctype}`, 'MALFORMED_REQUEST_BODY');
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(raw);
+    parsed = JSON.parse(raw);
   } catch {
     throw new ValidationError('Malformed JSON in request body', 'MALFORMED_REQUEST_BODY');
+  }
+  // Depth and prototype keys, for every route at once: nothing deeper or `__proto__`-keyed ever
+  // reaches a use-case, whatever its schema forgets.
+  checkJson(parsed, 'body', 'MALFORMED_REQUEST_BODY');
+  return parsed;
+}
+
+/**
+ * Path parameters and query values bounded for every route before any handler runs: no
+ * identifier longer than a DynamoDB key can hold, no control characters. A catch-all's `proxy`
+ * is a path, not an identifier: it only ever reaches a 404 or 405.
+ */
+function checkParams(params: Record<string, string>, query: Record<string, string | undefined>): void {
+  for (const [name, value] of Object.entries(params)) {
+    if (name === 'proxy' || name.endsWith('+')) continue;
+    const p = idProblem(value, MAX_ID_BYTES);
+    if (p) throw new ValidationError(`Path parameter ${name} ${p}`);
+  }
+  for (const [name, value] of Object.entries(query)) {
+    if (value === undefined) continue;
+    const p = idProblem(name, MAX_ID_BYTES) ?? idProblem(value, MAX_QUERY_BYTES);
+    if (p) throw new ValidationError(`Query parameter ${name.slice(0, 64)} ${p}`);
   }
 }
 
@@ -230,6 +259,7 @@ export function surface(
     checkAccept(event);
     // Anonymous routes authenticate by other means (a node key), whatever token came along.
     if (!anonymous) checkRole(auth, method, options.roles);
+    checkParams(path, event.queryStringParameters ?? {});
     const req: Request = {
       get deps() {
         return deps();
@@ -290,6 +320,12 @@ export function surface(
     });
   // The route keys this surface serves, so tests can check them against infra/routes.ts.
   return Object.assign(wrapped, { routeKeys: Object.keys(routes) });
+}
+
+async function storedBody(deps: Ports, reply: Reply): Promise<{ body: string; sealed?: true }> {
+  if (reply.body === undefined) return { body: '' };
+  const json = JSON.stringify(reply.body);
+  return reply.secret ? { body: await deps.secrets.seal(json), sealed: true } : { body: json };
 }
 
 function requestIdHeaders(id: string): Record<string, string> {
@@ -357,12 +393,18 @@ function accessLog(event: HttpEvent, status: number, state: State): void {
  * a retry with the same key and body replays the stored response; the same key with another
  * body is 422; a retry while the first is still running is 409. Failed requests release the
  * key so that a corrected retry can run.
+ *
+ * Keys belong to the calling token, not to its user or project: a replay is served only to the
+ * token that made the request, which the authorizer has just resolved again (a revoked or
+ * expired token never reaches this point), so a replay grants nothing the caller could not do.
+ * A response that carries a secret (`Reply.secret`) is stored sealed.
  */
 async function withIdempotency(req: Request, event: HttpEvent, run: () => Promise<Reply>): Promise<Reply> {
   const key = req.headers['idempotency-key'];
   if (req.method !== 'POST' || !key || !req.auth) return run();
-  if (key.length > 255) throw new ValidationError('Idempotency-Key must be at most 255 characters');
-  const scope = `${req.auth.project_id}#${req.auth.user_id}`;
+  const problem = idProblem(key, MAX_ID_BYTES);
+  if (problem) throw new ValidationError(`Idempotency-Key ${problem}`);
+  const scope = `TOKEN#${req.auth.token_id}`;
   const fingerprint = createHash('sha256')
     .update(`${event.routeKey}\n${event.rawPath}\n${JSON.stringify(req.body ?? null)}`)
     .digest('hex');
@@ -378,7 +420,7 @@ async function withIdempotency(req: Request, event: HttpEvent, run: () => Promis
     return {
       statusCode: existing.status ?? 200,
       headers: { ...(existing.headers ?? {}), 'Idempotent-Replayed': 'true' },
-      body: existing.body ? JSON.parse(existing.body) : undefined,
+      body: existing.body ? JSON.parse(existing.sealed ? await req.deps.secrets.open(existing.body) : existing.body) : undefined,
     };
   }
   try {
@@ -388,7 +430,7 @@ async function withIdempotency(req: Request, event: HttpEvent, run: () => Promis
       state: 'DONE',
       status: reply.statusCode,
       headers: reply.headers ?? {},
-      body: reply.body === undefined ? '' : JSON.stringify(reply.body),
+      ...(await storedBody(req.deps, reply)),
     });
     return reply;
   } catch (err) {

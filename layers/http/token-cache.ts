@@ -16,9 +16,11 @@ export const tokenCache = {
     cache.delete(hash);
     return undefined;
   },
-  set(hash: string, principal: Principal): void {
+  /** Kept TTL_MS at most, and never past the token's own expiry (ISO time, or null for none). */
+  set(hash: string, principal: Principal, expiresAt: string | null = null): void {
     if (cache.size > 10_000) cache.clear();
-    cache.set(hash, { principal, until: Date.now() + TOKEN_CACHE_TTL_MS });
+    const until = Math.min(Date.now() + TOKEN_CACHE_TTL_MS, expiresAt === null ? Infinity : Date.parse(expiresAt));
+    cache.set(hash, { principal, until });
   },
   clear(): void {
     cache.clear();

@@ -58,6 +58,10 @@ describe('Ironic drivers and vendor passthru over HTTP', () => {
     ['POST', '/v1/drivers/ipmi/vendor_passthru/probe', { port: 623, username: 'u' }, 400, "'address'"],
     ['POST', '/v1/drivers/ipmi/vendor_passthru/probe', { address: 'a', username: 'u', colour: 'red' }, 400, 'unexpected argument(s) colour'],
     ['POST', '/v1/drivers/idrac/vendor_passthru/probe', {}, 404, 'Driver idrac could not be found.'],
+    // Names of Object.prototype's own keys are just unknown drivers.
+    ['GET', '/v1/drivers/constructor/vendor_passthru/methods', undefined, 404, 'Driver constructor could not be found.'],
+    ['POST', '/v1/drivers/__proto__/vendor_passthru/probe', {}, 404, 'Driver __proto__ could not be found.'],
+    ['GET', '/v1/drivers/toString/properties', undefined, 404, 'Driver toString could not be found.'],
     ['POST', '/v1/nodes/no-such-node/vendor_passthru/send_raw', {}, 404, 'could not be found'],
   ])('%s %s → %s', async (method, path, body, status, message) => {
     const res = await call(method, path, body === undefined ? {} : { body });

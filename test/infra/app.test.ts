@@ -288,7 +288,7 @@ describe('CDK app', () => {
       }
     });
 
-    it('lets only Ironic and Commissaire seal (kms:Encrypt) and only the agent API, Commissaire and the boot actions open (kms:Decrypt) secrets, with the stateful key', () => {
+    it('lets only Ironic, Commissaire and the native surface seal (kms:Encrypt) and only the agent API, Commissaire, the boot actions and the native surface open (kms:Decrypt) secrets, with the stateful key', () => {
       const kmsActions = (f: SlipwayFunction) => {
         const policy = apiResources[idOf(built.api, f.role.node.findChild('DefaultPolicy'))]!;
         const statements = (policy.Properties.PolicyDocument as { Statement: { Action: string | string[]; Resource: unknown }[] }).Statement;
@@ -298,7 +298,8 @@ describe('CDK app', () => {
       for (const name of functionNames) {
         const fn = built.api.surfaces.get(name)!;
         // Commissaire seals SSH keys and opens them for GET /api/v0/host/{IP}/creds (admins).
-        // The boot-action admin view opens the node key.
+        // The boot-action admin view opens the node key. The native surface seals a new token's
+        // secret in the Idempotency-Key store and opens it for a replay.
         const want =
           name === 'ironic'
             ? ['kms:Encrypt']
@@ -306,7 +307,9 @@ describe('CDK app', () => {
               ? ['kms:Decrypt']
               : name === 'commissaire'
                 ? ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt']
-                : undefined;
+                : name === 'native'
+                  ? ['kms:Encrypt', 'kms:Decrypt']
+                  : undefined;
         expect(kmsActions(fn), name).toEqual(want ? [{ actions: want, resource: keyRef }] : []);
         const env = (apiResources[idOf(built.api, fn.fn)]!.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
         if (want) expect(env.SECRETS_KMS_KEY_ID, name).toEqual(keyRef);

@@ -1,6 +1,9 @@
 import { describe, expect, inject, it } from 'vitest';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
+import { ClaimRequest, claimJobs, UNOPENABLE_SECRETS } from '../../layers/core/agent/jobs.ts';
+import type { Principal } from '../../layers/core/identity/identity.ts';
+import { localCallbacks } from '../../layers/aws/deps.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
 
 /**
@@ -118,5 +121,67 @@ describe('agent job queue', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.message).toMatch(/wait/);
     expect((await call('GET', '/v1/leases', { token: a.token })).status).toBe(403);
+  });
+
+  it('refuses outputs it could not store: reserved keys, 40 levels, over 64 KiB; the claim stays usable', async () => {
+    const a = await agentFor();
+    const job = await enqueue(a.site);
+    const held = (await claim(a.token)).body.jobs[0];
+    let deep: unknown = 1;
+    for (let i = 0; i < 40; i++) deep = [deep];
+    for (const output of [JSON.parse('{"constructor": {"x": 1}}'), { a: JSON.parse('{"__proto__": 1}') }, deep, { text: 'x'.repeat(66_000) }]) {
+      const res = await call('POST', `/api/v1.0/agent/jobs/${job.id}/result`, { token: a.token, body: { claim_token: held.claim_token, status: 'succeeded', output } });
+      expect(res.status, res.text.slice(0, 300)).toBe(400);
+      expect(res.body).toMatchObject({ type: 'error', retry: false });
+    }
+    const long = await call('POST', `/api/v1.0/agent/jobs/${job.id}/heartbeat`, { token: a.token, body: { claim_token: 'c'.repeat(300) } });
+    expect(long.status).toBe(400);
+    const done = await call('POST', `/api/v1.0/agent/jobs/${job.id}/result`, { token: a.token, body: { claim_token: held.claim_token, status: 'succeeded', output: { sensors: 'y'.repeat(60_000) } } });
+    expect(done.status, done.text.slice(0, 300)).toBe(200);
+  });
+
+  it('fails a job whose secrets cannot be opened alone, and hands out the rest of the batch', async () => {
+    const a = await agentFor();
+    const before = await enqueue(a.site);
+    // A sealed value nobody sealed (clients can no longer submit one; an old or damaged item can hold one).
+    const bad = await enqueueJob(deps(), {
+      site: a.site,
+      kind: 'power',
+      payload: { driver: 'ipmi', driver_info: { ipmi_address: '10.0.0.1', ipmi_username: { $sealed: 'v1:AAAA:BBBB:CCCC' } }, target: 'power on' },
+    });
+    const after = await enqueue(a.site);
+    const res = await claim(a.token, { max: 3 });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.jobs.map((j: any) => j.id).sort()).toEqual([before.id, after.id].sort());
+    const failed = await call('GET', `/api/v1.0/agent/jobs/${bad.id}`, { token: a.token });
+    expect(failed.body.job).toMatchObject({ status: 'failed', error: UNOPENABLE_SECRETS });
+    expect(failed.body.job.error).not.toContain('AAAA');
+    expect((await claim(a.token)).body.jobs).toEqual([]);
+  });
+
+  it('claims around a secrets port that throws for one job (the use-case alone)', async () => {
+    const site = unique('site');
+    const agent: Principal = { token_id: 't', project_id: site, user_id: 'agent', roles: ['agent'] };
+    const base = deps();
+    const secrets = {
+      seal: async (plain: string) => `plain:${plain}`,
+      open: async (sealed: string) => {
+        if (sealed === 'broken') throw new Error('unable to authenticate data');
+        return sealed.replace(/^plain:/, '');
+      },
+    };
+    const fake = { ...base, secrets };
+    const good = await enqueueJob(base, { site, kind: 'power', payload: { driver: 'ipmi', driver_info: { ipmi_address: 'a', ipmi_password: { $sealed: 'plain:pw' } } } });
+    const token = unique('task-token');
+    // Settled during the claim: caught at once, looked at below.
+    const told = localCallbacks.wait(token).promise.then(() => undefined, (err: Error) => err);
+    const broken = await enqueueJob(base, { site, kind: 'power', payload: { driver: 'ipmi', driver_info: { ipmi_address: 'b', ipmi_password: { $sealed: 'broken' } } }, task_token: token });
+    const later = await enqueueJob(base, { site, kind: 'power', payload: { driver: 'ipmi', driver_info: { ipmi_address: 'c' } } });
+    const jobs = await claimJobs(fake, agent, ClaimRequest.parse({ max: 5 }));
+    expect(jobs.map((j) => j.id).sort()).toEqual([good.id, later.id].sort());
+    expect(jobs.find((j) => j.id === good.id)!.payload.driver_info).toEqual({ ipmi_address: 'a', ipmi_password: 'pw' });
+    expect(await base.jobs.get(broken.id)).toMatchObject({ status: 'failed', error: UNOPENABLE_SECRETS });
+    // The workflow waiting for it is told at once, not left to its timeout.
+    expect(await told).toMatchObject({ name: 'AgentJobFailed', message: UNOPENABLE_SECRETS });
   });
 });

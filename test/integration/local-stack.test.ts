@@ -14,10 +14,17 @@ const tsx = join(root, 'node_modules/.bin/tsx');
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+/** This process's environment without SLIPWAY_* and PORT: each test says what `npm start` gets. */
+function callerFree(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLIPWAY_') && k !== 'PORT') env[k] = v;
+  return { ...env, ...extra };
+}
+
 function start(dataDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const child = spawn(tsx, ['infra/local/main.ts'], {
     cwd: root,
-    env: { ...process.env, PORT: '0', SLIPWAY_DATA_DIR: dataDir, SLIPWAY_LOG_LEVEL: 'warn', ...env },
+    env: callerFree({ PORT: '0', SLIPWAY_DATA_DIR: dataDir, SLIPWAY_LOG_LEVEL: 'warn', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -55,6 +62,16 @@ const javaProcessesFor = (dataDir: string) => {
     return '';
   }
 };
+
+describe('the test environment', () => {
+  it('holds none of the caller\'s SLIPWAY_* settings (test/support/global-setup.ts drops them)', () => {
+    // Whatever the shell that runs `npm test` exported: the suite's own stack and tests decide.
+    for (const name of ['SLIPWAY_ADMIN_TOKEN', 'SLIPWAY_DATA_DIR', 'SLIPWAY_HOST', 'SLIPWAY_CLEANING_MINUTES', 'SLIPWAY_NOTIFY_WEBHOOK', 'PORT']) {
+      expect(process.env[name], name).toBeUndefined();
+    }
+    expect(process.env.SLIPWAY_LOG_LEVEL).toBe('warn');
+  });
+});
 
 describe('npm start', () => {
   it('keeps data across a restart and stops the JVM on SIGTERM', async () => {
@@ -100,7 +117,7 @@ describe('npm start', () => {
       execFileSync(tsx, ['infra/local/main.ts'], {
         cwd: root,
         // node_modules/.bin has node (22) but there is no java on this PATH.
-        env: { ...process.env, PATH: join(root, 'node_modules/.bin'), PORT: '0', SLIPWAY_DATA_DIR: dataDir },
+        env: callerFree({ PATH: join(root, 'node_modules/.bin'), PORT: '0', SLIPWAY_DATA_DIR: dataDir }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } catch (err) {

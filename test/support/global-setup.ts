@@ -20,8 +20,29 @@ declare module 'vitest' {
 let stack: LocalStack | undefined;
 let dir: string | undefined;
 
+/**
+ * The suite's results must not depend on the shell that runs it: every SLIPWAY_* variable the
+ * caller exported (SLIPWAY_ADMIN_TOKEN, SLIPWAY_DATA_DIR, settings such as
+ * SLIPWAY_CLEANING_MINUTES, ...) and PORT are dropped here, in the main process, before the
+ * stack starts and before any test worker is forked (workers inherit this environment). The
+ * suite then sets its own: SLIPWAY_LOG_LEVEL here and in vitest.config.ts, and what the stack
+ * puts in the environment (SLIPWAY_SECRET_KEY_FILE, SLIPWAY_COMMISSAIRE_SITE).
+ * No proxy is used for loopback, whatever http_proxy says (curl and wget fetch presigned URLs).
+ */
+export function isolateFromCallerEnvironment(env: NodeJS.ProcessEnv = process.env): void {
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('SLIPWAY_') || name === 'PORT') delete env[name];
+  }
+  env.SLIPWAY_LOG_LEVEL = 'warn';
+  const loopback = ['127.0.0.1', 'localhost', '::1', '[::1]'];
+  for (const name of ['no_proxy', 'NO_PROXY']) {
+    const have = (env[name] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+    env[name] = [...new Set([...have, ...loopback])].join(',');
+  }
+}
+
 export async function setup(project: TestProject): Promise<void> {
-  process.env.SLIPWAY_LOG_LEVEL ??= 'warn';
+  isolateFromCallerEnvironment();
   dir = mkdtempSync(join(tmpdir(), 'slipway-test-'));
   stack = await startLocalStack({
     port: 0,

@@ -2,7 +2,11 @@ import { grantsOf, type Node, resourceClassOf } from '#core/inventory/node.ts';
 import type { BaremetalPort } from '#core/ironic/bm-ports.ts';
 import { maskSecrets } from '#core/secrets.ts';
 
-/** Ironic's node shapes: the list summary and the detail, with secrets as `******`. */
+/**
+ * Ironic's node shapes: the list summary and the detail, with secrets as `******`. Render a node
+ * as its viewer may see it (`nodeFor` in `#core/ironic/redact.ts`: no BMC identifiers for
+ * non-admins).
+ */
 export function ironicLinks(base: string, kind: string, id: string) {
   return [
     { href: `${base}/v1/${kind}/${id}`, rel: 'self' },
@@ -13,7 +17,7 @@ export function ironicLinks(base: string, kind: string, id: string) {
 export function ironicNodeSummary(n: Node, base: string) {
   return {
     uuid: n.id,
-    name: n.name,
+    name: ironicName(n),
     instance_uuid: null,
     power_state: n.bmc?.power_state ?? null,
     provision_state: n.bmc?.provision_state ?? 'enroll',
@@ -21,6 +25,9 @@ export function ironicNodeSummary(n: Node, base: string) {
     links: ironicLinks(base, 'nodes', n.id),
   };
 }
+
+/** A node whose name was cleared (`PATCH /name` null) keeps its uuid as the inventory's name: no name for Ironic. */
+export const ironicName = (n: Pick<Node, 'id' | 'name'>): string | null => (n.name === n.id ? null : n.name);
 
 export function ironicNode(n: Node, base: string) {
   const b = n.bmc;

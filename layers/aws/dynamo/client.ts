@@ -1,6 +1,7 @@
 import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
-import { ConcurrentModificationError } from '#core/errors.ts';
+import { ConcurrentModificationError, ValidationError } from '#core/errors.ts';
+import { log } from '#core/util/log.ts';
 
 export interface DynamoSettings {
   tableName: string;
@@ -67,8 +68,29 @@ export function makeDynamo(s: DynamoSettings): Dynamo {
     },
     { step: 'initialize', name: 'slipwayStats' },
   );
+  // The last line of defence behind the use-cases' bounds: a value DynamoDB refuses (a key over
+  // 2,048 bytes, an item over 400 KB) is the client's doing, a 400, never a 500.
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        if (!isStoreValidationFailure(err)) throw err;
+        log.warn('store refused a value', { command: context.commandName, error: (err as Error).message });
+        throw new ValidationError('The request holds a value that is too long or too large to store');
+      }
+    },
+    { step: 'initialize', name: 'slipwayValidation', priority: 'high' },
+  );
   const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
   return { doc, table: s.tableName };
+}
+
+/** DynamoDB's own refusal of a request's values, directly or as one reason of a transaction. */
+function isStoreValidationFailure(err: unknown): boolean {
+  const e = err as { name?: string; CancellationReasons?: { Code?: string }[] };
+  if (e?.name === 'ValidationException') return true;
+  return err instanceof TransactionCanceledException && (e.CancellationReasons ?? []).some((r) => r.Code === 'ValidationError');
 }
 
 /** Runs a query to the end (all pages). */

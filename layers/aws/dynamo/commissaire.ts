@@ -270,8 +270,14 @@ export class DynamoCommissaireRepository implements CommissaireRepository {
   // --- networks and container managers: create, or identical re-create, else 409 ---------------
 
   /** The write is the check: absent, or present with the same definition (its fingerprint). */
-  private async putDefinition(key: { PK: string; SK: string }, list: string, entity: string, def: Network | ContainerManager, what: string): Promise<void> {
-    const fp = fingerprint({ type: def.type, options: def.options });
+  private async putDefinition(
+    key: { PK: string; SK: string },
+    list: string,
+    entity: string,
+    def: Network | ContainerManager,
+    what: string,
+    fp = fingerprint({ type: def.type, options: def.options }),
+  ): Promise<void> {
     try {
       await this.d.doc.send(
         new PutCommand({
@@ -323,8 +329,8 @@ export class DynamoCommissaireRepository implements CommissaireRepository {
     return (await this.listed(LIST.containerManagers)).map((it) => strip<ContainerManager>(it));
   }
 
-  putContainerManager(cm: ContainerManager): Promise<void> {
-    return this.putDefinition(commContainerManagerKey(cm.name), LIST.containerManagers, 'commissaire_container_manager', cm, 'Container manager');
+  putContainerManager(cm: ContainerManager, definition?: string): Promise<void> {
+    return this.putDefinition(commContainerManagerKey(cm.name), LIST.containerManagers, 'commissaire_container_manager', cm, 'Container manager', definition);
   }
 
   deleteContainerManager(name: string): Promise<boolean> {

@@ -6,6 +6,7 @@ import { onJobFinished } from '../ironic/nodes.ts';
 import { onHostJobFinished } from '../commissaire/investigate.ts';
 import type { Ports } from '../ports.ts';
 import { openSecrets } from '../secrets.ts';
+import { boundedId, byteLength, jsonProblem, MAX_FREE_FORM_BYTES } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
 
 /**
@@ -85,19 +86,31 @@ export const ClaimRequest = z.strictObject({
 export type ClaimRequest = z.infer<typeof ClaimRequest>;
 
 export const HeartbeatRequest = z.strictObject({
-  claim_token: z.string().min(1),
+  claim_token: boundedId(),
   lease_seconds: z.number().int().min(1).max(900).default(60),
 });
 
-export const ReleaseRequest = z.strictObject({ claim_token: z.string().min(1) });
+export const ReleaseRequest = z.strictObject({ claim_token: boundedId() });
+
+/**
+ * Most bytes of JSON a job's output may take. What the agent sends is small (a power state, a
+ * boot device, a vendor method's answer) except `ssh_run`, whose command output the agent cuts
+ * to 60,000 bytes (`agent/ssh-jobs.ts`); the job item must stay well inside DynamoDB's 400 KB.
+ */
+export const MAX_JOB_OUTPUT_BYTES = MAX_FREE_FORM_BYTES;
+
+/** A job's output: any JSON value, nested at most 32 levels, no reserved keys, at most 64 KiB. */
+export const JobOutput = z.unknown().superRefine((v, ctx) => {
+  if (v === undefined) return;
+  const p = jsonProblem(v);
+  if (p) return ctx.addIssue({ code: 'custom', message: p });
+  if (byteLength(JSON.stringify(v)) > MAX_JOB_OUTPUT_BYTES) ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_JOB_OUTPUT_BYTES / 1024} KiB of JSON` });
+});
 
 export const ResultRequest = z.strictObject({
-  claim_token: z.string().min(1),
+  claim_token: boundedId(),
   status: z.enum(['succeeded', 'failed']),
-  output: z
-    .unknown()
-    .optional()
-    .refine((v) => v === undefined || JSON.stringify(v).length <= 65_536, { message: 'output must be at most 64 KiB of JSON' }),
+  output: JobOutput.optional(),
   error: z.string().max(4000).optional(),
 });
 
@@ -137,6 +150,27 @@ async function openPayload(deps: Ports, payload: Record<string, unknown>): Promi
   return out;
 }
 
+/** Why a job whose secrets cannot be opened failed (no detail of the value or the key). */
+export const UNOPENABLE_SECRETS =
+  "The job's sealed secrets could not be opened (damaged, or sealed with another key); the job was not run. Set the credentials again (e.g. PATCH the node's driver_info password)";
+
+/**
+ * A job claimed by this claim whose secrets cannot be opened: it fails alone, at once — its
+ * node and its workflow learn why — instead of failing the whole claim (which would leave the
+ * other jobs of the batch claimed and never handed out, and answer every later claim of the
+ * site with a 500 until the job was given up).
+ */
+async function failUnopenable(deps: Ports, job: Job, err: unknown): Promise<void> {
+  log.error('job secrets could not be opened; the job fails', { job_id: job.id, kind: job.kind, error: (err as Error)?.name ?? 'Error' });
+  try {
+    const done = await deps.jobs.finish(job.id, job.claim_token!, { status: 'failed', error: UNOPENABLE_SECRETS }, deps.clock.now());
+    if (done) await settled(deps, done);
+  } catch (e) {
+    // Its claim expires and it is offered again (and fails again, until given up): still alone.
+    log.error('failing a job with unopenable secrets failed', { job_id: job.id, error: (e as Error)?.name ?? 'Error' });
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How often a waiting claim looks again (one query per look). */
 const POLL_MS = 250;
@@ -172,9 +206,20 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
       }
       const until = new Date(now.getTime() + req.lease_seconds * 1000);
       const won = await deps.jobs.claim(job, now, { token: randomUUID(), by: agent, until });
-      // The agent gets the BMC secrets the cloud holds, opened for this job only.
-      if (won) claimed.push({ ...won, payload: await openPayload(deps, won.payload) });
-      else lost++;
+      if (!won) {
+        lost++;
+        continue;
+      }
+      // The agent gets the BMC secrets the cloud holds, opened for this job only; a job whose
+      // secrets cannot be opened fails alone and the rest of the batch is handed out.
+      let payload: Record<string, unknown>;
+      try {
+        payload = await openPayload(deps, won.payload);
+      } catch (err) {
+        await failUnopenable(deps, won, err);
+        continue;
+      }
+      claimed.push({ ...won, payload });
     }
     if (claimed.length >= req.max) return claimed;
     // Jobs were there but other agents won them: look again at once (a few rounds), since

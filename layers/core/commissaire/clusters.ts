@@ -2,6 +2,7 @@ import * as z from 'zod';
 import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
+import { boundedId } from '../util/bounds.ts';
 import {
   type Cluster,
   type ClusterHealth,
@@ -28,16 +29,19 @@ import { startClusterOperation } from './operations.ts';
 
 /** `type` is the field `container_manager` replaced in 0.1.0; commctl still sends it. Ignored. */
 export const ClusterPut = z.strictObject({
-  network: z.string().nullish(),
-  container_manager: z.string().nullish(),
-  type: z.string().nullish(),
+  network: boundedId().nullish(),
+  container_manager: boundedId().nullish(),
+  type: boundedId().nullish(),
 });
 export type ClusterPut = z.infer<typeof ClusterPut>;
 
-export const ClusterHostsPut = z.strictObject({ old: z.array(z.string()), new: z.array(z.string()) });
+/** A hostset is one item: at most MAX_HOSTSET addresses (an address is at most 255 bytes). */
+const MAX_HOSTSET = 1000;
+const Addresses = z.array(boundedId()).max(MAX_HOSTSET);
+export const ClusterHostsPut = z.strictObject({ old: Addresses, new: Addresses });
 export type ClusterHostsPut = z.infer<typeof ClusterHostsPut>;
 
-export const DeployPut = z.strictObject({ version: z.string().trim().min(1, 'version must be a non empty string') });
+export const DeployPut = z.strictObject({ version: z.string().trim().min(1, 'version must be a non empty string').max(255) });
 /** Upgrade and restart take no parameters; commctl sends `{}`. */
 export const OperationPut = z.strictObject({});
 

@@ -1,3 +1,5 @@
+import type { Ports } from '../ports.ts';
+import { isSealed } from '../secrets.ts';
 import type { ContainerManager } from './model.ts';
 
 /**
@@ -6,6 +8,14 @@ import type { ContainerManager } from './model.ts';
  * everything and reports nothing. The node of a host is named by its address, as upstream does.
  */
 const TIMEOUT_MS = 5000;
+
+/** A container manager as its calls need it: its token (stored sealed) opened. */
+export async function loadContainerManager(deps: Ports, name: string | undefined): Promise<ContainerManager | undefined> {
+  const cm = name ? await deps.commissaire.getContainerManager(name) : undefined;
+  const token = cm?.options.token;
+  if (!cm || !isSealed(token)) return cm;
+  return { ...cm, options: { ...cm.options, token: await deps.secrets.open(token.$sealed) } };
+}
 
 function api(cm: ContainerManager, path: string): { url: string; headers: Record<string, string> } {
   const base = String(cm.options.server_url ?? '').replace(/\/+$/, '');

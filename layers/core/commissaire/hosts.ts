@@ -3,9 +3,10 @@ import * as z from 'zod';
 import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Principal, requireAdmin, requireAuth, sameDigest } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
+import { boundedId } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
 import { newNode } from '../inventory/node.ts';
-import { nodeStatus } from './container-manager.ts';
+import { loadContainerManager, nodeStatus } from './container-manager.ts';
 import { leftCluster, startInvestigation } from './investigate.ts';
 import { canonicalAddress, type CommissaireHost, parseAddress } from './model.ts';
 
@@ -21,11 +22,11 @@ export const HostPut = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9._][A-Za-z0-9._-]{0,254}$/, 'remote_user must be a user name')
     .nullish(),
-  cluster: z.string().nullish(),
+  cluster: boundedId().nullish(),
   /** Ours: the SSH port when it is not 22. */
   ssh_port: z.number().int().min(1).max(65535).optional(),
   /** The address for `PUT /api/v0/host`; on `PUT /api/v0/host/{IP}` it must be that address. */
-  address: z.string().optional(),
+  address: boundedId().optional(),
 });
 export type HostPut = z.infer<typeof HostPut>;
 
@@ -167,7 +168,7 @@ export async function getHostStatus(
 ): Promise<{ host: CommissaireHost; containerManager: Record<string, unknown> }> {
   const host = await getHost(deps, auth, rawAddress);
   const cluster = host.cluster ? await deps.commissaire.getCluster(host.cluster) : undefined;
-  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
+  const cm = await loadContainerManager(deps, cluster?.container_manager);
   return { host, containerManager: await nodeStatus(cm, host.address) };
 }
 

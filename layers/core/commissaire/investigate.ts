@@ -3,7 +3,7 @@ import { enqueueJob } from '../agent/enqueue.ts';
 import type { CommissaireStep } from '../config.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
-import { registerNode, unregisterNode } from './container-manager.ts';
+import { loadContainerManager, registerNode, unregisterNode } from './container-manager.ts';
 import type { CommissaireHost, HostStatus } from './model.ts';
 
 /**
@@ -108,7 +108,7 @@ async function afterBootstrap(deps: Ports, job: Job, address: string): Promise<v
 /** Bootstrapped: registered with its cluster's container manager (→ active), or disassociated. */
 export async function finishBootstrap(deps: Ports, host: CommissaireHost): Promise<void> {
   const cluster = host.cluster ? await deps.commissaire.getCluster(host.cluster) : undefined;
-  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
+  const cm = await loadContainerManager(deps, cluster?.container_manager);
   if (!cm) {
     await deps.commissaire.updateHost(host.address, { status: 'disassociated', status_reason: '', last_check: now(deps) }, now(deps), 'bootstrapping');
     return;
@@ -129,7 +129,7 @@ export async function finishBootstrap(deps: Ports, host: CommissaireHost): Promi
 export async function joinedCluster(deps: Ports, clusterName: string, addresses: readonly string[]): Promise<void> {
   if (addresses.length === 0) return;
   const cluster = await deps.commissaire.getCluster(clusterName);
-  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
+  const cm = await loadContainerManager(deps, cluster?.container_manager);
   if (!cm) return;
   for (const address of addresses) {
     try {
@@ -145,7 +145,7 @@ export async function joinedCluster(deps: Ports, clusterName: string, addresses:
 export async function leftCluster(deps: Ports, clusterName: string, addresses: readonly string[], containerManager?: string): Promise<void> {
   if (addresses.length === 0) return;
   const cmName = containerManager ?? (await deps.commissaire.getCluster(clusterName))?.container_manager;
-  const cm = cmName ? await deps.commissaire.getContainerManager(cmName) : undefined;
+  const cm = await loadContainerManager(deps, cmName);
   if (!cm) return;
   for (const address of addresses) {
     try {

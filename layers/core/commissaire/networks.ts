@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import * as z from 'zod';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
-import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
+import { type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
+import { freeFormObject } from '../util/bounds.ts';
 import { CONTAINER_MANAGER_TYPES, type ContainerManager, DEFAULT_NETWORK, fingerprint, type Network, parseName } from './model.ts';
 
 /**
@@ -10,7 +12,9 @@ import { CONTAINER_MANAGER_TYPES, type ContainerManager, DEFAULT_NETWORK, finger
  * definition under the same name 409; the conditional write itself decides, so of concurrent
  * different PUTs exactly one wins.
  */
-const Options = z.record(z.string(), z.unknown()).nullish().transform((o) => o ?? {});
+const Options = freeFormObject(16 * 1024)
+  .nullish()
+  .transform((o) => o ?? {});
 
 /** `host:port` (a bracketed IPv6 host allowed), as flannel's server address. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/;
@@ -118,9 +122,12 @@ export async function deleteNetwork(deps: Ports, auth: Principal | undefined, ra
   if (!(await deps.commissaire.deleteNetwork(name))) throw new NotFoundError(`Network ${name} not found`);
 }
 
-/** The API token of a container manager is for admins; readers see it masked. */
-function visible(cm: ContainerManager, auth: Principal): ContainerManager {
-  if (isAdmin(auth) || cm.options.token === undefined) return cm;
+/**
+ * The API token of a container manager is stored sealed and shown to no one, as Ironic shows
+ * BMC passwords: `******`. Only the calls to the manager itself open it (`loadContainerManager`).
+ */
+function visible(cm: ContainerManager): ContainerManager {
+  if (cm.options.token === undefined) return cm;
   return { ...cm, options: { ...cm.options, token: '******' } };
 }
 
@@ -130,11 +137,11 @@ export async function listContainerManagerNames(deps: Ports, auth: Principal | u
 }
 
 export async function getContainerManager(deps: Ports, auth: Principal | undefined, rawName: string): Promise<ContainerManager> {
-  const who = requireAuth(auth);
+  requireAuth(auth);
   const name = parseName(rawName);
   const cm = await deps.commissaire.getContainerManager(name);
   if (!cm) throw new NotFoundError(`Container manager ${name} not found`);
-  return visible(cm, who);
+  return visible(cm);
 }
 
 export async function putContainerManager(deps: Ports, auth: Principal | undefined, rawName: string, input: ContainerManagerPut): Promise<ContainerManager> {
@@ -142,8 +149,12 @@ export async function putContainerManager(deps: Ports, auth: Principal | undefin
   const name = parseName(rawName, true);
   checkBodyName(name, input.name);
   const cm: ContainerManager = { name, type: input.type, options: input.options };
-  await deps.commissaire.putContainerManager(cm);
-  return cm;
+  const token = cm.options.token;
+  const stored = typeof token === 'string' ? { ...cm, options: { ...cm.options, token: { $sealed: await deps.secrets.seal(token) } } } : cm;
+  // The definition as given decides "identical re-PUT", as its digest: the fingerprint text would hold the token.
+  const definition = createHash('sha256').update(fingerprint({ type: cm.type, options: cm.options })).digest('hex');
+  await deps.commissaire.putContainerManager(stored, definition);
+  return visible(cm);
 }
 
 export async function deleteContainerManager(deps: Ports, auth: Principal | undefined, rawName: string): Promise<void> {

@@ -69,15 +69,24 @@ export async function issueToken(deps: Ports, input: TokenCreate): Promise<{ tok
   return { token: secret, record };
 }
 
-/** Installs a known secret (the bootstrap admin token of the local stack) if absent. */
+const BOOTSTRAP = 'bootstrap admin token';
+
+/**
+ * Installs a known secret (the bootstrap admin token of the local stack) if absent, and revokes
+ * every earlier bootstrap token: replacing SLIPWAY_ADMIN_TOKEN retires the one it replaces.
+ */
 export async function ensureToken(deps: Ports, secret: string, p: Omit<Principal, 'token_id'>): Promise<void> {
   const hash = hashToken(secret);
-  if (await deps.tokens.get(hash)) return;
-  await deps.tokens
-    .put({ ...p, token_hash: hash, token_id: tokenIdOf(hash), created_at: deps.clock.now().toISOString(), expires_at: null, description: 'bootstrap admin token' })
-    .catch(async (err) => {
-      if (!(await deps.tokens.get(hash))) throw err; // lost a race with another starter: fine
-    });
+  if (!(await deps.tokens.get(hash))) {
+    await deps.tokens
+      .put({ ...p, token_hash: hash, token_id: tokenIdOf(hash), created_at: deps.clock.now().toISOString(), expires_at: null, description: BOOTSTRAP })
+      .catch(async (err) => {
+        if (!(await deps.tokens.get(hash))) throw err; // lost a race with another starter: fine
+      });
+  }
+  for (const old of await deps.tokens.list()) {
+    if (old.description === BOOTSTRAP && old.token_hash !== hash) await deps.tokens.revoke(old.token_id);
+  }
 }
 
 export async function createToken(deps: Ports, auth: Principal | undefined, input: TokenCreate) {
@@ -95,10 +104,10 @@ export async function revokeToken(deps: Ports, auth: Principal | undefined, toke
   if (!(await deps.tokens.revoke(tokenId))) throw new NotFoundError(`Token ${tokenId} not found`);
 }
 
-/** Token → principal, or undefined for unknown and expired tokens. */
-export async function resolveToken(deps: Ports, token: string): Promise<Principal | undefined> {
+/** Token → principal and its expiry, or undefined for unknown and expired tokens. */
+export async function resolveToken(deps: Ports, token: string): Promise<{ principal: Principal; expires_at: string | null } | undefined> {
   if (token.length < 8 || token.length > 512) return undefined;
   const rec = await deps.tokens.get(hashToken(token));
   if (!rec || isExpired(rec, deps.clock.now())) return undefined;
-  return { token_id: rec.token_id, project_id: rec.project_id, user_id: rec.user_id, roles: rec.roles };
+  return { principal: { token_id: rec.token_id, project_id: rec.project_id, user_id: rec.user_id, roles: rec.roles }, expires_at: rec.expires_at };
 }

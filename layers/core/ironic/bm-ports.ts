@@ -5,6 +5,8 @@ import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/
 import type { Node } from '../inventory/node.ts';
 import { listNodes, nodeVisible } from '../inventory/nodes.ts';
 import type { Ports } from '../ports.ts';
+import { sealedShapeAt } from '../secrets.ts';
+import { boundedId, freeFormObject, idProblem } from '../util/bounds.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields, type Scalar } from './collection.ts';
 
@@ -64,22 +66,40 @@ const SORTABLE = ['uuid', 'address', 'node_uuid', 'portgroup_uuid', 'pxe_enabled
 const MAC = /^[0-9a-f]{2}([:-])[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i;
 /** Upstream's validate_and_normalize_mac: colon-separated lower case, else 400 InvalidMAC. */
 export function normalizeMac(raw: unknown): string {
+  // An over-long value is not echoed back in the message.
+  if (typeof raw === 'string' && idProblem(raw)) throw new ValidationError(`Expected a MAC address but received a value that ${idProblem(raw)}.`, 'InvalidMAC');
   if (typeof raw !== 'string' || !MAC.test(raw.trim())) throw new ValidationError(`Expected a MAC address but received ${String(raw)}.`, 'InvalidMAC');
   return raw.trim().toLowerCase().replaceAll('-', ':');
 }
 
 const uuidish = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'Expected a UUID' });
-const dict = z.record(z.string(), z.unknown());
+/**
+ * A port's free-form field (`extra`, `local_link_connection`): a JSON object of at most 64 KiB,
+ * nested at most 32 levels, without reserved keys or sealed values (only the API seals).
+ */
+const dict = freeFormObject().superRefine((v, ctx) => {
+  const at = sealedShapeAt(v);
+  if (at) ctx.addIssue({ code: 'custom', message: `${at}: sealed values ("$sealed") are made by the API, not accepted from clients` });
+});
+
+/** The problem with a port's free-form field after a patch, or undefined. */
+function dictProblem(v: unknown): string | undefined {
+  const r = dict.safeParse(v);
+  return r.success ? undefined : r.error.issues.map((i) => i.message).join('; ');
+}
 
 export const PortCreate = z.strictObject({
-  address: z.string(),
+  address: boundedId(),
   // A uuid, as upstream takes; a node name is accepted too.
-  node_uuid: z.string().min(1),
+  node_uuid: boundedId(),
   uuid: uuidish.optional(),
   extra: dict.default({}),
   local_link_connection: dict.default({}),
   pxe_enabled: z.boolean().default(true),
-  physical_network: z.string().max(64).nullable().default(null),
+  physical_network: z.string().max(64).superRefine((v, ctx) => {
+    const p = idProblem(v);
+    if (p) ctx.addIssue({ code: 'custom', message: p });
+  }).nullable().default(null),
   is_smartnic: z.boolean().default(false),
   // Port groups are not implemented: only "none" is accepted.
   portgroup_uuid: z.null().optional(),
@@ -214,18 +234,30 @@ export async function patchPort(deps: Ports, auth: Principal | undefined, uuid: 
     const port = await getPort(deps, auth, uuid);
     const next: BaremetalPort = structuredClone(port);
     for (const { op, path, head, key, value } of patchSteps(ops)) {
-      const bad = () => new ValidationError(`Cannot ${op} ${path}`, 'INVALID_PARAMETER_VALUE');
+      const bad = (why = '') => new ValidationError(`Cannot ${op} ${path}${why}`, 'INVALID_PARAMETER_VALUE');
+      const sealedAt = op === 'remove' ? undefined : sealedShapeAt(value, path);
+      if (sealedAt) throw bad(`: ${sealedAt}: sealed values ("$sealed") are made by the API, not accepted from clients`);
+      const text = (max?: number) => {
+        const p = typeof value !== 'string' ? 'must be a string' : idProblem(value, max);
+        if (p) throw bad(`: ${p}`);
+        return value as string;
+      };
       if ((head === 'extra' || head === 'local_link_connection') && key) {
         if (op === 'remove') delete next[head][key];
         else next[head][key] = value;
       } else if (key) throw bad();
       else if (head === 'address' && op !== 'remove') next.address = normalizeMac(value);
-      else if (head === 'node_uuid' && op !== 'remove') next.node_uuid = (await portNode(deps, String(value))).id;
+      else if (head === 'node_uuid' && op !== 'remove') next.node_uuid = (await portNode(deps, text())).id;
       else if (head === 'pxe_enabled') next.pxe_enabled = op === 'remove' ? true : value === true || value === 'true';
       else if (head === 'is_smartnic') next.is_smartnic = op === 'remove' ? false : value === true || value === 'true';
-      else if (head === 'physical_network') next.physical_network = op === 'remove' ? null : String(value);
-      else if ((head === 'extra' || head === 'local_link_connection') && op !== 'remove' && value && typeof value === 'object') next[head] = value as Record<string, unknown>;
+      else if (head === 'physical_network') next.physical_network = op === 'remove' || value === null ? null : text(64);
+      else if ((head === 'extra' || head === 'local_link_connection') && op !== 'remove' && value && typeof value === 'object' && !Array.isArray(value)) next[head] = value as Record<string, unknown>;
       else throw bad();
+    }
+    // The fields as they would be stored, checked before anything is written.
+    for (const field of ['extra', 'local_link_connection'] as const) {
+      const p = dictProblem(next[field]);
+      if (p) throw new ValidationError(`Invalid ${field}: ${p}`, 'INVALID_PARAMETER_VALUE');
     }
     next.version = port.version + 1;
     next.updated_at = deps.clock.now().toISOString();

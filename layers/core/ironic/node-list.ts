@@ -50,7 +50,8 @@ function valueOf(n: Node, key: string): string | boolean | null {
     case 'uuid':
       return n.id;
     case 'name':
-      return n.name;
+      // A cleared name is kept as the uuid (see patchNode): no name.
+      return n.name === n.id ? null : n.name;
     case 'updated_at':
       return n.updated_at;
     case 'power_state':

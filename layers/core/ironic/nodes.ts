@@ -8,7 +8,9 @@ import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/
 import { type BmcInfo, newNode, type Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { nodeVisible } from '../inventory/nodes.ts';
-import { sealSecrets } from '../secrets.ts';
+import { isSealed, SECRET_FIELDS, sealedShapeAt, sealSecrets } from '../secrets.ts';
+import { byteLength, freeFormObject, idProblem, MAX_QUERY_BYTES, nameProblem } from '../util/bounds.ts';
+import { bmcErrorFor } from './redact.ts';
 import { deleteNodePorts } from './bm-ports.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
 import { afterPowerRead } from './power-read.ts';
@@ -19,15 +21,25 @@ import { afterPowerRead } from './power-read.ts';
  * job's result becomes the node's `power_state` / `last_error` (see `onJobFinished`).
  */
 const port = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1).max(65535));
-/** CLIs send `key=1` as a number; Ironic keeps such fields as strings. */
-const text = z.union([z.string(), z.number()]).transform(String).pipe(z.string().min(1));
+/** A zod refinement from one of the `bounds.ts` problem functions. */
+const refineWith = (problem: (v: string) => string | undefined) => (v: string, ctx: z.RefinementCtx) => {
+  const p = problem(v);
+  if (p) ctx.addIssue({ code: 'custom', message: p });
+};
+/** CLIs send `key=1` as a number; Ironic keeps such fields as strings (at most 255 bytes, no control characters). */
+const text = z.union([z.string(), z.number()]).transform(String).pipe(z.string().min(1).superRefine(refineWith((v) => idProblem(v))));
+/** A BMC password: any characters, but bounded (IPMI takes 20 bytes; Redfish services a few hundred). */
+const password = z
+  .union([z.string(), z.number()])
+  .transform(String)
+  .pipe(z.string().refine((v) => byteLength(v) <= MAX_QUERY_BYTES, { message: `is longer than ${MAX_QUERY_BYTES} bytes` }));
 
 const IpmiInfo = z
   .strictObject({
     ipmi_address: text,
     ipmi_port: port.optional(),
     ipmi_username: text.optional(),
-    ipmi_password: z.union([z.string(), z.number()]).transform(String).optional(),
+    ipmi_password: password.optional(),
     credential_ref: text.optional(),
     ipmi_cipher_suite: z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
   })
@@ -38,7 +50,7 @@ const RedfishInfo = z
     redfish_address: text,
     redfish_system_id: text.optional(),
     redfish_username: text.optional(),
-    redfish_password: z.union([z.string(), z.number()]).transform(String).optional(),
+    redfish_password: password.optional(),
     credential_ref: text.optional(),
     redfish_verify_ca: z.union([z.boolean(), z.enum(['true', 'false', 'True', 'False'])]).optional(),
   })
@@ -71,15 +83,46 @@ export const DRIVER_PROPERTIES: Record<DriverName, Record<string, string>> = {
 };
 export const DEFAULT_SITE = 'default';
 
+const UNRESERVED = /^[A-Za-z0-9._~-]+$/;
+const UUID_LIKE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+
+/**
+ * The rules of a node name, at create and at `PATCH /name` alike: upstream's logical name (RFC
+ * 3986 unreserved characters), at most 255 bytes, no `.`/`..` (the name becomes a Drydock
+ * hostname and a path segment), and not shaped like a UUID (it would be looked up as one, as
+ * upstream's `is_valid_node_name` says).
+ */
+export function nodeNameProblem(value: unknown): string | undefined {
+  if (typeof value !== 'string') return 'must be a string';
+  const p = nameProblem(value);
+  if (p) return p;
+  if (!UNRESERVED.test(value)) return 'letters, digits and . _ ~ - only';
+  if (UUID_LIKE.test(value)) return 'must not look like a UUID';
+  return undefined;
+}
+
+/**
+ * Refuses a client value that holds a `$sealed` object anywhere: only the API seals (see
+ * `sealedShapeAt`). Secret fields take strings, so their schema refuses an object anyway.
+ */
+const noSealed = (v: unknown, ctx: z.RefinementCtx) => {
+  const at = sealedShapeAt(v);
+  if (at) ctx.addIssue({ code: 'custom', message: `${at}: sealed values ("$sealed") are made by the API, not accepted from clients` });
+};
+
+/** A free-form node field (`properties`, `extra`): a JSON object of at most 64 KiB, 32 levels, no sealed values. */
+const freeForm = () => freeFormObject().superRefine(noSealed);
+
 export const NodeCreate = z.strictObject({
-  name: z.string().min(1).max(255).regex(/^[A-Za-z0-9._~-]+$/, 'letters, digits and . _ ~ - only'),
+  name: z.string().superRefine(refineWith((v) => nodeNameProblem(v))),
   driver: z.enum(['ipmi', 'redfish'], { error: 'driver must be ipmi or redfish' }),
-  driver_info: z.record(z.string(), z.unknown()).default({}),
-  conductor_group: z.string().max(255).default(''),
-  properties: z.record(z.string(), z.unknown()).default({}),
-  extra: z.record(z.string(), z.unknown()).default({}),
+  // Checked against the driver's schema by registerNode; bounded here like any free-form object.
+  driver_info: freeFormObject().superRefine(noSealed).default({}),
+  conductor_group: z.string().superRefine(refineWith((v) => idProblem(v))).default(''),
+  properties: freeForm().default({}),
+  extra: freeForm().default({}),
   uuid: z.uuid().optional(),
-  resource_class: z.string().optional(),
+  resource_class: z.string().superRefine(refineWith((v) => idProblem(v))).optional(),
 });
 export type NodeCreate = z.infer<typeof NodeCreate>;
 
@@ -92,10 +135,13 @@ function validateDriverInfo(driver: DriverName, info: Record<string, unknown>): 
   return Object.fromEntries(Object.entries(r.data).filter(([, v]) => v !== undefined));
 }
 
-/** A stored driver_info value that is a sealed secret (an object; plain values are strings). */
-const isStoredSecret = (v: unknown) => typeof v === 'object' && v !== null;
+/**
+ * A stored driver_info value that is a sealed secret: a secret field the API sealed. A sealed
+ * value anywhere else was never the API's doing and is checked (and refused) like any value.
+ */
+const isStoredSecret = (k: string, v: unknown) => SECRET_FIELDS.has(k) && isSealed(v);
 /** Stored driver_info with its sealed secrets as placeholders, so the schema can check the rest. */
-const withSecretPlaceholders = (info: Record<string, unknown>) => Object.fromEntries(Object.entries(info).map(([k, v]) => [k, isStoredSecret(v) ? 'sealed' : v]));
+const withSecretPlaceholders = (info: Record<string, unknown>) => Object.fromEntries(Object.entries(info).map(([k, v]) => [k, isStoredSecret(k, v) ? 'sealed' : v]));
 
 /** The site that serves a conductor group ('' is Ironic's default group). */
 export const siteOf = (bmc: BmcInfo) => bmc.conductor_group || DEFAULT_SITE;
@@ -149,24 +195,40 @@ export const NodePatchOps = JsonPatch;
 
 export async function patchNode(deps: Ports, auth: Principal | undefined, ident: string, ops: z.infer<typeof NodePatchOps>): Promise<Node> {
   requireAdmin(auth);
+  const invalid = (msg: string) => new ValidationError(msg, 'INVALID_PARAMETER_VALUE');
   for (let attempt = 0; attempt < 3; attempt++) {
     const node = await getIronicNode(deps, auth, ident);
-    if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered; POST /v1/nodes registers one`, 'INVALID_PARAMETER_VALUE');
+    if (!node.bmc) throw invalid(`Node ${ident} has no BMC registered; POST /v1/nodes registers one`);
     const bmc: BmcInfo = structuredClone(node.bmc);
     let name = node.name;
     const plain: Record<string, unknown> = {};
     for (const { op, path, head, key, value } of patchSteps(ops)) {
-      if (head === 'name' && !key && op !== 'remove' && typeof value === 'string') name = value;
-      else if ((head === 'driver_info' || head === 'properties' || head === 'extra') && key) {
+      // Everything checked before anything is written: a sealed blob is the API's to make.
+      const sealedAt = op === 'remove' ? undefined : sealedShapeAt(value, path);
+      if (sealedAt) throw invalid(`${sealedAt}: sealed values ("$sealed") are made by the API, not accepted from clients`);
+      if (head === 'name' && !key) {
+        // Upstream clears the name with null (or remove); the inventory keeps the uuid as the
+        // name then, which views show as null (a name may never look like a uuid).
+        if (op === 'remove' || value === null) name = node.id;
+        else {
+          const p = nodeNameProblem(value);
+          if (p) throw invalid(`Invalid name: ${p}`);
+          name = value as string;
+        }
+      } else if ((head === 'driver_info' || head === 'properties' || head === 'extra') && key) {
         const target = head === 'driver_info' ? plain : bmc[head];
         if (head === 'driver_info') Object.assign(plain, { [key]: op === 'remove' ? undefined : value });
         else if (op === 'remove') delete target[key];
         else target[key] = value;
-      } else if (head === 'conductor_group' && !key && op !== 'remove') bmc.conductor_group = String(value);
+      } else if (head === 'conductor_group' && !key && op !== 'remove') bmc.conductor_group = bounded(path, value, true);
       else if (head === 'maintenance' && !key && op !== 'remove') bmc.maintenance = value === true || value === 'true';
-      else if (head === 'resource_class' && !key) bmc.resource_class = op === 'remove' || value === null ? null : String(value);
+      else if (head === 'resource_class' && !key) bmc.resource_class = op === 'remove' || value === null ? null : bounded(path, value, false);
       else if (head === 'driver' && !key && op !== 'remove' && (value === 'ipmi' || value === 'redfish')) bmc.driver = value;
-      else throw new ValidationError(`Cannot ${op} ${path}`, 'INVALID_PARAMETER_VALUE');
+      else throw invalid(`Cannot ${op} ${path}`);
+    }
+    for (const field of ['properties', 'extra'] as const) {
+      const r = freeFormObject().safeParse(bmc[field]);
+      if (!r.success) throw invalid(`Invalid ${field}: ${r.error.issues.map((i) => i.message).join('; ')}`);
     }
     if (Object.keys(plain).length > 0 || ops.some((o) => o.path === '/driver')) {
       // Re-validate the whole driver_info; untouched sealed secrets stay sealed.
@@ -175,7 +237,7 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
         if (v === undefined) delete merged[k];
         else merged[k] = v;
       }
-      const sealed = Object.fromEntries(Object.entries(merged).filter(([, v]) => isStoredSecret(v)));
+      const sealed = Object.fromEntries(Object.entries(bmc.driver_info).filter(([k, v]) => !(k in plain) && isStoredSecret(k, v)));
       const checked = validateDriverInfo(bmc.driver, withSecretPlaceholders(merged));
       bmc.driver_info = { ...(await sealSecrets(deps.secrets, Object.fromEntries(Object.entries(checked).filter(([k]) => !(k in sealed))))), ...sealed };
     }
@@ -186,6 +248,14 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
     }
   }
   throw new ConflictError(`Node ${ident} was modified concurrently; please retry`, 'NODE_LOCKED');
+}
+
+/** A patched identifier-like field (conductor group, resource class): a string of at most 255 bytes. */
+function bounded(path: string, value: unknown, emptyOk: boolean): string {
+  const v = typeof value === 'number' ? String(value) : value;
+  const p = typeof v !== 'string' ? 'must be a string' : v === '' && !emptyOk ? 'must not be empty' : idProblem(v);
+  if (p) throw new ValidationError(`Invalid ${path.slice(1)}: ${p}`, 'INVALID_PARAMETER_VALUE');
+  return v as string;
 }
 
 export async function deleteIronicNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<void> {
@@ -201,11 +271,20 @@ export async function deleteIronicNode(deps: Ports, auth: Principal | undefined,
   await deleteNodePorts(deps, node.id);
 }
 
+/**
+ * Anything that makes the site's agent talk to a node's BMC (power, boot device, reading the boot
+ * device): admins, or a member of a project whose active lease holds the node. A reader never
+ * makes the agent touch a BMC, not even to read it. `what` names upstream's policy for the 403.
+ */
+function requireOperator(who: Principal, what: string): void {
+  if (!isAdmin(who) && !who.roles.includes('member')) throw new ForbiddenError(`Access was denied to the following resource: ${what} (needs the member or admin role)`);
+}
+
 /** Power and boot control: admins, or a project whose active lease holds the node. */
-async function controllable(deps: Ports, auth: Principal | undefined, ident: string): Promise<Node & { bmc: BmcInfo }> {
+async function controllable(deps: Ports, auth: Principal | undefined, ident: string, what: string): Promise<Node & { bmc: BmcInfo }> {
   const who = requireAuth(auth);
   const node = await getIronicNode(deps, auth, ident);
-  if (!isAdmin(who) && !who.roles.includes('member')) throw new ForbiddenError('Power and boot control need the member or admin role');
+  requireOperator(who, what);
   if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered`, 'INVALID_PARAMETER_VALUE');
   if (node.bmc.maintenance) throw new ValidationError(`Node ${ident} is in maintenance mode`, 'NODE_IN_MAINTENANCE');
   return node as Node & { bmc: BmcInfo };
@@ -223,7 +302,7 @@ export const PowerRequest = z.strictObject({
  */
 export async function requestPowerState(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof PowerRequest>): Promise<Job> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    const node = await controllable(deps, auth, ident);
+    const node = await controllable(deps, auth, ident, 'baremetal:node:set_power_state');
     if (node.bmc.target_power_state || node.bmc.reservation) {
       const by = node.bmc.reservation ?? `a power action in progress (${node.bmc.target_power_state})`;
       throw new ConflictError(`Node ${ident} is locked by ${by}, please retry after the current operation is completed.`, 'NODE_LOCKED');
@@ -254,7 +333,8 @@ export const BootDeviceRequest = z.strictObject({
  * once it is done: 'done', or 'pending' when the agent is slower than the wait.
  */
 export async function setBootDevice(deps: Ports, auth: Principal | undefined, ident: string, req: z.infer<typeof BootDeviceRequest>): Promise<'done' | 'pending'> {
-  const node = await controllable(deps, auth, ident);
+  const who = requireAuth(auth);
+  const node = await controllable(deps, auth, ident, 'baremetal:node:set_boot_device');
   const job = await enqueueJob(deps, {
     site: siteOf(node.bmc),
     kind: 'boot_device',
@@ -263,16 +343,20 @@ export async function setBootDevice(deps: Ports, auth: Principal | undefined, id
   });
   const done = await waitForJob(deps, job.id, SYNC_WAIT_MS);
   if (!done) return 'pending';
-  if (done.status === 'failed') throw new BmcOperationError(`Setting the boot device failed: ${done.error}`);
+  if (done.status === 'failed') throw new BmcOperationError(bmcErrorFor(who, node.bmc, `Setting the boot device failed: ${done.error}`));
   return 'done';
 }
 
 /**
  * Reads the boot device from the BMC through the agent (upstream asks the BMC too), waiting as
- * long as a synchronous call may. Readers of the node may ask; a node in maintenance may be read.
+ * long as a synchronous call may. Admins and the members of the project leasing the node may
+ * ask (a reader is refused at once: a read still makes the agent talk to the BMC); a node in
+ * maintenance may be read.
  */
 export async function getBootDevice(deps: Ports, auth: Principal | undefined, ident: string): Promise<{ boot_device: string | null; persistent: boolean | null }> {
+  const who = requireAuth(auth);
   const node = await getIronicNode(deps, auth, ident);
+  requireOperator(who, 'baremetal:node:get_boot_device');
   if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered`, 'INVALID_PARAMETER_VALUE');
   const job = await enqueueJob(deps, {
     site: siteOf(node.bmc),
@@ -282,7 +366,7 @@ export async function getBootDevice(deps: Ports, auth: Principal | undefined, id
   });
   const done = await waitForJob(deps, job.id, SYNC_WAIT_MS);
   if (!done) throw new AgentTimeoutError(`No agent read the boot device of node ${ident} within ${SYNC_WAIT_MS / 1000} s (job ${job.id}); is the site's agent running?`);
-  if (done.status === 'failed') throw new BmcOperationError(`Reading the boot device failed: ${done.error}`);
+  if (done.status === 'failed') throw new BmcOperationError(bmcErrorFor(who, node.bmc, `Reading the boot device failed: ${done.error}`));
   const out = (done.output ?? {}) as { boot_device?: string | null; persistent?: boolean | null };
   return { boot_device: out.boot_device ?? null, persistent: out.persistent ?? null };
 }
@@ -400,6 +484,7 @@ export type InterfaceValidation = Record<(typeof VALIDATED_INTERFACES)[number], 
  * reports an interface a driver does not implement. Deploying is Drydock's (`/api/v1.0/tasks`).
  */
 export async function validateNode(deps: Ports, auth: Principal | undefined, ident: string): Promise<InterfaceValidation> {
+  const who = requireAuth(auth);
   const node = await getIronicNode(deps, auth, ident);
   let problem: string | null = null;
   if (!node.bmc) problem = `Node ${ident} has no BMC registered; POST /v1/nodes registers one`;
@@ -407,7 +492,8 @@ export async function validateNode(deps: Ports, auth: Principal | undefined, ide
     try {
       validateDriverInfo(node.bmc.driver, withSecretPlaceholders(node.bmc.driver_info));
     } catch (err) {
-      problem = err instanceof ValidationError ? err.message : 'invalid driver_info';
+      // Only administrators see driver_info, so only they learn which of its fields is wrong.
+      problem = !isAdmin(who) ? `Node ${ident}: the BMC's driver_info is incomplete or invalid; ask an administrator` : err instanceof ValidationError ? err.message : 'invalid driver_info';
     }
     if (!problem && node.bmc.maintenance) problem = `Node ${ident} is in maintenance mode${node.bmc.maintenance_reason ? `: ${node.bmc.maintenance_reason}` : ''}`;
     if (!problem) {

@@ -2,10 +2,11 @@ import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
 import type { Job } from '../agent/jobs.ts';
 import { AgentTimeoutError, BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
-import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
+import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
 import type { BmcInfo } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { sealSecrets } from '../secrets.ts';
+import { boundedId, byteLength, MAX_QUERY_BYTES } from '../util/bounds.ts';
 import { DEFAULT_SITE, DRIVER_PROPERTIES, type DriverName, getIronicNode, siteOf, SYNC_WAIT_MS, waitForJob } from './nodes.ts';
 
 /**
@@ -32,8 +33,14 @@ export interface PassthruMethod {
 }
 
 const portArg = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1).max(65535));
+/** An identifier-like argument: 1..255 bytes, no control characters. */
+const id = () => boundedId();
+/** A password argument: any characters, at most 1 KiB. */
+const secret = () => z.string().refine((v) => byteLength(v) <= MAX_QUERY_BYTES, { message: `is longer than ${MAX_QUERY_BYTES} bytes` });
+/** A longer text argument (a URL, a raw command): at most 1 KiB, no control characters. */
+const longText = () => boundedId(MAX_QUERY_BYTES);
 /** Which site's agent reaches the BMC of a driver-level call (our extension; default site). */
-const site = { conductor_group: z.string().optional() };
+const site = { conductor_group: id().optional() };
 
 /** `"0x06 0x01 0x..."` → netfn, command, data (Ironic's raw_bytes). */
 function rawBytes(args: Record<string, unknown>): Record<string, unknown> {
@@ -51,11 +58,11 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "Ask a BMC for its chassis status. Arguments: 'address' (required), 'port', 'username', 'password' or 'credential_ref'.",
         args: z.strictObject({
-          address: z.string().min(1),
+          address: id(),
           port: portArg.optional(),
-          username: z.string().min(1).optional(),
-          password: z.string().optional(),
-          credential_ref: z.string().min(1).optional(),
+          username: id().optional(),
+          password: secret().optional(),
+          credential_ref: id().optional(),
           cipher_suite: z.number().int().optional(),
           ...site,
         }).refine((a) => a.username !== undefined || a.credential_ref !== undefined, { message: "'username' or 'credential_ref' is required" }),
@@ -78,7 +85,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         description: "Send a raw IPMI command. Argument: 'raw_bytes', e.g. '0x06 0x01' (netfn, command, data...).",
         requireExclusiveLock: true,
         args: z.strictObject({
-          raw_bytes: z.string().regex(/^\s*(0x[0-9a-fA-F]{1,2}|\d{1,3})(\s+(0x[0-9a-fA-F]{1,2}|\d{1,3}))+\s*$/, "'raw_bytes' must be at least two bytes like '0x06 0x01'"),
+          raw_bytes: z.string().max(MAX_QUERY_BYTES).regex(/^\s*(0x[0-9a-fA-F]{1,2}|\d{1,3})(\s+(0x[0-9a-fA-F]{1,2}|\d{1,3}))+\s*$/, "'raw_bytes' must be at least two bytes like '0x06 0x01'"),
         }),
         toVendorArgs: rawBytes,
       },
@@ -103,10 +110,10 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "List the systems behind a Redfish BMC. Arguments: 'address' (required), 'username', 'password' or 'credential_ref', 'verify_ca'.",
         args: z.strictObject({
-          address: z.string().min(1),
-          username: z.string().min(1).optional(),
-          password: z.string().optional(),
-          credential_ref: z.string().min(1).optional(),
+          address: longText(),
+          username: id().optional(),
+          password: secret().optional(),
+          credential_ref: id().optional(),
           verify_ca: z.boolean().optional(),
           ...site,
         }).refine((a) => a.username !== undefined || a.credential_ref !== undefined, { message: "'username' or 'credential_ref' is required" }),
@@ -127,7 +134,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "Eject virtual media. Argument: 'boot_device' (optional: cdrom, floppy, ...).",
         requireExclusiveLock: true,
-        args: z.strictObject({ boot_device: z.string().optional() }),
+        args: z.strictObject({ boot_device: id().optional() }),
       },
       {
         name: 'create_subscription',
@@ -137,11 +144,11 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         description: "Create an event subscription. Arguments: 'Destination' (required), 'EventTypes', 'Context', 'Protocol', 'HttpHeaders'.",
         requireExclusiveLock: false,
         args: z.strictObject({
-          Destination: z.url(),
-          EventTypes: z.array(z.string()).optional(),
-          Context: z.string().optional(),
+          Destination: z.url().max(MAX_QUERY_BYTES),
+          EventTypes: z.array(id()).max(64).optional(),
+          Context: longText().optional(),
           Protocol: z.literal('Redfish').optional(),
-          HttpHeaders: z.array(z.record(z.string(), z.string())).optional(),
+          HttpHeaders: z.array(z.record(id(), longText())).max(32).optional(),
         }),
       },
       {
@@ -151,7 +158,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "Delete an event subscription. Argument: 'id'.",
         requireExclusiveLock: false,
-        args: z.strictObject({ id: z.string().min(1) }),
+        args: z.strictObject({ id: id() }),
       },
       {
         name: 'get_subscription',
@@ -160,7 +167,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "Show one event subscription. Argument: 'id'.",
         requireExclusiveLock: false,
-        args: z.strictObject({ id: z.string().min(1) }),
+        args: z.strictObject({ id: id() }),
       },
       {
         name: 'get_all_subscriptions',
@@ -175,7 +182,8 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
   },
 };
 
-export const isDriverName = (d: string): d is DriverName => d in PASSTHRU;
+// Own keys only: a driver named "constructor" or "__proto__" is just unknown.
+export const isDriverName = (d: string): d is DriverName => Object.hasOwn(PASSTHRU, d);
 
 function driverOf(name: string): DriverName {
   if (!isDriverName(name)) throw new NotFoundError(`Driver ${name} could not be found.`);
@@ -245,6 +253,12 @@ function resolve(methods: PassthruMethod[], method: string | undefined, verb: st
 }
 
 
+/** 403 in upstream's words ("Access was denied to the following resource: <policy>") for a non-admin. */
+function requireAdminFor(auth: Principal | undefined, policy: string): void {
+  const who = requireAuth(auth);
+  if (!isAdmin(who)) throw new ForbiddenError(`Access was denied to the following resource: ${policy} (administrators only)`);
+}
+
 export type PassthruResult = { async: true } | { async: false; output: unknown };
 
 async function finish(deps: Ports, m: PassthruMethod, job: Job): Promise<PassthruResult> {
@@ -256,7 +270,8 @@ async function finish(deps: Ports, m: PassthruMethod, job: Job): Promise<Passthr
 }
 
 export async function callDriverPassthru(deps: Ports, auth: Principal | undefined, driver: string, method: string | undefined, verb: string, body: unknown): Promise<PassthruResult> {
-  requireAdmin(auth);
+  // Driver methods reach any BMC the caller names: administrators only, as upstream.
+  requireAdminFor(auth, 'baremetal:driver:vendor_passthru');
   const d = driverOf(driver);
   const { m, args } = resolve(PASSTHRU[d].driver, method, verb, body);
   const { conductor_group, ...rest } = args as Record<string, unknown> & { conductor_group?: string };
@@ -270,10 +285,13 @@ export async function callDriverPassthru(deps: Ports, auth: Principal | undefine
 }
 
 export async function callNodePassthru(deps: Ports, auth: Principal | undefined, ident: string, method: string | undefined, verb: string, body: unknown): Promise<PassthruResult> {
-  const who = requireAuth(auth);
   for (let attempt = 0; attempt < 3; attempt++) {
     const node = await getIronicNode(deps, auth, ident);
-    if (!isAdmin(who) && !who.roles.includes('member')) throw new ForbiddenError('Vendor passthru needs the member or admin role');
+    // Every node method talks to the BMC with the operator's credentials, and what it changes
+    // there (BMC users, LAN settings, event subscriptions, a cold reset) outlives any lease:
+    // administrators only, as upstream's baremetal:node:vendor_passthru policy. Checked before
+    // the method, its arguments, the lock or the job.
+    requireAdminFor(auth, 'baremetal:node:vendor_passthru');
     if (!node.bmc) throw new ValidationError(`Node ${ident} has no BMC registered, so no vendor interface`, 'UNSUPPORTED_DRIVER_EXTENSION');
     const bmc: BmcInfo = node.bmc;
     const { m, args } = resolve(PASSTHRU[bmc.driver].node, method, verb, body);

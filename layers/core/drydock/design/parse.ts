@@ -1,5 +1,6 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type * as z from 'zod';
+import { jsonProblem } from '../../util/bounds.ts';
 import { makeMessage, RULES, type ValidationMessage } from './messages.ts';
 import { DATA_SCHEMAS, type DesignDocument, emptyDesign, KINDS, type Kind, type SiteDesign } from './model.ts';
 
@@ -89,6 +90,12 @@ function parseText(text: string, textIndex: number, design: SiteDesign, messages
     }
     // An empty document (a lone `---`, or the end marker after the last one) is no document.
     if (value === null || value === undefined) return;
+    // Bounded like every JSON body (depth, prototype keys), before anything reads it.
+    const problem = jsonProblem(value);
+    if (problem) {
+      messages.push(makeMessage(RULES.processing, 'Error', `Cannot read ${start.text}: ${problem}`, [], 'Fix the YAML document.'));
+      return;
+    }
     readDocument(value, { text: textIndex, document: index, line: start.line }, start.text, design, messages);
   });
 }

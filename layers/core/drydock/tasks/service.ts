@@ -4,6 +4,7 @@ import { NotFoundError, ValidationError } from '../../errors.ts';
 import { type Principal, requireAdmin } from '../../identity/identity.ts';
 import type { Node } from '../../inventory/node.ts';
 import type { Ports } from '../../ports.ts';
+import { byteLength } from '../../util/bounds.ts';
 import { log } from '../../util/log.ts';
 import { monotonicUlid } from '../bootactions/ulid.ts';
 import { applyNodeFilter, effectiveData, findDocument, KINDS, type Kind, loadDesign, parseNodeFilter, validationStatus } from '../design/index.ts';
@@ -29,6 +30,8 @@ export const CreateTaskBody = z.looseObject({
 });
 
 const FIELDS_REQUIRED = 'Task creation requires fields design_ref, action';
+/** Stored with the task (one item); a filter of node names and labels is far smaller. */
+const MAX_NODE_FILTER_BYTES = 16 * 1024;
 
 export async function createTask(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<TaskObject> {
   const who = requireAdmin(auth);
@@ -41,6 +44,7 @@ export async function createTask(deps: Ports, auth: Principal | undefined, raw: 
   checkDesignRef(body.design_ref);
   let nodeFilter: unknown = null;
   if (body.node_filter !== undefined && body.node_filter !== null) {
+    if (byteLength(JSON.stringify(body.node_filter)) > MAX_NODE_FILTER_BYTES) throw new ValidationError(`node_filter is larger than ${MAX_NODE_FILTER_BYTES} bytes`, 'INVALID_REQUEST');
     parseNodeFilter(body.node_filter); // 400 with the reason when malformed
     nodeFilter = body.node_filter;
   }
@@ -292,10 +296,14 @@ export async function showDesign(deps: Ports, auth: Principal | undefined, id: s
 const nextPartId = monotonicUlid();
 
 /** `POST /designs/{id}/parts?ingester=NAME`: YAML documents; 400 with the parser's messages when they do not parse. */
+const MAX_PART_BYTES = 256 * 1024;
+
 export async function addDesignPart(deps: Ports, auth: Principal | undefined, id: string, text: unknown, query: Record<string, string>) {
   requireAdmin(auth);
   const d = await findDesign(deps, id);
   if (typeof text !== 'string' || text.trim() === '') throw new ValidationError('The body must be YAML documents', 'INVALID_REQUEST');
+  // A part is stored as one item (DynamoDB items hold 400 KB): a larger site is several parts.
+  if (byteLength(text) > MAX_PART_BYTES) throw new ValidationError(`A design part is at most ${MAX_PART_BYTES / 1024} KiB; send a larger design as several parts`, 'INVALID_REQUEST');
   const ingester = query.ingester ?? 'yaml';
   if (ingester !== 'yaml' && ingester !== 'deckhand') throw new ValidationError(`Unknown ingester ${ingester} (yaml, deckhand)`, 'INVALID_REQUEST');
   const { messages } = loadDesign([text]);
