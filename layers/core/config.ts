@@ -28,6 +28,29 @@ export interface Config {
   drydock: DrydockConfig;
   /** Ironic `[api]max_limit`: the most nodes one list page holds (`SLIPWAY_IRONIC_MAX_LIMIT`, 1000). */
   ironicMaxLimit: number;
+  /** Blazar `[enforcement]`: operator limits on leases, see `EnforcementConfig`. */
+  enforcement: EnforcementConfig;
+}
+
+/**
+ * Usage enforcement (Blazar's `[enforcement]` group and its `MaxLeaseDurationFilter`), checked on
+ * lease create and update. `-1` disables a limit, as upstream's `max_lease_duration = -1`.
+ */
+export interface EnforcementConfig {
+  /**
+   * Upstream `max_lease_duration`: the longest lease in seconds (`SLIPWAY_MAX_LEASE_DURATION`).
+   * Default one week (upstream's filter is off unless enabled; its own default is -1).
+   */
+  maxLeaseDurationSeconds: number;
+  /** Upstream `max_lease_duration_exempt_project_ids` (`SLIPWAY_MAX_LEASE_DURATION_EXEMPT_PROJECTS`). */
+  maxLeaseDurationExemptProjects: string[];
+  /**
+   * The most hosts the leases of one project may hold at any one time
+   * (`SLIPWAY_MAX_HOSTS_PER_PROJECT`, ours; default -1, no limit).
+   */
+  maxHostsPerProject: number;
+  /** Projects the host cap does not apply to (`SLIPWAY_MAX_HOSTS_PER_PROJECT_EXEMPT_PROJECTS`). */
+  maxHostsExemptProjects: string[];
 }
 
 /** Drydock task and boot-action settings (upstream config group `timeouts`, `bootaction`). */
@@ -127,7 +150,27 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       agentStepSeconds: intFromEnv(env, 'SLIPWAY_DRYDOCK_AGENT_STEP_SECONDS', 900, 301),
     },
     ironicMaxLimit: intFromEnv(env, 'SLIPWAY_IRONIC_MAX_LIMIT', 1000, 1),
+    enforcement: {
+      maxLeaseDurationSeconds: limitFromEnv(env, 'SLIPWAY_MAX_LEASE_DURATION', 7 * 24 * 3600),
+      maxLeaseDurationExemptProjects: listFromEnv(env.SLIPWAY_MAX_LEASE_DURATION_EXEMPT_PROJECTS),
+      maxHostsPerProject: limitFromEnv(env, 'SLIPWAY_MAX_HOSTS_PER_PROJECT', -1),
+      maxHostsExemptProjects: listFromEnv(env.SLIPWAY_MAX_HOSTS_PER_PROJECT_EXEMPT_PROJECTS),
+    },
   };
+}
+
+/** A limit: a positive integer, or -1 for none. */
+function limitFromEnv(env: Record<string, string | undefined>, name: string, dflt: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || (n < 1 && n !== -1)) throw new Error(`${name} must be a positive integer, or -1 for no limit, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+/** A comma-separated list (blanks ignored), as oslo.config's ListOpt. */
+function listFromEnv(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 function beforeEndFromEnv(raw: string | undefined): Config['beforeEndAction'] {

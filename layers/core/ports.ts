@@ -106,6 +106,31 @@ export interface NodeRepository {
   markAllocation(id: string, reservationId: string, fields: Pick<Allocation, 'granted_at' | 'released_at'>): Promise<boolean>;
 }
 
+/** A lease's entry in its project's usage: what the host cap adds up. */
+export interface UsageEntry {
+  lease_id: string;
+  /** ISO-8601 UTC: the lease window. */
+  start: string;
+  end: string;
+  /** Hosts the lease holds (all its reservations). */
+  hosts: number;
+}
+
+/** A project's usage entries with the version every raising write checks and bumps. */
+export interface ProjectUsage {
+  /** 0 when the project never had a guarded write. */
+  version: number;
+  entries: UsageEntry[];
+}
+
+/** The compare-and-set a usage-raising lease write carries (the host cap, leases/usage.ts). */
+export interface UsageGuard {
+  /** The version the usage was read at; the write fails (ConcurrentModificationError) if it moved. */
+  expectedVersion: number;
+  /** Entries of leases that have ended, dropped by the same write (housekeeping, at most a few). */
+  prune: string[];
+}
+
 export interface LeaseRepository {
   get(id: string): Promise<Lease | undefined>;
   list(projectId?: string): Promise<Lease[]>;
@@ -118,7 +143,14 @@ export interface LeaseRepository {
    * then the lease, then the final calendars; rolled back on a lost race).
    * Throws ConcurrentModificationError when a node or the lease moved since it was read.
    */
-  commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[]): Promise<void>;
+  commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[], guard?: UsageGuard): Promise<void>;
+  /**
+   * The usage entries of a project's leases (read consistently), with its version. Every
+   * `commit` keeps its lease's entry and every `delete` removes it, guarded or not. With a
+   * `guard`, `commit` also checks and bumps the project's usage version
+   * (ConcurrentModificationError when it moved since `projectUsage` read it): the host cap.
+   */
+  projectUsage(projectId: string): Promise<ProjectUsage>;
   /** Deletes the lease and releases its allocations, atomically. */
   delete(previous: Lease, nodes: AllocationChange[]): Promise<void>;
   /**
@@ -155,6 +187,8 @@ export interface IdempotencyRecord {
   status?: number;
   headers?: Record<string, string>;
   body?: string;
+  /** `body` is sealed with the secret box (the response carried a secret). */
+  sealed?: boolean;
 }
 
 export interface IdempotencyStore {
@@ -214,8 +248,12 @@ export interface CommissaireRepository {
   deleteNetwork(name: string): Promise<boolean>;
   getContainerManager(name: string): Promise<ContainerManager | undefined>;
   listContainerManagers(): Promise<ContainerManager[]>;
-  /** Creates the container manager, or does nothing when an identical one exists; ConflictError when it differs. */
-  putContainerManager(cm: ContainerManager): Promise<void>;
+  /**
+   * Creates the container manager, or does nothing when an identical one exists; ConflictError
+   * when it differs. `definition` is the fingerprint of the definition as given (its token is
+   * stored sealed, and a seal differs each time).
+   */
+  putContainerManager(cm: ContainerManager, definition?: string): Promise<void>;
   deleteContainerManager(name: string): Promise<boolean>;
 
   getOperation(cluster: string, kind: OperationKind): Promise<ClusterOperation | undefined>;

@@ -277,16 +277,16 @@ describe('DynamoDrydockRepository: boot actions', () => {
     const acts = [action(node, t), action(node, t, { action_status: 'unreported', signaling: false })];
     await r.putBootActionContext(context(node, t, acts), acts);
     const now = '2024-05-01T10:00:00.000Z';
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => r.finalizeBootAction(acts[0]!.action_id, i % 2 ? 'failure' : 'success', now)));
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => r.recordBootActionReport(acts[0]!, { status: i % 2 ? 'failure' : 'success', messages: [], at: now })));
     const winners = results.filter((x) => x !== undefined);
     expect(winners).toHaveLength(1);
     expect(winners[0]).toMatchObject({ action_id: acts[0]!.action_id, updated: now });
     expect(await r.getBootAction(acts[0]!.action_id)).toEqual(winners[0]);
-    expect(await r.finalizeBootAction(acts[0]!.action_id, 'success', now)).toBeUndefined();
+    expect(await r.recordBootActionReport(acts[0]!, { status: 'success', messages: [], at: now })).toBeUndefined();
     // Not `incomplete`: an unreported action cannot be made final, nor a missing one.
-    expect(await r.finalizeBootAction(acts[1]!.action_id, 'success', now)).toBeUndefined();
+    expect(await r.recordBootActionReport(acts[1]!, { status: 'success', messages: [], at: now })).toBeUndefined();
     expect((await r.getBootAction(acts[1]!.action_id))!.action_status).toBe('unreported');
-    expect(await r.finalizeBootAction(ulid(), 'success', now)).toBeUndefined();
+    expect(await r.recordBootActionReport({ ...acts[0]!, action_id: ulid() }, { status: 'success', messages: [], at: now })).toBeUndefined();
   });
 
   it('sets and clears the report token only for the task that owns the context', async () => {

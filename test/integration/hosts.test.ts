@@ -131,3 +131,84 @@ describe('Blazar os-hosts', () => {
     expect((await call('GET', '/v1/os-hosts', { token })).status).toBe(403);
   });
 });
+
+describe('Blazar os-hosts: hostile input', () => {
+  const hostNames = async () => new Set(((await call('GET', '/v1/os-hosts')).body.hosts as any[]).map((h) => h.hypervisor_hostname));
+  const nested = (levels: number): unknown => {
+    let v: unknown = 'x';
+    for (let i = 0; i < levels; i++) v = { a: v };
+    return v;
+  };
+
+  it('refuses names with NUL, other control characters, ../ segments, blanks around them or 3000 characters, with 400 and no trace', async () => {
+    const base = unique('bad');
+    const names = [`${base}\u0000x`, `${base}\nx`, `../${base}`, `${base}/../etc`, ` ${base}`, `${base} `, `${base}-${'n'.repeat(3000)}`, `${base}/./x`];
+    for (const name of names) {
+      const res = await call('POST', '/v1/os-hosts', { body: { name } });
+      expect(res.status, JSON.stringify(name.slice(0, 40))).toBe(400);
+      expect(res.body).toMatchObject({ error_code: 400, error_name: 'INVALID_HOST' });
+      expect(res.body.error_message).toMatch(/^Malformed parameter name: the host name /);
+    }
+    expect((await call('POST', '/v1/os-hosts', { body: { name: 42 } })).status).toBe(400);
+    const after = await hostNames();
+    for (const name of names) expect(after.has(name)).toBe(false);
+  });
+
+  it('refuses reserved capability keys, deep or over-large capabilities on create and update, and leaves the host as it was', async () => {
+    const { hosts } = await hostPool(1);
+    const id = hosts[0]!.id;
+    const before = (await call('GET', `/v1/os-hosts/${id}`)).body.host;
+    const bodies: [string, string][] = [
+      ['{"constructor": "x"}', 'reserved'],
+      ['{"prototype": "x"}', 'reserved'],
+      ['{"__proto__": {"polluted": "yes"}}', 'reserved'],
+      ['{"values": {"constructor": "x"}}', 'reserved'],
+      ['{"nested": {"constructor": 1}}', 'reserved'],
+      [JSON.stringify({ deep: nested(40) }), 'nested deeper than 32 levels'],
+      [JSON.stringify({ big: 'x'.repeat(70 * 1024) }), 'more than 65536'],
+      [JSON.stringify({ 'bad\u0000key': 'x' }), 'Malformed extra capability key'],
+    ];
+    for (const [raw, why] of bodies) {
+      const put = await call('PUT', `/v1/os-hosts/${id}`, { rawBody: raw, headers: { 'Content-Type': 'application/json' } });
+      expect(put.status, raw.slice(0, 60)).toBe(400);
+      expect(put.body.error_code).toBe(400);
+      expect(put.body.error_message, raw.slice(0, 60)).toContain(why);
+      const name = unique('bad-cap');
+      const post = await call('POST', '/v1/os-hosts', { rawBody: raw.replace(/^\{/, `{"name": "${name}", `), headers: { 'Content-Type': 'application/json' } });
+      expect(post.status, raw.slice(0, 60)).toBe(400);
+      expect((await call('GET', `/v1.1/admin/nodes/${name}`)).status).toBe(404);
+    }
+    // Many small capabilities that only together pass the bound.
+    const many = Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`cap${i}`, 'v'.repeat(2000)]));
+    expect((await call('PUT', `/v1/os-hosts/${id}`, { body: many })).status).toBe(400);
+    expect((await call('GET', `/v1/os-hosts/${id}`)).body.host).toEqual(before);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('answers 404 for host ids that are not all digits or longer than any id, 400 for ids no path may hold', async () => {
+    for (const id of ['abc', '12a', '1'.repeat(21), '0x10']) {
+      const res = await call('GET', `/v1/os-hosts/${id}`);
+      expect(res.status, id).toBe(404);
+      expect(res.body).toMatchObject({ error_code: 404, error_name: 'NOT_FOUND' });
+      expect(res.body.error_message.length).toBeLessThan(200);
+      expect((await call('PUT', `/v1/os-hosts/${id}`, { body: { a: 'b' } })).status).toBe(404);
+      expect((await call('DELETE', `/v1/os-hosts/${id}`)).status).toBe(404);
+      expect((await call('GET', `/v1/os-hosts/${id}/allocation`)).status).toBe(404);
+    }
+    const huge = await call('GET', `/v1/os-hosts/${'9'.repeat(3000)}`);
+    expect(huge.status).toBe(400);
+    expect(huge.body.error_code).toBe(400);
+  });
+
+  it('answers a constructor-named lease filter with no host, whatever the operator', async () => {
+    const { filter } = await hostPool(1);
+    for (const term of [['!=', '$constructor', 'zzz'], ['!=', '$toString', 'zzz'], ['==', '$hasOwnProperty', 'x']]) {
+      const res = await call('POST', '/v1/leases', { body: leaseBody(JSON.stringify(['and', JSON.parse(filter), term])) });
+      expect(res.status, JSON.stringify(term)).toBe(409);
+      expect(res.body.error_name).toBe('NOT_ENOUGH_HOSTS_AVAILABLE');
+    }
+    const proto = await call('POST', '/v1/leases', { body: leaseBody(JSON.stringify(['==', '$__proto__', 'x'])) });
+    expect(proto.status).toBe(400);
+    expect(proto.body.error_name).toBe('MALFORMED_REQUIREMENTS');
+  });
+});

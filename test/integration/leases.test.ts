@@ -323,3 +323,93 @@ describe('Blazar leases: delete', () => {
     expect(new Set(nodes).size).toBe(2);
   });
 });
+
+describe('Blazar leases: hostile input and operator limits (default settings)', () => {
+  const deepFilter = (levels: number) => `${'["and", '.repeat(levels - 1)}["==", "$gpu", "a100"]${']'.repeat(levels - 1)}`;
+  const leasesOf = async (token: string) => (await call('GET', '/v1/leases', { token })).body.leases as any[];
+
+  it('refuses filters nested 1,500 and 2,000 levels deep with 400, storing nothing', async () => {
+    const { filter } = await hostPool(1);
+    const { token } = await tokenFor('member');
+    for (const levels of [1500, 2000]) {
+      for (const raw of [deepFilter(levels), `${'['.repeat(levels)}${']'.repeat(levels)}`]) {
+        for (const field of ['resource_properties', 'hypervisor_properties']) {
+          const body = leaseBody(filter);
+          (body.reservations[0] as Record<string, unknown>)[field] = raw;
+          const res = await call('POST', '/v1/leases', { token, body });
+          expect(res.status, `${field} ${levels}`).toBe(400);
+          expect(res.body).toMatchObject({ error_code: 400, error_name: 'MALFORMED_REQUIREMENTS' });
+          expect(res.body.error_message).toMatch(/nested deeper than 8 levels|longer than 16384 bytes/);
+          expect(res.body.error_message.length).toBeLessThan(600);
+        }
+      }
+    }
+    expect(await leasesOf(token)).toEqual([]);
+  });
+
+  it('refuses a deep filter on update too, and leaves the lease as it was', async () => {
+    const { filter } = await hostPool(1);
+    const lease = (await call('POST', '/v1/leases', { body: leaseBody(filter) })).body.lease;
+    const res = await call('PUT', `/v1/leases/${lease.id}`, { body: { reservations: [{ id: lease.reservations[0].id, resource_properties: deepFilter(2000) }] } });
+    expect(res.status).toBe(400);
+    expect(res.body.error_name).toBe('MALFORMED_REQUIREMENTS');
+    expect((await call('GET', `/v1/leases/${lease.id}`)).body.lease).toEqual(lease);
+  });
+
+  it('refuses lease names with control characters', async () => {
+    const { token } = await tokenFor('member');
+    for (const name of ['a\u0000b', 'tab\there', 'line\nbreak']) {
+      const res = await call('POST', '/v1/leases', { token, body: leaseBody('["==", "$pool", "none"]', { name }) });
+      expect(res.status).toBe(400);
+      expect(res.body.error_message).toContain('name must not contain control characters');
+    }
+    expect(await leasesOf(token)).toEqual([]);
+  });
+
+  it('refuses a lease ending 9999-12-31 23:59 with upstream\'s max_lease_duration message (403), and dates past year 9999 (400)', async () => {
+    const { filter } = await hostPool(1);
+    const { token } = await tokenFor('member');
+    const start = blazarIn(60);
+    const res = await call('POST', '/v1/leases', { token, body: leaseBody(filter, { start, end: '9999-12-31 23:59' }) });
+    expect(res.status, res.text).toBe(403);
+    const seconds = Math.trunc((Date.parse('9999-12-31T23:59:00Z') - Date.parse(`${start.replace(' ', 'T')}:00Z`)) / 1000);
+    expect(res.body).toEqual({
+      error_code: 403,
+      error_name: 'MAX_LEASE_DURATION_EXCEEDED',
+      error_message: `Lease duration of ${seconds} seconds must be less than or equal to the maximum lease duration of 604800 seconds.`,
+    });
+    for (const end of ['10000-01-01 00:00', '9999-13-01 00:00', '99999-12-31 23:59']) {
+      const bad = await call('POST', '/v1/leases', { token, body: leaseBody(filter, { start, end }) });
+      expect(bad.status, end).toBe(400);
+      expect(bad.body.error_message).toContain('invalid date');
+    }
+    // A week exactly is fine.
+    const week = await call('POST', '/v1/leases', { token, body: leaseBody(filter, { start, end: blazarIn(60 + 7 * 24 * 60) }) });
+    expect(week.status, week.text).toBe(201);
+    expect((await leasesOf(token)).map((l) => l.id)).toEqual([week.body.lease.id]);
+  });
+
+  it('refuses prolonging a lease past the limit with 400 and the same message, leaving it as it was; shortening is fine', async () => {
+    const { filter } = await hostPool(1);
+    const { token } = await tokenFor('member');
+    const lease = (await call('POST', '/v1/leases', { token, body: leaseBody(filter, { start: blazarIn(60), end: blazarIn(120) }) })).body.lease;
+    const res = await call('PUT', `/v1/leases/${lease.id}`, { token, body: { end_date: blazarIn(60 + 8 * 24 * 60) } });
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error_code: 400, error_name: 'MAX_LEASE_DURATION_EXCEEDED' });
+    expect(res.body.error_message).toBe(`Lease duration of ${8 * 24 * 3600} seconds must be less than or equal to the maximum lease duration of 604800 seconds.`);
+    expect((await call('GET', `/v1/leases/${lease.id}`, { token })).body.lease).toEqual(lease);
+    expect((await call('PUT', `/v1/leases/${lease.id}`, { token, body: { end_date: blazarIn(90) } })).status).toBe(200);
+  });
+
+  it('answers 404 for lease ids no lease can have, 400 for ids or markers no path or query may hold', async () => {
+    const { token, project } = await tokenFor('member');
+    const long = 'x'.repeat(200);
+    const res = await call('GET', `/v1/leases/${long}`, { token });
+    expect(res.status).toBe(404);
+    expect(res.body.error_message.length).toBeLessThan(200);
+    expect((await call('GET', `/v1/leases/${'x'.repeat(3000)}`, { token })).status).toBe(400);
+    expect((await call('GET', `/v1.1/${project}/leases?marker=${'m'.repeat(3000)}`, { token })).status).toBe(400);
+    const marker = await call('GET', `/v1.1/${project}/leases?marker=${'m'.repeat(600)}`, { token });
+    expect(marker.status).toBe(404);
+  });
+});

@@ -1,11 +1,12 @@
 import { describe, expect, it, vi } from 'vitest';
 import { configFromEnv } from '../../layers/core/config.ts';
 import { hashNodeKey, newNodeKey, nodeKeyHex } from '../../layers/core/drydock/bootactions/keys.ts';
+import { MAX_REPORT_DETAILS, parseReport } from '../../layers/core/drydock/bootactions/report.ts';
 import { bootActionAdminView, fetchBootdata, reportBootAction } from '../../layers/core/drydock/bootactions/service.ts';
 import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
 import type { BlobStore, BootActionContext, BootActionRecord, DrydockRepository } from '../../layers/core/drydock/store.ts';
 import type { TaskMessage } from '../../layers/core/drydock/tasks/model.ts';
-import { ForbiddenError, UnauthorizedError } from '../../layers/core/errors.ts';
+import { ForbiddenError, UnauthorizedError, ValidationError } from '../../layers/core/errors.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 
@@ -41,14 +42,16 @@ function setup() {
     getBootActionContext: async (n: string) => (n === 'n1' ? ctx : undefined),
     getBootAction: async (id: string) => rows.get(id),
     getBootActions: async (list: readonly string[]) => list.flatMap((id) => (rows.has(id) ? [rows.get(id)!] : [])),
-    finalizeBootAction: async (id: string, status: 'success' | 'failure', at: string) => {
-      const r = rows.get(id);
-      if (r?.action_status !== 'incomplete') return undefined;
-      const next = { ...r, action_status: status, updated: at };
-      rows.set(id, next);
+    addMessages: async (_t: string, m: readonly TaskMessage[]) => void messages.push(...m),
+    // As the store: one report is all written (condition: still incomplete) or not at all.
+    recordBootActionReport: async (a: BootActionRecord, r: { status?: 'success' | 'failure'; messages: readonly TaskMessage[]; at: string }) => {
+      const row = rows.get(a.action_id);
+      if (row?.action_status !== 'incomplete') return undefined;
+      const next = r.status ? { ...row, action_status: r.status, updated: r.at } : row;
+      rows.set(a.action_id, next);
+      messages.push(...r.messages);
       return next;
     },
-    addMessages: async (_t: string, m: readonly TaskMessage[]) => void messages.push(...m),
   } as unknown as DrydockRepository;
   const blobs: BlobStore = {
     put: async () => undefined,
@@ -108,6 +111,67 @@ describe('reportBootAction', () => {
     expect(messages).toEqual([
       { message: 'm', error: false, context_type: 'bootaction', context: ids[0], ts: '2030-01-01 00:00:00+00:00', extra: { ts: 'then', context: 'x', context_type: 'site' } },
     ]);
+  });
+});
+
+describe('parseReport', () => {
+  const json = (b: unknown) => ({ text: typeof b === 'string' ? b : JSON.stringify(b), contentType: 'application/json' });
+  const deep = (levels: number): unknown => {
+    let v: unknown = 'leaf';
+    for (let i = 0; i < levels; i++) v = { x: v };
+    return v;
+  };
+  const refused = (b: unknown) => {
+    try {
+      parseReport(json(b));
+    } catch (err) {
+      expect(err).toBeInstanceOf(ValidationError);
+      return (err as ValidationError).message;
+    }
+    throw new Error(`expected ${JSON.stringify(b).slice(0, 80)} to be refused`);
+  };
+
+  it('keeps every extra key of a detail and lower-cases the status', () => {
+    expect(parseReport(json({ status: 'Success', details: [{ message: 'm', error: false, code: 3, more: { a: [1] } }] }))).toEqual({
+      status: 'success',
+      details: [{ message: 'm', error: false, extra: { code: 3, more: { a: [1] } } }],
+    });
+  });
+
+  it('refuses a detail nested 40 levels deep, one with a constructor, __proto__ or prototype key anywhere, and says where', () => {
+    expect(refused({ status: 'success', details: [{ message: 'm', error: false, blob: deep(40) }] })).toMatch(/^Error processing body\. details\[0\]\.blob(\.x)+ is nested deeper than 32 levels/);
+    expect(refused({ details: [{ message: 'm', error: false, constructor: 'x' }] })).toMatch(/^Error processing body\. details\[0\]\.constructor: the key "constructor" is reserved/);
+    expect(refused('{"details": [{"message": "m", "error": false, "x": {"__proto__": {"polluted": 1}}}]}')).toMatch(/"__proto__" is reserved/);
+    expect(refused({ details: [{ message: 'm', error: false, x: [{ prototype: 1 }] }] })).toMatch(/"prototype" is reserved/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it(`refuses more than ${MAX_REPORT_DETAILS} details, an over-long message, an over-large extra and an over-large report`, () => {
+    const d = (message = 'm', extra: Record<string, unknown> = {}) => ({ message, error: false, ...extra });
+    expect(() => parseReport(json({ details: Array.from({ length: MAX_REPORT_DETAILS }, () => d()) }))).not.toThrow();
+    expect(refused({ details: Array.from({ length: MAX_REPORT_DETAILS + 1 }, () => d()) })).toMatch(/at most 50 details/);
+    expect(refused({ details: [d('x'.repeat(16 * 1024 + 1))] })).toMatch(/details\[0\]\.message is longer than 16384 bytes/);
+    expect(refused({ details: [d('m', { blob: 'x'.repeat(64 * 1024) })] })).toMatch(/details\[0\]: is larger than 65536 bytes/);
+    expect(refused({ details: Array.from({ length: 5 }, () => d('m', { blob: 'x'.repeat(60 * 1024) })) })).toMatch(/larger than 262144 bytes/);
+  });
+
+  it('answers upstream\'s bare message for schema violations', () => {
+    expect(refused({ status: 'done' })).toBe('Error processing body.');
+    expect(refused({ details: [{ message: 'm' }] })).toBe('Error processing body.');
+  });
+});
+
+describe('reportBootAction: one write', () => {
+  it('records a final report\'s status and details together, and nothing of a refused one', async () => {
+    const { deps, key, ids, messages, json, callbacks } = setup();
+    const deep = JSON.parse(`${'{"x":'.repeat(40)}1${'}'.repeat(40)}`);
+    await expect(reportBootAction(deps, ids[0]!, key, json({ status: 'success', details: [{ message: 'm', error: false, blob: deep }] }))).rejects.toBeInstanceOf(ValidationError);
+    expect(messages).toEqual([]);
+    expect((await deps.drydock.getBootAction(ids[0]!))!.action_status).toBe('incomplete');
+    const ok = await reportBootAction(deps, ids[0]!, key, json({ status: 'success', details: [{ message: 'done', error: false }] }));
+    expect(ok.action_status).toBe('success');
+    expect(messages.map((m) => m.message)).toEqual(['done']);
+    expect(callbacks.succeed).not.toHaveBeenCalled(); // the other action is still incomplete
   });
 });
 

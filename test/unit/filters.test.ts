@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../layers/core/errors.ts';
 import type { Node } from '../../layers/core/inventory/node.ts';
-import { HOST_COLUMNS, matches, parseRequirements, referencedKeys, type Requirement } from '../../layers/core/leases/filters.ts';
+import {
+  HOST_COLUMNS,
+  MAX_FILTER_BYTES,
+  MAX_FILTER_DEPTH,
+  MAX_FILTER_TERMS,
+  matches,
+  parseRequirements,
+  referencedKeys,
+  type Requirement,
+} from '../../layers/core/leases/filters.ts';
 
 /** A host as the filters see it: facts are typed columns, extra capabilities are strings. */
 function host(overrides: Partial<Node> = {}): Node {
@@ -249,6 +258,75 @@ describe('matches', () => {
       expect(HOST_COLUMNS).toContain(c);
     }
     expect(HOST_COLUMNS).not.toContain('gpu');
+  });
+});
+
+/** `["and", ["and", ... ["==", "$gpu", "a100"] ...]]`: `levels` lists, the innermost a term. */
+function nested(levels: number): string {
+  return `${'["and", '.repeat(levels - 1)}["==", "$gpu", "a100"]${']'.repeat(levels - 1)}`;
+}
+
+describe('bounds', () => {
+  const rejects = (raw: unknown, reason: RegExp) => {
+    const err = malformedError(raw);
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.errorName).toBe('MALFORMED_REQUIREMENTS');
+    expect(err.message).toMatch(reason);
+    // The message quotes the filter, never all of a hostile one.
+    expect(err.message.length).toBeLessThan(600);
+  };
+
+  it(`accepts lists nested ${MAX_FILTER_DEPTH} deep and refuses ${MAX_FILTER_DEPTH + 1}`, () => {
+    expect(matches(parseRequirements(nested(MAX_FILTER_DEPTH), 'x'), host())).toBe(true);
+    rejects(nested(MAX_FILTER_DEPTH + 1), /nested deeper than 8 levels/);
+  });
+
+  it('refuses 1,500 and 2,000 levels (as text and as a decoded list) without overflowing the stack', () => {
+    for (const levels of [1500, 2000]) {
+      rejects(`${'['.repeat(levels)}${']'.repeat(levels)}`, /nested deeper than 8 levels/);
+      rejects(nested(levels), /nested deeper than 8 levels|longer than 16384 bytes/);
+    }
+    rejects(`${'['.repeat(100_000)}${']'.repeat(100_000)}`, /longer than 16384 bytes/);
+    let deep: unknown[] = ['==', '$gpu', 'a100'];
+    for (let i = 0; i < 2000; i++) deep = ['and', deep];
+    rejects(deep, /nested deeper than/);
+  });
+
+  it(`refuses a filter longer than ${MAX_FILTER_BYTES} bytes, as text or as a list`, () => {
+    const long = JSON.stringify(['==', '$gpu', 'x'.repeat(MAX_FILTER_BYTES)]);
+    rejects(long, new RegExp(`longer than ${MAX_FILTER_BYTES} bytes`));
+    rejects(JSON.parse(long), new RegExp(`longer than ${MAX_FILTER_BYTES} bytes`));
+  });
+
+  it(`accepts ${MAX_FILTER_TERMS} terms and refuses one more`, () => {
+    const terms = (n: number) => ['and', ...Array.from({ length: n }, (_, i) => ['!=', '$gpu', `v${i}`])];
+    expect(referencedKeys(parseRequirements(terms(MAX_FILTER_TERMS), 'x'))).toEqual(['gpu']);
+    rejects(terms(MAX_FILTER_TERMS + 1), new RegExp(`more than ${MAX_FILTER_TERMS} terms`));
+  });
+
+  it('refuses a $__proto__ key and objects with a __proto__ or constructor key', () => {
+    rejects(['==', '$__proto__', 'x'], /"\$__proto__" is a reserved name/);
+    rejects('["==", "$__proto__", "x"]', /reserved/);
+    rejects('["==", "$gpu", {"__proto__": {"polluted": 1}}]', /reserved/);
+    rejects('["==", "$gpu", {"constructor": 1}]', /reserved/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe('own capabilities only', () => {
+  it('matches no host on the names of Object.prototype ($constructor, $toString, $hasOwnProperty, ...)', () => {
+    for (const key of ['constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', '__defineGetter__']) {
+      for (const op of ['==', '!=', '<', '>=']) {
+        expect(holds([op, `$${key}`, 'x']), `${op} $${key}`).toBe(false);
+        expect(holds([op, `$${key}`, 'null']), `${op} $${key} null`).toBe(false);
+      }
+    }
+  });
+
+  it('matches a host that does have such a capability', () => {
+    const odd = host({ extra: Object.fromEntries([['toString', 'yes']]) });
+    expect(holds(['==', '$toString', 'yes'], odd)).toBe(true);
+    expect(holds(['==', '$toString', 'yes'])).toBe(false);
   });
 });
 

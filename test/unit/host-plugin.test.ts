@@ -173,6 +173,29 @@ describe('hostPlugin.referencedProperties', () => {
     });
     expect([...keys].sort()).toEqual(['gpu', 'memory_mb', 'rack']);
   });
+
+  it('pins nothing for a stored filter that no longer parses (stored before the bounds), instead of failing', () => {
+    const deep = `${'["and", '.repeat(1500)}["==", "$gpu", "a100"]${']'.repeat(1500)}`;
+    expect(hostPlugin.referencedProperties({ hypervisor_properties: '[">=", "$vcpus", "8"]', resource_properties: deep })).toEqual(['vcpus']);
+  });
+});
+
+describe('hostPlugin.validateCreate: filter bounds', () => {
+  it('refuses a filter nested 2,000 levels deep with MALFORMED_REQUIREMENTS (400), not a stack overflow', () => {
+    const deep = `${'['.repeat(2000)}${']'.repeat(2000)}`;
+    const err = failure(() => hostPlugin.validateCreate({ resource_type: 'physical:host', ...BASE, resource_properties: deep }));
+    expect(err).toBeInstanceOf(ValidationError);
+    expect(err.errorName).toBe('MALFORMED_REQUIREMENTS');
+    expect(err.message).toMatch(/nested deeper than 8 levels/);
+  });
+
+  it('refuses a $__proto__ key in either filter', () => {
+    for (const key of ['hypervisor_properties', 'resource_properties']) {
+      const err = failure(() => hostPlugin.validateCreate({ resource_type: 'physical:host', ...BASE, [key]: '["==", "$__proto__", "x"]' }));
+      expect(err.errorName, key).toBe('MALFORMED_REQUIREMENTS');
+      expect(err.message).toMatch(/reserved/);
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -449,5 +472,26 @@ describe('hostPlugin.allocate: update', () => {
   it('leaves a pending reservation unchanged when its window shrinks', () => {
     const nodes = [node('a', { allocations: [alloc('r1', START, END)] }), node('b')];
     expect(hostPlugin.allocate(request({ nodes, min: 1, max: 2, reservationId: 'r1', current: ['node-a'], end: minutes(END, -600) }))).toEqual(['node-a']);
+  });
+});
+
+describe('hostPlugin.allocate: the usage-cap hint (limit)', () => {
+  it('stops greedy allocation at the limit instead of max', () => {
+    const nodes = ['a', 'b', 'c', 'd', 'e'].map((n) => node(n));
+    expect(hostPlugin.allocate(request({ nodes, min: 1, max: 5, limit: 2 }))).toHaveLength(2);
+    expect(hostPlugin.allocate(request({ nodes, min: 1, max: 2, limit: 4 }))).toHaveLength(2);
+  });
+
+  it('never goes below min for it (the engine refuses the lease instead)', () => {
+    const nodes = ['a', 'b', 'c'].map((n) => node(n));
+    expect(hostPlugin.allocate(request({ nodes, min: 2, max: 3, limit: 0 }))).toHaveLength(2);
+    expect(hostPlugin.allocate(request({ nodes, min: 2, max: 3, limit: -4 }))).toHaveLength(2);
+  });
+
+  it('never drops hosts a reservation holds for it, but still drops those above a lowered max', () => {
+    const nodes = ['a', 'b', 'c', 'd'].map((n) => node(n, { allocations: [alloc('r1', START, END)] }));
+    const current = ['node-a', 'node-b', 'node-c'];
+    expect(hostPlugin.allocate(request({ nodes, min: 1, max: 4, limit: 1, reservationId: 'r1', current, active: true })).sort()).toEqual(current);
+    expect(hostPlugin.allocate(request({ nodes, min: 1, max: 2, limit: 9, reservationId: 'r1', current }))).toHaveLength(2);
   });
 });

@@ -1,9 +1,21 @@
-import { BatchGetCommand, BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DeleteCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  type TransactWriteCommandInput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import type {} from '#core/drydock/bootactions/report.ts';
 import { monotonicUlid } from '#core/drydock/bootactions/ulid.ts';
 import type { BootActionContext, BootActionRecord, DesignPart, DrydockRepository, SiteConfig, StoredDesign } from '#core/drydock/store.ts';
 import type { BuildData, TaskMessage, TaskRecord } from '#core/drydock/tasks/model.ts';
 import { ConcurrentModificationError, ConflictError } from '#core/errors.ts';
-import { type Dynamo, isConditionFailure, queryAll } from './client.ts';
+import { type Dynamo, failedIndexes, isConditionFailure, queryAll } from './client.ts';
 
 /**
  * Key builders for Drydock's entities (the only place these keys are spelled). A task's
@@ -46,6 +58,9 @@ const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3
 const strip = <T>(item: Record<string, unknown>): T => Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as T;
 
 type Key = { PK: string; SK: string };
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+/** Tries of a report transaction that collided with another writer of the same action row. */
+const REPORT_ATTEMPTS = 5;
 type WriteRequest = { PutRequest: { Item: Record<string, unknown> } } | { DeleteRequest: { Key: Key } };
 
 /** Parallel writes per call (putSubtasks): enough to be quick, few enough not to throttle. */
@@ -361,25 +376,40 @@ export class DynamoDrydockRepository implements DrydockRepository {
     return (await this.batchGet(ids.map(ddBootActionKey))).map((it) => strip<BootActionRecord>(it));
   }
 
-  async finalizeBootAction(actionId: string, status: 'success' | 'failure', now: string): Promise<BootActionRecord | undefined> {
-    // Final once: the condition is evaluated with the write, so of concurrent reports exactly
-    // one moves the row out of `incomplete`; a missing row fails the condition too.
-    try {
-      const res = await this.d.doc.send(
-        new UpdateCommand({
-          TableName: this.d.table,
-          Key: ddBootActionKey(actionId),
-          UpdateExpression: 'SET #st = :s, #upd = :now',
-          ConditionExpression: '#st = :incomplete',
-          ExpressionAttributeNames: { '#st': 'action_status', '#upd': 'updated' },
-          ExpressionAttributeValues: { ':s': status, ':now': now, ':incomplete': 'incomplete' },
-          ReturnValues: 'ALL_NEW',
-        }),
-      );
-      return strip<BootActionRecord>(res.Attributes!);
-    } catch (err) {
-      if (isConditionFailure(err)) return undefined;
-      throw err;
+  async recordBootActionReport(
+    action: BootActionRecord,
+    report: { status?: 'success' | 'failure'; messages: readonly TaskMessage[]; at: string },
+  ): Promise<BootActionRecord | undefined> {
+    // One transaction: the action row's condition (still `incomplete`), its final status if
+    // any, and every message. Nothing is written unless all of it is.
+    const open = { ConditionExpression: '#st = :incomplete', ExpressionAttributeNames: { '#st': 'action_status' } };
+    const head: TransactItem = report.status
+      ? {
+          Update: {
+            TableName: this.d.table,
+            Key: ddBootActionKey(action.action_id),
+            UpdateExpression: 'SET #st = :s, #upd = :now',
+            ...open,
+            ExpressionAttributeNames: { ...open.ExpressionAttributeNames, '#upd': 'updated' },
+            ExpressionAttributeValues: { ':s': report.status, ':now': report.at, ':incomplete': 'incomplete' },
+          },
+        }
+      : { ConditionCheck: { TableName: this.d.table, Key: ddBootActionKey(action.action_id), ...open, ExpressionAttributeValues: { ':incomplete': 'incomplete' } } };
+    // Message keys are taken once, in order, so a retried transaction writes the same items.
+    const puts: TransactItem[] = report.messages.map((m) => ({ Put: { TableName: this.d.table, Item: { ...ddMessageKey(action.task_id, this.seq()), ...m } } }));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.d.doc.send(new TransactWriteCommand({ TransactItems: [head, ...puts] }));
+        return report.status ? { ...action, action_status: report.status, updated: report.at } : action;
+      } catch (err) {
+        if (failedIndexes(err).includes(0)) return undefined; // no longer incomplete, or gone
+        const conflict =
+          (err instanceof TransactionCanceledException && (err.CancellationReasons ?? []).some((r) => r.Code === 'TransactionConflict')) ||
+          (err as Error).name === 'TransactionConflictException';
+        if (!conflict) throw err;
+        if (attempt >= REPORT_ATTEMPTS) throw new ConcurrentModificationError();
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      }
     }
   }
 

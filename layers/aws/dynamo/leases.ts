@@ -2,6 +2,7 @@ import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } fr
 import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
+import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from '#core/leases/usage.ts';
 import type { AllocationChange, KeysetRange, LeaseRepository } from '#core/ports.ts';
 import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
@@ -13,6 +14,14 @@ export const leaseMetaKey = (id: string) => ({ PK: leasePk(id), SK: 'META' });
 export const reservationKey = (leaseId: string, id: string) => ({ PK: leasePk(leaseId), SK: `RES#${id}` });
 export const eventKey = (leaseId: string, id: string) => ({ PK: leasePk(leaseId), SK: `EVENT#${id}` });
 const projectIndex = (project: string) => `LEASES#${project}`;
+/**
+ * A project's usage partition (the host cap, `#core/leases/usage.ts`): one entry per lease
+ * (window, host count), kept by every lease write, and a version item that usage-raising writes
+ * check and bump. Read with one consistent query.
+ */
+export const usagePk = (project: string) => `USAGE#${project}`;
+export const usageVersionKey = (project: string) => ({ PK: usagePk(project), SK: 'VERSION' });
+export const usageEntryKey = (project: string, leaseId: string) => ({ PK: usagePk(project), SK: `LEASE#${leaseId}` });
 const ALL_LEASES = 'LEASES';
 export const UNDONE_EVENTS = 'EVENTS#UNDONE';
 export const RUNNING_EVENTS = 'EVENTS#IN_PROGRESS';
@@ -129,7 +138,51 @@ export class DynamoLeaseRepository implements LeaseRepository {
     return assemble(items);
   }
 
-  async commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[]): Promise<void> {
+  async projectUsage(projectId: string): Promise<ProjectUsage> {
+    const items = await queryAll(this.d, {
+      KeyConditionExpression: 'PK = :pk',
+      ExpressionAttributeValues: { ':pk': usagePk(projectId) },
+      ConsistentRead: true,
+    });
+    let version = 0;
+    const entries: UsageEntry[] = [];
+    for (const item of items) {
+      if (item.SK === 'VERSION') version = Number(item.version ?? 0);
+      else entries.push({ lease_id: String(item.lease_id), start: String(item.start), end: String(item.end), hosts: Number(item.hosts ?? 0) });
+    }
+    return { version, entries };
+  }
+
+  /**
+   * The usage items of a lease write: its entry when it changed, and with a guard the version
+   * compare-and-set plus the pruned entries.
+   */
+  private usageItems(next: Lease, previous: Lease | undefined, guard: UsageGuard | undefined): TransactItem[] {
+    const out: TransactItem[] = [];
+    const entry = usageEntry(next);
+    const old = previous && usageEntry(previous);
+    if (!old || old.start !== entry.start || old.end !== entry.end || old.hosts !== entry.hosts) {
+      out.push({ Put: { TableName: this.d.table, Item: { ...usageEntryKey(next.project_id, next.id), entity: 'lease_usage', ...entry } } });
+    }
+    if (guard) {
+      out.push({
+        Update: {
+          TableName: this.d.table,
+          Key: usageVersionKey(next.project_id),
+          UpdateExpression: 'SET #v = if_not_exists(#v, :zero) + :one',
+          ConditionExpression: guard.expectedVersion === 0 ? 'attribute_not_exists(PK)' : '#v = :expected',
+          ExpressionAttributeNames: { '#v': 'version' },
+          ExpressionAttributeValues: { ':zero': 0, ':one': 1, ...(guard.expectedVersion === 0 ? {} : { ':expected': guard.expectedVersion }) },
+        },
+      });
+      for (const id of guard.prune) {
+        if (id !== next.id) out.push({ Delete: { TableName: this.d.table, Key: usageEntryKey(next.project_id, id) } });
+      }
+    }
+    return out;
+  }
+
+  async commit(next: Lease, previous: Lease | undefined, nodes: AllocationChange[], guard?: UsageGuard): Promise<void> {
     const items: TransactItem[] = [];
     const newRows = rows(next);
     const [meta, ...children] = newRows;
@@ -154,6 +207,7 @@ export class DynamoLeaseRepository implements LeaseRepository {
         if (!keep.has(row.SK)) items.push({ Delete: { TableName: this.d.table, Key: { PK: row.PK, SK: row.SK } } });
       }
     }
+    items.push(...this.usageItems(next, previous, guard));
     if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) return this.transact(items, nodes);
     await this.phasedCommit(items, previous, nodes);
   }
@@ -171,6 +225,8 @@ export class DynamoLeaseRepository implements LeaseRepository {
         },
       },
       ...children.map((r) => ({ Delete: { TableName: this.d.table, Key: { PK: r.PK, SK: r.SK } } })),
+      // Its usage entry goes with it (no version check: a delete only lowers usage).
+      { Delete: { TableName: this.d.table, Key: usageEntryKey(previous.project_id, previous.id) } },
     ];
     if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) return this.transact(items, nodes);
     // Too large for one transaction: the lease goes first, then its calendar entries. A crash in

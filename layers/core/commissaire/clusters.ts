@@ -29,9 +29,10 @@ import { startClusterOperation } from './operations.ts';
 
 /** `type` is the field `container_manager` replaced in 0.1.0; commctl still sends it. Ignored. */
 export const ClusterPut = z.strictObject({
-  network: boundedId().nullish(),
-  container_manager: boundedId().nullish(),
-  type: boundedId().nullish(),
+  // commctl sends `container_manager: ""` for none.
+  network: z.string().max(255).nullish(),
+  container_manager: z.string().max(255).nullish(),
+  type: z.string().max(255).nullish(),
 });
 export type ClusterPut = z.infer<typeof ClusterPut>;
 

@@ -1,5 +1,4 @@
-import type { Ports } from '../ports.ts';
-import { isSealed } from '../secrets.ts';
+import { isSealed, type SecretBox } from '../secrets.ts';
 import type { ContainerManager } from './model.ts';
 
 /**
@@ -10,7 +9,10 @@ import type { ContainerManager } from './model.ts';
 const TIMEOUT_MS = 5000;
 
 /** A container manager as its calls need it: its token (stored sealed) opened. */
-export async function loadContainerManager(deps: Ports, name: string | undefined): Promise<ContainerManager | undefined> {
+export async function loadContainerManager(
+  deps: { commissaire: { getContainerManager(name: string): Promise<ContainerManager | undefined> }; secrets: SecretBox },
+  name: string | undefined,
+): Promise<ContainerManager | undefined> {
   const cm = name ? await deps.commissaire.getContainerManager(name) : undefined;
   const token = cm?.options.token;
   if (!cm || !isSealed(token)) return cm;

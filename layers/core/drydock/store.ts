@@ -130,10 +130,16 @@ export interface DrydockRepository {
   /** The action rows among `ids` (any order). */
   getBootActions(ids: readonly string[]): Promise<BootActionRecord[]>;
   /**
-   * Makes the action final (`incomplete` → `success`|`failure`): the write is the check, so of
-   * concurrent final reports exactly one wins. Undefined when the action was not `incomplete`.
+   * Records one report of an `incomplete` action in one transaction, or nothing: its messages
+   * on task `taskId` and, with `status`, the action's final status. The action's status is the
+   * condition (`incomplete`), so of concurrent final reports exactly one is written and a
+   * report after the final one writes nothing. Returns the action as written, or undefined
+   * when it was no longer `incomplete` (or is gone).
    */
-  finalizeBootAction(actionId: string, status: 'success' | 'failure', now: string): Promise<BootActionRecord | undefined>;
+  recordBootActionReport(
+    action: BootActionRecord,
+    report: { status?: 'success' | 'failure'; messages: readonly TaskMessage[]; at: string },
+  ): Promise<BootActionRecord | undefined>;
   /**
    * Records the task token of the step waiting for the node's reports, if the node's context
    * still belongs to `taskId`; false otherwise. `undefined` clears it.

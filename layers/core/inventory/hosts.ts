@@ -8,6 +8,7 @@ import {
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import { pluginFor } from '../leases/host-plugin.ts';
 import type { Allocation, Ports, PropertyRecord } from '../ports.ts';
+import { byteLength, checkJson, idProblem, MAX_FREE_FORM_BYTES, nameProblem, RESERVED_KEYS } from '../util/bounds.ts';
 import { INT_FACTS, newNode, type Node, type NodeFacts, type NodePatch, STRING_FACTS } from './node.ts';
 
 /**
@@ -19,6 +20,26 @@ const HOST_RESOURCE = 'physical:host';
 /** Keys of the host object that are not settable (the name is `name` on create only). */
 const READ_ONLY = new Set(['id', 'hypervisor_hostname', 'created_at', 'updated_at', 'status', 'trust_id']);
 const MAX_KEY = 64;
+/**
+ * Most bytes of a host's facts and extra capabilities together, as stored (JSON): capabilities
+ * are short strings upstream; this keeps a host item far below DynamoDB's 400 KB.
+ */
+export const MAX_HOST_FIELDS_BYTES = MAX_FREE_FORM_BYTES;
+/** Host ids come from a counter: all digits, and no more of them than a counter ever reaches. */
+const HOST_ID = /^\d{1,20}$/;
+
+/** Everything in a host body is checked before anything is written (or a host id is taken). */
+function checkBody(body: Record<string, unknown>): void {
+  // Depth and prototype keys, whatever route the body came by.
+  checkJson(body, 'The request body');
+}
+
+function checkSize(facts: Partial<NodeFacts>, extra: Record<string, string | null>): void {
+  const bytes = byteLength(JSON.stringify({ facts, extra }));
+  if (bytes > MAX_HOST_FIELDS_BYTES) {
+    throw new ValidationError(`The host's facts and extra capabilities take ${bytes} bytes, more than ${MAX_HOST_FIELDS_BYTES}`);
+  }
+}
 
 function coerceFacts(body: Record<string, unknown>): { facts: Partial<NodeFacts>; extra: Record<string, string>; reservable?: boolean } {
   const facts: Record<string, unknown> = {};
@@ -40,7 +61,9 @@ function coerceFacts(body: Record<string, unknown>): { facts: Partial<NodeFacts>
       else throw new ValidationError('Malformed parameter reservable: true or false is required');
     } else {
       if (k.length > MAX_KEY) throw new ValidationError(`Extra capability key too long: ${k.slice(0, 20)}... (at most ${MAX_KEY} characters)`);
-      if (k === '' || /[\s$]/.test(k)) throw new ValidationError(`Malformed extra capability key ${JSON.stringify(k)}`);
+      if (k === '' || /[\s$]/.test(k) || idProblem(k)) throw new ValidationError(`Malformed extra capability key ${JSON.stringify(k)}`);
+      // A capability is looked up by name (filters, views): no name of the object machinery.
+      if (RESERVED_KEYS.has(k)) throw new ValidationError(`Extra capability key ${JSON.stringify(k)} is reserved`);
       extra[k] = typeof v === 'string' ? v : JSON.stringify(v);
     }
   }
@@ -53,15 +76,32 @@ function asObject(body: unknown, what: string): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/** Tries of an enrolment that lost a race (for the host id or the node) before answering 409. */
+const ENROL_ATTEMPTS = 40;
+
+/**
+ * `POST /v1/os-hosts`. The whole body is checked first; the host id is then taken in the same
+ * transaction that enrols the node (the counter moves only with a host), so a refused or failed
+ * enrolment never consumes an id. Concurrent enrolments race for the next id and the loser tries
+ * again with the one after.
+ */
 export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBody: unknown): Promise<Node> {
   requireAdmin(auth);
-  const { name, ...rest } = asObject(rawBody, 'The request body');
-  if (typeof name !== 'string' || name.trim() === '') throw new ValidationError('Missing parameter name', 'INVALID_HOST');
+  const body = asObject(rawBody, 'The request body');
+  checkBody(body);
+  const { name, ...rest } = body;
+  if (name === undefined || name === null || (typeof name === 'string' && name.trim() === '')) throw new ValidationError('Missing parameter name', 'INVALID_HOST');
+  if (typeof name !== 'string') throw new ValidationError('Malformed parameter name: a string is required', 'INVALID_HOST');
+  const bad = nameProblem(name);
+  if (bad) throw new ValidationError(`Malformed parameter name: the host name ${bad}`, 'INVALID_HOST');
   const { facts, extra, reservable } = coerceFacts(rest);
+  checkSize(facts, extra);
 
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < ENROL_ATTEMPTS; attempt++) {
+    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * Math.min(attempt, 5)));
     const existing = await deps.nodes.getByName(name);
     if (existing?.host_id) throw new ConflictError(`Host ${name} is already enrolled as host ${existing.host_id}`, 'HOST_EXISTS');
+    if (existing) checkSize({ ...existing.facts, ...facts }, { ...existing.extra, ...extra });
     const hostId = await deps.nodes.nextHostId();
     if (existing) {
       const patch: NodePatch = { facts, extra, ...(reservable !== undefined ? { reservable } : {}) };
@@ -75,8 +115,10 @@ export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBod
     try {
       return await deps.nodes.create(newNode({ id: randomUUID(), name, host_id: hostId, reservable: reservable ?? true, facts, extra, created_at: deps.clock.now().toISOString() }));
     } catch (err) {
-      // Another request created the node meanwhile: enrol it (or report it enrolled).
+      // Another request created the node meanwhile (enrol it, or report it enrolled), or took
+      // the host id (take the next one).
       if (err instanceof ConflictError && err.errorName === 'DUPLICATE_NAME') continue;
+      if (err instanceof ConcurrentModificationError) continue;
       throw err;
     }
   }
@@ -85,8 +127,9 @@ export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBod
 
 export async function getHost(deps: Ports, auth: Principal | undefined, hostId: string): Promise<Node> {
   requireAdmin(auth);
-  const node = /^\d+$/.test(hostId) ? await deps.nodes.getByHostId(hostId) : undefined;
-  if (!node) throw new NotFoundError(`Object with {'host_id': '${hostId}'} not found`);
+  // Not all digits, or longer than any id the counter gives: no such host (no read).
+  const node = HOST_ID.test(hostId) ? await deps.nodes.getByHostId(hostId) : undefined;
+  if (!node) throw new NotFoundError(`Object with {'host_id': '${hostId.length > 64 ? `${hostId.slice(0, 64)}…` : hostId}'} not found`);
   return node;
 }
 
@@ -117,20 +160,27 @@ export async function updateHost(deps: Ports, auth: Principal | undefined, hostI
     body = body.values as Record<string, unknown>;
   }
   if (Object.keys(body).length === 0) throw new ValidationError('No data to update', 'INVALID_UPDATE');
+  checkBody(body);
   const nulls = Object.entries(body).filter(([, v]) => v === null).map(([k]) => k);
+  for (const k of nulls) {
+    if (RESERVED_KEYS.has(k)) throw new ValidationError(`Extra capability key ${JSON.stringify(k)} is reserved`);
+  }
   const { facts, extra, reservable } = coerceFacts(Object.fromEntries(Object.entries(body).filter(([, v]) => v !== null)));
 
   for (let attempt = 0; attempt < 5; attempt++) {
     const node = await getHost(deps, auth, hostId);
     const pinned = await pinnedProperties(deps, node, deps.clock.now());
     for (const key of [...Object.keys(facts), ...Object.keys(extra), ...nulls, ...(reservable !== undefined ? ['reservable'] : [])]) {
-      const current = key in node.extra ? node.extra[key] : (node.facts as Record<string, unknown>)[key];
-      const incoming = key in extra ? extra[key] : (facts as Record<string, unknown>)[key];
+      const current = Object.hasOwn(node.extra, key) ? node.extra[key] : (node.facts as Record<string, unknown>)[key];
+      const incoming = Object.hasOwn(extra, key) ? extra[key] : (facts as Record<string, unknown>)[key];
       if (pinned.has(key) && String(current) !== String(incoming)) {
         throw new ConflictError(`Cannot update capability ${key} of host ${hostId}: reservation ${pinned.get(key)} depends on it`, 'CANT_UPDATE_PARAMETER');
       }
     }
-    const removeExtra = Object.fromEntries(nulls.filter((k) => k in node.extra).map((k) => [k, null]));
+    const removeExtra = Object.fromEntries(nulls.filter((k) => Object.hasOwn(node.extra, k)).map((k) => [k, null]));
+    const merged = { ...node.extra, ...extra };
+    for (const k of Object.keys(removeExtra)) delete merged[k];
+    checkSize({ ...node.facts, ...facts }, merged);
     const patch: NodePatch = { facts, extra: { ...extra, ...removeExtra }, ...(reservable !== undefined ? { reservable } : {}) };
     try {
       // The version check makes the pin check above hold at the moment of the write.

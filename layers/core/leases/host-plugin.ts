@@ -84,7 +84,9 @@ export const hostPlugin: ResourcePlugin = {
   allocate(req: AllocationRequest): string[] {
     const { params, start, end, config } = req;
     const min = params.min as number;
-    const max = params.max as number;
+    // Greedy up to max, or up to the project's remaining headroom when that is smaller.
+    // (Never below min or below what the reservation holds: the limit only trims what it would add.)
+    const max = Math.min(params.max as number, req.limit === undefined ? Infinity : Math.max(min, req.current.length, req.limit));
     const hyp = parseRequirements(params.hypervisor_properties, 'hypervisor_properties');
     const res = parseRequirements(params.resource_properties, 'resource_properties');
     const own = new Set([req.reservationId]);
@@ -140,10 +142,16 @@ export const hostPlugin: ResourcePlugin = {
   },
 
   referencedProperties(params) {
-    return [
-      ...referencedKeys(parseRequirements(params.hypervisor_properties, 'hypervisor_properties')),
-      ...referencedKeys(parseRequirements(params.resource_properties, 'resource_properties')),
-    ];
+    // Stored filters were checked when stored; one that no longer parses (stored before the
+    // bounds existed) pins nothing rather than making every update of its hosts fail.
+    const keys = (raw: unknown, field: string) => {
+      try {
+        return referencedKeys(parseRequirements(raw, field));
+      } catch {
+        return [];
+      }
+    };
+    return [...keys(params.hypervisor_properties, 'hypervisor_properties'), ...keys(params.resource_properties, 'resource_properties')];
   },
 
   startBlocker: hostStartBlocker,

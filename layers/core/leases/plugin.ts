@@ -25,6 +25,13 @@ export interface AllocationRequest {
   config: Config;
   /** Which try this is (0 first); a retry after a lost race reads fresh calendars. */
   attempt: number;
+  /**
+   * How many resources the reservation should take at most under the project's usage cap
+   * (`SLIPWAY_MAX_HOSTS_PER_PROJECT`); undefined without a cap. A hint, not a rule: greedy
+   * allocation stops there instead of at `max`, but never below `min` or below what the
+   * reservation already holds. The engine refuses a lease that still exceeds the cap.
+   */
+  limit?: number;
 }
 
 export interface ResourcePlugin {

@@ -10,6 +10,7 @@ import {
 import { canSeeProject, isAdmin, type Principal, requireAuth, requireWriter } from '../identity/identity.ts';
 import type { Node } from '../inventory/node.ts';
 import type { Allocation, AllocationChange, KeysetRange, Ports } from '../ports.ts';
+import { idProblem } from '../util/bounds.ts';
 import { parseBlazarDate, truncateToMinute } from '../util/time.ts';
 import { pluginFor } from './host-plugin.ts';
 import { armLease, disarmLease, notify } from './lifecycle.ts';
@@ -21,6 +22,7 @@ import {
   sortEvents,
   STABLE_LEASE_STATUSES,
 } from './model.ts';
+import { checkHostCap, checkLeaseDuration, endedEntries, hostCap, peakHosts, type ProjectUsage, type UsageGuard } from './usage.ts';
 
 /**
  * Lease use-cases: create, update, delete, get, list (upstream-apis.md §4.4–4.7). Every write
@@ -31,6 +33,10 @@ import {
 
 const dateField = (name: string) => z.unknown().refine((v) => v !== undefined && v !== null, { message: `Missing parameter ${name}` });
 
+/** A lease name holds no control characters (it is shown by every client and logged). */
+const noControl = (v: string) => idProblem(v, Number.MAX_SAFE_INTEGER) === undefined;
+const NAME_CONTROL = 'name must not contain control characters';
+
 // Unknown fields are refused (strict objects): the upstream clients send only these, and a
 // misspelt field silently ignored would be a lease other than the one asked for.
 export const LeaseCreate = z.strictObject({
@@ -38,7 +44,8 @@ export const LeaseCreate = z.strictObject({
     .string({ error: (i) => (i.input === undefined ? 'Missing parameter name' : 'name must be a string') })
     .trim()
     .min(1, 'Missing parameter name')
-    .max(80, 'name must be at most 80 characters'),
+    .max(80, 'name must be at most 80 characters')
+    .refine(noControl, NAME_CONTROL),
   start_date: dateField('start_date'),
   end_date: dateField('end_date'),
   before_end_date: z.unknown().optional(),
@@ -53,7 +60,7 @@ export const LeaseCreate = z.strictObject({
 export type LeaseCreate = z.infer<typeof LeaseCreate>;
 
 export const LeaseUpdate = z.strictObject({
-  name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(80).optional(),
+  name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(80).refine(noControl, NAME_CONTROL).optional(),
   start_date: z.unknown().optional(),
   end_date: z.unknown().optional(),
   before_end_date: z.unknown().optional(),
@@ -174,6 +181,9 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
   if (input.events.length > 0) {
     throw new ValidationError('Custom lease events are not supported; start, end and before_end events are created from the dates', 'INVALID_EVENTS');
   }
+  // Usage enforcement, after the request's own rules (upstream runs it after validation too).
+  checkLeaseDuration(deps.config, who.project_id, start, end, 'create');
+  const cap = hostCap(deps.config, who.project_id);
 
   const created = iso(now);
   const leaseId = randomUUID();
@@ -183,10 +193,17 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
   const reservationIds = plans.map(() => randomUUID());
 
   return withRetries(deps, async (attempt) => {
+    // The project's usage is read before the calendars; the commit's version check makes the
+    // cap hold at the moment of the write (see usage.ts).
+    const usage = cap === undefined ? undefined : await deps.leases.projectUsage(who.project_id);
+    const othersPeak = usage ? peakHosts(usage.entries, start, end, deps.clock.now(), leaseId) : 0;
+    let taken = 0;
     const cal = new CalendarPlan(await deps.nodes.list({ consistent: attempt > 0 }));
     const reservations: Reservation[] = plans.map(({ plugin, params }, i) => {
       const id = reservationIds[i]!;
-      const nodeIds = plugin.allocate({ params, start, end, nodes: cal.view(), reservationId: id, current: [], active: false, config: deps.config, attempt });
+      const limit = cap === undefined ? undefined : cap - othersPeak - taken;
+      const nodeIds = plugin.allocate({ params, start, end, nodes: cal.view(), reservationId: id, current: [], active: false, config: deps.config, attempt, limit });
+      taken += nodeIds.length;
       cal.assign(id, [], nodeIds, { lease_id: leaseId, project_id: who.project_id, start: iso(start), end: iso(end) });
       return {
         id,
@@ -218,7 +235,8 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
       reservations,
       events,
     };
-    await deps.leases.commit(lease, undefined, cal.changes());
+    if (cap !== undefined) checkHostCap(cap, who.project_id, taken, othersPeak, 'create');
+    await deps.leases.commit(lease, undefined, cal.changes(), usageGuard(usage, deps.clock.now()));
     return lease;
   }, busyHosts).then(async (lease) => {
     // Only now that the lease and its reservations are stored may its events fire.
@@ -242,6 +260,10 @@ export function leaseNotice(lease: Lease): Record<string, unknown> {
   };
 }
 
+/** The compare-and-set a booking carries when the project's usage was read for the cap. */
+const usageGuard = (usage: ProjectUsage | undefined, now: Date): UsageGuard | undefined =>
+  usage && { expectedVersion: usage.version, prune: endedEntries(usage.entries, now) };
+
 const busyHosts = () =>
   new NotEnoughHostsError('Not enough hosts available: the hosts kept changing under concurrent requests; please retry');
 const busyLease = () => new ConcurrentModificationError('The lease or its hosts kept changing under concurrent requests; please retry');
@@ -249,10 +271,14 @@ const busyLease = () => new ConcurrentModificationError('The lease or its hosts 
 /** A lease the caller may see, else 404 (never 403: existence is not disclosed). */
 export async function getLease(deps: Ports, auth: Principal | undefined, id: string): Promise<Lease> {
   const who = requireAuth(auth);
-  const lease = await deps.leases.get(id);
-  if (!lease || !canSeeProject(who, lease.project_id)) throw new NotFoundError(`Object with {'lease_id': '${id}'} not found`);
+  // An id no lease can have (over-long, control characters) is not looked up at all.
+  const lease = idProblem(id) ? undefined : await deps.leases.get(id);
+  if (!lease || !canSeeProject(who, lease.project_id)) throw new NotFoundError(`Object with {'lease_id': '${clip(id)}'} not found`);
   return lease;
 }
+
+/** An identifier as quoted back in a message: at most 64 characters. */
+const clip = (id: string) => (id.length > 64 ? `${id.slice(0, 64)}…` : id);
 
 export async function listLeases(deps: Ports, auth: Principal | undefined): Promise<Lease[]> {
   const who = requireAuth(auth);
@@ -262,11 +288,16 @@ export async function listLeases(deps: Ports, auth: Principal | undefined): Prom
 /** A window of the visible leases in id order (paging without reading them all). */
 export async function pageLeases(deps: Ports, auth: Principal | undefined, range: KeysetRange): Promise<Lease[]> {
   const who = requireAuth(auth);
+  // A marker no lease id can be is refused before it reaches a key condition.
+  for (const marker of [range.after, range.before]) {
+    if (marker !== undefined && idProblem(marker)) throw new ValidationError(`Invalid marker: ${idProblem(marker)}`, 'INVALID_MARKER');
+  }
   return deps.leases.page(isAdmin(who) ? undefined : who.project_id, range);
 }
 
 export async function leaseVisible(deps: Ports, auth: Principal | undefined, id: string): Promise<boolean> {
   const who = requireAuth(auth);
+  if (idProblem(id)) return false;
   const lease = await deps.leases.get(id);
   return lease !== undefined && canSeeProject(who, lease.project_id);
 }
@@ -344,6 +375,7 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
     if (end < nowMinute || end < start) {
       throw new ValidationError('End date must be later than current and start date', 'INVALID_DATE');
     }
+    checkLeaseDuration(deps.config, lease.project_id, start, end, 'update', { start: oldStart, end: oldEnd });
 
     // Events follow the dates; before_end keeps its distance to the end unless given.
     const events = lease.events.map((e) => ({ ...e }));
@@ -386,11 +418,17 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
 
     const datesChanged = next.start_date !== lease.start_date || next.end_date !== lease.end_date;
     let nodeChanges: AllocationChange[] = [];
+    let guard: UsageGuard | undefined;
     if (datesChanged || changes.size > 0) {
+      const cap = hostCap(deps.config, lease.project_id);
+      const usage = cap === undefined ? undefined : await deps.leases.projectUsage(lease.project_id);
+      const othersPeak = usage ? peakHosts(usage.entries, start, end, now, lease.id) : 0;
+      let taken = 0;
       const cal = new CalendarPlan(await deps.nodes.list({ consistent: attempt > 0 }));
       next.reservations = lease.reservations.map((res) => {
         const plugin = pluginFor(res.resource_type);
         const params = changes.get(res.id) ?? res.params;
+        const limit = cap === undefined ? undefined : cap - othersPeak - taken;
         const nodeIds = plugin.allocate({
           params,
           start,
@@ -401,7 +439,9 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
           active: res.status === 'active' || started,
           config: deps.config,
           attempt,
+          limit,
         });
+        taken += nodeIds.length;
         cal.assign(
           res.id,
           res.node_ids,
@@ -413,8 +453,14 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
         return changed ? { ...res, params, node_ids: nodeIds, updated_at: stamp } : res;
       });
       nodeChanges = cal.changes();
+      if (cap !== undefined) {
+        // Only a change that can raise usage is held to the cap: more hosts, or a wider window.
+        const before = lease.reservations.reduce((n, r) => n + r.node_ids.length, 0);
+        if (taken > before || start < oldStart || end > oldEnd) checkHostCap(cap, lease.project_id, taken, othersPeak, 'update');
+      }
+      guard = usageGuard(usage, now);
     }
-    await deps.leases.commit(next, lease, nodeChanges);
+    await deps.leases.commit(next, lease, nodeChanges, guard);
     return next;
   }, busyHosts);
   if (before && updated !== before) {

@@ -1,11 +1,11 @@
-import * as z from 'zod';
-import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError } from '../../errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../../identity/identity.ts';
 import type { Ports } from '../../ports.ts';
 import { log } from '../../util/log.ts';
 import type { BootActionContext, BootActionRecord, BootActionStatus } from '../store.ts';
 import { message, type TaskMessage } from '../tasks/model.ts';
 import { verifyNodeKey } from './keys.ts';
+import { parseReport, type ReportBody } from './report.ts';
 import { parseUlid } from './ulid.ts';
 
 /**
@@ -47,18 +47,7 @@ export interface BootActionInfo {
 }
 
 /** A report's body, unparsed: its checks come after the resolve and key checks (see above). */
-export interface ReportBody {
-  text: string | undefined;
-  contentType: string | undefined;
-}
-
-/** Upstream's `bootaction_schema`: no other top-level key; details need `message` and `error`. */
-const ReportSchema = z.strictObject({
-  status: z.enum(['Success', 'Failure', 'success', 'failure']).optional(),
-  details: z.array(z.looseObject({ message: z.string(), error: z.boolean() })).optional(),
-});
-
-const BAD_BODY = 'Error processing body.';
+export type { ReportBody } from './report.ts';
 
 /** 401 without a key, 403 with any other key than the node's (constant-time, never logged). */
 function checkKey(ctx: BootActionContext, key: string | undefined): void {
@@ -94,20 +83,6 @@ export async function fetchBootdata(deps: Deps, hostname: string, kind: 'units' 
   return { inline: body, filename: `${hostname}-${kind === 'units' ? 'unit' : 'file'}.tar.gz` };
 }
 
-function parseReport(body: ReportBody): z.infer<typeof ReportSchema> {
-  const media = body.contentType?.split(';')[0]?.trim().toLowerCase();
-  if (media !== 'application/json' || body.text === undefined || body.text.trim() === '') throw new ValidationError(BAD_BODY);
-  let json: unknown;
-  try {
-    json = JSON.parse(body.text);
-  } catch {
-    throw new ValidationError(BAD_BODY);
-  }
-  const r = ReportSchema.safeParse(json);
-  if (!r.success) throw new ValidationError(BAD_BODY);
-  return r.data;
-}
-
 /**
  * `POST /bootactions/{action_id}`: status messages and, with `status`, the final result of one
  * boot action.
@@ -117,12 +92,14 @@ function parseReport(body: ReportBody): z.infer<typeof ReportSchema> {
  * - Each detail becomes a message on the deploy task with `context_type: bootaction`,
  *   `context: <action_id>` and server time; every other key of the detail goes to `extra`
  *   (all of them: upstream keeps only the last), so a client can never set the reserved fields.
- * - A final report makes the action final with a conditional write first, and only the winner
- *   records its details: of concurrent final reports exactly one is 200, the others 409 and
- *   leave no trace. (Were the write to fail after that, the details of that one report are
- *   lost; the action's status is not.)
- * - When that was the node's last signalling action, the deploy step waiting for the node's
- *   reports (its task token in the context) is told, `{ node_name, reports: 'final' }`.
+ * - The body is checked completely first (`parseReport`: schema, detail count, sizes, depth,
+ *   reserved keys). Then the report is one transaction or nothing: its messages and, with
+ *   `status`, the action's final status, on condition that the action is still `incomplete`.
+ *   Of concurrent final reports exactly one is 200, the others 409 and leave no trace; a
+ *   report after the final one writes nothing either.
+ * - Only after that write, when that was the node's last signalling action, the deploy step
+ *   waiting for the node's reports (its task token in the context) is told,
+ *   `{ node_name, reports: 'final' }`.
  */
 export async function reportBootAction(deps: Deps, actionId: string, key: string | undefined, body: ReportBody): Promise<BootActionReport> {
   const notFound = () => new NotFoundError(`Boot action ${actionId} not found`);
@@ -138,19 +115,19 @@ export async function reportBootAction(deps: Deps, actionId: string, key: string
   if (action.action_status !== 'incomplete') throw finalized();
 
   const now = deps.clock.now();
-  const messages: TaskMessage[] = (report.details ?? []).map(({ message: text, error, ...extra }) =>
+  const messages: TaskMessage[] = report.details.map(({ message: text, error, extra }) =>
     message(text, { error, context_type: 'bootaction', context: id, extra, at: now }),
   );
-  let current: BootActionRecord = action;
-  if (report.status) {
-    const status = report.status.toLowerCase() as 'success' | 'failure';
-    const won = await deps.drydock.finalizeBootAction(id, status, now.toISOString());
-    if (!won) throw finalized();
-    current = won;
-  }
-  if (messages.length) await deps.drydock.addMessages(action.task_id, messages);
-  if (report.status) await signalIfAllFinal(deps, current);
-  return view(current);
+  // An empty report (`{}`) writes nothing: it only learns the action's status.
+  if (!report.status && messages.length === 0) return view(action);
+  const written = await deps.drydock.recordBootActionReport(action, {
+    ...(report.status ? { status: report.status } : {}),
+    messages,
+    at: now.toISOString(),
+  });
+  if (!written) throw finalized();
+  if (report.status) await signalIfAllFinal(deps, written);
+  return view(written);
 }
 
 /**
