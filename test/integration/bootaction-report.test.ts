@@ -1,14 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { buildDeps, localCallbacks } from '../../layers/aws/deps.ts';
-import { hashNodeKey, newNodeKey, nodeKeyHex } from '../../layers/core/drydock/bootactions/keys.ts';
 import { reportBootAction } from '../../layers/core/drydock/bootactions/service.ts';
-import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
-import type { BootActionContext, BootActionRecord } from '../../layers/core/drydock/store.ts';
+import type { BootActionRecord } from '../../layers/core/drydock/store.ts';
 import { newTaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import { ValidationError } from '../../layers/core/errors.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 import { call, unique } from '../support/api.ts';
+import { seedBootActions } from '../support/bootactions.ts';
 
 /**
  * A boot-action report is checked completely and then written whole or not at all (issue
@@ -42,33 +41,8 @@ async function deployNode(names: string[] = ['install-agent']): Promise<Deployed
   const hostname = unique('report-node');
   const task = newTaskRecord({ task_id: randomUUID(), action: 'deploy_nodes', design_ref: 'slipway://designs/test', created: new Date().toISOString(), status: 'running', created_by: 'tester' });
   await d.drydock.createTask(task);
-  const key = newNodeKey();
-  const now = new Date().toISOString();
-  const actions: BootActionRecord[] = names.map((name) => ({
-    action_id: ulid(),
-    action_name: name,
-    node_name: hostname,
-    task_id: task.task_id,
-    action_status: 'incomplete',
-    signaling: true,
-    created: now,
-    updated: null,
-  }));
-  const ctx: BootActionContext = {
-    node_name: hostname,
-    task_id: task.task_id,
-    subtask_id: randomUUID(),
-    design_ref: task.design_ref,
-    key_hash: hashNodeKey(key),
-    key_sealed: await d.secrets.seal(nodeKeyHex(key)),
-    action_ids: actions.map((a) => a.action_id),
-    units_object: `bootdata/${task.task_id}/${hostname}/units.tar.gz`,
-    files_object: `bootdata/${task.task_id}/${hostname}/files.tar.gz`,
-    packages: [],
-    created: now,
-  };
-  await d.drydock.putBootActionContext(ctx, actions);
-  return { hostname, key: nodeKeyHex(key), taskId: task.task_id, actions };
+  const { key, rows: actions } = await seedBootActions(d, task, hostname, names.map((name) => ({ name })));
+  return { hostname, key, taskId: task.task_id, actions };
 }
 
 function report(actionId: string, key: string, body: unknown) {

@@ -6,15 +6,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { buildDeps, localCallbacks } from '../../layers/aws/deps.ts';
-import { hashNodeKey, newNodeKey, nodeKeyHex } from '../../layers/core/drydock/bootactions/keys.ts';
 import type { RenderedFile } from '../../layers/core/drydock/bootactions/render.ts';
 import { reportBootAction } from '../../layers/core/drydock/bootactions/service.ts';
 import { buildNodeTarballs } from '../../layers/core/drydock/bootactions/tarball.ts';
 import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
-import type { BootActionContext, BootActionRecord } from '../../layers/core/drydock/store.ts';
+import type { BootActionRecord } from '../../layers/core/drydock/store.ts';
 import { newTaskRecord, type TaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
+import { seedBootActions } from '../support/bootactions.ts';
 
 /**
  * Drydock's boot-action routes over HTTP against the shared stack, as deploying nodes use them:
@@ -82,33 +82,8 @@ async function deployNode(actions: { name: string; signaling?: boolean }[] = [{ 
   const prefix = `bootdata/${task.task_id}/${hostname}`;
   await d.blobs.put(`${prefix}/units.tar.gz`, tarballs.units, 'application/gzip');
   await d.blobs.put(`${prefix}/files.tar.gz`, tarballs.files, 'application/gzip');
-  const key = newNodeKey();
-  const now = new Date().toISOString();
-  const rows: BootActionRecord[] = actions.map((a) => ({
-    action_id: ulid(),
-    action_name: a.name,
-    node_name: hostname,
-    task_id: task.task_id,
-    action_status: a.signaling === false ? 'unreported' : 'incomplete',
-    signaling: a.signaling !== false,
-    created: now,
-    updated: null,
-  }));
-  const ctx: BootActionContext = {
-    node_name: hostname,
-    task_id: task.task_id,
-    subtask_id: randomUUID(),
-    design_ref: task.design_ref,
-    key_hash: hashNodeKey(key),
-    key_sealed: await d.secrets.seal(nodeKeyHex(key)),
-    action_ids: rows.map((r) => r.action_id),
-    units_object: `${prefix}/units.tar.gz`,
-    files_object: `${prefix}/files.tar.gz`,
-    packages: [],
-    created: now,
-  };
-  await d.drydock.putBootActionContext(ctx, rows);
-  return { hostname, key: nodeKeyHex(key), taskId: task.task_id, actions: rows, root, assets, tarballs };
+  const { key, rows } = await seedBootActions(d, task, hostname, actions);
+  return { hostname, key, taskId: task.task_id, actions: rows, root, assets, tarballs };
 }
 
 const unitsPath = (h: string) => `/api/v1.0/bootactions/nodes/${h}/units`;

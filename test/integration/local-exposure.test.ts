@@ -7,11 +7,9 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getDeps } from '../../layers/aws/deps.ts';
 import { S3BlobStore } from '../../layers/aws/s3-blobs.ts';
-import { hashNodeKey, newNodeKey, nodeKeyHex } from '../../layers/core/drydock/bootactions/keys.ts';
-import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
-import type { BootActionContext, BootActionRecord } from '../../layers/core/drydock/store.ts';
 import { newTaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import { verifySigV4 } from '../../infra/local/s3-auth.ts';
+import { seedBootActions } from '../support/bootactions.ts';
 import { startOwnStack } from '../support/own-stack.ts';
 
 /**
@@ -334,27 +332,9 @@ describe('a stack in this process: what it exposes', () => {
       const prefix = `bootdata/${task.task_id}/${hostname}`;
       await d.blobs.put(`${prefix}/units.tar.gz`, new TextEncoder().encode('units'), 'application/gzip');
       await d.blobs.put(`${prefix}/files.tar.gz`, new TextEncoder().encode('files'), 'application/gzip');
-      const nodeKey = newNodeKey();
-      const now = new Date().toISOString();
-      const rows: BootActionRecord[] = [
-        { action_id: ulid(), action_name: 'install', node_name: hostname, task_id: task.task_id, action_status: 'incomplete', signaling: true, created: now, updated: null },
-      ];
-      const ctx: BootActionContext = {
-        node_name: hostname,
-        task_id: task.task_id,
-        subtask_id: randomUUID(),
-        design_ref: task.design_ref,
-        key_hash: hashNodeKey(nodeKey),
-        key_sealed: await d.secrets.seal(nodeKeyHex(nodeKey)),
-        action_ids: rows.map((r) => r.action_id),
-        units_object: `${prefix}/units.tar.gz`,
-        files_object: `${prefix}/files.tar.gz`,
-        packages: [],
-        created: now,
-      };
-      await d.drydock.putBootActionContext(ctx, rows);
+      const { key: nodeKey, ctx } = await seedBootActions(d, task, hostname, [{ name: 'install' }]);
 
-      const res = await fetch(`${stack.url}/api/v1.0/bootactions/nodes/${hostname}/units`, { redirect: 'manual', headers: { 'X-Bootaction-Key': nodeKeyHex(nodeKey) } });
+      const res = await fetch(`${stack.url}/api/v1.0/bootactions/nodes/${hostname}/units`, { redirect: 'manual', headers: { 'X-Bootaction-Key': nodeKey } });
       expect(res.status).toBe(302);
       const location = res.headers.get('location')!;
       expect(new URL(location).origin).toBe(new URL(stack.s3Endpoint).origin);
@@ -363,7 +343,7 @@ describe('a stack in this process: what it exposes', () => {
       const got = await fetch(location);
       expect(got.status).toBe(200);
       expect(await got.text()).toBe('units');
-      expect((await run('curl', ['-sfL', '-H', `X-Bootaction-Key: ${nodeKeyHex(nodeKey)}`, `${stack.url}/api/v1.0/bootactions/nodes/${hostname}/units`])).stdout).toBe('units');
+      expect((await run('curl', ['-sfL', '-H', `X-Bootaction-Key: ${nodeKey}`, `${stack.url}/api/v1.0/bootactions/nodes/${hostname}/units`])).stdout).toBe('units');
 
       // The same object without the signature, the other tarball with this URL's signature, an
       // altered expiry, another key id: all refused.

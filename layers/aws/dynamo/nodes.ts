@@ -72,25 +72,6 @@ export class UpdateBuilder {
   }
 }
 
-/**
- * The host-id counter moved to `hostId` inside the enrolment's own transaction, on condition that
- * it still stands just below it: an id is taken only by a host that is written, and of two
- * enrolments that read the same counter one wins and the other retries with the next id.
- */
-function hostCounterItem(table: string, hostId: string): TransactItem {
-  const n = Number(hostId);
-  return {
-    Update: {
-      TableName: table,
-      Key: hostCounterKey,
-      UpdateExpression: 'SET #v = :n',
-      ConditionExpression: n === 1 ? 'attribute_not_exists(#v) OR #v = :prev' : '#v = :prev',
-      ExpressionAttributeNames: { '#v': 'value' },
-      ExpressionAttributeValues: { ':n': n, ':prev': n - 1 },
-    },
-  };
-}
-
 /** A uniqueness item (name or host id → node id), written only if absent. */
 const uniquePut = (table: string, key: { PK: string; SK: string }, nodeId: string): TransactItem => ({
   Put: { TableName: table, Item: { ...key, node_id: nodeId }, ConditionExpression: 'attribute_not_exists(PK)' },
@@ -182,7 +163,7 @@ export class DynamoNodeRepository implements NodeRepository {
       },
       uniquePut(this.d.table, nodeNameKey(node.name), node.id),
     ];
-    if (node.host_id) items.push(uniquePut(this.d.table, hostIdKey(node.host_id), node.id), hostCounterItem(this.d.table, node.host_id));
+    if (node.host_id) items.push(uniquePut(this.d.table, hostIdKey(node.host_id), node.id));
     try {
       await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
     } catch (err) {
@@ -194,10 +175,19 @@ export class DynamoNodeRepository implements NodeRepository {
 
   async nextHostId(): Promise<string> {
     // Host ids are all digits (blazarclient treats anything else as a name); a counter gives
-    // short ones. This only reads it: `create`/`enrol` move it in the host's own transaction
-    // (hostCounterItem), so an enrolment that fails or is refused takes no id.
-    const res = await this.d.doc.send(new GetCommand({ TableName: this.d.table, Key: hostCounterKey, ConsistentRead: true }));
-    return String(Number(res.Item?.value ?? 0) + 1);
+    // short ones. It is taken after the whole request was checked, so a refused enrolment takes
+    // none; an enrolment that then loses a race leaves a gap, as an SQL autoincrement does.
+    const counter = await this.d.doc.send(
+      new UpdateCommand({
+        TableName: this.d.table,
+        Key: hostCounterKey,
+        UpdateExpression: 'ADD #v :one',
+        ExpressionAttributeNames: { '#v': 'value' },
+        ExpressionAttributeValues: { ':one': 1 },
+        ReturnValues: 'UPDATED_NEW',
+      }),
+    );
+    return String(counter.Attributes?.value);
   }
 
   async get(id: string): Promise<Node | undefined> {
@@ -313,7 +303,6 @@ export class DynamoNodeRepository implements NodeRepository {
               },
             },
             uniquePut(this.d.table, hostIdKey(hostId), id),
-            hostCounterItem(this.d.table, hostId),
           ],
         }),
       );

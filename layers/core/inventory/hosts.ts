@@ -76,14 +76,9 @@ function asObject(body: unknown, what: string): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-/** Tries of an enrolment that lost a race (for the host id or the node) before answering 409. */
-const ENROL_ATTEMPTS = 40;
-
 /**
- * `POST /v1/os-hosts`. The whole body is checked first; the host id is then taken in the same
- * transaction that enrols the node (the counter moves only with a host), so a refused or failed
- * enrolment never consumes an id. Concurrent enrolments race for the next id and the loser tries
- * again with the one after.
+ * `POST /v1/os-hosts`. The whole body is checked before a host id is taken, so a refused
+ * enrolment takes none (one that loses a race for its name leaves a gap in the ids).
  */
 export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBody: unknown): Promise<Node> {
   requireAdmin(auth);
@@ -97,8 +92,7 @@ export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBod
   const { facts, extra, reservable } = coerceFacts(rest);
   checkSize(facts, extra);
 
-  for (let attempt = 0; attempt < ENROL_ATTEMPTS; attempt++) {
-    if (attempt > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * Math.min(attempt, 5)));
+  for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await deps.nodes.getByName(name);
     if (existing?.host_id) throw new ConflictError(`Host ${name} is already enrolled as host ${existing.host_id}`, 'HOST_EXISTS');
     if (existing) checkSize({ ...existing.facts, ...facts }, { ...existing.extra, ...extra });
@@ -115,10 +109,8 @@ export async function enrolHost(deps: Ports, auth: Principal | undefined, rawBod
     try {
       return await deps.nodes.create(newNode({ id: randomUUID(), name, host_id: hostId, reservable: reservable ?? true, facts, extra, created_at: deps.clock.now().toISOString() }));
     } catch (err) {
-      // Another request created the node meanwhile (enrol it, or report it enrolled), or took
-      // the host id (take the next one).
+      // Another request created the node meanwhile: enrol it (or report it enrolled).
       if (err instanceof ConflictError && err.errorName === 'DUPLICATE_NAME') continue;
-      if (err instanceof ConcurrentModificationError) continue;
       throw err;
     }
   }
