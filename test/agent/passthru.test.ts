@@ -5,6 +5,7 @@ import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
+import { pythonBin } from '../contract/clients.ts';
 
 /**
  * Ironic vendor passthru through the agent to real BMC peers, over HTTP and through the real
@@ -143,7 +144,7 @@ function run(cmd: string, args: string[], env: Record<string, string>): Promise<
 
 /** Python with Debian's clients (the pyenv python on PATH cannot import them). */
 const py = (script: string) =>
-  run(process.env.SLIPWAY_PYTHON ?? '/usr/bin/python3', ['-c', script], { SLIPWAY_URL: inject('apiUrl'), SLIPWAY_TOKEN: inject('adminToken'), PROBE: JSON.stringify(probe()) });
+  run(pythonBin(), ['-c', script], { SLIPWAY_URL: inject('apiUrl'), SLIPWAY_TOKEN: inject('adminToken'), PROBE: JSON.stringify(probe()) });
 
 describe('vendor passthru through the upstream clients', () => {
   it('python-ironicclient lists the methods and calls probe in the path form', async () => {

@@ -21,16 +21,15 @@ export interface ProcResult {
 
 /**
  * The interpreter that sees Debian's dist-packages. A pyenv shim earlier on PATH would not, so
- * prefer the system interpreter; `SLIPWAY_PYTHON` overrides.
+ * prefer the system interpreter. (No override: the suite does not read the caller's
+ * environment, see test/support/global-setup.ts.)
  */
 export function pythonBin(): string {
-  if (process.env.SLIPWAY_PYTHON) return process.env.SLIPWAY_PYTHON;
   return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 }
 
 /** The `blazar` console script (its shebang names the system interpreter). */
 export function blazarBin(): string {
-  if (process.env.SLIPWAY_BLAZAR) return process.env.SLIPWAY_BLAZAR;
   return existsSync('/usr/bin/blazar') ? '/usr/bin/blazar' : 'blazar';
 }
 
