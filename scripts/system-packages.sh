@@ -57,6 +57,12 @@ if [ -z "$start_only" ]; then
   # The SSH agent tests start their own sshd (test/support/sshd.ts) on loopback; the package's
   # system service is not wanted and is kept from starting below.
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  # The VM-backed machine tests (test/agent/vm-*.test.ts): QEMU (TCG) with iPXE for network boot,
+  # the cloud kernel and a static busybox that `npm run ramdisk` packs into the inspect ramdisk,
+  # cpio to pack it, e2fsprogs for disk images, socat behind QEMU's guestfwd.
+  for pkg in qemu-system-x86 ipxe-qemu linux-image-cloud-amd64 busybox-static e2fsprogs socat cpio; do
+    installed "$pkg" || missing+=("$pkg")
+  done
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then

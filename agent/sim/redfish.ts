@@ -9,6 +9,11 @@
  * the service root needs HTTP Basic auth or a session token. Shapes follow DMTF schemas closely
  * enough for Debian's `redfishtool` to drive it.
  *
+ * A system may be backed by a virtual machine (`vm`, e.g. agent/sim/vm.ts's Vm): then power On
+ * starts it, booting from the network when the boot override is Pxe (else from disk), ForceOff
+ * and GracefulShutdown stop it, the restarts reset it, and PowerState reads whether the VM runs
+ * (a guest that powers itself off reads Off). Without `vm` the power model is the timer above.
+ *
  * Run directly for a demo:
  *   npx tsx agent/sim/redfish.ts --port 8000 --user admin --password password --systems 2 --delay-ms 2000
  */
@@ -39,8 +44,24 @@ const DEFAULT_BOOT_TARGETS = ['None', 'Pxe', 'Hdd', 'Cd', 'Usb', 'BiosSetup'];
 const BOOT_ENABLED_VALUES = ['Disabled', 'Once', 'Continuous'];
 const EVENT_TYPES = ['StatusChange', 'ResourceUpdated', 'ResourceAdded', 'ResourceRemoved', 'Alert'];
 
+/**
+ * The machine behind a simulated system (agent/sim/vm.ts's Vm fits). start() and reset() boot
+ * from 'network' or 'disk'; `running` is the power state.
+ */
+export interface SimSystemVm {
+  readonly running: boolean;
+  start(boot: 'network' | 'disk'): Promise<void>;
+  stop(): Promise<void>;
+  reset(boot: 'network' | 'disk'): Promise<void>;
+}
+
 export interface SimSystemOptions {
   id: string;
+  /**
+   * A machine to power: its running state is PowerState, resets start, stop and reset it (and
+   * powerState, powerDelayMs and transitionalStates do not apply). The simulator stops it on stop().
+   */
+  vm?: SimSystemVm;
   /** Default 'Off'. */
   powerState?: 'On' | 'Off';
   /** How long after an accepted reset PowerState changes. Default 0. */
@@ -80,6 +101,10 @@ export interface SimSystemState {
   resets: string[];
   /** Bodies of the PATCHes the sim accepted, in order. */
   patches: unknown[];
+  /** VM-backed systems: the boot devices the VM was started with, in order. */
+  vmBoots: ('network' | 'disk')[];
+  /** VM-backed systems: the last error starting or stopping the VM, else null. */
+  vmError: string | null;
 }
 
 export interface RedfishSim {
@@ -101,6 +126,10 @@ interface SystemRecord {
   resets: string[];
   patches: unknown[];
   timers: Set<NodeJS.Timeout>;
+  /** VM operations run one after another. */
+  vmOps: Promise<void>;
+  vmBoots: ('network' | 'disk')[];
+  vmError: string | null;
 }
 
 class RedfishHttpError extends Error {
@@ -173,6 +202,9 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
       resets: [],
       patches: [],
       timers: new Set(),
+      vmOps: Promise.resolve(),
+      vmBoots: [],
+      vmError: null,
     });
   };
   for (const s of options.systems ?? [{ id: '1' }]) addSystem(s);
@@ -205,7 +237,70 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
     later(sys, () => settle(sys, target));
   };
 
+  /** PowerState: a VM-backed system is On exactly while its VM runs. */
+  const powerOf = (sys: SystemRecord): SimPowerState => (sys.opts.vm ? (sys.opts.vm.running ? 'On' : 'Off') : sys.power);
+
+  /** The device the next boot uses (consuming a one-time override): Pxe → network, else disk. */
+  const takeBootDevice = (sys: SystemRecord): 'network' | 'disk' => {
+    const boot = sys.bootEnabled !== 'Disabled' && sys.bootTarget === 'Pxe' ? 'network' : 'disk';
+    if (sys.bootEnabled === 'Once') sys.bootEnabled = 'Disabled';
+    return boot;
+  };
+
+  const vmReset = (sys: SystemRecord, vm: SimSystemVm, type: string) => {
+    sys.resets.push(type);
+    const queue = (op: () => Promise<void>) => {
+      sys.vmOps = sys.vmOps.then(op).then(
+        () => {
+          sys.vmError = null;
+        },
+        (err: unknown) => {
+          sys.vmError = err instanceof Error ? err.message : String(err);
+        },
+      );
+    };
+    const powerOn = () => {
+      const boot = takeBootDevice(sys);
+      queue(async () => {
+        if (vm.running) return;
+        sys.vmBoots.push(boot);
+        await vm.start(boot);
+      });
+    };
+    const powerOff = () => queue(() => vm.stop());
+    switch (type) {
+      case 'On':
+      case 'ForceOn':
+        if (!vm.running) powerOn();
+        break;
+      case 'ForceOff':
+      case 'GracefulShutdown':
+        powerOff();
+        break;
+      case 'ForceRestart':
+      case 'GracefulRestart':
+      case 'PowerCycle': {
+        const boot = takeBootDevice(sys);
+        queue(async () => {
+          sys.vmBoots.push(boot);
+          await vm.reset(boot);
+        });
+        break;
+      }
+      case 'PushPowerButton':
+        if (vm.running) powerOff();
+        else powerOn();
+        break;
+      default: // Nmi: no power change
+        break;
+    }
+  };
+
   const reset = (sys: SystemRecord, type: string) => {
+    if (sys.opts.vm) {
+      vmReset(sys, sys.opts.vm, type);
+      return;
+    }
     // The latest accepted reset wins over one still pending.
     for (const t of sys.timers) clearTimeout(t);
     sys.timers.clear();
@@ -274,7 +369,7 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
       Model: sys.opts.model ?? 'Redfish Simulator',
       SerialNumber: `SIM-${id}`,
       AssetTag: '',
-      PowerState: sys.power,
+      PowerState: powerOf(sys),
       Status: { State: 'Enabled', Health: 'OK' },
       Boot: {
         BootSourceOverrideTarget: sys.bootTarget,
@@ -415,7 +510,7 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
             Id: id,
             Name: `Chassis ${id}`,
             ChassisType: 'RackMount',
-            PowerState: sys.power,
+            PowerState: powerOf(sys),
             Status: { State: 'Enabled', Health: 'OK' },
             Links: { ComputerSystems: [{ '@odata.id': systemPath(id) }], ManagedBy: [{ '@odata.id': `${R}/Managers/${MANAGER_ID}` }] },
           });
@@ -787,6 +882,11 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
         for (const t of sys.timers) clearTimeout(t);
         sys.timers.clear();
       }
+      // Machines behind the systems are powered off with the BMC: no VM outlives the simulator.
+      await Promise.allSettled([...systems.values()].map(async (sys) => {
+        await sys.vmOps;
+        await sys.opts.vm?.stop();
+      }));
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -794,11 +894,13 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
       const sys = systems.get(systemId);
       if (!sys) throw new Error(`the simulator has no system ${systemId}`);
       return {
-        PowerState: sys.power,
+        PowerState: powerOf(sys),
         BootSourceOverrideTarget: sys.bootTarget,
         BootSourceOverrideEnabled: sys.bootEnabled,
         resets: [...sys.resets],
         patches: structuredClone(sys.patches),
+        vmBoots: [...sys.vmBoots],
+        vmError: sys.vmError,
       };
     },
     addSystem,

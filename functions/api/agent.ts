@@ -1,8 +1,6 @@
 import { getDeps } from '#aws/deps.ts';
 import {
   ClaimRequest,
-  claimJobs,
-  finishJob,
   getJob,
   HeartbeatRequest,
   heartbeatJob,
@@ -11,6 +9,7 @@ import {
   releaseJob,
   ResultRequest,
 } from '#core/agent/jobs.ts';
+import { claimJobs, finishJob } from '#core/agent/kinds.ts';
 import { ok, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 

@@ -20,7 +20,6 @@ import {
 import { listIronicNodes, NodeListQuery, NodeShowQuery, nodeFields } from '#core/ironic/node-list.ts';
 import { ProvisionRequest, setProvisionState } from '#core/ironic/provision.ts';
 import {
-  type BaremetalPort,
   createPort,
   deletePort,
   getPort,
@@ -32,6 +31,7 @@ import {
   portFields,
   PortShowQuery,
 } from '#core/ironic/bm-ports.ts';
+import type { BaremetalPort } from '#core/ironic/model.ts';
 import type { Node } from '#core/inventory/node.ts';
 import { nodeFor } from '#core/ironic/redact.ts';
 import { callDriverPassthru, callNodePassthru, driverMethods, driverProperties, getDriver, listDrivers, nodeMethods, type PassthruResult } from '#core/ironic/passthru.ts';

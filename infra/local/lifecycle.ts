@@ -10,7 +10,7 @@ import { runStep } from '../../functions/workflows/lease-events.ts';
 import { LEASE_EVENT_TASKS } from '../workflows/lease-events.ts';
 import { CLUSTER_OP_TASKS } from '../workflows/cluster-operations.ts';
 import { runOperationStep } from '../../functions/workflows/cluster-operations.ts';
-import type { OperationRunner } from '#core/commissaire/operations.ts';
+import type { OperationRunner } from '#core/ports.ts';
 import type { TaskRunner } from '#core/drydock/store.ts';
 import { DRYDOCK_TASK_STATES } from '../workflows/drydock-tasks.ts';
 import { runDrydockStep } from '../../functions/workflows/drydock-tasks.ts';

@@ -61,7 +61,7 @@ export function allowLeaseEventStarts(fn: SlipwayFunction, stateMachineArn = lea
 }
 
 /**
- * Everything `armLease`/`disarmLease` and the lease notices need (`layers/core/leases/lifecycle.ts`):
+ * Everything `armLease`/`disarmLease` and the lease notices need (`layers/core/leases/triggers.ts`):
  * schedules in the lease-event group (created with the scheduler role, which is why PassRole),
  * executions started at once for events already due, and notifications.
  */

@@ -1,6 +1,6 @@
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { EventRunner } from '#core/leases/lifecycle.ts';
-import type { OperationRunner } from '#core/commissaire/operations.ts';
+import type { OperationRunner } from '#core/ports.ts';
 import type { TaskRunner } from '#core/drydock/store.ts';
 import { lazyClient } from './lazy-client.ts';
 

@@ -1,12 +1,11 @@
 import type { TokenRecord } from './identity/identity.ts';
-import type { Node, NodeCreate, NodePatch } from './inventory/node.ts';
+import type { Allocation, Node, NodeCreate, NodePatch } from './inventory/node.ts';
 import type { EventStatus, Lease } from './leases/model.ts';
 import type { EventRunner, EventScheduler, LeaseEventRef, Notifier } from './leases/lifecycle.ts';
-import type { OperationRunner } from './commissaire/operations.ts';
 import type { Config } from './config.ts';
 import type { TaskCallbacks } from './agent/callbacks.ts';
-import type { JobRepository } from './agent/jobs.ts';
-import type { BaremetalPortRepository } from './ironic/bm-ports.ts';
+import type { JobRepository } from './agent/model.ts';
+import type { BaremetalPortRepository } from './ironic/model.ts';
 import type { SecretBox } from './secrets.ts';
 import type { BlobStore, DrydockRepository, TaskRunner } from './drydock/store.ts';
 import type { Cluster, ClusterOperation, CommissaireHost, ContainerManager, HostPatch, Network, OperationKind } from './commissaire/model.ts';
@@ -39,27 +38,6 @@ export interface AllocationChange {
   set: Allocation[];
   /** Reservation ids whose allocation on this node is removed. */
   remove: string[];
-}
-
-export interface Allocation {
-  reservation_id: string;
-  lease_id: string;
-  project_id: string;
-  /** ISO-8601 UTC. */
-  start: string;
-  end: string;
-  /**
-   * Set on a hold written by a multi-step booking (a lease too large for one transaction)
-   * before the lease itself commits; `reconcileCalendars` may drop stale holds.
-   */
-  held_at?: string;
-  /** Set by start_lease: the lease's project holds the node (see `grantsOf`). */
-  granted_at?: string | null;
-  /**
-   * Set by end_lease when a cleaning gap is configured: the lease is over, but the entry stays
-   * (still padded by the gap) until the gap has passed, so nothing is booked into it.
-   */
-  released_at?: string;
 }
 
 /**
@@ -266,6 +244,12 @@ export interface CommissaireRepository {
   updateOperation(op: ClusterOperation): Promise<boolean>;
   /** Stores the final record and releases the cluster's lock; false when the lock is gone. */
   finishOperation(op: ClusterOperation): Promise<boolean>;
+}
+
+/** Starts Commissaire cluster-operation workflows (Step Functions / the local runner); `commissaire/operations.ts` runs their steps. */
+export interface OperationRunner {
+  /** Starts the workflow; a name already used is not an error (a repeated request). */
+  start(input: { cluster: string; kind: OperationKind }, name: string): Promise<void>;
 }
 
 export interface Ports {

@@ -11,7 +11,7 @@ import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
-import type { Job } from '../../layers/core/agent/jobs.ts';
+import type { Job } from '../../layers/core/agent/model.ts';
 import { jobFinished, untilJob } from '../support/agent.ts';
 import { tokenFor, unique } from '../support/api.ts';
 

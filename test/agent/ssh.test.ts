@@ -11,7 +11,7 @@ import { Agent } from '../../agent/runner.ts';
 import { commissaireOs, fitOutput, parseDfAvailable, parseMemTotal, parseOsRelease } from '../../agent/ssh-jobs.ts';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
-import type { Job } from '../../layers/core/agent/jobs.ts';
+import type { Job } from '../../layers/core/agent/model.ts';
 import { jobFinished, untilJob } from '../support/agent.ts';
 import { generateUserKey, startSshd, type TestSshd } from '../support/sshd.ts';
 import { tokenFor, unique } from '../support/api.ts';

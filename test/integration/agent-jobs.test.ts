@@ -1,7 +1,8 @@
 import { describe, expect, inject, it } from 'vitest';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
-import { ClaimRequest, claimJobs, UNOPENABLE_SECRETS } from '../../layers/core/agent/jobs.ts';
+import { ClaimRequest, UNOPENABLE_SECRETS } from '../../layers/core/agent/jobs.ts';
+import { claimJobs } from '../../layers/core/agent/kinds.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
 import { localCallbacks } from '../../layers/aws/deps.ts';
 import { call, tokenFor, unique } from '../support/api.ts';

@@ -1,7 +1,8 @@
 import { describe, expect, inject, it } from 'vitest';
 import { buildDeps, localCallbacks } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
-import { ClaimRequest, claimJobs, finishJob, heartbeatJob } from '../../layers/core/agent/jobs.ts';
+import { ClaimRequest, heartbeatJob } from '../../layers/core/agent/jobs.ts';
+import { claimJobs, finishJob } from '../../layers/core/agent/kinds.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
 import { unique } from '../support/api.ts';
 

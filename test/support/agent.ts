@@ -1,6 +1,6 @@
 import { inject } from 'vitest';
 import { buildDeps } from '../../layers/aws/deps.ts';
-import type { Job } from '../../layers/core/agent/jobs.ts';
+import type { Job } from '../../layers/core/agent/model.ts';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';

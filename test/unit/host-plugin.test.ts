@@ -1,10 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { type Config, configFromEnv } from '../../layers/core/config.ts';
 import { DomainError, NotEnoughHostsError, ValidationError } from '../../layers/core/errors.ts';
-import type { Node } from '../../layers/core/inventory/node.ts';
+import type { Allocation, Node } from '../../layers/core/inventory/node.ts';
 import { hostPlugin } from '../../layers/core/leases/host-plugin.ts';
 import type { AllocationRequest } from '../../layers/core/leases/plugin.ts';
-import type { Allocation } from '../../layers/core/ports.ts';
 
 const BASE = { min: 1, max: 2, hypervisor_properties: '', resource_properties: '' };
 

@@ -1,5 +1,5 @@
 import { grantsOf, type Node, resourceClassOf } from '#core/inventory/node.ts';
-import type { BaremetalPort } from '#core/ironic/bm-ports.ts';
+import type { BaremetalPort } from '#core/ironic/model.ts';
 import { maskSecrets } from '#core/secrets.ts';
 
 /**

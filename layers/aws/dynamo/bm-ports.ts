@@ -1,7 +1,7 @@
 import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError } from '#core/errors.ts';
-import type { BaremetalPort, BaremetalPortRepository } from '#core/ironic/bm-ports.ts';
+import type { BaremetalPort, BaremetalPortRepository } from '#core/ironic/model.ts';
 import { type Dynamo, failedIndexes, queryAll, translateTransactionError } from './client.ts';
 import { nodeKey } from './nodes.ts';
 

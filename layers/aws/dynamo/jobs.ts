@@ -1,5 +1,5 @@
 import { GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Job, JobRepository } from '#core/agent/jobs.ts';
+import type { Job, JobRepository } from '#core/agent/model.ts';
 import { type Dynamo, isConditionFailure } from './client.ts';
 
 /**

@@ -6,8 +6,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
-import type { Node, NodeCreate, NodePatch } from '#core/inventory/node.ts';
-import type { Allocation, AllocationChange, KeysetRange, NodeRepository } from '#core/ports.ts';
+import type { Allocation, Node, NodeCreate, NodePatch } from '#core/inventory/node.ts';
+import type { AllocationChange, KeysetRange, NodeRepository } from '#core/ports.ts';
 import { type Dynamo, failedIndexes, queryAll, queryGroups, translateTransactionError } from './client.ts';
 
 /** Key builders for nodes (the only place these keys are spelled). */

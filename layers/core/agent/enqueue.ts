@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Ports } from '../ports.ts';
-import type { Job } from './jobs.ts';
+import type { Job } from './model.ts';
 
 /** Queues work for a site's agent (used by the Ironic API and, later, the workflows). */
 export async function enqueueJob(

@@ -2,76 +2,27 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { type Principal, requireAuth } from '../identity/identity.ts';
-import { onJobFinished } from '../ironic/nodes.ts';
-import { onHostJobFinished } from '../commissaire/investigate.ts';
 import type { Ports } from '../ports.ts';
 import { openSecrets } from '../secrets.ts';
 import { boundedId, byteLength, jsonProblem, MAX_FREE_FORM_BYTES } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
+import type { Job } from './model.ts';
 
 /**
- * Agent jobs (DESIGN.md §6 invariant 4, §7): work for the on-prem agent of a site, claimed once
- * under a claim lease. A claim is a conditional write; an expired claim is re-offered with a new
- * claim token, so a result or heartbeat carrying the old token is refused, and a finished job
- * can never be claimed or finished again.
- *
- *   queued ──claim──▶ claimed ──result──▶ succeeded | failed
- *     ▲                 │  ▲
- *     └────release──────┤  └─ claim expired: re-offered (attempts + 1), failed after max_attempts
+ * The agent API over the job queue: claim, heartbeat, result, release (the job record and its
+ * states are in `model.ts`). What the cloud does when a job of a kind becomes final comes from
+ * the table of job kinds the caller passes (`kinds.ts`), so the queue imports no domain module
+ * and every domain module may queue jobs (house-style rule 13).
  */
-export type JobStatus = 'queued' | 'claimed' | 'succeeded' | 'failed';
-export const JOB_TRANSITIONS: Record<JobStatus, readonly JobStatus[]> = {
-  queued: ['claimed'],
-  claimed: ['claimed', 'queued', 'succeeded', 'failed'],
-  succeeded: [],
-  failed: [],
-};
 
-export interface Job {
-  id: string;
-  /** The site whose agent runs it: the agent token's project. */
-  site: string;
-  /** What to do, e.g. `power`, `boot_device`, `passthru`. */
-  kind: string;
-  node_id?: string;
-  /** Input for the agent (driver, driver_info without secrets the agent keeps, action...). */
-  payload: Record<string, unknown>;
-  status: JobStatus;
-  attempts: number;
-  max_attempts: number;
-  /** Present while claimed: only its holder may heartbeat or finish the job. */
-  claim_token?: string;
-  claimed_by?: string;
-  claim_expires_at?: string;
-  /** Step Functions task token of a workflow waiting for this job (callback pattern). */
-  task_token?: string;
-  output?: unknown;
-  error?: string;
-  created_at: string;
-  updated_at: string | null;
-  finished_at?: string;
+/** What the cloud side does with a job of one kind. */
+export interface JobKind {
+  /** Runs once the job is final (succeeded or failed), before a waiting workflow gets its answer. */
+  onFinished?: (deps: Ports, job: Job) => Promise<void>;
 }
 
-export interface JobRepository {
-  create(job: Job): Promise<void>;
-  get(id: string): Promise<Job | undefined>;
-  /** Jobs of the site that are queued, or claimed with a claim that expired before `now`. */
-  offered(site: string, now: Date, limit: number): Promise<Job[]>;
-  /** Conditional claim: succeeds only if the job is still offered; undefined when another won. */
-  claim(job: Job, now: Date, claim: { token: string; by: string; until: Date }): Promise<Job | undefined>;
-  /** Extends the claim if `token` still holds it. */
-  extend(id: string, token: string, until: Date, now: Date): Promise<boolean>;
-  /** Finishes the job if `token` still holds it; undefined when the claim is stale or gone. */
-  finish(id: string, token: string, result: { status: 'succeeded' | 'failed'; output?: unknown; error?: string }, now: Date): Promise<Job | undefined>;
-  /** Fails a job whose claims expired too often (conditional on it still being offered). */
-  expire(job: Job, now: Date): Promise<void>;
-  /** Puts a claimed job back in the queue at once if `token` still holds it (agent shutdown). */
-  release(id: string, token: string, now: Date): Promise<Job | undefined>;
-  /** Records that an agent of the site asked for work at `at` (Drydock's verify_site reads it). */
-  touchAgent(site: string, agent: string, at: Date): Promise<void>;
-  /** The agents of a site and when each last asked for work. */
-  agentsSeen(site: string): Promise<{ agent: string; at: string }[]>;
-}
+/** Every job kind by name (`kinds.ts` holds the one table). */
+export type JobKinds = Readonly<Record<string, JobKind>>;
 
 /** Most jobs one claim hands out (an agent with more free slots claims again). */
 export const MAX_CLAIM = 32;
@@ -113,6 +64,7 @@ export const ResultRequest = z.strictObject({
   output: JobOutput.optional(),
   error: z.string().max(4000).optional(),
 });
+export type ResultRequest = z.infer<typeof ResultRequest>;
 
 /** The site an agent token serves, or 403 for any other role. */
 function agentSite(auth: Principal | undefined): { site: string; agent: string } {
@@ -121,10 +73,11 @@ function agentSite(auth: Principal | undefined): { site: string; agent: string }
   return { site: who.project_id, agent: who.token_id };
 }
 
-/** A job became final: its node learns the outcome, and a waiting workflow gets its answer. */
-async function settled(deps: Ports, job: Job): Promise<void> {
-  await onJobFinished(deps, job);
-  await onHostJobFinished(deps, job);
+/** A job became final: its kind's handler learns the outcome, then a waiting workflow gets its answer. */
+async function settled(deps: Ports, kinds: JobKinds, job: Job): Promise<void> {
+  // Own properties only: a kind named like an Object.prototype member has no handler.
+  const kind = Object.hasOwn(kinds, job.kind) ? kinds[job.kind] : undefined;
+  await kind?.onFinished?.(deps, job);
   if (!job.task_token) return;
   try {
     if (job.status === 'succeeded') await deps.callbacks.succeed(job.task_token, job.output ?? null);
@@ -160,11 +113,11 @@ export const UNOPENABLE_SECRETS =
  * other jobs of the batch claimed and never handed out, and answer every later claim of the
  * site with a 500 until the job was given up).
  */
-async function failUnopenable(deps: Ports, job: Job, err: unknown): Promise<void> {
+async function failUnopenable(deps: Ports, kinds: JobKinds, job: Job, err: unknown): Promise<void> {
   log.error('job secrets could not be opened; the job fails', { job_id: job.id, kind: job.kind, error: (err as Error)?.name ?? 'Error' });
   try {
     const done = await deps.jobs.finish(job.id, job.claim_token!, { status: 'failed', error: UNOPENABLE_SECRETS }, deps.clock.now());
-    if (done) await settled(deps, done);
+    if (done) await settled(deps, kinds, done);
   } catch (e) {
     // Its claim expires and it is offered again (and fails again, until given up): still alone.
     log.error('failing a job with unopenable secrets failed', { job_id: job.id, error: (e as Error)?.name ?? 'Error' });
@@ -187,7 +140,7 @@ async function touch(deps: Ports, site: string, agent: string): Promise<void> {
   await deps.jobs.touchAgent(site, agent, at).catch((err) => log.warn('agent presence not recorded', { site, error: (err as Error).name }));
 }
 
-export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest): Promise<Job[]> {
+export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest, kinds: JobKinds): Promise<Job[]> {
   const { site, agent } = agentSite(auth);
   await touch(deps, site, agent);
   const deadline = Date.now() + req.wait * 1000;
@@ -201,7 +154,7 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
       if (job.status === 'claimed' && job.attempts >= job.max_attempts) {
         await deps.jobs.expire(job, now); // its agent died max_attempts times: give up, visibly
         const given = await deps.jobs.get(job.id);
-        if (given?.status === 'failed') await settled(deps, given);
+        if (given?.status === 'failed') await settled(deps, kinds, given);
         continue;
       }
       const until = new Date(now.getTime() + req.lease_seconds * 1000);
@@ -216,7 +169,7 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
       try {
         payload = await openPayload(deps, won.payload);
       } catch (err) {
-        await failUnopenable(deps, won, err);
+        await failUnopenable(deps, kinds, won, err);
         continue;
       }
       claimed.push({ ...won, payload });
@@ -254,12 +207,12 @@ export async function heartbeatJob(deps: Ports, auth: Principal | undefined, id:
   return job;
 }
 
-export async function finishJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof ResultRequest>): Promise<Job> {
+export async function finishJob(deps: Ports, auth: Principal | undefined, id: string, req: ResultRequest, kinds: JobKinds): Promise<Job> {
   const { site } = agentSite(auth);
   await ownJob(deps, site, id);
   const done = await deps.jobs.finish(id, req.claim_token, { status: req.status, output: req.output, error: req.error }, deps.clock.now());
   if (!done) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
-  await settled(deps, done);
+  await settled(deps, kinds, done);
   return done;
 }
 

@@ -1,4 +1,4 @@
-import type { Job } from '../agent/jobs.ts';
+import type { Job } from '../agent/model.ts';
 import { enqueueJob } from '../agent/enqueue.ts';
 import type { CommissaireStep } from '../config.ts';
 import type { Ports } from '../ports.ts';
@@ -13,10 +13,10 @@ import type { CommissaireHost, HostStatus } from './model.ts';
  *        │                                     │                         the cluster's manager)
  *        └──────────── any failure ────────────┴──▶ failed (reason)      or disassociated
  *
- * Each job carries `commissaire: {address, step}`; its result (`onHostJobFinished`, called when
- * any job becomes final) moves the host on with a compare-and-set on its status, so a result
- * that arrives twice or late changes nothing. The SSH key travels sealed and is opened by the
- * agent API for the claimed job only.
+ * Each job carries `commissaire: {address, step}`; its result (`onHostJobFinished`, which
+ * `agent/kinds.ts` runs when an `ssh_investigate` or `ssh_run` job becomes final) moves the host
+ * on with a compare-and-set on its status, so a result that arrives twice or late changes
+ * nothing. The SSH key travels sealed and is opened by the agent API for the claimed job only.
  */
 export interface HostJobTag {
   address: string;

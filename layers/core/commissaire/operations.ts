@@ -16,10 +16,8 @@ import type { ClusterOperation, OperationKind } from './model.ts';
  * Restart power-cycles an inventory node through its BMC when it has one (the host's OS need not
  * be reachable), else reboots over SSH; deploy and upgrade run the configured commands over SSH.
  */
-export interface OperationRunner {
-  /** Starts the workflow; a name already used is not an error (a repeated request). */
-  start(input: { cluster: string; kind: OperationKind }, name: string): Promise<void>;
-}
+
+/** Declared with the other ports; also here for `infra/local/lifecycle.ts`, which imports it from this module. */
 
 export interface OperationInput {
   cluster: string;

@@ -7,9 +7,9 @@ import {
 } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import { pluginFor } from '../leases/host-plugin.ts';
-import type { Allocation, Ports, PropertyRecord } from '../ports.ts';
+import type { Ports, PropertyRecord } from '../ports.ts';
 import { byteLength, checkJson, idProblem, MAX_FREE_FORM_BYTES, nameProblem, RESERVED_KEYS } from '../util/bounds.ts';
-import { INT_FACTS, newNode, type Node, type NodeFacts, type NodePatch, STRING_FACTS } from './node.ts';
+import { type Allocation, INT_FACTS, newNode, type Node, type NodeFacts, type NodePatch, STRING_FACTS } from './node.ts';
 
 /**
  * Blazar os-hosts over the node inventory (upstream-apis.md §4.10). There is no Nova here:

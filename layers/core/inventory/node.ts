@@ -1,5 +1,3 @@
-import type { Allocation } from '../ports.ts';
-
 /**
  * One bare-metal machine. The same record serves every surface: Blazar sees it as a host once
  * enrolled (`host_id`), Ironic (later) as a node with a BMC, Drydock as a design node.
@@ -44,6 +42,28 @@ export interface BmcInfo {
   extra: Record<string, unknown>;
   /** Ironic's resource class (what a scheduler asks for), e.g. `baremetal.gpu`. */
   resource_class?: string | null;
+}
+
+/** A node's booking by one reservation: an entry of its calendar (`Node.allocations`). */
+export interface Allocation {
+  reservation_id: string;
+  lease_id: string;
+  project_id: string;
+  /** ISO-8601 UTC. */
+  start: string;
+  end: string;
+  /**
+   * Set on a hold written by a multi-step booking (a lease too large for one transaction)
+   * before the lease itself commits; `reconcileCalendars` may drop stale holds.
+   */
+  held_at?: string;
+  /** Set by start_lease: the lease's project holds the node (see `grantsOf`). */
+  granted_at?: string | null;
+  /**
+   * Set by end_lease when a cleaning gap is configured: the lease is over, but the entry stays
+   * (still padded by the gap) until the gap has passed, so nothing is booked into it.
+   */
+  released_at?: string;
 }
 
 export interface Node {

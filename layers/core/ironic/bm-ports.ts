@@ -8,6 +8,7 @@ import type { Ports } from '../ports.ts';
 import { sealedShapeAt } from '../secrets.ts';
 import { boundedId, freeFormObject, idProblem } from '../util/bounds.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
+import type { BaremetalPort } from './model.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields, type Scalar } from './collection.ts';
 
 /**
@@ -18,33 +19,6 @@ import { boolParam, type CollectionPage, collectionPage, collectionQuery, reques
  * port needs its node: the create checks the node in the same transaction, and deleting a node
  * deletes its ports, as upstream does.
  */
-export interface BaremetalPort {
-  uuid: string;
-  /** Lower-case, colon-separated. */
-  address: string;
-  node_uuid: string;
-  extra: Record<string, unknown>;
-  local_link_connection: Record<string, unknown>;
-  pxe_enabled: boolean;
-  physical_network: string | null;
-  is_smartnic: boolean;
-  version: number;
-  created_at: string;
-  updated_at: string | null;
-}
-
-export interface BaremetalPortRepository {
-  /** Fails with ConflictError `MACAlreadyExists` for a taken MAC, NotFoundError when the node is gone. */
-  create(port: BaremetalPort): Promise<void>;
-  get(uuid: string): Promise<BaremetalPort | undefined>;
-  /** The port holding a (normalized) MAC address. */
-  getByAddress(address: string): Promise<BaremetalPort | undefined>;
-  list(): Promise<BaremetalPort[]>;
-  listByNode(nodeId: string): Promise<BaremetalPort[]>;
-  /** Writes `next` if the stored port is still at `previous.version`; moves the MAC item when the address changes. */
-  update(previous: BaremetalPort, next: BaremetalPort): Promise<void>;
-  delete(port: BaremetalPort): Promise<void>;
-}
 
 /** The fields of a port's detail view (`fields=` may name any of them). */
 export const IRONIC_PORT_FIELDS = [

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
 import { noAgentText, sitePresence } from '../agent/presence.ts';
-import type { Job } from '../agent/jobs.ts';
+import type { Job } from '../agent/model.ts';
 import { AgentTimeoutError, BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import { type BmcInfo, newNode, type Node } from '../inventory/node.ts';
@@ -385,7 +385,10 @@ export async function waitForJob(deps: Ports, id: string, timeoutMs: number): Pr
   }
 }
 
-/** What a finished job means for its node: the BMC's power state, or the error. */
+/**
+ * What a finished job means for its node: the BMC's power state, or the error (the handler of
+ * `power`, `power_state` and `vendor` jobs in `agent/kinds.ts`).
+ */
 export async function onJobFinished(deps: Ports, job: Job): Promise<void> {
   const releasesLock = job.kind === 'vendor' && job.payload.exclusive === true;
   if (!job.node_id || (job.kind !== 'power' && job.kind !== 'power_state' && !releasesLock)) return;

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
-import type { Job } from '../agent/jobs.ts';
+import type { Job } from '../agent/model.ts';
 import { AgentTimeoutError, BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
 import type { BmcInfo } from '../inventory/node.ts';

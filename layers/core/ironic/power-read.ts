@@ -1,4 +1,4 @@
-import type { Job } from '../agent/jobs.ts';
+import type { Job } from '../agent/model.ts';
 import type { BmcInfo } from '../inventory/node.ts';
 
 /**

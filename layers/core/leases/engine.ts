@@ -2,7 +2,7 @@ import { ConcurrentModificationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
 import { pluginFor } from './host-plugin.ts';
-import { executionName, type LeaseEventRef, notify } from './lifecycle.ts';
+import { executionName, type LeaseEventRef } from './lifecycle.ts';
 import {
   canTransition,
   deriveLeaseStatus,
@@ -17,6 +17,7 @@ import {
   RUNNING_STATUS,
 } from './model.ts';
 import type { AgentJobSpec, JobResult } from './plugin.ts';
+import { notify } from './triggers.ts';
 
 /**
  * The steps of the lease-event workflow (`infra/workflows/lease-events.ts`), one function per

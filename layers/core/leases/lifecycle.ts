@@ -1,6 +1,4 @@
-import type { Ports } from '../ports.ts';
-import { log } from '../util/log.ts';
-import type { EventType, Lease, LeaseEvent } from './model.ts';
+import type { EventType, LeaseEvent } from './model.ts';
 
 /**
  * Lease timing (DESIGN.md §7, performance-and-reliability.md §3): one one-time trigger per
@@ -8,7 +6,8 @@ import type { EventType, Lease, LeaseEvent } from './model.ts';
  * commits, moved when the lease's dates move and removed with the lease; plus a sweeper that
  * starts any due event still `UNDONE`, because a trigger may be late, lost or repeated.
  * Whatever fires, the workflow's first step is a conditional `UNDONE → IN_PROGRESS`, so a
- * repeated delivery does nothing.
+ * repeated delivery does nothing. This module declares the triggers and their names; the
+ * adapters implement them, and `triggers.ts` sets them after each lease write.
  */
 export interface LeaseEventRef {
   lease_id: string;
@@ -55,55 +54,4 @@ export function executionName(ref: LeaseEventRef, via: 'schedule' | 'now' | 'swe
   if (via === 'schedule') return base;
   if (via === 'now') return `${base}-now`;
   return `${base}-sweep${compact((at ?? new Date()).toISOString())}`;
-}
-
-/** An event counts as due this close to its time (triggers have second, not millisecond, precision). */
-const DUE_SLACK_MS = 1000;
-
-/**
- * After a lease commit: every `UNDONE` event gets its trigger at its (possibly new) time, and
- * one already due starts at once, so a lease starting "now" starts within seconds, and never
- * before its reservations exist (they were in the transaction that just committed: upstream bug
- * #1704359). Events no longer pending lose their triggers. Failures are logged, not thrown:
- * the lease is stored, and the sweeper runs whatever a lost trigger would have.
- */
-export async function armLease(deps: Ports, lease: Lease, previous?: Lease): Promise<void> {
-  const now = deps.clock.now().getTime();
-  const current = new Map(lease.events.map((e) => [e.id, e]));
-  const tasks: Promise<void>[] = [];
-  for (const e of lease.events) {
-    const was = previous?.events.find((p) => p.id === e.id);
-    if (e.status !== 'UNDONE') {
-      if (was?.status === 'UNDONE') tasks.push(deps.scheduler.remove(refOf(e)));
-      continue;
-    }
-    if (was && was.status === 'UNDONE' && was.time === e.time) continue; // unchanged: its trigger stands
-    const ref = refOf(e);
-    if (Date.parse(e.time) <= now + DUE_SLACK_MS) {
-      if (was) tasks.push(deps.scheduler.remove(refOf(was)));
-      tasks.push(deps.runner.start(ref, executionName(ref, 'now')));
-    } else tasks.push(deps.scheduler.put(ref));
-  }
-  for (const p of previous?.events ?? []) if (!current.has(p.id)) tasks.push(deps.scheduler.remove(refOf(p)));
-  const results = await Promise.allSettled(tasks);
-  for (const r of results) {
-    if (r.status === 'rejected') log.error('lease event trigger not set; the sweeper will run the event', { lease_id: lease.id, error: (r.reason as Error)?.name });
-  }
-}
-
-/** After a lease delete: its triggers go. */
-export async function disarmLease(deps: Ports, lease: Lease): Promise<void> {
-  const results = await Promise.allSettled(lease.events.filter((e) => e.status === 'UNDONE').map((e) => deps.scheduler.remove(refOf(e))));
-  for (const r of results) {
-    if (r.status === 'rejected') log.warn('lease event trigger not removed; it will find the lease gone', { lease_id: lease.id, error: (r.reason as Error)?.name });
-  }
-}
-
-/** Publishes a notification; a notifier failure never fails the operation that caused it. */
-export async function notify(deps: Ports, type: string, detail: Record<string, unknown>): Promise<void> {
-  try {
-    await deps.notifier.publish(type, detail);
-  } catch (err) {
-    log.error('notification not published', { type, error: (err as Error).name });
-  }
 }

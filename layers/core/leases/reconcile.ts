@@ -1,5 +1,6 @@
 import type { Lease } from './model.ts';
-import type { Allocation, Ports } from '../ports.ts';
+import type { Allocation } from '../inventory/node.ts';
+import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
 
 /**

@@ -8,12 +8,12 @@ import {
   ValidationError,
 } from '../errors.ts';
 import { canSeeProject, isAdmin, type Principal, requireAuth, requireWriter } from '../identity/identity.ts';
-import type { Node } from '../inventory/node.ts';
-import type { Allocation, AllocationChange, KeysetRange, Ports } from '../ports.ts';
+import type { Allocation, Node } from '../inventory/node.ts';
+import type { AllocationChange, KeysetRange, Ports } from '../ports.ts';
 import { idProblem } from '../util/bounds.ts';
 import { parseBlazarDate, truncateToMinute } from '../util/time.ts';
 import { pluginFor } from './host-plugin.ts';
-import { armLease, disarmLease, notify } from './lifecycle.ts';
+import { armLease, disarmLease, notify } from './triggers.ts';
 import {
   type Lease,
   type LeaseEvent,

@@ -1,0 +1,38 @@
+import type { Principal } from '../identity/identity.ts';
+import type { Ports } from '../ports.ts';
+import { onHostJobFinished } from '../commissaire/investigate.ts';
+import { onJobFinished } from '../ironic/nodes.ts';
+import * as queue from './jobs.ts';
+import type { Job } from './model.ts';
+
+/**
+ * Every agent job kind, in one table, with what the cloud does when a job of that kind becomes
+ * final (house-style rule 13). The domain modules queue jobs and export their handlers; this
+ * module puts them together and only the entry points import it, so the queue (`jobs.ts`)
+ * never imports a domain module. A kind the agent runs is added here and in the agent's
+ * executor (`agent/executor.ts`).
+ */
+export const JOB_KINDS: queue.JobKinds = {
+  // The node's power state, target and last error (ironic/nodes.ts).
+  power: { onFinished: onJobFinished },
+  power_state: { onFinished: onJobFinished },
+  // The node lock an exclusive vendor method took is released.
+  vendor: { onFinished: onJobFinished },
+  // Whoever queued these waits for the job itself: the API call (`waitForJob`) or a workflow
+  // (its task token).
+  boot_device: {},
+  boot_device_get: {},
+  deploy_node: {},
+  // A Commissaire host moves on to bootstrapping, active or failed (commissaire/investigate.ts);
+  // an `ssh_run` of a cluster operation only answers its workflow.
+  ssh_investigate: { onFinished: onHostJobFinished },
+  ssh_run: { onFinished: onHostJobFinished },
+};
+
+/** `POST …/agent/jobs/claim`: a job given up on the way is settled by its kind's handler. */
+export const claimJobs = (deps: Ports, auth: Principal | undefined, req: queue.ClaimRequest): Promise<Job[]> =>
+  queue.claimJobs(deps, auth, req, JOB_KINDS);
+
+/** `POST …/agent/jobs/{job_id}/result`: the job is final, then its kind's handler runs. */
+export const finishJob = (deps: Ports, auth: Principal | undefined, id: string, req: queue.ResultRequest): Promise<Job> =>
+  queue.finishJob(deps, auth, id, req, JOB_KINDS);

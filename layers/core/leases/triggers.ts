@@ -1,0 +1,63 @@
+import type { Ports } from '../ports.ts';
+import { log } from '../util/log.ts';
+import { executionName, refOf } from './lifecycle.ts';
+import type { Lease } from './model.ts';
+
+/**
+ * What follows a lease write, outside its transaction (the triggers and the sweeper are
+ * described in `lifecycle.ts`): the lease's event triggers set, moved or removed, and lease
+ * notifications published. A failure here is logged, never thrown: the write already stands.
+ * Kept apart from `lifecycle.ts`, which declares the trigger ports: these functions need
+ * `ports.ts`, and `ports.ts` needs those declarations.
+ */
+
+/** An event counts as due this close to its time (triggers have second, not millisecond, precision). */
+const DUE_SLACK_MS = 1000;
+
+/**
+ * After a lease commit: every `UNDONE` event gets its trigger at its (possibly new) time, and
+ * one already due starts at once, so a lease starting "now" starts within seconds, and never
+ * before its reservations exist (they were in the transaction that just committed: upstream bug
+ * #1704359). Events no longer pending lose their triggers. Failures are logged, not thrown:
+ * the lease is stored, and the sweeper runs whatever a lost trigger would have.
+ */
+export async function armLease(deps: Ports, lease: Lease, previous?: Lease): Promise<void> {
+  const now = deps.clock.now().getTime();
+  const current = new Map(lease.events.map((e) => [e.id, e]));
+  const tasks: Promise<void>[] = [];
+  for (const e of lease.events) {
+    const was = previous?.events.find((p) => p.id === e.id);
+    if (e.status !== 'UNDONE') {
+      if (was?.status === 'UNDONE') tasks.push(deps.scheduler.remove(refOf(e)));
+      continue;
+    }
+    if (was && was.status === 'UNDONE' && was.time === e.time) continue; // unchanged: its trigger stands
+    const ref = refOf(e);
+    if (Date.parse(e.time) <= now + DUE_SLACK_MS) {
+      if (was) tasks.push(deps.scheduler.remove(refOf(was)));
+      tasks.push(deps.runner.start(ref, executionName(ref, 'now')));
+    } else tasks.push(deps.scheduler.put(ref));
+  }
+  for (const p of previous?.events ?? []) if (!current.has(p.id)) tasks.push(deps.scheduler.remove(refOf(p)));
+  const results = await Promise.allSettled(tasks);
+  for (const r of results) {
+    if (r.status === 'rejected') log.error('lease event trigger not set; the sweeper will run the event', { lease_id: lease.id, error: (r.reason as Error)?.name });
+  }
+}
+
+/** After a lease delete: its triggers go. */
+export async function disarmLease(deps: Ports, lease: Lease): Promise<void> {
+  const results = await Promise.allSettled(lease.events.filter((e) => e.status === 'UNDONE').map((e) => deps.scheduler.remove(refOf(e))));
+  for (const r of results) {
+    if (r.status === 'rejected') log.warn('lease event trigger not removed; it will find the lease gone', { lease_id: lease.id, error: (r.reason as Error)?.name });
+  }
+}
+
+/** Publishes a notification; a notifier failure never fails the operation that caused it. */
+export async function notify(deps: Ports, type: string, detail: Record<string, unknown>): Promise<void> {
+  try {
+    await deps.notifier.publish(type, detail);
+  } catch (err) {
+    log.error('notification not published', { type, error: (err as Error).name });
+  }
+}

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { finishJob, type JobKinds } from '../../layers/core/agent/jobs.ts';
+import { JOB_KINDS } from '../../layers/core/agent/kinds.ts';
+import type { Job } from '../../layers/core/agent/model.ts';
+import type { Principal } from '../../layers/core/identity/identity.ts';
+import type { Ports } from '../../layers/core/ports.ts';
+import { onHostJobFinished } from '../../layers/core/commissaire/investigate.ts';
+import { onJobFinished } from '../../layers/core/ironic/nodes.ts';
+
+const agent: Principal = { token_id: 't', project_id: 'site', user_id: 'agent', roles: ['agent'] };
+
+/** Just enough of the ports for a result: one claimed job, and the workflow answers it gets. */
+function fakeDeps(kind: string) {
+  const job: Job = {
+    id: 'j1',
+    site: 'site',
+    kind,
+    payload: {},
+    status: 'claimed',
+    attempts: 1,
+    max_attempts: 3,
+    claim_token: 'c1',
+    task_token: 'tt',
+    created_at: '2026-01-01T00:00:00.000Z',
+    updated_at: null,
+  };
+  const answered: string[] = [];
+  const deps = {
+    clock: { now: () => new Date('2026-01-01T00:01:00.000Z') },
+    jobs: {
+      get: async () => job,
+      finish: async (_id: string, _token: string, r: { status: 'succeeded' | 'failed'; output?: unknown }) => ({ ...job, ...r, claim_token: undefined }),
+    },
+    callbacks: {
+      succeed: async (token: string) => void answered.push(`succeed ${token}`),
+      fail: async (token: string) => void answered.push(`fail ${token}`),
+      heartbeat: async () => undefined,
+    },
+  } as unknown as Ports;
+  return { deps, answered };
+}
+
+describe('JOB_KINDS', () => {
+  it('registers every kind the agent runs, nodes and hosts learning the results of theirs', () => {
+    expect(Object.keys(JOB_KINDS).sort()).toEqual(['boot_device', 'boot_device_get', 'deploy_node', 'power', 'power_state', 'ssh_investigate', 'ssh_run', 'vendor']);
+    for (const kind of ['power', 'power_state', 'vendor']) expect(JOB_KINDS[kind]!.onFinished).toBe(onJobFinished);
+    for (const kind of ['ssh_investigate', 'ssh_run']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
+    for (const kind of ['boot_device', 'boot_device_get', 'deploy_node']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
+  });
+});
+
+describe('finishJob', () => {
+  it("runs the finished job's kind's handler alone, then answers the waiting workflow", async () => {
+    const calls: string[] = [];
+    const kinds: JobKinds = {
+      power: { onFinished: async (_d, j) => void calls.push(`power ${j.status}`) },
+      ssh_run: { onFinished: async () => void calls.push('ssh_run') },
+    };
+    const { deps, answered } = fakeDeps('power');
+    await finishJob(deps, agent, 'j1', { claim_token: 'c1', status: 'succeeded' }, kinds);
+    expect(calls).toEqual(['power succeeded']);
+    expect(answered).toEqual(['succeed tt']);
+  });
+
+  it('answers the workflow of a kind without a handler, a prototype member name included', async () => {
+    for (const kind of ['boot_device', 'constructor', 'unknown']) {
+      const { deps, answered } = fakeDeps(kind);
+      await finishJob(deps, agent, 'j1', { claim_token: 'c1', status: 'failed' }, { boot_device: {} });
+      expect(answered).toEqual(['fail tt']);
+    }
+  });
+});
