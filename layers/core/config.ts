@@ -28,6 +28,11 @@ export interface Config {
   drydock: DrydockConfig;
   /** Ironic `[api]max_limit`: the most nodes one list page holds (`SLIPWAY_IRONIC_MAX_LIMIT`, 1000). */
   ironicMaxLimit: number;
+  /**
+   * Seconds the site's agent may take for one hardware inspection (power on from the network,
+   * the ramdisk's report), passed in the `inspect` job (`SLIPWAY_INSPECT_TIMEOUT_SECONDS`, 600).
+   */
+  inspectTimeoutSeconds: number;
   /** Blazar `[enforcement]`: operator limits on leases, see `EnforcementConfig`. */
   enforcement: EnforcementConfig;
 }
@@ -150,6 +155,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       agentStepSeconds: intFromEnv(env, 'SLIPWAY_DRYDOCK_AGENT_STEP_SECONDS', 900, 301),
     },
     ironicMaxLimit: intFromEnv(env, 'SLIPWAY_IRONIC_MAX_LIMIT', 1000, 1),
+    inspectTimeoutSeconds: intFromEnv(env, 'SLIPWAY_INSPECT_TIMEOUT_SECONDS', 600, 1),
     enforcement: {
       maxLeaseDurationSeconds: limitFromEnv(env, 'SLIPWAY_MAX_LEASE_DURATION', 7 * 24 * 3600),
       maxLeaseDurationExemptProjects: listFromEnv(env.SLIPWAY_MAX_LEASE_DURATION_EXEMPT_PROJECTS),

@@ -42,7 +42,7 @@ function fakeDeps(kind: string) {
 
 describe('JOB_KINDS', () => {
   it('registers every kind the agent runs, nodes and hosts learning the results of theirs', () => {
-    expect(Object.keys(JOB_KINDS).sort()).toEqual(['boot_device', 'boot_device_get', 'deploy_node', 'power', 'power_state', 'ssh_investigate', 'ssh_run', 'vendor']);
+    expect(Object.keys(JOB_KINDS).sort()).toEqual(['boot_device', 'boot_device_get', 'deploy_node', 'inspect', 'power', 'power_state', 'ssh_investigate', 'ssh_run', 'vendor']);
     for (const kind of ['power', 'power_state', 'vendor']) expect(JOB_KINDS[kind]!.onFinished).toBe(onJobFinished);
     for (const kind of ['ssh_investigate', 'ssh_run']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
     for (const kind of ['boot_device', 'boot_device_get', 'deploy_node']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();

@@ -1,6 +1,7 @@
 import type { Principal } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { onHostJobFinished } from '../commissaire/investigate.ts';
+import { onInspectFinished } from '../ironic/inspect.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
 import * as queue from './jobs.ts';
 import type { Job } from './model.ts';
@@ -16,6 +17,9 @@ export const JOB_KINDS: queue.JobKinds = {
   // The node's power state, target and last error (ironic/nodes.ts).
   power: { onFinished: onJobFinished },
   power_state: { onFinished: onJobFinished },
+  // An inspecting node takes the facts the ramdisk found and becomes manageable, or inspect
+  // failed (ironic/inspect.ts).
+  inspect: { onFinished: onInspectFinished },
   // The node lock an exclusive vendor method took is released.
   vendor: { onFinished: onJobFinished },
   // Whoever queued these waits for the job itself: the API call (`waitForJob`) or a workflow

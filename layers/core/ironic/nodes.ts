@@ -143,6 +143,19 @@ const isStoredSecret = (k: string, v: unknown) => SECRET_FIELDS.has(k) && isSeal
 /** Stored driver_info with its sealed secrets as placeholders, so the schema can check the rest. */
 const withSecretPlaceholders = (info: Record<string, unknown>) => Object.fromEntries(Object.entries(info).map(([k, v]) => [k, isStoredSecret(k, v) ? 'sealed' : v]));
 
+/**
+ * What is wrong with a registered BMC's driver_info (sealed secrets count as given), or undefined
+ * when the site's agent has what it needs to reach the BMC.
+ */
+export function driverInfoProblem(bmc: BmcInfo): string | undefined {
+  try {
+    validateDriverInfo(bmc.driver, withSecretPlaceholders(bmc.driver_info));
+    return undefined;
+  } catch (err) {
+    return err instanceof ValidationError ? err.message : 'invalid driver_info';
+  }
+}
+
 /** The site that serves a conductor group ('' is Ironic's default group). */
 export const siteOf = (bmc: BmcInfo) => bmc.conductor_group || DEFAULT_SITE;
 
@@ -480,9 +493,10 @@ const VALIDATED_INTERFACES = ['bios', 'boot', 'console', 'deploy', 'inspect', 'm
 export type InterfaceValidation = Record<(typeof VALIDATED_INTERFACES)[number], { result: boolean | null; reason: string | null }>;
 
 /**
- * `GET /v1/nodes/{node}/validate`: power and management are what the agent drives, and they are
- * usable when the BMC is registered with a complete driver_info (checked again here), the node
- * is not in maintenance, and an agent of its site is connected — upstream's conductor is always
+ * `GET /v1/nodes/{node}/validate`: power and management are what the agent drives, and they (and
+ * inspect, which the agent does through them) are usable when the BMC is registered with a
+ * complete driver_info (checked again here), the node is not in maintenance, and an agent of its
+ * site is connected — upstream's conductor is always
  * there; ours is on-prem and may not be. Every other interface is "not supported", as upstream
  * reports an interface a driver does not implement. Deploying is Drydock's (`/api/v1.0/tasks`).
  */
@@ -507,5 +521,6 @@ export async function validateNode(deps: Ports, auth: Principal | undefined, ide
   }
   const usable = { result: problem === null, reason: problem };
   const out = Object.fromEntries(VALIDATED_INTERFACES.map((i) => [i, { result: null, reason: 'not supported' }])) as InterfaceValidation;
-  return { ...out, management: usable, power: usable };
+  // Inspection is the site's agent booting the Slipway ramdisk through the same BMC.
+  return { ...out, inspect: usable, management: usable, power: usable };
 }

@@ -4,6 +4,7 @@ import { ConcurrentModificationError, ConflictError, ValidationError } from '../
 import { type Principal, requireAdmin } from '../identity/identity.ts';
 import type { BmcInfo } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
+import { checkInspectable, inspectPayload } from './inspect.ts';
 import { getIronicNode, siteOf } from './nodes.ts';
 
 /**
@@ -11,7 +12,8 @@ import { getIronicNode, siteOf } from './nodes.ts';
  * the part of the state machine that needs no image: enrolment (`manage`: verifying the BMC
  * credentials by reading the power state through the site's agent), `provide` (manageable →
  * available; there is no automated cleaning), `adopt` (a node already running its workload →
- * active), back to `manageable`, and `abort` of a verification still waiting for an agent.
+ * active), back to `manageable`, `abort` of a verification still waiting for an agent, and
+ * `inspect` (the site's agent boots the Slipway ramdisk on the node: `inspect.ts`).
  * Deploying and tearing down are Drydock tasks here, and the verbs for them say so.
  *
  * The version-checked write of the new state is the check: of parallel requests exactly one
@@ -19,13 +21,22 @@ import { getIronicNode, siteOf } from './nodes.ts';
  * InvalidStateRequested), so a verification is queued once.
  */
 
-/** Verb → from-state → to-state (`verifying` moves on when the agent's read comes back). */
+/**
+ * Verb → from-state → to-state (`verifying` and `inspecting` move on when the agent's job comes
+ * back). Upstream's `abort` of an inspection is for `inspect wait` only, which has no use here.
+ */
 const TRANSITIONS: Record<string, Record<string, string>> = {
   manage: { enroll: 'verifying', available: 'manageable', 'clean failed': 'manageable', 'inspect failed': 'manageable', 'adopt failed': 'manageable' },
   provide: { manageable: 'available' },
   adopt: { manageable: 'active', 'adopt failed': 'active' },
   // Ours: a verification waits for the site's agent; while none comes, abort gives the node back.
   abort: { verifying: 'enroll' },
+  inspect: { manageable: 'inspecting', 'inspect failed': 'inspecting' },
+};
+/** States the site's agent moves on from, with where they go when it succeeds, and the job it gets. */
+const AGENT_STATES: Record<string, { target: string; kind: string }> = {
+  verifying: { target: 'manageable', kind: 'power_state' },
+  inspecting: { target: 'manageable', kind: 'inspect' },
 };
 
 /** Upstream verbs that need a deploy ramdisk, an image or cleaning steps: not here. */
@@ -36,7 +47,6 @@ const ELSEWHERE: Record<string, string> = {
   deleted: 'tearing down is a Drydock task here: POST /api/v1.0/tasks {"action": "destroy_nodes", ...}',
   undeploy: 'tearing down is a Drydock task here: POST /api/v1.0/tasks {"action": "destroy_nodes", ...}',
   clean: 'there are no cleaning steps here',
-  inspect: 'there is no inspector here; Drydock verify_nodes interrogates BMCs',
   rescue: 'there is no rescue ramdisk here',
   unrescue: 'there is no rescue ramdisk here',
   service: 'there are no service steps here',
@@ -69,13 +79,14 @@ export async function setProvisionState(deps: Ports, auth: Principal | undefined
     const from = node.bmc.provision_state;
     const to = Object.hasOwn(table, from) ? table[from] : undefined;
     if (!to) throw new ValidationError(`The requested action "${verb}" can not be performed on node "${node.id}" while it is in state "${from}".`, 'INVALID_STATE_REQUESTED');
-    const verifying = to === 'verifying';
+    if (to === 'inspecting') checkInspectable({ ...node, bmc: node.bmc });
+    const agent = Object.hasOwn(AGENT_STATES, to) ? AGENT_STATES[to] : undefined;
     const bmc: BmcInfo = {
       ...node.bmc,
       provision_state: to,
-      target_provision_state: verifying ? 'manageable' : null,
+      target_provision_state: agent?.target ?? null,
       provision_updated_at: deps.clock.now().toISOString(),
-      ...(verifying ? { last_error: null } : {}),
+      ...(agent ? { last_error: null } : {}),
     };
     try {
       await deps.nodes.update(node.id, node.version, { bmc });
@@ -83,8 +94,11 @@ export async function setProvisionState(deps: Ports, auth: Principal | undefined
       if (err instanceof ConcurrentModificationError) continue;
       throw err;
     }
-    if (verifying) {
+    if (agent?.kind === 'power_state') {
       await enqueueJob(deps, { site: siteOf(bmc), kind: 'power_state', node_id: node.id, payload: { driver: bmc.driver, driver_info: bmc.driver_info } });
+    } else if (agent?.kind === 'inspect') {
+      const payload = await inspectPayload(deps, { ...node, bmc });
+      await enqueueJob(deps, { site: siteOf(bmc), kind: 'inspect', node_id: node.id, payload: { ...payload } });
     }
     return node.id;
   }
