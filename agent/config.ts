@@ -1,5 +1,28 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import * as z from 'zod';
+
+/** Where `npm run ramdisk` puts the ramdisk (the netboot section's defaults). */
+export const RAMDISK_DIR = resolve(import.meta.dirname, '..', '.cache/ramdisk');
+
+/**
+ * The site boot service (agent/netboot.ts): HTTP for the site's booting nodes only. `public_url`
+ * is how nodes reach it (the agent's LAN address at a site); `listen` is where it binds.
+ */
+export const NetbootConfig = z.strictObject({
+  listen: z
+    .strictObject({
+      host: z.string().min(1).default('127.0.0.1'),
+      port: z.number().int().min(0).max(65_535).default(8081),
+    })
+    .prefault({}),
+  public_url: z.url({ protocol: /^https?$/ }),
+  kernel: z.string().min(1).default(resolve(RAMDISK_DIR, 'vmlinuz')),
+  initramfs: z.string().min(1).default(resolve(RAMDISK_DIR, 'initramfs.gz')),
+  /** Added to the ramdisk's kernel command line. */
+  kernel_args: z.string().max(1024).regex(/^[^\r\n]*$/, 'one line').default('console=tty0 console=ttyS0,115200n8'),
+});
+export type NetbootConfig = z.infer<typeof NetbootConfig>;
 
 /**
  * Agent configuration: `--config FILE` (JSON) or the environment (SLIPWAY_API_URL,
@@ -62,6 +85,8 @@ export const AgentConfig = z.strictObject({
       timeout_seconds: z.number().min(1).max(3600).default(120),
     })
     .optional(),
+  /** The site boot service for `inspect` jobs (absent: this agent runs no inspections). */
+  netboot: NetbootConfig.optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { token: string };
 

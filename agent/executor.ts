@@ -1,5 +1,7 @@
-import type * as z from 'zod';
+import * as z from 'zod';
+import { log } from '#core/util/log.ts';
 import type { AgentConfig } from './config.ts';
+import { InspectionTimeout, inspectionOutput, type NetbootService, normalizeMac } from './netboot.ts';
 import { SshError, type SshOptions } from './drivers/ssh.ts';
 import { BmcError, type BmcDriver, type BootDevice, type PowerAction } from './drivers/types.ts';
 import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestigatePayload, SshRunPayload, sshHostKey, sshTarget } from './ssh-jobs.ts';
@@ -21,6 +23,11 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *                   (Drydock: the deploy hook gets `bootaction`, then PXE next boot and a power cycle)
  *   ssh_investigate { ssh }                            → { os, cpus, memory, space, host_key_sha256 }
  *   ssh_run         { ssh, commands, timeout_seconds? } → { results: [{ command, exit_code, stdout, stderr }], host_key_sha256 }
+ *   inspect         { node_id, macs, timeout_seconds? } → { cpus, cpu_arch, memory_mb, disks: [{ name, size }],
+ *                                                          interfaces: [{ name, mac_address }], boot_mac }
+ *                   (the node network-boots the Slipway ramdisk from the agent's boot service,
+ *                   agent/netboot.ts; `macs: []` is a discovery: any unknown MAC may answer, one
+ *                   discovery per agent at a time. Sizes in bytes, MACs lower-case.)
  *
  * where ssh = { address, port?, username, private_key, host_key_sha256? }.
  */
@@ -43,6 +50,19 @@ export type DriverFactory = (driver: JobPayload['driver'], info: Record<string, 
 export class JobInputError extends Error {}
 
 const POWER_ACTIONS: readonly PowerAction[] = ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'];
+
+/** An `inspect` job's own fields (driver and driver_info as for every BMC job). */
+export const InspectPayload = z.object({
+  node_id: z.string().min(1).max(255),
+  macs: z
+    .array(z.string().refine((m) => normalizeMac(m) !== null, 'not a MAC address'))
+    .max(64)
+    .transform((ms) => ms.map((m) => normalizeMac(m)!)),
+  timeout_seconds: z.number().min(1).max(86_400).optional(),
+});
+
+/** Default wait for an inspection's report. */
+export const DEFAULT_INSPECT_TIMEOUT_SECONDS = 300;
 
 /** The key under which commands to one BMC are serialized. */
 export function bmcKey(p: JobPayload): string {
@@ -70,6 +90,11 @@ export function parseJob(kind: string, payload: Record<string, unknown>): Parsed
   }
   if (payload.driver !== 'ipmi' && payload.driver !== 'redfish') throw new JobInputError(`job ${kind}: unknown driver ${String(payload.driver)}`);
   if (!payload.driver_info || typeof payload.driver_info !== 'object') throw new JobInputError(`job ${kind}: driver_info missing`);
+  if (kind === 'inspect') {
+    const parsed = InspectPayload.safeParse(payload);
+    if (!parsed.success) throw new JobInputError(`job inspect: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
+    return { family: 'bmc', kind, payload: { ...(payload as JobPayload), ...parsed.data } };
+  }
   return { family: 'bmc', kind, payload: payload as JobPayload };
 }
 
@@ -79,6 +104,8 @@ export interface Executors {
   ssh: SshOptions;
   /** Runs the configured deploy hook with the node's boot-action info (absent: no hook). */
   deployHook?: (info: Record<string, unknown>) => Promise<{ exit_code: number }>;
+  /** The site boot service (absent: no netboot section, so no inspections). */
+  netboot?: NetbootService;
 }
 
 /** The agent config's SSH section as driver options. */
@@ -126,8 +153,38 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
       await driver.setBootDevice('pxe', false);
       return { boot_device: 'pxe', power_state: await driver.setPowerState('rebooting'), ...(hook ? { hook } : {}) };
     }
+    case 'inspect':
+      return inspect(payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot);
     default:
       throw new JobInputError(`unknown job kind ${kind}`);
+  }
+}
+
+/**
+ * Inspection: register the node's MACs with the boot service, PXE once, power on (a power cycle
+ * when on), wait for the ramdisk's report, power off. Unregistered and powered off on failure too.
+ */
+async function inspect(payload: JobPayload & z.infer<typeof InspectPayload>, driver: BmcDriver, netboot: NetbootService | undefined): Promise<unknown> {
+  if (!netboot) throw new Error('this agent has no netboot section in its config: it cannot inspect nodes (see README, "Machines")');
+  const seconds = payload.timeout_seconds ?? DEFAULT_INSPECT_TIMEOUT_SECONDS;
+  const inspection = await netboot.register(payload.macs);
+  log.info('inspection started', { node_id: payload.node_id, macs: payload.macs, discovery: inspection.discovery, timeout_seconds: seconds });
+  try {
+    await driver.setBootDevice('pxe', false);
+    // 'rebooting' powers on a node that is off, and power-cycles one that is on.
+    await driver.setPowerState('rebooting');
+    const result = await inspection.wait(seconds * 1000);
+    await driver.setPowerState('power off');
+    return inspectionOutput(result);
+  } catch (err) {
+    try {
+      await driver.setPowerState('power off');
+    } catch (offErr) {
+      log.warn('could not power the node off after a failed inspection', { node_id: payload.node_id, error: (offErr as Error).message });
+    }
+    throw err;
+  } finally {
+    inspection.close();
   }
 }
 
@@ -140,6 +197,7 @@ export function describeFailure(err: unknown): string {
   if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
   else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
   else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
+  else if (err instanceof InspectionTimeout) text = err.message;
   else if (err instanceof Error && err.name === 'DeployHookError') text = err.message;
   else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;

@@ -3,6 +3,7 @@ import { log } from '#core/util/log.ts';
 import { AgentApi, ApiError, ApiUnavailableError, type ClaimedJob } from './api.ts';
 import type { AgentConfig } from './config.ts';
 import { deployHook } from './deploy-hook.ts';
+import type { NetbootService } from './netboot.ts';
 import { describeFailure, type DriverFactory, type Executors, execute, type ParsedJob, parseJob, serialKey, sshOptions } from './executor.ts';
 
 /**
@@ -25,12 +26,19 @@ export class Agent {
   /** Counters for logs and tests. */
   readonly stats = { claimed: 0, succeeded: 0, failed: 0, released: 0, apiErrors: 0 };
 
+  /** `netboot`: the site boot service `inspect` jobs use (started and stopped by the caller). */
   constructor(
     private readonly config: AgentConfig,
     makeDriver: DriverFactory,
+    netboot?: NetbootService,
   ) {
     this.api = new AgentApi(config.api_url, config.token);
-    this.executors = { makeDriver, ssh: sshOptions(config), ...(config.deploy_hook ? { deployHook: deployHook(config.deploy_hook) } : {}) };
+    this.executors = {
+      makeDriver,
+      ssh: sshOptions(config),
+      ...(config.deploy_hook ? { deployHook: deployHook(config.deploy_hook) } : {}),
+      ...(netboot ? { netboot } : {}),
+    };
   }
 
   start(): void {

@@ -59,8 +59,9 @@ if [ -z "$start_only" ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   # The VM-backed machine tests (test/agent/vm-*.test.ts): QEMU (TCG) with iPXE for network boot,
   # the cloud kernel and a static busybox that `npm run ramdisk` packs into the inspect ramdisk,
-  # cpio to pack it, e2fsprogs for disk images, socat behind QEMU's guestfwd.
-  for pkg in qemu-system-x86 ipxe-qemu linux-image-cloud-amd64 busybox-static e2fsprogs socat cpio; do
+  # cpio to pack it, e2fsprogs for disk images, socat behind QEMU's guestfwd; dnsmasq only to
+  # check the agent's generated proxy-DHCP config (`dnsmasq --test`; its service is not started).
+  for pkg in qemu-system-x86 ipxe-qemu linux-image-cloud-amd64 busybox-static e2fsprogs socat cpio dnsmasq; do
     installed "$pkg" || missing+=("$pkg")
   done
 fi

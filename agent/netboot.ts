@@ -1,0 +1,388 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as z from 'zod';
+import { log } from '#core/util/log.ts';
+
+/**
+ * The site boot service (DESIGN §7a): an HTTP server the agent runs for the site's booting
+ * nodes — never for the cloud (the agent still only polls outward). A node's iPXE (chained by
+ * the site's DHCP, see agent/dnsmasq.ts) fetches `GET /boot/{mac}.ipxe`; the answer is the
+ * script for that node's current step:
+ *
+ *   - a MAC with a pending inspection, or any unknown MAC while a discovery inspection (one
+ *     with no MACs) is pending: boot the Slipway ramdisk with `slipway.step=inspect` and a
+ *     per-inspection callback URL;
+ *   - any other MAC: `exit`, so the firmware goes on to the next boot device (the local disk).
+ *
+ * `GET /boot/kernel` and `GET /boot/initramfs` stream the ramdisk files; `POST /callback/{token}`
+ * takes the ramdisk's JSON report (at most 64 KiB). The token is a random secret per inspection:
+ * a report completes only its own inspection, once (204; 404 for an unknown or used token).
+ *
+ * Inspections of known MACs run in parallel; at most one discovery inspection is pending at a
+ * time (the others wait their turn in register()), since an unknown MAC cannot be told apart.
+ */
+
+export const MAX_REPORT_BYTES = 64 * 1024;
+const MAC_RE = /^[0-9a-f]{2}([:-]?)[0-9a-f]{2}(\1[0-9a-f]{2}){4}$/i;
+
+/** `aa:bb:cc:dd:ee:ff` from `AA-BB-…`, `aabbcc…` or `aa:bb:…`; null when not a MAC. */
+export function normalizeMac(text: string): string | null {
+  const t = text.trim();
+  if (!MAC_RE.test(t)) return null;
+  const hex = t.replace(/[:-]/g, '').toLowerCase();
+  return hex.match(/../g)!.join(':');
+}
+
+/** The MAC in a BOOTIF= value: `01-aa-bb-…` (PXELINUX: hardware type 1) or a plain MAC. */
+export function bootifMac(value: string | null | undefined): string | null {
+  if (!value) return null;
+  const v = value.trim();
+  const m = /^01-([0-9a-f]{2}(-[0-9a-f]{2}){5})$/i.exec(v);
+  return normalizeMac(m ? m[1]! : v);
+}
+
+/** The ramdisk's inspection report (ramdisk/init); unknown fields are dropped. */
+export const InspectReport = z.object({
+  step: z.literal('inspect'),
+  cpus: z.number().int().min(1).max(65_536),
+  cpu_arch: z.string().min(1).max(64),
+  memory_kib: z.number().int().min(0).optional(),
+  memory_mb: z.number().int().min(0).max(1 << 30),
+  disks: z.array(z.strictObject({ name: z.string().min(1).max(256), size: z.number().int().min(0) })).max(1024),
+  interfaces: z.array(z.strictObject({ name: z.string().min(1).max(64), mac_address: z.string().max(64) })).max(1024),
+  /** BOOTIF= from the kernel command line (the MAC iPXE booted from), when the ramdisk saw one. */
+  bootif: z.string().max(64).nullable().optional(),
+});
+export type InspectReport = z.infer<typeof InspectReport>;
+
+/** A completed inspection: the report, and the MACs that fetched this inspection's script. */
+export interface InspectionResult {
+  report: InspectReport;
+  fetchedBy: string[];
+}
+
+export class InspectionTimeout extends Error {
+  constructor(
+    readonly seconds: number,
+    readonly fetchedBy: string[],
+  ) {
+    super(
+      fetchedBy.length > 0
+        ? `inspection timed out after ${seconds} s: the node fetched its boot script (${fetchedBy.join(', ')}) but never reported (did the ramdisk boot and reach the agent's boot service?)`
+        : `inspection timed out after ${seconds} s: the node never reported (does it boot from the network and reach the agent's boot service?)`,
+    );
+    this.name = 'InspectionTimeout';
+  }
+}
+
+export interface NetbootOptions {
+  /** Where to listen; port 0 picks a free one. */
+  host: string;
+  port: number;
+  /** The URL nodes reach this service at (no trailing slash needed). */
+  publicUrl: string;
+  kernel: string;
+  initramfs: string;
+  /** Added to the ramdisk's kernel command line. */
+  kernelArgs?: string;
+  /** Told of every request served (for logs, timings and tests). */
+  onEvent?: (event: NetbootEvent) => void;
+}
+
+export type NetbootEvent =
+  | { kind: 'script'; mac: string; step: 'inspect' | 'local' }
+  | { kind: 'file'; file: 'kernel' | 'initramfs'; status: number }
+  | { kind: 'report'; status: number; macs: readonly string[] };
+
+/** A registered inspection: wait for its report, then close it (always). */
+export interface Inspection {
+  readonly token: string;
+  readonly macs: readonly string[];
+  readonly discovery: boolean;
+  /** The report, or InspectionTimeout after timeoutMs; rejects at once when closed. */
+  wait(timeoutMs: number): Promise<InspectionResult>;
+  /** Unregisters it: its MACs boot local again and its token is void. Idempotent. */
+  close(): void;
+}
+
+interface Pending {
+  token: string;
+  macs: string[];
+  discovery: boolean;
+  /** Unknown MAC a discovery is bound to (the first that fetched its script). */
+  boundMac: string | null;
+  fetchedBy: Set<string>;
+  result: InspectionResult | null;
+  closed: boolean;
+  settle: ((r: InspectionResult | Error) => void) | null;
+}
+
+export class NetbootService {
+  private server: Server | null = null;
+  private readonly byToken = new Map<string, Pending>();
+  private readonly byMac = new Map<string, Pending>();
+  private discovery: Pending | null = null;
+  /** Discovery registrations waiting for the slot, in order. */
+  private readonly discoveryQueue: (() => void)[] = [];
+  private readonly publicUrl: string;
+  private stopped = false;
+
+  constructor(private readonly opts: NetbootOptions) {
+    this.publicUrl = opts.publicUrl.replace(/\/+$/, '');
+    if (!/^https?:\/\/[^\s]+$/.test(this.publicUrl)) throw new TypeError(`netboot public_url ${JSON.stringify(opts.publicUrl)} is not an http(s) URL`);
+  }
+
+  /** The bound address (after start()). */
+  get address(): { host: string; port: number } {
+    const a = this.server?.address() as AddressInfo | null | undefined;
+    if (!a) throw new Error('the boot service is not listening');
+    return { host: a.address, port: a.port };
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((err) => {
+        log.warn('boot service request failed', { url: req.url, error: (err as Error).message });
+        if (!res.headersSent) send(res, 500, 'internal error\n');
+        else res.destroy();
+      });
+    });
+    server.requestTimeout = 30_000;
+    server.headersTimeout = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.opts.port, this.opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    log.info('boot service listening', { ...this.address, public_url: this.publicUrl });
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = null;
+    this.stopped = true;
+    for (const p of [...this.byToken.values()]) this.unregister(p, new Error('the boot service stopped'));
+    // Discoveries waiting their turn: register() throws for them now.
+    for (const wake of this.discoveryQueue.splice(0)) wake();
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+
+  /**
+   * Registers an inspection of `macs` (none: a discovery, which first waits until no other
+   * discovery is pending). Throws when a MAC is already being inspected.
+   */
+  async register(macsIn: readonly string[]): Promise<Inspection> {
+    const macs = macsIn.map((m) => {
+      const n = normalizeMac(m);
+      if (!n) throw new TypeError(`${JSON.stringify(m)} is not a MAC address`);
+      return n;
+    });
+    const discovery = macs.length === 0;
+    const stopped = () => new Error('the boot service stopped');
+    if (this.stopped) throw stopped();
+    if (discovery) {
+      while (this.discovery) {
+        await new Promise<void>((r) => this.discoveryQueue.push(r));
+        if (this.stopped) throw stopped();
+      }
+    } else {
+      const busy = macs.filter((m) => this.byMac.has(m));
+      if (busy.length > 0) throw new Error(`MAC ${busy.join(', ')} is already being inspected`);
+    }
+    const p: Pending = {
+      token: randomBytes(24).toString('base64url'),
+      macs: [...new Set(macs)],
+      discovery,
+      boundMac: null,
+      fetchedBy: new Set(),
+      result: null,
+      closed: false,
+      settle: null,
+    };
+    this.byToken.set(p.token, p);
+    for (const m of p.macs) this.byMac.set(m, p);
+    if (discovery) this.discovery = p;
+    return {
+      token: p.token,
+      macs: p.macs,
+      discovery,
+      wait: (timeoutMs) => this.wait(p, timeoutMs),
+      close: () => this.unregister(p, new Error('the inspection was closed')),
+    };
+  }
+
+  private wait(p: Pending, timeoutMs: number): Promise<InspectionResult> {
+    if (p.result) return Promise.resolve(p.result);
+    if (p.closed) return Promise.reject(new Error('the inspection was closed'));
+    return new Promise<InspectionResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        p.settle = null;
+        reject(new InspectionTimeout(Math.round(timeoutMs / 100) / 10, [...p.fetchedBy]));
+      }, timeoutMs);
+      p.settle = (r) => {
+        clearTimeout(timer);
+        p.settle = null;
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+    });
+  }
+
+  private unregister(p: Pending, reason: Error): void {
+    if (p.closed) return;
+    p.closed = true;
+    this.byToken.delete(p.token);
+    for (const m of p.macs) if (this.byMac.get(m) === p) this.byMac.delete(m);
+    if (this.discovery === p) {
+      this.discovery = null;
+      this.discoveryQueue.shift()?.();
+    }
+    p.settle?.(reason);
+  }
+
+  /** The iPXE script for a MAC (what GET /boot/{mac}.ipxe answers); records the fetch. */
+  scriptFor(mac: string): string {
+    let p = this.byMac.get(mac);
+    if (!p && this.discovery && !this.discovery.result && (this.discovery.boundMac === null || this.discovery.boundMac === mac)) {
+      p = this.discovery;
+      p.boundMac = mac;
+    }
+    if (!p || p.result) return '#!ipxe\n# Slipway: nothing to do for this machine: boot from its disk\nexit\n';
+    p.fetchedBy.add(mac);
+    const u = this.publicUrl;
+    const args = [`initrd=initramfs`, `slipway.callback=${u}/callback/${p.token}`, 'slipway.step=inspect', 'BOOTIF=${mac}', this.opts.kernelArgs ?? ''].filter(Boolean).join(' ');
+    return `#!ipxe\n# Slipway: inspect\nkernel ${u}/boot/kernel ${args}\ninitrd --name initramfs ${u}/boot/initramfs\nboot\n`;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const script = /^\/boot\/([^/]+)\.ipxe$/.exec(path);
+    if (script) {
+      // GET only: a fetch is recorded (and binds a discovery), so nothing else may look.
+      if (req.method !== 'GET') return send(res, 405, 'method not allowed\n', { Allow: 'GET' });
+      const mac = normalizeMac(decodeURIComponent(script[1]!));
+      if (!mac) return send(res, 400, 'not a MAC address\n');
+      const body = this.scriptFor(mac);
+      const step = body.includes('slipway.step=inspect') ? 'inspect' : 'local';
+      log.info('boot script served', { mac, step });
+      this.opts.onEvent?.({ kind: 'script', mac, step });
+      return send(res, 200, body, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+    }
+    if (path === '/boot/kernel' || path === '/boot/initramfs') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
+      const file = path === '/boot/kernel' ? 'kernel' : 'initramfs';
+      const status = this.serveFile(req, res, file === 'kernel' ? this.opts.kernel : this.opts.initramfs);
+      this.opts.onEvent?.({ kind: 'file', file, status });
+      return;
+    }
+    const cb = /^\/callback\/([A-Za-z0-9_-]{1,128})$/.exec(path);
+    if (cb) {
+      if (req.method !== 'POST') return send(res, 405, 'method not allowed\n', { Allow: 'POST' });
+      return this.callback(req, res, cb[1]!);
+    }
+    return send(res, 404, 'not found\n');
+  }
+
+  private serveFile(req: IncomingMessage, res: ServerResponse, file: string): number {
+    let size: number;
+    try {
+      const st = statSync(file);
+      if (!st.isFile()) throw new Error('not a file');
+      size = st.size;
+    } catch {
+      log.error('boot file missing (npm run ramdisk builds the ramdisk)', { file });
+      send(res, 404, 'boot file missing on the agent\n');
+      return 404;
+    }
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(size), 'Cache-Control': 'no-store' });
+    if (req.method === 'HEAD') {
+      res.end();
+      return 200;
+    }
+    const stream = createReadStream(file);
+    stream.on('error', () => res.destroy());
+    stream.pipe(res);
+    return 200;
+  }
+
+  private async callback(req: IncomingMessage, res: ServerResponse, token: string): Promise<void> {
+    const p = this.byToken.get(token);
+    if (!p || p.result) {
+      req.resume();
+      return send(res, 404, 'unknown or used callback\n', { Connection: 'close' });
+    }
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > MAX_REPORT_BYTES) {
+      req.resume();
+      return send(res, 413, `report larger than ${MAX_REPORT_BYTES} bytes\n`, { Connection: 'close' });
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const tooLarge = await new Promise<boolean>((resolve, reject) => {
+      req.on('data', (c: Buffer) => {
+        total += c.length;
+        if (total > MAX_REPORT_BYTES) {
+          req.removeAllListeners('data');
+          req.resume();
+          resolve(true);
+        } else chunks.push(c);
+      });
+      req.on('end', () => resolve(false));
+      req.on('error', reject);
+    });
+    if (tooLarge) return send(res, 413, `report larger than ${MAX_REPORT_BYTES} bytes\n`, { Connection: 'close' });
+    let json: unknown;
+    try {
+      json = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      return send(res, 400, 'the report is not JSON\n');
+    }
+    const parsed = InspectReport.safeParse(json);
+    if (!parsed.success) return send(res, 400, `invalid report: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'report'}: ${x.message}`).join('; ')}\n`);
+    // Checked again: another report may have completed it while this body was read.
+    if (p.result || p.closed) return send(res, 404, 'unknown or used callback\n');
+    p.result = { report: parsed.data, fetchedBy: [...p.fetchedBy] };
+    this.byToken.delete(token);
+    log.info('inspection report received', { macs: p.macs, discovery: p.discovery, fetched_by: p.result.fetchedBy });
+    p.settle?.(p.result);
+    send(res, 204, '');
+    this.opts.onEvent?.({ kind: 'report', status: 204, macs: p.macs });
+  }
+}
+
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}, headOnly = false): void {
+  const buf = Buffer.from(body, 'utf8');
+  res.writeHead(status, status === 204 ? headers : { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(buf.length), ...headers });
+  res.end(status === 204 || headOnly ? undefined : buf);
+}
+
+/** The job's output from a report (sizes in bytes, MACs lower-case). */
+export function inspectionOutput(r: InspectionResult): {
+  cpus: number;
+  cpu_arch: string;
+  memory_mb: number;
+  disks: { name: string; size: number }[];
+  interfaces: { name: string; mac_address: string }[];
+  boot_mac: string | null;
+} {
+  const interfaces = r.report.interfaces.map((i) => ({ name: i.name, mac_address: normalizeMac(i.mac_address) ?? i.mac_address.toLowerCase() }));
+  const own = new Set(interfaces.map((i) => i.mac_address));
+  // The MAC that fetched the script (the reporting machine's own, when several fetched), else BOOTIF.
+  const fetched = r.fetchedBy.find((m) => own.has(m)) ?? (r.fetchedBy.length === 1 ? r.fetchedBy[0]! : null);
+  return {
+    cpus: r.report.cpus,
+    cpu_arch: r.report.cpu_arch,
+    memory_mb: r.report.memory_mb,
+    disks: r.report.disks.map((d) => ({ name: d.name, size: d.size })),
+    interfaces,
+    boot_mac: fetched ?? bootifMac(r.report.bootif),
+  };
+}
