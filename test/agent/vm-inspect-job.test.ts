@@ -15,26 +15,20 @@
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static and cpio
  * (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { type Executors, execute, parseJob } from '../../agent/executor.ts';
 import { type NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
-import { Vm, vmPrerequisitesMissing } from '../../agent/sim/vm.ts';
+import { Vm } from '../../agent/sim/vm.ts';
 import { Agent } from '../../agent/runner.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
+import { prepareMachines, RAMDISK } from '../support/machines.ts';
 
-const run = promisify(execFile);
-const ROOT = resolve(import.meta.dirname, '../..');
-const RAMDISK_DIR = join(ROOT, '.cache/ramdisk');
-const KERNEL = join(RAMDISK_DIR, 'vmlinuz');
-const INITRD = join(RAMDISK_DIR, 'initramfs.gz');
 const USER = 'admin';
 const PASS = 'vm-inspect-job-pass';
 const GiB = 1024 ** 3;
@@ -44,37 +38,10 @@ const BOOT_IP = '10.0.2.100';
 const BOOT_PORT = 8080;
 const PUBLIC_URL = `http://${BOOT_IP}:${BOOT_PORT}`;
 
-function missingPrerequisites(): string[] {
-  const missing = vmPrerequisitesMissing();
-  let modules: string[] = [];
-  try {
-    modules = readdirSync('/lib/modules').filter((k) => k.endsWith('-cloud-amd64'));
-  } catch {
-    // no /lib/modules at all
-  }
-  if (modules.length === 0) missing.push('the cloud kernel under /lib/modules (Debian package linux-image-cloud-amd64)');
-  if (!existsSync('/bin/busybox')) missing.push('/bin/busybox (Debian package busybox-static)');
-  for (const [cmd, pkg] of [
-    ['/usr/bin/cpio', 'cpio'],
-    ['/usr/bin/setpriv', 'util-linux'],
-  ] as const) {
-    if (!existsSync(cmd)) missing.push(`${cmd} (Debian package ${pkg})`);
-  }
-  return missing;
-}
 
 // Both tests boot the ramdisk: it is built (or found current) once, first.
 beforeAll(async () => {
-  const missing = missingPrerequisites();
-  if (missing.length > 0) {
-    throw new Error(`the VM tests need: ${missing.join('; ')}. Install them with: bash scripts/system-packages.sh`);
-  }
-  try {
-    await run('bash', [join(ROOT, 'ramdisk/build.sh')], { cwd: ROOT });
-  } catch (err) {
-    throw new Error(`npm run ramdisk failed: ${(err as { stderr?: string }).stderr ?? String(err)}`);
-  }
-  expect(existsSync(KERNEL) && existsSync(INITRD)).toBe(true);
+  await prepareMachines();
 });
 
 describe('the inspect job on a VM-backed Redfish system', () => {
@@ -90,8 +57,8 @@ describe('the inspect job on a VM-backed Redfish system', () => {
       host: '127.0.0.1',
       port: 0,
       publicUrl: PUBLIC_URL,
-      kernel: KERNEL,
-      initramfs: INITRD,
+      kernel: RAMDISK.kernel,
+      initramfs: RAMDISK.initramfs,
       kernelArgs: 'console=ttyS0 panic=-1 quiet',
       onEvent: (e) => events.push({ ...e, at: performance.now() }),
     });
@@ -211,7 +178,7 @@ describe('Ironic inspect of a VM, end to end through the API and the agent', () 
 
   it('manage, inspect → properties, the PXE port and the host facts; the node back in manageable and powered off', { timeout: 240_000 }, async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-vm-e2e-'));
-    netboot = new NetbootService({ host: '127.0.0.1', port: 0, publicUrl: PUBLIC_URL, kernel: KERNEL, initramfs: INITRD, kernelArgs: 'console=ttyS0 panic=-1 quiet' });
+    netboot = new NetbootService({ host: '127.0.0.1', port: 0, publicUrl: PUBLIC_URL, kernel: RAMDISK.kernel, initramfs: RAMDISK.initramfs, kernelArgs: 'console=ttyS0 panic=-1 quiet' });
     await netboot.start();
     const chain = join(dir, 'chain.ipxe');
     writeFileSync(chain, `#!ipxe\nimgfree\nchain ${PUBLIC_URL}/boot/\${mac}.ipxe\n`);

@@ -7,23 +7,17 @@
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static and cpio
  * (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { type IncomingMessage, type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedfishDriver } from '../../agent/drivers/redfish.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
-import { Vm, vmPrerequisitesMissing } from '../../agent/sim/vm.ts';
+import { Vm } from '../../agent/sim/vm.ts';
+import { prepareMachines, RAMDISK } from '../support/machines.ts';
 
-const run = promisify(execFile);
-const ROOT = resolve(import.meta.dirname, '../..');
-const RAMDISK_DIR = join(ROOT, '.cache/ramdisk');
-const KERNEL = join(RAMDISK_DIR, 'vmlinuz');
-const INITRD = join(RAMDISK_DIR, 'initramfs.gz');
 const USER = 'admin';
 const PASS = 'vm-inspect-pass';
 const GiB = 1024 ** 3;
@@ -42,24 +36,6 @@ interface InspectReport {
   interfaces: { name: string; mac_address: string }[];
 }
 
-function missingPrerequisites(): string[] {
-  const missing = vmPrerequisitesMissing();
-  let modules: string[] = [];
-  try {
-    modules = readdirSync('/lib/modules').filter((k) => k.endsWith('-cloud-amd64'));
-  } catch {
-    // no /lib/modules at all
-  }
-  if (modules.length === 0) missing.push('the cloud kernel under /lib/modules (Debian package linux-image-cloud-amd64)');
-  if (!existsSync('/bin/busybox')) missing.push('/bin/busybox (Debian package busybox-static)');
-  for (const [cmd, pkg] of [
-    ['/usr/bin/cpio', 'cpio'],
-    ['/usr/bin/setpriv', 'util-linux'],
-  ] as const) {
-    if (!existsSync(cmd)) missing.push(`${cmd} (Debian package ${pkg})`);
-  }
-  return missing;
-}
 
 /** A callback service like the agent's: records each POST, answers 200. */
 async function startCallbackServer(): Promise<{ server: Server; port: number; posts: { path: string; body: string }[]; next: () => Promise<{ path: string; body: string }> }> {
@@ -105,19 +81,7 @@ describe('a VM-backed Redfish system', () => {
   const sims: RedfishSim[] = [];
 
   beforeAll(async () => {
-    const missing = missingPrerequisites();
-    if (missing.length > 0) {
-      throw new Error(`the VM tests need: ${missing.join('; ')}. Install them with: bash scripts/system-packages.sh`);
-    }
-    // `npm run ramdisk`: about 2 s when it builds, nothing to do when the cache is current.
-    const t0 = performance.now();
-    try {
-      const { stderr } = await run('bash', [join(ROOT, 'ramdisk/build.sh')], { cwd: ROOT });
-      if (!/up to date/.test(stderr)) console.log(`ramdisk built in ${Math.round(performance.now() - t0)} ms`);
-    } catch (err) {
-      throw new Error(`npm run ramdisk failed: ${(err as { stderr?: string }).stderr ?? String(err)}`);
-    }
-    expect(existsSync(KERNEL) && existsSync(INITRD)).toBe(true);
+    await prepareMachines();
     dir = mkdtempSync(join(tmpdir(), 'slipway-vm-'));
     callback = await startCallbackServer();
   });
@@ -142,8 +106,8 @@ describe('a VM-backed Redfish system', () => {
       mac: MAC,
       disks: [{ sizeBytes: 1 * GiB }, { sizeBytes: 2 * GiB }],
       netboot: {
-        kernel: KERNEL,
-        initrd: INITRD,
+        kernel: RAMDISK.kernel,
+        initrd: RAMDISK.initramfs,
         cmdline: `console=ttyS0 panic=-1 quiet slipway.callback=http://${CALLBACK_IP}:${CALLBACK_PORT}/inspect/${name}`,
       },
       forwards: [{ guestIp: CALLBACK_IP, guestPort: CALLBACK_PORT, hostPort: callback.port }],

@@ -8,7 +8,7 @@ import type { Ports } from '../ports.ts';
 import { sealedShapeAt } from '../secrets.ts';
 import { boundedId, freeFormObject, idProblem } from '../util/bounds.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
-import type { BaremetalPort } from './model.ts';
+import { type BaremetalPort, newPort } from './model.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields, type Scalar } from './collection.ts';
 
 /**
@@ -262,19 +262,7 @@ export async function ensurePort(deps: Ports, nodeId: string, rawMac: string, ex
       if (existing.node_uuid === nodeId) return existing;
       throw new ConflictError(`A port with MAC address ${address} already exists on node ${existing.node_uuid}.`, 'MACAlreadyExists');
     }
-    const port: BaremetalPort = {
-      uuid: randomUUID(),
-      address,
-      node_uuid: nodeId,
-      extra,
-      local_link_connection: {},
-      pxe_enabled: true,
-      physical_network: null,
-      is_smartnic: false,
-      version: 1,
-      created_at: deps.clock.now().toISOString(),
-      updated_at: null,
-    };
+    const port = newPort({ address, node_uuid: nodeId, extra, created_at: deps.clock.now().toISOString() });
     try {
       await deps.bmPorts.create(port);
       return port;

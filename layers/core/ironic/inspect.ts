@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
 import type { Job } from '../agent/model.ts';
 import { ConcurrentModificationError, ConflictError, ValidationError } from '../errors.ts';
@@ -7,7 +6,7 @@ import type { Ports } from '../ports.ts';
 import { idProblem } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
 import { normalizeMac } from './bm-ports.ts';
-import type { BaremetalPort } from './model.ts';
+import { newPort } from './model.ts';
 import { driverInfoProblem } from './nodes.ts';
 
 /**
@@ -156,19 +155,7 @@ async function addPorts(deps: Ports, nodeId: string, nics: Found['nics']): Promi
         if (existing.node_uuid !== nodeId) notes.push(`MAC ${mac} is a port of node ${existing.node_uuid}; not added`);
         break;
       }
-      const port: BaremetalPort = {
-        uuid: randomUUID(),
-        address: mac,
-        node_uuid: nodeId,
-        extra: {},
-        local_link_connection: {},
-        pxe_enabled: pxe,
-        physical_network: null,
-        is_smartnic: false,
-        version: 1,
-        created_at: deps.clock.now().toISOString(),
-        updated_at: null,
-      };
+      const port = newPort({ address: mac, node_uuid: nodeId, pxe_enabled: pxe, created_at: deps.clock.now().toISOString() });
       try {
         await deps.bmPorts.create(port);
         break;

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 /**
  * An Ironic port: one of a node's NICs, by MAC address (the API over it is `bm-ports.ts`). Kept
  * apart from the use-cases, which need `ports.ts`, so that `ports.ts` can name the repository
@@ -16,6 +18,11 @@ export interface BaremetalPort {
   version: number;
   created_at: string;
   updated_at: string | null;
+}
+
+/** A new port with upstream's defaults (PXE-enabled, no extra, not a SmartNIC). */
+export function newPort(init: Pick<BaremetalPort, 'address' | 'node_uuid' | 'created_at'> & Partial<BaremetalPort>): BaremetalPort {
+  return { uuid: randomUUID(), extra: {}, local_link_connection: {}, pxe_enabled: true, physical_network: null, is_smartnic: false, version: 1, updated_at: null, ...init };
 }
 
 export interface BaremetalPortRepository {
