@@ -85,7 +85,7 @@ export const AgentConfig = z.strictObject({
       timeout_seconds: z.number().min(1).max(3600).default(120),
     })
     .optional(),
-  /** The site boot service for `inspect` jobs (absent: this agent runs no inspections). */
+  /** The site boot service for `inspect` and `clean` jobs (absent: this agent runs neither). */
   netboot: NetbootConfig.optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { token: string };

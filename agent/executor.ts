@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { log } from '#core/util/log.ts';
 import type { AgentConfig } from './config.ts';
-import { InspectionTimeout, inspectionOutput, type NetbootService, normalizeMac } from './netboot.ts';
+import { cleaningOutput, InspectionTimeout, inspectionOutput, type NetbootService, normalizeMac, type RamdiskStep, RamdiskStepError, type StepResult, stepReport } from './netboot.ts';
 import { SshError, type SshOptions } from './drivers/ssh.ts';
 import { BmcError, type BmcDriver, type BootDevice, type PowerAction } from './drivers/types.ts';
 import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestigatePayload, SshRunPayload, sshHostKey, sshTarget } from './ssh-jobs.ts';
@@ -28,6 +28,11 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *                   (the node network-boots the Slipway ramdisk from the agent's boot service,
  *                   agent/netboot.ts; `macs: []` is a discovery: any unknown MAC may answer, one
  *                   discovery per agent at a time. Sizes in bytes, MACs lower-case.)
+ *   clean           { node_id, macs, timeout_seconds? } → { disks: [{ name, size, method: 'zero' | 'discard', verified_bytes }],
+ *                                                          boot_mac }
+ *                   (Ironic's erase_devices: as inspect, the ramdisk's `clean` step erases every
+ *                   writable fixed disk and reads a sample back as zeros; its error, e.g.
+ *                   `erasing /dev/vdb failed: …`, fails the job.)
  *
  * where ssh = { address, port?, username, private_key, host_key_sha256? }.
  */
@@ -51,7 +56,7 @@ export class JobInputError extends Error {}
 
 const POWER_ACTIONS: readonly PowerAction[] = ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'];
 
-/** An `inspect` job's own fields (driver and driver_info as for every BMC job). */
+/** An `inspect` or `clean` job's own fields (driver and driver_info as for every BMC job). */
 export const InspectPayload = z.object({
   node_id: z.string().min(1).max(255),
   macs: z
@@ -63,6 +68,8 @@ export const InspectPayload = z.object({
 
 /** Default wait for an inspection's report. */
 export const DEFAULT_INSPECT_TIMEOUT_SECONDS = 300;
+/** Default wait for a cleaning's report (erasing takes as long as writing every disk once). */
+export const DEFAULT_CLEAN_TIMEOUT_SECONDS = 3600;
 
 /** The key under which commands to one BMC are serialized. */
 export function bmcKey(p: JobPayload): string {
@@ -90,9 +97,9 @@ export function parseJob(kind: string, payload: Record<string, unknown>): Parsed
   }
   if (payload.driver !== 'ipmi' && payload.driver !== 'redfish') throw new JobInputError(`job ${kind}: unknown driver ${String(payload.driver)}`);
   if (!payload.driver_info || typeof payload.driver_info !== 'object') throw new JobInputError(`job ${kind}: driver_info missing`);
-  if (kind === 'inspect') {
+  if (kind === 'inspect' || kind === 'clean') {
     const parsed = InspectPayload.safeParse(payload);
-    if (!parsed.success) throw new JobInputError(`job inspect: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
+    if (!parsed.success) throw new JobInputError(`job ${kind}: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
     return { family: 'bmc', kind, payload: { ...(payload as JobPayload), ...parsed.data } };
   }
   return { family: 'bmc', kind, payload: payload as JobPayload };
@@ -153,38 +160,54 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
       await driver.setBootDevice('pxe', false);
       return { boot_device: 'pxe', power_state: await driver.setPowerState('rebooting'), ...(hook ? { hook } : {}) };
     }
-    case 'inspect':
-      return inspect(payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot);
+    case 'inspect': {
+      const result = await bootIntoRamdisk('inspect', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot);
+      return inspectionOutput(result);
+    }
+    case 'clean': {
+      const result = await bootIntoRamdisk('clean', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot);
+      return cleaningOutput(result);
+    }
     default:
       throw new JobInputError(`unknown job kind ${kind}`);
   }
 }
 
+const STEP_VERB: Record<RamdiskStep, string> = { inspect: 'inspect', clean: 'clean' };
+
 /**
- * Inspection: register the node's MACs with the boot service, PXE once, power on (a power cycle
- * when on), wait for the ramdisk's report, power off. Unregistered and powered off on failure too.
+ * Boots the node into the Slipway ramdisk for `step` and waits for its report (inspect and
+ * clean): register the node's MACs with the boot service, PXE once, power on (a power cycle when
+ * on), wait for the report, power off. Unregistered and powered off on failure too; a report of
+ * the step's error form fails with the ramdisk's message (RamdiskStepError).
  */
-async function inspect(payload: JobPayload & z.infer<typeof InspectPayload>, driver: BmcDriver, netboot: NetbootService | undefined): Promise<unknown> {
-  if (!netboot) throw new Error('this agent has no netboot section in its config: it cannot inspect nodes (see README, "Machines")');
-  const seconds = payload.timeout_seconds ?? DEFAULT_INSPECT_TIMEOUT_SECONDS;
-  const inspection = await netboot.register(payload.macs);
-  log.info('inspection started', { node_id: payload.node_id, macs: payload.macs, discovery: inspection.discovery, timeout_seconds: seconds });
+async function bootIntoRamdisk<S extends RamdiskStep>(
+  step: S,
+  payload: JobPayload & z.infer<typeof InspectPayload>,
+  driver: BmcDriver,
+  netboot: NetbootService | undefined,
+): Promise<StepResult<S>> {
+  if (!netboot) throw new Error(`this agent has no netboot section in its config: it cannot ${STEP_VERB[step]} nodes (see README, "Machines")`);
+  const seconds = payload.timeout_seconds ?? (step === 'clean' ? DEFAULT_CLEAN_TIMEOUT_SECONDS : DEFAULT_INSPECT_TIMEOUT_SECONDS);
+  const registration = await netboot.register(payload.macs, step);
+  log.info(`ramdisk ${step} started`, { node_id: payload.node_id, macs: payload.macs, discovery: registration.discovery, timeout_seconds: seconds });
   try {
     await driver.setBootDevice('pxe', false);
     // 'rebooting' powers on a node that is off, and power-cycles one that is on.
     await driver.setPowerState('rebooting');
-    const result = await inspection.wait(seconds * 1000);
+    const result: StepResult<S> = await registration.wait(seconds * 1000);
     await driver.setPowerState('power off');
-    return inspectionOutput(result);
+    stepReport(step, result); // the ramdisk's error form fails the job with its message
+    return result;
   } catch (err) {
     try {
       await driver.setPowerState('power off');
     } catch (offErr) {
-      log.warn('could not power the node off after a failed inspection', { node_id: payload.node_id, error: (offErr as Error).message });
+      log.warn(`could not power the node off after a failed ramdisk ${step}`, { node_id: payload.node_id, error: (offErr as Error).message });
     }
     throw err;
   } finally {
-    inspection.close();
+    registration.close();
   }
 }
 
@@ -197,7 +220,7 @@ export function describeFailure(err: unknown): string {
   if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
   else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
   else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
-  else if (err instanceof InspectionTimeout) text = err.message;
+  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError) text = err.message;
   else if (err instanceof Error && err.name === 'DeployHookError') text = err.message;
   else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;

@@ -7,7 +7,7 @@ import { Agent } from './runner.ts';
 /**
  * `npm run agent`: the on-prem agent. SLIPWAY_API_URL and SLIPWAY_AGENT_TOKEN from the
  * environment, or `npm run agent -- --config FILE`. With a `netboot` section it also runs the
- * site boot service (agent/netboot.ts) for `inspect` jobs. SIGTERM / Ctrl-C finishes or releases
+ * site boot service (agent/netboot.ts) for `inspect` and `clean` jobs. SIGTERM / Ctrl-C finishes or releases
  * the jobs it holds, then exits.
  *
  * `npm run --silent agent -- dnsmasq-config [--config FILE | --public-url URL] [--range SUBNET] [--interface IF] [--tftp-root DIR]`

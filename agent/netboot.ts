@@ -11,17 +11,18 @@ import { log } from '#core/util/log.ts';
  * the site's DHCP, see agent/dnsmasq.ts) fetches `GET /boot/{mac}.ipxe`; the answer is the
  * script for that node's current step:
  *
- *   - a MAC with a pending inspection, or any unknown MAC while a discovery inspection (one
- *     with no MACs) is pending: boot the Slipway ramdisk with `slipway.step=inspect` and a
- *     per-inspection callback URL;
+ *   - a MAC with a pending ramdisk step (`inspect` or `clean`), or any unknown MAC while a
+ *     discovery (a step registered with no MACs) is pending: boot the Slipway ramdisk with
+ *     `slipway.step=<step>` and a per-registration callback URL;
  *   - any other MAC: `exit`, so the firmware goes on to the next boot device (the local disk).
  *
  * `GET /boot/kernel` and `GET /boot/initramfs` stream the ramdisk files; `POST /callback/{token}`
- * takes the ramdisk's JSON report (at most 64 KiB). The token is a random secret per inspection:
- * a report completes only its own inspection, once (204; 404 for an unknown or used token).
+ * takes the ramdisk's JSON report (at most 64 KiB), checked against the schema of the step the
+ * token was issued for. The token is a random secret per registration: a report completes only
+ * its own step, once (204; 404 for an unknown or used token).
  *
- * Inspections of known MACs run in parallel; at most one discovery inspection is pending at a
- * time (the others wait their turn in register()), since an unknown MAC cannot be told apart.
+ * Steps for known MACs run in parallel; at most one discovery is pending at a time, whatever
+ * its step (the others wait their turn in register()), since an unknown MAC cannot be told apart.
  */
 
 export const MAX_REPORT_BYTES = 64 * 1024;
@@ -57,21 +58,81 @@ export const InspectReport = z.object({
 });
 export type InspectReport = z.infer<typeof InspectReport>;
 
-/** A completed inspection: the report, and the MACs that fetched this inspection's script. */
+/** The ramdisk's cleaning report (ramdisk/init, `slipway.step=clean`): every disk it erased and verified. */
+export const CleanReport = z.object({
+  step: z.literal('clean'),
+  disks: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1).max(256),
+        size: z.number().int().min(0),
+        /** `zero`: written with zeros; `discard`: zeroed by the device (`blkdiscard -z`). */
+        method: z.enum(['zero', 'discard']),
+        /** How many bytes were read back as zeros after the erase (a sample of the disk). */
+        verified_bytes: z.number().int().min(0),
+      }),
+    )
+    .max(1024),
+  bootif: z.string().max(64).nullable().optional(),
+});
+export type CleanReport = z.infer<typeof CleanReport>;
+
+/** What a ramdisk step reports when it failed (e.g. `erasing /dev/vdb failed: …`); the job fails with it. */
+export const StepErrorReport = z.strictObject({
+  step: z.enum(['inspect', 'clean']),
+  error: z.string().min(1).max(4000),
+});
+export type StepErrorReport = z.infer<typeof StepErrorReport>;
+
+/** The steps the ramdisk runs, each with its report. */
+export type RamdiskStep = 'inspect' | 'clean';
+export interface StepReports {
+  inspect: InspectReport;
+  clean: CleanReport;
+}
+const REPORT_SCHEMAS: { [S in RamdiskStep]: z.ZodType<StepReports[S]> } = { inspect: InspectReport, clean: CleanReport };
+
+/** A completed step: the report (or the step's error), and the MACs that fetched its script. */
+export interface StepResult<S extends RamdiskStep = RamdiskStep> {
+  report: StepReports[S] | StepErrorReport;
+  fetchedBy: string[];
+}
+
+/** A completed inspection. */
 export interface InspectionResult {
   report: InspectReport;
   fetchedBy: string[];
 }
 
+/** The step's own report from a result; RamdiskStepError with the ramdisk's message for its error form. */
+export function stepReport<S extends RamdiskStep>(step: S, r: { report: StepReports[S] | StepErrorReport }): StepReports[S] {
+  if ('error' in r.report) throw new RamdiskStepError(step, r.report.error);
+  return r.report;
+}
+
+/** A ramdisk step that reported an error: the message is the ramdisk's. */
+export class RamdiskStepError extends Error {
+  constructor(
+    readonly step: RamdiskStep,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RamdiskStepError';
+  }
+}
+
+const STEP_NOUN: Record<RamdiskStep, string> = { inspect: 'inspection', clean: 'cleaning' };
+
 export class InspectionTimeout extends Error {
   constructor(
     readonly seconds: number,
     readonly fetchedBy: string[],
+    readonly step: RamdiskStep = 'inspect',
   ) {
     super(
       fetchedBy.length > 0
-        ? `inspection timed out after ${seconds} s: the node fetched its boot script (${fetchedBy.join(', ')}) but never reported (did the ramdisk boot and reach the agent's boot service?)`
-        : `inspection timed out after ${seconds} s: the node never reported (does it boot from the network and reach the agent's boot service?)`,
+        ? `${STEP_NOUN[step]} timed out after ${seconds} s: the node fetched its boot script (${fetchedBy.join(', ')}) but never reported (did the ramdisk boot and reach the agent's boot service?)`
+        : `${STEP_NOUN[step]} timed out after ${seconds} s: the node never reported (does it boot from the network and reach the agent's boot service?)`,
     );
     this.name = 'InspectionTimeout';
   }
@@ -92,31 +153,36 @@ export interface NetbootOptions {
 }
 
 export type NetbootEvent =
-  | { kind: 'script'; mac: string; step: 'inspect' | 'local' }
+  | { kind: 'script'; mac: string; step: RamdiskStep | 'local' }
   | { kind: 'file'; file: 'kernel' | 'initramfs'; status: number }
   | { kind: 'report'; status: number; macs: readonly string[] };
 
-/** A registered inspection: wait for its report, then close it (always). */
-export interface Inspection {
+/** A registered ramdisk step: wait for its report, then close it (always). */
+export interface Inspection<S extends RamdiskStep = 'inspect'> {
   readonly token: string;
+  readonly step: S;
   readonly macs: readonly string[];
   readonly discovery: boolean;
-  /** The report, or InspectionTimeout after timeoutMs; rejects at once when closed. */
-  wait(timeoutMs: number): Promise<InspectionResult>;
+  /**
+   * The report (the step's own, or its error form), or InspectionTimeout after timeoutMs;
+   * rejects at once when closed.
+   */
+  wait(timeoutMs: number): Promise<StepResult<S>>;
   /** Unregisters it: its MACs boot local again and its token is void. Idempotent. */
   close(): void;
 }
 
 interface Pending {
   token: string;
+  step: RamdiskStep;
   macs: string[];
   discovery: boolean;
   /** Unknown MAC a discovery is bound to (the first that fetched its script). */
   boundMac: string | null;
   fetchedBy: Set<string>;
-  result: InspectionResult | null;
+  result: StepResult | null;
   closed: boolean;
-  settle: ((r: InspectionResult | Error) => void) | null;
+  settle: ((r: StepResult | Error) => void) | null;
 }
 
 export class NetbootService {
@@ -176,10 +242,13 @@ export class NetbootService {
   }
 
   /**
-   * Registers an inspection of `macs` (none: a discovery, which first waits until no other
-   * discovery is pending). Throws when a MAC is already being inspected.
+   * Registers the ramdisk step `step` (default inspect) for `macs` (none: a discovery, which
+   * first waits until no other discovery is pending). Throws when a MAC already has a step pending.
    */
-  async register(macsIn: readonly string[]): Promise<Inspection> {
+  async register(macsIn: readonly string[]): Promise<Inspection<'inspect'>>;
+  async register<S extends RamdiskStep>(macsIn: readonly string[], step: S): Promise<Inspection<S>>;
+  async register(macsIn: readonly string[], step: RamdiskStep = 'inspect'): Promise<Inspection<RamdiskStep>> {
+    if (!(step in REPORT_SCHEMAS)) throw new TypeError(`unknown ramdisk step ${JSON.stringify(step)}`);
     const macs = macsIn.map((m) => {
       const n = normalizeMac(m);
       if (!n) throw new TypeError(`${JSON.stringify(m)} is not a MAC address`);
@@ -195,10 +264,11 @@ export class NetbootService {
       }
     } else {
       const busy = macs.filter((m) => this.byMac.has(m));
-      if (busy.length > 0) throw new Error(`MAC ${busy.join(', ')} is already being inspected`);
+      if (busy.length > 0) throw new Error(`MAC ${busy.join(', ')} is already being ${this.byMac.get(busy[0]!)!.step === 'clean' ? 'cleaned' : 'inspected'}`);
     }
     const p: Pending = {
       token: randomBytes(24).toString('base64url'),
+      step,
       macs: [...new Set(macs)],
       discovery,
       boundMac: null,
@@ -212,6 +282,7 @@ export class NetbootService {
     if (discovery) this.discovery = p;
     return {
       token: p.token,
+      step,
       macs: p.macs,
       discovery,
       wait: (timeoutMs) => this.wait(p, timeoutMs),
@@ -219,13 +290,13 @@ export class NetbootService {
     };
   }
 
-  private wait(p: Pending, timeoutMs: number): Promise<InspectionResult> {
+  private wait(p: Pending, timeoutMs: number): Promise<StepResult> {
     if (p.result) return Promise.resolve(p.result);
     if (p.closed) return Promise.reject(new Error('the inspection was closed'));
-    return new Promise<InspectionResult>((resolve, reject) => {
+    return new Promise<StepResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         p.settle = null;
-        reject(new InspectionTimeout(Math.round(timeoutMs / 100) / 10, [...p.fetchedBy]));
+        reject(new InspectionTimeout(Math.round(timeoutMs / 100) / 10, [...p.fetchedBy], p.step));
       }, timeoutMs);
       p.settle = (r) => {
         clearTimeout(timer);
@@ -250,16 +321,20 @@ export class NetbootService {
 
   /** The iPXE script for a MAC (what GET /boot/{mac}.ipxe answers); records the fetch. */
   scriptFor(mac: string): string {
+    return this.script(mac).body;
+  }
+
+  private script(mac: string): { body: string; step: RamdiskStep | 'local' } {
     let p = this.byMac.get(mac);
     if (!p && this.discovery && !this.discovery.result && (this.discovery.boundMac === null || this.discovery.boundMac === mac)) {
       p = this.discovery;
       p.boundMac = mac;
     }
-    if (!p || p.result) return '#!ipxe\n# Slipway: nothing to do for this machine: boot from its disk\nexit\n';
+    if (!p || p.result) return { body: '#!ipxe\n# Slipway: nothing to do for this machine: boot from its disk\nexit\n', step: 'local' };
     p.fetchedBy.add(mac);
     const u = this.publicUrl;
-    const args = [`initrd=initramfs`, `slipway.callback=${u}/callback/${p.token}`, 'slipway.step=inspect', 'BOOTIF=${mac}', this.opts.kernelArgs ?? ''].filter(Boolean).join(' ');
-    return `#!ipxe\n# Slipway: inspect\nkernel ${u}/boot/kernel ${args}\ninitrd --name initramfs ${u}/boot/initramfs\nboot\n`;
+    const args = [`initrd=initramfs`, `slipway.callback=${u}/callback/${p.token}`, `slipway.step=${p.step}`, 'BOOTIF=${mac}', this.opts.kernelArgs ?? ''].filter(Boolean).join(' ');
+    return { body: `#!ipxe\n# Slipway: ${p.step}\nkernel ${u}/boot/kernel ${args}\ninitrd --name initramfs ${u}/boot/initramfs\nboot\n`, step: p.step };
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -270,8 +345,7 @@ export class NetbootService {
       if (req.method !== 'GET') return send(res, 405, 'method not allowed\n', { Allow: 'GET' });
       const mac = normalizeMac(decodeURIComponent(script[1]!));
       if (!mac) return send(res, 400, 'not a MAC address\n');
-      const body = this.scriptFor(mac);
-      const step = body.includes('slipway.step=inspect') ? 'inspect' : 'local';
+      const { body, step } = this.script(mac);
       log.info('boot script served', { mac, step });
       this.opts.onEvent?.({ kind: 'script', mac, step });
       return send(res, 200, body, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
@@ -345,13 +419,16 @@ export class NetbootService {
     } catch {
       return send(res, 400, 'the report is not JSON\n');
     }
-    const parsed = InspectReport.safeParse(json);
+    // The step's own report, or its error form ({step, error}) when the ramdisk says it failed.
+    const isError = typeof json === 'object' && json !== null && 'error' in json;
+    const parsed = isError ? StepErrorReport.safeParse(json) : REPORT_SCHEMAS[p.step].safeParse(json);
     if (!parsed.success) return send(res, 400, `invalid report: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'report'}: ${x.message}`).join('; ')}\n`);
+    if (parsed.data.step !== p.step) return send(res, 400, `invalid report: step: expected ${JSON.stringify(p.step)}, not ${JSON.stringify(parsed.data.step)}\n`);
     // Checked again: another report may have completed it while this body was read.
     if (p.result || p.closed) return send(res, 404, 'unknown or used callback\n');
     p.result = { report: parsed.data, fetchedBy: [...p.fetchedBy] };
     this.byToken.delete(token);
-    log.info('inspection report received', { macs: p.macs, discovery: p.discovery, fetched_by: p.result.fetchedBy });
+    log.info(`${p.step} report received`, { macs: p.macs, discovery: p.discovery, fetched_by: p.result.fetchedBy, ...(isError ? { error: (parsed.data as StepErrorReport).error } : {}) });
     p.settle?.(p.result);
     send(res, 204, '');
     this.opts.onEvent?.({ kind: 'report', status: 204, macs: p.macs });
@@ -364,8 +441,8 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(status === 204 || headOnly ? undefined : buf);
 }
 
-/** The job's output from a report (sizes in bytes, MACs lower-case). */
-export function inspectionOutput(r: InspectionResult): {
+/** The job's output from a report (sizes in bytes, MACs lower-case); throws for the error form. */
+export function inspectionOutput(result: StepResult<'inspect'>): {
   cpus: number;
   cpu_arch: string;
   memory_mb: number;
@@ -373,6 +450,7 @@ export function inspectionOutput(r: InspectionResult): {
   interfaces: { name: string; mac_address: string }[];
   boot_mac: string | null;
 } {
+  const r = { report: stepReport('inspect', result), fetchedBy: result.fetchedBy };
   const interfaces = r.report.interfaces.map((i) => ({ name: i.name, mac_address: normalizeMac(i.mac_address) ?? i.mac_address.toLowerCase() }));
   const own = new Set(interfaces.map((i) => i.mac_address));
   // The MAC that fetched the script (the reporting machine's own, when several fetched), else BOOTIF.
@@ -384,5 +462,20 @@ export function inspectionOutput(r: InspectionResult): {
     disks: r.report.disks.map((d) => ({ name: d.name, size: d.size })),
     interfaces,
     boot_mac: fetched ?? bootifMac(r.report.bootif),
+  };
+}
+
+/** The `clean` job's output from a report: each erased disk, and the MAC the node booted from. */
+export function cleaningOutput(result: StepResult<'clean'>): {
+  disks: { name: string; size: number; method: 'zero' | 'discard'; verified_bytes: number }[];
+  boot_mac: string | null;
+} {
+  const r = { report: stepReport('clean', result), fetchedBy: result.fetchedBy };
+  // The report names no interfaces: BOOTIF when a fetching MAC, else the one MAC that fetched, else BOOTIF.
+  const bootif = bootifMac(r.report.bootif);
+  const fetched = bootif && r.fetchedBy.includes(bootif) ? bootif : r.fetchedBy.length === 1 ? r.fetchedBy[0]! : null;
+  return {
+    disks: r.report.disks.map((d) => ({ name: d.name, size: d.size, method: d.method, verified_bytes: d.verified_bytes })),
+    boot_mac: fetched ?? bootif,
   };
 }

@@ -26,7 +26,7 @@ export class Agent {
   /** Counters for logs and tests. */
   readonly stats = { claimed: 0, succeeded: 0, failed: 0, released: 0, apiErrors: 0 };
 
-  /** `netboot`: the site boot service `inspect` jobs use (started and stopped by the caller). */
+  /** `netboot`: the site boot service `inspect` and `clean` jobs use (started and stopped by the caller). */
   constructor(
     private readonly config: AgentConfig,
     makeDriver: DriverFactory,

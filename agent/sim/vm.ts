@@ -29,6 +29,11 @@ export interface VmDisk {
   /** Raw image; created sparse with `sizeBytes` when missing. Default `<dir>/disk<N>.img`. */
   path?: string;
   sizeBytes: number;
+  /**
+   * A failing disk: every write the guest makes returns an I/O error (QEMU's blkdebug filter,
+   * errno EIO), reads work. For tests of what a ramdisk does with a broken disk.
+   */
+  failWrites?: boolean;
 }
 
 /** One host service for the guest: connections to guestIp:guestPort reach 127.0.0.1:hostPort. */
@@ -230,12 +235,20 @@ export class Vm {
       '-device',
       `virtio-net-pci,netdev=net0,mac=${o.mac.toLowerCase()}`,
     ];
-    for (const path of this.diskPaths) {
+    this.diskPaths.forEach((path, i) => {
       if (path.includes(',')) throw new TypeError(`disk path ${path} contains a comma`);
-      args.push('-drive', `file=${path},format=raw,if=virtio,cache=unsafe`);
-    }
+      const failing = o.disks?.[i]?.failWrites === true;
+      if (failing && (path + this.dir).includes(':')) throw new TypeError(`a failing disk's path ${path} and the VM directory may not contain a colon`);
+      const file = failing ? `blkdebug:${this.blkdebugConfig(i)}:${path}` : path;
+      args.push('-drive', `file=${file},format=raw,if=virtio,cache=unsafe`);
+    });
     args.push('-boot', boot === 'network' ? 'order=n' : 'order=c');
     return args;
+  }
+
+  /** Where the blkdebug rules of disk i are (written by start()). */
+  private blkdebugConfig(i: number): string {
+    return join(this.dir, `disk${i}.blkdebug`);
   }
 
   private get tftpDir(): string {
@@ -270,7 +283,11 @@ export class Vm {
     const qemu = this.opts.qemu ?? DEFAULT_QEMU;
     if (!onPath(qemu)) throw new Error(`VM ${this.name}: ${qemu} not found (install qemu-system-x86: bash scripts/system-packages.sh)`);
     mkdirSync(this.dir, { recursive: true });
-    (this.opts.disks ?? []).forEach((d, i) => createSparseDisk(this.diskPaths[i]!, d.sizeBytes));
+    (this.opts.disks ?? []).forEach((d, i) => {
+      createSparseDisk(this.diskPaths[i]!, d.sizeBytes);
+      // Every write (the block layer's pwritev event) fails with EIO, from the first one on.
+      if (d.failWrites) writeFileSync(this.blkdebugConfig(i), '[inject-error]\nevent = "pwritev"\nerrno = "5"\n');
+    });
     if (boot === 'network') {
       const nb = netboot ?? this.opts.netboot;
       if (!nb) throw new Error(`VM ${this.name}: a network boot needs netboot (kernel, initrd, cmdline)`);

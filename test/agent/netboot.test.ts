@@ -1,8 +1,8 @@
 /**
  * The agent's site boot service (agent/netboot.ts) without a VM: the iPXE script per MAC and
  * step, local boot for unknown MACs, discovery (one at a time), the kernel and initramfs served,
- * the callback (validated, bounded, single-use token), the `inspect` job through parseJob/execute
- * against the Redfish simulator with the test playing the node, and the dnsmasq proxy-DHCP
+ * the callback (validated, bounded, single-use token), the `inspect` and `clean` jobs through
+ * parseJob/execute against the Redfish simulator with the test playing the node, and the dnsmasq proxy-DHCP
  * configuration checked by `dnsmasq --test` (dnsmasq is never started).
  */
 import { execFile } from 'node:child_process';
@@ -15,7 +15,7 @@ import { AgentConfig, RAMDISK_DIR } from '../../agent/config.ts';
 import { dnsmasqConfig, dnsmasqConfigCommand } from '../../agent/dnsmasq.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { describeFailure, type Executors, execute, JobInputError, parseJob } from '../../agent/executor.ts';
-import { bootifMac, InspectReport, inspectionOutput, InspectionTimeout, MAX_REPORT_BYTES, NetbootService, normalizeMac } from '../../agent/netboot.ts';
+import { bootifMac, cleaningOutput, InspectReport, inspectionOutput, InspectionTimeout, MAX_REPORT_BYTES, NetbootService, normalizeMac, RamdiskStepError } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 
 const run = promisify(execFile);
@@ -36,6 +36,17 @@ const report = (over: Record<string, unknown> = {}) => ({
     { name: '/dev/vdb', size: 2 * 1024 ** 3 },
   ],
   interfaces: [{ name: 'eth0', mac_address: MAC.toUpperCase() }],
+  bootif: MAC,
+  ...over,
+});
+
+const MiB = 1024 ** 2;
+const cleanReport = (over: Record<string, unknown> = {}) => ({
+  step: 'clean',
+  disks: [
+    { name: '/dev/vda', size: 64 * MiB, method: 'zero', verified_bytes: 10 * MiB },
+    { name: '/dev/vdb', size: 128 * MiB, method: 'discard', verified_bytes: 10 * MiB },
+  ],
   bootif: MAC,
   ...over,
 });
@@ -252,7 +263,7 @@ describe('the boot service', () => {
       expect(ok.status).toBe(204);
       expect(await ok.text()).toBe('');
       expect((await post(path, report())).status).toBe(404);
-      expect((await insp.wait(1000)).report.cpus).toBe(2);
+      expect((await insp.wait(1000)).report).toMatchObject({ cpus: 2 });
       // Reported: the machine boots from its disk from now on.
       expect(await script(MAC)).toMatch(/\nexit\n$/);
     } finally {
@@ -272,6 +283,90 @@ describe('the boot service', () => {
       insp.close();
     }
     await expect(insp.wait(100)).rejects.toThrow('the inspection was closed');
+  });
+});
+
+describe('the boot service: the clean step', () => {
+  it('serves the clean script to a MAC with a pending cleaning; one step per MAC at a time', async () => {
+    const c = await svc.register([MAC], 'clean');
+    try {
+      expect(c.step).toBe('clean');
+      expect(await script(MAC)).toBe(
+        [
+          '#!ipxe',
+          '# Slipway: clean',
+          `kernel http://10.0.2.100:8080/boot/kernel initrd=initramfs slipway.callback=http://10.0.2.100:8080/callback/${c.token} slipway.step=clean BOOTIF=\${mac} console=ttyS0`,
+          'initrd --name initramfs http://10.0.2.100:8080/boot/initramfs',
+          'boot',
+          '',
+        ].join('\n'),
+      );
+      await expect(svc.register([MAC], 'clean')).rejects.toThrow(`MAC ${MAC} is already being cleaned`);
+      await expect(svc.register([MAC])).rejects.toThrow(`MAC ${MAC} is already being cleaned`);
+      await expect(svc.register([MAC2], 'deploy' as 'clean')).rejects.toThrow('unknown ramdisk step "deploy"');
+      // Another MAC inspects meanwhile; a discovery may be a cleaning too.
+      const i = await svc.register([MAC2]);
+      const d = await svc.register([], 'clean');
+      try {
+        expect(await script(MAC2)).toContain('slipway.step=inspect');
+        expect(await script(OTHER)).toContain(`slipway.callback=http://10.0.2.100:8080/callback/${d.token} slipway.step=clean`);
+      } finally {
+        i.close();
+        d.close();
+      }
+    } finally {
+      c.close();
+    }
+    expect(await script(MAC)).toMatch(/\nexit\n$/);
+  });
+
+  it("validates the clean report and its error form against the token's step", async () => {
+    const c = await svc.register([MAC], 'clean');
+    const i = await svc.register([MAC2]);
+    try {
+      const path = callbackPath(await script(MAC));
+      const ipath = callbackPath(await script(MAC2));
+      // An inspection's report is no cleaning's, nor the other way round.
+      const wrong = await post(path, report());
+      expect(wrong.status).toBe(400);
+      expect(await wrong.text()).toMatch(/^invalid report: step: /);
+      expect((await post(ipath, cleanReport())).status).toBe(400);
+      const bad = await post(path, cleanReport({ disks: [{ name: '/dev/vda', size: 1, method: 'shred', verified_bytes: -1 }] }));
+      expect(bad.status).toBe(400);
+      expect(await bad.text()).toMatch(/invalid report: disks\.0\.method: .*; disks\.0\.verified_bytes: /);
+      expect((await post(path, cleanReport({ disks: [{ name: '/dev/vda', size: 1, method: 'zero' }] }))).status).toBe(400);
+      // The error form: a message, for this token's step only, nothing else with it.
+      const errWrongStep = await post(path, { step: 'inspect', error: 'x' });
+      expect(errWrongStep.status).toBe(400);
+      expect(await errWrongStep.text()).toBe('invalid report: step: expected "clean", not "inspect"\n');
+      expect((await post(path, { step: 'clean', error: '' })).status).toBe(400);
+      expect((await post(path, { step: 'clean', error: 'x', disks: [] })).status).toBe(400);
+      expect((await post(path, cleanReport())).status).toBe(204);
+      expect((await post(path, cleanReport())).status).toBe(404);
+      expect(cleaningOutput(await c.wait(1000))).toEqual({
+        disks: [
+          { name: '/dev/vda', size: 64 * MiB, method: 'zero', verified_bytes: 10 * MiB },
+          { name: '/dev/vdb', size: 128 * MiB, method: 'discard', verified_bytes: 10 * MiB },
+        ],
+        boot_mac: MAC,
+      });
+      // An error report completes the step too; the output functions throw it.
+      expect((await post(ipath, { step: 'inspect', error: 'no disks found' })).status).toBe(204);
+      const r = await i.wait(1000);
+      expect(r.report).toEqual({ step: 'inspect', error: 'no disks found' });
+      expect(() => inspectionOutput(r)).toThrow(RamdiskStepError);
+    } finally {
+      c.close();
+      i.close();
+    }
+  });
+
+  it('cleaning boot_mac: BOOTIF when it fetched the script, else the one fetching MAC, else BOOTIF', () => {
+    const base = { step: 'clean' as const, disks: [] };
+    expect(cleaningOutput({ report: { ...base, bootif: MAC }, fetchedBy: [OTHER, MAC] }).boot_mac).toBe(MAC);
+    expect(cleaningOutput({ report: { ...base, bootif: null }, fetchedBy: [OTHER] }).boot_mac).toBe(OTHER);
+    expect(cleaningOutput({ report: { ...base, bootif: '01-52-54-00-aa-00-09' }, fetchedBy: [] }).boot_mac).toBe('52:54:00:aa:00:09');
+    expect(cleaningOutput({ report: { ...base, bootif: null }, fetchedBy: [OTHER, MAC] }).boot_mac).toBeNull();
   });
 });
 
@@ -300,14 +395,14 @@ describe('the inspect job (Redfish simulator, the test plays the node)', () => {
   const executors = (): Executors => ({ makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot: svc });
   const bmc = (s: RedfishSim) => ({ driver: 'redfish', driver_info: { redfish_address: s.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS } });
 
-  /** Fetches the MAC's script until it is the inspect step (the job registers, then powers on). */
-  async function bootScript(mac: string): Promise<string> {
+  /** Fetches the MAC's script until it is the step's (the job registers, then powers on). */
+  async function bootScript(mac: string, step = 'inspect'): Promise<string> {
     for (let i = 0; i < 200; i++) {
       const text = await script(mac);
-      if (text.includes('slipway.step=inspect')) return text;
+      if (text.includes(`slipway.step=${step}`)) return text;
       await new Promise((r) => setTimeout(r, 25));
     }
-    throw new Error(`${mac} never got the inspect script`);
+    throw new Error(`${mac} never got the ${step} script`);
   }
 
   it('checks the payload', () => {
@@ -354,6 +449,94 @@ describe('the inspect job (Redfish simulator, the test plays the node)', () => {
     const { netboot: _, ...without } = executors();
     const err = await execute(parseJob('inspect', { ...bmc(s), node_id: 'node-1', macs: [MAC] }), without).catch((e: unknown) => e);
     expect(describeFailure(err)).toContain('no netboot section');
+    expect(s.state('1').resets).toEqual([]);
+  });
+});
+
+describe('the clean job (Redfish simulator, the test plays the node)', () => {
+  let sim: RedfishSim | undefined;
+  afterEach(async () => {
+    await sim?.stop();
+    sim = undefined;
+  });
+  const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 20, timeout_ms: 2000, power_timeout_ms: 5000 } });
+  const executors = (): Executors => ({ makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot: svc });
+  const bmc = (s: RedfishSim) => ({ driver: 'redfish', driver_info: { redfish_address: s.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS } });
+  async function cleanScript(mac: string): Promise<string> {
+    for (let i = 0; i < 200; i++) {
+      const text = await script(mac);
+      if (text.includes('slipway.step=clean')) return text;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`${mac} never got the clean script`);
+  }
+  const poweredOn = async (s: RedfishSim, reset: string) => {
+    for (let i = 0; i < 200 && !s.state('1').resets.includes(reset); i++) await new Promise((r) => setTimeout(r, 25));
+  };
+
+  it('checks the payload as for inspect', () => {
+    expect(parseJob('clean', { driver: 'redfish', driver_info: {}, node_id: 'n1', macs: ['52-54-00-AA-00-01'], timeout_seconds: 600 }).payload).toMatchObject({ node_id: 'n1', macs: [MAC], timeout_seconds: 600 });
+    expect(parseJob('clean', { driver: 'redfish', driver_info: {}, node_id: 'n1', macs: [] }).payload).toMatchObject({ macs: [] });
+    expect(() => parseJob('clean', { driver: 'redfish', driver_info: {}, node_id: 'n1', macs: ['zz'] })).toThrow(/^job clean: macs\.0: not a MAC address$/);
+    expect(() => parseJob('clean', { driver: 'redfish', driver_info: {}, macs: [] })).toThrow(/node_id/);
+    expect(() => parseJob('clean', { driver: 'redfish', driver_info: {}, node_id: 'n1', macs: [], timeout_seconds: 0 })).toThrow(/timeout_seconds/);
+  });
+
+  it('sets PXE once, power-cycles into the clean step, returns the erased disks and powers off', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const job = execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [MAC], timeout_seconds: 20 }), executors());
+    const text = await cleanScript(MAC);
+    await poweredOn(s, 'ForceRestart');
+    expect((await post(callbackPath(text), cleanReport())).status).toBe(204);
+    expect(await job).toEqual({
+      disks: [
+        { name: '/dev/vda', size: 64 * MiB, method: 'zero', verified_bytes: 10 * MiB },
+        { name: '/dev/vdb', size: 128 * MiB, method: 'discard', verified_bytes: 10 * MiB },
+      ],
+      boot_mac: MAC,
+    });
+    expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['ForceRestart', 'ForceOff'] });
+    expect(s.state('1').patches).toEqual([{ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }]);
+    expect(await script(MAC)).toMatch(/\nexit\n$/);
+  });
+
+  it("fails with the ramdisk's error, powered off and unregistered", async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const job = execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [MAC], timeout_seconds: 20 }), executors()).catch((e: unknown) => e);
+    const text = await cleanScript(MAC);
+    await poweredOn(s, 'On');
+    const error = 'erasing /dev/vdb failed: dd: write error: Input/output error';
+    expect((await post(callbackPath(text), { step: 'clean', error })).status).toBe(204);
+    const err = await job;
+    expect(err).toBeInstanceOf(RamdiskStepError);
+    expect(describeFailure(err)).toBe(error);
+    expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['On', 'ForceOff'] });
+    expect(await script(MAC)).toMatch(/\nexit\n$/);
+  });
+
+  it('discovery: the first unknown MAC that boots is cleaned', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const job = execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [], timeout_seconds: 20 }), executors());
+    const text = await cleanScript(OTHER);
+    await poweredOn(s, 'On');
+    expect((await post(callbackPath(text), cleanReport({ disks: [], bootif: null }))).status).toBe(204);
+    expect(await job).toEqual({ disks: [], boot_mac: OTHER });
+  });
+
+  it('times out with a clear error, powered off and unregistered', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const err = await execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [MAC], timeout_seconds: 1 }), executors()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InspectionTimeout);
+    expect(describeFailure(err)).toBe("cleaning timed out after 1 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
+    expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['On', 'ForceOff'] });
+    expect(await script(MAC)).toMatch(/\nexit\n$/);
+  });
+
+  it('fails without a netboot section', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const { netboot: _, ...without } = executors();
+    const err = await execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [MAC] }), without).catch((e: unknown) => e);
+    expect(describeFailure(err)).toBe('agent error: this agent has no netboot section in its config: it cannot clean nodes (see README, "Machines")');
     expect(s.state('1').resets).toEqual([]);
   });
 });
