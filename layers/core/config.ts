@@ -33,6 +33,17 @@ export interface Config {
    * the ramdisk's report), passed in the `inspect` job (`SLIPWAY_INSPECT_TIMEOUT_SECONDS`, 600).
    */
   inspectTimeoutSeconds: number;
+  /**
+   * Seconds the site's agent may take for one disk cleaning (power on from the network, erasing
+   * every disk, the ramdisk's report), passed in the `clean` job (`SLIPWAY_CLEAN_TIMEOUT_SECONDS`, 3600).
+   */
+  cleanTimeoutSeconds: number;
+  /**
+   * Ironic `[conductor]automated_clean`: `provide` erases the node's disks (`cleaning`) before it
+   * becomes `available` (`SLIPWAY_AUTOMATED_CLEAN`, true). A node's own `automated_clean`
+   * (true/false) overrides it, as upstream.
+   */
+  automatedClean: boolean;
   /** Blazar `[enforcement]`: operator limits on leases, see `EnforcementConfig`. */
   enforcement: EnforcementConfig;
 }
@@ -156,6 +167,8 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     },
     ironicMaxLimit: intFromEnv(env, 'SLIPWAY_IRONIC_MAX_LIMIT', 1000, 1),
     inspectTimeoutSeconds: intFromEnv(env, 'SLIPWAY_INSPECT_TIMEOUT_SECONDS', 600, 1),
+    cleanTimeoutSeconds: intFromEnv(env, 'SLIPWAY_CLEAN_TIMEOUT_SECONDS', 3600, 1),
+    automatedClean: boolFromEnv(env, 'SLIPWAY_AUTOMATED_CLEAN', true),
     enforcement: {
       maxLeaseDurationSeconds: limitFromEnv(env, 'SLIPWAY_MAX_LEASE_DURATION', 7 * 24 * 3600),
       maxLeaseDurationExemptProjects: listFromEnv(env.SLIPWAY_MAX_LEASE_DURATION_EXEMPT_PROJECTS),
@@ -163,6 +176,15 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       maxHostsExemptProjects: listFromEnv(env.SLIPWAY_MAX_HOSTS_PER_PROJECT_EXEMPT_PROJECTS),
     },
   };
+}
+
+/** A boolean setting: true/false (also 1/0, yes/no, on/off, any case); unset or blank is the default. */
+function boolFromEnv(env: Record<string, string | undefined>, name: string, dflt: boolean): boolean {
+  const raw = (env[name] ?? '').trim().toLowerCase();
+  if (raw === '') return dflt;
+  if (['true', '1', 'yes', 'on'].includes(raw)) return true;
+  if (['false', '0', 'no', 'off'].includes(raw)) return false;
+  throw new Error(`${name} must be true or false, got ${JSON.stringify(env[name])}`);
 }
 
 /** A limit: a positive integer, or -1 for none. */

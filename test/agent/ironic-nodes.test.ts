@@ -330,6 +330,9 @@ describe('Ironic provision states', () => {
       driver: 'redfish',
       conductor_group,
       driver_info: { redfish_address: redfish.url, redfish_system_id: 'n1', redfish_username: 'root', redfish_password: password },
+      // These tests are about the provision verbs, not disk cleaning (ironic-clean.test.ts):
+      // the node opts out of automated cleaning, as upstream's per-node automated_clean allows.
+      automated_clean: false,
     });
     expect(res.status, res.text).toBe(201);
     return { name, uuid: res.body.uuid as string };

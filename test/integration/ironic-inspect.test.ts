@@ -199,7 +199,11 @@ describe('Ironic inspection', () => {
     expect(fault(noBmc).faultstring).toMatch(/has no BMC registered/);
     expect(await claim(at.token)).toEqual([]);
 
+    // provide cleans the node first (automated cleaning is on): the test erases it as the agent.
     expect((await provision(name, 'provide')).status).toBe(202);
+    const [wipe] = await claim(at.token);
+    expect(wipe).toMatchObject({ kind: 'clean', node_id: uuid });
+    expect((await finish(at.token, wipe, { status: 'succeeded', output: { disks: [], boot_mac: null } })).status).toBe(200);
     const avail = await provision(name, 'inspect');
     expect(avail.status).toBe(400);
     expect(fault(avail).faultstring).toMatch(/while it is in state "available"/);

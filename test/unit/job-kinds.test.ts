@@ -6,6 +6,8 @@ import type { Principal } from '../../layers/core/identity/identity.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 import { onHostJobFinished } from '../../layers/core/commissaire/investigate.ts';
 import { onJobFinished } from '../../layers/core/ironic/nodes.ts';
+import { onCleanFinished } from '../../layers/core/ironic/clean.ts';
+import { onInspectFinished } from '../../layers/core/ironic/inspect.ts';
 
 const agent: Principal = { token_id: 't', project_id: 'site', user_id: 'agent', roles: ['agent'] };
 
@@ -42,9 +44,11 @@ function fakeDeps(kind: string) {
 
 describe('JOB_KINDS', () => {
   it('registers every kind the agent runs, nodes and hosts learning the results of theirs', () => {
-    expect(Object.keys(JOB_KINDS).sort()).toEqual(['boot_device', 'boot_device_get', 'deploy_node', 'inspect', 'power', 'power_state', 'ssh_investigate', 'ssh_run', 'vendor']);
+    expect(Object.keys(JOB_KINDS).sort()).toEqual(['boot_device', 'boot_device_get', 'clean', 'deploy_node', 'inspect', 'power', 'power_state', 'ssh_investigate', 'ssh_run', 'vendor']);
     for (const kind of ['power', 'power_state', 'vendor']) expect(JOB_KINDS[kind]!.onFinished).toBe(onJobFinished);
     for (const kind of ['ssh_investigate', 'ssh_run']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
+    expect(JOB_KINDS.inspect!.onFinished).toBe(onInspectFinished);
+    expect(JOB_KINDS.clean!.onFinished).toBe(onCleanFinished);
     for (const kind of ['boot_device', 'boot_device_get', 'deploy_node']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 import type { Principal } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { onHostJobFinished } from '../commissaire/investigate.ts';
+import { onCleanFinished } from '../ironic/clean.ts';
 import { onInspectFinished } from '../ironic/inspect.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
 import * as queue from './jobs.ts';
@@ -20,6 +21,9 @@ export const JOB_KINDS: queue.JobKinds = {
   // An inspecting node takes the facts the ramdisk found and becomes manageable, or inspect
   // failed (ironic/inspect.ts).
   inspect: { onFinished: onInspectFinished },
+  // A cleaning node goes where it was headed (manageable after a manual clean, available after
+  // provide), or clean failed with maintenance on (ironic/clean.ts).
+  clean: { onFinished: onCleanFinished },
   // The node lock an exclusive vendor method took is released.
   vendor: { onFinished: onJobFinished },
   // Whoever queued these waits for the job itself: the API call (`waitForJob`) or a workflow

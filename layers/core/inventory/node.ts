@@ -42,7 +42,33 @@ export interface BmcInfo {
   extra: Record<string, unknown>;
   /** Ironic's resource class (what a scheduler asks for), e.g. `baremetal.gpu`. */
   resource_class?: string | null;
+  /**
+   * Ironic's per-node `automated_clean`: true cleans on `provide` whatever the setting, false
+   * never does, null (or absent) follows `SLIPWAY_AUTOMATED_CLEAN`.
+   */
+  automated_clean?: boolean | null;
 }
+
+/**
+ * Provision states in which a node with a BMC is busy or failed (its disks mid-erase, not erased,
+ * or its hardware in doubt): such a node, or one in maintenance, is never a new candidate of a
+ * lease. A node without a BMC (a Blazar host alone) has no provision state and is not concerned.
+ */
+export const NOT_ALLOCATABLE_STATES: ReadonlySet<string> = new Set([
+  'cleaning',
+  'clean wait',
+  'clean failed',
+  'inspecting',
+  'inspect wait',
+  'inspect failed',
+  'verifying',
+  'deploy failed',
+  'adopt failed',
+  'error',
+]);
+
+/** Whether a lease may take the node now (see NOT_ALLOCATABLE_STATES). */
+export const allocatable = (node: Pick<Node, 'bmc'>): boolean => !node.bmc || (!node.bmc.maintenance && !NOT_ALLOCATABLE_STATES.has(node.bmc.provision_state));
 
 /** A node's booking by one reservation: an entry of its calendar (`Node.allocations`). */
 export interface Allocation {

@@ -51,14 +51,15 @@ export interface InspectPayload {
   timeout_seconds: number;
 }
 
-export async function inspectPayload(deps: Ports, node: Node & { bmc: BmcInfo }): Promise<InspectPayload> {
+/** The payload of an `inspect` job, and (with its own timeout) of a `clean` job (`clean.ts`). */
+export async function inspectPayload(deps: Ports, node: Node & { bmc: BmcInfo }, timeoutSeconds = deps.config.inspectTimeoutSeconds): Promise<InspectPayload> {
   const ports = await deps.bmPorts.listByNode(node.id);
   return {
     driver: node.bmc.driver,
     driver_info: node.bmc.driver_info,
     node_id: node.id,
     macs: ports.map((p) => p.address).sort(),
-    timeout_seconds: deps.config.inspectTimeoutSeconds,
+    timeout_seconds: timeoutSeconds,
   };
 }
 

@@ -30,6 +30,7 @@ export const IRONIC_NODE_FIELDS = [
   'properties',
   'extra',
   'resource_class',
+  'automated_clean',
   'owner',
   'lessee',
   'created_at',
@@ -74,6 +75,8 @@ function valueOf(n: Node, key: string): string | boolean | null {
       return b?.reservation ?? null;
     case 'resource_class':
       return resourceClassOf(n);
+    case 'automated_clean':
+      return b?.automated_clean ?? null;
     case 'target_provision_state':
       return b?.target_provision_state ?? null;
     case 'provision_updated_at':

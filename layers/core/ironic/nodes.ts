@@ -123,6 +123,8 @@ export const NodeCreate = z.strictObject({
   extra: freeForm().default({}),
   uuid: z.uuid().optional(),
   resource_class: z.string().superRefine(refineWith((v) => idProblem(v))).optional(),
+  // Upstream's per-node override of automated cleaning (API 1.47): null follows the setting.
+  automated_clean: z.boolean().nullable().optional(),
 });
 export type NodeCreate = z.infer<typeof NodeCreate>;
 
@@ -187,6 +189,7 @@ export async function registerNode(deps: Ports, auth: Principal | undefined, inp
     properties: input.properties,
     extra: input.extra,
     resource_class: input.resource_class ?? null,
+    automated_clean: input.automated_clean ?? null,
   };
   for (let attempt = 0; attempt < 3; attempt++) {
     const existing = await deps.nodes.getByName(input.name);
@@ -236,7 +239,11 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
       } else if (head === 'conductor_group' && !key && op !== 'remove') bmc.conductor_group = bounded(path, value, true);
       else if (head === 'maintenance' && !key && op !== 'remove') bmc.maintenance = value === true || value === 'true';
       else if (head === 'resource_class' && !key) bmc.resource_class = op === 'remove' || value === null ? null : bounded(path, value, false);
-      else if (head === 'driver' && !key && op !== 'remove' && (value === 'ipmi' || value === 'redfish')) bmc.driver = value;
+      else if (head === 'automated_clean' && !key) {
+        if (op === 'remove' || value === null) bmc.automated_clean = null;
+        else if (typeof value === 'boolean' || value === 'true' || value === 'false') bmc.automated_clean = value === true || value === 'true';
+        else throw invalid(`Invalid automated_clean: must be true, false or null`);
+      } else if (head === 'driver' && !key && op !== 'remove' && (value === 'ipmi' || value === 'redfish')) bmc.driver = value;
       else throw invalid(`Cannot ${op} ${path}`);
     }
     for (const field of ['properties', 'extra'] as const) {

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { NotEnoughHostsError, ValidationError } from '../errors.ts';
-import { overlapping, type Node } from '../inventory/node.ts';
+import { allocatable, overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
 import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostStart, hostStartBlocker } from './host-lifecycle.ts';
@@ -8,7 +8,8 @@ import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJ
 /**
  * `physical:host`: whole bare-metal nodes. Parameters and checks follow upstream-apis.md §4.4,
  * allocation follows §4.9: matching reservable hosts; never-allocated hosts first, then hosts
- * that are free in the window padded by the cleaning gap; up to `max`, at least `min`.
+ * that are free in the window padded by the cleaning gap; up to `max`, at least `min`. A node
+ * in maintenance or cleaning (or failed: `allocatable`) is never a new candidate.
  */
 const intLike = (name: string) =>
   z.union([z.number(), z.string()], { error: `Missing parameter ${name}` }).transform((v, ctx) => {
@@ -91,6 +92,9 @@ export const hostPlugin: ResourcePlugin = {
     const res = parseRequirements(params.resource_properties, 'resource_properties');
     const own = new Set([req.reservationId]);
     const eligible = (n: Node) => n.host_id !== undefined && n.reservable && matches(hyp, n) && matches(res, n);
+    // A node new to the reservation must also be one a lease may take now (not in maintenance,
+    // not cleaning or failed); one it holds already is kept while it still fits.
+    const candidate = (n: Node) => eligible(n) && allocatable(n);
     const free = (n: Node) => overlapping(n, start, end, config.cleaningMinutes, own).length === 0;
     const byId = new Map(req.nodes.map((n) => [n.id, n]));
 
@@ -111,7 +115,7 @@ export const hostPlugin: ResourcePlugin = {
     if (kept.length >= min && req.current.length > 0) return kept;
 
     const taken = new Set(kept);
-    const candidates = req.nodes.filter((n) => !taken.has(n.id) && eligible(n) && free(n));
+    const candidates = req.nodes.filter((n) => !taken.has(n.id) && candidate(n) && free(n));
     // Equal candidates are taken in random order (upstream's randomize_host_selection), so that
     // parallel requests for one period spread over the free hosts instead of all racing for the
     // first one and retrying.
