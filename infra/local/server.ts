@@ -146,15 +146,29 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, f
   res.end(body);
 }
 
-export async function startHttpServer(port: number, host = '127.0.0.1'): Promise<{ server: Server; url: string }> {
+export interface LocalHttpServer {
+  server: Server;
+  url: string;
+  /**
+   * Resolves when the requests in flight have finished (at most `ms`): on stop, the stack waits
+   * for them before it stops DynamoDB Local, so that a request still running (an agent's
+   * long-poll) does not fail against a database that is gone.
+   */
+  drained(ms: number): Promise<void>;
+}
+
+export async function startHttpServer(port: number, host = '127.0.0.1'): Promise<LocalHttpServer> {
   const fns = new Map<FunctionName, Promise<LambdaHandler>>();
+  const inFlight = new Set<Promise<void>>();
   const server = createServer((req, res) => {
-    handleRequest(req, res, fns).catch((err) => {
+    const handled = handleRequest(req, res, fns).catch((err) => {
       // The handlers render their own errors; this is the local "API Gateway" failing.
       process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'local gateway error', error: String(err) })}\n`);
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify({ message: 'Internal Server Error' }));
     });
+    inFlight.add(handled);
+    void handled.finally(() => inFlight.delete(handled));
   });
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolveListen, reject) => {
@@ -162,6 +176,12 @@ export async function startHttpServer(port: number, host = '127.0.0.1'): Promise
     server.listen(port, host, () => resolveListen());
   });
   const addr = server.address() as { port: number };
-  return { server, url: `http://${host}:${addr.port}` };
+  const drained = async (ms: number) => {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, ms)));
+    await Promise.race([Promise.allSettled([...inFlight]).then(() => undefined), timeout]);
+    clearTimeout(timer);
+  };
+  return { server, url: `http://${host}:${addr.port}`, drained };
 }
 

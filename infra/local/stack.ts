@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import S3rver from 's3rver';
 import { buildDeps, localCallbacks, setDeps, systemClock } from '#aws/deps.ts';
@@ -14,7 +13,7 @@ import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import { ensureTable } from '#aws/dynamo/local-table.ts';
 import { freePort, startDynamoLocal } from './dynamodb.ts';
 import { LOCAL_S3_KEY_ID, requireSigV4 } from './s3-auth.ts';
-import { startHttpServer } from './server.ts';
+import { type LocalHttpServer, startHttpServer } from './server.ts';
 
 /**
  * The whole system in one process (DESIGN.md §8): DynamoDB Local, s3rver, and the HTTP server
@@ -132,8 +131,9 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     // A booking interrupted by a stop (a large lease between its steps) is repaired on start.
     await reconcileCalendars(deps);
 
-    const { server, url } = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
-    stoppers.push(() => closeServer(server));
+    const http = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
+    const { url } = http;
+    stoppers.push(() => closeServer(http));
     // Deploying nodes report to this stack unless the operator named another address.
     if (!env.SLIPWAY_DRYDOCK_REPORT_URL && !process.env.SLIPWAY_DRYDOCK_REPORT_URL) deps.config.drydock.reportUrl = `${url}/api/v1.0/bootactions/`;
     // Events due while the stack was stopped run now; the rest get their timers.
@@ -190,9 +190,11 @@ function restrictTree(path: string): void {
   }
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((res) => {
+/** Stops taking requests, then waits (a few seconds at most) for those still running. */
+async function closeServer({ server, drained }: LocalHttpServer): Promise<void> {
+  await new Promise<void>((res) => {
     server.close(() => res());
     server.closeAllConnections();
   });
+  await drained(5000);
 }
