@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { call, tokenFor, unique, useStack } from '../support/api.ts';
+import { agentSite, claim, fault, finish, GiB, ironic, mac, manageable, registerIpmiNode, states } from '../support/ironic-agent.ts';
 import { blazarIn } from '../support/fixtures.ts';
 import { startOwnStack } from '../support/own-stack.ts';
 import { explain, runCommand } from '../contract/clients.ts';
@@ -11,54 +11,17 @@ import { explain, runCommand } from '../contract/clients.ts';
  * token of the node's site: it claims the `clean` job, checks what the job carries and posts what
  * a ramdisk that erased the disks would have reported (or its failure).
  */
-const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
-const ironic = (method: string, path: string, body?: unknown, token?: string) => call(method, path, { body, headers: V, ...(token ? { token } : {}) });
-const fault = (res: { body: any }) => JSON.parse(res.body.error_message);
-const mac = () => [...randomBytes(6)].map((b, i) => (i === 0 ? b & 0xfe : b).toString(16).padStart(2, '0')).join(':');
-const GiB = 1024 ** 3;
 const ERASE = [{ interface: 'deploy', step: 'erase_devices' }];
 
-async function site() {
-  const name = unique('cln');
-  const { token } = await tokenFor('agent', name);
-  return { name, token };
-}
+/** A site, and a node of it with an IPMI BMC (password sealed). */
+const site = () => agentSite('cln');
+const register = (at: { name: string }, opts: { name?: string; ports?: string[]; automated_clean?: boolean } = {}) =>
+  registerIpmiNode(at, { address: '10.9.0.8', password: 'wipe-pw' }, { ...opts, name: opts.name ?? unique('cl') });
 
-async function register(at: { name: string }, opts: { name?: string; ports?: string[]; automated_clean?: boolean } = {}) {
-  const name = opts.name ?? unique('cl');
-  const res = await ironic('POST', '/v1/nodes', {
-    name,
-    driver: 'ipmi',
-    conductor_group: at.name,
-    driver_info: { ipmi_address: '10.9.0.8', ipmi_username: 'admin', ipmi_password: 'wipe-pw' },
-    ...(opts.automated_clean === undefined ? {} : { automated_clean: opts.automated_clean }),
-  });
-  expect(res.status, res.text).toBe(201);
-  for (const address of opts.ports ?? []) expect((await ironic('POST', '/v1/ports', { address, node_uuid: res.body.uuid })).status).toBe(201);
-  return { name, uuid: res.body.uuid as string };
-}
-
-const claim = async (token: string, max = 1) => {
-  const res = await call('POST', '/api/v1.0/agent/jobs/claim', { token, body: { wait: 2, max } });
-  expect(res.status, res.text).toBe(200);
-  return res.body.jobs as any[];
-};
-const finish = (token: string, job: any, body: Record<string, unknown>) =>
-  call('POST', `/api/v1.0/agent/jobs/${job.id}/result`, { token, body: { claim_token: job.claim_token, ...body } });
 const provision = (ident: string, target: string, extra: Record<string, unknown> = {}, token?: string) =>
   ironic('PUT', `/v1/nodes/${ident}/states/provision`, { target, ...extra }, token);
 const clean = (ident: string, clean_steps: unknown = ERASE, token?: string) => provision(ident, 'clean', { clean_steps }, token);
-const states = async (ident: string) => (await ironic('GET', `/v1/nodes/${ident}/states`)).body;
 const node = async (ident: string) => (await ironic('GET', `/v1/nodes/${ident}`)).body;
-
-/** `manage`, with the test answering the BMC read as the site's agent: the node is `manageable`. */
-async function manageable(at: { name: string; token: string }, ident: string) {
-  expect((await provision(ident, 'manage')).status).toBe(202);
-  const [job] = await claim(at.token);
-  expect(job).toMatchObject({ kind: 'power_state' });
-  expect((await finish(at.token, job, { status: 'succeeded', output: { power_state: 'power off' } })).status).toBe(200);
-  expect((await states(ident)).provision_state).toBe('manageable');
-}
 
 /** What a ramdisk that erased two disks reports. */
 const erased = (boot_mac: string | null = null) => ({
