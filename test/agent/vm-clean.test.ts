@@ -13,25 +13,20 @@
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static and cpio
  * (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentConfig } from '../../agent/config.ts';
-import { driverFactory } from '../../agent/drivers/index.ts';
-import { describeFailure, type Executors, execute, parseJob } from '../../agent/executor.ts';
-import { type NetbootEvent, NetbootService } from '../../agent/netboot.ts';
+import { describeFailure, execute, parseJob } from '../../agent/executor.ts';
+import type { NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { Vm } from '../../agent/sim/vm.ts';
-import { prepareMachines, RAMDISK } from '../support/machines.ts';
+import { agentExecutors, BOOT, bootFromService, prepareMachines, startBootService } from '../support/machines.ts';
 
 const USER = 'admin';
 const PASS = 'vm-clean-pass';
 const MiB = 1024 ** 2;
 const MAC = '52:54:00:5a:11:04';
-const BOOT_IP = '10.0.2.100';
-const BOOT_PORT = 8080;
-const PUBLIC_URL = `http://${BOOT_IP}:${BOOT_PORT}`;
 const SIZES = [64 * MiB, 128 * MiB];
 
 /** Writes `size` bytes of a pattern with no zero byte (1..255 repeating, shifted per MiB). */
@@ -77,16 +72,7 @@ describe('the clean job on a VM-backed Redfish system', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-vm-clean-'));
-    netboot = new NetbootService({
-      host: '127.0.0.1',
-      port: 0,
-      publicUrl: PUBLIC_URL,
-      kernel: RAMDISK.kernel,
-      initramfs: RAMDISK.initramfs,
-      kernelArgs: 'console=ttyS0 panic=-1 quiet',
-      onEvent: (e) => events.push({ ...e, at: performance.now() }),
-    });
-    await netboot.start();
+    netboot = await startBootService((e) => events.push({ ...e, at: performance.now() }));
   });
 
   afterAll(async () => {
@@ -97,9 +83,6 @@ describe('the clean job on a VM-backed Redfish system', () => {
   });
 
   it('network-boots the ramdisk, zeroes every disk, reports them and leaves the node powered off', { timeout: 240_000 }, async () => {
-    const chain = join(dir, 'chain.ipxe');
-    writeFileSync(chain, `#!ipxe\nimgfree\nchain ${PUBLIC_URL}/boot/\${mac}.ipxe\n`);
-    writeFileSync(join(dir, 'unused'), 'unused\n');
     mkdirSync(join(dir, 'node'));
     const paths = SIZES.map((_, i) => join(dir, 'node', `disk${i}.img`));
     SIZES.forEach((size, i) => fillDisk(paths[i]!, size));
@@ -111,12 +94,10 @@ describe('the clean job on a VM-backed Redfish system', () => {
       cpus: 1,
       mac: MAC,
       disks: SIZES.map((sizeBytes, i) => ({ path: paths[i]!, sizeBytes })),
-      netboot: { kernel: chain, initrd: join(dir, 'unused'), cmdline: 'console=ttyS0' },
-      forwards: [{ guestIp: BOOT_IP, guestPort: BOOT_PORT, hostPort: netboot!.address.port }],
+      ...bootFromService(dir, netboot!),
     });
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm }] });
-    const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 100, timeout_ms: 2000, power_timeout_ms: 10_000 } });
-    const executors: Executors = { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot: netboot! };
+    const executors = agentExecutors(netboot!);
     const job = parseJob('clean', {
       driver: 'redfish',
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
@@ -178,13 +159,11 @@ describe('the clean job on a VM-backed Redfish system', () => {
       mac: MAC,
       // vdb: every write is an I/O error (QEMU blkdebug).
       disks: [{ path: paths[0]!, sizeBytes: 8 * MiB }, { path: paths[1]!, sizeBytes: 8 * MiB, failWrites: true }],
-      netboot: { kernel: join(dir, 'chain.ipxe'), initrd: join(dir, 'unused'), cmdline: 'console=ttyS0' },
-      forwards: [{ guestIp: BOOT_IP, guestPort: BOOT_PORT, hostPort: netboot!.address.port }],
+      ...bootFromService(dir, netboot!),
     });
     vm = failing;
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm: failing }] });
-    const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 100, timeout_ms: 2000, power_timeout_ms: 10_000 } });
-    const executors: Executors = { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot: netboot! };
+    const executors = agentExecutors(netboot!);
     const job = parseJob('clean', {
       driver: 'redfish',
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },

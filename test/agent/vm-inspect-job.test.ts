@@ -15,29 +15,25 @@
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static and cpio
  * (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
-import { type Executors, execute, parseJob } from '../../agent/executor.ts';
-import { type NetbootEvent, NetbootService } from '../../agent/netboot.ts';
+import { execute, parseJob } from '../../agent/executor.ts';
+import type { NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { Vm } from '../../agent/sim/vm.ts';
 import { Agent } from '../../agent/runner.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
-import { prepareMachines, RAMDISK } from '../support/machines.ts';
+import { agentExecutors, BOOT, bootFromService, prepareMachines, startBootService } from '../support/machines.ts';
 
 const USER = 'admin';
 const PASS = 'vm-inspect-job-pass';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const MAC = '52:54:00:5a:11:02';
-/** The agent's boot service as the guest reaches it (guestfwd to the host's listener). */
-const BOOT_IP = '10.0.2.100';
-const BOOT_PORT = 8080;
-const PUBLIC_URL = `http://${BOOT_IP}:${BOOT_PORT}`;
 
 
 // Both tests boot the ramdisk: it is built (or found current) once, first.
@@ -54,16 +50,7 @@ describe('the inspect job on a VM-backed Redfish system', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-vm-job-'));
-    netboot = new NetbootService({
-      host: '127.0.0.1',
-      port: 0,
-      publicUrl: PUBLIC_URL,
-      kernel: RAMDISK.kernel,
-      initramfs: RAMDISK.initramfs,
-      kernelArgs: 'console=ttyS0 panic=-1 quiet',
-      onEvent: (e) => events.push({ ...e, at: performance.now() }),
-    });
-    await netboot.start();
+    netboot = await startBootService((e) => events.push({ ...e, at: performance.now() }));
   });
 
   afterAll(async () => {
@@ -75,11 +62,6 @@ describe('the inspect job on a VM-backed Redfish system', () => {
   });
 
   it('network-boots the ramdisk from the agent, returns the facts and leaves the node powered off', { timeout: 240_000 }, async () => {
-    // The site DHCP's part: iPXE is told to chain the boot service's script for its MAC.
-    const chain = join(dir, 'chain.ipxe');
-    writeFileSync(chain, `#!ipxe\nimgfree\nchain ${PUBLIC_URL}/boot/\${mac}.ipxe\n`);
-    const unused = join(dir, 'unused');
-    writeFileSync(unused, 'unused\n');
     vm = new Vm({
       dir: join(dir, 'node'),
       name: 'inspect-job',
@@ -87,12 +69,11 @@ describe('the inspect job on a VM-backed Redfish system', () => {
       cpus: 2,
       mac: MAC,
       disks: [{ sizeBytes: 1 * GiB }, { sizeBytes: 2 * GiB }],
-      netboot: { kernel: chain, initrd: unused, cmdline: 'console=ttyS0' },
-      forwards: [{ guestIp: BOOT_IP, guestPort: BOOT_PORT, hostPort: netboot!.address.port }],
+      // The site DHCP's part: iPXE is told to chain the boot service's script for its MAC.
+      ...bootFromService(dir, netboot!),
     });
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm }] });
-    const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 100, timeout_ms: 2000, power_timeout_ms: 10_000 } });
-    const executors: Executors = { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot: netboot! };
+    const executors = agentExecutors(netboot!);
     const job = parseJob('inspect', {
       driver: 'redfish',
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
@@ -140,8 +121,8 @@ describe('the inspect job on a VM-backed Redfish system', () => {
     expect(sim.state('1')).toMatchObject({ PowerState: 'Off', vmBoots: ['network'], BootSourceOverrideEnabled: 'Disabled', vmError: null });
     expect(sim.state('1').resets[0]).toBe('On');
     // iPXE's own progress lines name the URLs it loaded.
-    expect(vm.console()).toContain(`${PUBLIC_URL}/boot/kernel`);
-    expect(vm.console()).toContain(`${PUBLIC_URL}/boot/initramfs`);
+    expect(vm.console()).toContain(`${BOOT.url}/boot/kernel`);
+    expect(vm.console()).toContain(`${BOOT.url}/boot/initramfs`);
     // iPXE expanded ${mac} in BOOTIF=; the ramdisk reported it (its report is on the console).
     expect(vm.console()).toContain(`"bootif":"${MAC}"`);
     // The machine now boots from its disk: the boot service answers `exit` for its MAC.
@@ -199,11 +180,7 @@ describe('Ironic inspect and cleaning of a VM, end to end through the API and th
 
   it('manage, inspect → properties, the PXE port and the host facts; provide → its disk erased, available', { timeout: 240_000 }, async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-vm-e2e-'));
-    netboot = new NetbootService({ host: '127.0.0.1', port: 0, publicUrl: PUBLIC_URL, kernel: RAMDISK.kernel, initramfs: RAMDISK.initramfs, kernelArgs: 'console=ttyS0 panic=-1 quiet' });
-    await netboot.start();
-    const chain = join(dir, 'chain.ipxe');
-    writeFileSync(chain, `#!ipxe\nimgfree\nchain ${PUBLIC_URL}/boot/\${mac}.ipxe\n`);
-    writeFileSync(join(dir, 'unused'), 'unused\n');
+    netboot = await startBootService();
     vm = new Vm({
       dir: join(dir, 'node'),
       name: 'inspect-e2e',
@@ -213,8 +190,7 @@ describe('Ironic inspect and cleaning of a VM, end to end through the API and th
       // Small, so that erasing it stays quick under TCG (below Ironic's 4 GiB root-disk minimum,
       // hence local_gb 0; the rule itself is unit-tested).
       disks: [{ sizeBytes: 64 * MiB }],
-      netboot: { kernel: chain, initrd: join(dir, 'unused'), cmdline: 'console=ttyS0' },
-      forwards: [{ guestIp: BOOT_IP, guestPort: BOOT_PORT, hostPort: netboot.address.port }],
+      ...bootFromService(dir, netboot),
     });
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm }] });
     const token = (await tokenFor('agent', site)).token;

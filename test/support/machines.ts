@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { vmPrerequisitesMissing } from '../../agent/sim/vm.ts';
+import { AgentConfig } from '../../agent/config.ts';
+import { driverFactory } from '../../agent/drivers/index.ts';
+import type { Executors } from '../../agent/executor.ts';
+import { type NetbootEvent, NetbootService } from '../../agent/netboot.ts';
+import { type VmOptions, vmPrerequisitesMissing } from '../../agent/sim/vm.ts';
 
 /**
  * What the VM-backed machine tests need (test/agent/vm-*.test.ts): QEMU and iPXE, and the
@@ -48,4 +52,47 @@ export async function prepareMachines(): Promise<typeof RAMDISK> {
   }
   if (!existsSync(RAMDISK.kernel) || !existsSync(RAMDISK.initramfs)) throw new Error(`npm run ramdisk left no ${RAMDISK.kernel} or ${RAMDISK.initramfs}`);
   return RAMDISK;
+}
+
+/**
+ * The agent's boot service as a VM reaches it: an address of QEMU's user network forwarded
+ * (guestfwd) to the service's loopback port.
+ */
+export const BOOT = { ip: '10.0.2.100', port: 8080, url: 'http://10.0.2.100:8080' } as const;
+
+/** The agent's site boot service on a free loopback port, serving the ramdisk. */
+export async function startBootService(onEvent?: (e: NetbootEvent) => void): Promise<NetbootService> {
+  const netboot = new NetbootService({
+    host: '127.0.0.1',
+    port: 0,
+    publicUrl: BOOT.url,
+    kernel: RAMDISK.kernel,
+    initramfs: RAMDISK.initramfs,
+    kernelArgs: 'console=ttyS0 panic=-1 quiet',
+    ...(onEvent ? { onEvent } : {}),
+  });
+  await netboot.start();
+  return netboot;
+}
+
+/**
+ * The VM options that send its network boot to the boot service. QEMU's user network can only
+ * hand iPXE a TFTP file: a two-line iPXE script (written into `dir`) that chains the service's
+ * `/boot/${mac}.ipxe` — what the site's dnsmasq (`dhcp-boot=tag:ipxe,…`) does at a real site.
+ */
+export function bootFromService(dir: string, netboot: NetbootService): Pick<VmOptions, 'netboot' | 'forwards'> {
+  const chain = join(dir, 'chain.ipxe');
+  const unused = join(dir, 'unused');
+  writeFileSync(chain, `#!ipxe\nimgfree\nchain ${BOOT.url}/boot/\${mac}.ipxe\n`);
+  writeFileSync(unused, 'unused\n');
+  return {
+    netboot: { kernel: chain, initrd: unused, cmdline: 'console=ttyS0' },
+    forwards: [{ guestIp: BOOT.ip, guestPort: BOOT.port, hostPort: netboot.address.port }],
+  };
+}
+
+/** The agent's job executors with loopback-fast Redfish timings and the boot service. */
+export function agentExecutors(netboot: NetbootService): Executors {
+  const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 100, timeout_ms: 2000, power_timeout_ms: 10_000 } });
+  return { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot };
 }
