@@ -35,7 +35,6 @@ const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
 const MAC = '52:54:00:5a:11:02';
 
-
 // Both tests boot the ramdisk: it is built (or found current) once, first.
 beforeAll(async () => {
   await prepareMachines();

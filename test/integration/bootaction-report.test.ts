@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, inject, it } from 'vitest';
-import { buildDeps, localCallbacks } from '../../layers/aws/deps.ts';
+import { describe, expect, it } from 'vitest';
+import { localCallbacks } from '../../layers/aws/deps.ts';
 import { reportBootAction } from '../../layers/core/drydock/bootactions/service.ts';
 import type { BootActionRecord } from '../../layers/core/drydock/store.ts';
 import { newTaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import { ValidationError } from '../../layers/core/errors.ts';
-import type { Ports } from '../../layers/core/ports.ts';
 import { call, unique } from '../support/api.ts';
+import { sharedDeps } from '../support/agent.ts';
 import { seedBootActions } from '../support/bootactions.ts';
 
 /**
@@ -16,17 +16,7 @@ import { seedBootActions } from '../support/bootactions.ts';
  * deploy step to time out. Reports go over HTTP to the shared stack as a node sends them; the
  * waiting step is checked in-process (its callback registry lives in this process).
  */
-let cached: Ports | undefined;
-function deps(): Ports {
-  cached ??= buildDeps({
-    ...process.env,
-    TABLE_NAME: 'slipway',
-    DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-    S3_ENDPOINT: inject('s3Endpoint'),
-    BOOTDATA_BUCKET: 'slipway-bootdata',
-  });
-  return cached;
-}
+const deps = sharedDeps;
 
 interface Deployed {
   hostname: string;

@@ -5,15 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { buildDeps, localCallbacks } from '../../layers/aws/deps.ts';
+import { localCallbacks } from '../../layers/aws/deps.ts';
 import type { RenderedFile } from '../../layers/core/drydock/bootactions/render.ts';
 import { reportBootAction } from '../../layers/core/drydock/bootactions/service.ts';
 import { buildNodeTarballs } from '../../layers/core/drydock/bootactions/tarball.ts';
 import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
 import type { BootActionRecord } from '../../layers/core/drydock/store.ts';
 import { newTaskRecord, type TaskRecord } from '../../layers/core/drydock/tasks/model.ts';
-import type { Ports } from '../../layers/core/ports.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
+import { sharedDeps } from '../support/agent.ts';
 import { seedBootActions } from '../support/bootactions.ts';
 
 /**
@@ -24,22 +24,7 @@ import { seedBootActions } from '../support/bootactions.ts';
  */
 const run = promisify(execFile);
 
-let cached: Ports | undefined;
-/**
- * The shared stack's ports: its DynamoDB and s3rver, and its secret key (the stack put
- * SLIPWAY_SECRET_KEY_FILE in the environment the test workers inherit), so that a key sealed
- * here is one the stack's admin view can open.
- */
-function deps(): Ports {
-  cached ??= buildDeps({
-    ...process.env,
-    TABLE_NAME: 'slipway',
-    DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
-    S3_ENDPOINT: inject('s3Endpoint'),
-    BOOTDATA_BUCKET: 'slipway-bootdata',
-  });
-  return cached;
-}
+const deps = sharedDeps;
 
 const dirs: string[] = [];
 afterAll(() => {

@@ -1,8 +1,8 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { getDeps } from '../../layers/aws/deps.ts';
@@ -10,6 +10,7 @@ import { S3BlobStore } from '../../layers/aws/s3-blobs.ts';
 import { newTaskRecord } from '../../layers/core/drydock/tasks/model.ts';
 import { verifySigV4 } from '../../infra/local/s3-auth.ts';
 import { seedBootActions } from '../support/bootactions.ts';
+import { startMain, stopMain } from '../support/npm-start.ts';
 import { startOwnStack } from '../support/own-stack.ts';
 
 /**
@@ -18,8 +19,6 @@ import { startOwnStack } from '../support/own-stack.ts';
  * its data directory and files are the owner's only, and the object store refuses anything that
  * is not signed while the presigned URLs the API hands out keep working.
  */
-const root = resolve(import.meta.dirname, '../..');
-const tsx = join(root, 'node_modules/.bin/tsx');
 const run = promisify(execFile);
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -169,47 +168,6 @@ function looseModes(dir: string): string[] {
   return loose;
 }
 
-/** The environment of the caller without any SLIPWAY_* (the test says what it wants). */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLIPWAY_') && k !== 'PORT') env[k] = v;
-  return { ...env, ...extra };
-}
-
-function startMain(dataDir: string): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(tsx, ['infra/local/main.ts'], {
-    cwd: root,
-    env: cleanEnv({ PORT: '0', SLIPWAY_DATA_DIR: dataDir, SLIPWAY_LOG_LEVEL: 'warn' }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (out += b));
-  return new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`no start within 60 s:\n${out}`)), 60_000);
-    child.stdout!.on('data', () => {
-      const m = /running at (http:\/\/[\d.]+:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        res({ child, url: m[1]!, output: () => out });
-      }
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      rej(new Error(`exited ${code}:\n${out}`));
-    });
-  });
-}
-
-function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((res) => {
-    child.removeAllListeners('exit');
-    if (child.exitCode !== null) return res(child.exitCode);
-    child.on('exit', (code) => res(code));
-    child.kill('SIGTERM');
-  });
-}
-
 // --- the object store --------------------------------------------------------------------------
 
 const BUCKET = 'slipway-bootdata';
@@ -306,7 +264,7 @@ describe('npm start: what it exposes', () => {
       expect(readdirSync(join(dataDir, 'dynamodb'))).toContain('shared-local-instance.db');
       expect(looseModes(dataDir)).toEqual([]);
     } finally {
-      expect(await stop(s.child)).toBe(0);
+      expect(await stopMain(s.child)).toBe(0);
     }
   });
 });

@@ -1,8 +1,9 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { callerFreeEnv, startMain, stopMain } from '../support/npm-start.ts';
 
 /**
  * `npm start` as a user runs it: a child process on its own port and data dir. Data survives a
@@ -13,47 +14,6 @@ const root = resolve(import.meta.dirname, '../..');
 const tsx = join(root, 'node_modules/.bin/tsx');
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-/** This process's environment without SLIPWAY_* and PORT: each test says what `npm start` gets. */
-function callerFree(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SLIPWAY_') && k !== 'PORT') env[k] = v;
-  return { ...env, ...extra };
-}
-
-function start(dataDir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(tsx, ['infra/local/main.ts'], {
-    cwd: root,
-    env: callerFree({ PORT: '0', SLIPWAY_DATA_DIR: dataDir, SLIPWAY_LOG_LEVEL: 'warn', ...env }),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (b) => (out += b));
-  child.stderr!.on('data', (b) => (out += b));
-  return new Promise((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`no start within 60 s:\n${out}`)), 60_000);
-    const check = () => {
-      const m = /running at (http:\/\/[\d.]+:\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        res({ child, url: m[1]!, output: () => out });
-      }
-    };
-    child.stdout!.on('data', check);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      rej(new Error(`exited ${code}:\n${out}`));
-    });
-  });
-}
-
-function stop(child: ChildProcess): Promise<number | null> {
-  return new Promise((res) => {
-    child.removeAllListeners('exit');
-    child.on('exit', (code) => res(code));
-    child.kill('SIGTERM');
-  });
-}
 
 const javaProcessesFor = (dataDir: string) => {
   try {
@@ -77,7 +37,7 @@ describe('npm start', () => {
   it('keeps data across a restart and stops the JVM on SIGTERM', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'slipway-start-'));
     dirs.push(dataDir);
-    const first = await start(dataDir);
+    const first = await startMain(dataDir);
     const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
     expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
     const created = await fetch(`${first.url}/v1/os-hosts`, {
@@ -87,25 +47,25 @@ describe('npm start', () => {
     });
     expect(created.status).toBe(201);
     expect(javaProcessesFor(dataDir)).not.toBe('');
-    expect(await stop(first.child)).toBe(0);
+    expect(await stopMain(first.child)).toBe(0);
     expect(javaProcessesFor(dataDir)).toBe('');
 
-    const second = await start(dataDir);
+    const second = await startMain(dataDir);
     expect(readFileSync(join(dataDir, 'admin-token'), 'utf8').trim()).toBe(token);
     const hosts = await fetch(`${second.url}/v1/os-hosts`, { headers: { 'X-Auth-Token': token } });
     const body = (await hosts.json()) as { hosts: { hypervisor_hostname: string }[] };
     expect(body.hosts.map((h) => h.hypervisor_hostname)).toContain('persisted-host');
-    expect(await stop(second.child)).toBe(0);
+    expect(await stopMain(second.child)).toBe(0);
     expect(javaProcessesFor(dataDir)).toBe('');
   });
 
   it('uses SLIPWAY_ADMIN_TOKEN when set', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'slipway-start-'));
     dirs.push(dataDir);
-    const s = await start(dataDir, { SLIPWAY_ADMIN_TOKEN: 'slp_operator-chosen-admin-token-000' });
+    const s = await startMain(dataDir, { SLIPWAY_ADMIN_TOKEN: 'slp_operator-chosen-admin-token-000' });
     const res = await fetch(`${s.url}/v1.1/admin/tokens`, { headers: { 'X-Auth-Token': 'slp_operator-chosen-admin-token-000' } });
     expect(res.status).toBe(200);
-    await stop(s.child);
+    await stopMain(s.child);
   });
 
   it('says what to install when java is missing', () => {
@@ -117,7 +77,7 @@ describe('npm start', () => {
       execFileSync(tsx, ['infra/local/main.ts'], {
         cwd: root,
         // node_modules/.bin has node (22) but there is no java on this PATH.
-        env: callerFree({ PATH: join(root, 'node_modules/.bin'), PORT: '0', SLIPWAY_DATA_DIR: dataDir }),
+        env: callerFreeEnv({ PATH: join(root, 'node_modules/.bin'), PORT: '0', SLIPWAY_DATA_DIR: dataDir }),
         stdio: ['ignore', 'pipe', 'pipe'],
       });
     } catch (err) {

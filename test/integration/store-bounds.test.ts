@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, inject, it } from 'vitest';
-import { buildDeps } from '../../layers/aws/deps.ts';
+import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../layers/core/errors.ts';
 import { newNode } from '../../layers/core/inventory/node.ts';
+import { sharedDeps } from '../support/agent.ts';
 import { rejection } from '../support/rejection.ts';
 
 /**
@@ -10,7 +10,7 @@ import { rejection } from '../support/rejection.ts';
  * over 2,048 bytes, an item over 400 KB) reaches the client as a 400 ValidationError, never as
  * the SDK's ValidationException (a 500).
  */
-const deps = () => buildDeps({ TABLE_NAME: 'slipway', DYNAMODB_ENDPOINT: inject('dynamoEndpoint') });
+const deps = sharedDeps;
 
 describe('DynamoDB refusals', () => {
   it('an over-long key is a ValidationError, in a single write and in a transaction', async () => {

@@ -1,6 +1,7 @@
 import { inject } from 'vitest';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import type { Job } from '../../layers/core/agent/model.ts';
+import type { Ports } from '../../layers/core/ports.ts';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';
@@ -28,8 +29,22 @@ export async function startTestAgent(site: string, overrides: Record<string, unk
   return agent;
 }
 
-/** The shared stack's ports, for tests that queue and read agent jobs directly. */
-export const sharedDeps = () => buildDeps({ TABLE_NAME: 'slipway', DYNAMODB_ENDPOINT: inject('dynamoEndpoint') });
+let cached: Ports | undefined;
+/**
+ * The shared stack's ports, for tests that read and write its store directly: its DynamoDB and
+ * s3rver, and its secret key (the stack put SLIPWAY_SECRET_KEY_FILE and S3_SECRET_ACCESS_KEY in
+ * the environment the test workers inherit), so that what is sealed here the stack can open.
+ */
+export function sharedDeps(): Ports {
+  cached ??= buildDeps({
+    ...process.env,
+    TABLE_NAME: 'slipway',
+    DYNAMODB_ENDPOINT: inject('dynamoEndpoint'),
+    S3_ENDPOINT: inject('s3Endpoint'),
+    BOOTDATA_BUCKET: 'slipway-bootdata',
+  });
+  return cached;
+}
 
 /** Polls a job until `test` holds (e.g. `jobFinished`); throws with its last status after `ms`. */
 export async function untilJob(id: string, test: (j: Job) => boolean, ms = 20_000): Promise<Job> {
