@@ -18,7 +18,7 @@ export const DrydockTaskStep = z.discriminatedUnion('step', [
   z.object({ step: z.literal('node_step'), ...node, last: z.unknown().optional() }),
   z.object({ step: z.literal('node_job'), ...node, task_token: z.string().min(1) }),
   z.object({ step: z.literal('node_reports'), ...node, task_token: z.string().min(1) }),
-  z.object({ step: z.literal('node_failed'), ...node, error }),
+  z.object({ step: z.literal('node_failed'), ...node, attempt: z.number().int().min(1).max(100).optional(), error }),
   z.object({ step: z.literal('finalize'), task_id: id, site: z.string(), error }),
 ]);
 
@@ -41,8 +41,7 @@ export async function runDrydockStep(deps: Ports, raw: unknown): Promise<unknown
       await nodeReports(deps, input);
       return {};
     case 'node_failed':
-      await nodeFailed(deps, input);
-      return {};
+      return nodeFailed(deps, input);
     case 'finalize':
       return finalizeTask(deps, input);
   }

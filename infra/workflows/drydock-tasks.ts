@@ -31,7 +31,9 @@ import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
  *                                        └nodes─▶ Nodes (Map over $.prepare.nodes, MaxConcurrencyPath) → Finalize
  *   per node:  NodeStep ─job─────▶ NodeJob (agent callback job) ──────────────▶ NodeStep
  *                 │     ─reports─▶ NodeReports (callback until the reports deadline) ─▶ NodeStep (a timeout too)
- *                 └done─▶ NodeDone              any other failure ─Catch─▶ NodeFailed → NodeDone
+ *                 └done─▶ NodeDone              any other failure ─Catch─▶ NodeFailed ─retry─▶ NodeJob
+ *                                                                              └──────▶ NodeDone
+ *   (a deploy or clean job that failed or timed out is tried again, 3 attempts in all)
  *   any failure outside the Map ─Catch─▶ Finalize (the task fails with a message, never hangs)
  *
  * Every Task is the `drydock-tasks` function dispatching on `step`
@@ -115,20 +117,21 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
   const nodeReports = callback(S.nodeReports, 'node_reports', deadlines.finalStatusSeconds, false);
   const nodeFailed = new LambdaInvoke(scope, S.nodeFailed, {
     lambdaFunction: fn,
-    payload: TaskInput.fromObject({ step: 'node_failed', ...node, 'cursor.$': '$.step.cursor', 'error.$': '$.error' }),
+    payload: TaskInput.fromObject({ step: 'node_failed', ...node, 'cursor.$': '$.step.cursor', 'attempt.$': '$.step.attempt', 'error.$': '$.error' }),
     payloadResponseOnly: true,
     retryOnServiceExceptions: true,
-    resultPath: JsonPath.DISCARD,
+    resultPath: '$.step',
   });
   nodeFailed.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 5, backoffRate: 2 });
   const nodeDone = new Succeed(scope, 'NodeDone');
-  nodeFailed.next(nodeDone);
   for (const t of [nodeStep, nodeJob]) t.addCatch(nodeFailed, { errors: ['States.ALL'], resultPath: '$.error' });
   // The reports' deadline is not an error: the step after it judges what was reported.
   nodeReports.addCatch(nodeStep, { errors: ['States.Timeout'], resultPath: '$.timeout' });
   nodeReports.addCatch(nodeFailed, { errors: ['States.ALL'], resultPath: '$.error' });
   nodeJob.next(nodeStep);
   nodeReports.next(nodeStep);
+  // A deploy or clean job that failed is tried again (NodeFailed decides: next = job, attempt + 1).
+  nodeFailed.next(new Choice(scope, 'NodeRetry').when(Condition.stringEquals('$.step.next', 'job'), nodeJob).otherwise(nodeDone));
   const perNode = nodeStep.next(
     new Choice(scope, 'NodeNext')
       .when(Condition.stringEquals('$.step.next', 'job'), nodeJob)
@@ -143,7 +146,7 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
       ...ids,
       'subtask_id.$': '$$.Map.Item.Value.subtask_id',
       'node.$': '$$.Map.Item.Value.node',
-      step: { after: 0, cursor: 0 },
+      step: { after: 0, cursor: 0, attempt: 1 },
       last: {},
       error: {},
     },

@@ -59,7 +59,7 @@ export function buildDeps(
     commissaire: new DynamoCommissaireRepository(d),
     drydock: new DynamoDrydockRepository(d),
     // Locally s3rver (the local stack sets S3_ENDPOINT and BOOTDATA_BUCKET); on AWS the stack's bucket.
-    blobs: new S3BlobStore({ bucket: env.BOOTDATA_BUCKET ?? 'slipway-bootdata', endpoint: env.S3_ENDPOINT, region: env.AWS_REGION, secretAccessKey: env.S3_SECRET_ACCESS_KEY }),
+    blobs: new S3BlobStore({ bucket: env.BOOTDATA_BUCKET ?? 'slipway-bootdata', endpoint: env.S3_ENDPOINT, region: env.AWS_REGION, secretAccessKey: env.S3_SECRET_ACCESS_KEY, publicEndpoint: env.SLIPWAY_S3_PUBLIC_ENDPOINT || undefined }),
     secrets: secretBox(env),
     // Locally (DynamoDB Local) the workflow runner waits in-process; on AWS, Step Functions.
     callbacks: env.DYNAMODB_ENDPOINT ? localCallbacks : new SfnTaskCallbacks(),

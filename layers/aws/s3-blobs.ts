@@ -12,6 +12,13 @@ export interface S3BlobSettings {
    * refuses requests not signed with it (default: S3_SECRET_ACCESS_KEY of the environment).
    */
   secretAccessKey?: string;
+  /**
+   * Locally: the S3 endpoint that presigned URLs name, when the nodes that follow them reach the
+   * object store at another address than the API does (a VM behind QEMU's user network reaches
+   * the host's loopback at a guest-side address). The signature covers the host, so the URL is
+   * signed for this endpoint, not rewritten afterwards. Default: `endpoint`.
+   */
+  publicEndpoint?: string;
 }
 
 /**
@@ -69,10 +76,12 @@ function isMissing(err: unknown): boolean {
 /** The bootdata bucket on S3 (s3rver locally). */
 export class S3BlobStore implements BlobStore {
   private readonly client: S3Client;
+  private readonly presigner: S3Client;
   private readonly bucket: string;
 
   constructor(s: S3BlobSettings) {
     this.client = makeS3(s);
+    this.presigner = s.endpoint && s.publicEndpoint && s.publicEndpoint !== s.endpoint ? makeS3({ ...s, endpoint: s.publicEndpoint }) : this.client;
     this.bucket = s.bucket;
   }
 
@@ -86,7 +95,7 @@ export class S3BlobStore implements BlobStore {
 
   presignGet(key: string, ttlSeconds: number): Promise<string> {
     s3Stats.presigns++;
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
+    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
   }
 
   getS3Url(bucket: string, key: string): Promise<Buffer | undefined> {

@@ -178,15 +178,16 @@ describe('Drydock tasks on the local stack', () => {
     expect(JSON.stringify(errors)).toContain(`Node n-clash: boot_mac: A port with MAC address 52:54:00:5e:00:10 already exists on node ${owner}.`);
   });
 
-  it('prepare_nodes sets PXE for the next boot and power-cycles each node', async () => {
+  it('prepare_nodes inspects through the ramdisk: an agent without a boot service fails the node, naming why, without touching it', async () => {
+    const resets = sims[1]!.state('1').resets.length;
     const t = await finished((await createTask('prepare_nodes', byNode(['n02']))).task_id);
-    expect(t.result).toMatchObject({ status: 'success', successes: ['n02'], failures: [] });
-    const s = sims[1]!.state('1');
-    // A one-time PXE override, then a reset (which consumes the override, as a real BMC does).
-    expect(s.patches.at(-1)).toEqual({ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } });
-    expect(s.resets.length).toBeGreaterThan(0);
-    expect(s.PowerState).toBe('On');
-    expect(sims[0]!.state('1').BootSourceOverrideTarget).not.toBe('Pxe');
+    expect(t.result).toMatchObject({ status: 'failure', successes: [], failures: ['n02'] });
+    const messages = t.result.details.messageList.map((m: any) => m.message).join('\n');
+    expect(messages).toMatch(/Node n02: .*this agent has no netboot section in its config: it cannot inspect nodes/);
+    expect(sims[1]!.state('1').resets.length).toBe(resets);
+    const ironic = (await call('GET', '/v1/nodes/n02', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body;
+    expect(ironic).toMatchObject({ provision_state: 'inspect failed', inspection_finished_at: null });
+    expect(ironic.last_error).toContain('no netboot section');
   });
 
   it('deploy_nodes: nodes fetch their tarballs through the presigned redirect and report; a silent node times out', async () => {
@@ -255,6 +256,14 @@ describe('Drydock tasks on the local stack', () => {
     const nodes = (await call('GET', '/api/v1.0/nodes')).body as { hostname: string; status_name: string }[];
     expect(nodes.find((n) => n.hostname === 'n01')?.status_name).toBe('active');
     expect(nodes.find((n) => n.hostname === 'n03')?.status_name).not.toBe('active');
+
+    // A repeated prepare_nodes never network-boots a deployed node: the step is skipped.
+    const resets = sims[0]!.state('1').resets.length;
+    const p = await finished((await createTask('prepare_nodes', byNode(['n01']))).task_id);
+    expect(p.result).toMatchObject({ status: 'success', successes: ['n01'] });
+    const sub = (await call('GET', `/api/v1.0/tasks/${p.subtask_id_list[0]}`)).body;
+    expect(sub.result.details.messageList.map((m: any) => m.message)).toContain('Node n01: deployed; not inspected again (no network boot of a deployed node)');
+    expect(sims[0]!.state('1').resets.length).toBe(resets);
   }, 60_000);
 
   it('a node filter that selects nothing is a success with "No nodes in scope"', async () => {
@@ -264,7 +273,7 @@ describe('Drydock tasks on the local stack', () => {
     expect(t.subtask_id_list).toEqual([]);
   });
 
-  it('relabel_nodes writes the design labels to the node; destroy_nodes powers off, boots from disk and revokes the key', async () => {
+  it('relabel_nodes writes the design labels to the node; destroy_nodes revokes the key first, and a node it cannot erase fails after 3 attempts, in maintenance', async () => {
     const r = await finished((await createTask('relabel_nodes', byNode(['n03']))).task_id);
     expect(r.result.status).toBe('success');
     // The design's owner_data, as extra capabilities a lease's resource_properties can select on.
@@ -272,10 +281,19 @@ describe('Drydock tasks on the local stack', () => {
     const ironic = (await call('GET', '/v1/nodes/n03', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body;
     expect(ironic).toMatchObject({ name: 'n03', driver: 'redfish', conductor_group: SITE });
 
+    // This agent has no boot service, so it cannot erase: the clean job fails, is tried again
+    // twice, and the node ends `clean failed` in maintenance (never leased) — but the tenant's
+    // key stopped working before anything else.
     const info = (await call('GET', '/api/v1.0/bootactions/nodes/n02')).body;
     const d = await finished((await createTask('destroy_nodes', byNode(['n02']))).task_id);
-    expect(d.result).toMatchObject({ status: 'success', successes: ['n02'] });
-    expect(sims[1]!.state('1')).toMatchObject({ PowerState: 'Off', BootSourceOverrideTarget: 'Hdd' });
+    expect(d.result).toMatchObject({ status: 'failure', failures: ['n02'] });
+    const messages = (await call('GET', `/api/v1.0/tasks/${d.subtask_id_list[0]}`)).body.result.details.messageList.map((m: any) => m.message);
+    expect(messages).toContain('Node n02: boot-action key revoked');
+    expect(messages.filter((m: string) => /^Node n02: attempt [12] of 3 failed, trying again: /.test(m)), JSON.stringify(messages)).toHaveLength(2);
+    expect(messages.at(-1)).toMatch(/^Node n02: clean failed 3 times: .*this agent has no netboot section in its config: it cannot clean nodes/);
+    const node = (await call('GET', '/v1/nodes/n02', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body;
+    expect(node).toMatchObject({ provision_state: 'clean failed', maintenance: true });
+    expect(node.maintenance_reason).toContain('failed step deploy.erase_devices');
     const gone = await fetch(`${stack.url}/api/v1.0/bootactions/nodes/n02/files`, { headers: { 'X-Bootaction-Key': info.action_key }, redirect: 'manual' });
     expect(gone.status).toBe(404);
   });

@@ -53,6 +53,7 @@ export function ironicNode(n: Node, base: string) {
     created_at: n.created_at,
     updated_at: n.updated_at,
     provision_updated_at: b?.provision_updated_at ?? null,
+    inspection_finished_at: b?.inspection_finished_at ?? null,
   };
 }
 

@@ -33,6 +33,8 @@ export interface BmcInfo {
   target_provision_state?: string | null;
   /** When provision_state last changed through the Ironic API. */
   provision_updated_at?: string | null;
+  /** When the last successful inspection ended (Ironic's `inspection_finished_at`). */
+  inspection_finished_at?: string | null;
   last_error: string | null;
   maintenance: boolean;
   maintenance_reason: string | null;

@@ -202,6 +202,7 @@ export async function onInspectFinished(deps: Ports, job: Job): Promise<void> {
         ...node.bmc,
         ...done,
         provision_state: 'manageable',
+        inspection_finished_at: at,
         properties: { ...node.bmc.properties, ...p },
         // Ironic's last_error is for failures; an interface left out is worth showing all the same.
         last_error: notes.length ? `Inspection succeeded, but: ${notes.join('; ')}` : null,

@@ -36,6 +36,7 @@ export const IRONIC_NODE_FIELDS = [
   'created_at',
   'updated_at',
   'provision_updated_at',
+  'inspection_finished_at',
 ] as const;
 
 /** The dict-valued fields, which upstream refuses as sort keys. */
@@ -81,6 +82,8 @@ function valueOf(n: Node, key: string): string | boolean | null {
       return b?.target_provision_state ?? null;
     case 'provision_updated_at':
       return b?.provision_updated_at ?? null;
+    case 'inspection_finished_at':
+      return b?.inspection_finished_at ?? null;
     case 'lessee':
       return grantsOf(n)[0] ?? null;
     case 'console_enabled':

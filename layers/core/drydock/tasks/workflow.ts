@@ -2,6 +2,8 @@ import { enqueueJob } from '../../agent/enqueue.ts';
 import { noAgentText, sitePresence } from '../../agent/presence.ts';
 import { ConcurrentModificationError } from '../../errors.ts';
 import type { Node, NodePatch } from '../../inventory/node.ts';
+import { cleanPayload } from '../../ironic/clean.ts';
+import { inspectPayload } from '../../ironic/inspect.ts';
 import { siteOf } from '../../ironic/nodes.ts';
 import type { Ports } from '../../ports.ts';
 import { log } from '../../util/log.ts';
@@ -60,22 +62,28 @@ import {
 export type StepName =
   | 'register'
   | 'interrogate'
-  | 'pxe'
-  | 'power_cycle'
+  | 'inspect'
   | 'render'
   | 'deploy'
   | 'reports'
   | 'report_result'
-  | 'power_off'
-  | 'disk'
+  | 'revoke'
+  | 'clean'
   | 'release'
   | 'relabel';
 
+/**
+ * Per action, the steps of one node. prepare_nodes identifies the node's hardware by
+ * inspecting it (the ramdisk, as MaaS commissions); deploy_nodes writes the design's
+ * `platform.image` through the ramdisk where the site's agent has that image (else the site's
+ * deploy hook); destroy_nodes revokes the node's boot-action key, erases its disks through the
+ * ramdisk, then releases it.
+ */
 export const NODE_PLANS: Record<NodeAction, readonly StepName[]> = {
   verify_nodes: ['register', 'interrogate'],
-  prepare_nodes: ['register', 'pxe', 'power_cycle'],
+  prepare_nodes: ['register', 'inspect'],
   deploy_nodes: ['register', 'render', 'deploy', 'reports', 'report_result'],
-  destroy_nodes: ['register', 'power_off', 'disk', 'release'],
+  destroy_nodes: ['register', 'revoke', 'clean', 'release'],
   relabel_nodes: ['register', 'relabel'],
 };
 
@@ -88,15 +96,19 @@ export const SUBTASK_ACTIONS: Record<NodeAction, string> = {
   relabel_nodes: 'relabel_node',
 };
 
-/** Agent steps: the job kind and payload they queue (see `agent/executor.ts`). */
-const JOB_STEPS: Partial<Record<StepName, { kind: string; payload: Record<string, unknown>; done: string }>> = {
-  interrogate: { kind: 'power_state', payload: {}, done: 'BMC interrogated' },
-  pxe: { kind: 'boot_device', payload: { boot_device: 'pxe', persistent: false }, done: 'next boot set to PXE' },
-  power_cycle: { kind: 'power', payload: { target: 'rebooting' }, done: 'power cycled' },
-  deploy: { kind: 'deploy_node', payload: {}, done: 'set to PXE boot and power cycled for deployment' },
-  power_off: { kind: 'power', payload: { target: 'power off' }, done: 'powered off' },
-  disk: { kind: 'boot_device', payload: { boot_device: 'disk', persistent: true }, done: 'boot device set to disk' },
+/** Agent steps: the job kind they queue (see `agent/executor.ts`) and what a success says. */
+const JOB_STEPS: Partial<Record<StepName, { kind: string; done: string }>> = {
+  interrogate: { kind: 'power_state', done: 'BMC interrogated' },
+  inspect: { kind: 'inspect', done: 'hardware inspected' },
+  deploy: { kind: 'deploy_node', done: 'deployed' },
+  clean: { kind: 'clean', done: 'disks erased' },
 };
+
+/**
+ * Agent steps tried again when their job fails or times out, with the attempts in all: deploy
+ * and destroy, as upstream's orchestrator retries a node's deploy and release (3 attempts).
+ */
+export const STEP_ATTEMPTS: Partial<Record<StepName, number>> = { deploy: 3, clean: 3 };
 
 /** A node's failure the step itself recognises: the subtask fails with this message. */
 export class NodeStepError extends Error {
@@ -350,9 +362,11 @@ export interface NodeStepOutput {
   cursor: number;
   /** Where NodeStep continues after it. */
   after: number;
+  /** Which attempt of the job step at `cursor` this is (1 first; see STEP_ATTEMPTS). */
+  attempt: number;
 }
 
-const done = (): NodeStepOutput => ({ next: 'done', cursor: -1, after: -1 });
+const done = (): NodeStepOutput => ({ next: 'done', cursor: -1, after: -1, attempt: 1 });
 
 function planOf(task: TaskRecord): readonly StepName[] {
   if (!isNodeAction(task.action)) throw new Error(`Action ${task.action} has no node steps`);
@@ -391,29 +405,102 @@ export async function nodeStep(deps: Ports, input: NodeStepInput): Promise<NodeS
         await finishNode(deps, task.task_id, sub, true, `Node ${input.node}: ${task.action} succeeded`);
         return done();
       }
-      if (JOB_STEPS[step]) return { next: 'job', cursor: i, after: i + 1 };
-      if (step === 'reports') return { next: 'reports', cursor: i, after: i + 1 };
+      if (JOB_STEPS[step]) {
+        const skipped = await alreadyDone(deps, step, input.node);
+        if (skipped) {
+          await nodeMessage(deps, sub, skipped);
+          continue;
+        }
+        await checkNotInMaintenance(deps, step, input.node);
+        return { next: 'job', cursor: i, after: i + 1, attempt: 1 };
+      }
+      if (step === 'reports') return { next: 'reports', cursor: i, after: i + 1, attempt: 1 };
       await runLocalStep(deps, task, sub, step);
     }
   } catch (err) {
     if (!(err instanceof NodeStepError || err instanceof DesignNodeError)) throw err;
+    if (task.action === 'deploy_nodes') await markDeployFailed(deps, input.node, err.message);
     await finishNode(deps, task.task_id, sub, false, err.message);
     return done();
   }
 }
 
+/**
+ * Why an agent step need not run (the message saying so), or undefined. A repeated
+ * prepare_nodes does not network-boot a node again: not one that is deployed (its tenant's OS
+ * would be rebooted into the ramdisk), nor one already inspected.
+ */
+async function alreadyDone(deps: Ports, step: StepName, name: string): Promise<string | undefined> {
+  if (step !== 'inspect') return undefined;
+  const node = await inventoryNode(deps, name);
+  if (node.bmc.provision_state === 'active') return `Node ${name}: deployed; not inspected again (no network boot of a deployed node)`;
+  if (node.bmc.inspection_finished_at) return `Node ${name}: inspected at ${node.bmc.inspection_finished_at}; not inspected again`;
+  return undefined;
+}
+
+/**
+ * A node in maintenance is not booted by inspect, deploy or clean: the subtask fails, naming the
+ * reason. The exception is a destroy of a node whose last erase failed: erasing again is what an
+ * operator running destroy_nodes asks for.
+ */
+async function checkNotInMaintenance(deps: Ports, step: StepName, name: string): Promise<void> {
+  if (step !== 'inspect' && step !== 'deploy' && step !== 'clean') return;
+  const node = await inventoryNode(deps, name);
+  if (!node.bmc.maintenance) return;
+  if (step === 'clean' && (node.bmc.maintenance_reason ?? '').includes('failed step deploy.erase_devices')) {
+    await clearEraseFailure(deps, name);
+    return;
+  }
+  throw new NodeStepError(`Node ${name}: in maintenance (${node.bmc.maintenance_reason ?? 'no reason given'}); not touched`);
+}
+
 async function recordJob(deps: Ports, task: TaskRecord, sub: TaskRecord, step: StepName, output: unknown): Promise<void> {
   const spec = JOB_STEPS[step]!;
-  await nodeMessage(deps, sub, `Node ${sub.node_name}: ${spec.done}`);
-  if (step === 'interrogate') {
+  const name = sub.node_name!;
+  // The job's own handler (agent/kinds.ts) has already applied an inspection or a cleaning to
+  // the node: a report it could not use left the node failed, with the reason.
+  if (step === 'inspect' || step === 'clean') {
+    const node = await inventoryNode(deps, name);
+    const failedState = step === 'inspect' ? 'inspect failed' : 'clean failed';
+    if (node.bmc.provision_state === failedState) throw new NodeStepError(`Node ${name}: ${node.bmc.last_error ?? failedState}`);
+  }
+  await nodeMessage(deps, sub, `Node ${name}: ${step === 'deploy' ? deployedText(output) : spec.done}`);
+  const generator = step === 'interrogate' ? 'interrogate_oob' : step === 'inspect' ? 'inspect_hardware' : undefined;
+  if (generator) {
     await deps.drydock.addBuildData({
-      node_name: sub.node_name!,
+      node_name: name,
       task_id: task.task_id,
       collected_date: now(deps).toISOString(),
-      generator: 'interrogate_oob',
+      generator,
       data_format: 'application/json',
       data_element: JSON.stringify(output ?? {}),
     });
+  }
+}
+
+/** What a deploy job did, from its output (the agent's `deploy_node`, agent/executor.ts). */
+function deployedText(output: unknown): string {
+  const o = (output ?? {}) as Record<string, unknown>;
+  if (o.method === 'image') {
+    const mb = typeof o.written_bytes === 'number' ? (o.written_bytes / 1e6).toFixed(1) : '?';
+    const rate = typeof o.written_bytes === 'number' && typeof o.write_seconds === 'number' && o.write_seconds > 0 ? `, ${(o.written_bytes / 1e6 / o.write_seconds).toFixed(1)} MB/s` : '';
+    return `image ${String(o.image)} written to ${String(o.root_device)} (${mb} MB${rate}, sha256 verified); booting from disk`;
+  }
+  if (o.method === 'hook') return 'handed to the site\'s deploy hook; set to PXE boot and power cycled';
+  return 'set to PXE boot and power cycled for deployment';
+}
+
+/** A deploy that failed leaves the node `deploy failed` with the reason, as upstream's deploy does. */
+async function markDeployFailed(deps: Ports, name: string, reason: string): Promise<void> {
+  try {
+    await patchNode(deps, name, (node) =>
+      node.bmc.provision_state === 'deploying'
+        ? { bmc: { ...node.bmc, provision_state: 'deploy failed', target_provision_state: null, last_error: reason.slice(0, 4000), provision_updated_at: now(deps).toISOString() } }
+        : undefined,
+    );
+  } catch (err) {
+    // Not registered (the failure may be exactly that): nothing to mark.
+    if (!(err instanceof NodeStepError)) throw err;
   }
 }
 
@@ -443,10 +530,15 @@ async function runLocalStep(deps: Ports, task: TaskRecord, sub: TaskRecord, step
     case 'report_result':
       await reportResult(deps, task, sub);
       return;
-    case 'release': {
+    case 'revoke': {
+      // First of all: the tenant's key and bootdata stop working before anything else happens.
       await deps.drydock.deleteBootActionContext(name);
+      await nodeMessage(deps, sub, `Node ${name}: boot-action key revoked`);
+      return;
+    }
+    case 'release': {
       await setProvisionState(deps, name, 'available');
-      await nodeMessage(deps, sub, `Node ${name}: released (boot-action key revoked)`);
+      await nodeMessage(deps, sub, `Node ${name}: released`);
       return;
     }
     case 'relabel': {
@@ -571,14 +663,65 @@ export async function nodeJob(deps: Ports, input: NodeStepInput & { task_token: 
   const spec = step ? JOB_STEPS[step] : undefined;
   if (!spec) throw new Error(`Step ${input.cursor} of ${task.action} is not an agent step`);
   const node = await inventoryNode(deps, input.node);
-  const payload: Record<string, unknown> = { driver: node.bmc.driver, driver_info: node.bmc.driver_info, ...spec.payload };
-  if (step === 'deploy') {
-    const ctx = await deps.drydock.getBootActionContext(input.node);
-    if (ctx && ctx.task_id === task.task_id) payload.bootaction = await bootActionJobInfo(deps, ctx);
+  let payload: Record<string, unknown>;
+  switch (step) {
+    case 'inspect':
+      // As Ironic's inspect: the job's handler (ironic/inspect.ts) applies the facts and ports.
+      await startProvisioning(deps, input.node, 'inspecting', 'manageable');
+      payload = { ...(await inspectPayload(deps, node)) };
+      break;
+    case 'clean':
+      // As Ironic's cleaning on the way to available: the handler (ironic/clean.ts) moves the
+      // node on, or leaves it `clean failed` in maintenance.
+      await startProvisioning(deps, input.node, 'cleaning', 'available');
+      payload = { ...(await cleanPayload(deps, node)) };
+      break;
+    case 'deploy':
+      await startProvisioning(deps, input.node, 'deploying', 'active');
+      payload = await deployPayload(deps, task, node);
+      break;
+    default:
+      payload = { driver: node.bmc.driver, driver_info: node.bmc.driver_info };
   }
   const job = await enqueueJob(deps, { site: siteOf(node.bmc), kind: spec.kind, node_id: node.id, payload, task_token: input.task_token });
   return { job_id: job.id };
 }
+
+/** Seconds the agent may take over a deploy: within the step's deadline, less a margin to report. */
+const deployTimeout = (deps: Ports) => Math.max(60, deps.config.drydock.agentStepSeconds - 60);
+
+/**
+ * The `deploy_node` job: the node's BMC and MACs, the design's `platform.image` (the agent
+ * writes it through the ramdisk when its site has that image, else hands the node to its deploy
+ * hook, else fails the node), and what the node's first boot needs: its name, where its bootdata
+ * is, and the boot-action info (key sealed, opened for the claiming agent only).
+ */
+async function deployPayload(deps: Ports, task: TaskRecord, node: Node & { bmc: NonNullable<Node['bmc']> }): Promise<Record<string, unknown>> {
+  const design = await taskDesign(deps, task.task_id);
+  const resolved = resolveNode(design, node.name);
+  const ports = await deps.bmPorts.listByNode(node.id);
+  const hint = (node.bmc.properties.root_device as { name?: unknown } | undefined)?.name;
+  const payload: Record<string, unknown> = {
+    driver: node.bmc.driver,
+    driver_info: node.bmc.driver_info,
+    node_id: node.id,
+    macs: ports.map((p) => p.address).sort(),
+    hostname: node.name,
+    bootdata_url: `${reportUrl(deps)}nodes/${encodeURIComponent(node.name)}`,
+    timeout_seconds: deployTimeout(deps),
+    ...(resolved.data.platform?.image ? { image: resolved.data.platform.image } : {}),
+    ...(typeof hint === 'string' && hint.startsWith('/dev/') ? { root_device: hint } : {}),
+  };
+  const ctx = await deps.drydock.getBootActionContext(node.name);
+  if (ctx && ctx.task_id === task.task_id) payload.bootaction = await bootActionJobInfo(deps, ctx);
+  return payload;
+}
+
+/** The node enters a provisioning state (and where it is headed) before its job is queued. */
+const startProvisioning = (deps: Ports, name: string, state: string, target: string) =>
+  patchNode(deps, name, (node) => ({
+    bmc: { ...node.bmc, provision_state: state, target_provision_state: target, provision_updated_at: now(deps).toISOString(), last_error: null },
+  }));
 
 /** What the site's install pipeline needs for a node (the key sealed: opened for the claiming agent only). */
 export async function bootActionJobInfo(deps: Ports, ctx: BootActionContext) {
@@ -612,10 +755,18 @@ export async function nodeReports(deps: Ports, input: NodeStepInput & { task_tok
   if (!actions.some((a) => a.action_status === 'incomplete')) await answer();
 }
 
-/** NodeFailed: what the workflow caught for a node (a failed or timed-out agent job, an unexpected error). */
-export async function nodeFailed(deps: Ports, input: NodeStepInput & { error: { Error?: string; Cause?: string } }): Promise<void> {
+/** The errors of an agent step's job itself (failed, timed out, lost): the ones worth another attempt. */
+const JOB_ERRORS = new Set(['States.Timeout', 'States.HeartbeatTimeout', 'AgentJobFailed', 'QueueFailed']);
+
+/**
+ * NodeFailed: what the workflow caught for a node (a failed or timed-out agent job, an
+ * unexpected error). A deploy or clean job that failed is tried again while attempts remain
+ * (STEP_ATTEMPTS): the answer sends the workflow back to NodeJob for the same step. Otherwise
+ * the node's subtask fails with the reason (and a deploy leaves the node `deploy failed`).
+ */
+export async function nodeFailed(deps: Ports, input: NodeStepInput & { attempt?: number; error: { Error?: string; Cause?: string } }): Promise<NodeStepOutput> {
   const sub = await deps.drydock.getTask(input.subtask_id);
-  if (!sub || sub.status === 'complete') return;
+  if (!sub || sub.status === 'complete') return done();
   const task = await getTask(deps, input.task_id);
   const step = planOf(task)[input.cursor];
   const what = step ? ` during ${step}` : '';
@@ -636,7 +787,32 @@ export async function nodeFailed(deps: Ports, input: NodeStepInput & { error: { 
       log.error('drydock node step failed', { task_id: input.task_id, node: input.node, step, error: input.error.Error, cause: input.error.Cause?.slice(0, 500) });
       text = `Node ${input.node}: internal error${what} (${input.error.Error ?? 'unknown'})`;
   }
-  await finishNode(deps, task.task_id, sub, false, text);
+  const attempt = input.attempt ?? 1;
+  const attempts = step ? (STEP_ATTEMPTS[step] ?? 1) : 1;
+  // Messages are cut at 127 characters (the rest goes to `extra.detail`): the attempt comes first.
+  const reason = text.slice(`Node ${input.node}: `.length);
+  if (step && attempt < attempts && JOB_ERRORS.has(input.error.Error ?? '') && !task.terminate) {
+    await nodeMessage(deps, sub, `Node ${input.node}: attempt ${attempt} of ${attempts} failed, trying again: ${reason}`, true);
+    if (step === 'clean') await clearEraseFailure(deps, input.node);
+    return { next: 'job', cursor: input.cursor, after: input.cursor + 1, attempt: attempt + 1 };
+  }
+  const final = attempts > 1 ? `Node ${input.node}: ${step} failed ${attempt} times: ${reason}` : text;
+  if (task.action === 'deploy_nodes') await markDeployFailed(deps, input.node, final);
+  await finishNode(deps, task.task_id, sub, false, final);
+  return done();
+}
+
+/**
+ * Before another attempt at erasing: the maintenance the failed attempt set (ironic/clean.ts,
+ * "failed step deploy.erase_devices") is lifted so that a success can return the node to the
+ * pool. Maintenance for any other reason stays (and that attempt then fails the node again).
+ */
+async function clearEraseFailure(deps: Ports, name: string): Promise<void> {
+  await patchNode(deps, name, (node) =>
+    node.bmc.provision_state === 'clean failed' && node.bmc.maintenance && (node.bmc.maintenance_reason ?? '').includes('failed step deploy.erase_devices')
+      ? { bmc: { ...node.bmc, maintenance: false, maintenance_reason: null } }
+      : undefined,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
