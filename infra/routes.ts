@@ -121,6 +121,7 @@ const SURFACES: SurfaceDef[] = [
       ['POST', '/api/v1.0/agent/jobs/{job_id}/heartbeat'],
       ['POST', '/api/v1.0/agent/jobs/{job_id}/result'],
       ['POST', '/api/v1.0/agent/jobs/{job_id}/release'],
+      ['GET', '/api/v1.0/agent/images/{name}'],
     ],
     catchAll: ['/api/v1.0/agent/{proxy+}'],
   },

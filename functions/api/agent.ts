@@ -9,8 +9,9 @@ import {
   releaseJob,
   ResultRequest,
 } from '#core/agent/jobs.ts';
+import { imageLocation } from '#core/agent/images.ts';
 import { claimJobs, finishJob } from '#core/agent/kinds.ts';
-import { ok, surface } from '#http/surface.ts';
+import { ok, redirect, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 
 /**
@@ -31,6 +32,8 @@ export const handler = surface(
       ok({ job: jobView(await releaseJob(deps, auth, path.job_id!, parseWith(ReleaseRequest, body))) }),
     'POST /api/v1.0/agent/jobs/{job_id}/result': async ({ deps, auth, path, body }) =>
       ok({ job: jobView(await finishJob(deps, auth, path.job_id!, parseWith(ResultRequest, body))) }),
+    // An OS image of the deployment's bucket: a 302 to a presigned URL (core/agent/images.ts).
+    'GET /api/v1.0/agent/images/{name}': async ({ deps, auth, path }) => redirect(await imageLocation(deps, auth, path.name!), { 'Cache-Control': 'no-store' }),
   },
   getDeps,
 );

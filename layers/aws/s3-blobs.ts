@@ -93,9 +93,10 @@ export class S3BlobStore implements BlobStore {
     return this.read(this.bucket, key);
   }
 
-  presignGet(key: string, ttlSeconds: number): Promise<string> {
+  presignGet(key: string, ttlSeconds: number, audience: 'node' | 'agent' = 'node'): Promise<string> {
     s3Stats.presigns++;
-    return getSignedUrl(this.presigner, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
+    const client = audience === 'node' ? this.presigner : this.client;
+    return getSignedUrl(client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
   }
 
   getS3Url(bucket: string, key: string): Promise<Buffer | undefined> {

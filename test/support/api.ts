@@ -24,7 +24,7 @@ export const adminToken = (): string => target?.token ?? inject('adminToken');
 export async function call<T = any>(
   method: string,
   path: string,
-  opts: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+  opts: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string>; redirect?: RequestRedirect } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { Accept: 'application/json', ...(opts.headers ?? {}) };
   const token = opts.token === undefined ? adminToken() : opts.token;
@@ -35,7 +35,7 @@ export async function call<T = any>(
     body = JSON.stringify(opts.body);
     headers['Content-Type'] ??= 'application/json';
   }
-  const res = await fetch(`${apiUrl()}${path}`, { method, headers, body });
+  const res = await fetch(`${apiUrl()}${path}`, { method, headers, body, ...(opts.redirect ? { redirect: opts.redirect } : {}) });
   const text = await res.text();
   let parsed: unknown = undefined;
   try {

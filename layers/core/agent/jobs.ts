@@ -67,7 +67,7 @@ export const ResultRequest = z.strictObject({
 export type ResultRequest = z.infer<typeof ResultRequest>;
 
 /** The site an agent token serves, or 403 for any other role. */
-function agentSite(auth: Principal | undefined): { site: string; agent: string } {
+export function agentSite(auth: Principal | undefined): { site: string; agent: string } {
   const who = requireAuth(auth);
   if (!who.roles.includes('agent')) throw new ForbiddenError('Only agent tokens may use the agent API');
   return { site: who.project_id, agent: who.token_id };

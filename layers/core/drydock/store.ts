@@ -170,8 +170,12 @@ export interface BlobStore {
   put(key: string, body: Uint8Array, contentType: string): Promise<void>;
   /** Undefined when there is no such object. */
   get(key: string): Promise<Buffer | undefined>;
-  /** A presigned GET URL of the object, valid for `ttlSeconds`. */
-  presignGet(key: string, ttlSeconds: number): Promise<string>;
+  /**
+   * A presigned GET URL of the object, valid for `ttlSeconds`. `audience` says who follows it:
+   * `node` (default), a booting machine, which may reach the object store at another address
+   * than the site's agent does (SLIPWAY_S3_PUBLIC_ENDPOINT); `agent`, the site's agent.
+   */
+  presignGet(key: string, ttlSeconds: number, audience?: 'node' | 'agent'): Promise<string>;
   /** An object of any bucket the deployment may read (`s3://bucket/key`); undefined when missing. */
   getS3Url(bucket: string, key: string): Promise<Buffer | undefined>;
 }
