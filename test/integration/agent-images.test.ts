@@ -36,7 +36,7 @@ describe('OS images for agents', () => {
     expect(res.status).toBe(403);
     expect(res.body).toMatchObject({ type: 'error', message: 'This API is for agent tokens only', retry: false });
     const agent = await tokenFor('agent', unique('site'));
-    for (const bad of ['.hidden', '..', 'a%2Fb', 'a b', 'x'.repeat(201)]) {
+    for (const bad of ['.hidden', '..x', 'a%2Fb', 'a b', 'x'.repeat(201)]) {
       const r = await call('GET', `/api/v1.0/agent/images/${bad}`, { token: agent.token, redirect: 'manual' });
       expect(r.status, bad).toBe(400);
       expect(r.body, bad).toMatchObject({ type: 'error', retry: false });
