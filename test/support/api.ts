@@ -24,7 +24,7 @@ export const adminToken = (): string => target?.token ?? inject('adminToken');
 export async function call<T = any>(
   method: string,
   path: string,
-  opts: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string>; redirect?: RequestRedirect } = {},
+  opts: { token?: string | null; body?: unknown; rawBody?: string; headers?: Record<string, string>; redirect?: 'follow' | 'manual' | 'error' } = {},
 ): Promise<ApiResponse<T>> {
   const headers: Record<string, string> = { Accept: 'application/json', ...(opts.headers ?? {}) };
   const token = opts.token === undefined ? adminToken() : opts.token;
