@@ -10,6 +10,14 @@
  * DHCP and TFTP from QEMU's user network, which serves a per-VM directory holding a generated
  * `boot.ipxe` that chains the kernel and initramfs with a command line.
  *
+ * Booting from disk: without `localBoot`, SeaBIOS boots the first disk's boot sector (`-boot
+ * order=c`), as a real machine's firmware does. With `localBoot` (a kernel, an initrd and a command
+ * line, e.g. the Slipway ramdisk with `slipway.step=boot`), QEMU loads that kernel and initrd
+ * itself (`-kernel -initrd -append`, `console=ttyS0` added when the line names no console) with
+ * the disks attached as usual: the ramdisk finds the root filesystem on the disks and
+ * `switch_root`s to its /sbin/init — "booting from disk" as an initramfs does, without a
+ * bootloader in the image (the deployed test images have none). Network boots ignore it.
+ *
  * QEMU runs with `-no-reboot`: a guest reboot or `poweroff -f` ends the process, so "the VM
  * process runs" is exactly "the machine is powered on". A reset is a stop and a new start (with
  * the boot device the caller picks then, as a BMC's boot override applies at each boot).
@@ -64,6 +72,12 @@ export interface VmOptions {
   disks?: VmDisk[];
   /** Needed for network boots (may also be given to start()). */
   netboot?: VmNetBoot;
+  /**
+   * Disk boots load this kernel and initrd directly (QEMU -kernel/-initrd/-append) instead of
+   * the disk's boot sector: e.g. the Slipway ramdisk with `slipway.step=boot`, which hands over
+   * to the disk's /sbin/init. Absent: disk boots go through the firmware as usual.
+   */
+  localBoot?: VmNetBoot;
   forwards?: VmGuestForward[];
   /** Default `pc` (i440fx; q35 works too). */
   machine?: 'pc' | 'q35';
@@ -149,6 +163,13 @@ function checkIp(ip: string): void {
 }
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TypeError(`${what} ${port} is not a TCP port`);
+}
+
+/** The kernel command line with `console=ttyS0` first when it names no console; one line only. */
+function withConsole(line: string): string {
+  const cmdline = /(^|\s)console=/.test(line) ? line : `console=ttyS0 ${line}`.trim();
+  if (/[\r\n]/.test(cmdline)) throw new TypeError('the kernel command line must be one line');
+  return cmdline;
 }
 
 export class Vm {
@@ -243,6 +264,10 @@ export class Vm {
       args.push('-drive', `file=${file},format=raw,if=virtio,cache=unsafe`);
     });
     args.push('-boot', boot === 'network' ? 'order=n' : 'order=c');
+    if (boot === 'disk' && o.localBoot) {
+      const lb = o.localBoot;
+      args.push('-kernel', resolve(lb.kernel), '-initrd', resolve(lb.initrd), '-append', withConsole(lb.cmdline));
+    }
     return args;
   }
 
@@ -268,8 +293,7 @@ export class Vm {
       if (!existsSync(file)) throw new Error(`netboot file ${file} does not exist (npm run ramdisk builds the ramdisk)`);
       symlinkSync(resolve(file), join(dir, name));
     }
-    const cmdline = /(^|\s)console=/.test(netboot.cmdline) ? netboot.cmdline : `console=ttyS0 ${netboot.cmdline}`.trim();
-    if (/[\r\n]/.test(cmdline)) throw new TypeError('the kernel command line must be one line');
+    const cmdline = withConsole(netboot.cmdline);
     writeFileSync(join(dir, 'boot.ipxe'), `#!ipxe\nkernel vmlinuz initrd=initrd ${cmdline}\ninitrd initrd\nboot\n`);
   }
 
@@ -292,6 +316,10 @@ export class Vm {
       const nb = netboot ?? this.opts.netboot;
       if (!nb) throw new Error(`VM ${this.name}: a network boot needs netboot (kernel, initrd, cmdline)`);
       this.prepareNetboot(nb);
+    } else if (this.opts.localBoot) {
+      for (const file of [this.opts.localBoot.kernel, this.opts.localBoot.initrd]) {
+        if (!existsSync(file)) throw new Error(`VM ${this.name}: localBoot file ${file} does not exist (npm run ramdisk builds the ramdisk)`);
+      }
     }
     const args = this.args(boot);
     const log = createWriteStream(this.serialLogPath, { flags: 'a' });
