@@ -75,9 +75,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     mkdirSync(s3Dir, { recursive: true, mode: 0o700 });
     const s3 = new S3rver({
       address: '127.0.0.1',
-      // A fixed port (SLIPWAY_S3_PORT) when nodes must be told where bootdata is before the
-      // stack starts (a VM's guestfwd, SLIPWAY_S3_PUBLIC_ENDPOINT); else any free one.
-      port: s3Port({ ...process.env, ...(opts.env ?? {}) }.SLIPWAY_S3_PORT) ?? (await freePort()),
+      port: await freePort(),
       silent: true,
       directory: s3Dir,
       configureBuckets: [{ name: BOOTDATA_BUCKET, configs: [] }],
@@ -201,10 +199,3 @@ async function closeServer({ server, drained }: LocalHttpServer): Promise<void> 
   await drained(5000);
 }
 
-/** SLIPWAY_S3_PORT: unset or empty for any free port, else a TCP port. */
-function s3Port(raw: string | undefined): number | undefined {
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const port = Number(raw);
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`SLIPWAY_S3_PORT=${raw} is not a TCP port (1-65535)`);
-  return port;
-}
