@@ -5,6 +5,42 @@ import * as z from 'zod';
 /** Where `npm run ramdisk` puts the ramdisk (the netboot section's defaults). */
 export const RAMDISK_DIR = resolve(import.meta.dirname, '..', '.cache/ramdisk');
 
+/** Where the agent caches deploy images by default (netboot.image_cache_dir). */
+export const IMAGE_CACHE_DIR = resolve(import.meta.dirname, '..', '.cache/agent-images');
+
+/**
+ * A catalog name (a design's `platform.image`): it names a cache entry and appears in errors and
+ * logs, so it is bounded and printable; no `/`, so it can never be read as a path.
+ */
+export const ImageName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[^/\u0000-\u001f\u007f]+$/, 'no "/" or control characters');
+
+/** One image of the site's catalog: where to fetch it and the sha256 it must have. */
+export const ImageSource = z.strictObject({
+  /** http(s) URL, or `file:///absolute/path` on the agent's machine. */
+  url: z
+    .string()
+    .max(4096)
+    .refine((u) => {
+      try {
+        const url = new URL(u);
+        // Spelled out: WHATWG URL parsing would read `file:x` as file:///x and `http:///x` as http://x/.
+        if (url.protocol === 'file:') return u.startsWith('file:///') && url.host === '' && url.pathname.length > 1;
+        return /^https?:\/\/[^/]/i.test(u) && url.host !== '';
+      } catch {
+        return false;
+      }
+    }, 'an http(s) URL or file:///absolute/path'),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-fA-F]{64}$/, '64 hex digits')
+    .transform((h) => h.toLowerCase()),
+});
+export type ImageSource = z.infer<typeof ImageSource>;
+
 /**
  * The site boot service (agent/netboot.ts): HTTP for the site's booting nodes only. `public_url`
  * is how nodes reach it (the agent's LAN address at a site); `listen` is where it binds.
@@ -21,6 +57,13 @@ export const NetbootConfig = z.strictObject({
   initramfs: z.string().min(1).default(resolve(RAMDISK_DIR, 'initramfs.gz')),
   /** Added to the ramdisk's kernel command line. */
   kernel_args: z.string().max(1024).regex(/^[^\r\n]*$/, 'one line').default('console=tty0 console=ttyS0,115200n8'),
+  /**
+   * The site's image catalog for `deploy_node` (a design's `platform.image` names an entry): the
+   * agent fetches an image into image_cache_dir, checks its sha256, and the ramdisk writes it to
+   * the node's disk (agent/images.ts).
+   */
+  images: z.record(ImageName, ImageSource).default({}),
+  image_cache_dir: z.string().min(1).default(IMAGE_CACHE_DIR),
 });
 export type NetbootConfig = z.infer<typeof NetbootConfig>;
 

@@ -1,7 +1,21 @@
 import * as z from 'zod';
 import { log } from '#core/util/log.ts';
 import type { AgentConfig } from './config.ts';
-import { cleaningOutput, InspectionTimeout, inspectionOutput, type NetbootService, normalizeMac, type RamdiskStep, RamdiskStepError, type StepResult, stepReport } from './netboot.ts';
+import { buildConfigDrive, ConfigDriveError } from './configdrive.ts';
+import { type CachedImage, type ImageCache, ImageError } from './images.ts';
+import {
+  cleaningOutput,
+  type DeployOptions,
+  deployOutput,
+  InspectionTimeout,
+  inspectionOutput,
+  type NetbootService,
+  normalizeMac,
+  type RamdiskStep,
+  RamdiskStepError,
+  type StepResult,
+  stepReport,
+} from './netboot.ts';
 import { SshError, type SshOptions } from './drivers/ssh.ts';
 import { BmcError, type BmcDriver, type BootDevice, type PowerAction } from './drivers/types.ts';
 import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestigatePayload, SshRunPayload, sshHostKey, sshTarget } from './ssh-jobs.ts';
@@ -19,8 +33,20 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *                   Ironic's names — pxe, disk, cdrom, bios, safe, floppy, uefihttp; both null when
  *                   no override is in effect; boot_device alone null for a device with no name)
  *   vendor          { method, args }                   → the method's answer
- *   deploy_node     { bootaction? }                    → { boot_device: 'pxe', power_state, hook? }
- *                   (Drydock: the deploy hook gets `bootaction`, then PXE next boot and a power cycle)
+ *   deploy_node     { node_id?, macs?, bootaction?, image?, bootdata_url?, hostname?, root_device?, timeout_seconds? }
+ *                   Drydock's deploy of one node (deploy contract §6), one of:
+ *                   - image deploy, when `image` is in the agent's catalog (netboot.images): the
+ *                     image is fetched into the cache and its sha256 checked BEFORE the BMC is
+ *                     touched; the node network-boots the ramdisk's `deploy` step, which writes
+ *                     the image to its disk, reads it back, and extracts a config drive (cloud-init
+ *                     NoCloud seed and the boot-action key, agent/configdrive.ts) into its root
+ *                     filesystem, reports and powers off; then boot device disk (persistent) and
+ *                     power on → { method: 'image', image, image_sha256, root_device, root_filesystem,
+ *                                  written_bytes, write_seconds, boot_device: 'disk', power_state }
+ *                   - else, with a deploy hook configured: the hook gets `bootaction` (when there
+ *                     is one), then PXE next boot and a power cycle, for the site's own installer
+ *                     → { method: 'hook', boot_device: 'pxe', power_state, hook? }
+ *                   - else the job fails (`cannot deploy: …`): nothing would install the node.
  *   ssh_investigate { ssh }                            → { os, cpus, memory, space, host_key_sha256 }
  *   ssh_run         { ssh, commands, timeout_seconds? } → { results: [{ command, exit_code, stdout, stderr }], host_key_sha256 }
  *   inspect         { node_id, macs, timeout_seconds? } → { cpus, cpu_arch, memory_mb, disks: [{ name, size }],
@@ -70,6 +96,56 @@ export const InspectPayload = z.object({
 export const DEFAULT_INSPECT_TIMEOUT_SECONDS = 300;
 /** Default wait for a cleaning's report (erasing takes as long as writing every disk once). */
 export const DEFAULT_CLEAN_TIMEOUT_SECONDS = 3600;
+/** Default wait for a deploy's report (writing and reading back the image). */
+export const DEFAULT_DEPLOY_TIMEOUT_SECONDS = 1800;
+
+const MacList = z
+  .array(z.string().refine((m) => normalizeMac(m) !== null, 'not a MAC address'))
+  .max(64)
+  .transform((ms) => ms.map((m) => normalizeMac(m)!));
+
+/**
+ * A `deploy_node` job's own fields (deploy contract §6); `bootaction` is checked where it is used
+ * (the hook gets it as sent). Everything that ends up in the config drive or the ramdisk's
+ * instructions is bounded to one line here.
+ */
+export const DeployPayload = z.object({
+  node_id: z.string().min(1).max(255).optional(),
+  macs: MacList.optional(),
+  image: z.string().min(1).max(255).optional(),
+  bootdata_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  /** RFC 1123 host name (labels of letters, digits and `-`, dot-separated). */
+  hostname: z
+    .string()
+    .max(253)
+    .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'a host name')
+    .optional(),
+  /** A whole disk, e.g. /dev/vda or /dev/disk/by-path/…; empty: the ramdisk picks. */
+  root_device: z
+    .string()
+    .max(128)
+    .regex(/^(\/dev\/[A-Za-z0-9][A-Za-z0-9._/:-]*)?$/, 'a /dev path')
+    .optional(),
+  timeout_seconds: z.number().min(1).max(86_400).optional(),
+});
+export type DeployPayload = z.infer<typeof DeployPayload>;
+
+/** The boot-action info as the config drive needs it (the workflow's bootActionJobInfo, key opened). */
+const BootActionInfo = z.looseObject({
+  node_name: z.string().min(1).max(255),
+  action_key: z.string().regex(/^[0-9a-fA-F]{16,256}$/, 'hex'),
+  report_url: z.string().min(1).max(2048),
+  packages: z
+    .array(z.union([z.string().min(1).max(255), z.tuple([z.string().min(1).max(255), z.string().max(255).nullable()])]))
+    .max(4096)
+    .default([]),
+  actions: z.array(z.looseObject({ action_id: z.string().min(1).max(255) })).max(1024).default([]),
+});
+
+/** A deploy the agent cannot do, e.g. no image and no hook: the message is the job's error as is. */
+export class DeployError extends Error {
+  override name = 'DeployError';
+}
 
 /** The key under which commands to one BMC are serialized. */
 export function bmcKey(p: JobPayload): string {
@@ -97,8 +173,8 @@ export function parseJob(kind: string, payload: Record<string, unknown>): Parsed
   }
   if (payload.driver !== 'ipmi' && payload.driver !== 'redfish') throw new JobInputError(`job ${kind}: unknown driver ${String(payload.driver)}`);
   if (!payload.driver_info || typeof payload.driver_info !== 'object') throw new JobInputError(`job ${kind}: driver_info missing`);
-  if (kind === 'inspect' || kind === 'clean') {
-    const parsed = InspectPayload.safeParse(payload);
+  if (kind === 'inspect' || kind === 'clean' || kind === 'deploy_node') {
+    const parsed = (kind === 'deploy_node' ? DeployPayload : InspectPayload).safeParse(payload);
     if (!parsed.success) throw new JobInputError(`job ${kind}: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
     return { family: 'bmc', kind, payload: { ...(payload as JobPayload), ...parsed.data } };
   }
@@ -113,6 +189,13 @@ export interface Executors {
   deployHook?: (info: Record<string, unknown>) => Promise<{ exit_code: number }>;
   /** The site boot service (absent: no netboot section, so no inspections). */
   netboot?: NetbootService;
+  /** The image catalog and cache for image deploys (netboot.images; the boot service serves from it). */
+  images?: ImageCache;
+  /**
+   * After a deploy's report: how long the node has to power itself off (the ramdisk's
+   * `poweroff -f`) before the agent forces it off, then boots it from disk. Default 120 s.
+   */
+  ramdiskPowerOffWaitMs?: number;
 }
 
 /** The agent config's SSH section as driver options. */
@@ -153,19 +236,14 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
     }
     case 'vendor':
       return driver.vendor(String(payload.method), (payload.args as Record<string, unknown>) ?? {});
-    case 'deploy_node': {
-      const info = payload.bootaction;
-      let hook: { exit_code: number } | undefined;
-      if (executors.deployHook && info && typeof info === 'object') hook = await executors.deployHook(info as Record<string, unknown>);
-      await driver.setBootDevice('pxe', false);
-      return { boot_device: 'pxe', power_state: await driver.setPowerState('rebooting'), ...(hook ? { hook } : {}) };
-    }
+    case 'deploy_node':
+      return deployNode(payload as JobPayload & DeployPayload, driver, executors);
     case 'inspect': {
-      const result = await bootIntoRamdisk('inspect', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot);
+      const result = await bootIntoRamdisk('inspect', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot, powerOffAfter('inspect', driver));
       return inspectionOutput(result);
     }
     case 'clean': {
-      const result = await bootIntoRamdisk('clean', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot);
+      const result = await bootIntoRamdisk('clean', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot, powerOffAfter('clean', driver));
       return cleaningOutput(result);
     }
     default:
@@ -173,37 +251,162 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
   }
 }
 
-const STEP_VERB: Record<RamdiskStep, string> = { inspect: 'inspect', clean: 'clean' };
+/**
+ * `deploy_node` (deploy contract §6): an image deploy when the image is in the catalog, else the
+ * deploy hook, else a failure. Checked in that order before anything touches the BMC.
+ */
+async function deployNode(payload: JobPayload & DeployPayload, driver: BmcDriver, executors: Executors): Promise<unknown> {
+  const { image } = payload;
+  if (image !== undefined && executors.netboot && executors.images?.has(image)) return imageDeploy(payload, image, driver, executors.netboot, executors.images, executors);
+  if (executors.deployHook) {
+    if (image !== undefined) log.warn('deploy_node: the image is not in this agent\'s catalog; running the deploy hook instead', { node_id: payload.node_id, image });
+    const info = payload.bootaction;
+    let hook: { exit_code: number } | undefined;
+    if (info && typeof info === 'object') hook = await executors.deployHook(info as Record<string, unknown>);
+    await driver.setBootDevice('pxe', false);
+    return { method: 'hook', boot_device: 'pxe', power_state: await driver.setPowerState('rebooting'), ...(hook ? { hook } : {}) };
+  }
+  // Powering a node into PXE with nothing to install it would "succeed" and leave it blank.
+  if (image === undefined) throw new DeployError('cannot deploy: the design names no platform.image and the agent has no deploy_hook');
+  throw new DeployError(`cannot deploy: the site has no image ${JSON.stringify(image)} (netboot.images) and no deploy_hook`);
+}
+
+async function imageDeploy(
+  payload: JobPayload & DeployPayload,
+  name: string,
+  driver: BmcDriver,
+  netboot: NetbootService,
+  images: ImageCache,
+  executors: Executors,
+): Promise<unknown> {
+  // Everything that can fail without the node is done first: a bad image or a bad job leaves
+  // the machine as it was.
+  const drive = configDriveFor(payload);
+  const cached: CachedImage = await images.ensure(name);
+  const deploy: DeployOptions = { image: { sha256: cached.sha256, size: cached.size }, configdrive: drive, ...(payload.root_device ? { rootDevice: payload.root_device } : {}) };
+  const target = { node_id: payload.node_id ?? payload.hostname ?? '(unnamed node)', macs: payload.macs ?? [], timeout_seconds: payload.timeout_seconds };
+  const waitOffMs = executors.ramdiskPowerOffWaitMs ?? 120_000;
+  return bootIntoRamdisk(
+    'deploy',
+    target,
+    driver,
+    netboot,
+    async (result) => {
+      const out = deployOutput(result); // the ramdisk's error form fails the job with its message
+      if (out.image_sha256 !== cached.sha256 || out.written_bytes !== cached.size) {
+        throw new DeployError(
+          `the ramdisk reported writing ${out.written_bytes} bytes of image ${out.image_sha256} to ${out.root_device}, not the ${cached.size} bytes of ${cached.sha256} (image ${JSON.stringify(name)}) it was sent`,
+        );
+      }
+      await driver.setBootDevice('disk', true);
+      await waitPoweredOff(driver, waitOffMs, payload.node_id);
+      const power_state = await driver.setPowerState('power on');
+      log.info('image deployed', { node_id: payload.node_id, image: name, sha256: cached.sha256, root_device: out.root_device, write_seconds: out.write_seconds });
+      return {
+        method: 'image',
+        image: name,
+        image_sha256: out.image_sha256,
+        root_device: out.root_device,
+        root_filesystem: out.root_filesystem,
+        written_bytes: out.written_bytes,
+        write_seconds: out.write_seconds,
+        boot_device: 'disk',
+        power_state,
+      };
+    },
+    deploy,
+  );
+}
+
+/** The job's config drive; a value it cannot hold fails the job as bad input. */
+function configDriveFor(payload: JobPayload & DeployPayload): Buffer {
+  let bootaction: z.infer<typeof BootActionInfo> | undefined;
+  if (payload.bootaction !== undefined && payload.bootaction !== null) {
+    const parsed = BootActionInfo.safeParse(payload.bootaction);
+    // Issue paths only: the key's value never reaches an error text.
+    if (!parsed.success) throw new JobInputError(`job deploy_node: ${parsed.error.issues.map((x) => `bootaction.${x.path.join('.')}: ${x.message}`).join('; ')}`);
+    bootaction = parsed.data;
+  }
+  const hostname = payload.hostname ?? bootaction?.node_name ?? payload.node_id;
+  if (!hostname) throw new JobInputError('job deploy_node: no hostname, bootaction.node_name or node_id to name the node');
+  try {
+    return buildConfigDrive({
+      instanceId: payload.node_id ?? hostname,
+      hostname,
+      ...(payload.bootdata_url ? { bootdataUrl: payload.bootdata_url } : {}),
+      ...(bootaction
+        ? {
+            bootaction: {
+              node_name: bootaction.node_name,
+              action_key: bootaction.action_key,
+              report_url: bootaction.report_url,
+              packages: bootaction.packages,
+              action_ids: bootaction.actions.map((a) => a.action_id),
+            },
+          }
+        : {}),
+    });
+  } catch (err) {
+    if (err instanceof ConfigDriveError) throw new JobInputError(`job deploy_node: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Polls until the node is off (the ramdisk powers off after its report); forces it off after `ms`. */
+async function waitPoweredOff(driver: BmcDriver, ms: number, nodeId: string | undefined): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if ((await driver.getPowerState()) === 'power off') return;
+    if (Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, Math.min(1000, Math.max(50, ms / 20))));
+  }
+  log.warn('the node did not power off after its deploy report; forcing it off', { node_id: nodeId, waited_ms: ms });
+  await driver.setPowerState('power off');
+}
+
+const STEP_VERB: Record<RamdiskStep, string> = { inspect: 'inspect', clean: 'clean', deploy: 'deploy images to' };
+const DEFAULT_TIMEOUT_SECONDS: Record<RamdiskStep, number> = { inspect: DEFAULT_INSPECT_TIMEOUT_SECONDS, clean: DEFAULT_CLEAN_TIMEOUT_SECONDS, deploy: DEFAULT_DEPLOY_TIMEOUT_SECONDS };
+
+/** inspect's and clean's end: power the node off, then fail with the ramdisk's error form if that is what it sent. */
+function powerOffAfter<S extends RamdiskStep>(step: S, driver: BmcDriver) {
+  return async (result: StepResult<S>): Promise<StepResult<S>> => {
+    await driver.setPowerState('power off');
+    stepReport(step, result);
+    return result;
+  };
+}
 
 /**
- * Boots the node into the Slipway ramdisk for `step` and waits for its report (inspect and
- * clean): register the node's MACs with the boot service, PXE once, power on (a power cycle when
- * on), wait for the report, power off. Unregistered and powered off on failure too; a report of
- * the step's error form fails with the ramdisk's message (RamdiskStepError).
+ * Boots the node into the Slipway ramdisk for `step` and waits for its report (inspect, clean
+ * and deploy): register the node's MACs with the boot service, PXE once, power on (a power cycle
+ * when on), wait for the report, then `finish` (inspect and clean power off; deploy boots the
+ * disk). On any failure, including `finish`'s, the node is powered off; it is unregistered
+ * always. A report of the step's error form fails with the ramdisk's message (RamdiskStepError).
  */
-async function bootIntoRamdisk<S extends RamdiskStep>(
+async function bootIntoRamdisk<S extends RamdiskStep, T>(
   step: S,
-  payload: JobPayload & z.infer<typeof InspectPayload>,
+  target: { node_id: string; macs: string[]; timeout_seconds?: number | undefined },
   driver: BmcDriver,
   netboot: NetbootService | undefined,
-): Promise<StepResult<S>> {
+  finish: (result: StepResult<S>) => Promise<T>,
+  deploy?: DeployOptions,
+): Promise<T> {
   if (!netboot) throw new Error(`this agent has no netboot section in its config: it cannot ${STEP_VERB[step]} nodes (see README, "Machines")`);
-  const seconds = payload.timeout_seconds ?? (step === 'clean' ? DEFAULT_CLEAN_TIMEOUT_SECONDS : DEFAULT_INSPECT_TIMEOUT_SECONDS);
-  const registration = await netboot.register(payload.macs, step);
-  log.info(`ramdisk ${step} started`, { node_id: payload.node_id, macs: payload.macs, discovery: registration.discovery, timeout_seconds: seconds });
+  const seconds = target.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS[step];
+  const registration =
+    step === 'deploy' ? await netboot.register(target.macs, 'deploy', deploy!) : await netboot.register(target.macs, step as 'inspect' | 'clean');
+  log.info(`ramdisk ${step} started`, { node_id: target.node_id, macs: target.macs, discovery: registration.discovery, timeout_seconds: seconds });
   try {
     await driver.setBootDevice('pxe', false);
     // 'rebooting' powers on a node that is off, and power-cycles one that is on.
     await driver.setPowerState('rebooting');
-    const result: StepResult<S> = await registration.wait(seconds * 1000);
-    await driver.setPowerState('power off');
-    stepReport(step, result); // the ramdisk's error form fails the job with its message
-    return result;
+    const result = (await registration.wait(seconds * 1000)) as StepResult<S>;
+    return await finish(result);
   } catch (err) {
     try {
       await driver.setPowerState('power off');
     } catch (offErr) {
-      log.warn(`could not power the node off after a failed ramdisk ${step}`, { node_id: payload.node_id, error: (offErr as Error).message });
+      log.warn(`could not power the node off after a failed ramdisk ${step}`, { node_id: target.node_id, error: (offErr as Error).message });
     }
     throw err;
   } finally {
@@ -220,7 +423,7 @@ export function describeFailure(err: unknown): string {
   if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
   else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
   else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
-  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError) text = err.message;
+  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError || err instanceof ImageError || err instanceof DeployError) text = err.message;
   else if (err instanceof Error && err.name === 'DeployHookError') text = err.message;
   else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;

@@ -4,6 +4,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { AddressInfo } from 'node:net';
 import * as z from 'zod';
 import { log } from '#core/util/log.ts';
+import type { ImageCache } from './images.ts';
 
 /**
  * The site boot service (DESIGN §7a): an HTTP server the agent runs for the site's booting
@@ -11,15 +12,21 @@ import { log } from '#core/util/log.ts';
  * the site's DHCP, see agent/dnsmasq.ts) fetches `GET /boot/{mac}.ipxe`; the answer is the
  * script for that node's current step:
  *
- *   - a MAC with a pending ramdisk step (`inspect` or `clean`), or any unknown MAC while a
- *     discovery (a step registered with no MACs) is pending: boot the Slipway ramdisk with
- *     `slipway.step=<step>` and a per-registration callback URL;
+ *   - a MAC with a pending ramdisk step (`inspect`, `clean` or `deploy`), or any unknown MAC
+ *     while a discovery (a step registered with no MACs) is pending: boot the Slipway ramdisk
+ *     with `slipway.step=<step>` and a per-registration callback URL (a deploy adds
+ *     `slipway.deploy=<u>/deploy/<token>`, where its instructions are);
  *   - any other MAC: `exit`, so the firmware goes on to the next boot device (the local disk).
  *
  * `GET /boot/kernel` and `GET /boot/initramfs` stream the ramdisk files; `POST /callback/{token}`
  * takes the ramdisk's JSON report (at most 64 KiB), checked against the schema of the step the
  * token was issued for. The token is a random secret per registration: a report completes only
  * its own step, once (204; 404 for an unknown or used token).
+ *
+ * A pending deploy registration also answers `GET /deploy/{token}` (its instructions: key=value
+ * lines, deploy contract §2) and `GET /configdrive/{token}.tar` (its config drive); both 404
+ * once it reported or closed. `GET`/`HEAD /images/{sha256}` streams an image from the agent's
+ * image cache (agent/images.ts), only one this process fetched or re-hashed and found matching.
  *
  * Steps for known MACs run in parallel; at most one discovery is pending at a time, whatever
  * its step (the others wait their turn in register()), since an unknown MAC cannot be told apart.
@@ -77,20 +84,52 @@ export const CleanReport = z.object({
 });
 export type CleanReport = z.infer<typeof CleanReport>;
 
+/**
+ * The ramdisk's deploy report (`slipway.step=deploy`, deploy contract §3.5): the image written to
+ * `root_device`, read back and matched (`written_bytes`, its size), and the config drive
+ * extracted into `root_filesystem`.
+ */
+export const DeployReport = z.object({
+  step: z.literal('deploy'),
+  root_device: z.string().min(1).max(256),
+  root_filesystem: z.string().min(1).max(256),
+  image_sha256: z.string().regex(/^[0-9a-f]{64}$/, '64 lower-case hex digits'),
+  written_bytes: z.number().int().min(0),
+  write_seconds: z.number().min(0),
+  configdrive: z.literal('nocloud'),
+  bootif: z.string().max(64).nullable().optional(),
+});
+export type DeployReport = z.infer<typeof DeployReport>;
+
 /** What a ramdisk step reports when it failed (e.g. `erasing /dev/vdb failed: …`); the job fails with it. */
 export const StepErrorReport = z.strictObject({
-  step: z.enum(['inspect', 'clean']),
+  step: z.enum(['inspect', 'clean', 'deploy']),
   error: z.string().min(1).max(4000),
 });
 export type StepErrorReport = z.infer<typeof StepErrorReport>;
 
 /** The steps the ramdisk runs, each with its report. */
-export type RamdiskStep = 'inspect' | 'clean';
+export type RamdiskStep = 'inspect' | 'clean' | 'deploy';
 export interface StepReports {
   inspect: InspectReport;
   clean: CleanReport;
+  deploy: DeployReport;
 }
-const REPORT_SCHEMAS: { [S in RamdiskStep]: z.ZodType<StepReports[S]> } = { inspect: InspectReport, clean: CleanReport };
+const REPORT_SCHEMAS: { [S in RamdiskStep]: z.ZodType<StepReports[S]> } = { inspect: InspectReport, clean: CleanReport, deploy: DeployReport };
+
+/** What a deploy registration hands the ramdisk (`GET /deploy/{token}`, `GET /configdrive/{token}.tar`). */
+export interface DeployOptions {
+  /** The image, already in the service's image cache (served at `/images/<sha256>`). */
+  image: { sha256: string; size: number };
+  /** The config drive: an uncompressed ustar (agent/configdrive.ts). */
+  configdrive: Buffer;
+  /** A whole disk, e.g. `/dev/vda`; absent: the ramdisk picks. */
+  rootDevice?: string;
+}
+
+/** Largest config drive a registration takes (it is held in memory until the step ends). */
+export const MAX_CONFIGDRIVE_BYTES = 4 * 1024 * 1024;
+const ROOT_DEVICE_RE = /^\/dev\/[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
 
 /** A completed step: the report (or the step's error), and the MACs that fetched its script. */
 export interface StepResult<S extends RamdiskStep = RamdiskStep> {
@@ -121,7 +160,8 @@ export class RamdiskStepError extends Error {
   }
 }
 
-const STEP_NOUN: Record<RamdiskStep, string> = { inspect: 'inspection', clean: 'cleaning' };
+const STEP_NOUN: Record<RamdiskStep, string> = { inspect: 'inspection', clean: 'cleaning', deploy: 'deploy' };
+const STEP_PARTICIPLE: Record<RamdiskStep, string> = { inspect: 'inspected', clean: 'cleaned', deploy: 'deployed' };
 
 export class InspectionTimeout extends Error {
   constructor(
@@ -150,11 +190,13 @@ export interface NetbootOptions {
   kernelArgs?: string;
   /** Told of every request served (for logs, timings and tests). */
   onEvent?: (event: NetbootEvent) => void;
+  /** The agent's image cache: `/images/{sha256}` serves its verified files (absent: none). */
+  images?: ImageCache;
 }
 
 export type NetbootEvent =
   | { kind: 'script'; mac: string; step: RamdiskStep | 'local' }
-  | { kind: 'file'; file: 'kernel' | 'initramfs'; status: number }
+  | { kind: 'file'; file: 'kernel' | 'initramfs' | 'image' | 'configdrive' | 'instructions'; status: number }
   | { kind: 'report'; status: number; macs: readonly string[] };
 
 /** A registered ramdisk step: wait for its report, then close it (always). */
@@ -180,6 +222,8 @@ interface Pending {
   /** Unknown MAC a discovery is bound to (the first that fetched its script). */
   boundMac: string | null;
   fetchedBy: Set<string>;
+  /** A deploy's instructions and config drive. */
+  deploy: DeployOptions | null;
   result: StepResult | null;
   closed: boolean;
   settle: ((r: StepResult | Error) => void) | null;
@@ -194,6 +238,11 @@ export class NetbootService {
   private readonly discoveryQueue: (() => void)[] = [];
   private readonly publicUrl: string;
   private stopped = false;
+
+  /** The image cache `/images/{sha256}` serves from (NetbootOptions.images). */
+  get images(): ImageCache | undefined {
+    return this.opts.images;
+  }
 
   constructor(private readonly opts: NetbootOptions) {
     this.publicUrl = opts.publicUrl.replace(/\/+$/, '');
@@ -244,11 +293,15 @@ export class NetbootService {
   /**
    * Registers the ramdisk step `step` (default inspect) for `macs` (none: a discovery, which
    * first waits until no other discovery is pending). Throws when a MAC already has a step pending.
+   * A deploy needs its DeployOptions (the image must be in the image cache by then).
    */
   async register(macsIn: readonly string[]): Promise<Inspection<'inspect'>>;
-  async register<S extends RamdiskStep>(macsIn: readonly string[], step: S): Promise<Inspection<S>>;
-  async register(macsIn: readonly string[], step: RamdiskStep = 'inspect'): Promise<Inspection<RamdiskStep>> {
-    if (!(step in REPORT_SCHEMAS)) throw new TypeError(`unknown ramdisk step ${JSON.stringify(step)}`);
+  async register<S extends 'inspect' | 'clean'>(macsIn: readonly string[], step: S): Promise<Inspection<S>>;
+  async register(macsIn: readonly string[], step: 'deploy', deploy: DeployOptions): Promise<Inspection<'deploy'>>;
+  async register(macsIn: readonly string[], step: RamdiskStep = 'inspect', deploy?: DeployOptions): Promise<Inspection<RamdiskStep>> {
+    if (!Object.hasOwn(REPORT_SCHEMAS, step)) throw new TypeError(`unknown ramdisk step ${JSON.stringify(step)}`);
+    if (step === 'deploy') checkDeploy(deploy);
+    else if (deploy) throw new TypeError(`a ${step} registration takes no deploy options`);
     const macs = macsIn.map((m) => {
       const n = normalizeMac(m);
       if (!n) throw new TypeError(`${JSON.stringify(m)} is not a MAC address`);
@@ -264,7 +317,7 @@ export class NetbootService {
       }
     } else {
       const busy = macs.filter((m) => this.byMac.has(m));
-      if (busy.length > 0) throw new Error(`MAC ${busy.join(', ')} is already being ${this.byMac.get(busy[0]!)!.step === 'clean' ? 'cleaned' : 'inspected'}`);
+      if (busy.length > 0) throw new Error(`MAC ${busy.join(', ')} is already being ${STEP_PARTICIPLE[this.byMac.get(busy[0]!)!.step]}`);
     }
     const p: Pending = {
       token: randomBytes(24).toString('base64url'),
@@ -273,6 +326,7 @@ export class NetbootService {
       discovery,
       boundMac: null,
       fetchedBy: new Set(),
+      deploy: step === 'deploy' ? deploy! : null,
       result: null,
       closed: false,
       settle: null,
@@ -333,7 +387,16 @@ export class NetbootService {
     if (!p || p.result) return { body: '#!ipxe\n# Slipway: nothing to do for this machine: boot from its disk\nexit\n', step: 'local' };
     p.fetchedBy.add(mac);
     const u = this.publicUrl;
-    const args = [`initrd=initramfs`, `slipway.callback=${u}/callback/${p.token}`, `slipway.step=${p.step}`, 'BOOTIF=${mac}', this.opts.kernelArgs ?? ''].filter(Boolean).join(' ');
+    const args = [
+      `initrd=initramfs`,
+      `slipway.callback=${u}/callback/${p.token}`,
+      `slipway.step=${p.step}`,
+      p.step === 'deploy' ? `slipway.deploy=${u}/deploy/${p.token}` : '',
+      'BOOTIF=${mac}',
+      this.opts.kernelArgs ?? '',
+    ]
+      .filter(Boolean)
+      .join(' ');
     return { body: `#!ipxe\n# Slipway: ${p.step}\nkernel ${u}/boot/kernel ${args}\ninitrd --name initramfs ${u}/boot/initramfs\nboot\n`, step: p.step };
   }
 
@@ -362,17 +425,72 @@ export class NetbootService {
       if (req.method !== 'POST') return send(res, 405, 'method not allowed\n', { Allow: 'POST' });
       return this.callback(req, res, cb[1]!);
     }
+    const instructions = /^\/deploy\/([A-Za-z0-9_-]{1,128})$/.exec(path);
+    if (instructions) {
+      if (req.method !== 'GET') return send(res, 405, 'method not allowed\n', { Allow: 'GET' });
+      const p = this.pendingDeploy(instructions[1]!);
+      const status = p ? 200 : 404;
+      if (p) send(res, 200, this.instructions(p), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
+      else send(res, 404, 'unknown or used deploy\n');
+      log.info('deploy instructions requested', { macs: p?.macs ?? [], status });
+      this.opts.onEvent?.({ kind: 'file', file: 'instructions', status });
+      return;
+    }
+    const drive = /^\/configdrive\/([A-Za-z0-9_-]{1,128})\.tar$/.exec(path);
+    if (drive) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
+      const p = this.pendingDeploy(drive[1]!);
+      if (p) {
+        const tar = p.deploy!.configdrive;
+        res.writeHead(200, { 'Content-Type': 'application/x-tar', 'Content-Length': String(tar.length), 'Cache-Control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : tar);
+      } else send(res, 404, 'unknown or used deploy\n', {}, req.method === 'HEAD');
+      this.opts.onEvent?.({ kind: 'file', file: 'configdrive', status: p ? 200 : 404 });
+      return;
+    }
+    const image = /^\/images\/([0-9a-f]{64})$/.exec(path);
+    if (image) {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed\n', { Allow: 'GET, HEAD' });
+      // Only a file this process hashed and matched: never bytes nobody checked.
+      const cached = this.opts.images?.path(image[1]!);
+      let status = 404;
+      if (cached) status = this.serveFile(req, res, cached.path, 'image cache file vanished');
+      else send(res, 404, 'no such image in the agent cache\n', {}, req.method === 'HEAD');
+      log.info('image requested', { sha256: image[1], status, method: req.method });
+      this.opts.onEvent?.({ kind: 'file', file: 'image', status });
+      return;
+    }
     return send(res, 404, 'not found\n');
   }
 
-  private serveFile(req: IncomingMessage, res: ServerResponse, file: string): number {
+  /** The pending (not yet reported, not closed) deploy registration of a token. */
+  private pendingDeploy(token: string): Pending | null {
+    const p = this.byToken.get(token);
+    return p && p.step === 'deploy' && p.deploy && !p.result && !p.closed ? p : null;
+  }
+
+  /** The deploy contract's §2 key=value lines. */
+  private instructions(p: Pending): string {
+    const d = p.deploy!;
+    const u = this.publicUrl;
+    return [
+      `image_url=${u}/images/${d.image.sha256}`,
+      `image_sha256=${d.image.sha256}`,
+      `image_size=${d.image.size}`,
+      `configdrive_url=${u}/configdrive/${p.token}.tar`,
+      ...(d.rootDevice ? [`root_device=${d.rootDevice}`] : []),
+      '',
+    ].join('\n');
+  }
+
+  private serveFile(req: IncomingMessage, res: ServerResponse, file: string, missing = 'boot file missing (npm run ramdisk builds the ramdisk)'): number {
     let size: number;
     try {
       const st = statSync(file);
       if (!st.isFile()) throw new Error('not a file');
       size = st.size;
     } catch {
-      log.error('boot file missing (npm run ramdisk builds the ramdisk)', { file });
+      log.error(missing, { file });
       send(res, 404, 'boot file missing on the agent\n');
       return 404;
     }
@@ -435,6 +553,17 @@ export class NetbootService {
   }
 }
 
+/** Refuses deploy options the ramdisk could not use (they become key=value lines). */
+function checkDeploy(d: DeployOptions | undefined): asserts d is DeployOptions {
+  if (!d) throw new TypeError('a deploy registration needs its image and config drive');
+  if (!/^[0-9a-f]{64}$/.test(d.image.sha256)) throw new TypeError('deploy image sha256 must be 64 lower-case hex digits');
+  if (!Number.isSafeInteger(d.image.size) || d.image.size <= 0) throw new TypeError(`deploy image size ${d.image.size} is not a positive integer`);
+  if (!Buffer.isBuffer(d.configdrive) || d.configdrive.length === 0 || d.configdrive.length > MAX_CONFIGDRIVE_BYTES) {
+    throw new TypeError(`the config drive must be 1 to ${MAX_CONFIGDRIVE_BYTES} bytes`);
+  }
+  if (d.rootDevice !== undefined && d.rootDevice !== '' && !ROOT_DEVICE_RE.test(d.rootDevice)) throw new TypeError(`root device ${JSON.stringify(d.rootDevice)} is not a /dev path`);
+}
+
 function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}, headOnly = false): void {
   const buf = Buffer.from(body, 'utf8');
   res.writeHead(status, status === 204 ? headers : { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(buf.length), ...headers });
@@ -476,6 +605,29 @@ export function cleaningOutput(result: StepResult<'clean'>): {
   const fetched = bootif && r.fetchedBy.includes(bootif) ? bootif : r.fetchedBy.length === 1 ? r.fetchedBy[0]! : null;
   return {
     disks: r.report.disks.map((d) => ({ name: d.name, size: d.size, method: d.method, verified_bytes: d.verified_bytes })),
+    boot_mac: fetched ?? bootif,
+  };
+}
+
+/** The deploy step's report as the job's fields; throws RamdiskStepError for the error form. */
+export function deployOutput(result: StepResult<'deploy'>): {
+  root_device: string;
+  root_filesystem: string;
+  image_sha256: string;
+  written_bytes: number;
+  write_seconds: number;
+  boot_mac: string | null;
+} {
+  const r = stepReport('deploy', result);
+  // As for cleaning: the report names no interfaces.
+  const bootif = bootifMac(r.bootif);
+  const fetched = bootif && result.fetchedBy.includes(bootif) ? bootif : result.fetchedBy.length === 1 ? result.fetchedBy[0]! : null;
+  return {
+    root_device: r.root_device,
+    root_filesystem: r.root_filesystem,
+    image_sha256: r.image_sha256,
+    written_bytes: r.written_bytes,
+    write_seconds: r.write_seconds,
     boot_mac: fetched ?? bootif,
   };
 }

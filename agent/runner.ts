@@ -26,7 +26,10 @@ export class Agent {
   /** Counters for logs and tests. */
   readonly stats = { claimed: 0, succeeded: 0, failed: 0, released: 0, apiErrors: 0 };
 
-  /** `netboot`: the site boot service `inspect` and `clean` jobs use (started and stopped by the caller). */
+  /**
+   * `netboot`: the site boot service `inspect`, `clean` and image `deploy_node` jobs use (started
+   * and stopped by the caller); its image cache (NetbootOptions.images) is the one deploys fill.
+   */
   constructor(
     private readonly config: AgentConfig,
     makeDriver: DriverFactory,
@@ -38,6 +41,7 @@ export class Agent {
       ssh: sshOptions(config),
       ...(config.deploy_hook ? { deployHook: deployHook(config.deploy_hook) } : {}),
       ...(netboot ? { netboot } : {}),
+      ...(netboot?.images ? { images: netboot.images } : {}),
     };
   }
 

@@ -1,23 +1,31 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
 import { deployHook } from '../../agent/deploy-hook.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { IpmiDriver } from '../../agent/drivers/ipmi.ts';
 import { describeFailure, type Executors, execute, parseJob, type VendorDriver } from '../../agent/executor.ts';
+import { ImageCache } from '../../agent/images.ts';
+import { NetbootService } from '../../agent/netboot.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { type RedfishSim, type SimSystemState, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { waitFor } from '../support/wait.ts';
 import { rejection } from '../support/rejection.ts';
 
 /**
- * The agent's `deploy_node` job (Drydock deploy: the deploy hook gets the node's boot-action
- * info, then a one-time PXE boot and a power cycle) through `parseJob`/`execute`, against the
- * Redfish simulator and against real `ipmitool` talking to `ipmi_sim`. The hooks are real
- * processes run by the agent's own `deployHook`.
+ * The agent's `deploy_node` job through `parseJob`/`execute` (deploy contract §6):
+ *
+ * - the hook method (the deploy hook gets the node's boot-action info, then a one-time PXE boot
+ *   and a power cycle) against the Redfish simulator and against real `ipmitool` talking to
+ *   `ipmi_sim`; the hooks are real processes run by the agent's own `deployHook`;
+ * - the image method against the Redfish simulator, the agent's boot service and image cache,
+ *   with the test playing the node's ramdisk over HTTP (the VM tests boot the real one);
+ * - the refusals: no image and no hook, an image not in the catalog, an image whose sha256 does
+ *   not match (before any BMC call).
  */
 
 const USER = 'admin';
@@ -46,6 +54,9 @@ function bootaction(node = 'n01') {
   };
 }
 
+
+/** A deploy hook that has nothing to do (the job runs none for a node without boot actions). */
+const okHook = async () => ({ exit_code: 0 });
 
 /** Running (a killed process whose parent died is a zombie until init reaps it: that counts as gone). */
 const alive = (pid: number) => {
@@ -76,10 +87,10 @@ describe('deploy_node over Redfish (simulator)', () => {
   const job = (extra: Record<string, unknown> = {}) =>
     parseJob('deploy_node', { driver: 'redfish', driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS }, ...extra });
 
-  it('sets a one-time PXE boot override, then power-cycles the node', async () => {
+  it('with a deploy hook: sets a one-time PXE boot override, then power-cycles the node', async () => {
     const s = await node();
-    const out = await execute(job(), executors());
-    expect(out).toEqual({ boot_device: 'pxe', power_state: 'power on' });
+    const out = await execute(job(), executors({ deployHook: okHook }));
+    expect(out).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on' });
     const st = s.state('1');
     expect(st.patches).toEqual([{ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }]);
     expect(st.resets).toEqual(['ForceRestart']);
@@ -91,7 +102,7 @@ describe('deploy_node over Redfish (simulator)', () => {
 
   it('powers on a node that is off (the cycle of an off node) after the override', async () => {
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off', powerDelayMs: 50 }] });
-    expect(await execute(job(), executors())).toEqual({ boot_device: 'pxe', power_state: 'power on' });
+    expect(await execute(job(), executors({ deployHook: okHook }))).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on' });
     expect(sim.state('1')).toMatchObject({ PowerState: 'On', resets: ['On'], BootSourceOverrideEnabled: 'Disabled', BootSourceOverrideTarget: 'Pxe' });
   });
 
@@ -111,7 +122,7 @@ describe('deploy_node over Redfish (simulator)', () => {
         },
       }),
     );
-    expect(out).toEqual({ boot_device: 'pxe', power_state: 'power on', hook: { exit_code: 0 } });
+    expect(out).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on', hook: { exit_code: 0 } });
     const stdin = readFileSync(file, 'utf8');
     expect(stdin.endsWith('\n')).toBe(true);
     expect(JSON.parse(stdin)).toEqual(info);
@@ -123,7 +134,7 @@ describe('deploy_node over Redfish (simulator)', () => {
     await node();
     const file = tempFile('unused');
     const out = await execute(job(), executors({ deployHook: deployHook({ command: ['sh', '-c', `cat > '${file}'`], timeout_seconds: 5 }) }));
-    expect(out).toEqual({ boot_device: 'pxe', power_state: 'power on' });
+    expect(out).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on' });
     expect(existsSync(file)).toBe(false);
   });
 
@@ -210,9 +221,9 @@ describe('deploy_node over IPMI (ipmitool + ipmi_sim)', () => {
   const job = (s: IpmiSim, extra: Record<string, unknown> = {}) =>
     parseJob('deploy_node', { driver: 'ipmi', driver_info: { ipmi_address: s.address, ipmi_port: s.port, ipmi_username: s.username, ipmi_password: s.password }, ...extra });
 
-  it('sets PXE for the next boot only, then power-cycles the node', async () => {
+  it('with a deploy hook: sets PXE for the next boot only, then power-cycles the node', async () => {
     const s = await node();
-    expect(await execute(job(s), executors())).toEqual({ boot_device: 'pxe', power_state: 'power on' });
+    expect(await execute(job(s), executors({ deployHook: okHook }))).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on' });
     // On the wire: a one-time bootdev (no options=persistent) before the one power cycle.
     const bootdev = commands.indexOf('chassis bootdev pxe');
     const cycle = commands.indexOf('chassis power cycle');
@@ -241,7 +252,7 @@ describe('deploy_node over IPMI (ipmitool + ipmi_sim)', () => {
         },
       }),
     );
-    expect(out).toEqual({ boot_device: 'pxe', power_state: 'power on', hook: { exit_code: 0 } });
+    expect(out).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on', hook: { exit_code: 0 } });
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(info);
     expect(linesAtHook).toEqual([]);
     expect(s.events().lines).toEqual(['boot pxe', 'power 0', 'power 1']);
@@ -255,5 +266,239 @@ describe('deploy_node over IPMI (ipmitool + ipmi_sim)', () => {
     expect(commands).toEqual([]);
     expect(s.events().lines).toEqual([]);
     expect(s.state().power).toBe('on');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+
+describe('deploy_node: which method, and the refusals', () => {
+  let sim: RedfishSim;
+  afterEach(async () => {
+    await sim?.stop();
+  });
+  const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 20, timeout_ms: 2000, power_timeout_ms: 5000 } });
+  const base = (): Executors => ({ makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 } });
+  const job = (extra: Record<string, unknown> = {}) =>
+    parseJob('deploy_node', { driver: 'redfish', driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS }, ...extra });
+  const untouched = { PowerState: 'On', patches: [], resets: [], BootSourceOverrideTarget: 'None' };
+
+  it('fails without an image and without a hook, leaving the BMC untouched', async () => {
+    sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] });
+    const err = await rejection(execute(job({ bootaction: bootaction() }), base()));
+    expect(describeFailure(err)).toBe('cannot deploy: the design names no platform.image and the agent has no deploy_hook');
+    expect(sim.state('1')).toMatchObject(untouched);
+  });
+
+  it('fails for an image not in the catalog when there is no hook, naming it', async () => {
+    sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] });
+    const err = await rejection(execute(job({ image: 'ubuntu-24.04' }), base()));
+    expect(describeFailure(err)).toBe('cannot deploy: the site has no image "ubuntu-24.04" (netboot.images) and no deploy_hook');
+    expect(sim.state('1')).toMatchObject(untouched);
+  });
+
+  it('runs the hook for an image not in the catalog when there is one', async () => {
+    sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On', powerDelayMs: 20 }] });
+    expect(await execute(job({ image: 'ubuntu-24.04' }), { ...base(), deployHook: okHook })).toEqual({ method: 'hook', boot_device: 'pxe', power_state: 'power on' });
+  });
+
+  it('checks the new fields', () => {
+    sim = undefined as unknown as RedfishSim;
+    const p = { driver: 'redfish', driver_info: {} };
+    expect(parseJob('deploy_node', { ...p, macs: ['52-54-00-AA-00-01'], image: 'debian', hostname: 'n01.example.com', root_device: '/dev/vda', timeout_seconds: 600 }).payload).toMatchObject({
+      macs: ['52:54:00:aa:00:01'],
+      image: 'debian',
+      hostname: 'n01.example.com',
+      root_device: '/dev/vda',
+    });
+    expect(() => parseJob('deploy_node', { ...p, macs: ['zz'] })).toThrow(/^job deploy_node: macs\.0: not a MAC address$/);
+    expect(() => parseJob('deploy_node', { ...p, hostname: 'n01\nx' })).toThrow(/hostname/);
+    expect(() => parseJob('deploy_node', { ...p, root_device: 'vda' })).toThrow(/root_device/);
+    expect(() => parseJob('deploy_node', { ...p, image: '' })).toThrow(/image/);
+    expect(() => parseJob('deploy_node', { ...p, bootdata_url: 'ftp://x/y' })).toThrow(/bootdata_url/);
+    expect(() => parseJob('deploy_node', { ...p, timeout_seconds: 0 })).toThrow(/timeout_seconds/);
+  });
+});
+
+describe('deploy_node: image deploy (Redfish simulator, boot service; the test plays the ramdisk)', () => {
+  const MAC = '52:54:00:de:00:01';
+  const IMG = Buffer.concat([Buffer.from('slipway deploy image\n'), randomBytes(200_000)]);
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const RELEASE_SHA = sha(Buffer.from('the release the catalog names'));
+  let sim: RedfishSim | undefined;
+  let netboot: NetbootService;
+  let images: ImageCache;
+  let nbBase: string;
+  let srcUrl: string;
+
+  beforeAll(async () => {
+    const src = join(dir, 'image.raw');
+    writeFileSync(src, IMG);
+    srcUrl = pathToFileURL(src).toString();
+    const corrupt = join(dir, 'corrupt.raw');
+    writeFileSync(corrupt, Buffer.concat([IMG.subarray(0, 1000), Buffer.from('!'), IMG.subarray(1001)]));
+    images = new ImageCache({
+      dir: join(dir, 'cache'),
+      // `corrupt`: what the catalog says (the hash of a release) is not what the URL serves.
+      images: { debian: { url: srcUrl, sha256: sha(IMG) }, corrupt: { url: pathToFileURL(corrupt).toString(), sha256: RELEASE_SHA } },
+    });
+    netboot = new NetbootService({ host: '127.0.0.1', port: 0, publicUrl: 'http://10.0.2.100:8080', kernel: join(dir, 'k'), initramfs: join(dir, 'i'), images });
+    await netboot.start();
+    nbBase = `http://127.0.0.1:${netboot.address.port}`;
+  });
+  afterAll(async () => {
+    await netboot?.stop();
+  });
+  afterEach(async () => {
+    await sim?.stop();
+    sim = undefined;
+  });
+
+  const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 20, timeout_ms: 2000, power_timeout_ms: 5000 } });
+  const executors = (extra: Partial<Executors> = {}): Executors => ({
+    makeDriver: driverFactory({ ...cfg, token: 'unused-token' }),
+    ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 },
+    netboot,
+    images,
+    ...extra,
+  });
+  const job = (s: RedfishSim, extra: Record<string, unknown> = {}) =>
+    parseJob('deploy_node', {
+      driver: 'redfish',
+      driver_info: { redfish_address: s.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
+      node_id: 'node-1',
+      macs: [MAC],
+      image: 'debian',
+      hostname: 'n01',
+      timeout_seconds: 20,
+      ...extra,
+    });
+
+  /** What the ramdisk does: fetch its script (until the agent registered it), then its instructions. */
+  async function ramdisk(): Promise<{ callback: string; instructions: Record<string, string> }> {
+    for (let i = 0; i < 400; i++) {
+      const text = await (await fetch(`${nbBase}/boot/${MAC}.ipxe`)).text();
+      const m = /slipway\.callback=http:\/\/10\.0\.2\.100:8080(\/callback\/\S+) slipway\.step=deploy slipway\.deploy=http:\/\/10\.0\.2\.100:8080(\/deploy\/\S+) /.exec(text);
+      if (m) {
+        const res = await fetch(`${nbBase}${m[2]}`);
+        expect(res.status).toBe(200);
+        const instructions = Object.fromEntries((await res.text()).trimEnd().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        return { callback: m[1]!, instructions };
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`${MAC} never got the deploy script`);
+  }
+  const local = (u: string) => u.replace('http://10.0.2.100:8080', nbBase);
+  const report = (callback: string, body: object) => fetch(`${nbBase}${callback}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  /** The ramdisk's `poweroff -f`, as the BMC sees it. */
+  const poweroff = (s: RedfishSim) =>
+    fetch(`${s.url}/redfish/v1/Systems/1/Actions/ComputerSystem.Reset`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}` },
+      body: JSON.stringify({ ResetType: 'ForceOff' }),
+    });
+  const good = (over: Record<string, unknown> = {}) => ({ step: 'deploy', root_device: '/dev/vda', root_filesystem: '/dev/vda1', image_sha256: sha(IMG), written_bytes: IMG.length, write_seconds: 0.5, configdrive: 'nocloud', bootif: MAC, ...over });
+
+  it('fetches the image, boots the ramdisk to write it, then boots the node from its disk', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On', powerDelayMs: 20 }] }));
+    const info = bootaction('n01');
+    const running = execute(job(s, { bootaction: info, bootdata_url: 'http://10.0.2.2:9000/api/v1.0/bootactions/nodes/n01', root_device: '/dev/vda' }), executors());
+    const { callback, instructions } = await ramdisk();
+    expect(instructions).toEqual({
+      image_url: `http://10.0.2.100:8080/images/${sha(IMG)}`,
+      image_sha256: sha(IMG),
+      image_size: String(IMG.length),
+      configdrive_url: expect.stringMatching(/^http:\/\/10\.0\.2\.100:8080\/configdrive\/[A-Za-z0-9_-]+\.tar$/),
+      root_device: '/dev/vda',
+    });
+    const image = Buffer.from(await (await fetch(local(instructions.image_url!))).arrayBuffer());
+    expect(image.equals(IMG)).toBe(true);
+    const drive = await fetch(local(instructions.configdrive_url!));
+    expect(drive.status).toBe(200);
+    const tar = Buffer.from(await drive.arrayBuffer());
+    // The key went into the config drive (its bootaction file), as the node will read it.
+    expect(tar.includes(Buffer.from(`action_key=${info.action_key}\n`))).toBe(true);
+    expect(tar.includes(Buffer.from('packages=curl jq=1.6-2\n'))).toBe(true);
+    // While the ramdisk runs: PXE once, power-cycled; nothing else yet.
+    expect(s.state('1')).toMatchObject({ resets: ['ForceRestart'], patches: [{ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }] });
+    expect((await report(callback, good())).status).toBe(204);
+    await poweroff(s);
+    expect(await running).toEqual({
+      method: 'image',
+      image: 'debian',
+      image_sha256: sha(IMG),
+      root_device: '/dev/vda',
+      root_filesystem: '/dev/vda1',
+      written_bytes: IMG.length,
+      write_seconds: 0.5,
+      boot_device: 'disk',
+      power_state: 'power on',
+    });
+    const st = s.state('1');
+    expect(st.resets).toEqual(['ForceRestart', 'ForceOff', 'On']);
+    expect(st.patches).toEqual([
+      { Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } },
+      { Boot: { BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' } },
+    ]);
+    expect(st).toMatchObject({ PowerState: 'On', BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+    // Done: the registration is gone, the machine boots locally if it network-boots.
+    expect(await (await fetch(`${nbBase}/boot/${MAC}.ipxe`)).text()).toMatch(/\nexit\n$/);
+  });
+
+  it('forces off a node that does not power itself off after its report, then boots it from disk', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const running = execute(job(s), executors({ ramdiskPowerOffWaitMs: 300 }));
+    const { callback } = await ramdisk();
+    expect((await report(callback, good())).status).toBe(204);
+    expect(await running).toMatchObject({ method: 'image', boot_device: 'disk', power_state: 'power on' });
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: ['On', 'ForceOff', 'On'], BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+  });
+
+  it("fails with the ramdisk's error verbatim, powered off, never set to boot from disk", async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const running = execute(job(s), executors()).catch((e: unknown) => e);
+    const { callback } = await ramdisk();
+    const error = `image written to /dev/vda does not match its sha256 (expected ${sha(IMG)}, read ${'0'.repeat(64)})`;
+    expect((await report(callback, { step: 'deploy', error })).status).toBe(204);
+    const err = await running;
+    expect(describeFailure(err)).toBe(error);
+    expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['On', 'ForceOff'] });
+    expect(s.state('1').patches).toHaveLength(1);
+  });
+
+  it('fails when the ramdisk reports another image than it was sent', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const running = execute(job(s), executors()).catch((e: unknown) => e);
+    const { callback } = await ramdisk();
+    expect((await report(callback, good({ image_sha256: 'f'.repeat(64) }))).status).toBe(204);
+    expect(describeFailure(await running)).toBe(
+      `the ramdisk reported writing ${IMG.length} bytes of image ${'f'.repeat(64)} to /dev/vda, not the ${IMG.length} bytes of ${sha(IMG)} (image "debian") it was sent`,
+    );
+    expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['On', 'ForceOff'] });
+  });
+
+  it('fails an image whose sha256 does not match before any BMC call', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const err = await rejection(execute(job(s, { image: 'corrupt' }), executors()));
+    expect(describeFailure(err)).toMatch(new RegExp(`^image "corrupt": sha256 mismatch \\(expected ${RELEASE_SHA}, got [0-9a-f]{64}\\) from file:///.*/corrupt\\.raw$`));
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [], BootSourceOverrideTarget: 'None' });
+    // Nothing registered: the MAC boots locally.
+    expect(await (await fetch(`${nbBase}/boot/${MAC}.ipxe`)).text()).toMatch(/\nexit\n$/);
+  });
+
+  it('refuses a boot-action info it cannot put in the config drive before any BMC call', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const err = await rejection(execute(job(s, { bootaction: { ...bootaction(), report_url: 'http://x/\nnode_name=evil' } }), executors()));
+    expect(describeFailure(err)).toBe('invalid job: job deploy_node: config drive: bootaction.report_url contains a newline or another control character');
+    const keyErr = await rejection(execute(job(s, { bootaction: { ...bootaction(), action_key: 'not hex, secret' } }), executors()));
+    expect(describeFailure(keyErr)).toBe('invalid job: job deploy_node: bootaction.action_key: hex');
+    expect(s.state('1')).toMatchObject({ resets: [], patches: [] });
+  });
+
+  it('times out with a clear error, powered off and unregistered', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
+    const err = await rejection(execute(job(s, { timeout_seconds: 1 }), executors()));
+    expect(describeFailure(err)).toBe("deploy timed out after 1 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
+    expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['On', 'ForceOff'] });
   });
 });

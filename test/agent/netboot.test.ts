@@ -2,20 +2,30 @@
  * The agent's site boot service (agent/netboot.ts) without a VM: the iPXE script per MAC and
  * step, local boot for unknown MACs, discovery (one at a time), the kernel and initramfs served,
  * the callback (validated, bounded, single-use token), the `inspect` and `clean` jobs through
- * parseJob/execute against the Redfish simulator with the test playing the node, and the dnsmasq proxy-DHCP
- * configuration checked by `dnsmasq --test` (dnsmasq is never started).
+ * parseJob/execute against the Redfish simulator with the test playing the node, the deploy step
+ * (instructions, config drive, images from the cache, its report) and the config drive itself
+ * (read back by tar and busybox tar; its runcmd run by sh against a local bootdata server), and
+ * the dnsmasq proxy-DHCP configuration checked by `dnsmasq --test` (dnsmasq is never started).
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentConfig, RAMDISK_DIR } from '../../agent/config.ts';
+import { parse as parseYaml } from 'yaml';
+import { buildTarball } from '#core/drydock/bootactions/tarball.ts';
+import { AgentConfig, IMAGE_CACHE_DIR, RAMDISK_DIR } from '../../agent/config.ts';
+import { BOOTDATA_SCRIPT, buildConfigDrive } from '../../agent/configdrive.ts';
 import { dnsmasqConfig, dnsmasqConfigCommand } from '../../agent/dnsmasq.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { describeFailure, type Executors, execute, JobInputError, parseJob } from '../../agent/executor.ts';
-import { bootifMac, cleaningOutput, InspectReport, inspectionOutput, InspectionTimeout, MAX_REPORT_BYTES, NetbootService, normalizeMac, RamdiskStepError } from '../../agent/netboot.ts';
+import { ImageCache } from '../../agent/images.ts';
+import { bootifMac, cleaningOutput, DeployReport, deployOutput, InspectReport, inspectionOutput, InspectionTimeout, MAX_REPORT_BYTES, NetbootService, normalizeMac, RamdiskStepError } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 
 const run = promisify(execFile);
@@ -303,7 +313,7 @@ describe('the boot service: the clean step', () => {
       );
       await expect(svc.register([MAC], 'clean')).rejects.toThrow(`MAC ${MAC} is already being cleaned`);
       await expect(svc.register([MAC])).rejects.toThrow(`MAC ${MAC} is already being cleaned`);
-      await expect(svc.register([MAC2], 'deploy' as 'clean')).rejects.toThrow('unknown ramdisk step "deploy"');
+      await expect(svc.register([MAC2], 'flash' as 'clean')).rejects.toThrow('unknown ramdisk step "flash"');
       // Another MAC inspects meanwhile; a discovery may be a cleaning too.
       const i = await svc.register([MAC2]);
       const d = await svc.register([], 'clean');
@@ -379,6 +389,8 @@ describe('the agent config', () => {
       kernel: join(RAMDISK_DIR, 'vmlinuz'),
       initramfs: join(RAMDISK_DIR, 'initramfs.gz'),
       kernel_args: 'console=tty0 console=ttyS0,115200n8',
+      images: {},
+      image_cache_dir: IMAGE_CACHE_DIR,
     });
     expect(AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: {} }).success).toBe(false);
     expect(AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: { public_url: 'ftp://x' } }).success).toBe(false);
@@ -583,5 +595,306 @@ describe('dnsmasq proxy-DHCP configuration', () => {
     expect(() => dnsmasqConfig({ publicUrl: 'http://h:1', range: '10.0.0.0', interface: 'eth0\nport=53' })).toThrow('is not an interface name');
     expect(() => dnsmasqConfigCommand(['--public-url', 'http://boot.example:8081'])).toThrow('needs --range');
     expect(() => dnsmasqConfigCommand([])).toThrow('needs the boot service URL');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// The deploy step: instructions, config drive and images for the ramdisk (deploy contract §1–§5).
+
+/** The members of an uncompressed ustar, read from its headers (the writer under test is ours). */
+function ustarMembers(tar: Buffer): { name: string; mode: number; type: string; data: Buffer }[] {
+  const out: { name: string; mode: number; type: string; data: Buffer }[] = [];
+  for (let off = 0; off + 512 <= tar.length; ) {
+    const h = tar.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) break;
+    const str = (a: number, n: number) => h.subarray(a, a + n).toString('utf8').replace(/\0.*$/s, '');
+    expect(str(257, 6)).toBe('ustar');
+    const size = Number.parseInt(str(124, 12), 8);
+    const prefix = str(345, 155);
+    out.push({ name: prefix ? `${prefix}/${str(0, 100)}` : str(0, 100), mode: Number.parseInt(str(100, 8), 8), type: str(156, 1), data: tar.subarray(off + 512, off + 512 + size) });
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  return out;
+}
+
+/** Runs `cmd args` with `input` on stdin. */
+function withStdin(cmd: string, args: string[], input: Buffer, env?: NodeJS.ProcessEnv): Promise<{ stdout: string; stderr: string; code: number | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(env ? { env } : {}) });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ stdout, stderr, code }));
+    child.stdin.end(input);
+  });
+}
+
+const SHA_OF = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('the boot service: the deploy step', () => {
+  const IMG = Buffer.concat([Buffer.from('slipway test image\n'), Buffer.alloc(70_000, 7)]);
+  let images: ImageCache;
+  let dsvc: NetbootService;
+  let dbase: string;
+  const dscript = async (mac: string) => (await fetch(`${dbase}/boot/${mac}.ipxe`)).text();
+  const drive = () => buildConfigDrive({ instanceId: 'node-1', hostname: 'n01', mtime: 0 });
+
+  beforeAll(async () => {
+    const src = join(dir, 'deploy-image.raw');
+    writeFileSync(src, IMG);
+    images = new ImageCache({ dir: join(dir, 'image-cache'), images: { debian: { url: pathToFileURL(src).toString(), sha256: SHA_OF(IMG) } } });
+    dsvc = new NetbootService({ host: '127.0.0.1', port: 0, publicUrl: 'http://10.0.2.100:8080', kernel, initramfs, kernelArgs: 'console=ttyS0', images });
+    await dsvc.start();
+    dbase = `http://127.0.0.1:${dsvc.address.port}`;
+  });
+  afterAll(async () => {
+    await dsvc?.stop();
+  });
+
+  it('serves the deploy script with slipway.deploy, and the instructions for its token only', async () => {
+    const img = await images.ensure('debian');
+    const d = await dsvc.register([MAC], 'deploy', { image: { sha256: img.sha256, size: img.size }, configdrive: drive(), rootDevice: '/dev/vda' });
+    try {
+      expect(d.step).toBe('deploy');
+      expect(await dscript(MAC)).toBe(
+        [
+          '#!ipxe',
+          '# Slipway: deploy',
+          `kernel http://10.0.2.100:8080/boot/kernel initrd=initramfs slipway.callback=http://10.0.2.100:8080/callback/${d.token} slipway.step=deploy slipway.deploy=http://10.0.2.100:8080/deploy/${d.token} BOOTIF=\${mac} console=ttyS0`,
+          'initrd --name initramfs http://10.0.2.100:8080/boot/initramfs',
+          'boot',
+          '',
+        ].join('\n'),
+      );
+      const res = await fetch(`${dbase}/deploy/${d.token}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(await res.text()).toBe(
+        [
+          `image_url=http://10.0.2.100:8080/images/${img.sha256}`,
+          `image_sha256=${img.sha256}`,
+          `image_size=${IMG.length}`,
+          `configdrive_url=http://10.0.2.100:8080/configdrive/${d.token}.tar`,
+          'root_device=/dev/vda',
+          '',
+        ].join('\n'),
+      );
+      expect((await fetch(`${dbase}/deploy/not-a-token`)).status).toBe(404);
+      expect((await fetch(`${dbase}/deploy/${d.token}`, { method: 'POST' })).status).toBe(405);
+      await expect(dsvc.register([MAC], 'clean')).rejects.toThrow(`MAC ${MAC} is already being deployed`);
+      // An inspection's token has no instructions.
+      const i = await dsvc.register([MAC2]);
+      try {
+        expect((await fetch(`${dbase}/deploy/${i.token}`)).status).toBe(404);
+        expect((await fetch(`${dbase}/configdrive/${i.token}.tar`)).status).toBe(404);
+      } finally {
+        i.close();
+      }
+    } finally {
+      d.close();
+    }
+    // Closed: nothing is served for it any more.
+    expect((await fetch(`${dbase}/deploy/${d.token}`)).status).toBe(404);
+    expect((await fetch(`${dbase}/configdrive/${d.token}.tar`)).status).toBe(404);
+    expect(await dscript(MAC)).toMatch(/\nexit\n$/);
+  });
+
+  it('leaves root_device out when the ramdisk is to pick; refuses registrations it could not describe', async () => {
+    const img = await images.ensure('debian');
+    const image = { sha256: img.sha256, size: img.size };
+    const d = await dsvc.register([], 'deploy', { image, configdrive: drive() });
+    try {
+      expect(d.discovery).toBe(true);
+      expect(await (await fetch(`${dbase}/deploy/${d.token}`)).text()).not.toContain('root_device');
+    } finally {
+      d.close();
+    }
+    await expect((dsvc.register as (m: string[], s: string) => Promise<unknown>)([MAC], 'deploy')).rejects.toThrow('a deploy registration needs its image and config drive');
+    await expect(dsvc.register([MAC], 'deploy', { image, configdrive: drive(), rootDevice: '/dev/vda\nimage_url=http://evil' })).rejects.toThrow('is not a /dev path');
+    await expect(dsvc.register([MAC], 'deploy', { image: { sha256: 'AB'.repeat(32), size: 1 }, configdrive: drive() })).rejects.toThrow('sha256');
+    await expect(dsvc.register([MAC], 'deploy', { image: { ...image, size: 0 }, configdrive: drive() })).rejects.toThrow('not a positive integer');
+    await expect(dsvc.register([MAC], 'deploy', { image, configdrive: Buffer.alloc(0) })).rejects.toThrow('the config drive must be');
+  });
+
+  it("serves the registration's config drive, an uncompressed ustar that tar and busybox tar extract", async () => {
+    const img = await images.ensure('debian');
+    const tar = buildConfigDrive({
+      instanceId: 'node-1',
+      hostname: 'n01',
+      bootdataUrl: 'http://10.0.2.2:9000/api/v1.0/bootactions/nodes/n01',
+      bootaction: { node_name: 'n01', action_key: 'ab'.repeat(32), report_url: 'http://10.0.2.2:9000/api/v1.0/bootactions/', packages: ['curl', ['jq', '1.6-2'], ['vim', null]], action_ids: ['01HX1', '01HX2'] },
+    });
+    const d = await dsvc.register([MAC], 'deploy', { image: { sha256: img.sha256, size: img.size }, configdrive: tar });
+    try {
+      const res = await fetch(`${dbase}/configdrive/${d.token}.tar`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/x-tar');
+      expect(res.headers.get('content-length')).toBe(String(tar.length));
+      const body = Buffer.from(await res.arrayBuffer());
+      expect(body.equals(tar)).toBe(true);
+      expect(body.subarray(0, 2).equals(Buffer.from([0x1f, 0x8b]))).toBe(false); // not gzip
+      expect(ustarMembers(body).map((m) => [m.name, m.mode.toString(8), m.type])).toEqual([
+        ['var/lib/cloud/seed/nocloud/meta-data', '644', '0'],
+        ['var/lib/cloud/seed/nocloud/user-data', '600', '0'],
+        ['etc/slipway/bootaction', '600', '0'],
+      ]);
+      const listed = await withStdin('tar', ['-tvf', '-'], body);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toMatch(/^-rw------- 0\/0 .* etc\/slipway\/bootaction$/m);
+      // The ramdisk's own tar (busybox) extracts it into a root filesystem, relative to -C.
+      const rootfs = join(dir, 'rootfs');
+      mkdirSync(rootfs, { recursive: true });
+      const x = await withStdin('/bin/busybox', ['tar', '-x', '-C', rootfs], body);
+      expect(x).toMatchObject({ code: 0, stderr: '' });
+      expect(JSON.parse(readFileSync(join(rootfs, 'var/lib/cloud/seed/nocloud/meta-data'), 'utf8'))).toEqual({ 'instance-id': 'node-1', 'local-hostname': 'n01' });
+      expect(statSync(join(rootfs, 'etc/slipway/bootaction')).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(rootfs, 'etc/slipway/bootaction'), 'utf8')).toBe(
+        [
+          'node_name=n01',
+          `action_key=${'ab'.repeat(32)}`,
+          'bootdata_url=http://10.0.2.2:9000/api/v1.0/bootactions/nodes/n01',
+          'report_url=http://10.0.2.2:9000/api/v1.0/bootactions/',
+          'action_ids=01HX1 01HX2',
+          'packages=curl jq=1.6-2 vim',
+          '',
+        ].join('\n'),
+      );
+      const userData = readFileSync(join(rootfs, 'var/lib/cloud/seed/nocloud/user-data'), 'utf8');
+      expect(userData.startsWith('#cloud-config\n')).toBe(true);
+      // The key is in the 0600 bootaction file only, not in user-data (which cloud-init copies around).
+      expect(userData).not.toContain('ab'.repeat(32));
+      expect(parseYaml(userData)).toEqual({ hostname: 'n01', packages: ['curl', ['jq', '1.6-2'], 'vim'], runcmd: [['sh', '-c', BOOTDATA_SCRIPT]] });
+      // HEAD: the size only.
+      const head = await fetch(`${dbase}/configdrive/${d.token}.tar`, { method: 'HEAD' });
+      expect(head.headers.get('content-length')).toBe(String(tar.length));
+    } finally {
+      d.close();
+    }
+  });
+
+  it('serves /images/<sha256> only for images the cache verified, with Content-Length', async () => {
+    const other = SHA_OF(Buffer.from('nothing'));
+    expect((await fetch(`${dbase}/images/${other}`)).status).toBe(404);
+    expect((await fetch(`${dbase}/images/${SHA_OF(IMG).toUpperCase()}`)).status).toBe(404);
+    expect((await fetch(`${dbase}/images/../etc/passwd`)).status).toBe(404);
+    const img = await images.ensure('debian');
+    const res = await fetch(`${dbase}/images/${img.sha256}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-length')).toBe(String(IMG.length));
+    const bytes = Buffer.from(await res.arrayBuffer());
+    expect(SHA_OF(bytes)).toBe(img.sha256);
+    const head = await fetch(`${dbase}/images/${img.sha256}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(IMG.length));
+    expect((await fetch(`${dbase}/images/${img.sha256}`, { method: 'POST' })).status).toBe(405);
+    // A file in the cache directory that this process never checked is not served.
+    writeFileSync(join(images.dir, other), 'planted');
+    expect((await fetch(`${dbase}/images/${other}`)).status).toBe(404);
+    // A service without an image cache serves none.
+    expect((await fetch(`${base}/images/${img.sha256}`)).status).toBe(404);
+  });
+
+  it('validates the deploy report and its error form; deployOutput', async () => {
+    const img = await images.ensure('debian');
+    const good = { step: 'deploy', root_device: '/dev/vda', root_filesystem: '/dev/vda1', image_sha256: img.sha256, written_bytes: img.size, write_seconds: 1.25, configdrive: 'nocloud', bootif: MAC };
+    const d = await dsvc.register([MAC], 'deploy', { image: { sha256: img.sha256, size: img.size }, configdrive: drive() });
+    const e = await dsvc.register([MAC2], 'deploy', { image: { sha256: img.sha256, size: img.size }, configdrive: drive() });
+    const dpost = (path: string, body: object) => fetch(`${dbase}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    try {
+      const path = callbackPath(await dscript(MAC));
+      const epath = callbackPath(await dscript(MAC2));
+      const bad = await dpost(path, { ...good, image_sha256: img.sha256.toUpperCase(), configdrive: 'configdrive-v2', written_bytes: -1 });
+      expect(bad.status).toBe(400);
+      expect(await bad.text()).toMatch(/^invalid report: image_sha256: .*; written_bytes: .*; configdrive: /);
+      expect((await dpost(path, { ...good, root_filesystem: undefined })).status).toBe(400);
+      expect((await dpost(path, cleanReport())).status).toBe(400);
+      expect((await dpost(path, { step: 'clean', error: 'x' })).status).toBe(400);
+      expect((await dpost(path, good)).status).toBe(204);
+      // Reported: the instructions and the config drive are gone with the token.
+      expect((await fetch(`${dbase}/deploy/${d.token}`)).status).toBe(404);
+      expect((await fetch(`${dbase}/configdrive/${d.token}.tar`)).status).toBe(404);
+      expect(deployOutput(await d.wait(1000))).toEqual({ root_device: '/dev/vda', root_filesystem: '/dev/vda1', image_sha256: img.sha256, written_bytes: img.size, write_seconds: 1.25, boot_mac: MAC });
+      const error = 'image written to /dev/vda does not match its sha256 (expected a, read b)';
+      expect((await dpost(epath, { step: 'deploy', error })).status).toBe(204);
+      const r = await e.wait(1000);
+      expect(() => deployOutput(r)).toThrow(RamdiskStepError);
+      expect(() => deployOutput(r)).toThrow(error);
+      expect(DeployReport.safeParse({ ...good, bootif: null }).success).toBe(true);
+    } finally {
+      d.close();
+      e.close();
+    }
+  });
+});
+
+describe('the config drive', () => {
+  it('holds meta-data and user-data only when the node has no boot actions', () => {
+    const members = ustarMembers(buildConfigDrive({ instanceId: 'node-9', hostname: 'n09.example.com' }));
+    expect(members.map((m) => m.name)).toEqual(['var/lib/cloud/seed/nocloud/meta-data', 'var/lib/cloud/seed/nocloud/user-data']);
+    expect(parseYaml(members[1]!.data.toString())).toEqual({ hostname: 'n09.example.com', packages: [] });
+    expect(JSON.parse(members[0]!.data.toString())).toEqual({ 'instance-id': 'node-9', 'local-hostname': 'n09.example.com' });
+  });
+
+  it('refuses values that would break its key=value lines, naming the field, never the value', () => {
+    const ba = { node_name: 'n01', action_key: 'ab'.repeat(32), report_url: 'http://x/', packages: [], action_ids: ['a1'] };
+    expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'n01\nroot=/dev/sda' })).toThrow('config drive: hostname contains a newline or another control character');
+    expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', bootaction: { ...ba, report_url: 'http://x/\nnode_name=evil' } })).toThrow('bootaction.report_url contains a newline');
+    expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', bootaction: { ...ba, packages: ['a b'] } })).toThrow('bootaction.packages[0] is empty or contains whitespace');
+    expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', bootaction: { ...ba, action_key: `${ba.action_key}\n` } })).toThrow(/^config drive: bootaction\.action_key contains a newline/);
+    try {
+      buildConfigDrive({ instanceId: 'i', hostname: 'h', bootaction: { ...ba, action_key: 'secret\n' } });
+    } catch (err) {
+      expect((err as Error).message).not.toContain('secret');
+    }
+  });
+
+  it("user-data's runcmd fetches and unpacks the node's bootdata with its key, then enables and starts its units", async () => {
+    // The test plays the API (bootdata with the key header) and the node (sh, curl, tar; a
+    // systemctl that logs), with the script's absolute paths moved under a temporary root.
+    const root = mkdtempSync(join(dir, 'node-'));
+    const key = 'cd'.repeat(32);
+    const unitPath = join(root, 'etc/systemd/system/slipway-agent.service');
+    const filePath = join(root, 'etc/slipway/agent.conf');
+    const units = buildTarball([{ path: unitPath, mode: 0o644, data: Buffer.from('[Service]\nExecStart=/bin/true\n') }]);
+    const files = buildTarball([{ path: filePath, mode: 0o600, data: Buffer.from('token=1\n') }]);
+    const seen: string[] = [];
+    const api = createServer((req, res) => {
+      seen.push(`${req.url} ${req.headers['x-bootaction-key'] === key ? 'key' : 'no key'}`);
+      if (req.headers['x-bootaction-key'] !== key) return res.writeHead(403).end();
+      const body = req.url === '/nodes/n01/units' ? units : req.url === '/nodes/n01/files' ? files : null;
+      if (!body) return res.writeHead(404).end();
+      res.writeHead(200, { 'Content-Type': 'application/gzip' }).end(body);
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(api.address() as AddressInfo).port}/nodes/n01`;
+      const tar = buildConfigDrive({ instanceId: 'i', hostname: 'n01', bootdataUrl: url, bootaction: { node_name: 'n01', action_key: key, report_url: 'http://x/', packages: [], action_ids: ['a1'] } });
+      const rootfs = join(root, 'rootfs');
+      mkdirSync(rootfs);
+      expect((await withStdin('tar', ['-x', '-C', rootfs], tar)).code).toBe(0);
+      const runcmd = (parseYaml(readFileSync(join(rootfs, 'var/lib/cloud/seed/nocloud/user-data'), 'utf8')) as { runcmd: string[][] }).runcmd;
+      expect(runcmd).toHaveLength(1);
+      const [shell, flag, script] = runcmd[0]!;
+      expect([shell, flag]).toEqual(['sh', '-c']);
+      const bin = join(root, 'bin');
+      mkdirSync(bin);
+      writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "$*" >> '${join(root, 'systemctl.log')}'\n`, { mode: 0o755 });
+      const moved = script!.replace('f=/etc/slipway/bootaction', `f='${join(rootfs, 'etc/slipway/bootaction')}'`);
+      expect(moved).not.toBe(script);
+      const r = await withStdin(shell!, [flag!, moved], Buffer.alloc(0), { PATH: `${bin}:${process.env.PATH}`, NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' });
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(seen).toEqual(['/nodes/n01/files key', '/nodes/n01/units key']);
+      expect(readFileSync(filePath, 'utf8')).toBe('token=1\n');
+      expect(statSync(filePath).mode & 0o777).toBe(0o600);
+      expect(existsSync(unitPath)).toBe(true);
+      expect(readFileSync(join(root, 'systemctl.log'), 'utf8')).toBe('daemon-reload\nenable slipway-agent.service\nstart --no-block slipway-agent.service\n');
+      // Neither the key nor the URL is on a command line (ps would show it): both come from the file.
+      expect(script).not.toContain(key);
+    } finally {
+      api.closeAllConnections();
+      await new Promise<void>((r) => api.close(() => r()));
+    }
   });
 });

@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import type { Executors } from '../../agent/executor.ts';
+import type { ImageCache } from '../../agent/images.ts';
 import { type NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { type VmOptions, vmPrerequisitesMissing } from '../../agent/sim/vm.ts';
 
@@ -60,8 +61,11 @@ export async function prepareMachines(): Promise<typeof RAMDISK> {
  */
 export const BOOT = { ip: '10.0.2.100', port: 8080, url: 'http://10.0.2.100:8080' } as const;
 
-/** The agent's site boot service on a free loopback port, serving the ramdisk. */
-export async function startBootService(onEvent?: (e: NetbootEvent) => void): Promise<NetbootService> {
+/**
+ * The agent's site boot service on a free loopback port, serving the ramdisk (and, given an
+ * image cache, its verified images: what image deploys need).
+ */
+export async function startBootService(onEvent?: (e: NetbootEvent) => void, opts: { images?: ImageCache } = {}): Promise<NetbootService> {
   const netboot = new NetbootService({
     host: '127.0.0.1',
     port: 0,
@@ -70,6 +74,7 @@ export async function startBootService(onEvent?: (e: NetbootEvent) => void): Pro
     initramfs: RAMDISK.initramfs,
     kernelArgs: 'console=ttyS0 panic=-1 quiet',
     ...(onEvent ? { onEvent } : {}),
+    ...(opts.images ? { images: opts.images } : {}),
   });
   await netboot.start();
   return netboot;
@@ -91,8 +96,8 @@ export function bootFromService(dir: string, netboot: NetbootService): Pick<VmOp
   };
 }
 
-/** The agent's job executors with loopback-fast Redfish timings and the boot service. */
+/** The agent's job executors with loopback-fast Redfish timings and the boot service (and its image cache, if any). */
 export function agentExecutors(netboot: NetbootService): Executors {
   const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 100, timeout_ms: 2000, power_timeout_ms: 10_000 } });
-  return { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot };
+  return { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot, ...(netboot.images ? { images: netboot.images } : {}) };
 }

@@ -122,6 +122,14 @@ function checkFile(f: TarFile): Buffer {
  * // on the node: tar -xPzf node01-unit.tar.gz
  */
 export function buildTarball(files: readonly TarFile[], options: TarOptions = {}): Buffer {
+  return gzipSync(buildTar(files, options), { level: 9 });
+}
+
+/**
+ * The same archive as buildTarball, uncompressed (a plain ustar stream): for readers that
+ * cannot count on gzip, e.g. the agent's config drive, which the ramdisk pipes into busybox tar.
+ */
+export function buildTar(files: readonly TarFile[], options: TarOptions = {}): Buffer {
   const m = options.mtime ?? 0;
   const mtime = Math.max(0, Math.floor(m instanceof Date ? m.getTime() / 1000 : m));
   const parts: Buffer[] = [];
@@ -146,7 +154,7 @@ export function buildTarball(files: readonly TarFile[], options: TarOptions = {}
   parts.push(Buffer.alloc(2 * BLOCK));
   const size = parts.reduce((n, p) => n + p.length, 0);
   parts.push(Buffer.alloc((RECORD - (size % RECORD)) % RECORD));
-  return gzipSync(Buffer.concat(parts), { level: 9 });
+  return Buffer.concat(parts);
 }
 
 /**

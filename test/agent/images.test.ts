@@ -1,0 +1,241 @@
+/**
+ * The agent's image cache (agent/images.ts) against real local HTTP servers and files: a fetch
+ * is hashed and kept only when it matches, a mismatch leaves nothing behind, concurrent ensure()s
+ * share one download, leftovers are re-hashed before they are trusted, and the config section.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AgentConfig, IMAGE_CACHE_DIR } from '../../agent/config.ts';
+import { displayUrl, ImageCache, ImageError } from '../../agent/images.ts';
+import { rejection } from '../support/rejection.ts';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+let root: string;
+let server: Server;
+let base: string;
+/** Requests per path, and a per-path behaviour. */
+const hits = new Map<string, number>();
+const routes = new Map<string, (res: import('node:http').ServerResponse) => void>();
+
+const IMAGE = randomBytes(3 * 1024 * 1024 + 123);
+const OTHER = randomBytes(4096);
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'slipway-images-'));
+  server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const route = routes.get(path);
+    if (route) return route(res);
+    res.writeHead(404).end('nope');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((r) => server?.close(() => r()));
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+let dir: string;
+let seq = 0;
+beforeEach(() => {
+  dir = join(root, `cache-${++seq}`);
+  hits.clear();
+  routes.clear();
+});
+
+/** Serves `body` slowly enough (in chunks) that concurrent ensure()s overlap the download. */
+function serve(path: string, body: Buffer, chunkDelayMs = 0): void {
+  routes.set(path, (res) => {
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': String(body.length) });
+    let off = 0;
+    const step = () => {
+      if (off >= body.length) return res.end();
+      const next = Math.min(body.length, off + 256 * 1024);
+      res.write(body.subarray(off, next));
+      off = next;
+      setTimeout(step, chunkDelayMs);
+    };
+    step();
+  });
+}
+
+describe('ImageCache', () => {
+  it('fetches over HTTP, checks the sha256, keeps <dir>/<sha256> (0700 dir) and serves it by hash', async () => {
+    serve('/img.raw', IMAGE);
+    const cache = new ImageCache({ dir, images: { debian: { url: `${base}/img.raw`, sha256: sha(IMAGE).toUpperCase() } } });
+    expect(cache.path(sha(IMAGE))).toBeNull();
+    const got = await cache.ensure('debian');
+    expect(got).toEqual({ name: 'debian', sha256: sha(IMAGE), size: IMAGE.length, path: join(dir, sha(IMAGE)) });
+    expect(readFileSync(got.path).equals(IMAGE)).toBe(true);
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(readdirSync(dir)).toEqual([sha(IMAGE)]);
+    expect(cache.path(sha(IMAGE))).toEqual({ path: got.path, size: IMAGE.length });
+    expect(cache.path(sha(OTHER))).toBeNull();
+    // Verified once: a second ensure() does not download again.
+    await cache.ensure('debian');
+    expect(hits.get('/img.raw')).toBe(1);
+  });
+
+  it('a sha256 mismatch fails naming the image, both hashes and the URL, and leaves no file', async () => {
+    serve('/bad.raw', OTHER);
+    const want = sha(IMAGE);
+    const cache = new ImageCache({ dir, images: { bad: { url: `${base}/bad.raw`, sha256: want } } });
+    const err = await rejection(cache.ensure('bad'));
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe(`image "bad": sha256 mismatch (expected ${want}, got ${sha(OTHER)}) from ${base}/bad.raw`);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(cache.path(want)).toBeNull();
+    expect(cache.path(sha(OTHER))).toBeNull();
+  });
+
+  it('names the HTTP status, an unreachable server, and refuses an empty image', async () => {
+    const cache = new ImageCache({
+      dir,
+      images: {
+        missing: { url: `${base}/missing.raw?X-Amz-Signature=secret`, sha256: sha(IMAGE) },
+        down: { url: 'http://127.0.0.1:9/x.raw', sha256: sha(IMAGE) },
+        empty: { url: `${base}/empty.raw`, sha256: sha(Buffer.alloc(0)) },
+      },
+    });
+    routes.set('/empty.raw', (res) => res.writeHead(200, { 'Content-Length': '0' }).end());
+    // The query (a presigned URL's signature) never reaches the error text.
+    expect((await rejection(cache.ensure('missing'))).message).toBe(`image "missing": HTTP 404 Not Found from ${base}/missing.raw?…`);
+    expect((await rejection(cache.ensure('down'))).message).toBe('image "down": request failed (ECONNREFUSED) from http://127.0.0.1:9/x.raw');
+    expect((await rejection(cache.ensure('empty'))).message).toBe(`image "empty": ${base}/empty.raw is empty`);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('a body cut short fails and leaves no part file', async () => {
+    routes.set('/cut.raw', (res) => {
+      res.writeHead(200, { 'Content-Length': String(IMAGE.length) });
+      res.write(IMAGE.subarray(0, 1000), () => res.destroy());
+    });
+    const cache = new ImageCache({ dir, images: { cut: { url: `${base}/cut.raw`, sha256: sha(IMAGE) } } });
+    expect((await rejection(cache.ensure('cut'))).message).toMatch(/^image "cut": download failed after \d+ bytes \(.+\) from http:/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives up on a download that stalls', async () => {
+    routes.set('/stall.raw', (res) => {
+      res.writeHead(200, { 'Content-Length': String(IMAGE.length) });
+      res.write(IMAGE.subarray(0, 1000)); // then nothing
+    });
+    const cache = new ImageCache({ dir, images: { stall: { url: `${base}/stall.raw`, sha256: sha(IMAGE) } }, stallTimeoutMs: 300 });
+    expect((await rejection(cache.ensure('stall'))).message).toBe(`image "stall": download failed after 1000 bytes (no data for 0.3 s) from ${base}/stall.raw`);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('refuses an image over the size cap', async () => {
+    serve('/big.raw', IMAGE);
+    const cache = new ImageCache({ dir, images: { big: { url: `${base}/big.raw`, sha256: sha(IMAGE) } }, maxBytes: 1024 * 1024 });
+    expect((await rejection(cache.ensure('big'))).message).toBe(`image "big": ${IMAGE.length} bytes, more than the limit of 1048576 from ${base}/big.raw`);
+  });
+
+  it('follows redirects', async () => {
+    serve('/real.raw', OTHER);
+    routes.set('/redirect.raw', (res) => res.writeHead(302, { Location: '/real.raw' }).end());
+    const cache = new ImageCache({ dir, images: { r: { url: `${base}/redirect.raw`, sha256: sha(OTHER) } } });
+    expect((await cache.ensure('r')).size).toBe(OTHER.length);
+  });
+
+  it('copies a file:// image the same way (and a mismatch there fails too)', async () => {
+    const src = join(root, `src-${seq}.raw`);
+    writeFileSync(src, IMAGE);
+    const url = pathToFileURL(src).toString();
+    const cache = new ImageCache({ dir, images: { local: { url, sha256: sha(IMAGE) }, wrong: { url, sha256: sha(OTHER) }, gone: { url: pathToFileURL(join(root, 'none.raw')).toString(), sha256: sha(OTHER) } } });
+    const got = await cache.ensure('local');
+    expect(readFileSync(got.path).equals(IMAGE)).toBe(true);
+    expect((await rejection(cache.ensure('wrong'))).message).toBe(`image "wrong": sha256 mismatch (expected ${sha(OTHER)}, got ${sha(IMAGE)}) from ${url}`);
+    expect((await rejection(cache.ensure('gone'))).message).toMatch(/^image "gone": cannot read the file \(ENOENT\) from file:\/\//);
+    expect(readdirSync(dir)).toEqual([sha(IMAGE)]);
+  });
+
+  it('concurrent ensure()s of one image share one download', async () => {
+    serve('/slow.raw', IMAGE, 20);
+    const cache = new ImageCache({ dir, images: { a: { url: `${base}/slow.raw`, sha256: sha(IMAGE) } } });
+    const all = await Promise.all([cache.ensure('a'), cache.ensure('a'), cache.ensure('a'), cache.ensure('a')]);
+    expect(hits.get('/slow.raw')).toBe(1);
+    expect(new Set(all.map((x) => x.path)).size).toBe(1);
+    expect(readdirSync(dir)).toEqual([sha(IMAGE)]);
+    // A failed download is not cached: the next ensure() tries again.
+    const bad = new ImageCache({ dir: join(dir, 'b'), images: { b: { url: `${base}/flaky.raw`, sha256: sha(OTHER) } } });
+    const errs = await Promise.all([rejection(bad.ensure('b')), rejection(bad.ensure('b'))]);
+    expect(errs[0]).toBe(errs[1]);
+    expect(hits.get('/flaky.raw')).toBe(1);
+    serve('/flaky.raw', OTHER);
+    expect((await bad.ensure('b')).size).toBe(OTHER.length);
+    expect(hits.get('/flaky.raw')).toBe(2);
+  });
+
+  it('an unknown name fails, naming the catalog', async () => {
+    const cache = new ImageCache({ dir, images: { debian: { url: `${base}/x`, sha256: sha(IMAGE) } } });
+    expect(cache.has('debian')).toBe(true);
+    expect(cache.has('ubuntu')).toBe(false);
+    const err = await rejection(cache.ensure('ubuntu'));
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe('image "ubuntu" is not in the agent\'s image catalog (netboot.images: "debian")');
+    expect((await rejection(new ImageCache({ dir, images: {} }).ensure('x'))).message).toBe('image "x" is not in the agent\'s image catalog (netboot.images is empty)');
+    expect(hits.size).toBe(0);
+  });
+
+  it('re-hashes a cache file left by an earlier run before trusting it; replaces a corrupt one', async () => {
+    serve('/img.raw', IMAGE);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, sha(IMAGE)), IMAGE);
+    const first = new ImageCache({ dir, images: { d: { url: `${base}/img.raw`, sha256: sha(IMAGE) } } });
+    // Not served before it was checked.
+    expect(first.path(sha(IMAGE))).toBeNull();
+    expect((await first.ensure('d')).size).toBe(IMAGE.length);
+    expect(hits.get('/img.raw')).toBeUndefined();
+    // Corrupted behind the agent's back, then a new process: hashed, found wrong, fetched again.
+    const corrupt = Buffer.from(IMAGE);
+    corrupt[1000] = corrupt[1000]! ^ 0xff;
+    writeFileSync(join(dir, sha(IMAGE)), corrupt);
+    const second = new ImageCache({ dir, images: { d: { url: `${base}/img.raw`, sha256: sha(IMAGE) } } });
+    const got = await second.ensure('d');
+    expect(hits.get('/img.raw')).toBe(1);
+    expect(readFileSync(got.path).equals(IMAGE)).toBe(true);
+    // A verified file that disappears is no longer served.
+    rmSync(got.path);
+    expect(second.path(sha(IMAGE))).toBeNull();
+  });
+
+  it('displayUrl drops credentials and queries', () => {
+    expect(displayUrl('http://user:pw@h:1/a/b.raw?sig=x#f')).toBe('http://h:1/a/b.raw?…');
+    expect(displayUrl('file:///srv/a.raw')).toBe('file:///srv/a.raw');
+  });
+});
+
+describe('netboot.images in the agent config', () => {
+  const parse = (netboot: Record<string, unknown>) => AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: { public_url: 'http://10.0.0.1:8081', ...netboot } });
+  const H = 'AB'.repeat(32);
+
+  it('takes http(s) and file:///abs URLs with a sha256 (lower-cased); defaults the cache dir', () => {
+    const ok = parse({ images: { 'debian-12': { url: 'https://img.example/d.raw', sha256: H }, local: { url: 'file:///srv/img/x.raw', sha256: H.toLowerCase() } } });
+    expect(ok.success).toBe(true);
+    expect(ok.data?.netboot?.images).toEqual({ 'debian-12': { url: 'https://img.example/d.raw', sha256: 'ab'.repeat(32) }, local: { url: 'file:///srv/img/x.raw', sha256: 'ab'.repeat(32) } });
+    expect(ok.data?.netboot?.image_cache_dir).toBe(IMAGE_CACHE_DIR);
+    expect(IMAGE_CACHE_DIR.endsWith('/.cache/agent-images')).toBe(true);
+    expect(parse({}).data?.netboot?.images).toEqual({});
+    expect(parse({ image_cache_dir: '/var/cache/slipway' }).data?.netboot?.image_cache_dir).toBe('/var/cache/slipway');
+  });
+
+  it('refuses bad names, URLs and hashes', () => {
+    const img = { url: 'http://h/x', sha256: H };
+    for (const name of ['', 'a/b', 'a\nb', 'x'.repeat(256)]) expect(parse({ images: { [name]: img } }).success, JSON.stringify(name)).toBe(false);
+    expect(parse({ images: { ['x'.repeat(255)]: img } }).success).toBe(true);
+    for (const url of ['ftp://h/x', 'file://host/x', 'file:relative', 'not a url', 'http:///x']) expect(parse({ images: { a: { url, sha256: H } } }).success, url).toBe(false);
+    for (const sha256 of ['ab', 'g'.repeat(64), `${H}0`]) expect(parse({ images: { a: { url: 'http://h/x', sha256 } } }).success, sha256).toBe(false);
+    expect(parse({ images: { a: { ...img, extra: 1 } } }).success).toBe(false);
+  });
+});
