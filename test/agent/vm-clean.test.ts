@@ -185,4 +185,34 @@ describe('the clean job on a VM-backed Redfish system', () => {
     expect(firstNonZero(paths[0]!)).toBe(-1);
     expect(firstNonZero(paths[1]!)).toBe(0);
   });
+
+  it('fails the job with a timeout naming what was missing when the machine never calls back, and powers off', { timeout: 120_000 }, async () => {
+    await sim?.stop();
+    events.length = 0;
+    const node = join(dir, 'silent');
+    mkdirSync(node);
+    // The machine's network boot cannot reach the boot service (no guestfwd to it): iPXE finds
+    // nothing to chain, the ramdisk never runs, nothing reports.
+    const { netboot: nb } = bootFromService(node, netboot!);
+    const silent = new Vm({ dir: node, name: 'clean-silent', memoryMb: 256, cpus: 1, mac: MAC, disks: [{ sizeBytes: 8 * MiB }], netboot: nb! });
+    vm = silent;
+    sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm: silent }] });
+    const job = parseJob('clean', {
+      driver: 'redfish',
+      driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
+      node_id: 'node-vm-clean-silent',
+      macs: [MAC],
+      timeout_seconds: 20,
+    });
+    const err = await execute(job, agentExecutors(netboot!)).then(
+      (out) => new Error(`the clean job succeeded: ${JSON.stringify(out)}`),
+      (e: unknown) => e,
+    );
+    expect(describeFailure(err)).toBe("cleaning timed out after 20 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
+    expect(events).toEqual([]);
+    expect(silent.running).toBe(false);
+    expect(sim.state('1')).toMatchObject({ PowerState: 'Off', vmBoots: ['network'] });
+    // The job's error is what the cloud records: the node goes to clean failed with maintenance
+    // on and this reason (test/integration/ironic-clean.test.ts, "fails a clean with the agent error").
+  });
 });
