@@ -196,7 +196,8 @@ export interface NetbootOptions {
 
 export type NetbootEvent =
   | { kind: 'script'; mac: string; step: RamdiskStep | 'local' }
-  | { kind: 'file'; file: 'kernel' | 'initramfs' | 'image' | 'configdrive' | 'instructions'; status: number }
+  /** `macs`: the registration's MACs, for files served per registration (instructions, config drive). */
+  | { kind: 'file'; file: 'kernel' | 'initramfs' | 'image' | 'configdrive' | 'instructions'; status: number; macs?: readonly string[] }
   | { kind: 'report'; status: number; macs: readonly string[] };
 
 /** A registered ramdisk step: wait for its report, then close it (always). */
@@ -433,7 +434,7 @@ export class NetbootService {
       if (p) send(res, 200, this.instructions(p), { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' });
       else send(res, 404, 'unknown or used deploy\n');
       log.info('deploy instructions requested', { macs: p?.macs ?? [], status });
-      this.opts.onEvent?.({ kind: 'file', file: 'instructions', status });
+      this.opts.onEvent?.({ kind: 'file', file: 'instructions', status, ...(p ? { macs: p.macs } : {}) });
       return;
     }
     const drive = /^\/configdrive\/([A-Za-z0-9_-]{1,128})\.tar$/.exec(path);
@@ -445,7 +446,7 @@ export class NetbootService {
         res.writeHead(200, { 'Content-Type': 'application/x-tar', 'Content-Length': String(tar.length), 'Cache-Control': 'no-store' });
         res.end(req.method === 'HEAD' ? undefined : tar);
       } else send(res, 404, 'unknown or used deploy\n', {}, req.method === 'HEAD');
-      this.opts.onEvent?.({ kind: 'file', file: 'configdrive', status: p ? 200 : 404 });
+      this.opts.onEvent?.({ kind: 'file', file: 'configdrive', status: p ? 200 : 404, ...(p ? { macs: p.macs } : {}) });
       return;
     }
     const image = /^\/images\/([0-9a-f]{64})$/.exec(path);

@@ -3,12 +3,26 @@
  * port, with power and boot behind a small `chassis_control` script whose event log shows
  * exactly what a client asked the BMC to do. Facts it relies on: docs/client-contracts.md §6.
  *
+ * A BMC may drive a virtual machine (`vm`, e.g. agent/sim/vm.ts's Vm), as the Redfish simulator's
+ * systems can: then chassis_control is agent/sim/ipmi/chassis-control-vm.sh, which forwards
+ * every request over a unix socket in the simulator's private temp dir to this Node process.
+ * Power on starts the VM, from the network when the boot device set through IPMI is pxe (else
+ * from disk); power off and ACPI soft-off stop it; a hard reset restarts it (when it runs); a
+ * power cycle is ipmi_sim's "off now, on 1 s later". Power status reads whether the VM process
+ * runs, so a guest that powers itself off reads off. ipmi_sim passes chassis_control only the
+ * boot device, never the valid or persistent bits of Set System Boot Options (and always
+ * answers "Boot Flag Invalid", "Options apply to only next boot"), so a pxe override is used
+ * up by the next boot, as a one-time override is on a real BMC, unless `vmBootOverride` is
+ * 'persistent'. Without `vm` nothing of this runs: power and boot are files behind
+ * chassis-control.sh, as before.
+ *
  *   npx tsx agent/sim/ipmi-sim.ts --port 9001 [--power-on] [--ignore-soft-off]
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -24,6 +38,26 @@ export interface IpmiSimOptions {
   ignoreSoftOff?: boolean;
   ipmiSim?: string;
   ipmitool?: string;
+  /**
+   * A machine behind the BMC (agent/sim/vm.ts's Vm fits): power on starts it (network boot
+   * when the boot device is pxe, else disk), off stops it, power status reads `running`. The
+   * simulator stops it on stop(). `powerOn` starts it from disk at start-up.
+   */
+  vm?: IpmiSimVm;
+  /**
+   * VM-backed BMCs: whether a boot device set through IPMI is used up by the boot it applies
+   * to ('once', the default: ipmi_sim does not tell chassis_control whether a client asked for
+   * options=persistent) or holds for every later boot.
+   */
+  vmBootOverride?: 'once' | 'persistent';
+}
+
+/** The machine behind a VM-backed BMC; start() and reset() boot from 'network' or 'disk'. */
+export interface IpmiSimVm {
+  readonly running: boolean;
+  start(boot: 'network' | 'disk'): Promise<void>;
+  stop(): Promise<void>;
+  reset(boot: 'network' | 'disk'): Promise<void>;
 }
 
 /** What the BMC was asked to do, in order. `boot` holds ipmi_sim's names: disk is 'default'. */
@@ -45,6 +79,10 @@ export interface IpmiSim {
   stop(): Promise<void>;
   events(): IpmiSimEvents;
   state(): { power: 'on' | 'off'; boot: string };
+  /** VM-backed BMCs: the boot devices the VM was started with, in order (empty without a VM). */
+  vmBoots(): ('network' | 'disk')[];
+  /** VM-backed BMCs: the last error starting or stopping the VM, else null. */
+  vmError(): string | null;
 }
 
 const FIXTURES = fileURLToPath(new URL('./ipmi/', import.meta.url));
@@ -82,12 +120,23 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   }
   const stateDir = join(dir, 'state');
   mkdirSync(stateDir);
-  const script = join(dir, 'chassis-control.sh');
-  copyFileSync(join(FIXTURES, 'chassis-control.sh'), script);
-  writeFileSync(join(dir, 'power'), options.powerOn ? '1\n' : '0\n');
-  writeFileSync(join(dir, 'boot'), 'default\n');
+  const vm = options.vm;
+  const script = join(dir, vm ? 'chassis-control-vm.sh' : 'chassis-control.sh');
+  copyFileSync(join(FIXTURES, vm ? 'chassis-control-vm.sh' : 'chassis-control.sh'), script);
   writeFileSync(join(dir, 'events.log'), '');
-  if (options.ignoreSoftOff) writeFileSync(join(dir, 'ignore-soft-off'), '');
+  let control: VmChassis | undefined;
+  if (vm) {
+    try {
+      control = await startVmChassis(dir, vm, { ignoreSoftOff: options.ignoreSoftOff === true, override: options.vmBootOverride ?? 'once' });
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  } else {
+    writeFileSync(join(dir, 'power'), options.powerOn ? '1\n' : '0\n');
+    writeFileSync(join(dir, 'boot'), 'default\n');
+    if (options.ignoreSoftOff) writeFileSync(join(dir, 'ignore-soft-off'), '');
+  }
   const lanConf = join(dir, 'lan.conf');
   writeFileSync(
     lanConf,
@@ -138,6 +187,8 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
         clearTimeout(killer);
       }
       running.delete(child);
+      // The machine is powered off with its BMC: no VM outlives the simulator.
+      await control?.stop();
       rmSync(dir, { recursive: true, force: true });
     })());
 
@@ -148,19 +199,186 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     password,
     stop,
     events: () => parseEvents(readFileSync(join(dir, 'events.log'), 'utf8')),
-    state: () => ({
-      power: readFileSync(join(dir, 'power'), 'utf8').trim() === '1' ? 'on' : 'off',
-      boot: readFileSync(join(dir, 'boot'), 'utf8').trim(),
-    }),
+    state: () =>
+      control
+        ? control.state()
+        : {
+            power: readFileSync(join(dir, 'power'), 'utf8').trim() === '1' ? 'on' : 'off',
+            boot: readFileSync(join(dir, 'boot'), 'utf8').trim(),
+          },
+    vmBoots: () => control?.boots() ?? [],
+    vmError: () => control?.error() ?? null,
   };
 
   try {
     await waitUntilAnswering(sim, ipmitool, exited, () => output);
+    if (control && options.powerOn) await control.powerOn();
   } catch (err) {
     await stop();
     throw err;
   }
   return sim;
+}
+
+interface VmChassis {
+  state(): { power: 'on' | 'off'; boot: string };
+  boots(): ('network' | 'disk')[];
+  error(): string | null;
+  /** Starts the VM from disk (the `powerOn` option); throws when that fails. */
+  powerOn(): Promise<void>;
+  /** Closes the socket and stops the VM (after any operation under way). */
+  stop(): Promise<void>;
+}
+
+/** ipmi_sim's boot device names (bmc_chassis.c's boot_map). */
+const IPMI_SIM_BOOT_DEVICES = ['none', 'pxe', 'default', 'cdrom', 'bios'];
+
+/**
+ * The Node side of chassis-control-vm.sh: a unix socket in `dir` (a private 0700 temp dir, so
+ * only this user reaches it) answering one request line per connection, e.g. "get power" →
+ * "power:1", "set power 0 boot pxe" → "ok". VM operations run one after another, and a request
+ * is answered once its operation is done (QEMU spawned or ended), so ipmi_sim's next
+ * `get power` already sees it. Requests are logged to events.log as chassis-control.sh does.
+ */
+async function startVmChassis(dir: string, vm: IpmiSimVm, opts: { ignoreSoftOff: boolean; override: 'once' | 'persistent' }): Promise<VmChassis> {
+  const path = join(dir, 'control.sock');
+  // sockaddr_un holds 108 bytes with the terminating NUL.
+  if (Buffer.byteLength(path) > 100) throw new Error(`ipmi-sim: socket path ${path} is too long; set TMPDIR to a shorter path`);
+  let boot = 'default';
+  /** Whether `boot` still applies to the next boot (a once override is used up by one). */
+  let pending = false;
+  const boots: ('network' | 'disk')[] = [];
+  let lastError: string | null = null;
+  let ops: Promise<void> = Promise.resolve();
+
+  const log = (line: string) => appendFileSync(join(dir, 'events.log'), `${line}\n`);
+  /** Runs VM operations in order; resolves with the error text (null on success). */
+  const queue = (op: () => Promise<void>): Promise<string | null> => {
+    const done = ops.then(op).then(
+      () => (lastError = null),
+      (err: unknown) => (lastError = err instanceof Error ? err.message : String(err)),
+    );
+    ops = done.then(() => undefined);
+    return done;
+  };
+  /** The device the next boot uses (using up a once override): pxe → network, else disk. */
+  const takeBootDevice = (): 'network' | 'disk' => {
+    const device = pending && boot === 'pxe' ? 'network' : 'disk';
+    if (opts.override === 'once') pending = false;
+    return device;
+  };
+  const powerOn = () =>
+    queue(async () => {
+      if (vm.running) return;
+      const device = takeBootDevice();
+      boots.push(device);
+      await vm.start(device);
+    });
+  const powerOff = () => queue(() => vm.stop());
+
+  const handle = async (request: string): Promise<string> => {
+    const [op, ...args] = request.trim().split(/\s+/);
+    if (op === 'get') {
+      return args
+        .map((parm) => {
+          if (parm === 'power') return `power:${vm.running ? 1 : 0}`;
+          if (parm === 'boot') return `boot:${boot}`;
+          throw new Error(`unknown parameter: ${parm}`);
+        })
+        .join('\n');
+    }
+    if (op !== 'set') throw new Error(`unsupported operation: ${op}`); // includes "check"
+    for (let i = 0; i + 1 < args.length; i += 2) {
+      const parm = args[i]!;
+      const value = args[i + 1]!;
+      log(`${parm} ${value}`);
+      let failed: string | null = null;
+      switch (parm) {
+        case 'power':
+          failed = value === '0' ? await powerOff() : await powerOn();
+          break;
+        case 'boot':
+          if (!IPMI_SIM_BOOT_DEVICES.includes(value)) throw new Error(`unknown boot device: ${value}`);
+          boot = value;
+          pending = value !== 'none' && value !== 'default';
+          break;
+        case 'reset':
+          // A hard reset of a machine that is off does nothing.
+          failed = await queue(async () => {
+            if (!vm.running) return;
+            const device = takeBootDevice();
+            boots.push(device);
+            await vm.reset(device);
+          });
+          break;
+        case 'shutdown':
+          // ACPI soft-off: the OS powers the machine off (at once here) unless it ignores it.
+          if (!opts.ignoreSoftOff && vm.running) {
+            log('power 0');
+            failed = await powerOff();
+          }
+          break;
+        case 'identify':
+          break;
+        default:
+          throw new Error(`unknown parameter: ${parm}`);
+      }
+      if (failed !== null) throw new Error(failed);
+    }
+    return 'ok';
+  };
+
+  // allowHalfOpen: socat half-closes once it has sent the request; the answer comes later.
+  const server: Server = createServer({ allowHalfOpen: true }, (socket: Socket) => {
+    let request = '';
+    let answered = false;
+    const answer = (text: string) => {
+      if (answered) return;
+      answered = true;
+      socket.end(`${text.replace(/\n+$/, '')}\n`);
+    };
+    socket.setEncoding('utf8');
+    socket.on('error', () => undefined);
+    const onRequest = () => {
+      handle(request).then(answer, (err: unknown) => answer(`error: ${(err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ')}`));
+    };
+    socket.on('data', (chunk: string) => {
+      request += chunk;
+      const nl = request.indexOf('\n');
+      if (nl >= 0 && !answered) {
+        request = request.slice(0, nl);
+        socket.removeAllListeners('data');
+        socket.removeAllListeners('end');
+        onRequest();
+      }
+    });
+    socket.on('end', onRequest);
+  });
+  await new Promise<void>((resolveListen, rejectListen) => {
+    server.once('error', rejectListen);
+    server.listen(path, () => {
+      server.off('error', rejectListen);
+      resolveListen();
+    });
+  });
+  server.unref();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    state: () => ({ power: vm.running ? 'on' : 'off', boot }),
+    boots: () => [...boots],
+    error: () => lastError,
+    async powerOn() {
+      const failed = await powerOn();
+      if (failed !== null) throw new Error(`ipmi-sim: could not start the VM: ${failed}`);
+    },
+    stop: () =>
+      (stopped ??= (async () => {
+        await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
+        await ops;
+        await vm.stop().catch(() => undefined);
+      })()),
+  };
 }
 
 export function parseEvents(log: string): IpmiSimEvents {
