@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as z from 'zod';
+import { API_IMAGE_SOURCE_RE } from './images.ts';
 
 /** Where `npm run ramdisk` puts the ramdisk (the netboot section's defaults). */
 export const RAMDISK_DIR = resolve(import.meta.dirname, '..', '.cache/ramdisk');
@@ -20,11 +21,16 @@ export const ImageName = z
 
 /** One image of the site's catalog: where to fetch it and the sha256 it must have. */
 export const ImageSource = z.strictObject({
-  /** http(s) URL, or `file:///absolute/path` on the agent's machine. */
+  /**
+   * http(s) URL, `file:///absolute/path` on the agent's machine, or `api:<name>`: the deployment's
+   * bucket (`images/<name>`, put there with any S3 client) through the agent's API, which
+   * answers with a short-lived presigned URL (the agent holds no AWS credentials).
+   */
   url: z
     .string()
     .max(4096)
     .refine((u) => {
+      if (u.startsWith('api:')) return API_IMAGE_SOURCE_RE.test(u);
       try {
         const url = new URL(u);
         // Spelled out: WHATWG URL parsing would read `file:x` as file:///x and `http:///x` as http://x/.
@@ -33,7 +39,7 @@ export const ImageSource = z.strictObject({
       } catch {
         return false;
       }
-    }, 'an http(s) URL or file:///absolute/path'),
+    }, "an http(s) URL, file:///absolute/path or api:<name> (1-200 letters, digits, '.', '_' or '-', not starting with '.')"),
   sha256: z
     .string()
     .regex(/^[0-9a-fA-F]{64}$/, '64 hex digits')

@@ -36,6 +36,10 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *   deploy_node     { node_id?, macs?, bootaction?, image?, bootdata_url?, hostname?, root_device?, timeout_seconds? }
  *                   Drydock's deploy of one node (deploy contract §6), one of:
  *                   - image deploy, when `image` is in the agent's catalog (netboot.images): the
+ *                     node must have known MACs (its Ironic ports) — an image deploy is never a
+ *                     discovery, which would hand the image to whichever unknown machine
+ *                     network-boots first, so without `macs` the job fails (`cannot deploy node
+ *                     <node_id>: it has no known MAC address …`) before anything else; the
  *                     image is fetched into the cache and its sha256 checked BEFORE the BMC is
  *                     touched; the node network-boots the ramdisk's `deploy` step, which writes
  *                     the image to its disk, reads it back, and extracts a config drive (cloud-init
@@ -281,10 +285,16 @@ async function imageDeploy(
 ): Promise<unknown> {
   // Everything that can fail without the node is done first: a bad image or a bad job leaves
   // the machine as it was.
+  const nodeId = payload.node_id ?? payload.hostname ?? '(unnamed node)';
+  // No MACs would register a discovery: the first unknown machine to network-boot would get
+  // this node's image and config drive. Only the node's own MACs may answer.
+  if (!payload.macs || payload.macs.length === 0) {
+    throw new DeployError(`cannot deploy node ${nodeId}: it has no known MAC address (no Ironic ports; inspect it first, e.g. Drydock prepare_nodes)`);
+  }
   const drive = configDriveFor(payload);
   const cached: CachedImage = await images.ensure(name);
   const deploy: DeployOptions = { image: { sha256: cached.sha256, size: cached.size }, configdrive: drive, ...(payload.root_device ? { rootDevice: payload.root_device } : {}) };
-  const target = { node_id: payload.node_id ?? payload.hostname ?? '(unnamed node)', macs: payload.macs ?? [], timeout_seconds: payload.timeout_seconds };
+  const target = { node_id: nodeId, macs: payload.macs, timeout_seconds: payload.timeout_seconds };
   const waitOffMs = executors.ramdiskPowerOffWaitMs ?? 120_000;
   return bootIntoRamdisk(
     'deploy',

@@ -22,10 +22,17 @@ import { log } from '#core/util/log.ts';
  * by an earlier run are hashed again on first use (once per process) before they are trusted,
  * since anything may have touched the directory meanwhile. Concurrent ensure()s of one image share
  * one download.
+ *
+ * Sources: http(s) URLs (redirects followed), `file:///absolute/path` on the agent's machine, and
+ * `api:<name>` — the deployment's bucket (`images/<name>`) through the agent's API: `GET
+ * <api_url>/api/v1.0/agent/images/<name>` with the agent token answers a 302 to a short-lived
+ * presigned URL, which is then fetched like any http(s) source (the token never goes there, and
+ * the URL's query, a credential, never reaches a log or an error). The sha256 is checked the same
+ * way whatever the source: neither the API nor the bucket is trusted with integrity.
  */
 
 export interface ImageSpec {
-  /** http(s) URL or `file:///absolute/path`. */
+  /** http(s) URL, `file:///absolute/path` or `api:<name>` (the bucket's `images/<name>` through the agent's API). */
   url: string;
   /** 64 hex digits (any case). */
   sha256: string;
@@ -46,6 +53,8 @@ export interface ImageCacheOptions {
   stallTimeoutMs?: number;
   /** Largest image accepted. Default 64 GiB. */
   maxBytes?: number;
+  /** The agent's API (its api_url and agent token), for `api:<name>` sources. */
+  api?: { url: string; token: string };
 }
 
 /** Why an image could not be had: the message names the image and what failed (passed to the job as is). */
@@ -57,6 +66,13 @@ export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
 export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 ** 3;
 const MAX_REDIRECTS = 5;
 const SHA256_RE = /^[0-9a-f]{64}$/;
+/**
+ * An `api:<name>` source: the name is one path segment of the bucket's `images/` (the API's own
+ * rule: letters, digits, `.`, `_`, `-`, not starting with a dot, at most 200).
+ */
+export const API_IMAGE_SOURCE_RE = /^api:([A-Za-z0-9_-][A-Za-z0-9._-]{0,199})$/;
+/** How much of the API's error message goes into an ImageError. */
+const MAX_API_MESSAGE_CHARS = 300;
 
 /**
  * A URL fit for errors and logs: no user:password, no query (a presigned URL's signature is a
@@ -85,15 +101,20 @@ export class ImageCache {
   private readonly inflight = new Map<string, Promise<number>>();
   private readonly stallTimeoutMs: number;
   private readonly maxBytes: number;
+  private readonly api: { url: string; token: string } | undefined;
 
   constructor(opts: ImageCacheOptions) {
     this.dir = opts.dir;
     this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES;
+    this.api = opts.api;
     const images = new Map<string, { url: string; sha256: string }>();
     for (const [name, spec] of Object.entries(opts.images)) {
       const sha256 = spec.sha256.toLowerCase();
       if (!SHA256_RE.test(sha256)) throw new TypeError(`image ${JSON.stringify(name)}: sha256 must be 64 hex digits`);
+      if (spec.url.startsWith('api:') && !API_IMAGE_SOURCE_RE.test(spec.url)) {
+        throw new TypeError(`image ${JSON.stringify(name)}: api:<name> takes 1-200 letters, digits, '.', '_' or '-', not starting with '.'`);
+      }
       images.set(name, { url: spec.url, sha256 });
     }
     this.images = images;
@@ -189,7 +210,8 @@ export class ImageCache {
 
   /** Streams the URL into `part` while hashing; the hash and the byte count. */
   private async download(name: string, url: string, part: string): Promise<{ sha256: string; size: number }> {
-    const where = displayUrl(url);
+    // An api: source's errors name the presigned URL too, once the API gave one.
+    let where = displayUrl(url);
     const fail = (why: string) => new ImageError(`image ${JSON.stringify(name)}: ${why} from ${where}`);
     let source: Readable;
     if (url.startsWith('file:')) {
@@ -207,6 +229,11 @@ export class ImageCache {
         throw fail(`cannot read the file (${why(err)})`);
       }
       source = createReadStream(file);
+    } else if (url.startsWith('api:')) {
+      const location = await this.locate(url, fail);
+      where = `${where} via ${displayUrl(location)}`;
+      log.info('image location from the API', { image: name, url: where });
+      source = await this.request(location, fail);
     } else {
       source = await this.request(url, fail);
     }
@@ -240,6 +267,52 @@ export class ImageCache {
       throw fail(`download failed after ${size} bytes (${why(err)})`);
     }
     return { sha256: hash.digest('hex'), size };
+  }
+
+  /**
+   * Where an `api:<name>` source is now: the agent's API answers `GET /api/v1.0/agent/images/<name>`
+   * with a 302 to a presigned URL of the bucket's `images/<name>`. Anything else fails with the
+   * status and the API's message.
+   */
+  private async locate(source: string, fail: (why: string) => ImageError): Promise<string> {
+    const m = API_IMAGE_SOURCE_RE.exec(source);
+    if (!m) throw fail("not an image name of the deployment's bucket");
+    if (!this.api) throw fail("the image cache has no API to ask (the agent's api_url and token)");
+    const endpoint = `${this.api.url.replace(/\/+$/, '')}/api/v1.0/agent/images/${encodeURIComponent(m[1]!)}`;
+    let res: Response;
+    try {
+      res = await fetch(endpoint, {
+        headers: { 'X-Auth-Token': this.api.token, Accept: 'application/json', 'User-Agent': 'slipway-agent' },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.stallTimeoutMs),
+      });
+    } catch (err) {
+      const e = err as Error & { cause?: NodeJS.ErrnoException };
+      const reason = e.name === 'TimeoutError' ? `no answer for ${this.stallTimeoutMs / 1000} s` : (e.cause?.code ?? e.cause?.message ?? e.message);
+      throw fail(`the API at ${displayUrl(this.api.url)} could not be asked (${reason})`);
+    }
+    const text = await res.text().catch(() => '');
+    const location = res.headers.get('location');
+    if (res.status !== 302) {
+      let message: string | undefined;
+      try {
+        const body = JSON.parse(text) as { message?: unknown };
+        if (typeof body?.message === 'string' && body.message) message = body.message;
+      } catch {
+        // not JSON: the status alone
+      }
+      if (message && message.length > MAX_API_MESSAGE_CHARS) message = `${message.slice(0, MAX_API_MESSAGE_CHARS - 1)}…`;
+      throw fail(`the API answered HTTP ${res.status}${message ? ` (${message})` : ''}`);
+    }
+    if (!location) throw fail('the API answered 302 without a Location');
+    let next: URL;
+    try {
+      next = new URL(location, endpoint);
+    } catch {
+      throw fail('the API answered 302 with an invalid Location');
+    }
+    if (next.protocol !== 'http:' && next.protocol !== 'https:') throw fail('the API redirected to a non-http(s) URL');
+    return next.toString();
   }
 
   /** The response body of a GET (redirects followed), with the stall timeout on its socket. */

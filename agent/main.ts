@@ -1,15 +1,15 @@
 import { ConfigError, loadConfig } from './config.ts';
 import { DnsmasqConfigError, dnsmasqConfigCommand } from './dnsmasq.ts';
 import { driverFactory } from './drivers/index.ts';
-import { ImageCache } from './images.ts';
 import { NetbootService } from './netboot.ts';
-import { Agent } from './runner.ts';
+import { Agent, agentImageCache } from './runner.ts';
 
 /**
  * `npm run agent`: the on-prem agent. SLIPWAY_API_URL and SLIPWAY_AGENT_TOKEN from the
  * environment, or `npm run agent -- --config FILE`. With a `netboot` section it also runs the
  * site boot service (agent/netboot.ts) for `inspect`, `clean` and image `deploy_node` jobs, serving the
- * images of its catalog (netboot.images) from the image cache (agent/images.ts). SIGTERM / Ctrl-C finishes or releases
+ * images of its catalog (netboot.images: http(s), file:// or `api:<name>`, the deployment's bucket
+ * through the API) from the image cache (agent/images.ts). SIGTERM / Ctrl-C finishes or releases
  * the jobs it holds, then exits.
  *
  * `npm run --silent agent -- dnsmasq-config [--config FILE | --public-url URL] [--range SUBNET] [--interface IF] [--tftp-root DIR]`
@@ -39,8 +39,9 @@ try {
 let netboot: NetbootService | undefined;
 if (config.netboot) {
   const nb = config.netboot;
-  // Images are fetched on first use by a deploy, not here: a catalog entry that is down must not stop the agent.
-  const images = new ImageCache({ dir: nb.image_cache_dir, images: nb.images });
+  // Images are fetched on first use by a deploy, not here: a catalog entry that is down must not
+  // stop the agent. `api:<name>` entries are fetched through this agent's API with its token.
+  const images = agentImageCache(config)!;
   netboot = new NetbootService({ host: nb.listen.host, port: nb.listen.port, publicUrl: nb.public_url, kernel: nb.kernel, initramfs: nb.initramfs, kernelArgs: nb.kernel_args, images });
   try {
     await netboot.start();

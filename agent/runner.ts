@@ -3,6 +3,7 @@ import { log } from '#core/util/log.ts';
 import { AgentApi, ApiError, ApiUnavailableError, type ClaimedJob } from './api.ts';
 import type { AgentConfig } from './config.ts';
 import { deployHook } from './deploy-hook.ts';
+import { ImageCache } from './images.ts';
 import type { NetbootService } from './netboot.ts';
 import { describeFailure, type DriverFactory, type Executors, execute, type ParsedJob, parseJob, serialKey, sshOptions } from './executor.ts';
 
@@ -197,6 +198,17 @@ export class Agent {
 }
 
 class ReleaseSignal extends Error {}
+
+/**
+ * The image cache of an agent with a netboot section (its catalog netboot.images, in
+ * netboot.image_cache_dir): `api:<name>` entries are fetched through the agent's own API with
+ * its token. Nothing is fetched here: images are fetched on first use by a deploy.
+ */
+export function agentImageCache(config: AgentConfig): ImageCache | undefined {
+  const nb = config.netboot;
+  if (!nb) return undefined;
+  return new ImageCache({ dir: nb.image_cache_dir, images: nb.images, api: { url: config.api_url, token: config.token } });
+}
 
 /** The failure reported for a job whose output the API would not take (at most 4000 characters). */
 export function refusedOutput(apiMessage: string): string {

@@ -25,7 +25,8 @@ import { rejection } from '../support/rejection.ts';
  * - the image method against the Redfish simulator, the agent's boot service and image cache,
  *   with the test playing the node's ramdisk over HTTP (the VM tests boot the real one);
  * - the refusals: no image and no hook, an image not in the catalog, an image whose sha256 does
- *   not match (before any BMC call).
+ *   not match, an image deploy of a node with no known MAC (never a discovery) — all before any
+ *   BMC call.
  */
 
 const USER = 'admin';
@@ -484,6 +485,22 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [], BootSourceOverrideTarget: 'None' });
     // Nothing registered: the MAC boots locally.
     expect(await (await fetch(`${nbBase}/boot/${MAC}.ipxe`)).text()).toMatch(/\nexit\n$/);
+  });
+
+  it('refuses an image deploy of a node with no known MAC (never a discovery) before anything else', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    // Checked first: not even the image is fetched (this catalog's source does not exist).
+    const unfetched = new ImageCache({ dir: join(dir, 'unfetched'), images: { debian: { url: pathToFileURL(join(dir, 'no-such.raw')).toString(), sha256: sha(IMG) } } });
+    for (const macs of [[], undefined]) {
+      const err = await rejection(execute(job(s, { macs, bootaction: bootaction() }), executors({ images: unfetched })));
+      expect(describeFailure(err)).toBe('cannot deploy node node-1: it has no known MAC address (no Ironic ports; inspect it first, e.g. Drydock prepare_nodes)');
+    }
+    // Without a node_id, the host name names the node.
+    const named = await rejection(execute(job(s, { macs: [], node_id: undefined, hostname: 'n07' }), executors()));
+    expect(describeFailure(named)).toBe('cannot deploy node n07: it has no known MAC address (no Ironic ports; inspect it first, e.g. Drydock prepare_nodes)');
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [], BootSourceOverrideTarget: 'None' });
+    // No discovery was registered: an unknown machine that network-boots is told to boot locally.
+    expect(await (await fetch(`${nbBase}/boot/52:54:00:99:99:99.ipxe`)).text()).toMatch(/\nexit\n$/);
   });
 
   it('refuses a boot-action info it cannot put in the config drive before any BMC call', async () => {

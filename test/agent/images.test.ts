@@ -1,11 +1,12 @@
 /**
  * The agent's image cache (agent/images.ts) against real local HTTP servers and files: a fetch
  * is hashed and kept only when it matches, a mismatch leaves nothing behind, concurrent ensure()s
- * share one download, leftovers are re-hashed before they are trusted, and the config section.
+ * share one download, leftovers are re-hashed before they are trusted, `api:<name>` sources go
+ * through the agent's API (a local server plays it and the bucket), and the config section.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,9 +21,10 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let root: string;
 let server: Server;
 let base: string;
-/** Requests per path, and a per-path behaviour. */
+/** Requests per path, the last request's headers per path, and a per-path behaviour. */
 const hits = new Map<string, number>();
-const routes = new Map<string, (res: import('node:http').ServerResponse) => void>();
+const headers = new Map<string, IncomingHttpHeaders>();
+const routes = new Map<string, (res: import('node:http').ServerResponse, reqHeaders: IncomingHttpHeaders) => void>();
 
 const IMAGE = randomBytes(3 * 1024 * 1024 + 123);
 const OTHER = randomBytes(4096);
@@ -32,8 +34,9 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const path = req.url ?? '/';
     hits.set(path, (hits.get(path) ?? 0) + 1);
+    headers.set(path, req.headers);
     const route = routes.get(path);
-    if (route) return route(res);
+    if (route) return route(res, req.headers);
     res.writeHead(404).end('nope');
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -50,6 +53,7 @@ let seq = 0;
 beforeEach(() => {
   dir = join(root, `cache-${++seq}`);
   hits.clear();
+  headers.clear();
   routes.clear();
 });
 
@@ -216,6 +220,114 @@ describe('ImageCache', () => {
   });
 });
 
+describe('ImageCache: api:<name> sources (the bucket through the agent API)', () => {
+  const TOKEN = 'agent-token-for-images';
+  const SIG = 'X-Amz-Signature=very-secret';
+  /** The agent API's images route, as the cloud answers it: 302 to a presigned URL, for the agent token only. */
+  function api(name: string, location: string): void {
+    routes.set(`/api/v1.0/agent/images/${name}`, (res, h) => {
+      if (h['x-auth-token'] !== TOKEN) {
+        res.writeHead(401, { 'Content-Type': 'application/json' }).end(JSON.stringify({ type: 'error', message: 'Authentication required', retry: false }));
+        return;
+      }
+      res.writeHead(302, { Location: location, 'Cache-Control': 'no-store' }).end();
+    });
+  }
+  const cacheOf = (images: Record<string, { url: string; sha256: string }>, apiUrl = base, token = TOKEN) => new ImageCache({ dir, images, api: { url: apiUrl, token } });
+
+  it('asks the API with the agent token, follows its 302 and downloads the presigned URL (no token sent there)', async () => {
+    api('debian-12.raw', `/bucket/images/debian-12.raw?${SIG}`);
+    serve(`/bucket/images/debian-12.raw?${SIG}`, IMAGE);
+    // A trailing slash on api_url is fine.
+    const cache = cacheOf({ debian: { url: 'api:debian-12.raw', sha256: sha(IMAGE) } }, `${base}/`);
+    const got = await cache.ensure('debian');
+    expect(got).toEqual({ name: 'debian', sha256: sha(IMAGE), size: IMAGE.length, path: join(dir, sha(IMAGE)) });
+    expect(readFileSync(got.path).equals(IMAGE)).toBe(true);
+    expect(headers.get('/api/v1.0/agent/images/debian-12.raw')?.['x-auth-token']).toBe(TOKEN);
+    // The presigned URL carries its own credential: the agent token never goes to the store.
+    expect(headers.get(`/bucket/images/debian-12.raw?${SIG}`)?.['x-auth-token']).toBeUndefined();
+    expect(hits.get(`/bucket/images/debian-12.raw?${SIG}`)).toBe(1);
+    await cache.ensure('debian');
+    expect(hits.get('/api/v1.0/agent/images/debian-12.raw')).toBe(1);
+  });
+
+  it("names the API's status and message (a wrong token: the server saw the one sent)", async () => {
+    api('x.raw', `/bucket/images/x.raw?${SIG}`);
+    const err = await rejection(cacheOf({ x: { url: 'api:x.raw', sha256: sha(IMAGE) } }, base, 'not-the-agent-token').ensure('x'));
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe('image "x": the API answered HTTP 401 (Authentication required) from api:x.raw');
+    expect(headers.get('/api/v1.0/agent/images/x.raw')?.['x-auth-token']).toBe('not-the-agent-token');
+    routes.set('/api/v1.0/agent/images/member.raw', (res) =>
+      res.writeHead(403, { 'Content-Type': 'application/json' }).end(JSON.stringify({ type: 'error', message: 'This API is for agent tokens only', retry: false })),
+    );
+    expect((await rejection(cacheOf({ m: { url: 'api:member.raw', sha256: sha(IMAGE) } }).ensure('m'))).message).toBe(
+      'image "m": the API answered HTTP 403 (This API is for agent tokens only) from api:member.raw',
+    );
+    // Not JSON, or a 200 instead of the redirect: the status alone.
+    routes.set('/api/v1.0/agent/images/oops.raw', (res) => res.writeHead(502).end('<html>bad gateway</html>'));
+    routes.set('/api/v1.0/agent/images/ok.raw', (res) => res.writeHead(200).end('{"not":"a redirect"}'));
+    routes.set('/api/v1.0/agent/images/nowhere.raw', (res) => res.writeHead(302).end());
+    routes.set('/api/v1.0/agent/images/ftp.raw', (res) => res.writeHead(302, { Location: 'ftp://h/x' }).end());
+    const c = cacheOf({
+      oops: { url: 'api:oops.raw', sha256: sha(IMAGE) },
+      ok: { url: 'api:ok.raw', sha256: sha(IMAGE) },
+      nowhere: { url: 'api:nowhere.raw', sha256: sha(IMAGE) },
+      ftp: { url: 'api:ftp.raw', sha256: sha(IMAGE) },
+    });
+    expect((await rejection(c.ensure('oops'))).message).toBe('image "oops": the API answered HTTP 502 from api:oops.raw');
+    expect((await rejection(c.ensure('ok'))).message).toBe('image "ok": the API answered HTTP 200 from api:ok.raw');
+    expect((await rejection(c.ensure('nowhere'))).message).toBe('image "nowhere": the API answered 302 without a Location from api:nowhere.raw');
+    expect((await rejection(c.ensure('ftp'))).message).toBe('image "ftp": the API redirected to a non-http(s) URL from api:ftp.raw');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("names the store's status and a mismatch, never the presigned URL's query", async () => {
+    api('gone.raw', `${base}/bucket/images/gone.raw?${SIG}`);
+    api('other.raw', `/bucket/images/other.raw?${SIG}`);
+    serve(`/bucket/images/other.raw?${SIG}`, OTHER);
+    const c = cacheOf({ gone: { url: 'api:gone.raw', sha256: sha(IMAGE) }, other: { url: 'api:other.raw', sha256: sha(IMAGE) } });
+    const gone = await rejection(c.ensure('gone'));
+    expect(gone.message).toBe(`image "gone": HTTP 404 Not Found from api:gone.raw via ${base}/bucket/images/gone.raw?…`);
+    const wrong = await rejection(c.ensure('other'));
+    expect(wrong.message).toBe(`image "other": sha256 mismatch (expected ${sha(IMAGE)}, got ${sha(OTHER)}) from api:other.raw`);
+    for (const e of [gone, wrong]) expect(e.message).not.toContain('secret');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('stalls and size caps apply to the presigned download as to any http(s) source', async () => {
+    api('stall.raw', `/bucket/stall.raw?${SIG}`);
+    routes.set(`/bucket/stall.raw?${SIG}`, (res) => {
+      res.writeHead(200, { 'Content-Length': String(IMAGE.length) });
+      res.write(IMAGE.subarray(0, 1000));
+    });
+    api('big.raw', `/bucket/big.raw?${SIG}`);
+    serve(`/bucket/big.raw?${SIG}`, IMAGE);
+    const stall = new ImageCache({ dir, images: { s: { url: 'api:stall.raw', sha256: sha(IMAGE) } }, api: { url: base, token: TOKEN }, stallTimeoutMs: 300 });
+    expect((await rejection(stall.ensure('s'))).message).toBe(`image "s": download failed after 1000 bytes (no data for 0.3 s) from api:stall.raw via ${base}/bucket/stall.raw?…`);
+    const big = new ImageCache({ dir, images: { b: { url: 'api:big.raw', sha256: sha(IMAGE) } }, api: { url: base, token: TOKEN }, maxBytes: 1024 * 1024 });
+    expect((await rejection(big.ensure('b'))).message).toBe(`image "b": ${IMAGE.length} bytes, more than the limit of 1048576 from api:big.raw via ${base}/bucket/big.raw?…`);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('fails clearly without an API to ask, or with the API down; refuses a bad name up front', async () => {
+    const none = new ImageCache({ dir, images: { a: { url: 'api:a.raw', sha256: sha(IMAGE) } } });
+    const err = await rejection(none.ensure('a'));
+    expect(err).toBeInstanceOf(ImageError);
+    expect(err.message).toBe('image "a": the image cache has no API to ask (the agent\'s api_url and token) from api:a.raw');
+    // A port nothing listens on (fetch refuses port 9 outright).
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const down = cacheOf({ a: { url: 'api:a.raw', sha256: sha(IMAGE) } }, `http://127.0.0.1:${port}`);
+    expect((await rejection(down.ensure('a'))).message).toBe(`image "a": the API at http://127.0.0.1:${port}/ could not be asked (ECONNREFUSED) from api:a.raw`);
+    for (const url of ['api:', 'api:.hidden', 'api:a/b', `api:${'x'.repeat(201)}`]) {
+      expect(() => new ImageCache({ dir, images: { a: { url, sha256: sha(IMAGE) } } }), url).toThrow(TypeError);
+    }
+    expect(hits.size).toBe(0);
+  });
+});
+
 describe('netboot.images in the agent config', () => {
   const parse = (netboot: Record<string, unknown>) => AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: { public_url: 'http://10.0.0.1:8081', ...netboot } });
   const H = 'AB'.repeat(32);
@@ -237,5 +349,17 @@ describe('netboot.images in the agent config', () => {
     for (const url of ['ftp://h/x', 'file://host/x', 'file:relative', 'not a url', 'http:///x']) expect(parse({ images: { a: { url, sha256: H } } }).success, url).toBe(false);
     for (const sha256 of ['ab', 'g'.repeat(64), `${H}0`]) expect(parse({ images: { a: { url: 'http://h/x', sha256 } } }).success, sha256).toBe(false);
     expect(parse({ images: { a: { ...img, extra: 1 } } }).success).toBe(false);
+  });
+
+  it('takes api:<name> (the bucket through the API) with the API\'s name rule', () => {
+    const ok = parse({ images: { debian: { url: 'api:debian-12_v1.raw', sha256: H } } });
+    expect(ok.success).toBe(true);
+    expect(ok.data?.netboot?.images.debian).toEqual({ url: 'api:debian-12_v1.raw', sha256: 'ab'.repeat(32) });
+    expect(parse({ images: { a: { url: `api:${'x'.repeat(200)}`, sha256: H } } }).success).toBe(true);
+    for (const url of ['api:', 'api:.hidden', 'api:..', 'api:a/b', 'api:a b', 'api:a%2Fb', 'api://h/x', `api:${'x'.repeat(201)}`]) {
+      const r = parse({ images: { a: { url, sha256: H } } });
+      expect(r.success, url).toBe(false);
+      expect(r.error?.issues[0]?.message, url).toMatch(/api:<name>/);
+    }
   });
 });
