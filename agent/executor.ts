@@ -62,7 +62,8 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *                                                          boot_mac }
  *                   (Ironic's erase_devices: as inspect, the ramdisk's `clean` step erases every
  *                   writable fixed disk and reads a sample back as zeros; its error, e.g.
- *                   `erasing /dev/vdb failed: …`, fails the job.)
+ *                   `erasing /dev/vdb failed: …`, fails the job. Never a discovery: without
+ *                   `macs` the job fails before the BMC is touched.)
  *
  * where ssh = { address, port?, username, private_key, host_key_sha256? }.
  */
@@ -247,6 +248,10 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
       return inspectionOutput(result);
     }
     case 'clean': {
+      // Never a discovery: erasing whichever unknown machine network-boots first would destroy
+      // a machine nobody asked to clean.
+      const macs = (payload as JobPayload & z.infer<typeof InspectPayload>).macs;
+      if (macs.length === 0) throw new DeployError(`cannot clean node ${String(payload.node_id)}: it has no known MAC address (no Ironic ports; inspect it first)`);
       const result = await bootIntoRamdisk('clean', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot, powerOffAfter('clean', driver));
       return cleaningOutput(result);
     }

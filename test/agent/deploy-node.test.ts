@@ -503,6 +503,15 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     expect(await (await fetch(`${nbBase}/boot/52:54:00:99:99:99.ipxe`)).text()).toMatch(/\nexit\n$/);
   });
 
+  it('refuses to clean a node with no known MAC (never a discovery: an unknown machine would be erased)', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const clean = parseJob('clean', { driver: 'redfish', driver_info: { redfish_address: s.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS }, node_id: 'node-1', macs: [] });
+    const err = await rejection(execute(clean, executors()));
+    expect(describeFailure(err)).toBe('cannot clean node node-1: it has no known MAC address (no Ironic ports; inspect it first)');
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [] });
+    expect(await (await fetch(`${nbBase}/boot/52:54:00:99:99:98.ipxe`)).text()).toMatch(/\nexit\n$/);
+  });
+
   it('refuses a boot-action info it cannot put in the config drive before any BMC call', async () => {
     const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
     const err = await rejection(execute(job(s, { bootaction: { ...bootaction(), report_url: 'http://x/\nnode_name=evil' } }), executors()));

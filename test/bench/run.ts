@@ -8,6 +8,7 @@ import { functionNames } from '../../infra/routes.ts';
 import { agentBench } from './agent.ts';
 import { drydockBench } from './drydock.ts';
 import { lifecycleBench } from './lifecycle.ts';
+import { machinesBench } from './machines.ts';
 
 /**
  * `npm run bench`: figures, not pass/fail (issue 2 §10). The local stack runs in this process
@@ -43,13 +44,17 @@ async function pool(n: number, c: number, task: (i: number) => Promise<number>):
   return { lat, wall: performance.now() - t };
 }
 
-/** `npm run bench` runs every part; `npm run bench -- booking`, `-- agent`, `-- lifecycle` or `-- drydock` runs one. */
+/**
+ * `npm run bench` runs every part but the machines; `npm run bench -- booking`, `-- agent`,
+ * `-- lifecycle`, `-- drydock` or `-- machines` (QEMU VMs: minutes) runs one.
+ */
 const only = process.argv[2];
 
 async function main() {
   if (only === 'agent') return runOnly('agent', agentBench);
   if (only === 'lifecycle') return runOnly('lifecycle', lifecycleBench);
   if (only === 'drydock') return runOnly('drydock', drydockBench);
+  if (only === 'machines') return runOnly('machines', machinesBench);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
