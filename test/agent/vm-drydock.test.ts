@@ -16,13 +16,13 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../support/api.ts';
-import { prepareMachines } from '../support/machines.ts';
+import { prepareMachines, readAt } from '../support/machines.ts';
 import { buildTestOsImage, type TestOsImage } from '../support/test-os.ts';
 import { startVmSite, type VmSite } from '../support/vm-site.ts';
 
@@ -71,17 +71,6 @@ const node = async (name: string) => (await call('GET', `/v1/nodes/${name}`, { h
 async function debugfs(disk: string, offset: number, request: string): Promise<string> {
   const target = offset ? `${disk}?offset=${offset}` : disk;
   return (await run('debugfs', ['-R', request, target])).stdout;
-}
-
-function readAt(path: string, length: number, at: number): Buffer {
-  const buf = Buffer.alloc(length, 0xff);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, length, at);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
 }
 
 describe('Drydock on VMs', () => {

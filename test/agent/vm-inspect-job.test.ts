@@ -15,7 +15,7 @@
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static and cpio
  * (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,7 +27,7 @@ import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { Vm } from '../../agent/sim/vm.ts';
 import { Agent } from '../../agent/runner.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
-import { agentExecutors, BOOT, bootFromService, prepareMachines, startBootService } from '../support/machines.ts';
+import { agentExecutors, BOOT, bootFromService, prepareMachines, readAt, startBootService, writeAt } from '../support/machines.ts';
 
 const USER = 'admin';
 const PASS = 'vm-inspect-job-pass';
@@ -140,26 +140,6 @@ describe('the inspect job on a VM-backed Redfish system', () => {
  * properties and its port, back in `manageable`. In this file so that its VM never runs at the
  * same time as the one above (two cores).
  */
-/** Bytes of a (sparse) disk file, written and read in place. */
-function writeAt(path: string, data: Buffer, at: number): void {
-  const fd = openSync(path, 'r+');
-  try {
-    writeSync(fd, data, 0, data.length, at);
-  } finally {
-    closeSync(fd);
-  }
-}
-function readAt(path: string, length: number, at: number): Buffer {
-  const buf = Buffer.alloc(length, 0xff);
-  const fd = openSync(path, 'r');
-  try {
-    readSync(fd, buf, 0, length, at);
-  } finally {
-    closeSync(fd);
-  }
-  return buf;
-}
-
 describe('Ironic inspect and cleaning of a VM, end to end through the API and the agent', () => {
   const site = unique('vm-site');
   const mac = '52:54:00:5a:11:03';

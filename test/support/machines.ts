@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentConfig } from '../../agent/config.ts';
@@ -100,4 +100,26 @@ export function bootFromService(dir: string, netboot: NetbootService): Pick<VmOp
 export function agentExecutors(netboot: NetbootService): Executors {
   const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 100, timeout_ms: 2000, power_timeout_ms: 10_000 } });
   return { makeDriver: driverFactory({ ...cfg, token: 'unused-token' }), ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 }, netboot, ...(netboot.images ? { images: netboot.images } : {}) };
+}
+
+/** Bytes of a (sparse) disk file, written in place. */
+export function writeAt(path: string, data: Buffer, at: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, data, 0, data.length, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `length` bytes of a disk file at `at` (0xff past its end, so a short read never looks erased). */
+export function readAt(path: string, length: number, at: number): Buffer {
+  const buf = Buffer.alloc(length, 0xff);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, buf, 0, length, at);
+  } finally {
+    closeSync(fd);
+  }
+  return buf;
 }
