@@ -147,9 +147,13 @@ const BootActionInfo = z.looseObject({
   actions: z.array(z.looseObject({ action_id: z.string().min(1).max(255) })).max(1024).default([]),
 });
 
-/** A deploy the agent cannot do, e.g. no image and no hook: the message is the job's error as is. */
-export class DeployError extends Error {
-  override name = 'DeployError';
+/**
+ * A job this agent cannot do — a deploy with neither an image it has nor a hook, a clean or an
+ * image deploy of a node with no known MAC, a ramdisk step without a netboot section: the
+ * message is the job's error as is (it tells the operator what to change).
+ */
+export class UnableError extends Error {
+  override name = 'UnableError';
 }
 
 /** The key under which commands to one BMC are serialized. */
@@ -251,7 +255,7 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
       // Never a discovery: erasing whichever unknown machine network-boots first would destroy
       // a machine nobody asked to clean.
       const macs = (payload as JobPayload & z.infer<typeof InspectPayload>).macs;
-      if (macs.length === 0) throw new DeployError(`cannot clean node ${String(payload.node_id)}: it has no known MAC address (no Ironic ports; inspect it first)`);
+      if (macs.length === 0) throw new UnableError(`cannot clean node ${String(payload.node_id)}: it has no known MAC address (no Ironic ports; inspect it first)`);
       const result = await bootIntoRamdisk('clean', payload as JobPayload & z.infer<typeof InspectPayload>, driver, executors.netboot, powerOffAfter('clean', driver));
       return cleaningOutput(result);
     }
@@ -276,8 +280,8 @@ async function deployNode(payload: JobPayload & DeployPayload, driver: BmcDriver
     return { method: 'hook', boot_device: 'pxe', power_state: await driver.setPowerState('rebooting'), ...(hook ? { hook } : {}) };
   }
   // Powering a node into PXE with nothing to install it would "succeed" and leave it blank.
-  if (image === undefined) throw new DeployError('cannot deploy: the design names no platform.image and the agent has no deploy_hook');
-  throw new DeployError(`cannot deploy: the site has no image ${JSON.stringify(image)} (netboot.images) and no deploy_hook`);
+  if (image === undefined) throw new UnableError('cannot deploy: the design names no platform.image and the agent has no deploy_hook');
+  throw new UnableError(`cannot deploy: the site has no image ${JSON.stringify(image)} (netboot.images) and no deploy_hook`);
 }
 
 async function imageDeploy(
@@ -294,7 +298,7 @@ async function imageDeploy(
   // No MACs would register a discovery: the first unknown machine to network-boot would get
   // this node's image and config drive. Only the node's own MACs may answer.
   if (!payload.macs || payload.macs.length === 0) {
-    throw new DeployError(`cannot deploy node ${nodeId}: it has no known MAC address (no Ironic ports; inspect it first, e.g. Drydock prepare_nodes)`);
+    throw new UnableError(`cannot deploy node ${nodeId}: it has no known MAC address (no Ironic ports; inspect it first, e.g. Drydock prepare_nodes)`);
   }
   const drive = configDriveFor(payload);
   const cached: CachedImage = await images.ensure(name);
@@ -309,7 +313,7 @@ async function imageDeploy(
     async (result) => {
       const out = deployOutput(result); // the ramdisk's error form fails the job with its message
       if (out.image_sha256 !== cached.sha256 || out.written_bytes !== cached.size) {
-        throw new DeployError(
+        throw new UnableError(
           `the ramdisk reported writing ${out.written_bytes} bytes of image ${out.image_sha256} to ${out.root_device}, not the ${cached.size} bytes of ${cached.sha256} (image ${JSON.stringify(name)}) it was sent`,
         );
       }
@@ -406,7 +410,7 @@ async function bootIntoRamdisk<S extends RamdiskStep, T>(
   finish: (result: StepResult<S>) => Promise<T>,
   deploy?: DeployOptions,
 ): Promise<T> {
-  if (!netboot) throw new Error(`this agent has no netboot section in its config: it cannot ${STEP_VERB[step]} nodes (see README, "Machines")`);
+  if (!netboot) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB[step]} nodes (see README, "Machines")`);
   const seconds = target.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS[step];
   const registration =
     step === 'deploy' ? await netboot.register(target.macs, 'deploy', deploy!) : await netboot.register(target.macs, step as 'inspect' | 'clean');
@@ -438,7 +442,7 @@ export function describeFailure(err: unknown): string {
   if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
   else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
   else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
-  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError || err instanceof ImageError || err instanceof DeployError) text = err.message;
+  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError || err instanceof ImageError || err instanceof UnableError) text = err.message;
   else if (err instanceof Error && err.name === 'DeployHookError') text = err.message;
   else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;

@@ -1,4 +1,4 @@
-import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobStore } from '#core/drydock/store.ts';
 
@@ -91,6 +91,16 @@ export class S3BlobStore implements BlobStore {
 
   get(key: string): Promise<Buffer | undefined> {
     return this.read(this.bucket, key);
+  }
+
+  async size(key: string): Promise<number | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return res.ContentLength ?? 0;
+    } catch (err) {
+      if (isMissing(err)) return undefined;
+      throw err;
+    }
   }
 
   presignGet(key: string, ttlSeconds: number, audience: 'node' | 'agent' = 'node'): Promise<string> {

@@ -526,13 +526,12 @@ describe('the clean job (Redfish simulator, the test plays the node)', () => {
     expect(await script(MAC)).toMatch(/\nexit\n$/);
   });
 
-  it('discovery: the first unknown MAC that boots is cleaned', async () => {
+  it('is never a discovery: without MACs the job fails before the BMC is touched, and unknown MACs boot locally', async () => {
     const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
-    const job = execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [], timeout_seconds: 20 }), executors());
-    const text = await cleanScript(OTHER);
-    await poweredOn(s, 'On');
-    expect((await post(callbackPath(text), cleanReport({ disks: [], bootif: null }))).status).toBe(204);
-    expect(await job).toEqual({ disks: [], boot_mac: OTHER });
+    const err = await execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [], timeout_seconds: 20 }), executors()).catch((e: unknown) => e);
+    expect(describeFailure(err)).toBe('cannot clean node node-1: it has no known MAC address (no Ironic ports; inspect it first)');
+    expect(s.state('1').resets).toEqual([]);
+    expect(await script(OTHER)).toMatch(/\nexit\n$/);
   });
 
   it('times out with a clear error, powered off and unregistered', async () => {
@@ -548,7 +547,7 @@ describe('the clean job (Redfish simulator, the test plays the node)', () => {
     const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
     const { netboot: _, ...without } = executors();
     const err = await execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [MAC] }), without).catch((e: unknown) => e);
-    expect(describeFailure(err)).toBe('agent error: this agent has no netboot section in its config: it cannot clean nodes (see README, "Machines")');
+    expect(describeFailure(err)).toBe('this agent has no netboot section in its config: it cannot clean nodes (see README, "Machines")');
     expect(s.state('1').resets).toEqual([]);
   });
 });

@@ -56,6 +56,7 @@ function setup() {
   const blobs: BlobStore = {
     put: async () => undefined,
     get: async () => undefined,
+    size: async () => undefined,
     presignGet: async (k, ttl) => `https://s3.example/${k}?X-Amz-Expires=${ttl}`,
     getS3Url: async () => undefined,
   };

@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors.ts';
+import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Principal } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { agentSite } from './jobs.ts';
@@ -20,5 +20,8 @@ const IMAGE_URL_SECONDS = 300;
 export async function imageLocation(deps: Ports, auth: Principal | undefined, name: string): Promise<string> {
   agentSite(auth);
   if (!IMAGE_NAME.test(name)) throw new ValidationError(`Invalid image name ${JSON.stringify(name.slice(0, 64))}: 1-200 letters, digits, '.', '_' or '-', not starting with '.'`);
+  // Looked up first, so that a name the bucket lacks is a 404 in the API's own format rather than
+  // the object store's XML at the end of a redirect.
+  if ((await deps.blobs.size(`${IMAGE_PREFIX}${name}`)) === undefined) throw new NotFoundError(`Image ${name} not found (no object ${IMAGE_PREFIX}${name} in the bucket)`);
   return deps.blobs.presignGet(`${IMAGE_PREFIX}${name}`, IMAGE_URL_SECONDS, 'agent');
 }

@@ -170,6 +170,8 @@ export interface BlobStore {
   put(key: string, body: Uint8Array, contentType: string): Promise<void>;
   /** Undefined when there is no such object. */
   get(key: string): Promise<Buffer | undefined>;
+  /** The object's size, without reading it; undefined when there is no such object. */
+  size(key: string): Promise<number | undefined>;
   /**
    * A presigned GET URL of the object, valid for `ttlSeconds`. `audience` says who follows it:
    * `node` (default), a booting machine, which may reach the object store at another address
