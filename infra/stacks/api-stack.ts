@@ -9,6 +9,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { IMAGE_PREFIX } from '../../layers/core/agent/images.ts';
 import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
 import { type FunctionName, functionNames, routes } from '../routes.ts';
 import { allowClusterOperationStarts } from './commissaire-stack.ts';
@@ -182,6 +183,18 @@ export class ApiStack extends Stack {
         reason: 'Bootdata tarballs and s3:// designs are objects of this one bucket, named at run time; object reads only (s3:GetObject), no listing or writes.',
       });
     }
+
+    // OS images for the sites' agents (`GET /api/v1.0/agent/images/{name}`): objects under
+    // images/ only, read to presign the agent's download; ListBucket so that a missing image is
+    // S3's 404 (NoSuchKey), not a 403 indistinguishable from a wrong grant.
+    const agentFn = surfaces.get('agent')!;
+    agentFn.fn.addEnvironment('BOOTDATA_BUCKET', props.bootdataBucket.bucketName);
+    agentFn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [`${bucketArn}/${IMAGE_PREFIX}*`] }));
+    agentFn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn] }));
+    Validations.of(agentFn.fn.role!).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${imported}/${IMAGE_PREFIX}*]`,
+      reason: 'OS images are the objects under images/ of this one bucket, named at run time by the agents; reads only.',
+    });
 
     // No default stage: the explicit one below carries access logging.
     this.api = new HttpApi(this, 'Api', { apiName: 'slipway', createDefaultStage: false });

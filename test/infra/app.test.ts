@@ -167,8 +167,9 @@ describe('CDK app', () => {
         'SlipwayStateful/AccessLogs': ['AwsSolutions-S1'],
         'SlipwayApi/AuthorizerFn/Role': xray,
         ...Object.fromEntries(functionNames.map((n) => [`SlipwayApi/${n[0]!.toUpperCase()}${n.slice(1)}Fn/Role`, xray])),
-        // The agent answers Step Functions task tokens of the slipway-* workflows.
-        'SlipwayApi/AgentFn/Role': [...xray, callbacks],
+        // The agent answers Step Functions task tokens of the slipway-* workflows, and presigns
+        // the OS images under images/.
+        'SlipwayApi/AgentFn/Role': [...xray, callbacks, `AwsSolutions-IAM5[Resource::${bootdataExport}/images/*]`],
         // Boot-action reports answer the deploy step's token; bootdata is read from (and presigned for) any object of the bucket.
         'SlipwayApi/BootactionsFn/Role': [...xray, callbacks, bootdataObjects],
         // Drydock reads s3:// designs from any object of the bucket.
@@ -329,6 +330,16 @@ describe('CDK app', () => {
         const f = built.api.surfaces.get(name)!;
         const s3 = grantsOf(fnStatements(built.api, f), 's3:');
         const env = envOf(built.api, f);
+        if (name === 'agent') {
+          // OS images for the agents: objects under images/ only, and the listing that makes a
+          // missing one a 404.
+          expect(s3, name).toEqual([
+            { actions: ['s3:GetObject'], resource: { 'Fn::Join': ['', [bucketArn, '/images/*']] } },
+            { actions: ['s3:ListBucket'], resource: bucketArn },
+          ]);
+          expect(env.BOOTDATA_BUCKET, name).toEqual({ 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata/) });
+          continue;
+        }
         if (!BOOTDATA_READERS.includes(name)) {
           expect(s3, name).toEqual([]);
           expect(env.BOOTDATA_BUCKET, name).toBeUndefined();
