@@ -39,6 +39,11 @@ export interface Config {
    */
   cleanTimeoutSeconds: number;
   /**
+   * Seconds the site's agent may take for one Ironic deploy (power on from the network, writing
+   * and verifying the image, booting the disk): `SLIPWAY_DEPLOY_TIMEOUT_SECONDS`, default 1800.
+   */
+  deployTimeoutSeconds: number;
+  /**
    * Ironic `[conductor]automated_clean`: `provide` erases the node's disks (`cleaning`) before it
    * becomes `available` (`SLIPWAY_AUTOMATED_CLEAN`, true). A node's own `automated_clean`
    * (true/false) overrides it, as upstream.
@@ -168,6 +173,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     ironicMaxLimit: intFromEnv(env, 'SLIPWAY_IRONIC_MAX_LIMIT', 1000, 1),
     inspectTimeoutSeconds: intFromEnv(env, 'SLIPWAY_INSPECT_TIMEOUT_SECONDS', 600, 1),
     cleanTimeoutSeconds: intFromEnv(env, 'SLIPWAY_CLEAN_TIMEOUT_SECONDS', 3600, 1),
+    deployTimeoutSeconds: intFromEnv(env, 'SLIPWAY_DEPLOY_TIMEOUT_SECONDS', 1800, 1),
     automatedClean: boolFromEnv(env, 'SLIPWAY_AUTOMATED_CLEAN', true),
     enforcement: {
       maxLeaseDurationSeconds: limitFromEnv(env, 'SLIPWAY_MAX_LEASE_DURATION', 7 * 24 * 3600),

@@ -387,9 +387,12 @@ describe('Ironic provision states', () => {
     expect((await provision(name, 'abort')).status).toBe(202);
     expect((await ironic('GET', `/v1/nodes/${name}/states`)).body).toMatchObject({ provision_state: 'enroll', target_provision_state: null });
 
+    // Deploying starts from available (test/integration/ironic-deploy.test.ts has the verbs).
     const deploy = await provision(name, 'active');
     expect(deploy.status).toBe(400);
-    expect(fault(deploy).faultstring).toMatch(/deploying is a Drydock task here: POST \/api\/v1.0\/tasks/);
+    expect(fault(deploy).faultstring).toBe(`The requested action "active" can not be performed on node "${(await ironic('GET', `/v1/nodes/${name}`)).body.uuid}" while it is in state "enroll".`);
+    const rescue = await provision(name, 'rescue');
+    expect(fault(rescue).faultstring).toBe('The provision action "rescue" is not supported: there is no rescue ramdisk here');
     const unknown = await provision(name, 'launch');
     expect(unknown.status).toBe(400);
     expect(fault(unknown).faultstring).toMatch(/^Invalid provision target "launch"; one of: manage, provide, adopt, abort, /);

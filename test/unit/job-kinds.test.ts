@@ -6,6 +6,7 @@ import type { Principal } from '../../layers/core/identity/identity.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 import { onHostJobFinished } from '../../layers/core/commissaire/investigate.ts';
 import { onJobFinished } from '../../layers/core/ironic/nodes.ts';
+import { onDeployClaimed, onDeployFinished } from '../../layers/core/ironic/deploy.ts';
 import { onCleanFinished } from '../../layers/core/ironic/clean.ts';
 import { onInspectFinished } from '../../layers/core/ironic/inspect.ts';
 
@@ -49,7 +50,8 @@ describe('JOB_KINDS', () => {
     for (const kind of ['ssh_investigate', 'ssh_run']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
     expect(JOB_KINDS.inspect!.onFinished).toBe(onInspectFinished);
     expect(JOB_KINDS.clean!.onFinished).toBe(onCleanFinished);
-    for (const kind of ['boot_device', 'boot_device_get', 'deploy_node']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
+    expect(JOB_KINDS.deploy_node).toEqual({ onClaimed: onDeployClaimed, onFinished: onDeployFinished });
+    for (const kind of ['boot_device', 'boot_device_get']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
   });
 });
 

@@ -46,6 +46,7 @@ export function ironicNode(n: Node, base: string) {
     extra: extraOf(b?.extra),
     resource_class: resourceClassOf(n),
     automated_clean: b?.automated_clean ?? null,
+    instance_info: b?.instance_info ?? {},
     // Upstream's owner is the project that owns the hardware (none here: the operator's); the
     // lessee is the project an active lease granted the node to.
     owner: null,

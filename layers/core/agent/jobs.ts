@@ -3,7 +3,7 @@ import * as z from 'zod';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { type Principal, requireAuth } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
-import { openSecrets } from '../secrets.ts';
+import { isSealed, openSecrets } from '../secrets.ts';
 import { boundedId, byteLength, jsonProblem, MAX_FREE_FORM_BYTES } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
 import type { Job } from './model.ts';
@@ -19,6 +19,11 @@ import type { Job } from './model.ts';
 export interface JobKind {
   /** Runs once the job is final (succeeded or failed), before a waiting workflow gets its answer. */
   onFinished?: (deps: Ports, job: Job) => Promise<void>;
+  /**
+   * Runs when an agent has claimed the job (the work starts), e.g. a deploying node now waits
+   * for its ramdisk's call-back. Best effort: a failure is logged and the claim stands.
+   */
+  onClaimed?: (deps: Ports, job: Job) => Promise<void>;
 }
 
 /** Every job kind by name (`kinds.ts` holds the one table). */
@@ -90,7 +95,8 @@ async function settled(deps: Ports, kinds: JobKinds, job: Job): Promise<void> {
 
 /**
  * Objects of a job payload whose sealed fields are opened for the agent: BMC `driver_info`, SSH
- * `ssh` (the key), a Drydock deploy's `bootaction` (the node key for the installer).
+ * `ssh` (the key), a Drydock deploy's `bootaction` (the node key for the installer); and an
+ * Ironic deploy's `configdrive`, sealed whole.
  */
 const SECRET_HOLDERS = ['driver_info', 'ssh', 'bootaction'] as const;
 
@@ -100,6 +106,8 @@ async function openPayload(deps: Ports, payload: Record<string, unknown>): Promi
     const v = payload[k];
     if (v && typeof v === 'object') out[k] = await openSecrets(deps.secrets, v as Record<string, unknown>);
   }
+  // An Ironic deploy's config drive is sealed whole (its user data may hold secrets).
+  if (isSealed(payload.configdrive)) out.configdrive = JSON.parse(await deps.secrets.open(payload.configdrive.$sealed)) as unknown;
   return out;
 }
 
@@ -173,6 +181,8 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
         continue;
       }
       claimed.push({ ...won, payload });
+      const kind = Object.hasOwn(kinds, won.kind) ? kinds[won.kind] : undefined;
+      await kind?.onClaimed?.(deps, won).catch((err: unknown) => log.warn('claim handler failed', { job_id: won.id, kind: won.kind, error: (err as Error)?.name ?? 'Error' }));
     }
     if (claimed.length >= req.max) return claimed;
     // Jobs were there but other agents won them: look again at once (a few rounds), since

@@ -2,6 +2,7 @@ import type { Principal } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { onHostJobFinished } from '../commissaire/investigate.ts';
 import { onCleanFinished } from '../ironic/clean.ts';
+import { onDeployClaimed, onDeployFinished } from '../ironic/deploy.ts';
 import { onInspectFinished } from '../ironic/inspect.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
 import * as queue from './jobs.ts';
@@ -30,7 +31,10 @@ export const JOB_KINDS: queue.JobKinds = {
   // (its task token).
   boot_device: {},
   boot_device_get: {},
-  deploy_node: {},
+  // A deploying node waits for its ramdisk's call-back once the agent took the job; an Ironic
+  // deploy ends active or deploy failed (ironic/deploy.ts); a Drydock deploy's job answers its
+  // workflow.
+  deploy_node: { onClaimed: onDeployClaimed, onFinished: onDeployFinished },
   // A Commissaire host moves on to bootstrapping, active or failed (commissaire/investigate.ts);
   // an `ssh_run` of a cluster operation only answers its workflow.
   ssh_investigate: { onFinished: onHostJobFinished },

@@ -33,6 +33,11 @@ export interface BmcInfo {
   target_provision_state?: string | null;
   /** When provision_state last changed through the Ironic API. */
   provision_updated_at?: string | null;
+  /**
+   * Ironic's `instance_info`: what a deploy installs (`image_source`, `image_checksum`, …), set
+   * by PATCH (admins, and the lessee of the node).
+   */
+  instance_info?: Record<string, unknown>;
   /** When the last successful inspection ended (Ironic's `inspection_finished_at`). */
   inspection_finished_at?: string | null;
   last_error: string | null;

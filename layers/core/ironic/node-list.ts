@@ -29,6 +29,7 @@ export const IRONIC_NODE_FIELDS = [
   'console_enabled',
   'properties',
   'extra',
+  'instance_info',
   'resource_class',
   'automated_clean',
   'owner',
@@ -40,7 +41,7 @@ export const IRONIC_NODE_FIELDS = [
 ] as const;
 
 /** The dict-valued fields, which upstream refuses as sort keys. */
-const UNSORTABLE = new Set(['driver_info', 'properties', 'extra']);
+const UNSORTABLE = new Set(['driver_info', 'properties', 'extra', 'instance_info']);
 
 /** A node's value for a sort key or filter, as the views show it. */
 function valueOf(n: Node, key: string): string | boolean | null {

@@ -210,7 +210,12 @@ export async function registerNode(deps: Ports, auth: Principal | undefined, inp
 export const NodePatchOps = JsonPatch;
 
 export async function patchNode(deps: Ports, auth: Principal | undefined, ident: string, ops: z.infer<typeof NodePatchOps>): Promise<Node> {
-  requireAdmin(auth);
+  const who = requireAuth(auth);
+  // A lessee (a member of the project whose active lease holds the node) sets what its deploy
+  // installs, instance_info, and nothing else; getIronicNode below answers 404 for other nodes.
+  if (!isAdmin(who) && !(who.roles.includes('member') && ops.every((o) => o.path === '/instance_info' || o.path.startsWith('/instance_info/')))) {
+    throw new ForbiddenError(`Access was denied to the following resource: baremetal:node:update (${who.roles.includes('member') ? 'the lessee of a node may change its instance_info only' : 'needs the member or admin role'})`);
+  }
   const invalid = (msg: string) => new ValidationError(msg, 'INVALID_PARAMETER_VALUE');
   for (let attempt = 0; attempt < 3; attempt++) {
     const node = await getIronicNode(deps, auth, ident);
@@ -236,6 +241,15 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
         if (head === 'driver_info') Object.assign(plain, { [key]: op === 'remove' ? undefined : value });
         else if (op === 'remove') delete target[key];
         else target[key] = value;
+      } else if (head === 'instance_info') {
+        const info = { ...(bmc.instance_info ?? {}) };
+        if (key) {
+          if (op === 'remove') delete info[key];
+          else info[key] = value;
+          bmc.instance_info = info;
+        } else if (op === 'remove') bmc.instance_info = {};
+        else if (value && typeof value === 'object' && !Array.isArray(value)) bmc.instance_info = value as Record<string, unknown>;
+        else throw invalid('Invalid instance_info: must be an object');
       } else if (head === 'conductor_group' && !key && op !== 'remove') bmc.conductor_group = bounded(path, value, true);
       else if (head === 'maintenance' && !key && op !== 'remove') bmc.maintenance = value === true || value === 'true';
       else if (head === 'resource_class' && !key) bmc.resource_class = op === 'remove' || value === null ? null : bounded(path, value, false);
@@ -246,8 +260,8 @@ export async function patchNode(deps: Ports, auth: Principal | undefined, ident:
       } else if (head === 'driver' && !key && op !== 'remove' && (value === 'ipmi' || value === 'redfish')) bmc.driver = value;
       else throw invalid(`Cannot ${op} ${path}`);
     }
-    for (const field of ['properties', 'extra'] as const) {
-      const r = freeFormObject().safeParse(bmc[field]);
+    for (const field of ['properties', 'extra', 'instance_info'] as const) {
+      const r = freeFormObject().safeParse(bmc[field] ?? {});
       if (!r.success) throw invalid(`Invalid ${field}: ${r.error.issues.map((i) => i.message).join('; ')}`);
     }
     if (Object.keys(plain).length > 0 || ops.some((o) => o.path === '/driver')) {

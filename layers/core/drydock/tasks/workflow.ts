@@ -494,7 +494,7 @@ function deployedText(output: unknown): string {
 async function markDeployFailed(deps: Ports, name: string, reason: string): Promise<void> {
   try {
     await patchNode(deps, name, (node) =>
-      node.bmc.provision_state === 'deploying'
+      node.bmc.provision_state === 'deploying' || node.bmc.provision_state === 'wait call-back'
         ? { bmc: { ...node.bmc, provision_state: 'deploy failed', target_provision_state: null, last_error: reason.slice(0, 4000), provision_updated_at: now(deps).toISOString() } }
         : undefined,
     );
