@@ -202,13 +202,13 @@ describe('the clean job on a VM-backed Redfish system', () => {
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
       node_id: 'node-vm-clean-silent',
       macs: [MAC],
-      timeout_seconds: 20,
+      timeout_seconds: 12,
     });
     const err = await execute(job, agentExecutors(netboot!)).then(
       (out) => new Error(`the clean job succeeded: ${JSON.stringify(out)}`),
       (e: unknown) => e,
     );
-    expect(describeFailure(err)).toBe("cleaning timed out after 20 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
+    expect(describeFailure(err)).toBe("cleaning timed out after 12 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
     expect(events).toEqual([]);
     expect(silent.running).toBe(false);
     expect(sim.state('1')).toMatchObject({ PowerState: 'Off', vmBoots: ['network'] });
