@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import * as z from 'zod';
-import { API_IMAGE_SOURCE_RE } from './images.ts';
+import { API_IMAGE_SOURCE_RE, DEFAULT_IMAGE_URL_PREFIXES, normalizeUrlPrefix } from './images.ts';
 
 /** Where `npm run ramdisk` puts the ramdisk (the netboot section's defaults). */
 export const RAMDISK_DIR = resolve(import.meta.dirname, '..', '.cache/ramdisk');
@@ -70,6 +70,25 @@ export const NetbootConfig = z.strictObject({
    */
   images: z.record(ImageName, ImageSource).default({}),
   image_cache_dir: z.string().min(1).default(IMAGE_CACHE_DIR),
+  /**
+   * Which image URLs a deploy job may name itself (an Ironic lessee's `image_source` URL, not a
+   * catalog name): the URL must start with one of these, compared after URL normalization
+   * (scheme and host lower-cased, default port dropped, dot segments resolved, credentials
+   * ignored). This is the SSRF control: the lessee chooses the URL and the agent fetches it from
+   * inside the site, so narrow it to where images live (`["https://images.example.com/"]`); a
+   * prefix with a host needs its path (at least `/`) so that it cannot match a longer host name.
+   * Redirects must match too. `["http://", "https://"]` allows plain http for a lab; `[]` allows
+   * no URL images at all. Default: any https URL.
+   */
+  image_url_prefixes: z
+    .array(
+      z
+        .string()
+        .max(2048)
+        .refine((p) => normalizeUrlPrefix(p) !== null, 'http:// or https://, or an http(s) URL with a host and a path, e.g. https://images.example.com/ (no credentials, query or fragment)'),
+    )
+    .max(64)
+    .default([...DEFAULT_IMAGE_URL_PREFIXES]),
 });
 export type NetbootConfig = z.infer<typeof NetbootConfig>;
 

@@ -9,6 +9,25 @@ import { buildTar, type TarFile } from '#core/drydock/bootactions/tarball.ts';
  *
  * Values go into key=value lines and YAML: a newline (or any control character) in one could
  * add lines of its own, so such values are refused rather than escaped.
+ *
+ * An Ironic deploy (`configdrive`: Ironic's JSON config drive as the lessee gave it) uses the same
+ * NoCloud seed, filled from it:
+ * - `var/lib/cloud/seed/nocloud/meta-data` (0644): JSON `{"instance-id", "local-hostname":
+ *   meta_data.hostname ?? hostname, "public-keys": [the values of meta_data.public_keys]}`;
+ * - `var/lib/cloud/seed/nocloud/user-data` (0600): user_data verbatim (a string), or
+ *   `#cloud-config\n` + JSON (an object: JSON is YAML); without user_data, `#cloud-config` with the
+ *   hostname only;
+ * - `var/lib/cloud/seed/nocloud/network-config` (0644): network_data as JSON, only when given;
+ * - `etc/slipway/meta_data.json` (0644) and `etc/slipway/user-data` (0600): the lessee's meta_data
+ *   as given and the user-data bytes, for OSes without cloud-init (each only when given);
+ * - `etc/slipway/vendor_data.json` (0644): vendor_data as given, only when given. It is not put in
+ *   the NoCloud seed: NoCloud reads `vendor-data` as user-data, which an OpenStack vendor_data
+ *   object is not.
+ * When a job carries both boot-action info and a `configdrive`, the drive holds both: the
+ * bootaction file as for Drydock plus the lessee's files, and the lessee's user_data (when given)
+ * replaces the generated user-data — so its runcmd that fetches the boot actions is gone, and only
+ * an OS that reads /etc/slipway/bootaction itself runs them. Without user_data, the generated
+ * user-data stays.
  */
 
 export interface ConfigDriveBootAction {
@@ -22,6 +41,15 @@ export interface ConfigDriveBootAction {
   action_ids: readonly string[];
 }
 
+/** Ironic's JSON config drive (API ≥ 1.56), checked by the job's schema (agent/executor.ts). */
+export interface IronicConfigDrive {
+  meta_data?: Record<string, unknown>;
+  /** A string is the user-data verbatim; an object is cloud-config. */
+  user_data?: string | Record<string, unknown>;
+  network_data?: Record<string, unknown>;
+  vendor_data?: Record<string, unknown>;
+}
+
 export interface ConfigDriveInput {
   /** cloud-init's instance-id: a new one makes cloud-init run its once-per-instance modules again. */
   instanceId: string;
@@ -29,6 +57,8 @@ export interface ConfigDriveInput {
   bootaction?: ConfigDriveBootAction;
   /** `<api>/bootactions/nodes/<name>`: the node GETs `/units` and `/files` under it with its key. */
   bootdataUrl?: string;
+  /** An Ironic deploy's config drive (absent: the Drydock layout). */
+  configdrive?: IronicConfigDrive;
   /** Member mtimes (default now). */
   mtime?: Date | number;
 }
@@ -41,6 +71,10 @@ export const CONFIGDRIVE_MEMBERS = {
   metaData: 'var/lib/cloud/seed/nocloud/meta-data',
   userData: 'var/lib/cloud/seed/nocloud/user-data',
   bootaction: 'etc/slipway/bootaction',
+  networkConfig: 'var/lib/cloud/seed/nocloud/network-config',
+  slipwayMetaData: 'etc/slipway/meta_data.json',
+  slipwayUserData: 'etc/slipway/user-data',
+  slipwayVendorData: 'etc/slipway/vendor_data.json',
 } as const;
 
 /** The file the runcmd reads the key and URL from (so neither is in user-data or a command line). */
@@ -92,15 +126,57 @@ export function userData(input: Pick<ConfigDriveInput, 'hostname' | 'bootaction'
   return `${lines.join('\n')}\n`;
 }
 
+/** An Ironic user_data as the user-data file's bytes: a string verbatim, an object as cloud-config. */
+export function ironicUserData(userData: string | Record<string, unknown>): Buffer {
+  return Buffer.from(typeof userData === 'string' ? userData : `#cloud-config\n${JSON.stringify(userData)}\n`);
+}
+
+/**
+ * meta_data.public_keys' values (OpenStack's `{name: key}`; a list is taken too), each one line:
+ * they become authorized_keys lines.
+ */
+export function ironicPublicKeys(metaData: Record<string, unknown> | undefined): string[] {
+  const keys = metaData?.public_keys;
+  if (keys === undefined || keys === null) return [];
+  const values = Array.isArray(keys) ? keys : typeof keys === 'object' ? Object.values(keys) : null;
+  if (values === null) throw new ConfigDriveError('config drive: meta_data.public_keys must be an object of key strings');
+  return values.map((k, i) => {
+    if (typeof k !== 'string' || k.trim() === '') throw new ConfigDriveError(`config drive: meta_data.public_keys[${i}] is not a non-empty string`);
+    return oneLine(`meta_data.public_keys[${i}]`, k);
+  });
+}
+
+const json = (v: unknown) => Buffer.from(`${JSON.stringify(v)}\n`);
+
 /** The config drive tar (uncompressed ustar; contract §5). Throws ConfigDriveError for unusable values. */
 export function buildConfigDrive(input: ConfigDriveInput): Buffer {
   oneLine('instance-id', input.instanceId);
   oneLine('hostname', input.hostname);
   if (input.bootdataUrl !== undefined) oneLine('bootdata_url', input.bootdataUrl);
-  const files: TarFile[] = [
-    { path: CONFIGDRIVE_MEMBERS.metaData, mode: 0o644, data: Buffer.from(`${JSON.stringify({ 'instance-id': input.instanceId, 'local-hostname': input.hostname })}\n`) },
-    { path: CONFIGDRIVE_MEMBERS.userData, mode: 0o600, data: Buffer.from(userData(input)) },
-  ];
+  const cd = input.configdrive;
+  const files: TarFile[] = [];
+  if (!cd) {
+    files.push(
+      { path: CONFIGDRIVE_MEMBERS.metaData, mode: 0o644, data: json({ 'instance-id': input.instanceId, 'local-hostname': input.hostname }) },
+      { path: CONFIGDRIVE_MEMBERS.userData, mode: 0o600, data: Buffer.from(userData(input)) },
+    );
+  } else {
+    const given = cd.meta_data?.hostname;
+    if (given !== undefined && typeof given !== 'string') throw new ConfigDriveError('config drive: meta_data.hostname is not a string');
+    const hostname = oneLine('meta_data.hostname', given ?? input.hostname);
+    files.push({ path: CONFIGDRIVE_MEMBERS.metaData, mode: 0o644, data: json({ 'instance-id': input.instanceId, 'local-hostname': hostname, 'public-keys': ironicPublicKeys(cd.meta_data) }) });
+    // The lessee's user_data replaces the generated one; without it, a node with boot actions
+    // keeps the generated one (its runcmd fetches them) and any other gets the hostname only.
+    const user =
+      cd.user_data !== undefined
+        ? ironicUserData(cd.user_data)
+        : Buffer.from(input.bootaction ? userData({ ...input, hostname }) : `#cloud-config\nhostname: ${q(hostname)}\n`);
+    files.push({ path: CONFIGDRIVE_MEMBERS.userData, mode: 0o600, data: user });
+    if (cd.network_data !== undefined) files.push({ path: CONFIGDRIVE_MEMBERS.networkConfig, mode: 0o644, data: json(cd.network_data) });
+    if (cd.meta_data !== undefined) files.push({ path: CONFIGDRIVE_MEMBERS.slipwayMetaData, mode: 0o644, data: json(cd.meta_data) });
+    if (cd.user_data !== undefined) files.push({ path: CONFIGDRIVE_MEMBERS.slipwayUserData, mode: 0o600, data: user });
+    if (cd.vendor_data !== undefined) files.push({ path: CONFIGDRIVE_MEMBERS.slipwayVendorData, mode: 0o644, data: json(cd.vendor_data) });
+  }
   const b = input.bootaction;
   if (b) {
     // Space-separated lists: an item with whitespace would read as two.

@@ -1,8 +1,8 @@
 import * as z from 'zod';
 import { log } from '#core/util/log.ts';
 import type { AgentConfig } from './config.ts';
-import { buildConfigDrive, ConfigDriveError } from './configdrive.ts';
-import { type CachedImage, type ImageCache, ImageError } from './images.ts';
+import { buildConfigDrive, ConfigDriveError, type IronicConfigDrive, ironicPublicKeys, ironicUserData } from './configdrive.ts';
+import { type CachedImage, displayUrl, type ImageCache, ImageError, MAX_IMAGE_URL_CHARS, normalizeImageUrl } from './images.ts';
 import {
   cleaningOutput,
   type DeployOptions,
@@ -33,24 +33,44 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *                   Ironic's names — pxe, disk, cdrom, bios, safe, floppy, uefihttp; both null when
  *                   no override is in effect; boot_device alone null for a device with no name)
  *   vendor          { method, args }                   → the method's answer
- *   deploy_node     { node_id?, macs?, bootaction?, image?, bootdata_url?, hostname?, root_device?, timeout_seconds? }
- *                   Drydock's deploy of one node (deploy contract §6), one of:
- *                   - image deploy, when `image` is in the agent's catalog (netboot.images): the
- *                     node must have known MACs (its Ironic ports) — an image deploy is never a
- *                     discovery, which would hand the image to whichever unknown machine
- *                     network-boots first, so without `macs` the job fails (`cannot deploy node
- *                     <node_id>: it has no known MAC address …`) before anything else; the
- *                     image is fetched into the cache and its sha256 checked BEFORE the BMC is
- *                     touched; the node network-boots the ramdisk's `deploy` step, which writes
- *                     the image to its disk, reads it back, and extracts a config drive (cloud-init
- *                     NoCloud seed and the boot-action key, agent/configdrive.ts) into its root
- *                     filesystem, reports and powers off; then boot device disk (persistent) and
- *                     power on → { method: 'image', image, image_sha256, root_device, root_filesystem,
- *                                  written_bytes, write_seconds, boot_device: 'disk', power_state }
+ *   deploy_node     { node_id?, macs?, bootaction?, image?, bootdata_url?, hostname?, root_device?, timeout_seconds?,
+ *                     require_image?, image_url?, image_sha256?, configdrive? }
+ *                   Drydock's deploy of one node (deploy contract §6) and Ironic's deploy/rebuild
+ *                   (issue 14; the Ironic fields), one of:
+ *                   - image deploy, when the job names an `image_url` (Ironic: instance_info's
+ *                     image_source when it is a URL) or an `image` in the agent's catalog
+ *                     (netboot.images; `image` and `image_url` are exclusive): the node must have
+ *                     known MACs (its Ironic ports) — an image deploy is never a discovery, which
+ *                     would hand the image to whichever unknown machine network-boots first, so
+ *                     without `macs` the job fails (`cannot deploy node <node_id>: it has no known
+ *                     MAC address …`); the image is fetched into the cache and its sha256 checked
+ *                     BEFORE the BMC is touched; the node network-boots the ramdisk's `deploy`
+ *                     step, which writes the image to its disk, reads it back, and extracts a
+ *                     config drive (cloud-init NoCloud seed, the boot-action key, or the job's
+ *                     `configdrive`, agent/configdrive.ts) into its root filesystem, reports and
+ *                     powers off; then boot device disk (persistent) and power on
+ *                     → { method: 'image', image, image_sha256, root_device, root_filesystem,
+ *                         written_bytes, write_seconds, boot_device: 'disk', power_state }
+ *                     where `image` is the catalog name, or a URL image's display form (no
+ *                     credentials, no query: displayUrl).
+ *                     A URL image (http or https, ≤ 2048 characters) is fetched only when the
+ *                     agent's policy allows it (netboot.image_url_prefixes, default any https URL;
+ *                     its redirects too) — else `cannot deploy node <id>: image URL <display> is
+ *                     not allowed by this agent (netboot.image_url_prefixes)` — and only with its
+ *                     `image_sha256` (64 hex digits, lower-cased) — else `cannot deploy node <id>:
+ *                     an image URL needs its sha256 (instance_info image_checksum)`. It is cached
+ *                     by sha256 like catalog images (a cached file with that sha256 is reused).
+ *                     `configdrive` is Ironic's JSON config drive { meta_data?, user_data? (a
+ *                     string verbatim, an object cloud-config), network_data?, vendor_data? }, at
+ *                     most 64 KiB as JSON and 64 KiB of user_data (more: an invalid job).
+ *                   - else with `require_image` (Ironic): the job fails, never falling back to the
+ *                     hook: `cannot deploy node <id>: instance_info has no image_source the site
+ *                     can use (image "<x>" is not in the agent's catalog)` (or `(no image given)`);
  *                   - else, with a deploy hook configured: the hook gets `bootaction` (when there
  *                     is one), then PXE next boot and a power cycle, for the site's own installer
  *                     → { method: 'hook', boot_device: 'pxe', power_state, hook? }
  *                   - else the job fails (`cannot deploy: …`): nothing would install the node.
+ *                   Every refusal comes before any BMC call.
  *   ssh_investigate { ssh }                            → { os, cpus, memory, space, host_key_sha256 }
  *   ssh_run         { ssh, commands, timeout_seconds? } → { results: [{ command, exit_code, stdout, stderr }], host_key_sha256 }
  *   inspect         { node_id, macs, timeout_seconds? } → { cpus, cpu_arch, memory_mb, disks: [{ name, size }],
@@ -109,6 +129,43 @@ const MacList = z
   .max(64)
   .transform((ms) => ms.map((m) => normalizeMac(m)!));
 
+const SHA256_ANY_CASE = /^[0-9a-fA-F]{64}$/;
+/** The config drive's bound: its JSON, and its user_data, at most 64 KiB each. */
+export const MAX_CONFIGDRIVE_JSON_BYTES = 64 * 1024;
+export const MAX_USER_DATA_BYTES = 64 * 1024;
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const JsonObject = z.record(z.string(), z.unknown());
+
+/**
+ * Ironic's JSON config drive: the four keys Ironic takes (others are dropped), at most 64 KiB as
+ * JSON and 64 KiB of user_data; meta_data.hostname, when given, a host name; meta_data.public_keys,
+ * when given, one-line key strings (they become authorized_keys lines).
+ */
+const IronicConfigDriveSchema = z
+  .object({
+    meta_data: JsonObject.optional(),
+    user_data: z.union([z.string(), JsonObject]).optional(),
+    network_data: JsonObject.optional(),
+    vendor_data: JsonObject.optional(),
+  })
+  .superRefine((cd, ctx) => {
+    const total = Buffer.byteLength(JSON.stringify(cd));
+    if (total > MAX_CONFIGDRIVE_JSON_BYTES) ctx.addIssue({ code: 'custom', message: `${total} bytes as JSON, more than the limit of ${MAX_CONFIGDRIVE_JSON_BYTES}` });
+    if (cd.user_data !== undefined) {
+      const bytes = ironicUserData(cd.user_data).length;
+      if (bytes > MAX_USER_DATA_BYTES) ctx.addIssue({ code: 'custom', path: ['user_data'], message: `${bytes} bytes, more than the limit of ${MAX_USER_DATA_BYTES}` });
+    }
+    const hostname = cd.meta_data?.hostname;
+    if (hostname !== undefined && (typeof hostname !== 'string' || hostname.length > 253 || !HOSTNAME_RE.test(hostname))) {
+      ctx.addIssue({ code: 'custom', path: ['meta_data', 'hostname'], message: 'a host name' });
+    }
+    try {
+      ironicPublicKeys(cd.meta_data);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['meta_data'], message: (err as Error).message.replace(/^config drive: meta_data\./, '') });
+    }
+  });
+
 /**
  * A `deploy_node` job's own fields (deploy contract §6); `bootaction` is checked where it is used
  * (the hook gets it as sent). Everything that ends up in the config drive or the ramdisk's
@@ -120,11 +177,7 @@ export const DeployPayload = z.object({
   image: z.string().min(1).max(255).optional(),
   bootdata_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   /** RFC 1123 host name (labels of letters, digits and `-`, dot-separated). */
-  hostname: z
-    .string()
-    .max(253)
-    .regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/, 'a host name')
-    .optional(),
+  hostname: z.string().max(253).regex(HOSTNAME_RE, 'a host name').optional(),
   /** A whole disk, e.g. /dev/vda or /dev/disk/by-path/…; empty: the ramdisk picks. */
   root_device: z
     .string()
@@ -132,7 +185,26 @@ export const DeployPayload = z.object({
     .regex(/^(\/dev\/[A-Za-z0-9][A-Za-z0-9._/:-]*)?$/, 'a /dev path')
     .optional(),
   timeout_seconds: z.number().min(1).max(86_400).optional(),
-});
+  /** Ironic: never fall back to the deploy hook; without an image the site can use, the job fails. */
+  require_image: z.boolean().optional(),
+  /** Ironic: an image_source that is a URL (http or https; the agent's policy decides which it fetches). */
+  image_url: z
+    .string()
+    .max(MAX_IMAGE_URL_CHARS)
+    .refine((u) => normalizeImageUrl(u) !== null, 'an http(s) URL')
+    .optional(),
+  /**
+   * Ironic: the URL image's sha256. Any short string is taken here so that a missing or unusable
+   * one (an md5 image_checksum) fails with the contract's words; 64 hex digits are lower-cased.
+   */
+  image_sha256: z
+    .string()
+    .max(256)
+    .transform((h) => (SHA256_ANY_CASE.test(h) ? h.toLowerCase() : h))
+    .optional(),
+  /** Ironic's JSON config drive (API ≥ 1.56), as the lessee gave it (agent/configdrive.ts). */
+  configdrive: IronicConfigDriveSchema.optional(),
+}).refine((p) => p.image === undefined || p.image_url === undefined, { message: 'image (a catalog name) and image_url are exclusive', path: ['image_url'] });
 export type DeployPayload = z.infer<typeof DeployPayload>;
 
 /** The boot-action info as the config drive needs it (the workflow's bootActionJobInfo, key opened). */
@@ -198,7 +270,10 @@ export interface Executors {
   deployHook?: (info: Record<string, unknown>) => Promise<{ exit_code: number }>;
   /** The site boot service (absent: no netboot section, so no inspections). */
   netboot?: NetbootService;
-  /** The image catalog and cache for image deploys (netboot.images; the boot service serves from it). */
+  /**
+   * The image catalog and cache for image deploys (netboot.images; the boot service serves from
+   * it), and the policy for URL images (its urlPrefixes: netboot.image_url_prefixes).
+   */
   images?: ImageCache;
   /**
    * After a deploy's report: how long the node has to power itself off (the ramdisk's
@@ -264,13 +339,36 @@ export async function execute(job: ParsedJob, executors: Executors): Promise<unk
   }
 }
 
+/** Where a deploy's image comes from: a catalog name, or a URL and its sha256 (Ironic). */
+type DeploySource = { kind: 'catalog'; name: string } | { kind: 'url'; url: string; sha256: string };
+
 /**
- * `deploy_node` (deploy contract §6): an image deploy when the image is in the catalog, else the
- * deploy hook, else a failure. Checked in that order before anything touches the BMC.
+ * `deploy_node` (deploy contract §6; Ironic's deploy, issue 14): an image deploy when the job
+ * names an image URL or a catalog image, else (unless `require_image`) the deploy hook, else a
+ * failure. Everything is checked before anything touches the BMC.
  */
 async function deployNode(payload: JobPayload & DeployPayload, driver: BmcDriver, executors: Executors): Promise<unknown> {
   const { image } = payload;
-  if (image !== undefined && executors.netboot && executors.images?.has(image)) return imageDeploy(payload, image, driver, executors.netboot, executors.images, executors);
+  const nodeId = payload.node_id ?? payload.hostname ?? '(unnamed node)';
+  if (payload.image_url !== undefined) {
+    const url = payload.image_url;
+    // The policy first: a URL the agent may not fetch is refused whatever else the job says.
+    if (!executors.images?.allowsUrl(url)) {
+      if (!executors.netboot || !executors.images) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB.deploy} nodes (see README, "Machines")`);
+      throw new UnableError(`cannot deploy node ${nodeId}: image URL ${displayUrl(url)} is not allowed by this agent (netboot.image_url_prefixes)`);
+    }
+    const sha256 = payload.image_sha256;
+    if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) throw new UnableError(`cannot deploy node ${nodeId}: an image URL needs its sha256 (instance_info image_checksum)`);
+    if (!executors.netboot) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB.deploy} nodes (see README, "Machines")`);
+    return imageDeploy(payload, { kind: 'url', url, sha256 }, driver, executors.netboot, executors.images, executors);
+  }
+  if (image !== undefined && executors.netboot && executors.images?.has(image)) return imageDeploy(payload, { kind: 'catalog', name: image }, driver, executors.netboot, executors.images, executors);
+  if (payload.require_image) {
+    // Ironic: the node is to get this image or nothing; the site's own installer is no substitute.
+    throw new UnableError(
+      `cannot deploy node ${nodeId}: instance_info has no image_source the site can use (${image === undefined ? 'no image given' : `image ${JSON.stringify(image)} is not in the agent's catalog`})`,
+    );
+  }
   if (executors.deployHook) {
     if (image !== undefined) log.warn('deploy_node: the image is not in this agent\'s catalog; running the deploy hook instead', { node_id: payload.node_id, image });
     const info = payload.bootaction;
@@ -286,7 +384,7 @@ async function deployNode(payload: JobPayload & DeployPayload, driver: BmcDriver
 
 async function imageDeploy(
   payload: JobPayload & DeployPayload,
-  name: string,
+  source: DeploySource,
   driver: BmcDriver,
   netboot: NetbootService,
   images: ImageCache,
@@ -301,7 +399,8 @@ async function imageDeploy(
     throw new UnableError(`cannot deploy node ${nodeId}: it has no known MAC address (no Ironic ports; inspect it first, e.g. Drydock prepare_nodes)`);
   }
   const drive = configDriveFor(payload);
-  const cached: CachedImage = await images.ensure(name);
+  const cached: CachedImage = source.kind === 'catalog' ? await images.ensure(source.name) : await images.ensureUrl(source.url, source.sha256);
+  const name = cached.name;
   const deploy: DeployOptions = { image: { sha256: cached.sha256, size: cached.size }, configdrive: drive, ...(payload.root_device ? { rootDevice: payload.root_device } : {}) };
   const target = { node_id: nodeId, macs: payload.macs, timeout_seconds: payload.timeout_seconds };
   const waitOffMs = executors.ramdiskPowerOffWaitMs ?? 120_000;
@@ -352,6 +451,7 @@ function configDriveFor(payload: JobPayload & DeployPayload): Buffer {
     return buildConfigDrive({
       instanceId: payload.node_id ?? hostname,
       hostname,
+      ...(payload.configdrive ? { configdrive: payload.configdrive as IronicConfigDrive } : {}),
       ...(payload.bootdata_url ? { bootdataUrl: payload.bootdata_url } : {}),
       ...(bootaction
         ? {

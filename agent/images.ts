@@ -29,6 +29,14 @@ import { log } from '#core/util/log.ts';
  * presigned URL, which is then fetched like any http(s) source (the token never goes there, and
  * the URL's query, a credential, never reaches a log or an error). The sha256 is checked the same
  * way whatever the source: neither the API nor the bucket is trusted with integrity.
+ *
+ * Ad-hoc URL images (ensureUrl: an Ironic lessee's `instance_info.image_source` URL with its
+ * checksum) take the same verified path, keyed by their sha256 like catalog images: a cache file
+ * with that sha256 — fetched for a catalog entry or for another URL — is reused, and a download
+ * under way for it is shared. Unlike catalog sources, which the operator chose, the lessee chooses
+ * these URLs and the agent fetches them from inside the site: only http(s) URLs that start with one
+ * of `urlPrefixes` (netboot.image_url_prefixes; default any https URL) are fetched, and every
+ * redirect they answer must be allowed too (the SSRF control, see allowsUrl).
  */
 
 export interface ImageSpec {
@@ -55,6 +63,12 @@ export interface ImageCacheOptions {
   maxBytes?: number;
   /** The agent's API (its api_url and agent token), for `api:<name>` sources. */
   api?: { url: string; token: string };
+  /**
+   * Which ad-hoc image URLs (ensureUrl) may be fetched (netboot.image_url_prefixes): a URL must
+   * start with one of them, compared after URL normalization (normalizeUrlPrefix). Default
+   * `["https://"]`: any https URL.
+   */
+  urlPrefixes?: readonly string[];
 }
 
 /** Why an image could not be had: the message names the image and what failed (passed to the job as is). */
@@ -63,6 +77,10 @@ export class ImageError extends Error {
 }
 
 export const DEFAULT_STALL_TIMEOUT_MS = 60_000;
+/** netboot.image_url_prefixes' default: any https URL. */
+export const DEFAULT_IMAGE_URL_PREFIXES: readonly string[] = ['https://'];
+/** Longest ad-hoc image URL (the job payload's bound). */
+export const MAX_IMAGE_URL_CHARS = 2048;
 export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 ** 3;
 const MAX_REDIRECTS = 5;
 const SHA256_RE = /^[0-9a-f]{64}$/;
@@ -92,6 +110,40 @@ export function displayUrl(text: string): string {
   }
 }
 
+/**
+ * An http(s) URL in the form the policy compares: `scheme://host[:port]/path[?query]` as WHATWG
+ * URL parsing normalizes it (scheme and host lower-cased, default port dropped, `.`/`..` segments
+ * resolved, percent-encoding applied), without user:password or fragment; null for anything else
+ * (another scheme, no host, not a URL).
+ */
+export function normalizeImageUrl(text: string): string | null {
+  if (text.length > MAX_IMAGE_URL_CHARS) return null;
+  // Spelled out: WHATWG URL parsing would read `http:///x` as http://x/ and `http:x` as http://x/.
+  if (!/^https?:\/\/[^/]/i.test(text)) return null;
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return null;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') return null;
+  return `${u.protocol}//${u.host}${u.pathname}${u.search}`;
+}
+
+/**
+ * A policy prefix (netboot.image_url_prefixes) in normalized form, or null when it is not one:
+ * either a bare scheme, `http://` or `https://` (any URL of that scheme), or an http(s) URL with a
+ * host and a path (at least `/`) and no user:password, query or fragment. The path is required so
+ * that `https://images.example.com` cannot be read as allowing `https://images.example.com.evil/`.
+ */
+export function normalizeUrlPrefix(text: string): string | null {
+  const bare = /^(https?):\/\/$/i.exec(text);
+  if (bare) return `${bare[1]!.toLowerCase()}://`;
+  const m = /^https?:\/\/([^/?#]+)\//i.exec(text);
+  if (!m || m[1]!.includes('@') || /[?#]/.test(text)) return null;
+  return normalizeImageUrl(text);
+}
+
 export class ImageCache {
   readonly dir: string;
   private readonly images: ReadonlyMap<string, { url: string; sha256: string }>;
@@ -102,9 +154,15 @@ export class ImageCache {
   private readonly stallTimeoutMs: number;
   private readonly maxBytes: number;
   private readonly api: { url: string; token: string } | undefined;
+  private readonly urlPrefixes: readonly string[];
 
   constructor(opts: ImageCacheOptions) {
     this.dir = opts.dir;
+    this.urlPrefixes = (opts.urlPrefixes ?? DEFAULT_IMAGE_URL_PREFIXES).map((p) => {
+      const n = normalizeUrlPrefix(p);
+      if (n === null) throw new TypeError(`image URL prefix ${JSON.stringify(p)}: http:// or https://, or an http(s) URL with a host and a path (no credentials, query or fragment)`);
+      return n;
+    });
     this.stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
     this.maxBytes = opts.maxBytes ?? DEFAULT_MAX_IMAGE_BYTES;
     this.api = opts.api;
@@ -167,8 +225,44 @@ export class ImageCache {
     return { name, sha256: spec.sha256, size, path: join(this.dir, spec.sha256) };
   }
 
-  /** Re-hashes a leftover cache file, else fetches; returns the verified size. */
-  private async obtain(name: string, spec: { url: string; sha256: string }): Promise<number> {
+  /**
+   * Whether an ad-hoc image URL may be fetched: an http(s) URL whose normalized form
+   * (normalizeImageUrl) starts with one of the policy's prefixes.
+   */
+  allowsUrl(url: string): boolean {
+    const n = normalizeImageUrl(url);
+    return n !== null && this.urlPrefixes.some((p) => n.startsWith(p));
+  }
+
+  /**
+   * An image named by its URL and sha256 rather than by the catalog (an Ironic lessee's
+   * image_source), fetched and verified exactly as a catalog image, and keyed by its sha256: a
+   * cache file with that sha256 (whatever fetched it) is reused, a download of it under way is
+   * shared. The URL, and every redirect it answers, must be allowed by the policy (allowsUrl);
+   * the caller checks the URL first to refuse with its own words, this is the backstop. The
+   * result's `name` is the URL's display form (displayUrl).
+   */
+  async ensureUrl(url: string, sha256: string): Promise<CachedImage> {
+    const name = displayUrl(url);
+    const sha = sha256.toLowerCase();
+    if (!SHA256_RE.test(sha)) throw new ImageError(`image ${JSON.stringify(name)}: the sha256 must be 64 hex digits`);
+    if (!this.allowsUrl(url)) throw new ImageError(`image ${JSON.stringify(name)}: the URL is not allowed by this agent (netboot.image_url_prefixes)`);
+    const ready = this.path(sha);
+    if (ready) return { name, sha256: sha, size: ready.size, path: ready.path };
+    let work = this.inflight.get(sha);
+    if (!work) {
+      work = this.obtain(name, { url, sha256: sha }, (next) => this.allowsUrl(next)).finally(() => this.inflight.delete(sha));
+      this.inflight.set(sha, work);
+    }
+    const size = await work;
+    return { name, sha256: sha, size, path: join(this.dir, sha) };
+  }
+
+  /**
+   * Re-hashes a leftover cache file, else fetches; returns the verified size. `redirectAllowed`:
+   * each redirect's target must pass it (ad-hoc URLs); absent, any http(s) redirect is followed.
+   */
+  private async obtain(name: string, spec: { url: string; sha256: string }, redirectAllowed?: (url: string) => boolean): Promise<number> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const final = join(this.dir, spec.sha256);
     const leftover = (() => {
@@ -194,7 +288,7 @@ export class ImageCache {
     const where = displayUrl(spec.url);
     log.info('image fetch started', { image: name, url: where, sha256: spec.sha256 });
     try {
-      const { sha256, size } = await this.download(name, spec.url, part);
+      const { sha256, size } = await this.download(name, spec.url, part, redirectAllowed);
       if (sha256 !== spec.sha256) throw new ImageError(`image ${JSON.stringify(name)}: sha256 mismatch (expected ${spec.sha256}, got ${sha256}) from ${where}`);
       if (size === 0) throw new ImageError(`image ${JSON.stringify(name)}: ${where} is empty`);
       renameSync(part, final);
@@ -209,7 +303,7 @@ export class ImageCache {
   }
 
   /** Streams the URL into `part` while hashing; the hash and the byte count. */
-  private async download(name: string, url: string, part: string): Promise<{ sha256: string; size: number }> {
+  private async download(name: string, url: string, part: string, redirectAllowed?: (url: string) => boolean): Promise<{ sha256: string; size: number }> {
     // An api: source's errors name the presigned URL too, once the API gave one.
     let where = displayUrl(url);
     const fail = (why: string) => new ImageError(`image ${JSON.stringify(name)}: ${why} from ${where}`);
@@ -235,7 +329,7 @@ export class ImageCache {
       log.info('image location from the API', { image: name, url: where });
       source = await this.request(location, fail);
     } else {
-      source = await this.request(url, fail);
+      source = await this.request(url, fail, 0, redirectAllowed);
     }
     const hash = createHash('sha256');
     let size = 0;
@@ -316,7 +410,7 @@ export class ImageCache {
   }
 
   /** The response body of a GET (redirects followed), with the stall timeout on its socket. */
-  private request(url: string, fail: (why: string) => ImageError, redirects = 0): Promise<IncomingMessage> {
+  private request(url: string, fail: (why: string) => ImageError, redirects = 0, redirectAllowed?: (url: string) => boolean): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const get = url.startsWith('https:') ? httpsGet : httpGet;
       let response: IncomingMessage | undefined;
@@ -328,7 +422,8 @@ export class ImageCache {
           if (redirects >= MAX_REDIRECTS) return reject(fail(`more than ${MAX_REDIRECTS} redirects`));
           const next = new URL(res.headers.location, url).toString();
           if (!/^https?:/.test(next)) return reject(fail('a redirect to a non-http(s) URL'));
-          return this.request(next, fail, redirects + 1).then(resolve, reject);
+          if (redirectAllowed && !redirectAllowed(next)) return reject(fail(`a redirect to ${displayUrl(next)}, which is not allowed by this agent (netboot.image_url_prefixes)`));
+          return this.request(next, fail, redirects + 1, redirectAllowed).then(resolve, reject);
         }
         if (status !== 200) {
           res.resume();

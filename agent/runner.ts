@@ -207,7 +207,7 @@ class ReleaseSignal extends Error {}
 export function agentImageCache(config: AgentConfig): ImageCache | undefined {
   const nb = config.netboot;
   if (!nb) return undefined;
-  return new ImageCache({ dir: nb.image_cache_dir, images: nb.images, api: { url: config.api_url, token: config.token } });
+  return new ImageCache({ dir: nb.image_cache_dir, images: nb.images, api: { url: config.api_url, token: config.token }, urlPrefixes: nb.image_url_prefixes });
 }
 
 /** The failure reported for a job whose output the API would not take (at most 4000 characters). */

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -26,7 +28,10 @@ import { rejection } from '../support/rejection.ts';
  *   with the test playing the node's ramdisk over HTTP (the VM tests boot the real one);
  * - the refusals: no image and no hook, an image not in the catalog, an image whose sha256 does
  *   not match, an image deploy of a node with no known MAC (never a discovery) — all before any
- *   BMC call.
+ *   BMC call;
+ * - Ironic's deploy (issue 14): an `image_url` with its sha256 fetched over HTTP through the
+ *   agent's URL policy, the job's `configdrive` in the served tar, `require_image` never falling
+ *   back to the hook, and their refusals before any BMC call.
  */
 
 const USER = 'admin';
@@ -330,8 +335,20 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
   let images: ImageCache;
   let nbBase: string;
   let srcUrl: string;
+  /** The lessee's image server (Ironic image_source URLs): `/ironic/<name>`, hits counted. */
+  const IMG2 = Buffer.concat([Buffer.from('slipway ironic image\n'), randomBytes(150_000)]);
+  let imgServer: Server;
+  let imgBase: string;
+  const imgHits: string[] = [];
 
   beforeAll(async () => {
+    imgServer = createServer((req, res) => {
+      imgHits.push(req.url ?? '');
+      if (req.url?.startsWith('/ironic/img2.raw')) return res.writeHead(200, { 'Content-Length': String(IMG2.length) }).end(IMG2);
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => imgServer.listen(0, '127.0.0.1', r));
+    imgBase = `http://127.0.0.1:${(imgServer.address() as AddressInfo).port}`;
     const src = join(dir, 'image.raw');
     writeFileSync(src, IMG);
     srcUrl = pathToFileURL(src).toString();
@@ -341,6 +358,8 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
       dir: join(dir, 'cache'),
       // `corrupt`: what the catalog says (the hash of a release) is not what the URL serves.
       images: { debian: { url: srcUrl, sha256: sha(IMG) }, corrupt: { url: pathToFileURL(corrupt).toString(), sha256: RELEASE_SHA } },
+      // The site allows its lessees' image server (plain http: a lab).
+      urlPrefixes: [`${imgBase}/ironic/`],
     });
     netboot = new NetbootService({ host: '127.0.0.1', port: 0, publicUrl: 'http://10.0.2.100:8080', kernel: join(dir, 'k'), initramfs: join(dir, 'i'), images });
     await netboot.start();
@@ -348,6 +367,8 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
   });
   afterAll(async () => {
     await netboot?.stop();
+    imgServer?.closeAllConnections();
+    await new Promise<void>((r) => (imgServer ? imgServer.close(() => r()) : r()));
   });
   afterEach(async () => {
     await sim?.stop();
@@ -526,5 +547,151 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     const err = await rejection(execute(job(s, { timeout_seconds: 1 }), executors()));
     expect(describeFailure(err)).toBe("deploy timed out after 1 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
     expect(s.state('1')).toMatchObject({ PowerState: 'Off', resets: ['On', 'ForceOff'] });
+  });
+  // --- Ironic (issue 14) -------------------------------------------------------------------------
+
+  /** An Ironic deploy's payload: no image name, the image_source URL and its checksum. */
+  const ironic = (s: RedfishSim, extra: Record<string, unknown> = {}) =>
+    job(s, { image: undefined, hostname: 'web1', require_image: true, image_url: `${imgBase}/ironic/img2.raw?temp_url_sig=secret`, image_sha256: sha(IMG2).toUpperCase(), ...extra });
+  const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDeployNodeTestKey000000000000000000000000 lessee@laptop';
+  /** The members of an uncompressed ustar. */
+  const ustar = (tar: Buffer) => {
+    const out: Record<string, { mode: number; text: string }> = {};
+    for (let off = 0; off + 512 <= tar.length; ) {
+      const h = tar.subarray(off, off + 512);
+      if (h.every((b) => b === 0)) break;
+      const str = (a: number, n: number) => h.subarray(a, a + n).toString('utf8').replace(/\0.*$/s, '');
+      const size = Number.parseInt(str(124, 12), 8);
+      out[str(0, 100)] = { mode: Number.parseInt(str(100, 8), 8), text: tar.subarray(off + 512, off + 512 + size).toString('utf8') };
+      off += 512 + Math.ceil(size / 512) * 512;
+    }
+    return out;
+  };
+
+  it('deploys an image URL (Ironic): fetched and verified through the policy, the configdrive in the served tar; the hook never runs', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off', powerDelayMs: 20 }] }));
+    const hookFile = tempFile('never-hook');
+    const user_data = '#!/bin/sh\necho marker-$(hostname) > /root/marker\n';
+    const configdrive = { meta_data: { uuid: 'c0ffee00-0000-4000-8000-000000000001', public_keys: { k1: KEY } }, user_data, network_data: { links: [] } };
+    const before = imgHits.length;
+    const running = execute(
+      ironic(s, { configdrive, root_device: '/dev/vda' }),
+      executors({ deployHook: deployHook({ command: ['sh', '-c', `cat > '${hookFile}'`], timeout_seconds: 5 }) }),
+    );
+    const { callback, instructions } = await ramdisk();
+    expect(imgHits.slice(before)).toEqual(['/ironic/img2.raw?temp_url_sig=secret']);
+    expect(instructions).toMatchObject({ image_url: `http://10.0.2.100:8080/images/${sha(IMG2)}`, image_sha256: sha(IMG2), image_size: String(IMG2.length), root_device: '/dev/vda' });
+    // The boot service serves the verified bytes from the cache.
+    expect(Buffer.from(await (await fetch(local(instructions.image_url!))).arrayBuffer()).equals(IMG2)).toBe(true);
+    const tar = Buffer.from(await (await fetch(local(instructions.configdrive_url!))).arrayBuffer());
+    const m = ustar(tar);
+    expect(Object.keys(m)).toEqual([
+      'var/lib/cloud/seed/nocloud/meta-data',
+      'var/lib/cloud/seed/nocloud/user-data',
+      'var/lib/cloud/seed/nocloud/network-config',
+      'etc/slipway/meta_data.json',
+      'etc/slipway/user-data',
+    ]);
+    expect(JSON.parse(m['var/lib/cloud/seed/nocloud/meta-data']!.text)).toEqual({ 'instance-id': 'node-1', 'local-hostname': 'web1', 'public-keys': [KEY] });
+    expect(m['var/lib/cloud/seed/nocloud/user-data']).toEqual({ mode: 0o600, text: user_data });
+    expect(JSON.parse(m['etc/slipway/meta_data.json']!.text)).toEqual(configdrive.meta_data);
+    expect((await report(callback, good({ image_sha256: sha(IMG2), written_bytes: IMG2.length }))).status).toBe(204);
+    await poweroff(s);
+    expect(await running).toEqual({
+      method: 'image',
+      image: `${imgBase}/ironic/img2.raw?…`,
+      image_sha256: sha(IMG2),
+      root_device: '/dev/vda',
+      root_filesystem: '/dev/vda1',
+      written_bytes: IMG2.length,
+      write_seconds: 0.5,
+      boot_device: 'disk',
+      power_state: 'power on',
+    });
+    expect(existsSync(hookFile)).toBe(false);
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', BootSourceOverrideTarget: 'Hdd', BootSourceOverrideEnabled: 'Continuous' });
+    // A second deploy of the same image (a rebuild) is not downloaded again: the cache is keyed by sha256.
+    const again = execute(ironic(s, { image_url: `${imgBase}/ironic/img2.raw?another=sig` }), executors({ ramdiskPowerOffWaitMs: 200 }));
+    const second = await ramdisk();
+    expect((await report(second.callback, good({ image_sha256: sha(IMG2), written_bytes: IMG2.length }))).status).toBe(204);
+    expect(await again).toMatchObject({ method: 'image', image_sha256: sha(IMG2) });
+    expect(imgHits.slice(before)).toHaveLength(1);
+  });
+
+  it("refuses an image URL the agent's policy does not allow before any fetch or BMC call", async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const before = imgHits.length;
+    for (const [url, display] of [
+      [`${imgBase}/private/img2.raw`, `${imgBase}/private/img2.raw`],
+      [`${imgBase}/ironic/../private/img2.raw`, `${imgBase}/private/img2.raw`],
+      ['https://user:pw@images.example.com/img.raw?sig=s', 'https://images.example.com/img.raw?…'],
+    ] as const) {
+      const err = await rejection(execute(ironic(s, { image_url: url }), executors()));
+      expect(describeFailure(err)).toBe(`cannot deploy node node-1: image URL ${display} is not allowed by this agent (netboot.image_url_prefixes)`);
+    }
+    // The default policy (any https URL) refuses plain http.
+    const strict = new ImageCache({ dir: join(dir, 'strict'), images: {} });
+    const err = await rejection(execute(ironic(s), executors({ images: strict })));
+    expect(describeFailure(err)).toBe(`cannot deploy node node-1: image URL ${imgBase}/ironic/img2.raw?… is not allowed by this agent (netboot.image_url_prefixes)`);
+    expect(imgHits.length).toBe(before);
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [], BootSourceOverrideTarget: 'None' });
+    expect(await (await fetch(`${nbBase}/boot/${MAC}.ipxe`)).text()).toMatch(/\nexit\n$/);
+  });
+
+  it('refuses an image URL without a usable sha256 before any fetch or BMC call', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const before = imgHits.length;
+    for (const image_sha256 of [undefined, 'd41d8cd98f00b204e9800998ecf8427e' /* an md5 image_checksum */, 'z'.repeat(64)]) {
+      const err = await rejection(execute(ironic(s, { image_sha256 }), executors()));
+      expect(describeFailure(err)).toBe('cannot deploy node node-1: an image URL needs its sha256 (instance_info image_checksum)');
+    }
+    // A sha256 the download does not match: the cache's error, still before the BMC.
+    const wrong = sha(Buffer.from('not img2'));
+    const err = await rejection(execute(ironic(s, { image_sha256: wrong }), executors()));
+    expect(describeFailure(err)).toBe(`image "${imgBase}/ironic/img2.raw?…": sha256 mismatch (expected ${wrong}, got ${sha(IMG2)}) from ${imgBase}/ironic/img2.raw?…`);
+    expect(imgHits.length).toBe(before + 1);
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [], BootSourceOverrideTarget: 'None' });
+  });
+
+  it('require_image: without a catalog image or a URL it fails, and never runs the hook, even when one is configured', async () => {
+    const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'On' }] }));
+    const hookFile = tempFile('require-image-hook');
+    const hook = deployHook({ command: ['sh', '-c', `cat > '${hookFile}'`], timeout_seconds: 5 });
+    const notInCatalog = await rejection(execute(job(s, { image: 'ubuntu-24.04', require_image: true, bootaction: bootaction() }), executors({ deployHook: hook })));
+    expect(describeFailure(notInCatalog)).toBe('cannot deploy node node-1: instance_info has no image_source the site can use (image "ubuntu-24.04" is not in the agent\'s catalog)');
+    const none = await rejection(execute(job(s, { image: undefined, require_image: true, bootaction: bootaction() }), executors({ deployHook: hook })));
+    expect(describeFailure(none)).toBe('cannot deploy node node-1: instance_info has no image_source the site can use (no image given)');
+    // No netboot section (so no catalog): the same refusal, never the hook.
+    const bare = await rejection(execute(job(s, { require_image: true }), executors({ deployHook: hook, netboot: undefined, images: undefined })));
+    expect(describeFailure(bare)).toBe('cannot deploy node node-1: instance_info has no image_source the site can use (image "debian" is not in the agent\'s catalog)');
+    expect(existsSync(hookFile)).toBe(false);
+    expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [], patches: [], BootSourceOverrideTarget: 'None' });
+    // A catalog image with require_image is an ordinary image deploy.
+    const running = execute(job(s, { require_image: true }), executors({ deployHook: hook, ramdiskPowerOffWaitMs: 200 }));
+    const { callback } = await ramdisk();
+    expect((await report(callback, good())).status).toBe(204);
+    expect(await running).toMatchObject({ method: 'image', image: 'debian' });
+    expect(existsSync(hookFile)).toBe(false);
+  });
+
+  it('checks the Ironic fields: bounded, http(s) only, one image source, config drive limits', () => {
+    const p = { driver: 'redfish', driver_info: {} };
+    const parsed = parseJob('deploy_node', { ...p, require_image: true, image_url: 'https://img.example/x.raw', image_sha256: 'AB'.repeat(32), configdrive: { meta_data: { hostname: 'web1', public_keys: { a: KEY } }, user_data: { packages: [] }, extra: 1 } }).payload;
+    expect(parsed).toMatchObject({ require_image: true, image_url: 'https://img.example/x.raw', image_sha256: 'ab'.repeat(32), configdrive: { user_data: { packages: [] } } });
+    expect((parsed as unknown as { configdrive: object }).configdrive).not.toHaveProperty('extra');
+    const refused = (extra: Record<string, unknown>) => () => parseJob('deploy_node', { ...p, ...extra });
+    expect(refused({ image_url: 'ftp://h/x.raw' })).toThrow(/^job deploy_node: image_url: an http\(s\) URL$/);
+    expect(refused({ image_url: 'file:///etc/passwd' })).toThrow(/image_url/);
+    expect(refused({ image_url: `https://h/${'x'.repeat(2048)}` })).toThrow(/image_url/);
+    expect(refused({ image: 'debian', image_url: 'https://h/x' })).toThrow('image_url: image (a catalog name) and image_url are exclusive');
+    expect(refused({ image_sha256: 'x'.repeat(257) })).toThrow(/image_sha256/);
+    expect(refused({ require_image: 'yes' })).toThrow(/require_image/);
+    expect(refused({ configdrive: 'base64-gzipped-iso' })).toThrow(/configdrive/);
+    expect(refused({ configdrive: { user_data: 'x'.repeat(64 * 1024 + 1) } })).toThrow(/configdrive: \d+ bytes as JSON, more than the limit of 65536; configdrive\.user_data: 65537 bytes, more than the limit of 65536/);
+    expect(refused({ configdrive: { meta_data: { blob: 'x'.repeat(64 * 1024) } } })).toThrow(/^job deploy_node: configdrive: \d+ bytes as JSON, more than the limit of 65536$/);
+    expect(refused({ configdrive: { meta_data: { hostname: 'web 1' } } })).toThrow('configdrive.meta_data.hostname: a host name');
+    expect(refused({ configdrive: { meta_data: { public_keys: { a: `${KEY}\nssh-rsa evil` } } } })).toThrow('configdrive.meta_data: public_keys[0] contains a newline or another control character');
+    expect(refused({ configdrive: { network_data: [] } })).toThrow(/configdrive\.network_data/);
+    expect(parseJob('deploy_node', { ...p, configdrive: { user_data: 'x'.repeat(60 * 1024) } }).payload).toHaveProperty('configdrive');
   });
 });

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { AgentConfig, IMAGE_CACHE_DIR } from '../../agent/config.ts';
-import { displayUrl, ImageCache, ImageError } from '../../agent/images.ts';
+import { DEFAULT_IMAGE_URL_PREFIXES, displayUrl, ImageCache, ImageError, normalizeImageUrl, normalizeUrlPrefix } from '../../agent/images.ts';
+import { agentImageCache } from '../../agent/runner.ts';
 import { rejection } from '../support/rejection.ts';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -328,6 +329,112 @@ describe('ImageCache: api:<name> sources (the bucket through the agent API)', ()
   });
 });
 
+describe('ImageCache: ad-hoc URL images (ensureUrl, netboot.image_url_prefixes)', () => {
+  it('fetches a URL image the same verified way, keyed by its sha256; named by its display URL', async () => {
+    serve('/adhoc/img.raw?sig=secret', IMAGE);
+    const cache = new ImageCache({ dir, images: {}, urlPrefixes: [`${base}/adhoc/`] });
+    const url = `${base}/adhoc/img.raw?sig=secret`;
+    const got = await cache.ensureUrl(url, sha(IMAGE).toUpperCase());
+    expect(got).toEqual({ name: `${base}/adhoc/img.raw?…`, sha256: sha(IMAGE), size: IMAGE.length, path: join(dir, sha(IMAGE)) });
+    expect(readFileSync(got.path).equals(IMAGE)).toBe(true);
+    expect(readdirSync(dir)).toEqual([sha(IMAGE)]);
+    expect(cache.path(sha(IMAGE))).toEqual({ path: got.path, size: IMAGE.length });
+    // Keyed by the sha256: the same image by another URL (even one that would fail) is not fetched again.
+    expect((await cache.ensureUrl(`${base}/adhoc/elsewhere.raw`, sha(IMAGE))).path).toBe(got.path);
+    expect(hits.get('/adhoc/img.raw?sig=secret')).toBe(1);
+    expect(hits.get('/adhoc/elsewhere.raw')).toBeUndefined();
+  });
+
+  it('a sha256 mismatch fails naming the display URL, both hashes, and leaves no file', async () => {
+    serve('/adhoc/other.raw', OTHER);
+    const cache = new ImageCache({ dir, images: {}, urlPrefixes: ['http://'] });
+    const err = await rejection(cache.ensureUrl(`http://u:pw@${base.slice(7)}/adhoc/other.raw`, sha(IMAGE)), ImageError);
+    expect(err.message).toBe(`image "${base}/adhoc/other.raw": sha256 mismatch (expected ${sha(IMAGE)}, got ${sha(OTHER)}) from ${base}/adhoc/other.raw`);
+    expect(err.message).not.toContain('pw');
+    expect(readdirSync(dir)).toEqual([]);
+    expect((await rejection(cache.ensureUrl(`${base}/adhoc/other.raw`, 'ab'.repeat(16)), ImageError)).message).toBe(`image "${base}/adhoc/other.raw": the sha256 must be 64 hex digits`);
+  });
+
+  it('shares the cache file, and a download under way, with a catalog entry of the same sha256', async () => {
+    serve('/catalog.raw', IMAGE, 20);
+    serve('/adhoc/same.raw', IMAGE, 20);
+    const cache = new ImageCache({ dir, images: { debian: { url: `${base}/catalog.raw`, sha256: sha(IMAGE) } }, urlPrefixes: [`${base}/adhoc/`] });
+    // Concurrent: one download between them.
+    const [a, b] = await Promise.all([cache.ensure('debian'), cache.ensureUrl(`${base}/adhoc/same.raw`, sha(IMAGE))]);
+    expect(a.path).toBe(b.path);
+    expect(a.name).toBe('debian');
+    expect(b.name).toBe(`${base}/adhoc/same.raw`);
+    expect((hits.get('/catalog.raw') ?? 0) + (hits.get('/adhoc/same.raw') ?? 0)).toBe(1);
+    // URL first, then the catalog (another process, the leftover re-hashed): the catalog source is never asked.
+    const dir2 = join(dir, 'second');
+    const first = new ImageCache({ dir: dir2, images: {}, urlPrefixes: [`${base}/adhoc/`] });
+    await first.ensureUrl(`${base}/adhoc/same.raw`, sha(IMAGE));
+    const catalogHits = hits.get('/catalog.raw') ?? 0;
+    const urlHits = hits.get('/adhoc/same.raw') ?? 0;
+    expect((await first.ensure('debian').catch((e: Error) => e)) instanceof ImageError).toBe(true); // not in this cache's catalog
+    const second = new ImageCache({ dir: dir2, images: { debian: { url: `${base}/catalog.raw`, sha256: sha(IMAGE) } } });
+    expect((await second.ensure('debian')).size).toBe(IMAGE.length);
+    expect(hits.get('/catalog.raw') ?? 0).toBe(catalogHits);
+    // And the catalog's file serves a later URL deploy of the same sha256 without a fetch.
+    const third = new ImageCache({ dir: dir2, images: {}, urlPrefixes: [`${base}/adhoc/`] });
+    await third.ensureUrl(`${base}/adhoc/same.raw`, sha(IMAGE));
+    expect(hits.get('/adhoc/same.raw') ?? 0).toBe(urlHits);
+  });
+
+  it('fetches only URLs its prefixes allow, compared normalized; redirects must be allowed too', async () => {
+    const cache = new ImageCache({ dir, images: {}, urlPrefixes: [`${base}/adhoc/`, 'https://images.example.com/os/'] });
+    expect(cache.allowsUrl(`${base}/adhoc/x.raw`)).toBe(true);
+    expect(cache.allowsUrl(`${base.toUpperCase().replace('HTTP', 'http')}/adhoc/x.raw`)).toBe(true);
+    expect(cache.allowsUrl('HTTPS://Images.Example.COM:443/os/debian.raw?x=1')).toBe(true);
+    expect(cache.allowsUrl('https://user:pw@images.example.com/os/debian.raw')).toBe(true);
+    for (const url of [
+      `${base}/adhoc/../secret.raw`, // dot segments resolved: /secret.raw
+      `${base}/adhoc`, // the prefix's path is /adhoc/
+      'https://images.example.com.evil.test/os/x.raw',
+      'https://images.example.com@evil.test/os/x.raw',
+      'https://images.example.com/os2/x.raw',
+      'http://images.example.com/os/x.raw',
+      'file:///etc/passwd',
+      'api:debian.raw',
+      'not a url',
+    ]) {
+      expect(cache.allowsUrl(url), url).toBe(false);
+    }
+    const err = await rejection(cache.ensureUrl('https://elsewhere.test/x.raw', sha(IMAGE)), ImageError);
+    expect(err.message).toBe('image "https://elsewhere.test/x.raw": the URL is not allowed by this agent (netboot.image_url_prefixes)');
+    // Default: any https URL, nothing else.
+    const dflt = new ImageCache({ dir, images: {} });
+    expect(DEFAULT_IMAGE_URL_PREFIXES).toEqual(['https://']);
+    expect(dflt.allowsUrl('https://anywhere.test/x')).toBe(true);
+    expect(dflt.allowsUrl(`${base}/adhoc/x.raw`)).toBe(false);
+    expect((await rejection(dflt.ensureUrl(`${base}/adhoc/x.raw`, sha(IMAGE)))).message).toMatch(/not allowed by this agent/);
+    // A redirect out of the allowed prefixes is not followed.
+    routes.set('/adhoc/jump.raw', (res) => res.writeHead(302, { Location: '/internal/img.raw?sig=s' }).end());
+    serve('/internal/img.raw?sig=s', IMAGE);
+    const jump = await rejection(cache.ensureUrl(`${base}/adhoc/jump.raw`, sha(IMAGE)), ImageError);
+    expect(jump.message).toBe(`image "${base}/adhoc/jump.raw": a redirect to ${base}/internal/img.raw?…, which is not allowed by this agent (netboot.image_url_prefixes) from ${base}/adhoc/jump.raw`);
+    expect(hits.get('/internal/img.raw?sig=s')).toBeUndefined();
+    // One within them is.
+    routes.set('/adhoc/hop.raw', (res) => res.writeHead(302, { Location: '/adhoc/real.raw' }).end());
+    serve('/adhoc/real.raw', IMAGE);
+    expect((await cache.ensureUrl(`${base}/adhoc/hop.raw`, sha(IMAGE))).size).toBe(IMAGE.length);
+    expect(readdirSync(dir)).toEqual([sha(IMAGE)]);
+  });
+
+  it('normalizes URLs and prefixes; refuses prefixes that could match more than meant', () => {
+    expect(normalizeImageUrl('HTTPS://U:P@Host.Example:443/a/./b/../c.raw?q=1#frag')).toBe('https://host.example/a/c.raw?q=1');
+    for (const u of ['ftp://h/x', 'http:///x', 'http:x', 'file:///x', `https://h/${'x'.repeat(2048)}`]) expect(normalizeImageUrl(u), u).toBeNull();
+    expect(normalizeUrlPrefix('HTTPS://')).toBe('https://');
+    expect(normalizeUrlPrefix('http://')).toBe('http://');
+    expect(normalizeUrlPrefix('https://Images.Example.com/os/')).toBe('https://images.example.com/os/');
+    expect(normalizeUrlPrefix('https://images.example.com/debian-')).toBe('https://images.example.com/debian-');
+    for (const p of ['https://images.example.com', 'https://u@images.example.com/', 'https://h/?q', 'https://h/#f', 'ftp://', 'https:', 'images.example.com/', '']) {
+      expect(normalizeUrlPrefix(p), p).toBeNull();
+      expect(() => new ImageCache({ dir, images: {}, urlPrefixes: [p] }), p).toThrow(TypeError);
+    }
+  });
+});
+
 describe('netboot.images in the agent config', () => {
   const parse = (netboot: Record<string, unknown>) => AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: { public_url: 'http://10.0.0.1:8081', ...netboot } });
   const H = 'AB'.repeat(32);
@@ -351,6 +458,18 @@ describe('netboot.images in the agent config', () => {
     expect(parse({ images: { a: { ...img, extra: 1 } } }).success).toBe(false);
   });
 
+  it('image_url_prefixes: default any https URL; validated', () => {
+    expect(parse({}).data?.netboot?.image_url_prefixes).toEqual(['https://']);
+    expect(parse({ image_url_prefixes: ['https://images.example.com/', 'http://'] }).data?.netboot?.image_url_prefixes).toEqual(['https://images.example.com/', 'http://']);
+    expect(parse({ image_url_prefixes: [] }).data?.netboot?.image_url_prefixes).toEqual([]);
+    for (const p of ['https://images.example.com', 'ftp://', 'https://u:p@h/', 'https://h/?x', 'h/', '']) {
+      const r = parse({ image_url_prefixes: [p] });
+      expect(r.success, p).toBe(false);
+      expect(r.error?.issues[0]?.path, p).toEqual(['netboot', 'image_url_prefixes', 0]);
+    }
+    expect(parse({ image_url_prefixes: 'https://' }).success).toBe(false);
+  });
+
   it('takes api:<name> (the bucket through the API) with the API\'s name rule', () => {
     const ok = parse({ images: { debian: { url: 'api:debian-12_v1.raw', sha256: H } } });
     expect(ok.success).toBe(true);
@@ -361,5 +480,20 @@ describe('netboot.images in the agent config', () => {
       expect(r.success, url).toBe(false);
       expect(r.error?.issues[0]?.message, url).toMatch(/api:<name>/);
     }
+  });
+});
+
+describe("the agent's image cache from its config", () => {
+  it('takes the URL policy, the catalog and the API from agent.json', () => {
+    const cfg = AgentConfig.parse({
+      api_url: 'http://127.0.0.1:9',
+      token: 'slp_agent-token-0123456789abcdef',
+      netboot: { public_url: 'http://10.0.0.2:8081', image_cache_dir: join(tmpdir(), 'unused-cache'), image_url_prefixes: ['https://images.example.com/'] },
+    });
+    const cache = agentImageCache({ ...cfg, token: 'slp_agent-token-0123456789abcdef' })!;
+    expect(cache.allowsUrl('https://images.example.com/debian.raw')).toBe(true);
+    expect(cache.allowsUrl('https://images.example.com.evil/debian.raw')).toBe(false);
+    expect(cache.allowsUrl('https://elsewhere.example/debian.raw')).toBe(false);
+    expect(agentImageCache({ ...AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'slp_agent-token-0123456789abcdef' }), token: 'slp_agent-token-0123456789abcdef' })).toBeUndefined();
   });
 });

@@ -391,6 +391,7 @@ describe('the agent config', () => {
       kernel_args: 'console=tty0 console=ttyS0,115200n8',
       images: {},
       image_cache_dir: IMAGE_CACHE_DIR,
+      image_url_prefixes: ['https://'],
     });
     expect(AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: {} }).success).toBe(false);
     expect(AgentConfig.safeParse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', netboot: { public_url: 'ftp://x' } }).success).toBe(false);
@@ -847,6 +848,76 @@ describe('the config drive', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain('secret');
     }
+  });
+
+  describe('the Ironic layout (a configdrive from the job)', () => {
+    const KEY1 = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx0000000000000000000000000000000000000000 lessee@laptop';
+    const KEY2 = 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ other';
+    const members = (tar: Buffer) => Object.fromEntries(ustarMembers(tar).map((m) => [m.name, { mode: m.mode.toString(8), text: m.data.toString('utf8') }]));
+
+    it('seeds NoCloud from meta_data and a verbatim user_data, and leaves the lessee files in /etc/slipway', async () => {
+      const meta_data = { uuid: 'c0ffee00-0000-4000-8000-000000000001', hostname: 'web1', public_keys: { k1: KEY1, k2: KEY2 }, meta: { role: 'web' } };
+      const user_data = '#!/bin/sh\necho marker-$(hostname) > /root/marker\n';
+      const network_data = { links: [{ id: 'eth0', type: 'phy', ethernet_mac_address: MAC }], networks: [], services: [] };
+      const vendor_data = { some: 'vendor thing' };
+      const tar = buildConfigDrive({ instanceId: 'node-1', hostname: 'n01', configdrive: { meta_data, user_data, network_data, vendor_data }, mtime: 0 });
+      expect(ustarMembers(tar).map((m) => [m.name, m.mode.toString(8), m.type])).toEqual([
+        ['var/lib/cloud/seed/nocloud/meta-data', '644', '0'],
+        ['var/lib/cloud/seed/nocloud/user-data', '600', '0'],
+        ['var/lib/cloud/seed/nocloud/network-config', '644', '0'],
+        ['etc/slipway/meta_data.json', '644', '0'],
+        ['etc/slipway/user-data', '600', '0'],
+        ['etc/slipway/vendor_data.json', '644', '0'],
+      ]);
+      const m = members(tar);
+      // cloud-init NoCloud's keys: the instance is the node; the lessee's hostname wins; public-keys a list.
+      expect(JSON.parse(m['var/lib/cloud/seed/nocloud/meta-data']!.text)).toEqual({ 'instance-id': 'node-1', 'local-hostname': 'web1', 'public-keys': [KEY1, KEY2] });
+      expect(m['var/lib/cloud/seed/nocloud/user-data']!.text).toBe(user_data);
+      expect(m['etc/slipway/user-data']!.text).toBe(user_data);
+      expect(JSON.parse(m['var/lib/cloud/seed/nocloud/network-config']!.text)).toEqual(network_data);
+      expect(JSON.parse(m['etc/slipway/meta_data.json']!.text)).toEqual(meta_data);
+      expect(JSON.parse(m['etc/slipway/vendor_data.json']!.text)).toEqual(vendor_data);
+      // busybox tar (the ramdisk's) extracts it with those modes.
+      const rootfs = mkdtempSync(join(dir, 'ironic-rootfs-'));
+      expect(await withStdin('/bin/busybox', ['tar', '-x', '-C', rootfs], tar)).toMatchObject({ code: 0, stderr: '' });
+      expect(statSync(join(rootfs, 'etc/slipway/user-data')).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(rootfs, 'var/lib/cloud/seed/nocloud/user-data'), 'utf8')).toBe(user_data);
+    });
+
+    it('an object user_data is cloud-config (JSON is YAML); without user_data, cloud-config with the hostname only', () => {
+      const obj = { packages: ['nginx'], runcmd: [['touch', '/x']] };
+      const a = members(buildConfigDrive({ instanceId: 'node-2', hostname: 'n02', configdrive: { user_data: obj } }));
+      expect(a['var/lib/cloud/seed/nocloud/user-data']!.text).toBe(`#cloud-config\n${JSON.stringify(obj)}\n`);
+      expect(parseYaml(a['var/lib/cloud/seed/nocloud/user-data']!.text)).toEqual(obj);
+      expect(JSON.parse(a['var/lib/cloud/seed/nocloud/meta-data']!.text)).toEqual({ 'instance-id': 'node-2', 'local-hostname': 'n02', 'public-keys': [] });
+      expect(Object.keys(a)).toEqual(['var/lib/cloud/seed/nocloud/meta-data', 'var/lib/cloud/seed/nocloud/user-data', 'etc/slipway/user-data']);
+      const b = members(buildConfigDrive({ instanceId: 'node-3', hostname: 'n03', configdrive: { meta_data: { public_keys: [KEY1] } } }));
+      expect(Object.keys(b)).toEqual(['var/lib/cloud/seed/nocloud/meta-data', 'var/lib/cloud/seed/nocloud/user-data', 'etc/slipway/meta_data.json']);
+      expect(b['var/lib/cloud/seed/nocloud/user-data']!.text).toBe('#cloud-config\nhostname: "n03"\n');
+      expect(JSON.parse(b['var/lib/cloud/seed/nocloud/meta-data']!.text)['public-keys']).toEqual([KEY1]);
+      const c = members(buildConfigDrive({ instanceId: 'node-4', hostname: 'n04', configdrive: {} }));
+      expect(Object.keys(c)).toEqual(['var/lib/cloud/seed/nocloud/meta-data', 'var/lib/cloud/seed/nocloud/user-data']);
+    });
+
+    it('with boot actions too: keeps the bootaction file; the lessee user_data replaces the generated one', () => {
+      const ba = { node_name: 'n01', action_key: 'ab'.repeat(32), report_url: 'http://x/', packages: ['curl'], action_ids: ['a1'] };
+      const url = 'http://10.0.2.2:9000/api/v1.0/bootactions/nodes/n01';
+      const withUser = members(buildConfigDrive({ instanceId: 'i', hostname: 'n01', bootaction: ba, bootdataUrl: url, configdrive: { user_data: '#!/bin/sh\ntrue\n' } }));
+      expect(Object.keys(withUser)).toEqual(['var/lib/cloud/seed/nocloud/meta-data', 'var/lib/cloud/seed/nocloud/user-data', 'etc/slipway/user-data', 'etc/slipway/bootaction']);
+      expect(withUser['var/lib/cloud/seed/nocloud/user-data']!.text).toBe('#!/bin/sh\ntrue\n');
+      expect(withUser['etc/slipway/bootaction']!).toEqual({ mode: '600', text: expect.stringContaining(`action_key=${'ab'.repeat(32)}\n`) });
+      // Without a user_data, the generated one (its runcmd fetches the boot actions) stays.
+      const without = members(buildConfigDrive({ instanceId: 'i', hostname: 'n01', bootaction: ba, bootdataUrl: url, configdrive: { meta_data: { public_keys: { k: KEY1 } } } }));
+      expect(parseYaml(without['var/lib/cloud/seed/nocloud/user-data']!.text)).toEqual({ hostname: 'n01', packages: ['curl'], runcmd: [['sh', '-c', BOOTDATA_SCRIPT]] });
+      expect(Object.keys(without)).toContain('etc/slipway/bootaction');
+    });
+
+    it('refuses public keys and host names that would break their lines', () => {
+      expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', configdrive: { meta_data: { public_keys: { k: `${KEY1}\nssh-rsa evil` } } } })).toThrow('config drive: meta_data.public_keys[0] contains a newline');
+      expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', configdrive: { meta_data: { public_keys: { k: 7 } } } })).toThrow('meta_data.public_keys[0] is not a non-empty string');
+      expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', configdrive: { meta_data: { public_keys: 'ssh-rsa x' } } })).toThrow('meta_data.public_keys must be an object');
+      expect(() => buildConfigDrive({ instanceId: 'i', hostname: 'h', configdrive: { meta_data: { hostname: 'a\nb' } } })).toThrow('meta_data.hostname contains a newline');
+    });
   });
 
   it("user-data's runcmd fetches and unpacks the node's bootdata with its key, then enables and starts its units", async () => {

@@ -7,7 +7,9 @@
  * `slipway.step=deploy`, write the test OS (test/support/test-os.ts) to their disk and power
  * off; then a disk boot through `localBoot` (`slipway.step=boot`) runs the test OS from that
  * disk, which fetches and runs its boot action — the action's script POSTs Drydock's report.
- * The disk files are read back on the host with e2fsprogs' debugfs.
+ * The disk files are read back on the host with e2fsprogs' debugfs. An Ironic-style config drive
+ * (agent/configdrive.ts from a job's `configdrive`) gets its hostname, public keys and `#!`
+ * user-data applied by the test OS's first boot, once per instance-id.
  *
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static, cpio and
  * e2fsprogs (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
@@ -21,6 +23,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildConfigDrive } from '../../agent/configdrive.ts';
 import { Vm } from '../../agent/sim/vm.ts';
 import { buildNodeTarballs, buildTarball } from '../../layers/core/drydock/bootactions/tarball.ts';
 import { prepareMachines, RAMDISK } from '../support/machines.ts';
@@ -180,15 +183,14 @@ describe('the ramdisk deploy and boot steps on VMs', () => {
   const vms: Vm[] = [];
   const macs = new Map<Vm, string>();
   let fsImage: TestOsImage;
-  let diskImage: TestOsImage;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'slipway-vm-deploy-'));
     await site.start();
     const t0 = performance.now();
-    [fsImage, diskImage] = await Promise.all([buildTestOsImage(join(dir, 'images'), { layout: 'filesystem' }), buildTestOsImage(join(dir, 'images'), { layout: 'disk' })]);
+    fsImage = await buildTestOsImage(join(dir, 'images'), { layout: 'filesystem' });
     console.log(`test OS images built in ${Math.round(performance.now() - t0)} ms`);
-    for (const img of [fsImage, diskImage]) site.images.set(img.sha256, img.path);
+    site.images.set(fsImage.sha256, fsImage.path);
     const { files, units } = buildNodeTarballs([
       { type: 'file', path: '/usr/local/bin/hello.sh', mode: 0o755, data: Buffer.from(HELLO_SH) },
       { type: 'unit', path: '/etc/systemd/system/hello.service', mode: 0o644, data: Buffer.from(HELLO_SERVICE) },
@@ -323,24 +325,50 @@ describe('the ramdisk deploy and boot steps on VMs', () => {
     expect(firstboot).toContain('first boot done');
   });
 
-  it('deploys a whole-disk image (MBR, ext2 at 1 MiB): the config drive goes into /dev/vda1, which then boots', { timeout: 240_000 }, async () => {
-    const vm = machine('disk', '52:54:00:5a:13:02');
-    const { report } = await deploy(vm, 'T2', instructionsFor(diskImage, 'T2', { root_device: '/dev/vda' }), configDrive('node-n02', 'n02', false));
-    expect(report).toMatchObject({ step: 'deploy', root_device: '/dev/vda', root_filesystem: '/dev/vda1', image_sha256: diskImage.sha256, written_bytes: diskImage.size, configdrive: 'nocloud' });
-    // debugfs reads the partition through an offset (unix_io's `?offset=`).
-    const part = `${vm.disks[0]!}?offset=${MiB}`;
-    expect(JSON.parse(await debugfs(part, 'cat /var/lib/cloud/seed/nocloud/meta-data'))).toEqual({ 'instance-id': 'node-n02', 'local-hostname': 'n02' });
-    // (no bootaction info for this node: the config drive has no /etc/slipway/bootaction)
-    expect((await run('debugfs', ['-R', 'stat /etc/slipway/bootaction', part])).stderr).toMatch(/File not found/);
+  // A whole-disk image (MBR, ext2 at 1 MiB: the config drive goes into /dev/vda1, which then
+  // boots) is deployed end to end by test/agent/vm-drydock.test.ts (node n02).
 
-    // The boot step scans vda (no filesystem: the partition table), then vda1.
+  it('deploys with an Ironic config drive: the OS applies its hostname, public keys and #! user-data, once per instance', { timeout: 360_000 }, async () => {
+    const vm = machine('ironic', '52:54:00:5a:13:06');
+    const disk = vm.disks[0]!;
+    const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGSlipwayVmIronicTestKey00000000000000000000 lessee@laptop';
+    const user_data = '#!/bin/sh\necho marker-$(hostname) > /root/marker\n';
+    // What the agent builds for an Ironic deploy (the job's configdrive as the lessee gave it).
+    const drive = buildConfigDrive({
+      instanceId: 'node-ironic',
+      hostname: 'web1',
+      configdrive: { meta_data: { uuid: 'c0ffee00-0000-4000-8000-0000000000a1', public_keys: { k1: KEY } }, user_data },
+      mtime: 1_577_836_800,
+    });
+    const { report } = await deploy(vm, 'T6', instructionsFor(fsImage, 'T6'), drive);
+    expect(report).toMatchObject({ step: 'deploy', root_device: '/dev/vda', image_sha256: fsImage.sha256, written_bytes: fsImage.size, configdrive: 'nocloud' });
+    expect(await debugfs(disk, 'cat /var/lib/cloud/seed/nocloud/user-data')).toBe(user_data);
+    expect(await debugfs(disk, 'stat /etc/slipway/user-data')).toMatch(/Mode: +0600/);
+
     await vm.start('disk');
     await waitUntil(() => vm.console().includes('slipway-os: first boot done'), 180_000, () => `first boot not done; console:\n${vm.console().slice(-4000)}`);
-    const text = vm.console();
-    expect(text).toContain('slipway-ramdisk: booting /dev/vda1: switch_root');
-    expect(text).toContain('slipway-os: hostname n02 (instance-id node-n02)');
-    expect(text).toContain('slipway-os: no /etc/slipway/bootaction: no boot actions');
+    const first = vm.console();
+    expect(first).toContain('slipway-os: hostname web1 (instance-id node-ironic)');
+    expect(first).toContain('slipway-os: public keys: 1 in /root/.ssh/authorized_keys');
+    expect(first).toContain('slipway-os: user-data exited 0');
+    expect(first).toContain('slipway-os: no /etc/slipway/bootaction: no boot actions');
     await vm.stop();
+    expect(await debugfs(disk, 'cat /root/marker')).toBe('marker-web1\n');
+    expect(await debugfs(disk, 'cat /root/.ssh/authorized_keys')).toBe(`${KEY}\n`);
+    expect(await debugfs(disk, 'stat /root/.ssh/authorized_keys')).toMatch(/Mode: +0600/);
+    expect(await debugfs(disk, 'stat /root/.ssh')).toMatch(/Mode: +0700/);
+
+    // Once per instance-id: the next boot does not run the user-data again (nor add the key twice).
+    await run('debugfs', ['-w', '-R', 'rm /root/marker', disk]);
+    const mark = vm.console().length;
+    await vm.start('disk');
+    await waitUntil(() => vm.console().slice(mark).includes('slipway-os: first boot done'), 180_000, () => `second boot not done; console:\n${vm.console().slice(-4000)}`);
+    const second = vm.console().slice(mark);
+    expect(second).toContain('slipway-os: user-data already ran for instance node-ironic');
+    expect(second).not.toContain('user-data exited');
+    await vm.stop();
+    expect((await run('debugfs', ['-R', 'stat /root/marker', disk])).stderr).toMatch(/File not found/);
+    expect(await debugfs(disk, 'cat /root/.ssh/authorized_keys')).toBe(`${KEY}\n`);
   });
 
   it('reports an error when the image read back does not match image_sha256', { timeout: 240_000 }, async () => {

@@ -14,7 +14,12 @@
  *    `ExecStart=` lines of every `*.service` in the units tarball, in order, with `sh -c` (a real
  *    OS would `systemctl enable --now` them; the boot actions' own scripts post Drydock's
  *    reports). Once per instance-id, as cloud-init does: `/var/lib/slipway/firstboot.<id>` marks it done;
- * 5. writes `/var/log/slipway-firstboot.log`, syncs, logs `slipway-os: first boot done`, and stays
+ * 5. (an Ironic config drive) adds meta-data's `public-keys` list to /root/.ssh/authorized_keys
+ *    (dir 0700, file 0600), logging `slipway-os: public keys: N …`; and, once per instance-id
+ *    (`/var/lib/slipway/user-data.<id>`), runs the NoCloud seed's user-data with sh when it starts
+ *    with `#!`, logging `slipway-os: user-data exited N` (`#cloud-config` is logged and ignored:
+ *    no cloud-init here);
+ * 6. writes `/var/log/slipway-firstboot.log`, syncs, logs `slipway-os: first boot done`, and stays
  *    up idle: a deployed node does not power off.
  *
  * Layouts: `filesystem` (the image is the ext2 filesystem itself) or `disk` (a whole-disk image:
@@ -76,6 +81,25 @@ else
   log "no local-hostname in $seed/meta-data"
 fi
 
+# The public keys (an Ironic config drive's meta-data "public-keys": a JSON list of one-line
+# strings) into root's authorized_keys, added to what is there, as cloud-init's ssh module does.
+keys=$(sed -n 's/.*"public-keys"[[:space:]]*:[[:space:]]*\\[\\([^]]*\\)\\].*/\\1/p' "$seed/meta-data" 2>/dev/null)
+if [ -n "$keys" ]; then
+  mkdir -p /root/.ssh
+  chmod 700 /root/.ssh
+  touch /root/.ssh/authorized_keys
+  chmod 600 /root/.ssh/authorized_keys
+  # "a","b" → one per line; JSON's \\" and \\\\ undone.
+  printf '%s\\n' "$keys" | sed 's/^[[:space:]]*"//; s/"[[:space:]]*$//; s/"[[:space:]]*,[[:space:]]*"/\\n/g' | sed 's/\\\\"/"/g; s/\\\\\\\\/\\\\/g' > /tmp/keys
+  n=0
+  while IFS= read -r key; do
+    [ -n "$key" ] || continue
+    grep -qxF "$key" /root/.ssh/authorized_keys || echo "$key" >> /root/.ssh/authorized_keys
+    n=$((n + 1))
+  done < /tmp/keys
+  log "public keys: $n in /root/.ssh/authorized_keys"
+fi
+
 ip link set lo up
 i=0
 while [ ! -e /sys/class/net/eth0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
@@ -130,6 +154,30 @@ elif [ -e "$done_mark" ]; then
   log "bootaction already ran for instance \${instance:-none}"
 else
   log "no /etc/slipway/bootaction: no boot actions"
+fi
+
+# user-data, once per instance-id as cloud-init runs user scripts: a script (#!) runs with sh;
+# #cloud-config is cloud-init's, which this OS does not have.
+ud=$seed/user-data
+ud_mark=/var/lib/slipway/user-data.\${instance:-none}
+if [ -s "$ud" ] && [ ! -e "$ud_mark" ]; then
+  case "$(head -c 2 "$ud")" in
+    '#!')
+      cp "$ud" /tmp/user-data
+      sh /tmp/user-data > /dev/console 2>&1 < /dev/null
+      log "user-data exited $?"
+      ;;
+    *)
+      if head -n 1 "$ud" | grep -q '^#cloud-config'; then
+        log "user-data is #cloud-config: ignored (no cloud-init here)"
+      else
+        log "user-data is neither a #! script nor #cloud-config: ignored"
+      fi
+      ;;
+  esac
+  touch "$ud_mark"
+elif [ -e "$ud_mark" ]; then
+  log "user-data already ran for instance \${instance:-none}"
 fi
 # On disk first, then on the console: whoever watches the console may power the node off then.
 echo "$(cut -d' ' -f1 /proc/uptime) first boot done" >> "$LOG"
