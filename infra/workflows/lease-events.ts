@@ -31,8 +31,12 @@ export const LEASE_EVENT_TASKS = {
 /** A Wait state whose duration Begin decides (a due event of a busy lease, or one a few seconds early). */
 export const LEASE_EVENT_WAIT = 'NotYet';
 
-/** How long one agent job (power off a node) may take, and how often the agent must heartbeat. */
-export const AGENT_JOB_TIMEOUT_SECONDS = 900;
+/**
+ * How long one agent job of an event may take — erasing a node's disks at the lease's end (the
+ * agent's own limit is SLIPWAY_CLEAN_TIMEOUT_SECONDS, 3600 by default) or powering it off — and
+ * how often the agent must heartbeat (a lost agent is noticed within that).
+ */
+export const AGENT_JOB_TIMEOUT_SECONDS = 4200;
 export const AGENT_JOB_HEARTBEAT_SECONDS = 300;
 /** Nodes handled at once by one event (a 100-node lease ends in 10 rounds of agent jobs). */
 export const AGENT_JOB_CONCURRENCY = 10;

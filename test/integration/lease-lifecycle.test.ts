@@ -4,6 +4,7 @@ import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import type { Agent } from '../../agent/runner.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
+import { agentSite, claim, finish, mac, registerIpmiNode, states } from '../support/ironic-agent.ts';
 import { startOwnStack } from '../support/own-stack.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { TestClock } from '../support/clock.ts';
@@ -357,4 +358,57 @@ describe('lease lifecycle', () => {
     expect(answers.map((a) => a.status)).toEqual(leases.map((_, i) => (i % 2 === 0 ? 200 : 204)));
     for (const [i, l] of leases.entries()) if (i % 2 === 0) await leaseStatus(l.id, 'ACTIVE');
   });
+
+  it('erases the nodes it can at its end: one back in the pool, one whose erase failed in maintenance; the lease terminates; a node without a MAC is powered off, noted', async () => {
+    // A site whose agent is the test (it answers the jobs), nodes with known MACs (ports).
+    const site = await agentSite('end-clean');
+    const member = await tokenFor('member');
+    const pool = await hostPool(3);
+    const [ok, bad, nomac] = pool.hosts.map((h) => h.name) as [string, string, string];
+    const macs: Record<string, string> = { [ok]: mac(), [bad]: mac() };
+    for (const name of [ok, bad, nomac]) {
+      await registerIpmiNode(site, { address: '10.9.9.10', password: 'end-pw' }, { name, ports: macs[name] ? [macs[name]!] : [] });
+    }
+    const res = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, clock.now().getTime()), reservations: [hostReservation(pool.filter, 3, 3)], events: [] },
+    });
+    expect(res.status, res.text).toBe(201);
+    const active = await leaseStatus(res.body.lease.id, 'ACTIVE', 10_000);
+    clock.advanceTo(active.end_date);
+
+    // The end queues an erase of each node with a MAC (with the workflow's task token), a power-off of the other.
+    const jobs: any[] = [];
+    await waitFor('the end jobs', async () => {
+      jobs.push(...(await claim(site.token, 3)));
+      return jobs.length >= 3;
+    }, 30_000);
+    const byNode = new Map<string, any>();
+    for (const j of jobs) byNode.set((await call('GET', `/v1/nodes/${j.node_id}`, { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body.name, j);
+    expect(byNode.get(ok)).toMatchObject({ kind: 'clean', payload: { macs: [macs[ok]] } });
+    expect(byNode.get(bad)).toMatchObject({ kind: 'clean' });
+    expect(byNode.get(nomac)).toMatchObject({ kind: 'power', payload: { target: 'power off' } });
+    expect((await states(ok)).provision_state).toBe('cleaning');
+    expect((await finish(site.token, byNode.get(ok), { status: 'succeeded', output: { disks: [], boot_mac: macs[ok] } })).status).toBe(200);
+    expect((await finish(site.token, byNode.get(bad), { status: 'failed', error: 'erasing /dev/sda failed: dd: Input/output error' })).status).toBe(200);
+    expect((await finish(site.token, byNode.get(nomac), { status: 'succeeded', output: { power_state: 'power off' } })).status).toBe(200);
+
+    const ended = await leaseStatus(res.body.lease.id, 'TERMINATED');
+    const end = ended.events.find((e: any) => e.event_type === 'end_lease');
+    expect(end.status).toBe('DONE');
+    expect(end.status_reason).toContain(`node ${bad} could not be erased and is in maintenance: Node `);
+    expect(end.status_reason).toContain(`node ${nomac} was powered off, not erased: it has no known MAC address`);
+    expect(await states(ok)).toMatchObject({ provision_state: 'available', last_error: null });
+    const failed = (await call('GET', `/v1/nodes/${bad}`, { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body;
+    expect(failed).toMatchObject({ provision_state: 'clean failed', maintenance: true });
+    expect(failed.maintenance_reason).toContain('erasing /dev/sda failed');
+    // The node in maintenance is never allocated: three nodes cannot be had again, two can.
+    const again = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, clock.now().getTime()), reservations: [hostReservation(pool.filter, 3, 3)], events: [] },
+    });
+    expect(again.status, again.text).toBe(409);
+    expect(again.body.error_message).toMatch(/Not enough hosts available/);
+  });
 });
+

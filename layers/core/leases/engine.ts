@@ -191,8 +191,14 @@ export async function finishEvent(deps: Ports, input: FinishInput): Promise<{ ev
     if (!found) return { event_status: null, lease_status: null };
     const { lease, event } = found;
     if (event.status !== 'IN_PROGRESS') return { event_status: event.status, lease_status: lease.status };
-    const failed = (input.results ?? []).filter((r) => !r.ok);
     const reasons = [...(input.act?.notes ?? [])];
+    const failed: JobResult[] = [];
+    for (const r of (input.results ?? []).filter((x) => !x.ok)) {
+      const res = lease.reservations.find((x) => x.id === r.reservation_id);
+      const note = res ? await pluginFor(res.resource_type).settledFailure?.(deps, r) : undefined;
+      if (note) reasons.push(note);
+      else failed.push(r);
+    }
     const caught = input.error?.Error !== undefined ? input.error : null;
     if (caught) reasons.push(causeOf(caught));
     for (const f of failed) reasons.push(`node ${f.node_id}: ${f.error ?? 'the agent job failed'}`);

@@ -1,5 +1,8 @@
-import { isGranted } from '../inventory/node.ts';
-import { queueSystemPower } from '../ironic/nodes.ts';
+import { enqueueJob } from '../agent/enqueue.ts';
+import { ConcurrentModificationError } from '../errors.ts';
+import { type BmcInfo, isGranted, type Node } from '../inventory/node.ts';
+import { cleanPayload, cleansOnProvide } from '../ironic/clean.ts';
+import { queueSystemPower, siteOf } from '../ironic/nodes.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
 import type { Lease, Reservation } from './model.ts';
@@ -11,8 +14,13 @@ import type { AgentJobSpec, JobResult, LifecycleStep } from './plugin.ts';
  *  - start: grant: the allocation is marked granted, so the lease's project sees the node and
  *    may power it and call its passthru (`grantsOf`).
  *  - before_end: the reservation's `before_end` action.
- *  - end: revoke the grant at once, power the node off through the agent (one callback job per
- *    node), then release the allocation, kept (still padded) until the cleaning gap has passed.
+ *  - end: revoke the grant at once, then erase the node's disks through the agent (one callback
+ *    `clean` job per node: the ramdisk erases every disk, the node ends powered off and
+ *    `available`), or, where the node cannot be erased (automated cleaning off for it, no known
+ *    MAC), power it off; then release the allocation, kept (still padded) until the cleaning gap
+ *    has passed. An erase that fails leaves the node `clean failed` in maintenance (never
+ *    allocated again until an administrator clears it): the lease still terminates, with a note.
+ *  - deleted while running: the same erase (or power off), without a workflow.
  * Each step reads the node and writes its own calendar entry only, so running it twice is harmless.
  */
 
@@ -62,27 +70,75 @@ export async function hostBeforeEnd(deps: Ports, _lease: Lease, res: Reservation
   return { jobs: [], notes: [] };
 }
 
+/**
+ * How a node is given back at the end of a lease: erased (`clean`), or, where it cannot be —
+ * automated cleaning off for it, or no known MAC (no Ironic port: the ramdisk is never sent to a
+ * machine it cannot recognise) — powered off, with the reason as a note.
+ */
+async function endAction(deps: Ports, node: Node & { bmc: BmcInfo }): Promise<{ action: 'clean' | 'power_off'; note?: string }> {
+  if (!cleansOnProvide(deps, node.bmc)) return { action: 'power_off', note: `node ${node.name} was powered off, not erased (automated cleaning is off for it)` };
+  if ((await deps.bmPorts.listByNode(node.id)).length === 0) return { action: 'power_off', note: `node ${node.name} was powered off, not erased: it has no known MAC address (no Ironic ports; inspect it)` };
+  return { action: 'clean' };
+}
+
 export async function hostEnd(deps: Ports, _lease: Lease, res: Reservation): Promise<LifecycleStep> {
   const jobs: AgentJobSpec[] = [];
   const notes: string[] = [];
   await eachLimited(res.node_ids, 10, async (id) => {
     const node = await deps.nodes.get(id);
     if (!node) return;
-    // Revoke first: the project loses the node at its end time, before the power-off finishes.
+    // Revoke first: the project loses the node at its end time, before the erase finishes.
     if (node.allocations[res.id]?.granted_at) await deps.nodes.markAllocation(id, res.id, { granted_at: null });
     if (!node.bmc) notes.push(`node ${node.name} has no BMC registered and was not powered off`);
     else if (node.bmc.maintenance) notes.push(`node ${node.name} is in maintenance and was not powered off`);
-    else jobs.push({ reservation_id: res.id, node_id: id, action: 'power_off' });
+    else {
+      const { action, note } = await endAction(deps, node as Node & { bmc: BmcInfo });
+      if (note) notes.push(note);
+      jobs.push({ reservation_id: res.id, node_id: id, action });
+    }
   });
   jobs.sort((x, y) => x.node_id.localeCompare(y.node_id));
   return { jobs, notes };
 }
 
+/**
+ * Queues one end job: a power-off, or an erase — the node enters `cleaning` (target
+ * `available`) whatever it ran (a deployed OS is overwritten by the ramdisk's boot), and the
+ * clean job's handler (ironic/clean.ts) makes it `available`, or `clean failed` in maintenance.
+ */
+async function queueEndJob(deps: Ports, nodeId: string, action: string, taskToken?: string): Promise<{ job_id: string }> {
+  if (action === 'power_off') {
+    const queued = await queueSystemPower(deps, nodeId, 'power off', taskToken);
+    if (!queued) throw new Error(`Node ${nodeId} has no BMC to power off`);
+    return { job_id: queued.id };
+  }
+  if (action !== 'clean') throw new Error(`Unknown physical:host agent action ${action}`);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const node = await deps.nodes.get(nodeId);
+    if (!node?.bmc) throw new Error(`Node ${nodeId} has no BMC to erase through`);
+    const bmc: BmcInfo = { ...node.bmc, provision_state: 'cleaning', target_provision_state: 'available', provision_updated_at: deps.clock.now().toISOString(), last_error: null };
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc });
+    } catch (err) {
+      if (err instanceof ConcurrentModificationError) continue;
+      throw err;
+    }
+    const job = await enqueueJob(deps, { site: siteOf(bmc), kind: 'clean', node_id: node.id, payload: { ...(await cleanPayload(deps, { ...node, bmc })) }, ...(taskToken ? { task_token: taskToken } : {}) });
+    return { job_id: job.id };
+  }
+  throw new ConcurrentModificationError(`Node ${nodeId} was modified concurrently`);
+}
+
 export async function hostQueueJob(deps: Ports, job: AgentJobSpec, taskToken: string): Promise<{ job_id: string }> {
-  if (job.action !== 'power_off') throw new Error(`Unknown physical:host agent action ${job.action}`);
-  const queued = await queueSystemPower(deps, job.node_id, 'power off', taskToken);
-  if (!queued) throw new Error(`Node ${job.node_id} has no BMC to power off`);
-  return { job_id: queued.id };
+  return queueEndJob(deps, job.node_id, job.action, taskToken);
+}
+
+/** An erase that failed and left the node in maintenance (never leased): a note, not the end's failure. */
+export async function hostSettledFailure(deps: Ports, result: JobResult): Promise<string | undefined> {
+  const node = await deps.nodes.get(result.node_id);
+  const b = node?.bmc;
+  if (!node || !b || b.provision_state !== 'clean failed' || !b.maintenance) return undefined;
+  return `node ${node.name} could not be erased and is in maintenance: ${b.maintenance_reason ?? result.error ?? 'no reason given'}`;
 }
 
 /**
@@ -99,13 +155,17 @@ export async function hostAfterEnd(deps: Ports, _lease: Lease, res: Reservation,
   });
 }
 
-/** A running lease deleted: its nodes are powered off (the grant went with the allocation). */
+/** A running lease deleted: its nodes are erased, or powered off (the grant went with the allocation). */
 export async function hostAfterDeleteActive(deps: Ports, _lease: Lease, res: Reservation): Promise<void> {
   await eachLimited(res.node_ids, 10, async (id) => {
     try {
-      await queueSystemPower(deps, id, 'power off');
+      const node = await deps.nodes.get(id);
+      if (!node?.bmc || node.bmc.maintenance) return;
+      const { action, note } = await endAction(deps, node as Node & { bmc: BmcInfo });
+      if (note) log.warn('node of a deleted lease not erased', { node_id: id, note });
+      await queueEndJob(deps, id, action);
     } catch (err) {
-      log.error('power-off after deleting a running lease was not queued', { node_id: id, error: (err as Error).name });
+      log.error('end of a deleted running lease was not queued for a node', { node_id: id, error: (err as Error).name });
     }
   });
 }

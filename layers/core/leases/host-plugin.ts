@@ -3,7 +3,7 @@ import { NotEnoughHostsError, ValidationError } from '../errors.ts';
 import { allocatable, overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
-import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostStart, hostStartBlocker } from './host-lifecycle.ts';
+import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostSettledFailure, hostStart, hostStartBlocker } from './host-lifecycle.ts';
 
 /**
  * `physical:host`: whole bare-metal nodes. Parameters and checks follow upstream-apis.md §4.4,
@@ -165,6 +165,7 @@ export const hostPlugin: ResourcePlugin = {
   queueJob: hostQueueJob,
   afterEnd: hostAfterEnd,
   afterDeleteActive: hostAfterDeleteActive,
+  settledFailure: hostSettledFailure,
 };
 
 export const PLUGINS: ReadonlyMap<string, ResourcePlugin> = new Map([[hostPlugin.resourceType, hostPlugin]]);

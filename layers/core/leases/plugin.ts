@@ -62,6 +62,12 @@ export interface ResourcePlugin {
   afterEnd(deps: Ports, lease: Lease, res: Reservation, results: JobResult[]): Promise<void>;
   /** After the lease was deleted while running: stop what it ran (best effort, no workflow). */
   afterDeleteActive(deps: Ports, lease: Lease, res: Reservation): Promise<void>;
+  /**
+   * A failed agent job of the end whose failure left the resource safely out of the pool (e.g.
+   * a node whose erase failed is in maintenance, never leased): the note that replaces the
+   * failure, so the lease still terminates. Undefined: it is the end's failure.
+   */
+  settledFailure?(deps: Ports, result: JobResult): Promise<string | undefined>;
 }
 
 /** One unit of agent work for a lifecycle step (one node). */
