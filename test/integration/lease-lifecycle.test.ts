@@ -410,5 +410,62 @@ describe('lease lifecycle', () => {
     expect(again.status, again.text).toBe(409);
     expect(again.body.error_message).toMatch(/Not enough hosts available/);
   });
+
+  it("deploys a reservation's slipway:image at its start: ACTIVE once the nodes deployed, a node that failed named on the event", async () => {
+    const site = await agentSite('start-deploy');
+    const member = await tokenFor('member');
+    const pool = await hostPool(2);
+    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
+    const answer = async (kind: string, body: Record<string, unknown>) => {
+      const [job] = await claim(site.token);
+      expect(job).toMatchObject({ kind });
+      expect((await finish(site.token, job, body)).status).toBe(200);
+    };
+    for (const h of pool.hosts) {
+      const m = mac();
+      await registerIpmiNode(site, { address: '10.9.9.11', password: 'start-pw' }, { name: h.name, ports: [m] });
+      expect((await call('PUT', `/v1/nodes/${h.name}/states/provision`, { headers: V, body: { target: 'manage' } })).status).toBe(202);
+      await answer('power_state', { status: 'succeeded', output: { power_state: 'power off' } });
+      expect((await call('PUT', `/v1/nodes/${h.name}/states/provision`, { headers: V, body: { target: 'provide' } })).status).toBe(202);
+      await answer('clean', { status: 'succeeded', output: { disks: [], boot_mac: m } });
+      expect((await states(h.name)).provision_state).toBe('available');
+    }
+    // A URL image without its sha256 is refused when the lease is created.
+    const bad = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, clock.now().getTime()), reservations: [hostReservation(pool.filter, 2, 2, { 'slipway:image': 'https://images.example.com/x.raw' })], events: [] },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error_message).toMatch(/needs its sha256/);
+
+    const res = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, clock.now().getTime()), reservations: [hostReservation(pool.filter, 2, 2, { 'slipway:image': 'debian-12' })], events: [] },
+    });
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.lease.reservations[0]['slipway:image']).toBe('debian-12');
+    const jobs: any[] = [];
+    await waitFor('the start deploys', async () => {
+      jobs.push(...(await claim(site.token, 2)));
+      return jobs.length >= 2;
+    }, 30_000);
+    expect(jobs.map((j) => [j.kind, j.payload.image, j.payload.require_image])).toEqual([
+      ['deploy_node', 'debian-12', true],
+      ['deploy_node', 'debian-12', true],
+    ]);
+    // Starting while its nodes deploy.
+    expect((await getLease(res.body.lease.id)).status).toBe('STARTING');
+    const [okJob, badJob] = jobs;
+    expect((await finish(site.token, okJob, { status: 'succeeded', output: { method: 'image' } })).status).toBe(200);
+    expect((await finish(site.token, badJob, { status: 'failed', error: 'image "debian-12" is not in the agent\'s image catalog' })).status).toBe(200);
+    const active = await leaseStatus(res.body.lease.id, 'ACTIVE');
+    const start = active.events.find((e: any) => e.event_type === 'start_lease');
+    expect(start.status).toBe('DONE');
+    const nameOf = async (j: any) => (await call('GET', `/v1/nodes/${j.node_id}`, { headers: V })).body;
+    const [okNode, badNode] = [await nameOf(okJob), await nameOf(badJob)];
+    expect(start.status_reason).toContain(`node ${badNode.name} failed to deploy: Failed to deploy: image "debian-12" is not in the agent's image catalog`);
+    expect(okNode).toMatchObject({ provision_state: 'active', instance_info: { image_source: 'debian-12' } });
+    expect(badNode).toMatchObject({ provision_state: 'deploy failed' });
+  });
 });
 

@@ -65,7 +65,15 @@ export type ImageRef = { image: string } | { image_url: string; image_sha256: st
 
 /** The image of a node's instance_info (400 with upstream's message when there is none). */
 export function imageOf(node: Node & { bmc: BmcInfo }): ImageRef {
-  const info = node.bmc.instance_info ?? {};
+  return imageRefOf(node.bmc.instance_info ?? {}, node.id);
+}
+
+/**
+ * The image of an instance_info-like object (`image_source`, `image_checksum`,
+ * `image_os_hash_algo`/`image_os_hash_value`); `id` names the node in upstream's message.
+ */
+export function imageRefOf(info: Record<string, unknown>, id: string): ImageRef {
+  const node = { id };
   const source = info.image_source;
   if (typeof source !== 'string' || source.trim() === '') throw new ValidationError(missingImageText(node.id), 'INVALID_PARAMETER_VALUE');
   if (!/^[a-z][a-z0-9+.-]*:/i.test(source)) {
@@ -118,8 +126,11 @@ export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, 
   };
 }
 
-/** Whether a job is an Ironic deploy's (a Drydock deploy's job answers its workflow instead). */
-const isIronicDeploy = (job: Job) => job.kind === 'deploy_node' && !job.task_token && Boolean(job.node_id);
+/**
+ * Whether the node's state follows the job: an Ironic deploy's or a lease start's (both
+ * `require_image`); a Drydock deploy's node is settled by its task, after the boot-action reports.
+ */
+const isIronicDeploy = (job: Job) => job.kind === 'deploy_node' && job.payload.require_image === true && Boolean(job.node_id);
 
 /**
  * The agent took the deploy: the node now waits for the ramdisk's call-back, as upstream's

@@ -151,7 +151,7 @@ export async function queueAgentJob(deps: Ports, input: EventInput & { job: Agen
   const { lease } = await running(deps, input);
   const res = lease.reservations.find((r) => r.id === input.job.reservation_id);
   if (!res) throw new EventGoneError(`Reservation ${input.job.reservation_id} is not part of lease ${lease.id}`);
-  return pluginFor(res.resource_type).queueJob(deps, input.job, input.task_token);
+  return pluginFor(res.resource_type).queueJob(deps, input.job, input.task_token, res);
 }
 
 /** Complete: the plugins' action once the agent work is done (end: release the nodes). */

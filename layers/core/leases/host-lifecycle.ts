@@ -2,6 +2,7 @@ import { enqueueJob } from '../agent/enqueue.ts';
 import { ConcurrentModificationError } from '../errors.ts';
 import { type BmcInfo, isGranted, type Node } from '../inventory/node.ts';
 import { cleanPayload, cleansOnProvide } from '../ironic/clean.ts';
+import { deployPayload, imageRefOf } from '../ironic/deploy.ts';
 import { queueSystemPower, siteOf } from '../ironic/nodes.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
@@ -53,7 +54,21 @@ export async function hostStart(deps: Ports, lease: Lease, res: Reservation): Pr
     if (!(await deps.nodes.markAllocation(id, res.id, { granted_at: stamp }))) missing.push(id);
   });
   if (missing.length > 0) throw new Error(`The lease cannot start: node(s) ${missing.join(', ')} no longer hold its allocation`);
-  return { jobs: [], notes: [] };
+  // A reservation naming an image: its nodes are deployed with it now (one callback job each);
+  // the lease is ACTIVE once they are `active`, a node that failed is named on the event.
+  if (!res.params['slipway:image']) return { jobs: [], notes: [] };
+  const jobs: AgentJobSpec[] = [];
+  const notes: string[] = [];
+  await eachLimited(res.node_ids, 10, async (id) => {
+    const node = await deps.nodes.get(id);
+    const state = node?.bmc?.provision_state;
+    if (!node?.bmc) notes.push(`node ${node?.name ?? id} has no BMC registered and was not deployed`);
+    else if (node.bmc.maintenance) notes.push(`node ${node.name} is in maintenance and was not deployed`);
+    else if (state !== 'available' && state !== 'active' && state !== 'deploy failed') notes.push(`node ${node.name} is ${state}, not available, and was not deployed`);
+    else jobs.push({ reservation_id: res.id, node_id: id, action: 'deploy' });
+  });
+  jobs.sort((x, y) => x.node_id.localeCompare(y.node_id));
+  return { jobs, notes };
 }
 
 export async function hostBeforeEnd(deps: Ports, _lease: Lease, res: Reservation): Promise<LifecycleStep> {
@@ -129,15 +144,47 @@ async function queueEndJob(deps: Ports, nodeId: string, action: string, taskToke
   throw new ConcurrentModificationError(`Node ${nodeId} was modified concurrently`);
 }
 
-export async function hostQueueJob(deps: Ports, job: AgentJobSpec, taskToken: string): Promise<{ job_id: string }> {
+export async function hostQueueJob(deps: Ports, job: AgentJobSpec, taskToken: string, res: Reservation): Promise<{ job_id: string }> {
+  if (job.action === 'deploy') return queueStartDeploy(deps, job, taskToken, res);
   return queueEndJob(deps, job.node_id, job.action, taskToken);
+}
+
+/**
+ * A lease-start deploy: the reservation's image becomes the node's instance_info (what the
+ * lessee then sees and may rebuild with), the node enters `deploying`, and the agent's
+ * `deploy_node` job carries the workflow's task token; its handler (ironic/deploy.ts) makes the
+ * node `active` or `deploy failed`.
+ */
+async function queueStartDeploy(deps: Ports, job: AgentJobSpec, taskToken: string, res: Reservation): Promise<{ job_id: string }> {
+  const image = res.params['slipway:image'];
+  if (typeof image !== 'string') throw new Error(`Reservation ${job.reservation_id} names no image`);
+  const checksum = res.params['slipway:image_checksum'];
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const node = await deps.nodes.get(job.node_id);
+    if (!node?.bmc) throw new Error(`Node ${job.node_id} has no BMC to deploy through`);
+    const instance_info = { image_source: image, ...(typeof checksum === 'string' ? { image_checksum: checksum } : {}) };
+    const bmc: BmcInfo = { ...node.bmc, instance_info, provision_state: 'deploying', target_provision_state: 'active', provision_updated_at: deps.clock.now().toISOString(), last_error: null };
+    try {
+      await deps.nodes.update(node.id, node.version, { bmc });
+    } catch (err) {
+      if (err instanceof ConcurrentModificationError) continue;
+      throw err;
+    }
+    const payload = await deployPayload(deps, { ...node, bmc }, imageRefOf(instance_info, node.id), undefined);
+    const queued = await enqueueJob(deps, { site: siteOf(bmc), kind: 'deploy_node', node_id: node.id, payload, task_token: taskToken });
+    return { job_id: queued.id };
+  }
+  throw new ConcurrentModificationError(`Node ${job.node_id} was modified concurrently`);
 }
 
 /** An erase that failed and left the node in maintenance (never leased): a note, not the end's failure. */
 export async function hostSettledFailure(deps: Ports, result: JobResult): Promise<string | undefined> {
   const node = await deps.nodes.get(result.node_id);
   const b = node?.bmc;
-  if (!node || !b || b.provision_state !== 'clean failed' || !b.maintenance) return undefined;
+  if (!node || !b) return undefined;
+  // A start deploy that failed: the lease runs with the node `deploy failed` (its lessee may rebuild it).
+  if (b.provision_state === 'deploy failed') return `node ${node.name} failed to deploy: ${b.last_error ?? result.error ?? 'no reason given'}`;
+  if (b.provision_state !== 'clean failed' || !b.maintenance) return undefined;
   return `node ${node.name} could not be erased and is in maintenance: ${b.maintenance_reason ?? result.error ?? 'no reason given'}`;
 }
 

@@ -3,6 +3,7 @@ import { NotEnoughHostsError, ValidationError } from '../errors.ts';
 import { allocatable, overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
+import { imageRefOf } from '../ironic/deploy.ts';
 import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostSettledFailure, hostStart, hostStartBlocker } from './host-lifecycle.ts';
 
 /**
@@ -30,6 +31,10 @@ const HostParams = z.strictObject({
   hypervisor_properties: filterString('hypervisor_properties'),
   resource_properties: filterString('resource_properties'),
   before_end: z.enum(['', 'default', 'snapshot'], { error: 'Malformed parameter before_end' }).optional(),
+  /** Ours: the image the lease's nodes are deployed with at its start (a catalog name or a URL). */
+  'slipway:image': z.string({ error: 'Malformed parameter slipway:image' }).max(2048, 'Malformed parameter slipway:image').optional(),
+  /** Ours: the sha256 of a URL image. */
+  'slipway:image_checksum': z.string({ error: 'Malformed parameter slipway:image_checksum' }).max(256, 'Malformed parameter slipway:image_checksum').optional(),
 });
 
 function firstIssue(err: z.ZodError): string {
@@ -55,7 +60,12 @@ function check(params: z.infer<typeof HostParams>): Record<string, unknown> {
   };
   parseRequirements(out.hypervisor_properties, 'hypervisor_properties');
   parseRequirements(out.resource_properties, 'resource_properties');
-  return out;
+  const image = params['slipway:image'];
+  if (image === undefined || image === '') return out;
+  // Checked as Ironic checks instance_info, so that a lease never starts with an image it cannot deploy.
+  const checksum = params['slipway:image_checksum'];
+  imageRefOf({ image_source: image, ...(checksum ? { image_checksum: checksum } : {}) }, 'of this reservation');
+  return { ...out, 'slipway:image': image, ...(checksum ? { 'slipway:image_checksum': checksum } : {}) };
 }
 
 function shuffle<T>(xs: T[]): T[] {
@@ -142,6 +152,8 @@ export const hostPlugin: ResourcePlugin = {
       hypervisor_properties: p.hypervisor_properties,
       resource_properties: p.resource_properties,
       before_end: p.before_end,
+      ...(p['slipway:image'] ? { 'slipway:image': p['slipway:image'] } : {}),
+      ...(p['slipway:image_checksum'] ? { 'slipway:image_checksum': p['slipway:image_checksum'] } : {}),
     };
   },
 

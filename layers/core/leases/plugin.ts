@@ -57,7 +57,7 @@ export interface ResourcePlugin {
   /** end_lease, first half: take the resources back and say what agent work ending needs. */
   onEnd(deps: Ports, lease: Lease, res: Reservation): Promise<LifecycleStep>;
   /** Queues one agent job of a step with the workflow's task token (answered by the job's result). */
-  queueJob(deps: Ports, job: AgentJobSpec, taskToken: string): Promise<{ job_id: string }>;
+  queueJob(deps: Ports, job: AgentJobSpec, taskToken: string, res: Reservation): Promise<{ job_id: string }>;
   /** end_lease, second half, once the agent jobs are done or failed: release the resources. */
   afterEnd(deps: Ports, lease: Lease, res: Reservation, results: JobResult[]): Promise<void>;
   /** After the lease was deleted while running: stop what it ran (best effort, no workflow). */
