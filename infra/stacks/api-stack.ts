@@ -14,7 +14,7 @@ import { SlipwayFunction, type TableAccess } from '../constructs/slipway-functio
 import { type FunctionName, functionNames, routes } from '../routes.ts';
 import { allowClusterOperationStarts } from './commissaire-stack.ts';
 import { allowDrydockTaskStarts } from './drydock-stack.ts';
-import { allowLeaseWrites, type LeaseLifecycleRefs } from './lifecycle-stack.ts';
+import { allowLeaseNotifications, allowLeaseWrites, type LeaseLifecycleRefs } from './lifecycle-stack.ts';
 
 export interface ApiStackProps extends StackProps {
   /** From the StatefulStack. */
@@ -79,6 +79,12 @@ export const TASK_TOKEN_ANSWERERS: Partial<Record<FunctionName, readonly string[
  * lease-writing use-cases each surface imports.
  */
 export const LEASE_WRITERS: readonly FunctionName[] = ['blazar'];
+
+/**
+ * The surfaces that publish node notifications (`baremetal.node.deploy|clean.end|error`,
+ * `layers/core/ironic/events.ts`): the agent API, where deploy and erase results arrive.
+ */
+export const NODE_NOTIFIERS: readonly FunctionName[] = ['agent'];
 
 /**
  * The surfaces that start Commissaire cluster operations (`PUT …/deploy|upgrade|restart`):
@@ -148,6 +154,7 @@ export class ApiStack extends Stack {
     }
 
     for (const name of LEASE_WRITERS) allowLeaseWrites(surfaces.get(name)!, props.lifecycle);
+    for (const name of NODE_NOTIFIERS) allowLeaseNotifications(surfaces.get(name)!, props.lifecycle.eventBus);
     for (const name of CLUSTER_OPERATION_STARTERS) allowClusterOperationStarts(surfaces.get(name)!);
     for (const name of DRYDOCK_TASK_STARTERS) allowDrydockTaskStarts(surfaces.get(name)!);
 

@@ -12,7 +12,7 @@ import { configFromEnv } from '#core/config.ts';
 import { buildApp, type SlipwayApp } from '../../infra/app.ts';
 import { REPO_ROOT, type SlipwayFunction, TABLE_ACTIONS } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
-import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, DRYDOCK_TASK_STARTERS, LEASE_WRITERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
+import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, DRYDOCK_TASK_STARTERS, LEASE_WRITERS, NODE_NOTIFIERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
 import { DRYDOCK_TASKS_KMS_ACTIONS, DRYDOCK_TASKS_S3_ACTIONS, drydockTasksStateMachineArn } from '../../infra/stacks/drydock-stack.ts';
 import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
 import { EVENT_BUS_NAME } from '../../infra/stacks/stateful-stack.ts';
@@ -507,10 +507,18 @@ describe('CDK app', () => {
         const statements = fnStatements(built.api, f);
         const env = envOf(built.api, f);
         if (!LEASE_WRITERS.includes(name)) {
-          for (const prefix of ['scheduler:', 'iam:', 'events:']) expect(grantsOf(statements, prefix), `${name} ${prefix}`).toEqual([]);
+          for (const prefix of ['scheduler:', 'iam:']) expect(grantsOf(statements, prefix), `${name} ${prefix}`).toEqual([]);
           // Other workflows' starts are checked with Commissaire below.
           expect(grantsOf(statements, 'states:StartExecution').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn)), name).toEqual([]);
-          for (const v of ['SCHEDULER_GROUP', 'SCHEDULER_ROLE_ARN', 'LEASE_EVENTS_STATE_MACHINE_ARN', 'EVENT_BUS_NAME']) expect(env[v], `${name} ${v}`).toBeUndefined();
+          for (const v of ['SCHEDULER_GROUP', 'SCHEDULER_ROLE_ARN', 'LEASE_EVENTS_STATE_MACHINE_ARN']) expect(env[v], `${name} ${v}`).toBeUndefined();
+          // Node notifications (deploy and erase outcomes) come from where agent results arrive.
+          if (NODE_NOTIFIERS.includes(name)) {
+            expect(grantsOf(statements, 'events:'), name).toEqual([{ actions: ['events:PutEvents'], resource: busArn }]);
+            expect(env.EVENT_BUS_NAME, name).toEqual(busName);
+          } else {
+            expect(grantsOf(statements, 'events:'), name).toEqual([]);
+            expect(env.EVENT_BUS_NAME, name).toBeUndefined();
+          }
           continue;
         }
         expect(grantsOf(statements, 'scheduler:'), name).toEqual([

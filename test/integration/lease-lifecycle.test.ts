@@ -409,6 +409,15 @@ describe('lease lifecycle', () => {
     });
     expect(again.status, again.text).toBe(409);
     expect(again.body.error_message).toMatch(/Not enough hosts available/);
+    // The site hears of each erase, with the lease and project it ended.
+    await waitFor('clean notifications', async () => noticesFor(res.body.lease.id).filter((n) => n.event_type.startsWith('baremetal.node.clean.')).length === 2);
+    const cleans = noticesFor(res.body.lease.id).filter((n) => n.event_type.startsWith('baremetal.node.clean.'));
+    expect(cleans.map((n) => [n.event_type, n.payload.node_name, n.payload.project_id]).sort()).toEqual(
+      [
+        ['baremetal.node.clean.end', ok, member.project],
+        ['baremetal.node.clean.error', bad, member.project],
+      ].sort(),
+    );
   });
 
   it("deploys a reservation's slipway:image at its start: ACTIVE once the nodes deployed, a node that failed named on the event", async () => {
@@ -466,6 +475,14 @@ describe('lease lifecycle', () => {
     expect(start.status_reason).toContain(`node ${badNode.name} failed to deploy: Failed to deploy: image "debian-12" is not in the agent's image catalog`);
     expect(okNode).toMatchObject({ provision_state: 'active', instance_info: { image_source: 'debian-12' } });
     expect(badNode).toMatchObject({ provision_state: 'deploy failed' });
+    await waitFor('deploy notifications', async () => noticesFor(res.body.lease.id).filter((n) => n.event_type.startsWith('baremetal.node.deploy.')).length === 2);
+    const deploys = noticesFor(res.body.lease.id).filter((n) => n.event_type.startsWith('baremetal.node.deploy.'));
+    expect(deploys.map((n) => [n.event_type, n.payload.node_name, n.payload.project_id, n.payload.provision_state]).sort()).toEqual(
+      [
+        ['baremetal.node.deploy.end', okNode.name, member.project, 'active'],
+        ['baremetal.node.deploy.error', badNode.name, member.project, 'deploy failed'],
+      ].sort(),
+    );
   });
 });
 

@@ -5,6 +5,7 @@ import type { BmcInfo, Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { idProblem } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
+import { notifyNode } from './events.ts';
 import { type InspectPayload, inspectPayload } from './inspect.ts';
 import { driverInfoProblem } from './nodes.ts';
 
@@ -144,8 +145,9 @@ export async function onCleanFinished(deps: Ports, job: Job): Promise<void> {
       bmc = { ...b, ...done, provision_state: b.target_provision_state === 'available' ? 'available' : 'manageable', last_error: null };
     }
     try {
-      await deps.nodes.update(node.id, node.version, { bmc });
+      const moved = await deps.nodes.update(node.id, node.version, { bmc });
       if (failure) log.warn('cleaning failed', { job_id: job.id, node_id: node.id, error: failure });
+      await notifyNode(deps, 'clean', !failure, moved);
       return;
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;

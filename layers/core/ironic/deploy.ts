@@ -5,6 +5,7 @@ import type { BmcInfo, Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { byteLength, jsonProblem } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
+import { notifyNode } from './events.ts';
 import { driverInfoProblem } from './nodes.ts';
 
 /**
@@ -145,28 +146,29 @@ export async function onDeployClaimed(deps: Ports, job: Job): Promise<void> {
 export async function onDeployFinished(deps: Ports, job: Job): Promise<void> {
   if (!isIronicDeploy(job)) return;
   const at = deps.clock.now().toISOString();
-  await moveNode(deps, job, ['deploying', 'wait call-back'], (b) =>
+  const moved = await moveNode(deps, job, ['deploying', 'wait call-back'], (b) =>
     job.status === 'succeeded'
       ? { ...b, provision_state: 'active', target_provision_state: null, provision_updated_at: at, last_error: null }
       : { ...b, provision_state: 'deploy failed', target_provision_state: null, provision_updated_at: at, last_error: `Failed to deploy: ${job.error ?? 'the agent gave no reason'}`.slice(0, 4000) },
   );
+  if (moved) await notifyNode(deps, 'deploy', job.status === 'succeeded', moved);
 }
 
 /**
  * A version-checked move of the job's node from one of `from`, only for the deploy this job was
  * queued for (the node entered its state no later than the job was queued).
  */
-async function moveNode(deps: Ports, job: Job, from: readonly string[], to: (b: BmcInfo) => BmcInfo): Promise<void> {
+async function moveNode(deps: Ports, job: Job, from: readonly string[], to: (b: BmcInfo) => BmcInfo): Promise<Node | undefined> {
   for (let attempt = 0; attempt < 10; attempt++) {
     const node = await deps.nodes.get(job.node_id!);
     const b = node?.bmc;
-    if (!node || !b || !from.includes(b.provision_state) || (b.provision_updated_at && b.provision_updated_at > job.created_at)) return;
+    if (!node || !b || !from.includes(b.provision_state) || (b.provision_updated_at && b.provision_updated_at > job.created_at)) return undefined;
     try {
-      await deps.nodes.update(node.id, node.version, { bmc: to(b) });
-      return;
+      return await deps.nodes.update(node.id, node.version, { bmc: to(b) });
     } catch (err) {
       if (!(err instanceof ConcurrentModificationError)) throw err;
     }
   }
   log.error('deploy state not recorded: the node kept changing', { job_id: job.id, node_id: job.node_id });
+  return undefined;
 }
