@@ -484,5 +484,44 @@ describe('lease lifecycle', () => {
       ].sort(),
     );
   });
+
+  it('a lease starting right after another waits for its node to be erased', async () => {
+    const site = await agentSite('b2b-clean');
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const name = pool.hosts[0]!.name;
+    const m = mac();
+    await registerIpmiNode(site, { address: '10.9.9.12', password: 'b2b-pw' }, { name, ports: [m] });
+    const now = clock.now().getTime();
+    const first = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, now), reservations: [hostReservation(pool.filter, 1, 1)], events: [] },
+    });
+    expect(first.status, first.text).toBe(201);
+    const active = await leaseStatus(first.body.lease.id, 'ACTIVE', 10_000);
+    const second = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: blazarIn(60, now), end_date: blazarIn(120, now), reservations: [hostReservation(pool.filter, 1, 1)], events: [] },
+    });
+    expect(second.status, second.text).toBe(201);
+    clock.advanceTo(active.end_date);
+    // The first lease's end erases the node; while the erase runs, the second lease does not start.
+    let clean: any;
+    await waitFor('the erase job', async () => {
+      [clean] = await claim(site.token);
+      return clean !== undefined;
+    }, 30_000);
+    expect(clean).toMatchObject({ kind: 'clean' });
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await getLease(second.body.lease.id)).status).not.toBe('ACTIVE');
+    expect((await states(name)).provision_state).toBe('cleaning');
+    expect((await finish(site.token, clean, { status: 'succeeded', output: { disks: [], boot_mac: m } })).status).toBe(200);
+    await leaseStatus(first.body.lease.id, 'TERMINATED');
+    // The start is retried by its own execution; the sweeper runs any event still due.
+    await waitFor('the second lease to start', async () => {
+      await stack.lifecycle.sweep(0);
+      return (await getLease(second.body.lease.id)).status === 'ACTIVE';
+    }, 60_000);
+  });
 });
 

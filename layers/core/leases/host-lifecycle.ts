@@ -40,6 +40,8 @@ export async function hostStartBlocker(deps: Ports, _lease: Lease, res: Reservat
     const node = await deps.nodes.get(id);
     const other = node && Object.values(node.allocations).find((a) => a.reservation_id !== res.id && isGranted(a));
     if (other) return `node ${node!.name} is still held by lease ${other.lease_id}, whose end has not completed`;
+    // The previous tenant's disks are being erased: the next tenant never gets a node mid-erase.
+    if (node?.bmc?.provision_state === 'cleaning') return `node ${node.name} is still being erased after the previous lease`;
   }
   return undefined;
 }
