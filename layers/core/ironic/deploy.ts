@@ -108,8 +108,12 @@ export function checkDeployable(node: Node & { bmc: BmcInfo }): ImageRef {
   return imageOf(node);
 }
 
-/** The `deploy_node` job of an Ironic deploy (the agent's deploy contract, agent/executor.ts). */
-export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, image: ImageRef, configdrive: ConfigDrive | undefined): Promise<Record<string, unknown>> {
+/**
+ * What every `deploy_node` job carries about its node (Ironic's, a lease start's, Drydock's): its
+ * BMC, the MACs of its ports (the agent boots the ramdisk on those only), its name, the root
+ * device hint of `properties.root_device.name`, and how long the agent may take.
+ */
+export async function nodeDeployBase(deps: Ports, node: Node & { bmc: BmcInfo }, timeoutSeconds: number): Promise<Record<string, unknown>> {
   const ports = await deps.bmPorts.listByNode(node.id);
   const hint = (node.bmc.properties.root_device as { name?: unknown } | undefined)?.name;
   return {
@@ -117,12 +121,19 @@ export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, 
     driver_info: node.bmc.driver_info,
     node_id: node.id,
     macs: ports.map((p) => p.address).sort(),
-    hostname: node.name === node.id ? node.id : node.name,
+    hostname: node.name,
+    ...(typeof hint === 'string' && hint.startsWith('/dev/') ? { root_device: hint } : {}),
+    timeout_seconds: timeoutSeconds,
+  };
+}
+
+/** The `deploy_node` job of an Ironic deploy (the agent's deploy contract, agent/executor.ts). */
+export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, image: ImageRef, configdrive: ConfigDrive | undefined): Promise<Record<string, unknown>> {
+  return {
+    ...(await nodeDeployBase(deps, node, deps.config.deployTimeoutSeconds)),
     // An Ironic deploy installs the image it names or fails; it never falls back to a hook.
     require_image: true,
     ...image,
-    ...(typeof hint === 'string' && hint.startsWith('/dev/') ? { root_device: hint } : {}),
-    timeout_seconds: deps.config.deployTimeoutSeconds,
     ...(configdrive ? { configdrive: { $sealed: await deps.secrets.seal(JSON.stringify(configdrive)) } } : {}),
   };
 }

@@ -2,7 +2,7 @@ import * as z from 'zod';
 import { enqueueJob } from '../agent/enqueue.ts';
 import { ConcurrentModificationError, ConflictError, ForbiddenError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
-import type { BmcInfo } from '../inventory/node.ts';
+import type { BmcInfo, Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { checkCleanable, checkCleanSteps, cleanPayload, cleansOnProvide } from './clean.ts';
 import { checkConfigDrive, checkDeployable, deployPayload } from './deploy.ts';
@@ -126,11 +126,12 @@ export async function setProvisionState(deps: Ports, auth: Principal | undefined
       ...(agent ? { last_error: null } : {}),
     };
     try {
-      // An undeploy passes through `deleting` (upstream's tear-down) on its way to cleaning: both
-      // writes are version-checked, so a racing request still loses.
+      // An undeploy passes through `deleting` (upstream's tear-down) on its way to cleaning. The
+      // first write is the check (a racing request loses); the second only moves on from the
+      // `deleting` this request wrote.
       if (undeploy) {
         const deleting = await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, provision_state: 'deleting', target_provision_state: 'available', provision_updated_at: at } });
-        await deps.nodes.update(node.id, deleting.version, { bmc });
+        await leaveDeleting(deps, deleting, bmc, at);
       } else await deps.nodes.update(node.id, node.version, { bmc });
     } catch (err) {
       if (err instanceof ConcurrentModificationError) continue;
@@ -152,4 +153,24 @@ export async function setProvisionState(deps: Ports, auth: Principal | undefined
     return node.id;
   }
   throw new ConflictError(`Node ${ident} was modified concurrently; please retry`, 'NODE_LOCKED');
+}
+
+/**
+ * `deleting` → the undeploy's next state, for the `deleting` written at `at`: re-read after a
+ * concurrent write (e.g. a power job's result), so the node never stays `deleting`.
+ */
+async function leaveDeleting(deps: Ports, written: Node, next: BmcInfo, at: string): Promise<void> {
+  let node: Node | undefined = written;
+  for (let attempt = 0; attempt < 10 && node?.bmc; attempt++) {
+    if (node.bmc.provision_state !== 'deleting' || node.bmc.provision_updated_at !== at) return;
+    try {
+      // The rest of the node as it is now (the power state a job recorded), the provision fields as planned.
+      const { provision_state, target_provision_state, provision_updated_at, last_error } = next;
+      await deps.nodes.update(node.id, node.version, { bmc: { ...node.bmc, provision_state, target_provision_state, provision_updated_at, last_error } });
+      return;
+    } catch (err) {
+      if (!(err instanceof ConcurrentModificationError)) throw err;
+      node = await deps.nodes.get(written.id);
+    }
+  }
 }

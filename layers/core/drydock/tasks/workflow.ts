@@ -3,6 +3,7 @@ import { noAgentText, sitePresence } from '../../agent/presence.ts';
 import { ConcurrentModificationError } from '../../errors.ts';
 import type { Node, NodePatch } from '../../inventory/node.ts';
 import { cleanPayload } from '../../ironic/clean.ts';
+import { nodeDeployBase } from '../../ironic/deploy.ts';
 import { inspectPayload } from '../../ironic/inspect.ts';
 import { siteOf } from '../../ironic/nodes.ts';
 import type { Ports } from '../../ports.ts';
@@ -699,18 +700,10 @@ const deployTimeout = (deps: Ports) => Math.max(60, deps.config.drydock.agentSte
 async function deployPayload(deps: Ports, task: TaskRecord, node: Node & { bmc: NonNullable<Node['bmc']> }): Promise<Record<string, unknown>> {
   const design = await taskDesign(deps, task.task_id);
   const resolved = resolveNode(design, node.name);
-  const ports = await deps.bmPorts.listByNode(node.id);
-  const hint = (node.bmc.properties.root_device as { name?: unknown } | undefined)?.name;
   const payload: Record<string, unknown> = {
-    driver: node.bmc.driver,
-    driver_info: node.bmc.driver_info,
-    node_id: node.id,
-    macs: ports.map((p) => p.address).sort(),
-    hostname: node.name,
+    ...(await nodeDeployBase(deps, node, deployTimeout(deps))),
     bootdata_url: `${reportUrl(deps)}nodes/${encodeURIComponent(node.name)}`,
-    timeout_seconds: deployTimeout(deps),
     ...(resolved.data.platform?.image ? { image: resolved.data.platform.image } : {}),
-    ...(typeof hint === 'string' && hint.startsWith('/dev/') ? { root_device: hint } : {}),
   };
   const ctx = await deps.drydock.getBootActionContext(node.name);
   if (ctx && ctx.task_id === task.task_id) payload.bootaction = await bootActionJobInfo(deps, ctx);
