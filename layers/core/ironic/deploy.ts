@@ -74,9 +74,8 @@ export function imageOf(node: Node & { bmc: BmcInfo }): ImageRef {
  * `image_os_hash_algo`/`image_os_hash_value`); `id` names the node in upstream's message.
  */
 export function imageRefOf(info: Record<string, unknown>, id: string): ImageRef {
-  const node = { id };
   const source = info.image_source;
-  if (typeof source !== 'string' || source.trim() === '') throw new ValidationError(missingImageText(node.id), 'INVALID_PARAMETER_VALUE');
+  if (typeof source !== 'string' || source.trim() === '') throw new ValidationError(missingImageText(id), 'INVALID_PARAMETER_VALUE');
   if (!/^[a-z][a-z0-9+.-]*:/i.test(source)) {
     if (!/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/.test(source)) throw new ValidationError(`Invalid instance_info image_source "${source.slice(0, 64)}": an image name of the site's catalog, or an http(s) URL`, 'INVALID_PARAMETER_VALUE');
     return { image: source };
