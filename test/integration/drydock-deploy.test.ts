@@ -300,6 +300,9 @@ describe('Drydock tasks on the local stack', () => {
 
   it('top-level tasks of a site run one at a time, oldest first', async () => {
     const deploy = await createTask('deploy_nodes', byNode(['n03']));
+    // The queue orders tasks whose site is known: a task joins its site's queue when its design
+    // has been read (Prepare), so the second is created once the first has read its design.
+    await waitFor('the deploy to know its site', async () => (await call('GET', `/api/v1.0/tasks/${deploy.task_id}`)).body.status === 'running');
     const verify = await createTask('verify_site');
     // While the deploy waits for n03's reports, the verify_site waits in `queued`.
     await waitHook('n03', deploy.task_id);
