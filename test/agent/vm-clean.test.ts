@@ -13,15 +13,13 @@
  * Needs qemu-system-x86, ipxe-qemu, socat, linux-image-cloud-amd64, busybox-static and cpio
  * (`bash scripts/system-packages.sh`); without them it fails, naming what is missing.
  */
-import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdirSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFailure, execute, parseJob } from '../../agent/executor.ts';
-import type { NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { Vm } from '../../agent/sim/vm.ts';
-import { agentExecutors, BOOT, bootFromService, prepareMachines, startBootService } from '../support/machines.ts';
+import { agentExecutors, BOOT, bootFromService, prepareMachines, vmTestBed } from '../support/machines.ts';
 
 const USER = 'admin';
 const PASS = 'vm-clean-pass';
@@ -64,40 +62,26 @@ beforeAll(async () => {
 });
 
 describe('the clean job on a VM-backed Redfish system', () => {
-  let dir: string;
-  let netboot: NetbootService | undefined;
   let sim: RedfishSim | undefined;
   let vm: Vm | undefined;
-  const events: (NetbootEvent & { at: number })[] = [];
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'slipway-vm-clean-'));
-    netboot = await startBootService((e) => events.push({ ...e, at: performance.now() }));
-  });
-
-  afterAll(async () => {
-    await sim?.stop().catch(() => undefined);
-    await vm?.stop().catch(() => undefined);
-    await netboot?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = vmTestBed('slipway-vm-clean-', () => [sim, vm]);
 
   it('network-boots the ramdisk, zeroes every disk, reports them and leaves the node powered off', { timeout: 240_000 }, async () => {
-    mkdirSync(join(dir, 'node'));
-    const paths = SIZES.map((_, i) => join(dir, 'node', `disk${i}.img`));
+    mkdirSync(join(bed.dir, 'node'));
+    const paths = SIZES.map((_, i) => join(bed.dir, 'node', `disk${i}.img`));
     SIZES.forEach((size, i) => fillDisk(paths[i]!, size));
     for (const p of paths) expect(firstNonZero(p)).toBe(0);
     vm = new Vm({
-      dir: join(dir, 'node'),
+      dir: join(bed.dir, 'node'),
       name: 'clean-job',
       memoryMb: 256,
       cpus: 1,
       mac: MAC,
       disks: SIZES.map((sizeBytes, i) => ({ path: paths[i]!, sizeBytes })),
-      ...bootFromService(dir, netboot!),
+      ...bootFromService(bed.dir, bed.netboot),
     });
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm }] });
-    const executors = agentExecutors(netboot!);
+    const executors = agentExecutors(bed.netboot);
     const job = parseJob('clean', {
       driver: 'redfish',
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
@@ -114,13 +98,13 @@ describe('the clean job on a VM-backed Redfish system', () => {
       throw new Error(`clean job failed: ${(err as Error).message}\nVM console:\n${vm.console().slice(-4000)}`);
     }
     const total = performance.now() - t0;
-    expect(events.map(({ at: _, ...e }) => e)).toEqual([
+    expect(bed.events.map(({ at: _, ...e }) => e)).toEqual([
       { kind: 'script', mac: MAC, step: 'clean' },
       { kind: 'file', file: 'kernel', status: 200 },
       { kind: 'file', file: 'initramfs', status: 200 },
       { kind: 'report', status: 204, macs: [MAC] },
     ]);
-    const ms = (i: number) => Math.round(events[i]!.at - t0);
+    const ms = (i: number) => Math.round(bed.events[i]!.at - t0);
     console.log(`clean job (job start ≈ power on): script ${ms(0)} ms, kernel ${ms(1)} ms, initramfs ${ms(2)} ms, report ${ms(3)} ms; whole job ${Math.round(total)} ms`);
     console.log(vm.console().split('\n').filter((l) => l.includes('slipway-ramdisk: erased')).join('\n'));
 
@@ -146,8 +130,8 @@ describe('the clean job on a VM-backed Redfish system', () => {
   it("fails the job with the ramdisk's error naming the disk when a disk cannot be written, and powers off", { timeout: 240_000 }, async () => {
     // After the first test's VM: one VM at a time.
     await sim?.stop();
-    events.length = 0;
-    const node = join(dir, 'failing');
+    bed.events.length = 0;
+    const node = join(bed.dir, 'failing');
     mkdirSync(node);
     const paths = [join(node, 'disk0.img'), join(node, 'disk1.img')];
     for (const p of paths) fillDisk(p, 8 * MiB);
@@ -159,11 +143,11 @@ describe('the clean job on a VM-backed Redfish system', () => {
       mac: MAC,
       // vdb: every write is an I/O error (QEMU blkdebug).
       disks: [{ path: paths[0]!, sizeBytes: 8 * MiB }, { path: paths[1]!, sizeBytes: 8 * MiB, failWrites: true }],
-      ...bootFromService(dir, netboot!),
+      ...bootFromService(bed.dir, bed.netboot),
     });
     vm = failing;
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm: failing }] });
-    const executors = agentExecutors(netboot!);
+    const executors = agentExecutors(bed.netboot);
     const job = parseJob('clean', {
       driver: 'redfish',
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
@@ -178,7 +162,7 @@ describe('the clean job on a VM-backed Redfish system', () => {
     );
     console.log(`failing clean job: ${Math.round(performance.now() - t0)} ms; ${describeFailure(err)}`);
     expect(describeFailure(err), failing.console().slice(-4000)).toMatch(/^erasing \/dev\/vdb failed: dd: .*Input\/output error$/);
-    expect(events.at(-1)).toMatchObject({ kind: 'report', status: 204 });
+    expect(bed.events.at(-1)).toMatchObject({ kind: 'report', status: 204 });
     expect(failing.running).toBe(false);
     expect(sim.state('1')).toMatchObject({ PowerState: 'Off', vmBoots: ['network'] });
     // vda, erased before vdb failed, is zero; vdb kept its pattern.
@@ -188,12 +172,12 @@ describe('the clean job on a VM-backed Redfish system', () => {
 
   it('fails the job with a timeout naming what was missing when the machine never calls back, and powers off', { timeout: 120_000 }, async () => {
     await sim?.stop();
-    events.length = 0;
-    const node = join(dir, 'silent');
+    bed.events.length = 0;
+    const node = join(bed.dir, 'silent');
     mkdirSync(node);
     // The machine's network boot cannot reach the boot service (no guestfwd to it): iPXE finds
     // nothing to chain, the ramdisk never runs, nothing reports.
-    const { netboot: nb } = bootFromService(node, netboot!);
+    const { netboot: nb } = bootFromService(node, bed.netboot);
     const silent = new Vm({ dir: node, name: 'clean-silent', memoryMb: 256, cpus: 1, mac: MAC, disks: [{ sizeBytes: 8 * MiB }], netboot: nb! });
     vm = silent;
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm: silent }] });
@@ -204,12 +188,12 @@ describe('the clean job on a VM-backed Redfish system', () => {
       macs: [MAC],
       timeout_seconds: 12,
     });
-    const err = await execute(job, agentExecutors(netboot!)).then(
+    const err = await execute(job, agentExecutors(bed.netboot)).then(
       (out) => new Error(`the clean job succeeded: ${JSON.stringify(out)}`),
       (e: unknown) => e,
     );
     expect(describeFailure(err)).toBe("cleaning timed out after 12 s: the node never reported (does it boot from the network and reach the agent's boot service?)");
-    expect(events).toEqual([]);
+    expect(bed.events).toEqual([]);
     expect(silent.running).toBe(false);
     expect(sim.state('1')).toMatchObject({ PowerState: 'Off', vmBoots: ['network'] });
     // The job's error is what the cloud records: the node goes to clean failed with maintenance

@@ -22,12 +22,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { execute, parseJob } from '../../agent/executor.ts';
-import type { NetbootEvent, NetbootService } from '../../agent/netboot.ts';
+import type { NetbootService } from '../../agent/netboot.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { Vm } from '../../agent/sim/vm.ts';
 import { Agent } from '../../agent/runner.ts';
 import { apiUrl, call, tokenFor, unique } from '../support/api.ts';
-import { agentExecutors, BOOT, bootFromService, prepareMachines, readAt, startBootService, writeAt } from '../support/machines.ts';
+import { agentExecutors, BOOT, bootFromService, prepareMachines, readAt, startBootService, vmTestBed, writeAt } from '../support/machines.ts';
 
 const USER = 'admin';
 const PASS = 'vm-inspect-job-pass';
@@ -41,38 +41,23 @@ beforeAll(async () => {
 });
 
 describe('the inspect job on a VM-backed Redfish system', () => {
-  let dir: string;
-  let netboot: NetbootService | undefined;
   let sim: RedfishSim | undefined;
   let vm: Vm | undefined;
-  const events: (NetbootEvent & { at: number })[] = [];
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'slipway-vm-job-'));
-    netboot = await startBootService((e) => events.push({ ...e, at: performance.now() }));
-  });
-
-  afterAll(async () => {
-    // Never leave a qemu behind, whatever the test did.
-    await sim?.stop().catch(() => undefined);
-    await vm?.stop().catch(() => undefined);
-    await netboot?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = vmTestBed('slipway-vm-job-', () => [sim, vm]);
 
   it('network-boots the ramdisk from the agent, returns the facts and leaves the node powered off', { timeout: 240_000 }, async () => {
     vm = new Vm({
-      dir: join(dir, 'node'),
+      dir: join(bed.dir, 'node'),
       name: 'inspect-job',
       memoryMb: 256,
       cpus: 2,
       mac: MAC,
       disks: [{ sizeBytes: 1 * GiB }, { sizeBytes: 2 * GiB }],
       // The site DHCP's part: iPXE is told to chain the boot service's script for its MAC.
-      ...bootFromService(dir, netboot!),
+      ...bootFromService(bed.dir, bed.netboot),
     });
     sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', vm }] });
-    const executors = agentExecutors(netboot!);
+    const executors = agentExecutors(bed.netboot);
     const job = parseJob('inspect', {
       driver: 'redfish',
       driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
@@ -90,13 +75,13 @@ describe('the inspect job on a VM-backed Redfish system', () => {
     }
     const total = performance.now() - t0;
     // What the node fetched and sent, in order: its script, the kernel, the initramfs, the report.
-    expect(events.map(({ at: _, ...e }) => e)).toEqual([
+    expect(bed.events.map(({ at: _, ...e }) => e)).toEqual([
       { kind: 'script', mac: MAC, step: 'inspect' },
       { kind: 'file', file: 'kernel', status: 200 },
       { kind: 'file', file: 'initramfs', status: 200 },
       { kind: 'report', status: 204, macs: [MAC] },
     ]);
-    const ms = (i: number) => Math.round(events[i]!.at - t0);
+    const ms = (i: number) => Math.round(bed.events[i]!.at - t0);
     console.log(`inspect job (job start ≈ power on): script ${ms(0)} ms, kernel ${ms(1)} ms, initramfs ${ms(2)} ms, report ${ms(3)} ms; whole job ${Math.round(total)} ms`);
 
     expect(output).toMatchObject({
@@ -125,7 +110,7 @@ describe('the inspect job on a VM-backed Redfish system', () => {
     // iPXE expanded ${mac} in BOOTIF=; the ramdisk reported it (its report is on the console).
     expect(vm.console()).toContain(`"bootif":"${MAC}"`);
     // The machine now boots from its disk: the boot service answers `exit` for its MAC.
-    const res = await fetch(`http://127.0.0.1:${netboot!.address.port}/boot/${MAC}.ipxe`);
+    const res = await fetch(`http://127.0.0.1:${bed.netboot.address.port}/boot/${MAC}.ipxe`);
     expect(await res.text()).toMatch(/\nexit\n$/);
     // The disks are untouched sparse files.
     for (const path of vm.disks) expect(statSync(path).blocks * 512).toBeLessThan(1024 * 1024);

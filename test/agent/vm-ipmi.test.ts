@@ -11,17 +11,15 @@
  * missing. One VM at a time.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IpmiDriver } from '../../agent/drivers/ipmi.ts';
 import { execute, parseJob } from '../../agent/executor.ts';
-import type { NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import { Vm } from '../../agent/sim/vm.ts';
-import { agentExecutors, BOOT, bootFromService, prepareMachines, startBootService } from '../support/machines.ts';
+import { agentExecutors, BOOT, bootFromService, prepareMachines, vmTestBed } from '../support/machines.ts';
 
 const run = promisify(execFile);
 const USER = 'admin';
@@ -43,38 +41,23 @@ async function ipmitool(sim: IpmiSim, ...args: string[]): Promise<string> {
 }
 
 describe('a VM-backed IPMI BMC', () => {
-  let dir: string;
-  let netboot: NetbootService | undefined;
   let sim: IpmiSim | undefined;
   let vm: Vm | undefined;
-  const events: (NetbootEvent & { at: number })[] = [];
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'slipway-vm-ipmi-'));
-    netboot = await startBootService((e) => events.push({ ...e, at: performance.now() }));
-  });
-
-  afterAll(async () => {
-    // Never leave a qemu or an ipmi_sim behind, whatever the tests did.
-    await sim?.stop().catch(() => undefined);
-    await vm?.stop().catch(() => undefined);
-    await netboot?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  const bed = vmTestBed('slipway-vm-ipmi-', () => [sim, vm]);
 
   /** A fresh VM and its BMC (the previous ones stopped first: one VM at a time). */
   async function machine(name: string): Promise<{ vm: Vm; sim: IpmiSim }> {
     await sim?.stop();
     await vm?.stop();
     vm = new Vm({
-      dir: join(dir, name),
+      dir: join(bed.dir, name),
       name,
       memoryMb: 256,
       cpus: 1,
       mac: MAC,
       disks: [{ sizeBytes: 64 * MiB }],
       // The site DHCP's part: iPXE is told to chain the boot service's script for its MAC.
-      ...bootFromService(dir, netboot!),
+      ...bootFromService(bed.dir, bed.netboot),
     });
     sim = await startIpmiSim({ username: USER, password: PASS, vm });
     return { vm, sim };
@@ -94,18 +77,18 @@ describe('a VM-backed IPMI BMC', () => {
     const t0 = performance.now();
     let output: unknown;
     try {
-      output = await execute(job, agentExecutors(netboot!));
+      output = await execute(job, agentExecutors(bed.netboot));
     } catch (err) {
       throw new Error(`inspect job failed: ${(err as Error).message}\nVM console:\n${vm.console().slice(-4000)}`);
     }
     const total = performance.now() - t0;
-    expect(events.map(({ at: _, ...e }) => e)).toEqual([
+    expect(bed.events.map(({ at: _, ...e }) => e)).toEqual([
       { kind: 'script', mac: MAC, step: 'inspect' },
       { kind: 'file', file: 'kernel', status: 200 },
       { kind: 'file', file: 'initramfs', status: 200 },
       { kind: 'report', status: 204, macs: [MAC] },
     ]);
-    const ms = (i: number) => Math.round(events[i]!.at - t0);
+    const ms = (i: number) => Math.round(bed.events[i]!.at - t0);
     console.log(`inspect job over IPMI: script ${ms(0)} ms, kernel ${ms(1)} ms, initramfs ${ms(2)} ms, report ${ms(3)} ms; whole job ${Math.round(total)} ms`);
 
     expect(output).toMatchObject({

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, beforeAll } from 'vitest';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentConfig } from '../../agent/config.ts';
@@ -122,4 +124,45 @@ export function readAt(path: string, length: number, at: number): Buffer {
     closeSync(fd);
   }
   return buf;
+}
+
+/** What one VM test file works with (vmTestBed). */
+export interface VmTestBed {
+  /** A temporary directory for the VMs' files. */
+  readonly dir: string;
+  /** The agent's boot service, on a free loopback port. */
+  readonly netboot: NetbootService;
+  /** Everything the boot service served, with the time (performance.now()). */
+  readonly events: (NetbootEvent & { at: number })[];
+}
+
+/**
+ * One VM test file's setup: before its tests, a temporary directory and the boot service
+ * (recording what it served); after them, whatever `running()` names — the BMC simulator, then
+ * the VM — is stopped whatever the tests did (never a qemu left behind), then the service, and
+ * the directory is removed.
+ */
+export function vmTestBed(prefix: string, running: () => readonly ({ stop(): Promise<unknown> } | undefined)[]): VmTestBed {
+  let dir = '';
+  let netboot: NetbootService | undefined;
+  const events: (NetbootEvent & { at: number })[] = [];
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+    netboot = await startBootService((e) => events.push({ ...e, at: performance.now() }));
+  });
+  afterAll(async () => {
+    for (const x of running()) await x?.stop().catch(() => undefined);
+    await netboot?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    get dir() {
+      return dir;
+    },
+    get netboot() {
+      if (!netboot) throw new Error('the boot service is not started (vmTestBed runs in beforeAll)');
+      return netboot;
+    },
+    events,
+  };
 }
