@@ -420,7 +420,7 @@ describe('lease lifecycle', () => {
     );
   });
 
-  it("deploys a reservation's slipway:image at its start: ACTIVE once the nodes deployed, a node that failed named on the event", async () => {
+  it("deploys a reservation's slipway:image (and config drive) at its start: ACTIVE once the nodes deployed, a node that failed named on the event", async () => {
     const site = await agentSite('start-deploy');
     const member = await tokenFor('member');
     const pool = await hostPool(2);
@@ -447,9 +447,10 @@ describe('lease lifecycle', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error_message).toMatch(/needs its sha256/);
 
+    const drive = { meta_data: { public_keys: { k: 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIleasekey lease@a' } }, user_data: '#!/bin/sh\necho leased > /root/marker\n' };
     const res = await call('POST', '/v1/leases', {
       token: member.token,
-      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, clock.now().getTime()), reservations: [hostReservation(pool.filter, 2, 2, { 'slipway:image': 'debian-12' })], events: [] },
+      body: { name: unique('lease'), start_date: 'now', end_date: blazarIn(60, clock.now().getTime()), reservations: [hostReservation(pool.filter, 2, 2, { 'slipway:image': 'debian-12', 'slipway:config_drive': drive })], events: [] },
     });
     expect(res.status, res.text).toBe(201);
     expect(res.body.lease.reservations[0]['slipway:image']).toBe('debian-12');
@@ -462,6 +463,8 @@ describe('lease lifecycle', () => {
       ['deploy_node', 'debian-12', true],
       ['deploy_node', 'debian-12', true],
     ]);
+    // The lease's config drive reaches the agent, opened, with every node's deploy.
+    for (const j of jobs) expect(j.payload.configdrive).toEqual(drive);
     // Starting while its nodes deploy.
     expect((await getLease(res.body.lease.id)).status).toBe('STARTING');
     const [okJob, badJob] = jobs;

@@ -7,6 +7,7 @@ import { hashToken } from '../../layers/core/identity/identity.ts';
 import { ensureToken, resolveToken } from '../../layers/core/identity/tokens.ts';
 import { tokenCache } from '../../layers/http/token-cache.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
+import { blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
 
 /**
  * Secrets and replays: an Idempotency-Key belongs to the token that used it (another token of
@@ -109,5 +110,52 @@ describe('Commissaire container manager token', () => {
     expect(await itemsContaining(secret)).toEqual([]);
     const reader = await tokenFor('reader');
     expect((await call('GET', `/api/v0/containermanager/${name}`, { token: reader.token })).body.options.token).toBe('******');
+  });
+});
+
+describe("a lease's config drive (slipway:config_drive)", () => {
+  it('is stored sealed, shown masked, replaced or removed by an update, and checked as Ironic checks one', async () => {
+    const pool = await hostPool(1);
+    const member = await tokenFor('member');
+    const secret = `pw-${unique('userdata')}`;
+    const drive = { meta_data: { hostname: 'leased' }, user_data: `#!/bin/sh\necho ${secret} | chpasswd\n` };
+    const reservation = (extra: Record<string, unknown>) => hostReservation(pool.filter, 1, 1, { 'slipway:image': 'debian-12', ...extra });
+    const create = (extra: Record<string, unknown>) =>
+      call('POST', '/v1/leases', { token: member.token, body: { name: unique('drive'), start_date: blazarIn(600), end_date: blazarIn(660), reservations: [reservation(extra)], events: [] } });
+
+    // Refused: without an image, a string that is not JSON, an unknown key, a sealed-looking value, too large.
+    for (const [extra, message] of [
+      [{ 'slipway:image': '', 'slipway:config_drive': drive }, /no slipway:image is given/],
+      [{ 'slipway:config_drive': 'user_data=x' }, /give it as JSON/],
+      [{ 'slipway:config_drive': { user_data: 'x', vendor: 1 } }, /Malformed parameter slipway:config_drive: .*vendor/],
+      [{ 'slipway:config_drive': { meta_data: { $sealed: 'AAAA' } } }, /\$sealed key is not allowed/],
+      [{ 'slipway:config_drive': { user_data: 'x'.repeat(17 * 1024) } }, /larger than 16384 bytes/],
+    ] as const) {
+      const res = await create(extra);
+      expect(res.status, res.text).toBe(400);
+      expect(res.body.error_message).toMatch(message);
+    }
+
+    // The JSON may come as a string (a command line's form).
+    const res = await create({ 'slipway:config_drive': JSON.stringify(drive) });
+    expect(res.status, res.text).toBe(201);
+    expect(res.text).not.toContain(secret);
+    const lease = res.body.lease;
+    expect(lease.reservations[0]['slipway:config_drive']).toBe('******');
+    expect(await itemsContaining(secret)).toEqual([]);
+
+    // An update that leaves it out keeps it; a new one replaces it; '' removes it.
+    const update = (params: Record<string, unknown>) =>
+      call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { reservations: [{ id: lease.reservations[0].id, ...params }] } });
+    expect((await update({ max: 1 })).body.lease.reservations[0]['slipway:config_drive']).toBe('******');
+    const secret2 = `pw-${unique('userdata')}`;
+    const replaced = await update({ 'slipway:config_drive': { user_data: `#!/bin/sh\necho ${secret2}\n` } });
+    expect(replaced.status, replaced.text).toBe(200);
+    expect(await itemsContaining(secret2)).toEqual([]);
+    expect((await update({ 'slipway:config_drive': { meta_data: { $sealed: 'AAAA' } } })).status).toBe(400);
+    const removed = await update({ 'slipway:config_drive': '' });
+    expect(removed.status, removed.text).toBe(200);
+    expect(removed.body.lease.reservations[0]).not.toHaveProperty('slipway:config_drive');
+    expect((await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token })).status).toBe(204);
   });
 });

@@ -3,6 +3,7 @@ import type { Job } from '../agent/model.ts';
 import { ConcurrentModificationError, ValidationError } from '../errors.ts';
 import type { BmcInfo, Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
+import { isSealed, type Sealed } from '../secrets.ts';
 import { byteLength, jsonProblem } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
 import { notifyNode } from './events.ts';
@@ -127,13 +128,14 @@ export async function nodeDeployBase(deps: Ports, node: Node & { bmc: BmcInfo },
 }
 
 /** The `deploy_node` job of an Ironic deploy (the agent's deploy contract, agent/executor.ts). */
-export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, image: ImageRef, configdrive: ConfigDrive | undefined): Promise<Record<string, unknown>> {
+/** `configdrive`: checked JSON (sealed here), or one sealed already (a lease's, sealed when the lease was written). */
+export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, image: ImageRef, configdrive: ConfigDrive | Sealed | undefined): Promise<Record<string, unknown>> {
   return {
     ...(await nodeDeployBase(deps, node, deps.config.deployTimeoutSeconds)),
     // An Ironic deploy installs the image it names or fails; it never falls back to a hook.
     require_image: true,
     ...image,
-    ...(configdrive ? { configdrive: { $sealed: await deps.secrets.seal(JSON.stringify(configdrive)) } } : {}),
+    ...(configdrive ? { configdrive: isSealed(configdrive) ? configdrive : { $sealed: await deps.secrets.seal(JSON.stringify(configdrive)) } } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import { cleanPayload, cleansOnProvide } from '../ironic/clean.ts';
 import { deployPayload, imageRefOf } from '../ironic/deploy.ts';
 import { queueSystemPower, siteOf } from '../ironic/nodes.ts';
 import type { Ports } from '../ports.ts';
+import { isSealed } from '../secrets.ts';
 import { log } from '../util/log.ts';
 import type { Lease, Reservation } from './model.ts';
 import type { AgentJobSpec, JobResult, LifecycleStep } from './plugin.ts';
@@ -172,7 +173,8 @@ async function queueStartDeploy(deps: Ports, job: AgentJobSpec, taskToken: strin
       if (err instanceof ConcurrentModificationError) continue;
       throw err;
     }
-    const payload = await deployPayload(deps, { ...node, bmc }, imageRefOf(instance_info, node.id), undefined);
+    const drive = res.params['slipway:config_drive'];
+    const payload = await deployPayload(deps, { ...node, bmc }, imageRefOf(instance_info, node.id), isSealed(drive) ? drive : undefined);
     const queued = await enqueueJob(deps, { site: siteOf(bmc), kind: 'deploy_node', node_id: node.id, payload, task_token: taskToken });
     return { job_id: queued.id };
   }

@@ -3,7 +3,9 @@ import { NotEnoughHostsError, ValidationError } from '../errors.ts';
 import { allocatable, overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
-import { imageRefOf } from '../ironic/deploy.ts';
+import { checkConfigDrive, type ConfigDrive, imageRefOf } from '../ironic/deploy.ts';
+import { isSealed, type Sealed, sealedShapeAt } from '../secrets.ts';
+import { byteLength } from '../util/bounds.ts';
 import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostSettledFailure, hostStart, hostStartBlocker } from './host-lifecycle.ts';
 
 /**
@@ -35,7 +37,18 @@ const HostParams = z.strictObject({
   'slipway:image': z.string({ error: 'Malformed parameter slipway:image' }).max(2048, 'Malformed parameter slipway:image').optional(),
   /** Ours: the sha256 of a URL image. */
   'slipway:image_checksum': z.string({ error: 'Malformed parameter slipway:image_checksum' }).max(256, 'Malformed parameter slipway:image_checksum').optional(),
+  /**
+   * Ours: the config drive the start deploy writes (Ironic's JSON form, or that JSON as a
+   * string for command lines); stored sealed, shown masked. Checked in `check`.
+   */
+  'slipway:config_drive': z.unknown().optional(),
 });
+
+/** A lease's config drive is stored in the lease item (DynamoDB: 400 KB in all), so smaller than Ironic's. */
+const MAX_LEASE_CONFIGDRIVE_BYTES = 16 * 1024;
+const CONFIG_DRIVE = 'slipway:config_drive';
+/** How a stored config drive is shown (Ironic masks `configdrive` in instance_info the same way). */
+const MASK = '******';
 
 function firstIssue(err: z.ZodError): string {
   const issue = err.issues[0];
@@ -61,11 +74,49 @@ function check(params: z.infer<typeof HostParams>): Record<string, unknown> {
   parseRequirements(out.hypervisor_properties, 'hypervisor_properties');
   parseRequirements(out.resource_properties, 'resource_properties');
   const image = params['slipway:image'];
-  if (image === undefined || image === '') return out;
+  const drive = configDriveOf(params[CONFIG_DRIVE]);
+  if (image === undefined || image === '') {
+    if (drive !== undefined) throw new ValidationError('Malformed parameter slipway:config_drive: it is written by the deploy of slipway:image, and no slipway:image is given');
+    return out;
+  }
   // Checked as Ironic checks instance_info, so that a lease never starts with an image it cannot deploy.
   const checksum = params['slipway:image_checksum'];
   imageRefOf({ image_source: image, ...(checksum ? { image_checksum: checksum } : {}) }, 'of this reservation');
-  return { ...out, 'slipway:image': image, ...(checksum ? { 'slipway:image_checksum': checksum } : {}) };
+  return { ...out, 'slipway:image': image, ...(checksum ? { 'slipway:image_checksum': checksum } : {}), ...(drive !== undefined ? { [CONFIG_DRIVE]: drive } : {}) };
+}
+
+/**
+ * The reservation's config drive: absent (undefined, null or '' removes it), the stored sealed
+ * form (kept as it is), or a new one checked as Ironic checks `--config-drive`, to be sealed by
+ * `sealParams` before it is stored.
+ */
+function configDriveOf(raw: unknown): ConfigDrive | Sealed | undefined {
+  if (raw === undefined || raw === null || raw === '') return undefined;
+  if (isSealed(raw)) return raw;
+  let value: unknown = raw;
+  if (typeof raw === 'string') {
+    try {
+      value = JSON.parse(raw) as unknown;
+    } catch {
+      throw new ValidationError('Malformed parameter slipway:config_drive: give it as JSON, {"meta_data": {...}, "user_data": "..."}');
+    }
+  }
+  if (typeof value !== 'object' || value === null) throw new ValidationError('Malformed parameter slipway:config_drive: give it as JSON, {"meta_data": {...}, "user_data": "..."}');
+  if (byteLength(JSON.stringify(value)) > MAX_LEASE_CONFIGDRIVE_BYTES) {
+    throw new ValidationError(`Malformed parameter slipway:config_drive: larger than ${MAX_LEASE_CONFIGDRIVE_BYTES} bytes`);
+  }
+  try {
+    return checkConfigDrive(value);
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(`Malformed parameter slipway:config_drive: ${err.message.replace(/^Invalid configdrive: /, '')}`);
+    throw err;
+  }
+}
+
+/** Only the API seals: a sealed-looking value from a client is refused, never stored as if sealed. */
+function refuseSealedShape(raw: Record<string, unknown>): void {
+  const at = sealedShapeAt(raw[CONFIG_DRIVE]);
+  if (at !== undefined) throw new ValidationError('Malformed parameter slipway:config_drive: a $sealed key is not allowed');
 }
 
 function shuffle<T>(xs: T[]): T[] {
@@ -81,12 +132,14 @@ export const hostPlugin: ResourcePlugin = {
 
   validateCreate(raw) {
     const { resource_type: _type, ...params } = raw;
+    refuseSealedShape(params);
     const r = HostParams.safeParse(params);
     if (!r.success) throw new ValidationError(firstIssue(r.error));
     return check(r.data);
   },
 
   validateUpdate(current, raw) {
+    refuseSealedShape(raw);
     const r = HostParams.safeParse({ ...current, ...raw });
     if (!r.success) throw new ValidationError(firstIssue(r.error));
     return check(r.data);
@@ -154,7 +207,15 @@ export const hostPlugin: ResourcePlugin = {
       before_end: p.before_end,
       ...(p['slipway:image'] ? { 'slipway:image': p['slipway:image'] } : {}),
       ...(p['slipway:image_checksum'] ? { 'slipway:image_checksum': p['slipway:image_checksum'] } : {}),
+      // User data may hold secrets: a lessee sees that there is a config drive, never its content.
+      ...(p[CONFIG_DRIVE] ? { [CONFIG_DRIVE]: MASK } : {}),
     };
+  },
+
+  async sealParams(deps, params) {
+    const drive = params[CONFIG_DRIVE];
+    if (drive === undefined || isSealed(drive)) return params;
+    return { ...params, [CONFIG_DRIVE]: { $sealed: await deps.secrets.seal(JSON.stringify(drive)) } };
   },
 
   referencedProperties(params) {

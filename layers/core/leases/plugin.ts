@@ -42,6 +42,11 @@ export interface ResourcePlugin {
   validateUpdate(current: Record<string, unknown>, raw: Record<string, unknown>): Record<string, unknown>;
   /** Chooses the node ids for the reservation, or throws NotEnoughHostsError. */
   allocate(req: AllocationRequest): string[];
+  /**
+   * Seals what the validated parameters hold that must not be stored in plain text (a config
+   * drive's user data); values already sealed are kept. Called before every lease write.
+   */
+  sealParams?(deps: Ports, params: Record<string, unknown>): Promise<Record<string, unknown>>;
   /** The plugin's fields in the reservation's API view. */
   view(res: Reservation): Record<string, unknown>;
   /** Property keys a reservation depends on (a host may not change them while reserved). */

@@ -174,6 +174,7 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
     const plugin = pluginFor(r.resource_type);
     return { plugin, params: plugin.validateCreate(r) };
   });
+  for (const p of plans) p.params = (await p.plugin.sealParams?.(deps, p.params)) ?? p.params;
   const beforeEnd =
     input.before_end_date !== undefined && input.before_end_date !== null
       ? parseBeforeEnd(input.before_end_date, start, end, now)
@@ -413,7 +414,9 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
         throw new ConflictError('resource_type cannot be updated', 'INVALID_UPDATE');
       }
       const { id: _id, resource_type: _t, ...params } = r;
-      changes.set(r.id, pluginFor(current.resource_type).validateUpdate(current.params, params));
+      const plugin = pluginFor(current.resource_type);
+      const checked = plugin.validateUpdate(current.params, params);
+      changes.set(r.id, (await plugin.sealParams?.(deps, checked)) ?? checked);
     }
 
     const datesChanged = next.start_date !== lease.start_date || next.end_date !== lease.end_date;
