@@ -55,7 +55,10 @@ describe('cleaning gap and before_end settings', () => {
     expect(first.status).toBe(201);
     expect(first.body.lease.events.map((e: any) => e.event_type)).toEqual(['start_lease', 'end_lease']);
     // Back-to-back is refused: the node needs 30 minutes of cleaning after the first lease.
-    expect((await post('/v1/leases', lease(660, 720))).status).toBe(409);
+    const refused = await post('/v1/leases', lease(660, 720));
+    expect(refused.status).toBe(409);
+    // The reason names the gap, not only "not enough hosts".
+    expect(refused.body.error_message).toMatch(/0 free of 1 matching host\(s\) for this period \(of the others: 1 only inside the 30-minute cleaning gap/);
     expect((await post('/v1/leases', lease(689, 720))).status).toBe(409);
     expect((await post('/v1/leases', lease(690, 720))).status).toBe(201);
     // ... and before it.

@@ -4,15 +4,16 @@ import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import type { Agent } from '../../agent/runner.ts';
 import type { LocalStack } from '../../infra/local/stack.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
-import { agentSite, claim, finish, mac, registerIpmiNode, states } from '../support/ironic-agent.ts';
+import { agentSite, claim, finish, mac, registerIpmiNode, states, V } from '../support/ironic-agent.ts';
 import { startOwnStack } from '../support/own-stack.ts';
 import { startTestAgent } from '../support/agent.ts';
 import { TestClock } from '../support/clock.ts';
 import { waitFor } from '../support/wait.ts';
-import { blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
+import { allNodes, assertNoOverlap, blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
 import { blazarCli, explain, jsonFrom } from '../contract/clients.ts';
 import { getDeps } from '../../layers/aws/deps.ts';
 import { actEvent, beginEvent, finishEvent } from '../../layers/core/leases/engine.ts';
+import { healLease } from '../../layers/core/leases/healing.ts';
 
 /**
  * The lease lifecycle end to end on a stack of its own, whose clock the tests move (no test
@@ -103,7 +104,6 @@ describe('lease lifecycle', () => {
     expect(mine.body.nodes.map((n: any) => n.name)).toEqual([host.name]);
     const other = await tokenFor('member');
     expect((await call('GET', `/v1.1/${other.project}/nodes`, { token: other.token })).body.nodes).toEqual([]);
-    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
     const on = await call('PUT', `/v1/nodes/${host.name}/states/power`, { token: member.token, headers: V, body: { target: 'power on' } });
     expect(on.status, on.text).toBe(202);
     await waitFor('power on', async () => redfish.state(host.name).PowerState === 'On');
@@ -285,7 +285,6 @@ describe('lease lifecycle', () => {
     const host = pool.hosts[0]!;
     const lease = await createLease(member.token, pool.filter, 'now', blazarIn(60, clock.now().getTime()));
     await leaseStatus(lease.id, 'ACTIVE', 10_000);
-    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
     expect((await call('PUT', `/v1/nodes/${host.name}/states/power`, { token: member.token, headers: V, body: { target: 'power on' } })).status).toBe(202);
     await waitFor('power on', async () => redfish.state(host.name).PowerState === 'On');
     await waitFor('power state recorded', async () => (await call('GET', `/v1/nodes/${host.name}`, { headers: V })).body.target_power_state === null);
@@ -424,7 +423,6 @@ describe('lease lifecycle', () => {
     const site = await agentSite('start-deploy');
     const member = await tokenFor('member');
     const pool = await hostPool(2);
-    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
     const answer = async (kind: string, body: Record<string, unknown>) => {
       const [job] = await claim(site.token);
       expect(job).toMatchObject({ kind });
@@ -526,5 +524,101 @@ describe('lease lifecycle', () => {
       return (await getLease(second.body.lease.id)).status === 'ACTIVE';
     }, 60_000);
   });
-});
 
+  it('heals a lease waiting for a node whose erase failed onto a free node; with none left, its start fails with the reason and frees its nodes', async () => {
+    const site = await agentSite('heal');
+    const member = await tokenFor('member');
+    const pool = await hostPool(3);
+    const macs = new Map<string, string>();
+    const enrol = async (name: string) => {
+      macs.set(name, mac());
+      await registerIpmiNode(site, { address: '10.9.9.13', password: 'heal-pw' }, { name, ports: [macs.get(name)!] });
+    };
+    for (const h of pool.hosts) await enrol(h.name);
+    const x = pool.hosts[0]!.name;
+    const now = clock.now().getTime();
+    const first = await createLease(member.token, JSON.stringify(['==', '$hypervisor_hostname', x]), 'now', blazarIn(60, now));
+    await leaseStatus(first.id, 'ACTIVE', 10_000);
+    // The next lease holds all three, x included.
+    const next = await call('POST', '/v1/leases', {
+      token: member.token,
+      body: { name: unique('lease'), start_date: blazarIn(120, now), end_date: blazarIn(180, now), reservations: [hostReservation(pool.filter, 3, 3)], events: [] },
+    });
+    expect(next.status, next.text).toBe(201);
+    const leaseId = next.body.lease.id as string;
+    // A fourth host joins the pool: the one free node that can take x's place.
+    const spare = `${pool.pool}-h3`;
+    expect((await call('POST', '/v1/os-hosts', { body: { name: spare, pool: pool.pool, vcpus: 16, memory_mb: 65536, local_gb: 480 } })).status).toBe(201);
+    await enrol(spare);
+    const holders = async () => (await allNodes()).filter((n) => n.allocations.some((a: any) => a.lease_id === leaseId)).map((n) => n.name).sort();
+    expect(await holders()).toEqual(pool.hosts.map((h) => h.name).sort());
+
+    // The first lease ends; x's erase fails: x goes to maintenance and the waiting lease gets the spare at once.
+    clock.advanceTo(first.end_date);
+    let clean: any;
+    await waitFor('the erase job', async () => {
+      [clean] = await claim(site.token);
+      return clean !== undefined;
+    }, 30_000);
+    expect((await finish(site.token, clean, { status: 'failed', error: 'erasing /dev/sda failed: dd: Input/output error' })).status).toBe(200);
+    await leaseStatus(first.id, 'TERMINATED');
+    expect(await states(x)).toMatchObject({ provision_state: 'clean failed' });
+    expect(await holders()).toEqual([...pool.hosts.slice(1).map((h) => h.name), spare].sort());
+    const healed = await getLease(leaseId);
+    expect(healed).toMatchObject({ status: 'PENDING', degraded: false });
+    await waitFor('the heal notice', async () => noticesFor(leaseId, 'lease.heal').length === 1);
+    expect(noticesFor(leaseId, 'lease.heal')[0]!.payload.replaced).toEqual([{ reservation_id: healed.reservations[0].id, lost: [x], added: [spare] }]);
+
+    // Another of its nodes is put in maintenance by hand, and no node is left to take its place:
+    // the start fails the lease with the reason, and its calendar entries are freed.
+    const down = pool.hosts[1]!.name;
+    expect((await call('PUT', `/v1/nodes/${down}/maintenance`, { headers: V, body: { reason: 'fan failure' } })).status).toBe(202);
+    clock.advanceTo(healed.start_date);
+    const failed = await leaseStatus(leaseId, 'ERROR', 30_000);
+    const start = failed.events.find((e: any) => e.event_type === 'start_lease');
+    expect(start.status).toBe('ERROR');
+    expect(start.status_reason).toMatch(new RegExp(`^The lease cannot start: node\\(s\\) ${down} of reservation .* are out of service \\(maintenance or failed\\) and no other node can take their place: Not enough hosts available: 1 more needed, 0 free of 4 matching host\\(s\\) for this period \\(of the others: 2 in maintenance, being cleaned or failed\\)`));
+    expect(failed.degraded).toBe(true);
+    expect(failed.reservations[0]).toMatchObject({ missing_resources: true, status: 'error' });
+    await waitFor('its calendar entries freed', async () => (await holders()).length === 0);
+    // Nothing was granted or queued for it.
+    expect(await claim(site.token)).toEqual([]);
+  });
+
+  it('heals once when heals race each other and a create wanting the same free node: never a double booking', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(2);
+    const [x, spare] = pool.hosts.map((h) => h.name) as [string, string];
+    const site = await agentSite('heal-race');
+    for (const name of [x, spare]) await registerIpmiNode(site, { address: '10.9.9.14', password: 'race-pw' }, { name, ports: [mac()] });
+    const t = clock.now().getTime();
+    const waiting = await createLease(member.token, JSON.stringify(['==', '$hypervisor_hostname', x]), blazarIn(120, t), blazarIn(180, t));
+    expect((await call('PUT', `/v1/nodes/${x}/maintenance`, { headers: V, body: { reason: 'disk failure' } })).status).toBe(202);
+    // Five heals of the waiting lease (say, failed erases reported at once) race a create that wants the one free node.
+    const deps = getDeps();
+    const [create, ...heals] = await Promise.allSettled([
+      call('POST', '/v1/leases', { token: member.token, body: { name: unique('lease'), start_date: blazarIn(110, t), end_date: blazarIn(190, t), reservations: [hostReservation(pool.filter, 1, 1)], events: [] } }),
+      ...Array.from({ length: 5 }, () => healLease(deps, waiting.id)),
+    ]);
+    expect(create.status).toBe('fulfilled');
+    const created = (create as PromiseFulfilledResult<any>).value;
+    const nodes = (await allNodes()).filter((n) => n.name === x || n.name === spare);
+    expect(assertNoOverlap(nodes)).toBeGreaterThan(0);
+    const onSpare = nodes.find((n) => n.name === spare)!.allocations.map((a: any) => a.lease_id);
+    expect(onSpare).toHaveLength(1);
+    const after = await getLease(waiting.id);
+    if (created.status === 201) {
+      // The create won the node: the waiting lease has none to take and says so.
+      expect(onSpare).toEqual([created.body.lease.id]);
+      expect(after).toMatchObject({ degraded: true, reservations: [{ missing_resources: true }] });
+    } else {
+      expect(created.status).toBe(409);
+      expect(onSpare).toEqual([waiting.id]);
+      expect(after).toMatchObject({ degraded: false, reservations: [{ missing_resources: false }] });
+    }
+    // Each heal either did the swap, found it done, or lost the race and said so.
+    const swaps = heals.filter((h) => h.status === 'fulfilled' && (h.value?.replaced.length ?? 0) > 0).length;
+    expect(swaps).toBe(created.status === 201 ? 0 : 1);
+    for (const h of heals) if (h.status === 'rejected') expect((h.reason as Error).name).toBe('ConcurrentModificationError');
+  });
+});

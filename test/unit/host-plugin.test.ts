@@ -494,3 +494,48 @@ describe('hostPlugin.allocate: the usage-cap hint (limit)', () => {
     expect(hostPlugin.allocate(request({ nodes, min: 1, max: 2, limit: 9, reservationId: 'r1', current }))).toHaveLength(2);
   });
 });
+
+describe('hostPlugin.allocate: healing (replace)', () => {
+  const held = (name: string) => node(name, { allocations: [alloc('r1', START, END)] });
+
+  it('replaces a lost host one for one, keeping the others', () => {
+    const nodes = [held('a'), held('b'), node('c'), node('d')];
+    const got = hostPlugin.allocate(request({ nodes, min: 1, max: 3, reservationId: 'r1', current: ['node-a', 'node-b'], replace: ['node-a'] }));
+    expect(got).toHaveLength(2);
+    expect(got).toContain('node-b');
+    expect(got).not.toContain('node-a');
+  });
+
+  it('never grows past what the reservation held, even with room up to max', () => {
+    const nodes = [held('a'), node('c'), node('d'), node('e')];
+    expect(hostPlugin.allocate(request({ nodes, min: 1, max: 4, reservationId: 'r1', current: ['node-a'], replace: ['node-a'] }))).toHaveLength(1);
+  });
+
+  it('keeps the others when there is no replacement but they still reach min', () => {
+    const nodes = [held('a'), held('b'), held('c')];
+    expect(hostPlugin.allocate(request({ nodes, min: 2, max: 3, reservationId: 'r1', current: ['node-a', 'node-b', 'node-c'], replace: ['node-c'] })).sort()).toEqual(['node-a', 'node-b']);
+  });
+
+  it('fails when the others fall below min and no host is free', () => {
+    const nodes = [held('a'), held('b'), node('c', { allocations: [alloc('r-busy', START, END)] })];
+    const err = allocFailure(request({ nodes, min: 2, max: 2, reservationId: 'r1', current: ['node-a', 'node-b'], replace: ['node-b'] }));
+    expect(err).toBeInstanceOf(NotEnoughHostsError);
+    expect(err.message).toBe('Not enough hosts available: 1 more needed, 0 free of 3 matching host(s) for this period');
+  });
+});
+
+describe('hostPlugin.allocate: why hosts are not free', () => {
+  it('names hosts free but for the cleaning gap, and hosts out of service', () => {
+    const config: Config = { ...CONFIG, cleaningMinutes: 30 };
+    const nodes = [
+      node('a', { allocations: [alloc('r-prev', minutes(START, -120), minutes(START, -10))] }),
+      node('b', { allocations: [alloc('r-next', END, minutes(END, 60))] }),
+      { ...node('c'), bmc: { maintenance: true, provision_state: 'available' } as Node['bmc'] },
+      node('d', { allocations: [alloc('r-busy', START, END)] }),
+    ];
+    const err = allocFailure(request({ nodes, min: 1, max: 1, config }));
+    expect(err.message).toBe(
+      'Not enough hosts available: 1 more needed, 0 free of 4 matching host(s) for this period (of the others: 2 only inside the 30-minute cleaning gap kept before and after another lease on the node (its disks are erased then); 1 in maintenance, being cleaned or failed)',
+    );
+  });
+});

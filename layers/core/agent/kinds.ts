@@ -5,6 +5,7 @@ import { onCleanFinished } from '../ironic/clean.ts';
 import { onDeployClaimed, onDeployFinished } from '../ironic/deploy.ts';
 import { onInspectFinished } from '../ironic/inspect.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
+import { healLeasesOfNode } from '../leases/healing.ts';
 import * as queue from './jobs.ts';
 import type { Job } from './model.ts';
 
@@ -24,7 +25,14 @@ export const JOB_KINDS: queue.JobKinds = {
   inspect: { onFinished: onInspectFinished },
   // A cleaning node goes where it was headed (manageable after a manual clean, available after
   // provide), or clean failed with maintenance on (ironic/clean.ts).
-  clean: { onFinished: onCleanFinished },
+  // A failed erase puts the node out of service: leases waiting for it are healed onto other
+  // nodes (leases/healing.ts).
+  clean: {
+    onFinished: async (deps, job) => {
+      await onCleanFinished(deps, job);
+      if (job.status === 'failed' && job.node_id) await healLeasesOfNode(deps, job.node_id);
+    },
+  },
   // The node lock an exclusive vendor method took is released.
   vendor: { onFinished: onJobFinished },
   // Whoever queued these waits for the job itself: the API call (`waitForJob`) or a workflow

@@ -74,6 +74,17 @@ export const NOT_ALLOCATABLE_STATES: ReadonlySet<string> = new Set([
   'error',
 ]);
 
+/** Of those, the states a node leaves by itself (an erase or inspection under way): a lease starting on it waits. */
+const PASSING_STATES: ReadonlySet<string> = new Set(['cleaning', 'clean wait', 'inspecting', 'inspect wait', 'verifying']);
+
+/**
+ * A node that cannot serve a lease until an operator acts: in maintenance (e.g. its erase
+ * failed), or failed (`clean failed`, `deploy failed`: its disks not known to be erased). A lease
+ * not yet started on it is healed onto another node (leases/healing.ts).
+ */
+export const outOfService = (node: Pick<Node, 'bmc'>): boolean =>
+  Boolean(node.bmc) && (node.bmc!.maintenance || (NOT_ALLOCATABLE_STATES.has(node.bmc!.provision_state) && !PASSING_STATES.has(node.bmc!.provision_state)));
+
 /** Whether a lease may take the node now (see NOT_ALLOCATABLE_STATES). */
 export const allocatable = (node: Pick<Node, 'bmc'>): boolean => !node.bmc || (!node.bmc.maintenance && !NOT_ALLOCATABLE_STATES.has(node.bmc.provision_state));
 

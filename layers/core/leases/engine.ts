@@ -1,6 +1,7 @@
 import { ConcurrentModificationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import { healLease } from './healing.ts';
 import { pluginFor } from './host-plugin.ts';
 import { executionName, type LeaseEventRef } from './lifecycle.ts';
 import {
@@ -68,7 +69,7 @@ function withEvent(lease: Lease, id: string, change: Partial<LeaseEvent>): Lease
 export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginResult> {
   const found = await load(deps, input);
   if (!found) return skip('the lease or event is gone');
-  const { lease, event } = found;
+  let { lease, event } = found;
   if (event.status !== 'UNDONE') return skip(`the event is ${event.status}`);
   const now = deps.clock.now();
   const early = Date.parse(event.time) - now.getTime();
@@ -91,6 +92,21 @@ export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginR
     // E.g. the start of a lease already in ERROR: the event cannot run, and says so.
     await finishWith(deps, lease, event, 'ERROR', `A ${event.event_type} event cannot run while the lease is ${lease.status}`);
     return skip(`the lease is ${lease.status}`);
+  }
+  if (event.event_type === 'start_lease') {
+    // A node booked for the lease went out of service since: another takes its place, or the
+    // lease cannot start (healing.ts).
+    const healed = await healLease(deps, lease.id);
+    if (healed) {
+      lease = healed.lease;
+      event = lease.events.find((e) => e.id === event.id) ?? event;
+    }
+    if (healed?.problem) {
+      await finishWith(deps, lease, event, 'ERROR', `The lease cannot start: ${healed.problem}`);
+      // It never runs: its calendar entries are freed for other leases.
+      for (const res of lease.reservations) for (const id of res.node_ids) await deps.nodes.rewriteAllocations(id, [], [res.id]);
+      return skip('the lease cannot start: nodes out of service');
+    }
   }
   if (event.event_type === 'start_lease' && withinWindow) {
     for (const res of lease.reservations) {

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { NotEnoughHostsError, ValidationError } from '../errors.ts';
-import { allocatable, overlapping, type Node } from '../inventory/node.ts';
+import { allocatable, outOfService, overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
 import { checkConfigDrive, type ConfigDrive, imageRefOf } from '../ironic/deploy.ts';
@@ -119,6 +119,9 @@ function refuseSealedShape(raw: Record<string, unknown>): void {
   if (at !== undefined) throw new ValidationError('Malformed parameter slipway:config_drive: a $sealed key is not allowed');
 }
 
+/** How many nodes new to the reservation a lease could take now that fail only `test`. */
+const candidatesBut = (nodes: readonly Node[], test: (n: Node) => boolean) => nodes.filter((n) => allocatable(n) && test(n)).length;
+
 function shuffle<T>(xs: T[]): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
@@ -161,12 +164,13 @@ export const hostPlugin: ResourcePlugin = {
     const free = (n: Node) => overlapping(n, start, end, config.cleaningMinutes, own).length === 0;
     const byId = new Map(req.nodes.map((n) => [n.id, n]));
 
-    // Keep what the reservation holds where it still fits.
+    // Keep what the reservation holds where it still fits (and is not being replaced).
+    const replace = new Set(req.replace ?? []);
     const kept: string[] = [];
     const lost: string[] = [];
     for (const id of req.current) {
       const n = byId.get(id);
-      if (n && eligible(n) && free(n)) kept.push(id);
+      if (n && !replace.has(id) && eligible(n) && free(n)) kept.push(id);
       else lost.push(id);
     }
     if (req.active && lost.length > 0) {
@@ -175,10 +179,13 @@ export const hostPlugin: ResourcePlugin = {
       );
     }
     if (kept.length > max) return kept.slice(0, max);
-    if (kept.length >= min && req.current.length > 0) return kept;
+    // Healing aims at as many hosts as the reservation held (at least min, never more): it needs
+    // min, and takes replacements for the rest where there are free ones.
+    const goal = replace.size > 0 ? Math.min(max, Math.max(min, req.current.length)) : min;
+    if (kept.length >= goal && req.current.length > 0) return kept;
 
     const taken = new Set(kept);
-    const candidates = req.nodes.filter((n) => !taken.has(n.id) && candidate(n) && free(n));
+    const candidates = req.nodes.filter((n) => !taken.has(n.id) && !replace.has(n.id) && candidate(n) && free(n));
     // Equal candidates are taken in random order (upstream's randomize_host_selection), so that
     // parallel requests for one period spread over the free hosts instead of all racing for the
     // first one and retrying.
@@ -186,12 +193,18 @@ export const hostPlugin: ResourcePlugin = {
     const never = ordered(candidates.filter((n) => Object.keys(n.allocations).length === 0));
     const used = ordered(candidates.filter((n) => Object.keys(n.allocations).length > 0));
     const need = min - kept.length;
-    const room = max - kept.length;
+    const room = (replace.size > 0 ? goal : max) - kept.length;
     const pool = never.length >= need ? never : [...used, ...never];
     if (pool.length < need) {
-      const matching = req.nodes.filter(eligible).length;
+      const matching = req.nodes.filter(eligible);
+      // Say why the others are not free where it is not another lease holding them in the window.
+      const why: string[] = [];
+      const gapOnly = config.cleaningMinutes > 0 ? candidatesBut(matching, (n) => !free(n) && overlapping(n, start, end, 0, own).length === 0) : 0;
+      if (gapOnly > 0) why.push(`${gapOnly} only inside the ${config.cleaningMinutes}-minute cleaning gap kept before and after another lease on the node (its disks are erased then)`);
+      const down = matching.filter((n) => !allocatable(n)).length;
+      if (down > 0) why.push(`${down} in maintenance, being cleaned or failed`);
       throw new NotEnoughHostsError(
-        `Not enough hosts available: ${need} more needed, ${pool.length} free of ${matching} matching host(s) for this period`,
+        `Not enough hosts available: ${need} more needed, ${pool.length} free of ${matching.length} matching host(s) for this period${why.length > 0 ? ` (of the others: ${why.join('; ')})` : ''}`,
       );
     }
     return [...kept, ...pool.slice(0, room).map((n) => n.id)];
@@ -229,6 +242,17 @@ export const hostPlugin: ResourcePlugin = {
       }
     };
     return [...keys(params.hypervisor_properties, 'hypervisor_properties'), ...keys(params.resource_properties, 'resource_properties')];
+  },
+
+  async lostResources(deps, res) {
+    const lost: string[] = [];
+    await Promise.all(
+      res.node_ids.map(async (id) => {
+        const node = await deps.nodes.get(id);
+        if (!node || outOfService(node)) lost.push(id);
+      }),
+    );
+    return lost.sort();
   },
 
   startBlocker: hostStartBlocker,

@@ -20,6 +20,11 @@ export interface AllocationRequest {
   reservationId: string;
   /** Nodes it holds now (update); empty on create. */
   current: readonly string[];
+  /**
+   * Healing: resources of `current` that are out of service and must be replaced. The
+   * reservation then aims at as many resources as it held (at least `min`, never more).
+   */
+  replace?: readonly string[];
   /** True once the reservation is running: its nodes may not be swapped (upstream bug #1692805). */
   active: boolean;
   config: Config;
@@ -51,6 +56,9 @@ export interface ResourcePlugin {
   view(res: Reservation): Record<string, unknown>;
   /** Property keys a reservation depends on (a host may not change them while reserved). */
   referencedProperties(params: Record<string, unknown>): string[];
+
+  /** Healing: the reservation's resources that are out of service (a node in maintenance), sorted. */
+  lostResources?(deps: Ports, res: Reservation): Promise<string[]>;
 
   // Lifecycle (the lease-event workflow calls these; each must be safe to run twice).
   /** Why the reservation cannot start yet (its resources still held by an earlier lease), else undefined. */
