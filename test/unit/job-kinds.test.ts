@@ -1,13 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { finishJob, type JobKinds } from '../../layers/core/agent/jobs.ts';
-import { JOB_KINDS } from '../../layers/core/agent/kinds.ts';
+import { JOB_KINDS, onEraseFinished } from '../../layers/core/agent/kinds.ts';
 import type { Job } from '../../layers/core/agent/model.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
 import type { Ports } from '../../layers/core/ports.ts';
 import { onHostJobFinished } from '../../layers/core/commissaire/investigate.ts';
 import { onJobFinished } from '../../layers/core/ironic/nodes.ts';
 import { onDeployClaimed, onDeployFinished } from '../../layers/core/ironic/deploy.ts';
-import { onCleanFinished } from '../../layers/core/ironic/clean.ts';
 import { onInspectFinished } from '../../layers/core/ironic/inspect.ts';
 
 const agent: Principal = { token_id: 't', project_id: 'site', user_id: 'agent', roles: ['agent'] };
@@ -49,7 +48,7 @@ describe('JOB_KINDS', () => {
     for (const kind of ['power', 'power_state', 'vendor']) expect(JOB_KINDS[kind]!.onFinished).toBe(onJobFinished);
     for (const kind of ['ssh_investigate', 'ssh_run']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
     expect(JOB_KINDS.inspect!.onFinished).toBe(onInspectFinished);
-    expect(JOB_KINDS.clean!.onFinished).toBe(onCleanFinished);
+    expect(JOB_KINDS.clean!.onFinished).toBe(onEraseFinished);
     expect(JOB_KINDS.deploy_node).toEqual({ onClaimed: onDeployClaimed, onFinished: onDeployFinished });
     for (const kind of ['boot_device', 'boot_device_get']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
   });
