@@ -288,16 +288,22 @@ describe('Drydock: authentication and authorization', () => {
     }
   });
 
-  it('answers 403 with a JSON error to a member token on every task route', async () => {
+  it("a member token: its project's tasks only, 403 for site actions and purge, 400 for a URL design_ref", async () => {
     const { token } = await tokenFor('member');
     const before = (await dd('GET', '/api/v1.0/tasks')).body.length as number;
-    expectDrydockError(await dd('GET', '/api/v1.0/tasks', { token }), 403);
-    expectDrydockError(await dd('GET', `/api/v1.0/tasks/${randomUUID()}`, { token }), 403);
+    const list = await dd('GET', '/api/v1.0/tasks', { token });
+    expect(list.status).toBe(200);
+    expect(list.body).toEqual([]);
+    expectDrydockError(await dd('GET', `/api/v1.0/tasks/${randomUUID()}`, { token }), 404);
     expectDrydockError(await dd('POST', '/api/v1.0/tasks', { token, json: { action: 'verify_site', design_ref: UNREACHABLE, node_filter: null } }), 403);
+    // A project never makes the control plane fetch a URL: only its own stored designs.
+    expectDrydockError(await dd('POST', '/api/v1.0/tasks', { token, json: { action: 'deploy_nodes', design_ref: UNREACHABLE, node_filter: null } }), 400, /slipway:\/\/designs/);
     expectDrydockError(await dd('DELETE', '/api/v1.0/tasks?days=0', { token }), 403);
-    expectDrydockError(await dd('POST', '/api/v1.0/validatedesign', { token, json: { href: UNREACHABLE } }), 403);
-    expectDrydockError(await dd('POST', '/api/v1.0/nodefilter', { token, json: { node_filter: null, design_ref: UNREACHABLE } }), 403);
-    // The refused create made nothing (other files may add tasks meanwhile, never remove them).
+    const v = await dd('POST', '/api/v1.0/validatedesign', { token, json: { href: UNREACHABLE } });
+    expect(v.status).toBe(400);
+    expect(v.body).toMatchObject({ kind: 'Status', code: 400 });
+    expectDrydockError(await dd('POST', '/api/v1.0/nodefilter', { token, json: { node_filter: null, design_ref: UNREACHABLE } }), 400);
+    // The refused creates made nothing (other files may add tasks meanwhile, never remove them).
     expect((await dd('GET', '/api/v1.0/tasks')).body.length).toBeGreaterThanOrEqual(before);
   });
 });

@@ -13,6 +13,11 @@ import { loadDesign, type SiteDesign, type ValidationMessage, validateDesign } f
  *
  * `file://` is refused: a Lambda function has no operator files, and a local path in a task
  * would work on one machine only.
+ *
+ * A project (a member's task, node filter or validation) reads only `slipway://designs/<id>` of
+ * designs its project stored, base designs included: a URL would make the control plane fetch
+ * whatever the project names, the site's internal addresses included, with the deployment's
+ * network position and role (SSRF); the site's own designs hold BMC credentials.
  */
 export const DESIGN_FETCH_TIMEOUT_MS = 30_000;
 export const MAX_DESIGN_BYTES = 16 * 1024 * 1024;
@@ -23,6 +28,19 @@ export class DesignRefError extends ValidationError {
   constructor(message: string) {
     super(message, 'DESIGN_REF_ERROR');
   }
+}
+
+export const PROJECT_DESIGN_REF_TEXT =
+  "A project's design_ref is a design the project stored in Slipway, slipway://designs/<id> (POST /api/v1.0/designs and its parts); http(s), s3 and other references are read for administrators only";
+
+/** Reading a design on behalf of a project (its id), or of the site (null). */
+export interface DesignReader {
+  project?: string | null;
+}
+
+/** The stored design id of a `slipway://designs/<id>` reference, lower case; undefined for any other. */
+export function storedDesignId(ref: string): string | undefined {
+  return STORED.exec(ref)?.[1]?.toLowerCase();
 }
 
 /** Checks the form of a reference without fetching it (task creation answers 400 for a bad one). */
@@ -55,26 +73,49 @@ async function fetchHttp(url: string): Promise<string> {
   return body.toString('utf8');
 }
 
-/** The texts of a stored design: its base design's parts first (a base chain of at most 16). */
-export async function storedDesignTexts(deps: Ports, designId: string): Promise<string[]> {
+/**
+ * The ids of a stored design's base chain, the base first (at most 16). For a project, a design
+ * of another owner anywhere in the chain is one that does not exist (no existence leak).
+ */
+async function designChain(deps: Ports, designId: string, reader: DesignReader): Promise<string[]> {
   const chain: string[] = [];
+  const project = reader.project ?? null;
   for (let id: string | null = designId; id !== null; ) {
     if (chain.includes(id) || chain.length >= 16) throw new DesignRefError(`Design ${designId} has a base design loop or is nested too deep`);
     const d = await deps.drydock.getDesign(id);
-    if (!d) throw new DesignRefError(`Design ${id} does not exist`);
+    if (!d || (project !== null && d.project_id !== project)) throw new DesignRefError(`Design ${id} does not exist`);
     chain.unshift(id);
     id = d.base_design_id;
   }
+  return chain;
+}
+
+/**
+ * Checks, without reading its parts, that a project may use `ref`: a design its project stored
+ * (400 otherwise, with the rule or "does not exist"). The site may use any reference of a valid form.
+ */
+export async function checkDesignRefFor(deps: Ports, ref: string, reader: DesignReader): Promise<void> {
+  checkDesignRef(ref);
+  if ((reader.project ?? null) === null) return;
+  const id = storedDesignId(ref);
+  if (!id) throw new DesignRefError(PROJECT_DESIGN_REF_TEXT);
+  await designChain(deps, id, reader);
+}
+
+/** The texts of a stored design: its base design's parts first (a base chain of at most 16). */
+export async function storedDesignTexts(deps: Ports, designId: string, reader: DesignReader = {}): Promise<string[]> {
+  const chain = await designChain(deps, designId, reader);
   const texts: string[] = [];
   for (const id of chain) for (const p of await deps.drydock.designParts(id)) texts.push(p.text);
   return texts;
 }
 
-/** The YAML texts behind a reference. */
-export async function fetchDesignTexts(deps: Ports, ref: string): Promise<string[]> {
+/** The YAML texts behind a reference (for a project: only its own stored designs, see above). */
+export async function fetchDesignTexts(deps: Ports, ref: string, reader: DesignReader = {}): Promise<string[]> {
   checkDesignRef(ref);
-  const stored = STORED.exec(ref);
-  if (stored) return storedDesignTexts(deps, stored[1]!.toLowerCase());
+  const stored = storedDesignId(ref);
+  if (stored) return storedDesignTexts(deps, stored, reader);
+  if ((reader.project ?? null) !== null) throw new DesignRefError(PROJECT_DESIGN_REF_TEXT);
   const url = ref.replace(/^[a-z][a-z0-9.-]*\+/i, '');
   if (/^s3:/i.test(url)) {
     const m = /^s3:\/\/([^/]+)\/(.+)$/i.exec(url);
@@ -99,10 +140,10 @@ export interface LoadedDesign {
   valid: boolean;
 }
 
-/** Reads and validates the design behind `ref` (DesignRefError when it cannot be read). */
-export async function loadDesignRef(deps: Ports, ref: string): Promise<LoadedDesign> {
-  const texts = await fetchDesignTexts(deps, ref);
+/** Reads and validates the design behind `ref` (DesignRefError when it cannot be read); a project's with its rules. */
+export async function loadDesignRef(deps: Ports, ref: string, reader: DesignReader = {}): Promise<LoadedDesign> {
+  const texts = await fetchDesignTexts(deps, ref, reader);
   const { design, messages } = loadDesign(texts);
-  const all = [...messages, ...validateDesign(design)];
+  const all = [...messages, ...validateDesign(design, { project: (reader.project ?? null) !== null })];
   return { design, messages: all, valid: !all.some((m) => m.error) };
 }

@@ -12,6 +12,11 @@ export interface StoredDesign {
   base_design_id: string | null;
   created: string;
   created_by: string | null;
+  /**
+   * The project that stored it (a member's), or null/absent for the site's (an administrator's).
+   * A project sees and uses only its own designs; the site's hold BMC credentials.
+   */
+  project_id?: string | null;
 }
 
 /** One `POST /designs/{id}/parts` body: YAML documents, kept verbatim. */

@@ -17,4 +17,4 @@ export * from './model.ts';
 export { loadDesign } from './parse.ts';
 export { effectiveData, mergePatch, profileChain, type ResolvedNode, type ResolvedOob, resolveHardwareReference, resolveNode } from './resolve.ts';
 export { parseSize, type Size } from './size.ts';
-export { validateDesign } from './validate.ts';
+export { projectDesignProblems, type ValidateOptions, validateDesign } from './validate.ts';

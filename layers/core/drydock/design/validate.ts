@@ -19,7 +19,7 @@ import { parseSize } from './size.ts';
  * hugepages kernel parameters (DD1008), platform image/kernel selection (needs a provisioner)
  * and FQDN label checks beyond `__`.
  */
-export function validateDesign(design: SiteDesign): ValidationMessage[] {
+export function validateDesign(design: SiteDesign, opts: ValidateOptions = {}): ValidationMessage[] {
   return [
     uniqueNames(design),
     references(design),
@@ -28,14 +28,22 @@ export function validateDesign(design: SiteDesign): ValidationMessage[] {
     ipLocality(design),
     duplicateIps(design),
     hostnames(design),
-    oobValidity(design),
+    oobValidity(design, opts),
     storageSizing(design),
     kernelParams(design),
-    bootactionAssets(design),
+    bootactionAssets(design, opts),
     pkgLists(design),
     bootactionFilters(design),
     bootactionDefined(design),
   ].flatMap((r) => r.finish());
+}
+
+export interface ValidateOptions {
+  /**
+   * A project's design (README "Security model"): its oob is not checked (not used), and its
+   * boot-action assets may not have a `location`.
+   */
+  project?: boolean;
 }
 
 const hostDocs = (design: SiteDesign): DesignDocument<'HostProfile' | 'BaremetalNode'>[] => [...uniqueDocuments(design, 'HostProfile'), ...uniqueDocuments(design, 'BaremetalNode')];
@@ -182,8 +190,11 @@ function hostnames(design: SiteDesign): RuleReport {
 
 const OOB_TYPES = ['ipmi', 'redfish'];
 
-function oobValidity(design: SiteDesign): RuleReport {
+function oobValidity(design: SiteDesign, opts: ValidateOptions): RuleReport {
   const r = new RuleReport(RULES.oob);
+  // A project's task drives its nodes through the BMCs the site registered: its design's oob is
+  // not used, so it need not (and cannot usefully) give one.
+  if (opts.project) return r;
   for (const node of uniqueDocuments(design, 'BaremetalNode')) {
     const ref = [docRef(node)];
     const oob = oobOf(effectiveData(design, node).data);
@@ -265,8 +276,9 @@ function kernelParams(design: SiteDesign): RuleReport {
 /** Schemes an asset `location` may use (§1.6.5; https added, `xxx+http` prefixes are stripped upstream). */
 const LOCATION = /^(?:[a-z]+\+)?https?:\/\//;
 
-function bootactionAssets(design: SiteDesign): RuleReport {
+function bootactionAssets(design: SiteDesign, opts: ValidateOptions): RuleReport {
   const r = new RuleReport(RULES.bootactionAssets);
+  if (opts.project) for (const p of projectDesignProblems(design)) r.error(p.text, p.documents, PROJECT_LOCATION_DIAGNOSTIC);
   for (const ba of uniqueDocuments(design, 'BootAction')) {
     const ref = [docRef(ba)];
     ba.data.assets.forEach((a, i) => {
@@ -279,6 +291,23 @@ function bootactionAssets(design: SiteDesign): RuleReport {
     });
   }
   return r;
+}
+
+const PROJECT_LOCATION_DIAGNOSTIC = 'Give the asset inline data (with data_pipeline base64_decode for binary content).';
+
+/**
+ * What a project's design may not do: make Slipway fetch a URL. An asset `location` is fetched
+ * by the control plane when the bootdata is rendered, so a project could reach the site's
+ * internal addresses through it; inline `data` does the same job. The problems, as messages.
+ */
+export function projectDesignProblems(design: SiteDesign): { text: string; documents: ReturnType<typeof docRef>[] }[] {
+  const out: { text: string; documents: ReturnType<typeof docRef>[] }[] = [];
+  for (const ba of design.BootAction) {
+    ba.data.assets.forEach((a, i) => {
+      if (a.location !== undefined) out.push({ text: `Asset ${i} (${a.type}) of BootAction ${ba.name} has a location: a project's design may not make Slipway fetch URLs.`, documents: [docRef(ba)] });
+    });
+  }
+  return out;
 }
 
 function pkgLists(design: SiteDesign): RuleReport {

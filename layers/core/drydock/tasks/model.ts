@@ -88,6 +88,12 @@ export interface TaskRecord {
   site?: string;
   /** Ours: the node a per-node subtask works on. */
   node_name?: string;
+  /**
+   * Ours: the project that owns the task (its creator's; subtasks inherit it), or null/absent for
+   * a site task (an administrator's). A project task works only on the nodes the project's active
+   * leases hold (workflow.ts). Not in the task object: upstream's shape has no such field.
+   */
+  project_id?: string | null;
   /** Ours: bumped by every write; updates are compare-and-set on it. */
   version: number;
 }

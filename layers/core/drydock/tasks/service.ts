@@ -1,22 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import * as z from 'zod';
-import { NotFoundError, ValidationError } from '../../errors.ts';
+import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import { type Principal, requireAdmin } from '../../identity/identity.ts';
 import type { Node } from '../../inventory/node.ts';
 import type { Ports } from '../../ports.ts';
 import { byteLength } from '../../util/bounds.ts';
 import { log } from '../../util/log.ts';
 import { monotonicUlid } from '../bootactions/ulid.ts';
-import { applyNodeFilter, effectiveData, findDocument, KINDS, type Kind, loadDesign, parseNodeFilter, validationStatus } from '../design/index.ts';
-import { checkDesignRef, DesignRefError, loadDesignRef, storedDesignTexts } from '../design-ref.ts';
+import { type DrydockScope, drydockScope, drydockWriter, ownerOf, PROJECT_ACTIONS, sees } from '../access.ts';
+import { applyNodeFilter, effectiveData, findDocument, KINDS, type Kind, loadDesign, parseNodeFilter, projectDesignProblems, validationStatus } from '../design/index.ts';
+import { checkDesignRefFor, DesignRefError, loadDesignRef, storedDesignTexts } from '../design-ref.ts';
 import type { StoredDesign } from '../store.ts';
 import { addFailure, buildDataView, isUuid, message, newTaskRecord, PUBLIC_ACTIONS, pyTime, statusObject, type TaskObject, taskObject, type TaskRecord } from './model.ts';
 
 /**
  * The Drydock API's use-cases (upstream-apis.md §1.1, §1.3): tasks, build data, node filters,
- * design validation and stored designs. Every route needs an admin token (upstream's RBAC
- * rules all default to `role:admin`). Task creation only checks the request and queues the
- * task; the workflow reads the design (so a wrong `design_ref` is a failed task, as upstream).
+ * design validation and stored designs. Upstream's RBAC rules all default to `role:admin`, and so
+ * do ours but for one flow (access.ts): a project's members create `deploy_nodes` and
+ * `destroy_nodes` tasks with designs the project stored, and its members and readers read the
+ * project's own tasks and designs. Task creation only checks the request and queues the task;
+ * the workflow reads the design (so a wrong `design_ref` is a failed task, as upstream) and,
+ * for a project's task, checks at every node step that the project's active lease holds the node.
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -34,14 +38,19 @@ const FIELDS_REQUIRED = 'Task creation requires fields design_ref, action';
 const MAX_NODE_FILTER_BYTES = 16 * 1024;
 
 export async function createTask(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<TaskObject> {
-  const who = requireAdmin(auth);
+  const scope = drydockWriter(auth);
+  const who = scope.who;
   if (raw === undefined || raw === null) throw new ValidationError(FIELDS_REQUIRED, 'INVALID_REQUEST');
   const parsed = CreateTaskBody.safeParse(raw);
   if (!parsed.success) throw new ValidationError(`${FIELDS_REQUIRED}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'INVALID_REQUEST');
   const body = parsed.data;
   if (!body.action || !body.design_ref) throw new ValidationError(FIELDS_REQUIRED, 'INVALID_REQUEST');
   if (!(PUBLIC_ACTIONS as readonly string[]).includes(body.action)) throw new ValidationError(`Unsupported action ${body.action}`, 'INVALID_REQUEST');
-  checkDesignRef(body.design_ref);
+  // Upstream's per-action policy: a project may run deploy_nodes and destroy_nodes only.
+  if (scope.kind === 'project' && !PROJECT_ACTIONS.includes(body.action)) {
+    throw new ForbiddenError(`Action ${body.action} is restricted to administrators; a project may run ${PROJECT_ACTIONS.join(' and ')} on the nodes its active leases hold`);
+  }
+  await checkDesignRefFor(deps, body.design_ref, { project: ownerOf(scope) });
   let nodeFilter: unknown = null;
   if (body.node_filter !== undefined && body.node_filter !== null) {
     if (byteLength(JSON.stringify(body.node_filter)) > MAX_NODE_FILTER_BYTES) throw new ValidationError(`node_filter is larger than ${MAX_NODE_FILTER_BYTES} bytes`, 'INVALID_REQUEST');
@@ -50,7 +59,15 @@ export async function createTask(deps: Ports, auth: Principal | undefined, raw: 
   }
   const at = deps.clock.now().toISOString();
   // Upstream creates the task `requested` and queues it at once; nothing ever sees `requested`.
-  const task = newTaskRecord({ task_id: randomUUID(), action: body.action, design_ref: body.design_ref, node_filter: nodeFilter, created: at, created_by: who.user_id.slice(0, 16) });
+  const task = newTaskRecord({
+    task_id: randomUUID(),
+    action: body.action,
+    design_ref: body.design_ref,
+    node_filter: nodeFilter,
+    created: at,
+    created_by: who.user_id.slice(0, 16),
+    project_id: ownerOf(scope),
+  });
   await deps.drydock.createTask(task);
   try {
     await deps.tasks.start({ task_id: task.task_id }, task.task_id);
@@ -85,18 +102,24 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (t: T) =
   return out;
 }
 
-/** `GET /tasks`: every task, subtasks included, oldest first, as upstream (a JSON array). */
+/**
+ * `GET /tasks`: every task, subtasks included, oldest first, as upstream (a JSON array); a
+ * project's members and readers get the project's own only. Upstream's list has no paging, and
+ * the store answers every task (purged with `DELETE /tasks?days=N`): the project's are picked
+ * from that list, so no index per project is needed, and only theirs have their messages read.
+ */
 export async function listTasks(deps: Ports, auth: Principal | undefined): Promise<TaskObject[]> {
-  requireAdmin(auth);
-  const tasks = await deps.drydock.listTasks();
+  const scope = drydockScope(auth);
+  const tasks = (await deps.drydock.listTasks()).filter((t) => sees(scope, t.project_id));
   return mapLimited(tasks, 16, (t) => objectOf(deps, t));
 }
 
 const bool = (v: string | undefined) => v !== undefined && /^(true|1|yes)$/i.test(v);
 
-async function findTask(deps: Ports, id: string): Promise<TaskRecord> {
+/** The task, if `scope` may see it: another project's is missing, with the same 404. */
+async function findTask(deps: Ports, scope: DrydockScope, id: string): Promise<TaskRecord> {
   const t = isUuid(id) ? await deps.drydock.getTask(id.toLowerCase()) : undefined;
-  if (!t) throw new NotFoundError(`Task ${id} does not exist`);
+  if (!t || !sees(scope, t.project_id)) throw new NotFoundError(`Task ${id} does not exist`);
   return t;
 }
 
@@ -118,8 +141,7 @@ async function descendants(deps: Ports, root: TaskRecord, depth: number): Promis
  * error), `layers=N` (or -1) answers the flat map `{init_task_id, <id>: task, …}` of N layers.
  */
 export async function showTask(deps: Ports, auth: Principal | undefined, id: string, query: Record<string, string>) {
-  requireAdmin(auth);
-  const task = await findTask(deps, id);
+  const task = await findTask(deps, drydockScope(auth), id);
   const builddata = bool(query.builddata);
   const layersRaw = Number(query.layers);
   const layers = Number.isInteger(layersRaw) ? layersRaw : 0;
@@ -145,15 +167,17 @@ export async function showTask(deps: Ports, auth: Principal | undefined, id: str
 
 /** `GET /tasks/{id}/builddata`: 404 when there is none. */
 export async function taskBuildData(deps: Ports, auth: Principal | undefined, id: string) {
-  requireAdmin(auth);
-  const task = await findTask(deps, id);
+  const task = await findTask(deps, drydockScope(auth), id);
   const ids = [task.task_id, ...(await descendants(deps, task, -1)).map((t) => t.task_id)];
   const records = (await Promise.all(ids.map((i) => deps.drydock.buildDataOfTask(i)))).flat();
   if (records.length === 0) throw new NotFoundError(`No build data found for task ${id}`);
   return records.map(buildDataView);
 }
 
-/** `GET /nodes/{hostname}/builddata[?latest=true]` (latest: the newest record per generator). */
+/**
+ * `GET /nodes/{hostname}/builddata[?latest=true]` (latest: the newest record per generator).
+ * Admins only: a node's build data spans every task and tenant that ever worked on it.
+ */
 export async function nodeBuildData(deps: Ports, auth: Principal | undefined, hostname: string, query: Record<string, string>) {
   requireAdmin(auth);
   let records = await deps.drydock.buildDataOfNode(hostname);
@@ -178,7 +202,8 @@ export async function purgeTasks(deps: Ports, auth: Principal | undefined, query
 
 /**
  * `GET /nodes`: the inventory's nodes with a BMC (upstream: its node provisioner's live view), each
- * with its boot MAC: its PXE port's (Ironic ports), if it has one.
+ * with its boot MAC: its PXE port's (Ironic ports), if it has one. Admins only: it shows BMC
+ * addresses (a project sees its leased nodes through Ironic, redacted).
  */
 export async function listDrydockNodes(deps: Ports, auth: Principal | undefined): Promise<{ node: Node; bootMac: string | null }[]> {
   requireAdmin(auth);
@@ -203,10 +228,11 @@ export const NodeFilterBody = z.looseObject({ design_ref: z.string().optional(),
 
 /** `POST /nodefilter`: the names the filter selects in the design (null filter: every node). */
 export async function nodeFilter(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<string[]> {
-  requireAdmin(auth);
+  // A POST that changes nothing, but readers make no POSTs (the house rule for every surface).
+  const scope = drydockWriter(auth);
   const body = NodeFilterBody.safeParse(raw ?? {});
   if (!body.success || !body.data.design_ref) throw new ValidationError('NodeFilter requires a design_ref', 'INVALID_REQUEST');
-  const loaded = await loadDesignRef(deps, body.data.design_ref);
+  const loaded = await loadDesignRef(deps, body.data.design_ref, { project: ownerOf(scope) });
   if (!loaded.valid) throw new ValidationError('The site design failed validation; run validate_design for the messages', 'INVALID_DESIGN');
   return applyNodeFilter(loaded.design, body.data.node_filter ?? null);
 }
@@ -218,11 +244,12 @@ export const ValidateDesignBody = z.looseObject({ rel: z.string().optional(), hr
  * design could not be read), which is also the HTTP status.
  */
 export async function validateDesignRef(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<{ code: number; body: Record<string, unknown> }> {
-  requireAdmin(auth);
+  const scope = drydockWriter(auth);
   const body = ValidateDesignBody.safeParse(raw);
   if (raw === undefined || !body.success || !body.data.href) throw new ValidationError('Validation requires a body {"rel": "design", "href": <design_ref>, "type": "application/x-yaml"}', 'INVALID_REQUEST');
   try {
-    const loaded = await loadDesignRef(deps, body.data.href);
+    // A project's design is validated by the rules its tasks apply (no OOB; no asset locations).
+    const loaded = await loadDesignRef(deps, body.data.href, { project: ownerOf(scope) });
     const status = validationStatus(loaded.messages);
     const code = loaded.valid ? 200 : 400;
     return { code, body: { ...status, code } };
@@ -239,36 +266,54 @@ export async function validateDesignRef(deps: Ports, auth: Principal | undefined
 export const designRef = (id: string) => `slipway://designs/${id}`;
 
 function designView(d: StoredDesign) {
-  return { id: d.design_id, design_id: d.design_id, base_design_id: d.base_design_id, design_ref: designRef(d.design_id), created: pyTime(d.created), created_by: d.created_by };
+  return {
+    id: d.design_id,
+    design_id: d.design_id,
+    base_design_id: d.base_design_id,
+    design_ref: designRef(d.design_id),
+    created: pyTime(d.created),
+    created_by: d.created_by,
+    project_id: d.project_id ?? null,
+  };
 }
 
 export const CreateDesignBody = z.strictObject({ base_design_id: z.uuid().nullable().optional() }).nullable().optional();
 
+/**
+ * `POST /designs`: an administrator's design is the site's; a member's belongs to its project,
+ * which alone sees and uses it. A project's base design must be its own (the site's designs hold
+ * BMC credentials; another project's are not its to read).
+ */
 export async function createDesign(deps: Ports, auth: Principal | undefined, raw: unknown) {
-  const who = requireAdmin(auth);
+  const scope = drydockWriter(auth);
   const body = CreateDesignBody.safeParse(raw);
   if (!body.success) throw new ValidationError(`Invalid design: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`, 'INVALID_REQUEST');
   const base = body.data?.base_design_id ?? null;
-  if (base && !(await deps.drydock.getDesign(base))) throw new ValidationError(`Base design ${base} does not exist`, 'INVALID_REQUEST');
-  const d: StoredDesign = { design_id: randomUUID(), base_design_id: base, created: deps.clock.now().toISOString(), created_by: who.user_id };
+  if (base) {
+    const b = await deps.drydock.getDesign(base);
+    if (!b || !sees(scope, b.project_id)) throw new ValidationError(`Base design ${base} does not exist`, 'INVALID_REQUEST');
+  }
+  const d: StoredDesign = { design_id: randomUUID(), base_design_id: base, created: deps.clock.now().toISOString(), created_by: scope.who.user_id, project_id: ownerOf(scope) };
   await deps.drydock.createDesign(d);
   return designView(d);
 }
 
-async function findDesign(deps: Ports, id: string): Promise<StoredDesign> {
+/** The design, if `scope` may see it: another project's (or, for a project, the site's) is missing. */
+async function findDesign(deps: Ports, scope: DrydockScope, id: string): Promise<StoredDesign> {
   const d = isUuid(id) ? await deps.drydock.getDesign(id.toLowerCase()) : undefined;
-  if (!d) throw new NotFoundError(`Design ${id} not found`);
+  if (!d || !sees(scope, d.project_id)) throw new NotFoundError(`Design ${id} not found`);
   return d;
 }
 
 export async function listDesigns(deps: Ports, auth: Principal | undefined): Promise<string[]> {
-  requireAdmin(auth);
-  return (await deps.drydock.listDesigns()).map((d) => d.design_id);
+  const scope = drydockScope(auth);
+  return (await deps.drydock.listDesigns()).filter((d) => sees(scope, d.project_id)).map((d) => d.design_id);
 }
 
 /** The documents of a stored design (with its base design's), by kind; `compiled` applies profile inheritance to nodes. */
-async function designDocuments(deps: Ports, id: string, source: string | undefined) {
-  const texts = await storedDesignTexts(deps, id);
+async function designDocuments(deps: Ports, d: StoredDesign, source: string | undefined) {
+  // A project's design reads only its own base designs (createDesign keeps it so; checked again).
+  const texts = await storedDesignTexts(deps, d.design_id, { project: d.project_id ?? null });
   const { design } = loadDesign(texts);
   const compiled = source === 'compiled';
   const out: Record<string, { name: string; schema: string; data: unknown }[]> = {};
@@ -285,11 +330,10 @@ async function designDocuments(deps: Ports, id: string, source: string | undefin
 const SOURCES = ['designed', 'compiled'];
 
 export async function showDesign(deps: Ports, auth: Principal | undefined, id: string, query: Record<string, string>) {
-  requireAdmin(auth);
-  const d = await findDesign(deps, id);
+  const d = await findDesign(deps, drydockScope(auth), id);
   const source = query.source ?? 'designed';
   if (!SOURCES.includes(source)) throw new ValidationError(`source must be designed or compiled, not ${source}`, 'INVALID_REQUEST');
-  const { out } = await designDocuments(deps, d.design_id, source);
+  const { out } = await designDocuments(deps, d, source);
   return { ...designView(d), source, documents: out };
 }
 
@@ -299,24 +343,26 @@ const nextPartId = monotonicUlid();
 const MAX_PART_BYTES = 256 * 1024;
 
 export async function addDesignPart(deps: Ports, auth: Principal | undefined, id: string, text: unknown, query: Record<string, string>) {
-  requireAdmin(auth);
-  const d = await findDesign(deps, id);
+  const d = await findDesign(deps, drydockWriter(auth), id);
   if (typeof text !== 'string' || text.trim() === '') throw new ValidationError('The body must be YAML documents', 'INVALID_REQUEST');
   // A part is stored as one item (DynamoDB items hold 400 KB): a larger site is several parts.
   if (byteLength(text) > MAX_PART_BYTES) throw new ValidationError(`A design part is at most ${MAX_PART_BYTES / 1024} KiB; send a larger design as several parts`, 'INVALID_REQUEST');
   const ingester = query.ingester ?? 'yaml';
   if (ingester !== 'yaml' && ingester !== 'deckhand') throw new ValidationError(`Unknown ingester ${ingester} (yaml, deckhand)`, 'INVALID_REQUEST');
-  const { messages } = loadDesign([text]);
+  const { design, messages } = loadDesign([text]);
   const errors = messages.filter((m) => m.error);
   if (errors.length > 0) throw new ValidationError(`The documents do not parse: ${errors.map((m) => m.message).join('; ').slice(0, 2000)}`, 'INVALID_DESIGN');
+  // A project's design never makes Slipway fetch a URL (README "Security model"): refused here,
+  // whoever adds the part, and again by the validation its tasks run.
+  const problems = d.project_id ? projectDesignProblems(design) : [];
+  if (problems.length > 0) throw new ValidationError(`${problems.map((p) => p.text).join(' ').slice(0, 2000)} Give the assets inline data instead.`, 'INVALID_DESIGN');
   await deps.drydock.addDesignPart({ design_id: d.design_id, part_id: nextPartId(), ingester, text, added_at: deps.clock.now().toISOString() });
   return showDesign(deps, auth, d.design_id, {});
 }
 
 export async function listDesignParts(deps: Ports, auth: Principal | undefined, id: string) {
-  requireAdmin(auth);
-  const d = await findDesign(deps, id);
-  const { design } = await designDocuments(deps, d.design_id, 'designed');
+  const d = await findDesign(deps, drydockScope(auth), id);
+  const { design } = await designDocuments(deps, d, 'designed');
   return KINDS.flatMap((kind) => design[kind].map((doc) => ({ kind, key: doc.name })));
 }
 
@@ -327,17 +373,15 @@ function kindOf(raw: string): Kind {
 }
 
 export async function listDesignPartsOfKind(deps: Ports, auth: Principal | undefined, id: string, rawKind: string, query: Record<string, string>) {
-  requireAdmin(auth);
-  const d = await findDesign(deps, id);
-  const { out } = await designDocuments(deps, d.design_id, query.source);
+  const d = await findDesign(deps, drydockScope(auth), id);
+  const { out } = await designDocuments(deps, d, query.source);
   return out[kindOf(rawKind)] ?? [];
 }
 
 export async function showDesignPart(deps: Ports, auth: Principal | undefined, id: string, rawKind: string, name: string, query: Record<string, string>) {
-  requireAdmin(auth);
-  const d = await findDesign(deps, id);
+  const d = await findDesign(deps, drydockScope(auth), id);
   const kind = kindOf(rawKind);
-  const { design, out } = await designDocuments(deps, d.design_id, query.source);
+  const { design, out } = await designDocuments(deps, d, query.source);
   if (!findDocument(design, kind, name)) throw new NotFoundError(`${rawKind} ${name} not found in design ${id}`);
   return out[kind]?.find((doc) => doc.name === name);
 }

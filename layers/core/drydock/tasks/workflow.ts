@@ -1,7 +1,7 @@
 import { enqueueJob } from '../../agent/enqueue.ts';
 import { noAgentText, sitePresence } from '../../agent/presence.ts';
 import { ConcurrentModificationError } from '../../errors.ts';
-import type { Node, NodePatch } from '../../inventory/node.ts';
+import { type Allocation, isGranted, type Node, type NodePatch } from '../../inventory/node.ts';
 import { cleanPayload } from '../../ironic/clean.ts';
 import { nodeDeployBase } from '../../ironic/deploy.ts';
 import { inspectPayload } from '../../ironic/inspect.ts';
@@ -59,6 +59,20 @@ import {
  * A node's failure is a Drydock result (the subtask fails with a message), never a stuck task:
  * expected failures are handled in the step, anything else (an agent job failed or timed out,
  * a bug) is caught by the workflow and recorded by NodeFailed.
+ *
+ * A project's task (`project_id`: deploy_nodes or destroy_nodes by a project's member, see
+ * access.ts) differs in four ways:
+ * - every NodeStep and every NodeJob first checks, reading the node then, that an active lease of
+ *   the project holds it (`heldBy`); a node it does not hold fails with the reason and nothing
+ *   touches it (no BMC job, no key, no erase, no state written), whatever step it was at;
+ * - `register` writes nothing: the node is driven through the BMC the site registered, never one
+ *   a project's design names (the design's `oob` and `boot_mac` are not used);
+ * - its design is read and validated by the project rules (design-ref.ts, validate.ts), and its
+ *   boot actions never fetch an asset `location`;
+ * - it queues behind the project's own tasks (`projectQueue`), not the site's, so a tenant neither
+ *   waits for nor holds up the site's or other tenants' tasks. A node in maintenance when a step
+ *   starts is not touched, even one whose last erase failed (an administrator lifts that); the
+ *   task's own attempts at a step are retried as for the site.
  */
 export type StepName =
   | 'register'
@@ -135,6 +149,40 @@ async function taskDesign(deps: Ports, taskId: string): Promise<SiteDesign> {
 
 const siteOfDesign = (design: SiteDesign) => design.Region[0]?.name ?? 'default';
 
+/** The task queue of a project's tasks (the `site` of their records; their nodes' jobs still go to each node's own site). */
+export const projectQueue = (project: string) => `project/${project}`;
+
+// ---------------------------------------------------------------------------------------------
+// Leases: what a project's task may touch
+
+/** A node a project's task may not touch: the subtask fails with this message, and nothing else is written. */
+export class NodeNotHeldError extends NodeStepError {
+  override name = 'NodeNotHeldError';
+}
+
+export const notHeldText = (node: string, project: string) => `Node ${node}: not held by an active lease of project ${project}; not touched`;
+
+/**
+ * The allocation by which an active lease of `project` holds the node now: granted at its start,
+ * not released at its end, and inside its window (a lease past its end whose end has not run
+ * yet no longer counts). Read from the node itself, consistently, at the time of the call.
+ * Undefined when none does, or when there is no such node (a project cannot tell the two apart).
+ */
+export async function heldBy(deps: Ports, name: string, project: string): Promise<Allocation | undefined> {
+  const node = await deps.nodes.getByName(name);
+  if (!node?.bmc) return undefined;
+  const at = now(deps).getTime();
+  return Object.values(node.allocations).find((a) => a.project_id === project && isGranted(a) && Date.parse(a.start) <= at && at < Date.parse(a.end));
+}
+
+/** For a project's task: the node's holding allocation, or NodeNotHeldError. Undefined for a site task. */
+async function checkHeld(deps: Ports, task: TaskRecord, name: string): Promise<Allocation | undefined> {
+  if (!task.project_id) return undefined;
+  const held = await heldBy(deps, name, task.project_id);
+  if (!held) throw new NodeNotHeldError(notHeldText(name, task.project_id));
+  return held;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Task record helpers
 
@@ -198,9 +246,10 @@ export async function prepareTask(deps: Ports, input: { task_id: string }): Prom
     return { ...finishWith(), outcome: 'skip' };
   }
   const at = now(deps);
+  const project = task.project_id ?? null;
   let texts: string[];
   try {
-    texts = await fetchDesignTexts(deps, task.design_ref);
+    texts = await fetchDesignTexts(deps, task.design_ref, { project });
   } catch (err) {
     if (!(err instanceof DesignRefError)) throw err;
     await deps.drydock.addMessages(task.task_id, [message(err.message, { error: true, context_type: 'task', context: task.task_id, at })]);
@@ -210,9 +259,9 @@ export async function prepareTask(deps: Ports, input: { task_id: string }): Prom
   await deps.blobs.put(snapshotKey(task.task_id), Buffer.from(JSON.stringify(texts)), 'application/json');
   designCache.delete(task.task_id);
   const { design, messages: parseMessages } = loadDesign(texts);
-  const messages = [...parseMessages, ...validateDesign(design)];
+  const messages = [...parseMessages, ...validateDesign(design, { project: project !== null })];
   const valid = !messages.some((m) => m.error);
-  const site = siteOfDesign(design);
+  const site = project !== null ? projectQueue(project) : siteOfDesign(design);
 
   if (task.action === 'validate_design' || !valid) {
     // validate_design reports every finding; other actions only the errors that stop them.
@@ -252,6 +301,7 @@ export async function prepareTask(deps: Ports, input: { task_id: string }): Prom
         retry: task.retry,
         site,
         node_name: node,
+        project_id: project,
       }),
     ),
   );
@@ -396,6 +446,8 @@ export async function nodeStep(deps: Ports, input: NodeStepInput): Promise<NodeS
   const plan = planOf(task);
   if (sub.status === 'queued') sub = await updateTask(deps, sub.task_id, (t) => (t.status === 'queued' ? { status: 'running' } : undefined));
   try {
+    // A project's task: the lease must hold the node now, before anything at all is done to it.
+    const held = await checkHeld(deps, task, input.node);
     const prev = plan[input.cursor - 1];
     const job = prev ? JOB_STEPS[prev] : undefined;
     if (job) await recordJob(deps, task, sub, prev!, input.last);
@@ -412,15 +464,20 @@ export async function nodeStep(deps: Ports, input: NodeStepInput): Promise<NodeS
           await nodeMessage(deps, sub, skipped);
           continue;
         }
-        await checkNotInMaintenance(deps, step, input.node);
+        await checkNotInMaintenance(deps, step, input.node, task);
         return { next: 'job', cursor: i, after: i + 1, attempt: 1 };
       }
       if (step === 'reports') return { next: 'reports', cursor: i, after: i + 1, attempt: 1 };
+      if (step === 'register' && held) {
+        // The site's registration drives the node; a project's design never sets a BMC.
+        await nodeMessage(deps, sub, `Node ${input.node}: held by lease ${held.lease_id} of project ${held.project_id}`);
+        continue;
+      }
       await runLocalStep(deps, task, sub, step);
     }
   } catch (err) {
     if (!(err instanceof NodeStepError || err instanceof DesignNodeError)) throw err;
-    if (task.action === 'deploy_nodes') await markDeployFailed(deps, input.node, err.message);
+    if (task.action === 'deploy_nodes' && !(err instanceof NodeNotHeldError)) await markDeployFailed(deps, input.node, err.message);
     await finishNode(deps, task.task_id, sub, false, err.message);
     return done();
   }
@@ -441,14 +498,14 @@ async function alreadyDone(deps: Ports, step: StepName, name: string): Promise<s
 
 /**
  * A node in maintenance is not booted by inspect, deploy or clean: the subtask fails, naming the
- * reason. The exception is a destroy of a node whose last erase failed: erasing again is what an
- * operator running destroy_nodes asks for.
+ * reason. The exception, for the site's tasks only, is a destroy of a node whose last erase
+ * failed: erasing again is what an operator running destroy_nodes asks for.
  */
-async function checkNotInMaintenance(deps: Ports, step: StepName, name: string): Promise<void> {
+async function checkNotInMaintenance(deps: Ports, step: StepName, name: string, task: TaskRecord): Promise<void> {
   if (step !== 'inspect' && step !== 'deploy' && step !== 'clean') return;
   const node = await inventoryNode(deps, name);
   if (!node.bmc.maintenance) return;
-  if (step === 'clean' && (node.bmc.maintenance_reason ?? '').includes('failed step deploy.erase_devices')) {
+  if (step === 'clean' && !task.project_id && (node.bmc.maintenance_reason ?? '').includes('failed step deploy.erase_devices')) {
     await clearEraseFailure(deps, name);
     return;
   }
@@ -586,6 +643,11 @@ async function fetchLocation(url: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
+/** A project's design never makes Slipway fetch a URL (its validation refuses locations first; this is the last guard). */
+async function refuseLocation(): Promise<Uint8Array> {
+  throw new BootActionAssetError("a project's design may not make Slipway fetch URLs; give the asset inline data");
+}
+
 export const bootdataObject = (taskId: string, node: string, kind: 'units' | 'files') => `bootdata/${taskId}/${node}/${kind}.tar.gz`;
 
 /**
@@ -615,7 +677,7 @@ async function renderBootActions(deps: Ports, task: TaskRecord, sub: TaskRecord,
     const actionId = nextId();
     const context = { node: nodeCtx, action: actionTemplateContext({ actionId, nodeKey: key, reportUrl: reportUrl(deps), designRef: task.design_ref }) };
     try {
-      rendered.push(...(await renderAssets(doc.data.assets ?? [], context, { fetchLocation })));
+      rendered.push(...(await renderAssets(doc.data.assets ?? [], context, { fetchLocation: task.project_id ? refuseLocation : fetchLocation })));
     } catch (err) {
       if (err instanceof BootActionAssetError) throw new NodeStepError(`Node ${name}: boot action ${actionName} could not be rendered: ${err.message}`);
       throw err;
@@ -663,6 +725,16 @@ export async function nodeJob(deps: Ports, input: NodeStepInput & { task_token: 
   const step = planOf(task)[input.cursor];
   const spec = step ? JOB_STEPS[step] : undefined;
   if (!spec) throw new Error(`Step ${input.cursor} of ${task.action} is not an agent step`);
+  try {
+    // Right before the job is queued (a retried attempt comes here straight from NodeFailed).
+    await checkHeld(deps, task, input.node);
+  } catch (err) {
+    if (!(err instanceof NodeNotHeldError)) throw err;
+    const sub = await getTask(deps, input.subtask_id);
+    await finishNode(deps, task.task_id, sub, false, err.message);
+    // The failure ends the state; NodeFailed then finds the subtask complete and ends the node.
+    throw err;
+  }
   const node = await inventoryNode(deps, input.node);
   let payload: Record<string, unknown>;
   switch (step) {
@@ -779,6 +851,13 @@ export async function nodeFailed(deps: Ports, input: NodeStepInput & { attempt?:
       // Internals stay in the log; the task says what failed and where.
       log.error('drydock node step failed', { task_id: input.task_id, node: input.node, step, error: input.error.Error, cause: input.error.Cause?.slice(0, 500) });
       text = `Node ${input.node}: internal error${what} (${input.error.Error ?? 'unknown'})`;
+  }
+  // A project's node it no longer holds is neither tried again nor written to (its lease's end
+  // takes care of it): the node fails, saying why.
+  if (task.project_id && !(await heldBy(deps, input.node, task.project_id))) {
+    await nodeMessage(deps, sub, text, true);
+    await finishNode(deps, task.task_id, sub, false, notHeldText(input.node, task.project_id));
+    return done();
   }
   const attempt = input.attempt ?? 1;
   const attempts = step ? (STEP_ATTEMPTS[step] ?? 1) : 1;
