@@ -9,6 +9,7 @@ import { agentBench } from './agent.ts';
 import { drydockBench } from './drydock.ts';
 import { lifecycleBench } from './lifecycle.ts';
 import { machinesBench } from './machines.ts';
+import { tenantBench } from './tenant.ts';
 
 /**
  * `npm run bench`: figures, not pass/fail (issue 2 §10). The local stack runs in this process
@@ -47,6 +48,7 @@ async function pool(n: number, c: number, task: (i: number) => Promise<number>):
 /**
  * `npm run bench` runs every part but the machines; `npm run bench -- booking`, `-- agent`,
  * `-- lifecycle`, `-- drydock` or `-- machines` (QEMU VMs: minutes) runs one.
+ * `npm run bench -- tenant` (QEMU VMs: minutes): leases of 1 and 5 VMs naming an image, start → active, end → erased.
  */
 const only = process.argv[2];
 
@@ -55,6 +57,7 @@ async function main() {
   if (only === 'lifecycle') return runOnly('lifecycle', lifecycleBench);
   if (only === 'drydock') return runOnly('drydock', drydockBench);
   if (only === 'machines') return runOnly('machines', machinesBench);
+  if (only === 'tenant') return runOnly('tenant', tenantBench);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });

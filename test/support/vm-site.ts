@@ -9,10 +9,11 @@ import type { NetbootEvent, NetbootService } from '../../agent/netboot.ts';
 import { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { Vm } from '../../agent/sim/vm.ts';
-import type { LocalStack } from '../../infra/local/stack.ts';
+import type { LocalStack, LocalStackOptions } from '../../infra/local/stack.ts';
 import { call, tokenFor } from './api.ts';
 import { bootFromService, RAMDISK, startBootService } from './machines.ts';
 import { startOwnStack } from './own-stack.ts';
+import { waitFor } from './wait.ts';
 
 /**
  * A Drydock site whose nodes are QEMU virtual machines, for the end-to-end machine tests and
@@ -44,6 +45,11 @@ export interface VmNodeSpec {
   diskMb?: number;
   /** The design's `platform.image` (a name of the agent's catalog). */
   image?: string;
+  /**
+   * A disk that cannot be written: every write the guest makes fails (QEMU blkdebug), so an
+   * erase of this node fails, naming /dev/vda.
+   */
+  failWrites?: boolean;
 }
 
 export interface VmSite {
@@ -53,6 +59,8 @@ export interface VmSite {
   agent: Agent;
   vms: Map<string, Vm>;
   sims: Map<string, RedfishSim>;
+  /** The nodes as given to startVmSite. */
+  nodes: readonly VmNodeSpec[];
   /** Everything the boot service served, with the time (performance.now()). */
   events: (NetbootEvent & { at: number })[];
   /** A Drydock task on the site's design for the given nodes (all when omitted). */
@@ -146,6 +154,8 @@ export async function startVmSite(opts: {
   images: Record<string, { path: string; sha256: string }>;
   /** Settings of the stack (e.g. SLIPWAY_BOOTACTION_FINAL_STATUS_SECONDS). */
   env?: Record<string, string>;
+  /** The stack's clock (a TestClock, to jump over a cleaning gap); the system clock when omitted. */
+  clock?: LocalStackOptions['clock'];
 }): Promise<VmSite> {
   const dir = mkdtempSync(join(tmpdir(), `slipway-${opts.name}-`));
   const site = `vmsite-${process.pid}`;
@@ -161,6 +171,7 @@ export async function startVmSite(opts: {
         SLIPWAY_S3_PUBLIC_ENDPOINT: `http://${S3.ip}:${S3.port}`,
         ...(opts.env ?? {}),
       },
+      ...(opts.clock ? { clock: opts.clock } : {}),
     });
     stoppers.push(own.stop);
     const { stack } = own;
@@ -188,7 +199,7 @@ export async function startVmSite(opts: {
         memoryMb: n.memoryMb ?? 256,
         cpus: 1,
         mac: n.mac,
-        disks: [{ sizeBytes: (n.diskMb ?? 64) * MiB }],
+        disks: [{ sizeBytes: (n.diskMb ?? 64) * MiB, ...(n.failWrites ? { failWrites: true } : {}) }],
         netboot: boot.netboot!,
         forwards: [...boot.forwards!, { guestIp: API.ip, guestPort: API.port, hostPort: apiPort }, { guestIp: S3.ip, guestPort: S3.port, hostPort: s3Port }],
         localBoot: { kernel: RAMDISK.kernel, initrd: RAMDISK.initramfs, cmdline: 'console=ttyS0 panic=-1 slipway.step=boot' },
@@ -224,6 +235,7 @@ export async function startVmSite(opts: {
       agent,
       vms,
       sims,
+      nodes: opts.nodes,
       events,
       async createTask(action, nodes) {
         const filter = nodes ? { filter_set_type: 'union', filter_set: [{ filter_type: 'union', node_names: nodes }] } : null;
@@ -251,4 +263,52 @@ export async function startVmSite(opts: {
     await stop();
     throw err;
   }
+}
+
+const IRONIC = { 'X-OpenStack-Ironic-API-Version': '1.78' } as const;
+
+/**
+ * Enrols nodes of the site for leases (the tenant test and `npm run bench -- tenant`), all at
+ * once: each as an Ironic node (its BMC, a port with its boot MAC) taken `manage` → `provide`
+ * to `available` — enrolled with automated cleaning off, as the VM's disk starts out empty, then
+ * on, so that an undeploy or a lease end erases it — and as a Blazar host with `host`'s
+ * capabilities (e.g. a pool a lease filter names). Returns name → Ironic uuid.
+ */
+export async function enrolNodes(site: VmSite, names: readonly string[], host: Record<string, unknown> = {}): Promise<Map<string, string>> {
+  const uuids = new Map<string, string>();
+  await Promise.all(
+    names.map(async (name) => {
+      const spec = site.nodes.find((n) => n.name === name);
+      const sim = site.sims.get(name);
+      if (!spec || !sim) throw new Error(`the site has no node ${name}`);
+      const created = await call('POST', '/v1/nodes', {
+        headers: IRONIC,
+        body: {
+          name,
+          driver: 'redfish',
+          conductor_group: site.site,
+          automated_clean: false,
+          driver_info: { redfish_address: sim.url, redfish_system_id: '1', redfish_username: USER, redfish_password: PASS },
+        },
+      });
+      if (created.status !== 201) throw new Error(`POST /v1/nodes ${name}: ${created.status} ${created.text}`);
+      const uuid = created.body.uuid as string;
+      uuids.set(name, uuid);
+      const port = await call('POST', '/v1/ports', { headers: IRONIC, body: { address: spec.mac, node_uuid: uuid, pxe_enabled: true } });
+      if (port.status !== 201) throw new Error(`POST /v1/ports ${name}: ${port.status} ${port.text}`);
+      for (const [target, state] of [
+        ['manage', 'manageable'],
+        ['provide', 'available'],
+      ] as const) {
+        const res = await call('PUT', `/v1/nodes/${uuid}/states/provision`, { headers: IRONIC, body: { target } });
+        if (res.status !== 202) throw new Error(`${target} ${name}: ${res.status} ${res.text}`);
+        await waitFor(`${name} ${state}`, async () => (await call('GET', `/v1/nodes/${uuid}`, { headers: IRONIC })).body.provision_state === state, 30_000);
+      }
+      const clean = await call('PATCH', `/v1/nodes/${uuid}`, { headers: IRONIC, body: [{ op: 'replace', path: '/automated_clean', value: true }] });
+      if (clean.status !== 200) throw new Error(`automated_clean on ${name}: ${clean.status} ${clean.text}`);
+      const enrolled = await call('POST', '/v1/os-hosts', { body: { name, ...host } });
+      if (enrolled.status !== 201) throw new Error(`POST /v1/os-hosts ${name}: ${enrolled.status} ${enrolled.text}`);
+    }),
+  );
+  return uuids;
 }

@@ -137,12 +137,14 @@ export async function onCleanFinished(deps: Ports, job: Job): Promise<void> {
       return;
     }
     const done = { target_provision_state: null, provision_updated_at: deps.clock.now().toISOString() };
+    // After an erase the agent has powered the node off (a failure may come before it touched the BMC).
+    const off = failure ? {} : { power_state: 'power off' as const, target_power_state: null };
     let bmc: BmcInfo;
     if (failure) {
       const reason = `Node ${node.id} failed step deploy.erase_devices: ${failure}`;
       bmc = { ...b, ...done, provision_state: 'clean failed', last_error: reason, maintenance: true, maintenance_reason: reason };
     } else {
-      bmc = { ...b, ...done, provision_state: b.target_provision_state === 'available' ? 'available' : 'manageable', last_error: null };
+      bmc = { ...b, ...done, ...off, provision_state: b.target_provision_state === 'available' ? 'available' : 'manageable', last_error: null };
     }
     try {
       const moved = await deps.nodes.update(node.id, node.version, { bmc });

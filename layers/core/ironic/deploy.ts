@@ -160,7 +160,8 @@ export async function onDeployFinished(deps: Ports, job: Job): Promise<void> {
   const at = deps.clock.now().toISOString();
   const moved = await moveNode(deps, job, ['deploying', 'wait call-back'], (b) =>
     job.status === 'succeeded'
-      ? { ...b, provision_state: 'active', target_provision_state: null, provision_updated_at: at, last_error: null }
+      ? // The agent powered the node on from its disk. (A failure may come before or after it touched the BMC: the power state is left to the next read.)
+        { ...b, provision_state: 'active', target_provision_state: null, provision_updated_at: at, last_error: null, power_state: 'power on', target_power_state: null }
       : { ...b, provision_state: 'deploy failed', target_provision_state: null, provision_updated_at: at, last_error: `Failed to deploy: ${job.error ?? 'the agent gave no reason'}`.slice(0, 4000) },
   );
   if (moved) await notifyNode(deps, 'deploy', job.status === 'succeeded', moved);

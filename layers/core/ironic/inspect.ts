@@ -202,6 +202,9 @@ export async function onInspectFinished(deps: Ports, job: Job): Promise<void> {
         ...node.bmc,
         ...done,
         provision_state: 'manageable',
+        // The agent powered the node off after the ramdisk's inspection.
+        power_state: 'power off',
+        target_power_state: null,
         inspection_finished_at: at,
         properties: { ...node.bmc.properties, ...p },
         // Ironic's last_error is for failures; an interface left out is worth showing all the same.
