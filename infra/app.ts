@@ -1,7 +1,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { App, type AppProps, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
+import { deploymentOptions } from './constructs/deployment.ts';
 import { ApiStack } from './stacks/api-stack.ts';
 import { CommissaireStack } from './stacks/commissaire-stack.ts';
 import { DrydockStack } from './stacks/drydock-stack.ts';
@@ -19,10 +20,14 @@ export interface SlipwayApp {
 
 /**
  * The CDK app: stateful resources in one stack, lease timing (workflow, triggers, sweeper) in a
- * second, Commissaire's cluster-operation workflow in a third, Drydock's task workflow in a
- * fourth, the API in a fifth, wired by props (stateful → lifecycle / Commissaire / Drydock → API). Stacks are environment-agnostic (no account/region),
- * so synth needs no credentials. cdk-nag runs as a validation plugin: any unacknowledged finding
- * fails synth.
+ * second, Commissaire's cluster-operation workflow in a third, the API in a fourth, Drydock's
+ * task workflow in a fifth, wired by props (stateful → lifecycle / Commissaire → API → Drydock:
+ * Drydock's nodes report to the API's URL, so one `cdk deploy --all` deploys everything with
+ * nothing set by hand). Stacks are environment-agnostic (no account/region), so synth needs no
+ * credentials. cdk-nag runs as a validation plugin with two packs, AwsSolutions and Serverless:
+ * any unacknowledged finding fails synth. With `slipway:deployment` set, every stack name (and
+ * every fixed resource name, infra/constructs/deployment.ts) carries it, so several deployments
+ * share an account and region.
  *
  * Tests pass `{ outdir, context: { 'aws:cdk:bundling-stacks': [] } }` to skip esbuild.
  */
@@ -35,39 +40,54 @@ export function buildApp(props: AppProps = {}): SlipwayApp {
       ...props.context,
     },
   });
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }), new ServerlessChecks(app, { verbose: true }));
 
+  // `lab` → stacks lab-SlipwayStateful, ... (the construct ids, hence the logical ids, stay).
+  const { prefix } = deploymentOptions(app);
+  const named = (id: string) => (prefix ? { stackName: `${prefix}${id}` } : {});
   const stateful = new StatefulStack(app, 'SlipwayStateful', {
-    description: 'Slipway: DynamoDB table, S3 buckets, KMS key (retained) and event bus',
+    ...named('SlipwayStateful'),
+    description: 'Slipway: DynamoDB table, S3 buckets, KMS key (retained), event bus and alarm topic',
   });
   const lifecycle = new LifecycleStack(app, 'SlipwayLeaseLifecycle', {
+    ...named('SlipwayLeaseLifecycle'),
     description: 'Slipway: lease-event workflow, schedule group and sweeper',
     table: stateful.table,
     eventBus: stateful.eventBus,
+    secretsKey: stateful.secretsKey,
+    alarmTopic: stateful.alarmTopic,
   });
   const commissaire = new CommissaireStack(app, 'SlipwayCommissaire', {
+    ...named('SlipwayCommissaire'),
     description: 'Slipway: Commissaire cluster-operation workflow (deploy, upgrade, restart host by host)',
     table: stateful.table,
+    alarmTopic: stateful.alarmTopic,
   });
+  const api = new ApiStack(app, 'SlipwayApi', {
+    ...named('SlipwayApi'),
+    description: 'Slipway: HTTP API and surface functions',
+    table: stateful.table,
+    bootdataBucket: stateful.bootdataBucket,
+    secretsKey: stateful.secretsKey,
+    lifecycle: { schedulerRole: lifecycle.schedulerRole, eventBus: stateful.eventBus, deadLetters: lifecycle.deadLetters },
+    alarmTopic: stateful.alarmTopic,
+  });
+  // After the API (its URL is where nodes report): the drydock surface names the task workflow
+  // by its fixed name, so only during the very first deploy can a task be posted before the
+  // workflow exists (its start then fails with a 500; posting it again works).
   const drydock = new DrydockStack(app, 'SlipwayDrydock', {
+    ...named('SlipwayDrydock'),
     description: 'Slipway: Drydock task workflow (designs, node registration, boot-action rendering, deploy waits)',
     table: stateful.table,
     bootdataBucket: stateful.bootdataBucket,
     secretsKey: stateful.secretsKey,
-  });
-  const api = new ApiStack(app, 'SlipwayApi', {
-    description: 'Slipway: HTTP API, authorizer and surface functions',
-    table: stateful.table,
-    bootdataBucket: stateful.bootdataBucket,
-    secretsKey: stateful.secretsKey,
-    lifecycle: { schedulerRole: lifecycle.schedulerRole, eventBus: stateful.eventBus },
+    alarmTopic: stateful.alarmTopic,
+    reportUrl: api.reportUrl,
   });
 
   // The API names the cluster-operation workflow by its fixed name (no reference, so no implied
   // order): deploy the workflow first, so the commissaire surface never starts a missing one.
   api.addStackDependency(commissaire, 'the commissaire surface starts cluster-operation executions');
-  // The same for Drydock's task workflow and the drydock surface.
-  api.addStackDependency(drydock, 'the drydock surface starts task executions');
 
   return { app, stateful, lifecycle, commissaire, drydock, api };
 }

@@ -14,7 +14,7 @@ export interface RouteSpec {
   method: Method;
   path: string;
   fn: FunctionName;
-  /** `token`: the authorizer runs (it never rejects; surfaces answer 401 in their format). */
+  /** `token`: the surface resolves the request's token (401 in its format without one); `none`: it never looks one up. */
   auth: 'token' | 'none';
 }
 

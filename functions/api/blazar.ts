@@ -1,4 +1,4 @@
-import { getDeps } from '#aws/deps.ts';
+import { getDeps } from '#aws/roots/blazar.ts';
 import { NotAcceptableError, ValidationError } from '#core/errors.ts';
 import {
   deleteHost,

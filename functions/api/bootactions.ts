@@ -1,4 +1,4 @@
-import { getDeps } from '#aws/deps.ts';
+import { getDeps } from '#aws/roots/bootactions.ts';
 import { bootActionAdminView, fetchBootdata, reportBootAction } from '#core/drydock/bootactions/service.ts';
 import { ok, raw, redirect, type Request, type RouteHandler, surface } from '#http/surface.ts';
 

@@ -1,4 +1,4 @@
-import { getDeps } from '#aws/deps.ts';
+import { getDeps } from '#aws/roots/drydock.ts';
 import {
   addDesignPart,
   createDesign,

@@ -1,4 +1,4 @@
-import { getDeps } from '#aws/deps.ts';
+import { getDeps } from '#aws/roots/native.ts';
 import { UnauthorizedError } from '#core/errors.ts';
 import { createToken, listTokens, revokeToken, TokenCreate, tokenView } from '#core/identity/tokens.ts';
 import { getNode, listNodes, nodePager } from '#core/inventory/nodes.ts';

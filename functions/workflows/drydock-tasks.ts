@@ -1,24 +1,26 @@
-import * as z from 'zod';
-import { getDeps } from '#aws/deps.ts';
+import * as z from '#core/util/zod.ts';
+import { getDeps } from '#aws/roots/drydock-tasks.ts';
 import { acquireSite, finalizeTask, nodeFailed, nodeJob, nodeReports, nodeStep, prepareTask, siteAction } from '#core/drydock/tasks/workflow.ts';
 import type { Ports } from '#core/ports.ts';
+import { lambdaHandler } from '#core/util/log.ts';
 
 /**
  * The Task states of the Drydock task workflow (`infra/workflows/drydock-tasks.ts`): one
  * function dispatching on `step`; locally `infra/local` binds each Task to this handler.
  */
-const id = z.string().min(1).max(64);
-const node = { task_id: id, subtask_id: id, node: z.string().min(1).max(255), cursor: z.number().int().min(0) };
-const error = z.object({ Error: z.string().optional(), Cause: z.string().optional() });
+const id = z.string().check(z.minLength(1), z.maxLength(64));
+// A node's steps name it by its position in the task's subtask list (the distributed Map's item).
+const node = { task_id: id, index: z.number().check(z.int(), z.gte(0)), cursor: z.number().check(z.int(), z.gte(0)) };
+const error = z.object({ Error: z.optional(z.string()), Cause: z.optional(z.string()) });
 
 export const DrydockTaskStep = z.discriminatedUnion('step', [
   z.object({ step: z.literal('prepare'), task_id: id }),
   z.object({ step: z.literal('acquire'), task_id: id, site: z.string() }),
   z.object({ step: z.literal('site_action'), task_id: id, site: z.string() }),
-  z.object({ step: z.literal('node_step'), ...node, last: z.unknown().optional() }),
-  z.object({ step: z.literal('node_job'), ...node, task_token: z.string().min(1) }),
-  z.object({ step: z.literal('node_reports'), ...node, task_token: z.string().min(1) }),
-  z.object({ step: z.literal('node_failed'), ...node, attempt: z.number().int().min(1).max(100).optional(), error }),
+  z.object({ step: z.literal('node_step'), ...node, last: z.optional(z.unknown()) }),
+  z.object({ step: z.literal('node_job'), ...node, task_token: z.string().check(z.minLength(1)) }),
+  z.object({ step: z.literal('node_reports'), ...node, task_token: z.string().check(z.minLength(1)) }),
+  z.object({ step: z.literal('node_failed'), ...node, attempt: z.optional(z.number().check(z.int(), z.gte(1), z.lte(100))), error }),
   z.object({ step: z.literal('finalize'), task_id: id, site: z.string(), error }),
 ]);
 
@@ -47,4 +49,4 @@ export async function runDrydockStep(deps: Ports, raw: unknown): Promise<unknown
   }
 }
 
-export const handler = (event: unknown): Promise<unknown> => runDrydockStep(getDeps(), event);
+export const handler = lambdaHandler((event: unknown): Promise<unknown> => runDrydockStep(getDeps(), event));

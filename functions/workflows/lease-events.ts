@@ -1,7 +1,8 @@
-import * as z from 'zod';
-import { getDeps } from '#aws/deps.ts';
-import { actEvent, beginEvent, completeEvent, finishEvent, queueAgentJob } from '#core/leases/engine.ts';
+import * as z from '#core/util/zod.ts';
+import { getDeps } from '#aws/roots/lease-events.ts';
+import { actEvent, beginEvent, completeEvent, finishEvent, jobFailed, laneSummary, queueAgentJob } from '#core/leases/engine.ts';
 import type { Ports } from '#core/ports.ts';
+import { lambdaHandler } from '#core/util/log.ts';
 
 /**
  * The Task states of the lease-event workflow (`infra/workflows/lease-events.ts`): one function,
@@ -9,21 +10,33 @@ import type { Ports } from '#core/ports.ts';
  * Retry and Catch match (ConcurrentModificationError is retried, anything else is caught into
  * Finish). Locally `infra/local/workflows.ts` binds each Task state to this same handler.
  */
-const ids = { lease_id: z.string().min(1), event_id: z.string().min(1) };
+const ids = { lease_id: z.string().check(z.minLength(1)), event_id: z.string().check(z.minLength(1)) };
 const JobSpec = z.object({ reservation_id: z.string(), node_id: z.string(), action: z.string() });
-const JobResult = z.object({ reservation_id: z.string(), node_id: z.string(), ok: z.boolean(), error: z.string().optional() });
+const JobResult = z.object({ reservation_id: z.string(), node_id: z.string(), ok: z.boolean(), error: z.optional(z.string()) });
+const JobOutcome = z.object({ reservation_id: z.string(), node_id: z.string(), ok: z.boolean(), error: z.optional(z.string()), note: z.optional(z.string()) });
+const CaughtError = z.object({ Error: z.optional(z.string()), Cause: z.optional(z.string()) });
+/** What a lane (one child execution of the AgentJobs Map) hands back: `laneSummary` in the engine. */
+const LaneSummary = z.object({
+  jobs: z.number(),
+  failed: z.number(),
+  failures: z.array(JobResult),
+  settled: z.number(),
+  notes: z.array(z.string()),
+});
 
 export const LeaseEventStep = z.discriminatedUnion('step', [
   z.object({ step: z.literal('begin'), ...ids }),
   z.object({ step: z.literal('act'), ...ids }),
-  z.object({ step: z.literal('agent_job'), ...ids, job: JobSpec, task_token: z.string().min(1) }),
-  z.object({ step: z.literal('complete'), ...ids, results: z.array(JobResult).nullable() }),
+  z.object({ step: z.literal('agent_job'), ...ids, job: JobSpec, task_token: z.string().check(z.minLength(1)) }),
+  z.object({ step: z.literal('job_failed'), ...ids, job: JobSpec, error: CaughtError }),
+  z.object({ step: z.literal('lane_done'), ...ids, results: z.array(JobOutcome) }),
+  z.object({ step: z.literal('complete'), ...ids, results: z.nullable(z.array(LaneSummary)) }),
   z.object({
     step: z.literal('finish'),
     ...ids,
-    error: z.object({ Error: z.string().optional(), Cause: z.string().optional() }).nullable(),
-    act: z.object({ jobs: z.array(JobSpec), notes: z.array(z.string()) }).nullable().optional(),
-    results: z.array(JobResult).nullable().optional(),
+    error: z.nullable(CaughtError),
+    act: z.optional(z.nullable(z.object({ notes: z.array(z.string()) }))),
+    results: z.optional(z.nullable(z.array(LaneSummary))),
   }),
 ]);
 export type LeaseEventStep = z.infer<typeof LeaseEventStep>;
@@ -40,6 +53,10 @@ export async function runStep(deps: Ports, raw: unknown): Promise<unknown> {
       return actEvent(deps, input);
     case 'agent_job':
       return queueAgentJob(deps, input);
+    case 'job_failed':
+      return jobFailed(deps, input);
+    case 'lane_done':
+      return laneSummary(input.results);
     case 'complete':
       await completeEvent(deps, input);
       return {};
@@ -48,4 +65,4 @@ export async function runStep(deps: Ports, raw: unknown): Promise<unknown> {
   }
 }
 
-export const handler = (event: unknown): Promise<unknown> => runStep(getDeps(), event);
+export const handler = lambdaHandler((event: unknown): Promise<unknown> => runStep(getDeps(), event));

@@ -1,6 +1,8 @@
-import { getDeps } from '#aws/deps.ts';
+import { getDeps } from '#aws/roots/sweeper.ts';
 import { sweepEvents } from '#core/leases/engine.ts';
+import { reportSiteSilence } from '#core/agent/presence.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
+import { lambdaHandler, log } from '#core/util/log.ts';
 
 /**
  * The lease-event sweeper, run every minute by an EventBridge rule: starts the workflow for any
@@ -13,10 +15,12 @@ export const SWEEP_GRACE_MS = 60_000;
 /** Longer than the workflow's own timeout (4 h): such an event's execution is certainly over. */
 export const STALE_EVENT_MS = 5 * 3600_000;
 
-export const handler = async (event: { time?: string } = {}): Promise<{ started: number; reset: number; repaired?: number }> => {
+export const handler = lambdaHandler(async (event: { time?: string } = {}): Promise<{ started: number; reset: number; repaired?: number }> => {
   const deps = getDeps();
   const result = await sweepEvents(deps, { graceMs: SWEEP_GRACE_MS, staleMs: STALE_EVENT_MS });
+  // The silent-site alarm's datapoints; a failure here must not stop the sweep's own work.
+  await reportSiteSilence(deps).catch((err: unknown) => log.error('agent site silence not reported', { error: (err as Error)?.name ?? 'Error' }));
   const minute = new Date(event.time ?? deps.clock.now().toISOString()).getUTCMinutes();
   if (minute % 15 === 0) return { ...result, ...(await reconcileCalendars(deps)) };
   return result;
-};
+});

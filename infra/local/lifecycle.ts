@@ -1,18 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { StateMachine } from 'aws-local-stepfunctions';
+import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import type { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import { sweepEvents, type SweepResult } from '#core/leases/engine.ts';
 import { type EventRunner, type EventScheduler, executionName, type LeaseEventRef, type Notifier } from '#core/leases/lifecycle.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import type { Clock, Ports } from '#core/ports.ts';
 import { log } from '#core/util/log.ts';
+import { ExecutionMeter, type Largest, statesOf } from '../workflows/limits.ts';
+import { CHILD_FAILED_ERROR, type LocalDefinition, localDefinition } from '../workflows/local-distributed.ts';
 import { runStep } from '../../functions/workflows/lease-events.ts';
-import { LEASE_EVENT_TASKS } from '../workflows/lease-events.ts';
-import { CLUSTER_OP_TASKS } from '../workflows/cluster-operations.ts';
 import { runOperationStep } from '../../functions/workflows/cluster-operations.ts';
 import type { OperationRunner } from '#core/ports.ts';
 import type { TaskRunner } from '#core/drydock/store.ts';
-import { DRYDOCK_TASK_STATES } from '../workflows/drydock-tasks.ts';
 import { runDrydockStep } from '../../functions/workflows/drydock-tasks.ts';
 
 /**
@@ -24,7 +23,9 @@ import { runDrydockStep } from '../../functions/workflows/drydock-tasks.ts';
  *  - a sweeper every minute (and at start) for due events still UNDONE;
  *  - the synthesized ASL of the workflow run by aws-local-stepfunctions, every Task state bound
  *    by name to the Lambda handler's own step function; the agent's callback jobs are awaited
- *    through the in-process task-token registry.
+ *    through the in-process task-token registry; the items of a distributed Map run as child
+ *    executions of their own, and every execution is held to Step Functions' history and
+ *    payload limits (which aws-local-stepfunctions does not know).
  */
 
 /** A clock the tests move: timers are re-armed when it jumps. */
@@ -33,39 +34,92 @@ export interface AdjustableClock extends Clock {
 }
 const isAdjustable = (c: Clock): c is AdjustableClock => typeof (c as Partial<AdjustableClock>).onChange === 'function';
 
-/** Figures for `npm run bench`: what Step Functions would bill (state transitions). */
+/**
+ * Figures for `npm run bench` (what Step Functions would bill: state transitions), and what the
+ * executions spent of Step Functions' per-execution limits (`infra/workflows/limits.ts`).
+ */
 export interface WorkflowStats {
   executions: number;
   /** Executions whose Begin found nothing to do (repeated or early deliveries). */
   skipped: number;
   failed: number;
+  /** State transitions of every execution, child executions of distributed Maps included. */
   transitions: number;
+  /** Child executions of distributed Maps (on AWS each is an execution with a history of its own). */
+  childExecutions: number;
+  /** The longest history, in Step Functions events, of a started execution and of a child execution (limit 25,000 each). */
+  maxHistoryEvents: { execution: number; child: number };
+  /** The largest payload of any execution (limit 256 KiB). */
+  largestPayload: Largest & { execution: string };
 }
 
 /**
- * One state machine run in-process: the synthesized ASL, with every Task state bound by name to
- * the Lambda handler's own code (`step`), and callback Tasks (`.waitForTaskToken`, whose input is
- * `{FunctionName, Payload}`) answered through the in-process task-token registry.
+ * One state machine run in-process: the synthesized ASL, every Task state bound to the Lambda
+ * handler's own code (`step`); the `.waitForTaskToken` ones (whose input is `{FunctionName,
+ * Payload}`) are answered through the in-process task-token registry. Every Task of a Slipway
+ * workflow invokes its one function, so every Task of the definition is bound (none can reach
+ * for real Lambda).
  */
 export interface LocalMachine {
   asl: Record<string, unknown>;
-  /** The Task states that invoke the function and return its result. */
-  tasks: readonly string[];
-  /** The `.waitForTaskToken` Task states. */
-  callbackTasks: readonly string[];
   /** The function's handler, called with the Task's payload. */
   step: (input: unknown) => Promise<unknown>;
 }
 
-/** Executes LocalMachines, each execution under a unique name (as Step Functions does). */
+/** A definition ready to run: its local rendering, the meter's view of it, its Tasks, its children. */
+interface Compiled {
+  machine: StateMachine;
+  states: ReturnType<typeof statesOf>;
+  /** Task state → whether it waits for a task token. */
+  tasks: Map<string, boolean>;
+  /** Stand-in Task → the child execution's definition. */
+  children: Map<string, { map: string; compiled: Compiled }>;
+}
+
+function compile(local: LocalDefinition): Compiled {
+  const states = statesOf(local.definition as never);
+  return {
+    machine: new StateMachine(local.definition as never, { validationOptions: { checkArn: false } }),
+    states,
+    tasks: new Map([...states.states].filter(([, st]) => st.type === 'Task').map(([name, st]) => [name, st.callback])),
+    children: new Map([...local.children].map(([stand, c]) => [stand, { map: c.map, compiled: compile(c.child) }])),
+  };
+}
+
+/** The error an execution fails with when it passes a limit: Step Functions' own for payloads. */
+const limitError = (reason: string) =>
+  Object.assign(new Error(`Step Functions limit: ${reason}`), { name: reason.includes('history') ? 'HistoryEventLimitExceeded' : 'States.DataLimitExceeded' });
+
+/** One execution being run: how to stop it (and its children), its result, its meter. */
+interface Run {
+  abort: () => void;
+  result: Promise<unknown>;
+  meter: ExecutionMeter;
+}
+
+/**
+ * Executes LocalMachines, each execution under a unique name (as Step Functions does).
+ * Distributed Maps run their items as child executions (`infra/workflows/local-distributed.ts`),
+ * and every execution is metered against Step Functions' limits: one that passes a limit fails,
+ * as it would on AWS, and says which.
+ */
 export class LocalStateMachineRunner {
-  private readonly machine: StateMachine;
+  private readonly compiled: Compiled;
   private readonly names = new Set<string>();
   private readonly running = new Set<{ abort: () => void; done: Promise<void> }>();
   /** Tokens of callback Tasks still waiting: failed on stop, so their Task timers end too. */
   private readonly waiting = new Set<string>();
   private stopped = false;
-  readonly stats: WorkflowStats = { executions: 0, skipped: 0, failed: 0, transitions: 0 };
+  private children = 0;
+  readonly stats: WorkflowStats = {
+    executions: 0,
+    skipped: 0,
+    failed: 0,
+    transitions: 0,
+    childExecutions: 0,
+    maxHistoryEvents: { execution: 0, child: 0 },
+    largestPayload: { bytes: 0, where: '', execution: '' },
+  };
 
   constructor(
     private readonly spec: LocalMachine,
@@ -73,7 +127,7 @@ export class LocalStateMachineRunner {
     /** Says whether an execution's output means it found nothing to do (counted as skipped). */
     private readonly skippedWhen: (output: unknown) => boolean = () => false,
   ) {
-    this.machine = new StateMachine(spec.asl as never, { validationOptions: { checkArn: false } });
+    this.compiled = compile(localDefinition(spec.asl));
   }
 
   /** Starts an execution unless one with this name was started before (then: no-op). */
@@ -82,43 +136,103 @@ export class LocalStateMachineRunner {
     if (this.names.has(name)) return;
     this.names.add(name);
     this.stats.executions++;
-    const handlers: Record<string, (input: unknown) => Promise<never>> = {};
-    for (const t of this.spec.tasks) handlers[t] = (i) => this.spec.step(i) as Promise<never>;
-    for (const t of this.spec.callbackTasks) {
-      handlers[t] = (i) => {
-        const p = this.callbackTask(i as Record<string, unknown>);
-        // An execution that timed out, failed or was aborted no longer awaits its Task: its
-        // late rejection (the stop fails waiting tokens) must not be an unhandled one.
-        p.catch(() => undefined);
-        return p;
-      };
-    }
-    const exec = this.machine.run(input as never, {
-      noThrowOnAbort: true,
-      // `$$.Task.Token` must resolve; each callback Task makes its own token below.
-      context: { Task: { Token: 'local' }, Execution: { Name: name } } as never,
-      overrides: { taskResourceLocalHandlers: handlers },
-    });
-    const counting = (async () => {
-      for await (const ev of exec.eventLogs) if (ev.type === 'StateEntered') this.stats.transitions++;
-    })().catch(() => undefined);
+    const run = this.execute(this.compiled, input, name, false);
     const entry = {
-      abort: exec.abort,
-      done: exec.result.then(
+      abort: run.abort,
+      done: run.result.then(
         (out) => {
           if (this.skippedWhen(out)) this.stats.skipped++;
         },
         (err: Error) => {
           this.stats.failed++;
-          if (!this.stopped) log.error('workflow execution failed', { ...what, execution: name, error: err.message });
+          if (!this.stopped) log.error('workflow execution failed', { ...what, execution: name, error: err.name, cause: err.message });
         },
       ),
     };
     this.running.add(entry);
-    void entry.done.finally(async () => {
-      await counting;
-      this.running.delete(entry);
+    void entry.done.finally(() => this.running.delete(entry));
+  }
+
+  /**
+   * Runs one execution of `c`: its Tasks bound to the function, its distributed Maps' stand-ins to
+   * child executions, its events counted. The result rejects with the execution's error; it
+   * resolves with null when the execution was aborted (the stack stopping).
+   */
+  private execute(c: Compiled, input: unknown, name: string, child: boolean): Run {
+    const kids = new Set<() => void>();
+    let aborted = false;
+    // Assigned once the handlers (which need the meter, whose callback aborts it) exist.
+    let exec: ReturnType<StateMachine['run']> | undefined = undefined;
+    const abort = () => {
+      aborted = true;
+      exec?.abort();
+      for (const k of kids) k();
+    };
+    // An execution that passes a limit is stopped where it is, as Step Functions fails it.
+    const meter = new ExecutionMeter(c.states, name, () => abort());
+    const handlers: Record<string, (input: unknown) => Promise<never>> = {};
+    for (const [state, callback] of c.tasks) {
+      handlers[state] = async (i) => {
+        meter.payload(i, `${state} parameters`);
+        const p = callback ? this.callbackTask(i as Record<string, unknown>) : this.spec.step(i);
+        // An execution that timed out, failed or was aborted no longer awaits its Task: its late
+        // rejection (the stop fails waiting tokens) must not be an unhandled one.
+        p.catch(() => undefined);
+        const out = await p;
+        meter.payload(out, `${state} result`);
+        return out as never;
+      };
+    }
+    for (const [stand, { map, compiled }] of c.children) {
+      handlers[stand] = (i) => this.child(compiled, i, `${name}/${map}-${++this.children}`, kids) as Promise<never>;
+    }
+    const started = c.machine.run(input as never, {
+      noThrowOnAbort: true,
+      // `$$.Task.Token` must resolve; each callback Task makes its own token below.
+      context: { Task: { Token: 'local' }, Execution: { Name: name } } as never,
+      overrides: { taskResourceLocalHandlers: handlers },
     });
+    exec = started;
+    const counting = (async () => {
+      for await (const ev of started.eventLogs) meter.observe(ev as never);
+    })().catch(() => undefined);
+    const result = started.result.then(
+      async (out) => {
+        await counting;
+        this.record(meter, child);
+        if (meter.limitExceeded) throw limitError(meter.limitExceeded);
+        return aborted ? null : out;
+      },
+      async (err: Error) => {
+        await counting;
+        this.record(meter, child);
+        // aws-local-stepfunctions wraps the state's error (an ExecutionError whose cause it is).
+        throw meter.limitExceeded ? limitError(meter.limitExceeded) : err instanceof ExecutionError && err.cause instanceof Error ? err.cause : err;
+      },
+    );
+    return { abort, result, meter };
+  }
+
+  /** A distributed Map's item: a child execution; its failure fails the Map (no failure tolerated). */
+  private async child(c: Compiled, input: unknown, name: string, siblings: Set<() => void>): Promise<unknown> {
+    this.stats.childExecutions++;
+    const run = this.execute(c, input, name, true);
+    siblings.add(run.abort);
+    try {
+      return await run.result;
+    } catch (err) {
+      throw Object.assign(new Error(`child execution ${name} failed: ${(err as Error).name}: ${(err as Error).message}`), { name: CHILD_FAILED_ERROR });
+    } finally {
+      siblings.delete(run.abort);
+    }
+  }
+
+  private record(meter: ExecutionMeter, child: boolean): void {
+    this.stats.transitions += meter.transitions;
+    const h = this.stats.maxHistoryEvents;
+    if (child) h.child = Math.max(h.child, meter.events);
+    else h.execution = Math.max(h.execution, meter.events);
+    if (meter.largest.bytes > this.stats.largestPayload.bytes) this.stats.largestPayload = { ...meter.largest, execution: meter.execution };
   }
 
   /** The callback task: the function queues its job with a token of ours, then we wait for the answer. */
@@ -154,17 +268,18 @@ export class LocalStateMachineRunner {
   }
 }
 
+/** What a workflow's Task states are bound to: the function's step, called with the Task's payload. */
+export type StepHandler = (input: unknown) => Promise<unknown>;
+
 /** The lease-event workflow locally: the EventRunner port on a LocalStateMachineRunner. */
 export class LocalWorkflowRunner implements EventRunner {
   private readonly runner: LocalStateMachineRunner;
 
-  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks) {
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, step?: StepHandler) {
     this.runner = new LocalStateMachineRunner(
       {
         asl,
-        tasks: [LEASE_EVENT_TASKS.begin, LEASE_EVENT_TASKS.act, LEASE_EVENT_TASKS.complete, LEASE_EVENT_TASKS.finish],
-        callbackTasks: [LEASE_EVENT_TASKS.agentJob],
-        step: (input) => runStep(deps(), input),
+        step: step ?? ((input) => runStep(deps(), input)),
       },
       callbacks,
       (out) => !!out && typeof out === 'object' && (out as { begin?: { outcome?: string } }).begin?.outcome === 'skip',
@@ -192,13 +307,11 @@ export class LocalWorkflowRunner implements EventRunner {
 export class LocalOperationRunner implements OperationRunner {
   readonly runner: LocalStateMachineRunner;
 
-  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks) {
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, step?: StepHandler) {
     this.runner = new LocalStateMachineRunner(
       {
         asl,
-        tasks: [CLUSTER_OP_TASKS.next, CLUSTER_OP_TASKS.hostDone, CLUSTER_OP_TASKS.finish],
-        callbackTasks: [CLUSTER_OP_TASKS.hostAction],
-        step: (input) => runOperationStep(deps(), input),
+        step: step ?? ((input) => runOperationStep(deps(), input)),
       },
       callbacks,
     );
@@ -213,14 +326,11 @@ export class LocalOperationRunner implements OperationRunner {
 export class LocalTaskRunner implements TaskRunner {
   readonly runner: LocalStateMachineRunner;
 
-  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks) {
-    const S = DRYDOCK_TASK_STATES;
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, step?: StepHandler) {
     this.runner = new LocalStateMachineRunner(
       {
         asl,
-        tasks: [S.prepare, S.acquire, S.siteAction, S.nodeStep, S.nodeFailed, S.finalize],
-        callbackTasks: [S.nodeJob, S.nodeReports],
-        step: (input) => runDrydockStep(deps(), input),
+        step: step ?? ((input) => runDrydockStep(deps(), input)),
       },
       callbacks,
     );
@@ -318,6 +428,12 @@ export interface LocalLifecycleOptions {
   webhook?: string;
   /** Default one minute, as the sweeper rule on AWS. */
   sweepIntervalMs?: number;
+  /**
+   * What the Task states and the periodic sweep are bound to instead of the in-process step
+   * functions (`npm start -- --bundled`: the bundles' exported handlers, invoked as Lambda invokes
+   * them, so that a step's error reaches Retry and Catch under the errorType Lambda reports).
+   */
+  functions?: { leaseEvents: StepHandler; clusterOperations: StepHandler; drydockTasks: StepHandler; sweeper: StepHandler };
 }
 
 /** The three together, with the start-up catch-up and the periodic sweep. */
@@ -332,13 +448,13 @@ export class LocalLifecycle {
   private sweeps = 0;
 
   constructor(private readonly opts: LocalLifecycleOptions) {
-    this.runner = new LocalWorkflowRunner(opts.asl, () => this.requireDeps(), opts.callbacks);
+    this.runner = new LocalWorkflowRunner(opts.asl, () => this.requireDeps(), opts.callbacks, opts.functions?.leaseEvents);
     this.scheduler = new LocalEventScheduler(opts.clock, (ref) => {
       this.runner.start(ref, executionName(ref, 'schedule')).catch((err: Error) => log.error('lease event not started', { event_id: ref.event_id, error: err.message }));
     });
     this.notifier = new LocalNotifier(opts.webhook);
-    this.operations = new LocalOperationRunner(opts.operationsAsl, () => this.requireDeps(), opts.callbacks);
-    this.tasks = new LocalTaskRunner(opts.tasksAsl, () => this.requireDeps(), opts.callbacks);
+    this.operations = new LocalOperationRunner(opts.operationsAsl, () => this.requireDeps(), opts.callbacks, opts.functions?.clusterOperations);
+    this.tasks = new LocalTaskRunner(opts.tasksAsl, () => this.requireDeps(), opts.callbacks, opts.functions?.drydockTasks);
     if (isAdjustable(opts.clock)) opts.clock.onChange(() => this.scheduler.rearmAll());
   }
 
@@ -371,7 +487,10 @@ export class LocalLifecycle {
     const interrupted = (await deps.drydock.listTasks()).filter((t) => t.parent_task_id === null && (t.status === 'queued' || t.status === 'running'));
     for (const t of interrupted) await this.tasks.start({ task_id: t.task_id }, `${t.task_id}-resumed-${deps.clock.now().getTime()}`);
     if (interrupted.length > 0) log.info('drydock tasks interrupted by the last stop are running again', { tasks: interrupted.length });
-    this.sweepTimer = setInterval(() => void this.sweep(), this.opts.sweepIntervalMs ?? 60_000);
+    // As the EventBridge rule on AWS: the sweeper function with the rule's event (bundled), or its use-cases in-process.
+    const sweeper = this.opts.functions?.sweeper;
+    const tick = sweeper ? () => void sweeper({ time: new Date().toISOString() }).catch((err: Error) => log.error('sweep failed', { error: err.message })) : () => void this.sweep();
+    this.sweepTimer = setInterval(tick, this.opts.sweepIntervalMs ?? 60_000);
     this.sweepTimer.unref();
     return result;
   }

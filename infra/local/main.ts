@@ -6,6 +6,9 @@ import { startLocalStack } from './stack.ts';
  * .slipway), SLIPWAY_ADMIN_TOKEN (else generated into <data dir>/admin-token). Ctrl-C or
  * SIGTERM stops everything it started, the JVM included.
  *
+ * `npm start -- --bundled` (or SLIPWAY_BUNDLED=1) serves the Lambda bundles CDK deploys instead
+ * of the sources (stack.ts `bundled`): what runs is what AWS runs.
+ *
  * Everything listens on 127.0.0.1. SLIPWAY_HOST moves the API (only the API: DynamoDB Local and
  * the object store stay on loopback) to another address, e.g. for machines on a lab network that
  * call it; its routes still want their credentials (tokens, boot-action keys).
@@ -20,9 +23,16 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const host = process.env.SLIPWAY_HOST || '127.0.0.1';
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== '--bundled');
+  if (unknown.length > 0) {
+    process.stderr.write(`slipway: unknown option ${unknown.join(' ')} (the one option is --bundled)\n`);
+    process.exit(2);
+  }
+  const bundled = args.includes('--bundled') || /^(1|true|yes)$/i.test(process.env.SLIPWAY_BUNDLED ?? '');
   let stack;
   try {
-    stack = await startLocalStack({ port, host });
+    stack = await startLocalStack({ port, host, bundled });
   } catch (err) {
     if (err instanceof JavaMissingError) {
       process.stderr.write(`slipway: ${err.message}\n`);
@@ -40,7 +50,7 @@ async function main(): Promise<void> {
   const tokenHint = stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : '$SLIPWAY_ADMIN_TOKEN';
   process.stdout.write(
     [
-      `Slipway is running at ${stack.url}  (data: ${stack.dataDir})`,
+      `Slipway is running at ${stack.url}  (data: ${stack.dataDir})${bundled ? `  serving the Lambda bundles (${stack.bundles!.dir})` : ''}`,
       `  health:       curl ${stack.url}/healthz`,
       `  admin token:  ${tokenHint}`,
       `  Blazar:       blazar --os-auth-type admin_token --os-endpoint ${stack.url}/v1 --os-token "$(${stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : 'echo $SLIPWAY_ADMIN_TOKEN'})" host-list`,

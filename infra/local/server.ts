@@ -1,15 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayRequestAuthorizerEventV2, Context } from 'aws-lambda';
-import { handler as authorizer } from '../../functions/auth/authorizer.ts';
+import type { Context } from 'aws-lambda';
 import { compileTemplate } from '#http/route-match.ts';
 import type { HttpEvent } from '#http/surface.ts';
 import { type FunctionName, type RouteSpec, routes } from '../routes.ts';
-import { type LambdaHandler, loadFunction } from './functions.ts';
+import { type FunctionLoader, type LambdaHandler, loadFunction } from './functions.ts';
 
 /**
- * The local API Gateway: serves `infra/routes.ts` through the same authorizer and function
- * handlers the CDK stack deploys, building the same HTTP API v2 events. Route selection follows
+ * The local API Gateway: serves `infra/routes.ts` through the same function handlers the CDK
+ * stack deploys, building the same HTTP API v2 events. As on AWS there is no authorizer: each
+ * surface authenticates its requests itself (one invocation per request). Route selection follows
  * API Gateway (most specific template wins, `ANY` after a concrete method); an unmatched
  * path gets API Gateway's own `{"message":"Not Found"}`.
  */
@@ -62,7 +62,12 @@ function isTextual(contentType: string | undefined): boolean {
   return !contentType || /json|text|xml|x-www-form-urlencoded|yaml/i.test(contentType);
 }
 
-export async function handleRequest(req: IncomingMessage, res: ServerResponse, fns: Map<FunctionName, Promise<LambdaHandler>>): Promise<void> {
+export async function handleRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  fns: Map<FunctionName, Promise<LambdaHandler>>,
+  load: FunctionLoader = loadFunction,
+): Promise<void> {
   const url = new URL(req.url ?? '/', 'http://local');
   const method = (req.method ?? 'GET').toUpperCase();
   const matched = matchRoute(method, url.pathname);
@@ -85,26 +90,6 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, f
   const sourceIp = (req.socket.remoteAddress ?? '127.0.0.1').replace(/^::ffff:/, '');
   const routeKey = matched.route.method === 'ANY' ? `ANY ${matched.route.path}` : `${matched.route.method} ${matched.route.path}`;
 
-  let lambdaAuth: Record<string, string> | undefined;
-  if (matched.route.auth === 'token') {
-    const authEvent = {
-      version: '2.0',
-      type: 'REQUEST',
-      routeArn: `arn:aws:execute-api:local:000000000000:local/$default/${method}${url.pathname}`,
-      identitySource: [],
-      routeKey,
-      rawPath: url.pathname,
-      rawQueryString: url.search.slice(1),
-      headers,
-      queryStringParameters: query,
-      pathParameters: matched.params,
-      requestContext: { http: { method, path: url.pathname, protocol: 'HTTP/1.1', sourceIp, userAgent: headers['user-agent'] ?? '' }, requestId },
-    } as unknown as APIGatewayRequestAuthorizerEventV2;
-    const decision = await authorizer(authEvent);
-    if (!decision.isAuthorized) return send(403, JSON.stringify({ message: 'Forbidden' }));
-    lambdaAuth = decision.context as Record<string, string>;
-  }
-
   const event: HttpEvent = {
     version: '2.0',
     routeKey,
@@ -126,13 +111,12 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, f
       stage: '$default',
       time: new Date().toISOString(),
       timeEpoch: Date.now(),
-      authorizer: { lambda: lambdaAuth ?? {} },
     },
   } as HttpEvent;
 
   let fn = fns.get(matched.route.fn);
   if (!fn) {
-    fn = loadFunction(matched.route.fn);
+    fn = load(matched.route.fn);
     fns.set(matched.route.fn, fn);
   }
   const result = await (await fn)(event, lambdaContext(matched.route.fn));
@@ -157,11 +141,12 @@ export interface LocalHttpServer {
   drained(ms: number): Promise<void>;
 }
 
-export async function startHttpServer(port: number, host = '127.0.0.1'): Promise<LocalHttpServer> {
+/** `load` gives each surface's handler: the sources by default, the bundles with `npm start -- --bundled`. */
+export async function startHttpServer(port: number, host = '127.0.0.1', load: FunctionLoader = loadFunction): Promise<LocalHttpServer> {
   const fns = new Map<FunctionName, Promise<LambdaHandler>>();
   const inFlight = new Set<Promise<void>>();
   const server = createServer((req, res) => {
-    const handled = handleRequest(req, res, fns).catch((err) => {
+    const handled = handleRequest(req, res, fns, load).catch((err) => {
       // The handlers render their own errors; this is the local "API Gateway" failing.
       process.stderr.write(`${JSON.stringify({ level: 'error', msg: 'local gateway error', error: String(err) })}\n`);
       if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' });

@@ -14,6 +14,12 @@ import { ensureTable } from '#aws/dynamo/local-table.ts';
 import { freePort, startDynamoLocal } from './dynamodb.ts';
 import { LOCAL_S3_KEY_ID, requireSigV4 } from './s3-auth.ts';
 import { type LocalHttpServer, startHttpServer } from './server.ts';
+import { startLocalAwsApis } from './aws-apis.ts';
+import { buildLambdaBundles, type LambdaBundles } from './bundles.ts';
+import { bundledFunctions } from './functions.ts';
+import { type Handler, invokeLambda, lambdaContext } from './lambda.ts';
+import type { LambdaEntry } from '../bundling.ts';
+import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 
 /**
  * The whole system in one process (DESIGN.md §8): DynamoDB Local, s3rver, and the HTTP server
@@ -38,6 +44,14 @@ export interface LocalStackOptions {
   clock?: Clock;
   /** How often the lease-event sweeper runs (default one minute, as on AWS). */
   sweepIntervalMs?: number;
+  /**
+   * Serve the Lambda bundles CDK deploys instead of the sources (`npm start -- --bundled`): the
+   * surfaces and every workflow step run the bundles' exported handlers, invoked as Lambda invokes
+   * them; each bundle builds its own ports from the environment, as on Lambda, and its AWS
+   * adapters reach the local stack's workflow runners, timers and notifier through a local slice
+   * of the Step Functions, Scheduler and EventBridge APIs (aws-apis.ts). Runs on the system clock.
+   */
+  bundled?: boolean;
 }
 
 export interface LocalStack {
@@ -51,7 +65,36 @@ export interface LocalStack {
   dynamoPid?: number;
   /** Lease timing and the lease-event workflow runner (tests sweep and wait on it). */
   lifecycle: LocalLifecycle;
+  /** With `bundled`: the bundles it serves. */
+  bundles?: LambdaBundles;
   stop(): Promise<void>;
+}
+
+/** The state machines and the rest of what the CDK stacks give the functions, for the bundles (local names). */
+const LOCAL_ARN = (name: string) => `arn:aws:states:local:000000000000:stateMachine:${name}`;
+const BUNDLED_ENV = {
+  LEASE_EVENTS_STATE_MACHINE_ARN: LOCAL_ARN('slipway-lease-events'),
+  CLUSTER_OPERATIONS_STATE_MACHINE_ARN: LOCAL_ARN('slipway-cluster-operations'),
+  DRYDOCK_TASKS_STATE_MACHINE_ARN: LOCAL_ARN('slipway-drydock-tasks'),
+  SCHEDULER_GROUP: 'slipway-lease-events',
+  SCHEDULER_ROLE_ARN: 'arn:aws:iam::000000000000:role/slipway-scheduler',
+  EVENT_BUS_NAME: 'slipway',
+  // The AWS SDK signs every request; these credentials only reach the local APIs.
+  AWS_ACCESS_KEY_ID: 'local',
+  AWS_SECRET_ACCESS_KEY: 'local',
+  AWS_EC2_METADATA_DISABLED: 'true',
+};
+
+/** Sets `vars` in process.env and returns what puts the previous values back. */
+function setEnv(vars: Record<string, string>): () => void {
+  const before = Object.fromEntries(Object.keys(vars).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, vars);
+  return () => {
+    for (const [k, v] of Object.entries(before)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
 }
 
 export const BOOTDATA_BUCKET = 'slipway-bootdata';
@@ -102,7 +145,15 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     };
     // The handlers read their settings from the environment, as on Lambda.
     Object.assign(process.env, env);
+    if (opts.bundled && opts.clock) throw new Error('a bundled local stack runs on the system clock (the bundles build their own)');
     const clock = opts.clock ?? systemClock;
+    let bundles: LambdaBundles | undefined;
+    if (opts.bundled) {
+      bundles = await buildLambdaBundles();
+      stoppers.push(async () => bundles!.remove());
+    }
+    // A workflow function's bundle, invoked as Step Functions' Lambda task invokes it.
+    const bundled = (entry: LambdaEntry, name: string) => async (input: unknown) => invokeLambda(await bundles!.handler<Handler>(entry), input, lambdaContext(name));
     const lifecycle = new LocalLifecycle({
       // The workflow definition CDK deploys, synthesized now and run in-process.
       asl: synthLeaseEventsAsl(),
@@ -112,7 +163,30 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       callbacks: localCallbacks,
       webhook: process.env.SLIPWAY_NOTIFY_WEBHOOK || undefined,
       sweepIntervalMs: opts.sweepIntervalMs,
+      functions: bundles && {
+        leaseEvents: bundled('functions/workflows/lease-events.ts', 'slipway-lease-events'),
+        clusterOperations: bundled('functions/workflows/cluster-operations.ts', 'slipway-cluster-operations'),
+        drydockTasks: bundled('functions/workflows/drydock-tasks.ts', 'slipway-drydock-tasks'),
+        sweeper: bundled('functions/workflows/sweeper.ts', 'slipway-sweeper'),
+      },
     });
+    if (bundles) {
+      const apis = await startLocalAwsApis({
+        startExecution: async (arn, name, input) => {
+          const i = input as Record<string, string>;
+          // The execution input is the event's ids, all the runner reads of a LeaseEventRef.
+          if (arn === BUNDLED_ENV.LEASE_EVENTS_STATE_MACHINE_ARN) await lifecycle.runner.start({ lease_id: i.lease_id!, event_id: i.event_id! } as LeaseEventRef, name);
+          else if (arn === BUNDLED_ENV.CLUSTER_OPERATIONS_STATE_MACHINE_ARN) await lifecycle.operations.start(input as never, name);
+          else if (arn === BUNDLED_ENV.DRYDOCK_TASKS_STATE_MACHINE_ARN) await lifecycle.tasks.start(input as never, name);
+          else throw new Error(`no state machine ${arn}`);
+        },
+        callbacks: localCallbacks,
+        publish: (type, detail) => lifecycle.notifier.publish(type, detail),
+      });
+      stoppers.push(() => apis.close());
+      const restore = setEnv({ ...BUNDLED_ENV, AWS_REGION: process.env.AWS_REGION || 'us-east-1', ...apis.endpoints });
+      stoppers.push(async () => restore());
+    }
     const deps = buildDeps({ ...process.env, ...env }, clock, () => lifecycle.ports());
     lifecycle.bind(deps);
     setDeps(deps);
@@ -131,15 +205,22 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     // A booking interrupted by a stop (a large lease between its steps) is repaired on start.
     await reconcileCalendars(deps);
 
-    const http = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1');
+    const http = await startHttpServer(opts.port ?? 8080, opts.host ?? '127.0.0.1', bundles && bundledFunctions(bundles));
     const { url } = http;
     stoppers.push(() => closeServer(http));
     // Deploying nodes report to this stack unless the operator named another address.
-    if (!env.SLIPWAY_DRYDOCK_REPORT_URL && !process.env.SLIPWAY_DRYDOCK_REPORT_URL) deps.config.drydock.reportUrl = `${url}/api/v1.0/bootactions/`;
+    if (!env.SLIPWAY_DRYDOCK_REPORT_URL && !process.env.SLIPWAY_DRYDOCK_REPORT_URL) {
+      deps.config.drydock.reportUrl = `${url}/api/v1.0/bootactions/`;
+      // The bundles read it from their environment (at their first invocation, as at a cold start).
+      if (bundles) {
+        const restore = setEnv({ SLIPWAY_DRYDOCK_REPORT_URL: deps.config.drydock.reportUrl });
+        stoppers.push(async () => restore());
+      }
+    }
     // Events due while the stack was stopped run now; the rest get their timers.
     await lifecycle.start();
     stoppers.push(() => lifecycle.stop());
-    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, dynamoPid: ddb.pid, lifecycle, stop };
+    return { url, adminToken, adminTokenFile, dynamoEndpoint: ddb.endpoint, s3Endpoint, dataDir, dynamoPid: ddb.pid, lifecycle, bundles, stop };
   } catch (err) {
     await stop();
     throw err;

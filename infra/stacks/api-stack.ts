@@ -1,16 +1,19 @@
 import { ArnFormat, CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import { HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
-import { HttpLambdaAuthorizer, HttpLambdaResponseType } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
+import { ApiMapping, DomainName, EndpointType, HttpApi, HttpMethod, HttpNoneAuthorizer, HttpStage, LogGroupLogDestination } from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { IMAGE_PREFIX } from '../../layers/core/agent/images.ts';
-import { SlipwayFunction, type TableAccess } from '../constructs/slipway-function.ts';
+import { BUCKET_PREFIXES, objectsUnder, SECRET_GRANTS, TABLE_GRANTS } from '../constructs/access.ts';
+import { Alarms } from '../constructs/alarms.ts';
+import { deploymentName, deploymentOptions } from '../constructs/deployment.ts';
+import { deploymentSettings, SlipwayFunction } from '../constructs/slipway-function.ts';
 import { type FunctionName, functionNames, routes } from '../routes.ts';
 import { allowClusterOperationStarts } from './commissaire-stack.ts';
 import { allowDrydockTaskStarts } from './drydock-stack.ts';
@@ -21,47 +24,25 @@ export interface ApiStackProps extends StackProps {
   table: ITableV2;
   /** From the StatefulStack; read by the BOOTDATA_READERS (bootdata tarballs, s3:// designs). */
   bootdataBucket: IBucket;
-  /** From the StatefulStack: Ironic seals BMC passwords with it, the agent API opens them. */
+  /** From the StatefulStack: each surface seals and opens the kinds of secret SECRET_GRANTS gives it. */
   secretsKey: IKey;
   /** From the LifecycleStack (and the StatefulStack's bus): what lease writers need to arm lease events. */
   lifecycle: LeaseLifecycleRefs;
+  /** From the StatefulStack. */
+  alarmTopic: ITopic;
 }
 
-/** What each surface may do to the table; a new FunctionName in routes.ts fails to compile here. */
-const TABLE_ACCESS: Record<FunctionName, TableAccess | undefined> = {
-  system: undefined, // /healthz touches nothing
-  blazar: 'RW',
-  native: 'RW',
-  agent: 'RW', // claims, heartbeats and results are conditional writes on job items
-  ironic: 'RW',
-  commissaire: 'RW', // hostset changes are transactions over the cluster and its hosts
-  bootactions: 'RW', // reports append task messages and finalize actions with conditional writes
-  drydock: 'RW', // tasks, designs; the workflow does the rest
-};
+/** A surface's entry; every surface has its table and secret grants in infra/constructs/access.ts. */
+const entryOf = (name: FunctionName) => `functions/api/${name}.ts` as const;
 
 /**
- * Who may use the KMS key that seals secrets: Ironic seals BMC passwords, the agent API opens
- * them for claimed jobs; Commissaire seals SSH keys and opens them for `GET /host/{IP}/creds`
- * (admins only), which returns the key as upstream does.
+ * The surfaces that read bootdata bucket objects (s3:GetObject), and under which prefix: the
+ * boot actions serve rendered tarballs (`bootdata/`), both reading one (`?inline=true`) and
+ * presigning the URL a node is redirected to (a presigned URL carries the signer's permissions);
+ * Drydock reads `s3://` designs kept under `designs/` (`POST /validatedesign`; other buckets and
+ * other prefixes are not granted). The agent API's images are below.
  */
-const KMS_USE: Partial<Record<FunctionName, string[]>> = {
-  ironic: ['kms:Encrypt'],
-  agent: ['kms:Decrypt'],
-  // SSH keys are longer than KMS Encrypt takes: sealed by envelope (GenerateDataKey), opened for `…/creds`.
-  commissaire: ['kms:Encrypt', 'kms:GenerateDataKey', 'kms:Decrypt'],
-  // Node keys are stored sealed; the admin view of a node's boot actions opens its key.
-  bootactions: ['kms:Decrypt'],
-  // A new token's secret is kept sealed in the Idempotency-Key store for its replay.
-  native: ['kms:Encrypt', 'kms:Decrypt'],
-};
-
-/**
- * The surfaces that read bootdata bucket objects (s3:GetObject): the boot actions serve
- * tarballs, both reading one (`?inline=true`) and presigning the URL a node is redirected to (a
- * presigned URL carries the signer's permissions); Drydock reads `s3://` designs kept in the
- * bucket (`POST /validatedesign`; other buckets are not granted).
- */
-export const BOOTDATA_READERS: readonly FunctionName[] = ['bootactions', 'drydock'];
+export const BOOTDATA_READERS: Partial<Record<FunctionName, string>> = { bootactions: BUCKET_PREFIXES.bootdata, drydock: BUCKET_PREFIXES.designs };
 
 /**
  * The surfaces that answer Step Functions task tokens (SendTask* on the `slipway-*` workflows):
@@ -103,55 +84,36 @@ export const DRYDOCK_TASK_STARTERS: readonly FunctionName[] = ['drydock'];
 const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) => c.toUpperCase());
 
 /**
- * The HTTP API: one Lambda per surface, one route per `infra/routes.ts` entry, and the Lambda
- * authorizer that turns credentials into a principal for the surfaces (DESIGN.md §3).
+ * The HTTP API: one Lambda per surface, one route per `infra/routes.ts` entry. No authorizer: each
+ * surface resolves the request's credentials itself (`layers/http/credentials.ts`), so a request
+ * costs one invocation (README "The API edge").
  */
 export class ApiStack extends Stack {
   readonly api: HttpApi;
   readonly stage: HttpStage;
-  readonly authorizerFunction: SlipwayFunction;
   readonly surfaces: ReadonlyMap<FunctionName, SlipwayFunction>;
+  /** The API's own domain, when `slipway:domainName` is set. */
+  readonly domain?: DomainName;
+  /** The API's base URL (the own domain's, if any), ending in `/`. */
+  readonly url: string;
+  /** Where deploying nodes report: `<url>api/v1.0/bootactions/` (SLIPWAY_DRYDOCK_REPORT_URL). */
+  readonly reportUrl: string;
 
   constructor(scope: Construct, id: string, props: ApiStackProps) {
     super(scope, id, props);
 
-    this.authorizerFunction = new SlipwayFunction(this, 'AuthorizerFn', {
-      entry: 'functions/auth/authorizer.ts',
-      description: 'Slipway: resolves X-Auth-Token / Bearer / Basic credentials to a principal',
-      // API Gateway waits at most 10 s for a Lambda authorizer.
-      timeout: Duration.seconds(10),
-    }).bindTable(props.table, 'RO');
-
-    // The authorizer never denies (the surfaces answer 401 in their own error formats), so it
-    // must run on every request: no identity source (API Gateway would otherwise reject requests
-    // without the header with its own 401 body) and no result cache (a cache needs an identity
-    // source as its key).
-    const authorizer = new HttpLambdaAuthorizer('Principal', this.authorizerFunction.fn, {
-      authorizerName: 'slipway-principal',
-      responseTypes: [HttpLambdaResponseType.SIMPLE],
-      identitySource: [],
-      resultsCacheTtl: Duration.seconds(0),
-    });
-
     const surfaces = new Map<FunctionName, SlipwayFunction>();
     for (const name of functionNames) {
       const fn = new SlipwayFunction(this, `${pascal(name)}Fn`, {
-        entry: `functions/api/${name}.ts`,
+        entry: entryOf(name),
         description: `Slipway: ${name} surface`,
       });
-      const access = TABLE_ACCESS[name];
-      if (access) fn.bindTable(props.table, access);
+      // Least privilege per surface (infra/constructs/access.ts): its partitions of the table, its kinds of secret.
+      if (TABLE_GRANTS[fn.entry]) fn.grantTable(props.table);
+      if (SECRET_GRANTS[fn.entry]) fn.grantSecrets(props.secretsKey);
       surfaces.set(name, fn);
     }
     this.surfaces = surfaces;
-
-    // BMC passwords and SSH keys: sealed where they are registered, opened only for an agent's
-    // job (and Commissaire's creds route); node keys opened for the boot-action admin view.
-    for (const [name, actions] of Object.entries(KMS_USE) as [FunctionName, string[]][]) {
-      const fn = surfaces.get(name)!.fn;
-      fn.addEnvironment('SECRETS_KMS_KEY_ID', props.secretsKey.keyArn);
-      fn.addToRolePolicy(new PolicyStatement({ actions, resources: [props.secretsKey.keyArn] }));
-    }
 
     for (const name of LEASE_WRITERS) allowLeaseWrites(surfaces.get(name)!, props.lifecycle);
     for (const name of NODE_NOTIFIERS) allowLeaseNotifications(surfaces.get(name)!, props.lifecycle.eventBus);
@@ -167,27 +129,27 @@ export class ApiStack extends Stack {
       fn.fn.addToRolePolicy(
         new PolicyStatement({
           actions,
-          resources: [Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: 'slipway-*', arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
+          resources: [Stack.of(this).formatArn({ service: 'states', resource: 'stateMachine', resourceName: deploymentName(this, 'slipway-*'), arnFormat: ArnFormat.COLON_RESOURCE_NAME })],
         }),
       );
       Validations.of(fn.fn.role!).acknowledge({
-        id: 'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:slipway-*]',
+        id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:${deploymentName(this, 'slipway-*')}]`,
         reason: 'Task tokens come from any Slipway workflow; the grant is limited to state machines named slipway-*.',
       });
     }
 
     // Bootdata: read the tarballs (inline) and presign the redirects to them, read s3:// designs; nothing else.
     // The bucket ARN is imported explicitly (the export CDK would make for the reference anyway),
-    // so the cdk-nag finding on `<arn>/*`, which names the import, can be acknowledged by name.
+    // so the cdk-nag finding on `<arn>/<prefix>*`, which names the import, can be acknowledged by name.
     const bucketArn = Stack.of(props.bootdataBucket).exportValue(props.bootdataBucket.bucketArn);
     const imported = (this.resolve(bucketArn) as { 'Fn::ImportValue'?: string })['Fn::ImportValue'];
-    for (const name of BOOTDATA_READERS) {
+    for (const [name, prefix] of Object.entries(BOOTDATA_READERS) as [FunctionName, string][]) {
       const fn = surfaces.get(name)!;
       fn.fn.addEnvironment('BOOTDATA_BUCKET', props.bootdataBucket.bucketName);
-      fn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [`${bucketArn}/*`] }));
+      fn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objectsUnder(bucketArn, prefix)] }));
       Validations.of(fn.fn.role!).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::${imported}/*]`,
-        reason: 'Bootdata tarballs and s3:// designs are objects of this one bucket, named at run time; object reads only (s3:GetObject), no listing or writes.',
+        id: `AwsSolutions-IAM5[Resource::${imported}/${prefix}*]`,
+        reason: `Objects under ${prefix} of this one bucket, named at run time; object reads only (s3:GetObject), no listing or writes.`,
       });
     }
 
@@ -196,10 +158,10 @@ export class ApiStack extends Stack {
     // S3's 404 (NoSuchKey), not a 403 indistinguishable from a wrong grant.
     const agentFn = surfaces.get('agent')!;
     agentFn.fn.addEnvironment('BOOTDATA_BUCKET', props.bootdataBucket.bucketName);
-    agentFn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [`${bucketArn}/${IMAGE_PREFIX}*`] }));
+    agentFn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [objectsUnder(bucketArn, BUCKET_PREFIXES.images)] }));
     agentFn.fn.addToRolePolicy(new PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucketArn] }));
     Validations.of(agentFn.fn.role!).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${imported}/${IMAGE_PREFIX}*]`,
+      id: `AwsSolutions-IAM5[Resource::${imported}/${BUCKET_PREFIXES.images}*]`,
       reason: 'OS images are the objects under images/ of this one bucket, named at run time by the agents; reads only.',
     });
 
@@ -214,27 +176,37 @@ export class ApiStack extends Stack {
       integrations.set(name, new HttpLambdaIntegration(`${pascal(name)}Integration`, fn.fn, { scopePermissionToRoute: false }));
     }
 
+    // Authentication is the surface's (one invocation per request, and 401s in each upstream
+    // client's error format, which an API Gateway authorizer cannot give): no route has an
+    // authorizer. An authorizer with a token identity source and a result cache would spare
+    // the second invocation only on a cache hit, answer a missing header with its own 401 body,
+    // miss `Authorization: Basic` (Commissaire), and keep a revoked token for the cache's TTL.
     const none = new HttpNoneAuthorizer();
     for (const r of routes) {
       const [route] = this.api.addRoutes({
         path: r.path,
         methods: [HttpMethod[r.method]],
         integration: integrations.get(r.fn)!,
-        authorizer: r.auth === 'token' ? authorizer : none,
+        authorizer: none,
       });
-      if (r.auth === 'none') {
-        Validations.of(route!).acknowledge({
-          id: 'AwsSolutions-APIG4',
-          reason: `${r.method} ${r.path} is anonymous by design in infra/routes.ts (auth: 'none').`,
-        });
-      }
+      Validations.of(route!).acknowledge({
+        id: 'AwsSolutions-APIG4',
+        reason:
+          r.auth === 'none'
+            ? `${r.method} ${r.path} is anonymous by design in infra/routes.ts (auth: 'none').`
+            : `${r.method} ${r.path} is authenticated by its surface function (X-Auth-Token, Bearer or Basic resolved in layers/http/credentials.ts; 401 without one).`,
+      });
     }
 
     const accessLogs = new LogGroup(this, 'AccessLogs', { retention: RetentionDays.THREE_MONTHS });
+    const options = deploymentOptions(this);
     this.stage = new HttpStage(this, 'DefaultStage', {
       httpApi: this.api,
       stageName: '$default',
       autoDeploy: true,
+      // Every route's default: a runaway client gets 429s here instead of spending the Lambda
+      // concurrency the workflows and the agents need (`slipway:apiRateLimit`, `slipway:apiBurstLimit`).
+      throttle: options.apiThrottle,
       accessLogSettings: {
         destination: new LogGroupLogDestination(accessLogs),
         // No headers: they carry tokens and node keys.
@@ -250,12 +222,35 @@ export class ApiStack extends Stack {
             latency: '$context.responseLatency',
             integrationLatency: '$context.integrationLatency',
             integrationError: '$context.integrationErrorMessage',
-            authorizerError: '$context.authorizer.error',
           }),
         ),
       },
     });
 
-    new CfnOutput(this, 'ApiUrl', { value: this.stage.url, description: 'Slipway API base URL' });
+    // The API's own domain (`slipway:domainName` + `slipway:certificateArn`, an ACM certificate of
+    // this region): a regional endpoint the operator's DNS points at (the DomainTarget output).
+    if (options.domain) {
+      this.domain = new DomainName(this, 'Domain', {
+        domainName: options.domain.name,
+        certificate: Certificate.fromCertificateArn(this, 'Certificate', options.domain.certificateArn),
+        endpointType: EndpointType.REGIONAL,
+      });
+      const mapping = new ApiMapping(this, 'DomainMapping', { api: this.api, domainName: this.domain, stage: this.stage });
+      // The mapping names the stage (`$default`) rather than referencing it: it must wait for it.
+      mapping.node.addDependency(this.stage);
+      new CfnOutput(this, 'DomainTarget', { value: this.domain.regionalDomainName, description: `CNAME (or alias) ${options.domain.name} to this` });
+    }
+    /** What clients and nodes are told to use: the own domain when there is one. */
+    this.url = options.domain ? `https://${options.domain.name}/` : this.stage.url;
+    this.reportUrl = `${this.url}api/v1.0/bootactions/`;
+    // The boot actions name the report URL in what they serve (bootdata, the admin view), as the Drydock steps do.
+    if (!deploymentSettings(this).SLIPWAY_DRYDOCK_REPORT_URL) surfaces.get('bootactions')!.fn.addEnvironment('SLIPWAY_DRYDOCK_REPORT_URL', this.reportUrl);
+
+    const alarms = new Alarms(this, 'Alarms', props.alarmTopic).set;
+    for (const fn of surfaces.values()) alarms.fn(fn);
+    // A surface answers an unexpected error as a 500 itself (no Lambda error): the API's 5xx count is where those show.
+    alarms.alarm('Api5xx', 'the API answered 5 or more 5xx responses in 5 minutes', this.api.metricServerError({ period: Duration.minutes(5), statistic: 'Sum' }), 5);
+
+    new CfnOutput(this, 'ApiUrl', { value: this.url, description: 'Slipway API base URL' });
   }
 }

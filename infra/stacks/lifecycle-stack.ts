@@ -1,17 +1,29 @@
 import { ArnFormat, Duration, RemovalPolicy, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { type IEventBus, Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
 import { type IRole, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
 import { ScheduleGroup } from 'aws-cdk-lib/aws-scheduler';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
+import type { IQueue, Queue } from 'aws-cdk-lib/aws-sqs';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
+import { AlarmSet, Alarms, deadLetterQueue } from '../constructs/alarms.ts';
+import { deploymentName, deploymentOptions } from '../constructs/deployment.ts';
 import { SlipwayFunction } from '../constructs/slipway-function.ts';
 import { slipwayWorkflow } from '../constructs/slipway-workflow.ts';
 import { LEASE_EVENTS_STATE_MACHINE_NAME, leaseEventsBody } from '../workflows/lease-events.ts';
 
-/** The schedule group holding one one-time schedule per pending lease event (`layers/aws/scheduler.ts`). */
+/**
+ * The schedule group holding one one-time schedule per pending lease event (`layers/aws/scheduler.ts`);
+ * prefixed with the deployment name when there is one (`deploymentName`).
+ */
 export const LEASE_EVENTS_SCHEDULE_GROUP = 'slipway-lease-events';
+
+/** Task errors in five minutes that are worth an alarm for a workflow's task function (it throws lost compare-and-sets on purpose, for its workflow to retry). */
+export const TASK_FUNCTION_ERROR_THRESHOLD = 5;
 
 /** How long one lease-event execution may run; the sweeper resets events stuck longer (`STALE_EVENT_MS`). */
 export const LEASE_EVENTS_TIMEOUT = Duration.hours(4);
@@ -25,7 +37,7 @@ export function leaseEventsStateMachineArn(scope: Construct): string {
   return Stack.of(scope).formatArn({
     service: 'states',
     resource: 'stateMachine',
-    resourceName: LEASE_EVENTS_STATE_MACHINE_NAME,
+    resourceName: deploymentName(scope, LEASE_EVENTS_STATE_MACHINE_NAME),
     arnFormat: ArnFormat.COLON_RESOURCE_NAME,
   });
 }
@@ -35,7 +47,7 @@ export function leaseEventSchedulesArn(scope: Construct): string {
   return Stack.of(scope).formatArn({
     service: 'scheduler',
     resource: 'schedule',
-    resourceName: `${LEASE_EVENTS_SCHEDULE_GROUP}/*`,
+    resourceName: `${deploymentName(scope, LEASE_EVENTS_SCHEDULE_GROUP)}/*`,
     arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
   });
 }
@@ -46,6 +58,8 @@ export interface LeaseLifecycleRefs {
   schedulerRole: IRole;
   /** The stateful stack's bus, where lease notifications go. */
   eventBus: IEventBus;
+  /** Where EventBridge Scheduler puts a trigger it could not deliver (the schedules' DeadLetterConfig). */
+  deadLetters: IQueue;
 }
 
 /** Lets `fn` publish lease notifications (`layers/aws/eventbridge-notifier.ts`): EVENT_BUS_NAME and events:PutEvents on that bus. */
@@ -66,11 +80,12 @@ export function allowLeaseEventStarts(fn: SlipwayFunction, stateMachineArn = lea
  * executions started at once for events already due, and notifications.
  */
 export function allowLeaseWrites(fn: SlipwayFunction, refs: LeaseLifecycleRefs): void {
-  fn.fn.addEnvironment('SCHEDULER_GROUP', LEASE_EVENTS_SCHEDULE_GROUP);
+  fn.fn.addEnvironment('SCHEDULER_GROUP', deploymentName(fn, LEASE_EVENTS_SCHEDULE_GROUP));
   fn.fn.addEnvironment('SCHEDULER_ROLE_ARN', refs.schedulerRole.roleArn);
+  fn.fn.addEnvironment('SCHEDULER_DLQ_ARN', refs.deadLetters.queueArn);
   fn.role.addToPrincipalPolicy(
     new PolicyStatement({
-      actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule', 'scheduler:GetSchedule'],
+      actions: ['scheduler:CreateSchedule', 'scheduler:UpdateSchedule', 'scheduler:DeleteSchedule'],
       resources: [leaseEventSchedulesArn(fn)],
     }),
   );
@@ -82,7 +97,7 @@ export function allowLeaseWrites(fn: SlipwayFunction, refs: LeaseLifecycleRefs):
     }),
   );
   Validations.of(fn.role).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${LEASE_EVENTS_SCHEDULE_GROUP}/*]`,
+    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${deploymentName(fn, LEASE_EVENTS_SCHEDULE_GROUP)}/*]`,
     reason: 'One schedule per lease event, named after the event at run time; the grant is limited to the lease-event schedule group.',
   });
   allowLeaseEventStarts(fn);
@@ -94,6 +109,10 @@ export interface LifecycleStackProps extends StackProps {
   table: ITableV2;
   /** From the StatefulStack. */
   eventBus: IEventBus;
+  /** From the StatefulStack: a lease's start deploy seals a config drive given in plain. */
+  secretsKey: IKey;
+  /** From the StatefulStack. */
+  alarmTopic: ITopic;
 }
 
 /**
@@ -107,24 +126,34 @@ export class LifecycleStack extends Stack {
   readonly sweeperFunction: SlipwayFunction;
   readonly sweepRule: Rule;
   readonly scheduleGroup: ScheduleGroup;
-  /** Assumed by EventBridge Scheduler; may only start lease-event executions. */
+  /** Assumed by EventBridge Scheduler; may only start lease-event executions (and give up a trigger to the dead letters). */
   readonly schedulerRole: Role;
+  /**
+   * Every asynchronous path of the lease timing ends here when it gives up: a sweep the rule
+   * could not deliver or that failed twice, a Scheduler trigger that could not start its
+   * execution within its retry policy. An alarm watches its depth.
+   */
+  readonly deadLetters: Queue;
 
   constructor(scope: Construct, id: string, props: LifecycleStackProps) {
     super(scope, id, props);
+
+    this.deadLetters = deadLetterQueue(this, 'DeadLetters', 'lease timing: sweeps and Scheduler triggers given up');
 
     this.leaseEventsFunction = new SlipwayFunction(this, 'LeaseEventsFn', {
       entry: 'functions/workflows/lease-events.ts',
       description: 'Slipway: the steps of the lease-event workflow (begin, act, agent job, complete, finish)',
       // A step reads and writes one lease and queues at most one job; a minute is ample.
       timeout: Duration.seconds(60),
-    }).bindTable(props.table, 'RW');
+    })
+      .grantTable(props.table)
+      .grantSecrets(props.secretsKey);
     // Finish publishes `lease.event.*`. The agent_job step only queues a job with its task token:
     // the agent API answers the token, with its own SendTask* grant.
     allowLeaseNotifications(this.leaseEventsFunction, props.eventBus);
 
     this.stateMachine = slipwayWorkflow(this, 'LeaseEvents', {
-      stateMachineName: LEASE_EVENTS_STATE_MACHINE_NAME,
+      stateMachineName: deploymentName(this, LEASE_EVENTS_STATE_MACHINE_NAME),
       fn: this.leaseEventsFunction.fn,
       definitionBody: leaseEventsBody(this, this.leaseEventsFunction.fn),
       timeout: LEASE_EVENTS_TIMEOUT,
@@ -136,18 +165,23 @@ export class LifecycleStack extends Stack {
       // Runs once a minute: a run longer than that would overlap the next one (harmless: every
       // start is by execution name, every reset a conditional write, but wasteful).
       timeout: Duration.seconds(60),
-    }).bindTable(props.table, 'RW');
+      asyncFailures: this.deadLetters,
+    })
+      .grantTable(props.table)
+      .grantSecrets(props.secretsKey);
     // It needs no notifications: it only starts executions and resets events (no lease.event.* of its own).
     allowLeaseEventStarts(this.sweeperFunction, this.stateMachine.stateMachineArn);
 
     this.sweepRule = new Rule(this, 'SweepEveryMinute', {
       description: 'Slipway: lease-event sweeper',
       schedule: Schedule.rate(Duration.minutes(1)),
-      targets: [new LambdaFunction(this.sweeperFunction.fn)],
+      // A sweep EventBridge cannot deliver (throttled past a minute, a missing permission) is
+      // given up to the dead letters: the next one comes a minute later.
+      targets: [new LambdaFunction(this.sweeperFunction.fn, { deadLetterQueue: this.deadLetters, retryAttempts: 2, maxEventAge: Duration.minutes(1) })],
     });
 
     this.scheduleGroup = new ScheduleGroup(this, 'LeaseEventSchedules', {
-      scheduleGroupName: LEASE_EVENTS_SCHEDULE_GROUP,
+      scheduleGroupName: deploymentName(this, LEASE_EVENTS_SCHEDULE_GROUP),
       // Its schedules only mirror the table's UNDONE events, and the sweeper runs any event whose
       // trigger is lost; retaining a fixed-name group would only make a re-created stack fail.
       removalPolicy: RemovalPolicy.DESTROY,
@@ -161,5 +195,35 @@ export class LifecycleStack extends Stack {
       }),
     });
     this.schedulerRole.addToPrincipalPolicy(new PolicyStatement({ actions: ['states:StartExecution'], resources: [this.stateMachine.stateMachineArn] }));
+    // The schedules' DeadLetterConfig (layers/aws/scheduler.ts): Scheduler sends with this role
+    // (SendMessage only; CDK's grantSendMessages adds queue reads nobody here makes).
+    this.schedulerRole.addToPrincipalPolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [this.deadLetters.queueArn] }));
+
+    const alarms = new Alarms(this, 'Alarms', props.alarmTopic).set;
+    alarms.fn(this.leaseEventsFunction, TASK_FUNCTION_ERROR_THRESHOLD);
+    // Three failed sweeps of five: one failure is retried by the next minute's run.
+    alarms.fn(this.sweeperFunction, 3);
+    alarms.stateMachine('LeaseEvents', this.stateMachine, 'lease-event');
+    alarms.queue('DeadLetters', this.deadLetters, 'lease timing (sweeps, Scheduler triggers)');
+    const { leaseEventLagSeconds, agentSilentSeconds } = deploymentOptions(this);
+    // The sweeper writes the lag every run: no datapoint means no sweep, which is as bad.
+    alarms.alarm(
+      'LeaseEventLag',
+      `a due lease event has waited more than ${leaseEventLagSeconds} s (or the sweeper reports nothing)`,
+      AlarmSet.own('LeaseEventLagSeconds', this.sweeperFunction.service, 'Maximum'),
+      leaseEventLagSeconds,
+      { comparison: ComparisonOperator.GREATER_THAN_THRESHOLD, missing: TreatMissingData.BREACHING },
+    );
+    alarms.alarm(
+      'AgentSiteSilent',
+      `an agent site has not been heard from for more than ${agentSilentSeconds} s`,
+      AlarmSet.across('AgentSiteSilentSeconds', 'MAX', ['Service', 'Site'], 'longest agent silence of any site'),
+      agentSilentSeconds,
+      { comparison: ComparisonOperator.GREATER_THAN_THRESHOLD },
+    );
+    // Across every function that answers task tokens or publishes notifications (agent API, boot
+    // actions, Drydock steps, lease writers...): which one is in the metric's Service dimension.
+    alarms.alarm('CallbackFailures', 'a Step Functions task-token answer failed (its workflow waits for its timeout)', AlarmSet.across('CallbackFailures', 'SUM', ['Service'], 'task-token answers that failed'), 1);
+    alarms.alarm('NotificationFailures', 'a lease or node notification was not published', AlarmSet.across('NotificationFailures', 'SUM', ['Service'], 'notifications not published'), 1);
   }
 }

@@ -4,22 +4,23 @@ import {
   Choice,
   Condition,
   DefinitionBody,
+  DistributedMap,
   type IChainable,
   IntegrationPattern,
   JsonPath,
-  Map as MapState,
   Pass,
+  Result,
+  StateMachineType,
   Succeed,
   TaskInput,
   Timeout,
   Wait,
   WaitTime,
 } from 'aws-cdk-lib/aws-stepfunctions';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import type { Construct } from 'constructs';
 import { configFromEnv } from '../../layers/core/config.ts';
 import { TASK_MAX_SECONDS } from '../../layers/core/drydock/tasks/workflow.ts';
-import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
+import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 
 /**
  * The Drydock task workflow (DESIGN.md §7, upstream-apis.md §1.4): one execution per top-level
@@ -28,19 +29,32 @@ import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
  *   Init → Prepare ─finish─▶ Finalize        ─skip─▶ Skipped
  *             └run─▶ Acquire ─wait─▶ SiteBusy (Wait) → Acquire
  *                       └acquired─▶ IsNodeAction ─site─▶ SiteAction → Finalize
- *                                        └nodes─▶ Nodes (Map over $.prepare.nodes, MaxConcurrencyPath) → Finalize
- *   per node:  NodeStep ─job─────▶ NodeJob (agent callback job) ──────────────▶ NodeStep
+ *                                        └nodes─▶ Nodes (distributed Map over $.prepare.nodes,
+ *                                                 MaxConcurrencyPath) → Finalize
+ *   per node, a child execution:
+ *              NodeStep ─job─────▶ NodeJob (agent callback job) ──────────────▶ NodeStep
  *                 │     ─reports─▶ NodeReports (callback until the reports deadline) ─▶ NodeStep (a timeout too)
  *                 └done─▶ NodeDone              any other failure ─Catch─▶ NodeFailed ─retry─▶ NodeJob
  *                                                                              └──────▶ NodeDone
  *   (a deploy or clean job that failed or timed out is tried again, 3 attempts in all)
  *   any failure outside the Map ─Catch─▶ Finalize (the task fails with a message, never hangs)
  *
+ * Large tasks and Step Functions' limits (25,000 history events per execution, 256 KiB per
+ * state's input or output; test/infra/limits.test.ts measures them at 2,000 nodes): each node
+ * runs as a child execution of the distributed Map (Standard, for the callbacks), with a
+ * history of its own of about 37 events, while the task's own history stays the same size
+ * whatever the number of nodes. The Map's items are the nodes' positions in the task's subtask
+ * list (Prepare's order), not their names: a node's steps read the rest from the table, so
+ * 2,000 nodes are about 9 KB of the task's state. A node's outcome is its subtask's record,
+ * which Finalize reads, so each child ends with an empty output (NodeDone) and the Map's result
+ * is discarded. A distributed Map needs the workflow's role to start, describe and stop its
+ * own executions (CDK grants it, `slipwayWorkflow` acknowledges it).
+ *
  * Every Task is the `drydock-tasks` function dispatching on `step`
  * (`functions/workflows/drydock-tasks.ts` → `layers/core/drydock/tasks/workflow.ts`); locally
- * the same synthesized definition runs in aws-local-stepfunctions with the Tasks bound by these
- * state names. The waits for agents and for boot-action reports are callbacks
- * (`.waitForTaskToken`), not polling. JSONPath only.
+ * the same synthesized definition runs in aws-local-stepfunctions, each node a child execution
+ * there too (`local-distributed.ts`). The waits for agents and for boot-action reports are
+ * callbacks (`.waitForTaskToken`), not polling. JSONPath only.
  */
 export const DRYDOCK_TASKS_STATE_MACHINE_NAME = 'slipway-drydock-tasks';
 
@@ -94,18 +108,18 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
   // Finalizing is what completes the task and frees the site: retried on any error.
   finalize.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2 });
 
-  // --- one node ---------------------------------------------------------------------------
-  const node = { 'task_id.$': '$.task_id', 'subtask_id.$': '$.subtask_id', 'node.$': '$.node' };
-  const nodeStep = new LambdaInvoke(scope, S.nodeStep, {
+  // --- one node: a child execution -------------------------------------------------------
+  // Its steps find the node by its position in the task's subtask list (Prepare's order).
+  const node = { 'task_id.$': '$.task_id', 'index.$': '$.index' };
+  const nodeStep = lambdaTask(scope, S.nodeStep, {
     lambdaFunction: fn,
     payload: TaskInput.fromObject({ step: 'node_step', ...node, 'cursor.$': '$.step.after', 'last.$': '$.last' }),
     payloadResponseOnly: true,
-    retryOnServiceExceptions: true,
     resultPath: '$.step',
   });
   nodeStep.addRetry(RETRY_CONFLICTS);
   const callback = (id: string, step: string, seconds: number, heartbeat: boolean) =>
-    new LambdaInvoke(scope, id, {
+    lambdaTask(scope, id, {
       lambdaFunction: fn,
       integrationPattern: IntegrationPattern.WAIT_FOR_TASK_TOKEN,
       payload: TaskInput.fromObject({ step, ...node, 'cursor.$': '$.step.cursor', task_token: JsonPath.taskToken }),
@@ -115,15 +129,15 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
     });
   const nodeJob = callback(S.nodeJob, 'node_job', deadlines.agentStepSeconds, true);
   const nodeReports = callback(S.nodeReports, 'node_reports', deadlines.finalStatusSeconds, false);
-  const nodeFailed = new LambdaInvoke(scope, S.nodeFailed, {
+  const nodeFailed = lambdaTask(scope, S.nodeFailed, {
     lambdaFunction: fn,
     payload: TaskInput.fromObject({ step: 'node_failed', ...node, 'cursor.$': '$.step.cursor', 'attempt.$': '$.step.attempt', 'error.$': '$.error' }),
     payloadResponseOnly: true,
-    retryOnServiceExceptions: true,
     resultPath: '$.step',
   });
   nodeFailed.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 5, backoffRate: 2 });
-  const nodeDone = new Succeed(scope, 'NodeDone');
+  // The child's output is its item of the Map's result: nothing (the subtask's record is the outcome).
+  const nodeDone = new Pass(scope, 'NodeDone', { result: Result.fromObject({}) });
   for (const t of [nodeStep, nodeJob]) t.addCatch(nodeFailed, { errors: ['States.ALL'], resultPath: '$.error' });
   // The reports' deadline is not an error: the step after it judges what was reported.
   nodeReports.addCatch(nodeStep, { errors: ['States.Timeout'], resultPath: '$.timeout' });
@@ -139,13 +153,15 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
       .otherwise(nodeDone),
   );
 
-  const nodes = new MapState(scope, 'Nodes', {
+  const nodes = new DistributedMap(scope, 'Nodes', {
     itemsPath: '$.prepare.nodes',
     maxConcurrencyPath: '$.prepare.node_concurrency',
+    // Standard children: the node's agent and report waits are callbacks, which Express lacks.
+    mapExecutionType: StateMachineType.STANDARD,
+    label: 'Nodes',
     itemSelector: {
       ...ids,
-      'subtask_id.$': '$$.Map.Item.Value.subtask_id',
-      'node.$': '$$.Map.Item.Value.node',
+      'index.$': '$$.Map.Item.Value',
       step: { after: 0, cursor: 0, attempt: 1 },
       last: {},
       error: {},

@@ -1,22 +1,50 @@
 import { Duration } from 'aws-cdk-lib';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
-import { Choice, Condition, DefinitionBody, type IChainable, Map as MapState, Pass, Succeed, Wait, WaitTime } from 'aws-cdk-lib/aws-stepfunctions';
+import {
+  Choice,
+  Condition,
+  DefinitionBody,
+  DistributedMap,
+  type IChainable,
+  Map as MapState,
+  Pass,
+  StateMachineType,
+  Succeed,
+  TaskInput,
+  Wait,
+  WaitTime,
+} from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { RETRY_CONFLICTS, workflowSteps } from './steps.ts';
+import { AGENT_JOB_CONCURRENCY } from '../../layers/core/leases/engine.ts';
+import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 
 /**
  * The lease-event workflow (DESIGN.md §7, upstream-apis.md §4.8): one execution per lease event.
  *
- *   Init → Begin ─run──▶ Act → AgentJobs (Map: one callback job per node) → Complete → Finish
+ *   Init → Begin ─run──▶ Act → AgentJobs (distributed Map: one child execution per lane) → Complete → Finish
  *            │ ├─wait─▶ NotYet (Wait) → Begin
  *            │ └─skip─▶ Skipped          any failure after Begin ─Catch─▶ Finish (event ERROR)
+ *   per lane, a child execution:
+ *     LaneJobs (inline Map, one job at a time): AgentJob (callback job) → JobSucceeded
+ *                                                      └─Catch─▶ JobFailed (why; settled or not)
+ *     → LaneDone (the lane's counts and its first few failures and notes: the child's output)
  *
  * Begin is the conditional `UNDONE → IN_PROGRESS` write, so a repeated delivery (Scheduler and
  * sweeper both firing) finds the event taken and ends in Skipped. Every Task is the
  * `lease-events` function, dispatching on `step` to `layers/core/leases/engine.ts`; locally the
  * same synthesized definition runs in `aws-local-stepfunctions` with each Task bound to that
- * handler by state name (`infra/local/workflows.ts`), so the state names below are a contract.
- * JSONPath only: the local runner ignores JSONata.
+ * handler (`infra/local/lifecycle.ts`), each lane a child execution there too, so the state names
+ * below are a contract. JSONPath only: the local runner ignores JSONata.
+ *
+ * Large leases and Step Functions' limits (25,000 history events per execution, 256 KiB per
+ * state; test/infra/limits.test.ts measures a 2,000-host lease): a lease's jobs are dealt into
+ * lanes of at most LANE_MAX_JOBS jobs of one reservation and one action (`lanesOf`), and
+ * AGENT_JOB_CONCURRENCY lanes run at once, each a Standard child execution (the jobs are
+ * callbacks) with a history of its own; the event's own history stays the same size whatever
+ * the number of hosts. Node ids travel once, in the lanes; a job's result travels only as far as
+ * its lane, which hands back a bounded summary (`LaneDone`), and Finish gets the notes and
+ * summaries, not the lanes. A distributed Map needs the workflow's role to start, describe and
+ * stop its own executions (CDK grants it, `slipwayWorkflow` acknowledges it).
  */
 export const LEASE_EVENTS_STATE_MACHINE_NAME = 'slipway-lease-events';
 
@@ -24,6 +52,8 @@ export const LEASE_EVENT_TASKS = {
   begin: 'Begin',
   act: 'Act',
   agentJob: 'AgentJob',
+  jobFailed: 'JobFailed',
+  laneDone: 'LaneDone',
   complete: 'Complete',
   finish: 'Finish',
 } as const;
@@ -38,19 +68,23 @@ export const LEASE_EVENT_WAIT = 'NotYet';
  */
 export const AGENT_JOB_TIMEOUT_SECONDS = 4200;
 export const AGENT_JOB_HEARTBEAT_SECONDS = 300;
-/** Nodes handled at once by one event (a 100-node lease ends in 10 rounds of agent jobs). */
-export const AGENT_JOB_CONCURRENCY = 10;
+/** Jobs of one event in flight at once: lanes run at a time, one job each (a 100-node lease ends in 10 rounds). */
+export { AGENT_JOB_CONCURRENCY };
 
 const ids = { 'lease_id.$': '$.lease_id', 'event_id.$': '$.event_id' };
 
 export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainable {
   const { step: task, callback } = workflowSteps(scope, fn, ids);
+  // A step whose result becomes the whole state. Its ResultPath is left out (`$`, the default):
+  // aws-local-stepfunctions 3.0.0 reads an explicit "$" as a key named "$".
+  const replacing = (id: string, step: string, extra: Record<string, unknown>) =>
+    lambdaTask(scope, id, { lambdaFunction: fn, payload: TaskInput.fromObject({ step, ...ids, ...extra }), payloadResponseOnly: true });
 
   // `error`, `act` and `results` exist from the start so that Finish can always read them
   // (JSONPath has no defaults). Empty rather than null: the local runner's JSONPath treats a
   // null value as missing. No error is `{}`; a caught one is `{Error, Cause}`.
   const init = new Pass(scope, 'Init', {
-    parameters: { ...ids, error: {}, act: { jobs: [], notes: [] }, results: [] },
+    parameters: { ...ids, error: {}, act: { lanes: [], notes: [] }, results: [] },
   });
 
   // A lost compare-and-set (the lease moved between read and write) is retried with fresh reads.
@@ -60,10 +94,12 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   act.addRetry(RETRY_CONFLICTS);
   const complete = task(LEASE_EVENT_TASKS.complete, 'complete', undefined, { 'results.$': '$.results' });
   complete.addRetry(RETRY_CONFLICTS);
-  // Finishing is what makes the event DONE or ERROR: it is retried on any error.
-  const finish = task(LEASE_EVENT_TASKS.finish, 'finish', '$.finish', { 'error.$': '$.error', 'act.$': '$.act', 'results.$': '$.results' });
+  // Finishing is what makes the event DONE or ERROR: it is retried on any error. It gets Act's
+  // notes and the lanes' summaries, not the lanes themselves (every node id of the lease).
+  const finish = task(LEASE_EVENT_TASKS.finish, 'finish', '$.finish', { 'error.$': '$.error', act: { 'notes.$': '$.act.notes' }, 'results.$': '$.results' });
   finish.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 6, backoffRate: 2 });
 
+  // --- one lane: a child execution ---------------------------------------------------------
   // One callback job per node: the function queues the job with the task token and returns; the
   // agent's result answers the token (SendTaskSuccess/Failure), its heartbeats keep it alive.
   const agentJob = callback(LEASE_EVENT_TASKS.agentJob, 'agent_job', {
@@ -75,17 +111,35 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   const jobOk = new Pass(scope, 'JobSucceeded', {
     parameters: { 'node_id.$': '$.job.node_id', 'reservation_id.$': '$.job.reservation_id', ok: true },
   });
-  const jobFailed = new Pass(scope, 'JobFailed', {
-    parameters: { 'node_id.$': '$.job.node_id', 'reservation_id.$': '$.job.reservation_id', ok: false, 'error.$': '$.failure.Cause' },
-  });
+  // Why it failed, cut short, and whether the failure settled (a note rather than the event's failure).
+  const jobFailed = replacing(LEASE_EVENT_TASKS.jobFailed, 'job_failed', { 'job.$': '$.job', 'error.$': '$.failure' });
+  jobFailed.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 5, backoffRate: 2 });
   agentJob.addCatch(jobFailed, { errors: ['States.ALL'], resultPath: '$.failure' });
-  const jobs = new MapState(scope, 'AgentJobs', {
-    itemsPath: '$.act.jobs',
-    maxConcurrency: AGENT_JOB_CONCURRENCY,
-    itemSelector: { ...ids, 'job.$': '$$.Map.Item.Value' },
+  const laneJobs = new MapState(scope, 'LaneJobs', {
+    itemsPath: '$.lane.node_ids',
+    // One at a time: the lanes are what run side by side.
+    maxConcurrency: 1,
+    itemSelector: {
+      ...ids,
+      job: { 'reservation_id.$': '$.lane.reservation_id', 'action.$': '$.lane.action', 'node_id.$': '$$.Map.Item.Value' },
+    },
     resultPath: '$.results',
   });
-  jobs.itemProcessor(agentJob.next(jobOk));
+  laneJobs.itemProcessor(agentJob.next(jobOk));
+  // The lane's output (its item of AgentJobs' result) is its summary.
+  const laneDone = replacing(LEASE_EVENT_TASKS.laneDone, 'lane_done', { 'results.$': '$.results' });
+  laneDone.addRetry({ errors: ['States.ALL'], interval: Duration.seconds(2), maxAttempts: 5, backoffRate: 2 });
+
+  const jobs = new DistributedMap(scope, 'AgentJobs', {
+    itemsPath: '$.act.lanes',
+    maxConcurrency: AGENT_JOB_CONCURRENCY,
+    // Standard children: the agent jobs are callbacks, which Express lacks.
+    mapExecutionType: StateMachineType.STANDARD,
+    label: 'AgentJobs',
+    itemSelector: { ...ids, 'lane.$': '$$.Map.Item.Value' },
+    resultPath: '$.results',
+  });
+  jobs.itemProcessor(laneJobs.next(laneDone));
 
   act.addCatch(finish, { errors: ['States.ALL'], resultPath: '$.error' });
   jobs.addCatch(finish, { errors: ['States.ALL'], resultPath: '$.error' });

@@ -1,3 +1,5 @@
+import { traceAwsClient } from './xray.ts';
+
 interface Sender {
   send(command: unknown): Promise<unknown>;
 }
@@ -11,7 +13,7 @@ export function lazyClient<L>(make: () => object): L {
   let client: Sender | undefined;
   const sender: Sender = {
     send: (command) => {
-      client ??= make() as Sender;
+      client ??= traceAwsClient(make()) as Sender;
       return client.send(command);
     },
   };

@@ -1,6 +1,7 @@
 import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { BlobStore } from '#core/drydock/store.ts';
+import { traceAwsClient } from './xray.ts';
 
 export interface S3BlobSettings {
   bucket: string;
@@ -80,8 +81,9 @@ export class S3BlobStore implements BlobStore {
   private readonly bucket: string;
 
   constructor(s: S3BlobSettings) {
-    this.client = makeS3(s);
-    this.presigner = s.endpoint && s.publicEndpoint && s.publicEndpoint !== s.endpoint ? makeS3({ ...s, endpoint: s.publicEndpoint }) : this.client;
+    this.client = traceAwsClient(makeS3(s));
+    // Its own, untraced client: presigning sends nothing, so it is no call to trace.
+    this.presigner = makeS3(s.endpoint && s.publicEndpoint && s.publicEndpoint !== s.endpoint ? { ...s, endpoint: s.publicEndpoint } : s);
     this.bucket = s.bucket;
   }
 

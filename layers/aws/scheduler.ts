@@ -45,11 +45,11 @@ export function awsEventScheduler(env: Record<string, string | undefined>, clien
     if (!group || !roleArn || !stateMachineArn) {
       throw new Error('lease event scheduling is not configured: SCHEDULER_GROUP, SCHEDULER_ROLE_ARN and LEASE_EVENTS_STATE_MACHINE_ARN must be set');
     }
-    return { group, roleArn, stateMachineArn };
+    return { group, roleArn, stateMachineArn, deadLetterArn: env.SCHEDULER_DLQ_ARN || undefined };
   };
 
   const definition = (ref: LeaseEventRef): CreateScheduleCommandInput => {
-    const { group, roleArn, stateMachineArn } = config();
+    const { group, roleArn, stateMachineArn, deadLetterArn } = config();
     // The universal target's partition is the state machine's (aws, aws-cn, aws-us-gov).
     const partition = stateMachineArn.split(':')[1] || 'aws';
     return {
@@ -70,6 +70,9 @@ export function awsEventScheduler(env: Record<string, string | undefined>, clien
           Input: JSON.stringify({ lease_id: ref.lease_id, event_id: ref.event_id }),
         }),
         RetryPolicy: SCHEDULE_RETRY,
+        // A trigger given up after its retries lands here (the lifecycle stack's dead letters,
+        // watched by an alarm) instead of vanishing; the sweeper still runs its event.
+        ...(deadLetterArn ? { DeadLetterConfig: { Arn: deadLetterArn } } : {}),
       },
     };
   };

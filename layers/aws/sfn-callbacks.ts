@@ -1,6 +1,7 @@
 import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
 import type { TaskCallbacks } from '#core/agent/callbacks.ts';
 import { log } from '#core/util/log.ts';
+import { traceAwsClient } from './xray.ts';
 
 /** Errors meaning the workflow no longer waits for this token: nothing to answer any more. */
 const GONE = new Set(['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken']);
@@ -16,7 +17,7 @@ export interface CallbackClient {
 }
 
 export class SfnTaskCallbacks implements TaskCallbacks {
-  constructor(private readonly client: CallbackClient = new SFNClient({}) as unknown as CallbackClient) {}
+  constructor(private readonly client: CallbackClient = traceAwsClient(new SFNClient({})) as unknown as CallbackClient) {}
 
   private async send(what: string, command: CallbackCommand): Promise<void> {
     try {

@@ -13,15 +13,19 @@ export abstract class DomainError extends Error {
   abstract readonly errorName: string | number;
   /** Extra response headers (e.g. `Retry-After`). */
   headers: Record<string, string> = {};
-
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
+  /**
+   * The class's own name, written out in every class (`override readonly name: string = '…'`),
+   * never taken from the constructor (`new.target.name`): the Lambda bundles are minified, which
+   * renames classes, and Lambda reports a thrown error's `name` as its `errorType`, which the
+   * workflows' Retry and Catch match (`ConcurrentModificationError`, infra/workflows/steps.ts).
+   * test/infra/bundle.test.ts holds every error class of the Lambda code to this.
+   */
+  abstract override readonly name: string;
 }
 
 /** 400: the request is malformed or breaks a validation rule. */
 export class ValidationError extends DomainError {
+  override readonly name: string = 'ValidationError';
   readonly statusCode = 400;
   constructor(
     message: string,
@@ -33,12 +37,14 @@ export class ValidationError extends DomainError {
 
 /** 401: no token, an unknown or expired token, or a token for another project. */
 export class UnauthorizedError extends DomainError {
+  override readonly name: string = 'UnauthorizedError';
   readonly statusCode = 401;
   readonly errorName = 'UNAUTHORIZED';
 }
 
 /** 403: authenticated but not allowed. */
 export class ForbiddenError extends DomainError {
+  override readonly name: string = 'ForbiddenError';
   readonly statusCode = 403;
   constructor(
     message: string,
@@ -50,12 +56,14 @@ export class ForbiddenError extends DomainError {
 
 /** 404: the object does not exist or is not visible to the caller. */
 export class NotFoundError extends DomainError {
+  override readonly name: string = 'NotFoundError';
   readonly statusCode = 404;
   readonly errorName = 'NOT_FOUND';
 }
 
 /** 405: the path exists but not with this method. */
 export class MethodNotAllowedError extends DomainError {
+  override readonly name: string = 'MethodNotAllowedError';
   readonly statusCode = 405;
   readonly errorName = 'METHOD_NOT_ALLOWED';
   constructor(
@@ -69,12 +77,14 @@ export class MethodNotAllowedError extends DomainError {
 
 /** 406: the client asked for a representation or API version we do not serve. */
 export class NotAcceptableError extends DomainError {
+  override readonly name: string = 'NotAcceptableError';
   readonly statusCode = 406;
   readonly errorName = 'NOT_ACCEPTABLE';
 }
 
 /** 409: the request conflicts with the current state (status, allocation, uniqueness). */
 export class ConflictError extends DomainError {
+  override readonly name: string = 'ConflictError';
   readonly statusCode = 409;
   constructor(
     message: string,
@@ -89,6 +99,7 @@ export class ConflictError extends DomainError {
  * code); a client mistake or a busy calendar is not a server fault (DESIGN.md §10).
  */
 export class NotEnoughHostsError extends ConflictError {
+  override readonly name: string = 'NotEnoughHostsError';
   constructor(message = 'Not enough hosts available') {
     super(message, 'NOT_ENOUGH_HOSTS_AVAILABLE');
   }
@@ -96,30 +107,35 @@ export class NotEnoughHostsError extends ConflictError {
 
 /** 413: the request body is larger than we accept. */
 export class PayloadTooLargeError extends DomainError {
+  override readonly name: string = 'PayloadTooLargeError';
   readonly statusCode = 413;
   readonly errorName = 'REQUEST_TOO_LARGE';
 }
 
 /** 415: a body that is not JSON where JSON is required. */
 export class UnsupportedMediaTypeError extends DomainError {
+  override readonly name: string = 'UnsupportedMediaTypeError';
   readonly statusCode = 415;
   readonly errorName = 'UNSUPPORTED_MEDIA_TYPE';
 }
 
 /** 422: an Idempotency-Key reused with a different request. */
 export class IdempotencyMismatchError extends DomainError {
+  override readonly name: string = 'IdempotencyMismatchError';
   readonly statusCode = 422;
   readonly errorName = 'IDEMPOTENCY_KEY_MISMATCH';
 }
 
 /** 503: a dependency is temporarily unavailable; safe to retry. */
 export class ServiceUnavailableError extends DomainError {
+  override readonly name: string = 'ServiceUnavailableError';
   readonly statusCode = 503;
   readonly errorName = 'SERVICE_UNAVAILABLE';
 }
 
 /** 502: a BMC (through the agent) answered with an error; the message says what it said. */
 export class BmcOperationError extends DomainError {
+  override readonly name: string = 'BmcOperationError';
   readonly statusCode = 502;
   readonly errorName = 'BMC_ERROR';
 }
@@ -129,6 +145,7 @@ export class BmcOperationError extends DomainError {
  * job is still queued and a retry would run it twice.
  */
 export class AgentTimeoutError extends DomainError {
+  override readonly name: string = 'AgentTimeoutError';
   readonly statusCode = 504;
   readonly errorName = 'AGENT_TIMEOUT';
 }
@@ -139,6 +156,7 @@ export class AgentTimeoutError extends DomainError {
  * if it escapes.
  */
 export class ConcurrentModificationError extends ConflictError {
+  override readonly name: string = 'ConcurrentModificationError';
   constructor(message = 'The object was modified concurrently, please retry') {
     super(message, 'CONCURRENT_MODIFICATION');
   }

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import middy from '@middy/core';
-import type { APIGatewayProxyEventV2WithLambdaAuthorizer, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import {
   ConflictError,
   DomainError,
@@ -17,24 +17,28 @@ import {
 import type { Principal, Role } from '#core/identity/identity.ts';
 import type { Ports } from '#core/ports.ts';
 import { checkJson, idProblem, MAX_ID_BYTES, MAX_QUERY_BYTES } from '#core/util/bounds.ts';
+import { appendLogContext, invocationFields, withLogContext } from '#core/util/log.ts';
+import { credentialOf, principalFor } from './credentials.ts';
 import { type ErrorStyle, renderError } from './errors.ts';
 import { log } from './log.ts';
 import { compileTemplate, type CompiledTemplate } from './route-match.ts';
 
 /**
  * The middy stack every surface function shares (DESIGN.md §3): request id, body parsing,
- * `.json` suffix, auth context from the authorizer, Idempotency-Key on POST, dispatch on the
- * API Gateway route key, and error rendering in the surface's format. A surface is a table of
- * thin handlers: `surface({ style: 'blazar', ... }, { 'GET /v1/leases': listLeases, ... })`.
+ * `.json` suffix, authentication, Idempotency-Key on POST, dispatch on the API Gateway route
+ * key, and error rendering in the surface's format. A surface is a table of thin handlers:
+ * `surface({ style: 'blazar', ... }, { 'GET /v1/leases': listLeases, ... })`.
+ *
+ * The surface authenticates its requests itself (no API Gateway authorizer: one invocation per
+ * request, README "The API edge"): a route not in `anonymous` resolves the request's token
+ * (`credentials.ts`, cached in-process) and answers 401 in the surface's own format without one.
+ * Every log line of the invocation carries its Lambda request id, trace id and API request id.
  */
-
-/** What the authorizer hands to the function (`requestContext.authorizer.lambda`). */
-export interface AuthorizerContext {
-  /** JSON of the Principal, or '' when the request carried no valid credentials. */
-  principal?: string;
-}
-export type HttpEvent = APIGatewayProxyEventV2WithLambdaAuthorizer<AuthorizerContext>;
+export type HttpEvent = APIGatewayProxyEventV2;
 export type HttpResult = APIGatewayProxyStructuredResultV2;
+
+/** A surface function: the Lambda handler, and the route keys it serves. */
+export type SurfaceHandler = ((event: HttpEvent, context: Context) => Promise<HttpResult>) & { routeKeys: readonly string[] };
 
 export interface Request {
   deps: Ports;
@@ -174,12 +178,6 @@ function checkAccept(event: HttpEvent): void {
   }
 }
 
-function principalOf(event: HttpEvent): Principal | undefined {
-  const raw = event.requestContext.authorizer?.lambda?.principal;
-  if (!raw) return undefined;
-  return JSON.parse(raw) as Principal;
-}
-
 /** A coarse role gate shared by every surface; finer rules live in the use-cases. */
 function checkRole(auth: Principal | undefined, method: string, roles: readonly Role[] | undefined): void {
   if (!auth) return; // routes decide whether anonymous access is allowed
@@ -205,7 +203,7 @@ export function surface(
   deps: () => Ports = () => {
     throw new Error('this surface has no ports');
   },
-): middy.MiddyfiedHandler<HttpEvent, HttpResult, Error, Context> & { routeKeys: readonly string[] } {
+): SurfaceHandler {
   const compiled: { key: string; method: string; tpl: CompiledTemplate }[] = Object.keys(routes).map((key) => {
     const [method, path] = key.split(' ') as [string, string];
     return { key, method, tpl: compileTemplate(path) };
@@ -237,7 +235,6 @@ export function surface(
     const state = context.state!;
     const method = event.requestContext.http.method.toUpperCase();
     let key = event.routeKey.replace(/\.json$/, '');
-    const auth = principalOf(event);
     let params = (event.pathParameters ?? {}) as Record<string, string>;
     if (!routes[key]) {
       const viaSlash = slashRoute(method, event.rawPath);
@@ -245,6 +242,9 @@ export function surface(
     }
     // After the slash dispatch: an anonymous route reached with a trailing slash stays anonymous.
     const anonymous = options.anonymous?.includes(key) === true;
+    // Anonymous routes authenticate by other means (a node key), whatever token came along.
+    const token = anonymous ? undefined : credentialOf(event.headers ?? {});
+    const auth = token === undefined ? undefined : await principalFor(deps, token);
     if (!auth && !anonymous) {
       throw new UnauthorizedError('Authentication required: send a valid X-Auth-Token header');
     }
@@ -257,7 +257,6 @@ export function surface(
       if (path[last]?.endsWith('.json')) path[last] = path[last].slice(0, -5);
     }
     checkAccept(event);
-    // Anonymous routes authenticate by other means (a node key), whatever token came along.
     if (!anonymous) checkRole(auth, method, options.roles);
     checkParams(path, event.queryStringParameters ?? {});
     const req: Request = {
@@ -284,8 +283,10 @@ export function surface(
     .use({
       before: (request) => {
         const upstream = request.event.requestContext?.requestId;
+        const requestId = `req-${randomUUID()}`;
+        appendLogContext({ request_id: requestId, ...(upstream ? { apigw_request_id: upstream } : {}) });
         (request.context as Context & { state?: State }).state = {
-          requestId: `req-${randomUUID()}`,
+          requestId,
           started: Date.now(),
           extraHeaders: upstream ? { 'X-Amzn-RequestId': upstream } : {},
         };
@@ -318,14 +319,16 @@ export function surface(
         accessLog(request.event, r.statusCode, state);
       },
     });
+  // Each invocation in its own log scope (the local stack runs many at once in one process).
+  const handler = (event: HttpEvent, context: Context) => withLogContext(invocationFields(context), () => wrapped(event, context));
   // The route keys this surface serves, so tests can check them against infra/routes.ts.
-  return Object.assign(wrapped, { routeKeys: Object.keys(routes) });
+  return Object.assign(handler, { routeKeys: Object.keys(routes) });
 }
 
 async function storedBody(deps: Ports, reply: Reply): Promise<{ body: string; sealed?: true }> {
   if (reply.body === undefined) return { body: '' };
   const json = JSON.stringify(reply.body);
-  return reply.secret ? { body: await deps.secrets.seal(json), sealed: true } : { body: json };
+  return reply.secret ? { body: await deps.secrets.seal('idempotent-reply', json), sealed: true } : { body: json };
 }
 
 function requestIdHeaders(id: string): Record<string, string> {
@@ -395,8 +398,8 @@ function accessLog(event: HttpEvent, status: number, state: State): void {
  * key so that a corrected retry can run.
  *
  * Keys belong to the calling token, not to its user or project: a replay is served only to the
- * token that made the request, which the authorizer has just resolved again (a revoked or
- * expired token never reaches this point), so a replay grants nothing the caller could not do.
+ * token that made the request, which the surface has just resolved again (a revoked or expired
+ * token never reaches this point), so a replay grants nothing the caller could not do.
  * A response that carries a secret (`Reply.secret`) is stored sealed.
  */
 async function withIdempotency(req: Request, event: HttpEvent, run: () => Promise<Reply>): Promise<Reply> {
@@ -420,7 +423,7 @@ async function withIdempotency(req: Request, event: HttpEvent, run: () => Promis
     return {
       statusCode: existing.status ?? 200,
       headers: { ...(existing.headers ?? {}), 'Idempotent-Replayed': 'true' },
-      body: existing.body ? JSON.parse(existing.sealed ? await req.deps.secrets.open(existing.body) : existing.body) : undefined,
+      body: existing.body ? JSON.parse(existing.sealed ? await req.deps.secrets.open('idempotent-reply', existing.body) : existing.body) : undefined,
     };
   }
   try {

@@ -1,10 +1,10 @@
 import type { Principal } from '#core/identity/identity.ts';
 
 /**
- * Positive token resolutions cached in-process for a few seconds to spare DynamoDB reads. A
- * revocation clears the cache of the process that served it (immediate on the local stack,
- * where the authorizer shares the process); other warm Lambda containers stop accepting a
- * revoked token within TTL_MS.
+ * Positive token resolutions cached in-process for a few seconds to spare DynamoDB reads (the
+ * surfaces resolve tokens themselves: `credentials.ts`). A revocation clears the cache of the
+ * process that served it (immediate on the local stack, where every surface shares the process);
+ * other warm Lambda containers stop accepting a revoked token within TTL_MS.
  */
 export const TOKEN_CACHE_TTL_MS = 10_000;
 const cache = new Map<string, { principal: Principal; until: number }>();

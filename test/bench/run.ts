@@ -1,11 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { dynamoStats } from '#aws/dynamo/client.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
-import { functionNames } from '../../infra/routes.ts';
 import { agentBench } from './agent.ts';
+import { bundlesBench } from './bundles.ts';
 import { drydockBench } from './drydock.ts';
 import { lifecycleBench } from './lifecycle.ts';
 import { machinesBench } from './machines.ts';
@@ -47,7 +46,8 @@ async function pool(n: number, c: number, task: (i: number) => Promise<number>):
 
 /**
  * `npm run bench` runs every part but the machines; `npm run bench -- booking`, `-- agent`,
- * `-- lifecycle`, `-- drydock` or `-- machines` (QEMU VMs: minutes) runs one.
+ * `-- lifecycle`, `-- drydock`, `-- bundles` (sizes and import times of the Lambda bundles) or
+ * `-- machines` (QEMU VMs: minutes) runs one.
  * `npm run bench -- tenant` (QEMU VMs: minutes): leases of 1 and 5 VMs naming an image, start → active, end → erased.
  */
 const only = process.argv[2];
@@ -57,6 +57,7 @@ async function main() {
   if (only === 'lifecycle') return runOnly('lifecycle', lifecycleBench);
   if (only === 'drydock') return runOnly('drydock', drydockBench);
   if (only === 'machines') return runOnly('machines', machinesBench);
+  if (only === 'bundles') return runOnly('bundles', bundlesBench);
   if (only === 'tenant') return runOnly('tenant', tenantBench);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
@@ -160,12 +161,8 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  // Bundle sizes of the Lambda functions (ESM, minified): as shipped (SDK bundled) and SDK external.
-  for (const fn of [...functionNames.map((f) => `functions/api/${f}.ts`), 'functions/auth/authorizer.ts']) {
-    const size = async (external: string[]) =>
-      (await build({ entryPoints: [fn], bundle: true, write: false, platform: 'node', format: 'esm', minify: true, target: 'node22', external, mainFields: ['module', 'main'] })).outputFiles[0]!.contents.length;
-    record(`bundle ${fn}`, `${((await size([])) / 1024).toFixed(0)} KiB (SDK external: ${((await size(['@aws-sdk/*'])) / 1024).toFixed(0)} KiB)`);
-  }
+  // Every Lambda bundle as CDK packages it: size and import time (test/bench/bundles.ts).
+  await bundlesBench(record);
 
   if (only !== 'booking') {
     await agentBench(record);

@@ -4,6 +4,7 @@ import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
 import { ClaimRequest, UNOPENABLE_SECRETS } from '../../layers/core/agent/jobs.ts';
 import { claimJobs } from '../../layers/core/agent/kinds.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
+import type { SecretKind } from '../../layers/core/secrets.ts';
 import { localCallbacks } from '../../layers/aws/deps.ts';
 import { call, tokenFor, unique } from '../support/api.ts';
 
@@ -165,8 +166,8 @@ describe('agent job queue', () => {
     const agent: Principal = { token_id: 't', project_id: site, user_id: 'agent', roles: ['agent'] };
     const base = deps();
     const secrets = {
-      seal: async (plain: string) => `plain:${plain}`,
-      open: async (sealed: string) => {
+      seal: async (_kind: SecretKind, plain: string) => `plain:${plain}`,
+      open: async (_kind: SecretKind, sealed: string) => {
         if (sealed === 'broken') throw new Error('unable to authenticate data');
         return sealed.replace(/^plain:/, '');
       },

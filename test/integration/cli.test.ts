@@ -161,7 +161,7 @@ describe('slipway CLI', () => {
       expect(revoked.code).toBe(0);
       expect(revoked.stdout).toContain(id);
       expect((await asAdmin(['token', 'list'])).stdout).not.toContain(id);
-      // The authorizer caches valid tokens for up to 10 s (functions/auth/authorizer.ts), and
+      // Surfaces cache valid tokens for up to 10 s (layers/http/token-cache.ts), and
       // this one was just used: it must be refused once that window has passed.
       expect(await statusWithin(15_000, `/v1.1/${project}/leases`, token, 401)).toBe(401);
 

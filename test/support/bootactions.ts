@@ -35,7 +35,7 @@ export async function seedBootActions(
     subtask_id: randomUUID(),
     design_ref: task.design_ref,
     key_hash: hashNodeKey(key),
-    key_sealed: await d.secrets.seal(nodeKeyHex(key)),
+    key_sealed: await d.secrets.seal('node-key', nodeKeyHex(key)),
     action_ids: rows.map((r) => r.action_id),
     units_object: `${prefix}/units.tar.gz`,
     files_object: `${prefix}/files.tar.gz`,

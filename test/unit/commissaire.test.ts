@@ -2,6 +2,7 @@ import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { handler } from '../../functions/api/commissaire.ts';
 import type { HttpEvent } from '../../layers/http/surface.ts';
+import { cachedToken } from '../support/principal.ts';
 import { ClusterHostsPut, ClusterPut, DeployPut, OperationPut } from '../../layers/core/commissaire/clusters.ts';
 import { HostPut } from '../../layers/core/commissaire/hosts.ts';
 import { canonicalAddress, clusterHealth, fingerprint, parseAddress, parseName, sameSet } from '../../layers/core/commissaire/model.ts';
@@ -131,10 +132,10 @@ describe('PUT /api/v0/host without an address', () => {
       routeKey: 'PUT /api/v0/host',
       rawPath: '/api/v0/host',
       rawQueryString: '',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'x-auth-token': cachedToken(admin) },
       body: JSON.stringify({ ssh_priv_key: 'a2V5' }),
       isBase64Encoded: false,
-      requestContext: { http: { method: 'PUT', path: '/api/v0/host', sourceIp: '' }, requestId: 'unit', authorizer: { lambda: { principal: admin } } },
+      requestContext: { http: { method: 'PUT', path: '/api/v0/host', sourceIp: '' }, requestId: 'unit' },
     } as unknown as HttpEvent;
     const context = { functionName: 'unit', awsRequestId: 'unit', getRemainingTimeInMillis: () => 30_000 } as unknown as Context;
     const res = await handler(event, context);

@@ -9,6 +9,7 @@ import type { TaskMessage } from '../../layers/core/drydock/tasks/model.ts';
 import { ForbiddenError, UnauthorizedError, ValidationError } from '../../layers/core/errors.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
 import type { Ports } from '../../layers/core/ports.ts';
+import type { SecretKind } from '../../layers/core/secrets.ts';
 
 /**
  * The boot-action use-cases on in-memory ports: the edges the HTTP tests cannot reach (a
@@ -66,7 +67,7 @@ function setup() {
     blobs,
     clock: { now: () => now },
     config: configFromEnv({}),
-    secrets: { seal: async (s: string) => `sealed:${s}`, open: async (s: string) => s.replace(/^sealed:/, '') },
+    secrets: { seal: async (_kind: SecretKind, s: string) => `sealed:${s}`, open: async (_kind: SecretKind, s: string) => s.replace(/^sealed:/, '') },
     callbacks,
   } as unknown as Ports;
   const json = (b: unknown) => ({ text: JSON.stringify(b), contentType: 'application/json' });

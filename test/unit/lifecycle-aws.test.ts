@@ -67,6 +67,13 @@ describe('awsEventScheduler', () => {
     expect(JSON.parse(target.Input)).toEqual({ lease_id: 'l-1', event_id: ref.event_id });
   });
 
+  it('gives a trigger it cannot deliver to the dead-letter queue SCHEDULER_DLQ_ARN names, when set', async () => {
+    const c = client();
+    const dlq = 'arn:aws:sqs:eu-west-1:123456789012:lifecycle-dead-letters';
+    await awsEventScheduler({ ...ENV, SCHEDULER_DLQ_ARN: dlq }, c).put(ref);
+    expect(c.sent[0]!.input.Target.DeadLetterConfig).toEqual({ Arn: dlq });
+  });
+
   it('takes the universal target partition from the state machine ARN', async () => {
     const c = client();
     await awsEventScheduler({ ...ENV, LEASE_EVENTS_STATE_MACHINE_ARN: 'arn:aws-cn:states:cn-north-1:1:stateMachine:x' }, c).put(ref);

@@ -10,6 +10,7 @@ import { handler as ironic } from '../../functions/api/ironic.ts';
 import { handler as commissaire } from '../../functions/api/commissaire.ts';
 import { handler as bootactions } from '../../functions/api/bootactions.ts';
 import { handler as drydock } from '../../functions/api/drydock.ts';
+import { cachedToken } from '../support/principal.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
 import type { HttpEvent, HttpResult } from '../../layers/http/surface.ts';
@@ -73,7 +74,7 @@ function event(method: string, routeKey: string, rawPath: string, principal?: st
     routeKey,
     rawPath,
     rawQueryString: '',
-    headers: { accept: 'application/json' },
+    headers: { accept: 'application/json', ...(principal === undefined ? {} : { 'x-auth-token': cachedToken(principal) }) },
     isBase64Encoded: false,
     requestContext: {
       accountId: '000000000000',
@@ -86,7 +87,6 @@ function event(method: string, routeKey: string, rawPath: string, principal?: st
       stage: '$default',
       time: new Date().toISOString(),
       timeEpoch: Date.now(),
-      authorizer: { lambda: principal === undefined ? {} : { principal } },
     },
   } as HttpEvent;
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { UnauthorizedError } from '../../layers/core/errors.ts';
 import { gunzipSync } from 'node:zlib';
 import { GZIP_MIN_BYTES, type HttpEvent, ok, raw, redirect, surface } from '../../layers/http/surface.ts';
+import { cachedToken } from '../support/principal.ts';
 
 /**
  * The surface machinery beyond JSON in, JSON out: raw (text and binary) replies, redirects,
@@ -22,7 +23,7 @@ function event(
     routeKey,
     rawPath,
     rawQueryString: '',
-    headers: { accept: '*/*', ...(opts.headers ?? {}) },
+    headers: { accept: '*/*', ...(opts.principal === undefined ? {} : { 'x-auth-token': cachedToken(opts.principal) }), ...(opts.headers ?? {}) },
     pathParameters: opts.params,
     queryStringParameters: opts.query,
     body: opts.body,
@@ -38,7 +39,6 @@ function event(
       stage: '$default',
       time: new Date().toISOString(),
       timeEpoch: Date.now(),
-      authorizer: { lambda: opts.principal === undefined ? {} : { principal: opts.principal } },
     },
   } as HttpEvent;
 }

@@ -2,6 +2,7 @@ import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dy
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ValidationError } from '#core/errors.ts';
 import { log } from '#core/util/log.ts';
+import { traceAwsClient } from '../xray.ts';
 
 export interface DynamoSettings {
   tableName: string;
@@ -39,13 +40,15 @@ type Capacity = { CapacityUnits?: number; ReadCapacityUnits?: number; WriteCapac
 const READS = new Set(['GetItemCommand', 'QueryCommand', 'BatchGetItemCommand', 'ScanCommand', 'TransactGetItemsCommand']);
 
 export function makeDynamo(s: DynamoSettings): Dynamo {
-  const client = new DynamoDBClient({
-    // On AWS the SDK finds the region itself (Lambda sets AWS_REGION; the CLI may use a profile).
-    ...(s.region ? { region: s.region } : {}),
-    ...(s.endpoint
-      ? { endpoint: s.endpoint, region: s.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
-      : {}),
-  });
+  const client = traceAwsClient(
+    new DynamoDBClient({
+      // On AWS the SDK finds the region itself (Lambda sets AWS_REGION; the CLI may use a profile).
+      ...(s.region ? { region: s.region } : {}),
+      ...(s.endpoint
+        ? { endpoint: s.endpoint, region: s.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
+        : {}),
+    }),
+  );
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const name = context.commandName ?? 'unknown';

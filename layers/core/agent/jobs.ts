@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { ConflictError, ForbiddenError, NotFoundError } from '../errors.ts';
 import { type Principal, requireAuth } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
-import { isSealed, openSecrets } from '../secrets.ts';
+import { isSealed, openSecrets, type SecretKind } from '../secrets.ts';
 import { boundedId, byteLength, jsonProblem, MAX_FREE_FORM_BYTES } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
+import { metric } from '../util/metrics.ts';
 import type { Job } from './model.ts';
 
 /**
@@ -34,16 +35,16 @@ export const MAX_CLAIM = 32;
 
 export const ClaimRequest = z.strictObject({
   /** Long-poll: wait up to this many seconds for a job (API Gateway allows 30 s in all). */
-  wait: z.number().min(0).max(20).default(0),
-  max: z.number().int().min(1).max(MAX_CLAIM).default(1),
+  wait: z._default(z.number().check(z.gte(0), z.lte(20)), 0),
+  max: z._default(z.number().check(z.int(), z.gte(1), z.lte(MAX_CLAIM)), 1),
   /** How long the claim lasts without a heartbeat. */
-  lease_seconds: z.number().int().min(1).max(900).default(60),
+  lease_seconds: z._default(z.number().check(z.int(), z.gte(1), z.lte(900)), 60),
 });
 export type ClaimRequest = z.infer<typeof ClaimRequest>;
 
 export const HeartbeatRequest = z.strictObject({
   claim_token: boundedId(),
-  lease_seconds: z.number().int().min(1).max(900).default(60),
+  lease_seconds: z._default(z.number().check(z.int(), z.gte(1), z.lte(900)), 60),
 });
 
 export const ReleaseRequest = z.strictObject({ claim_token: boundedId() });
@@ -56,18 +57,18 @@ export const ReleaseRequest = z.strictObject({ claim_token: boundedId() });
 export const MAX_JOB_OUTPUT_BYTES = MAX_FREE_FORM_BYTES;
 
 /** A job's output: any JSON value, nested at most 32 levels, no reserved keys, at most 64 KiB. */
-export const JobOutput = z.unknown().superRefine((v, ctx) => {
+export const JobOutput = z.unknown().check(z.superRefine((v, ctx) => {
   if (v === undefined) return;
   const p = jsonProblem(v);
   if (p) return ctx.addIssue({ code: 'custom', message: p });
   if (byteLength(JSON.stringify(v)) > MAX_JOB_OUTPUT_BYTES) ctx.addIssue({ code: 'custom', message: `must be at most ${MAX_JOB_OUTPUT_BYTES / 1024} KiB of JSON` });
-});
+}));
 
 export const ResultRequest = z.strictObject({
   claim_token: boundedId(),
   status: z.enum(['succeeded', 'failed']),
-  output: JobOutput.optional(),
-  error: z.string().max(4000).optional(),
+  output: z.optional(JobOutput),
+  error: z.optional(z.string().check(z.maxLength(4000))),
 });
 export type ResultRequest = z.infer<typeof ResultRequest>;
 
@@ -90,24 +91,25 @@ async function settled(deps: Ports, kinds: JobKinds, job: Job): Promise<void> {
   } catch (err) {
     // The job stays final; the workflow's own timeout covers a callback that could not be sent.
     log.error('task callback failed', { job_id: job.id, error: (err as Error).name });
+    metric('CallbackFailures', 1, 'Count');
   }
 }
 
 /**
- * Objects of a job payload whose sealed fields are opened for the agent: BMC `driver_info`, SSH
- * `ssh` (the key), a Drydock deploy's `bootaction` (the node key for the installer); and an
- * Ironic deploy's `configdrive`, sealed whole.
+ * Objects of a job payload whose sealed fields are opened for the agent, with the one kind each
+ * holds: BMC `driver_info`, SSH `ssh` (the key), a Drydock deploy's `bootaction` (the node key
+ * for the installer); and an Ironic deploy's `configdrive`, sealed whole.
  */
-const SECRET_HOLDERS = ['driver_info', 'ssh', 'bootaction'] as const;
+const SECRET_HOLDERS = { driver_info: 'bmc-password', ssh: 'ssh-key', bootaction: 'node-key' } as const satisfies Record<string, SecretKind>;
 
 async function openPayload(deps: Ports, payload: Record<string, unknown>): Promise<Record<string, unknown>> {
   const out = { ...payload };
-  for (const k of SECRET_HOLDERS) {
+  for (const [k, kind] of Object.entries(SECRET_HOLDERS)) {
     const v = payload[k];
-    if (v && typeof v === 'object') out[k] = await openSecrets(deps.secrets, v as Record<string, unknown>);
+    if (v && typeof v === 'object') out[k] = await openSecrets(deps.secrets, kind, v as Record<string, unknown>);
   }
   // An Ironic deploy's config drive is sealed whole (its user data may hold secrets).
-  if (isSealed(payload.configdrive)) out.configdrive = JSON.parse(await deps.secrets.open(payload.configdrive.$sealed)) as unknown;
+  if (isSealed(payload.configdrive)) out.configdrive = JSON.parse(await deps.secrets.open('config-drive', payload.configdrive.$sealed)) as unknown;
   return out;
 }
 

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
@@ -30,19 +30,19 @@ import { startClusterOperation } from './operations.ts';
 /** `type` is the field `container_manager` replaced in 0.1.0; commctl still sends it. Ignored. */
 export const ClusterPut = z.strictObject({
   // commctl sends `container_manager: ""` for none.
-  network: z.string().max(255).nullish(),
-  container_manager: z.string().max(255).nullish(),
-  type: z.string().max(255).nullish(),
+  network: z.nullish(z.string().check(z.maxLength(255))),
+  container_manager: z.nullish(z.string().check(z.maxLength(255))),
+  type: z.nullish(z.string().check(z.maxLength(255))),
 });
 export type ClusterPut = z.infer<typeof ClusterPut>;
 
 /** A hostset is one item: at most MAX_HOSTSET addresses (an address is at most 255 bytes). */
 const MAX_HOSTSET = 1000;
-const Addresses = z.array(boundedId()).max(MAX_HOSTSET);
+const Addresses = z.array(boundedId()).check(z.maxLength(MAX_HOSTSET));
 export const ClusterHostsPut = z.strictObject({ old: Addresses, new: Addresses });
 export type ClusterHostsPut = z.infer<typeof ClusterHostsPut>;
 
-export const DeployPut = z.strictObject({ version: z.string().trim().min(1, 'version must be a non empty string').max(255) });
+export const DeployPut = z.strictObject({ version: z.string().check(z.trim(), z.minLength(1, 'version must be a non empty string'), z.maxLength(255)) });
 /** Upgrade and restart take no parameters; commctl sends `{}`. */
 export const OperationPut = z.strictObject({});
 

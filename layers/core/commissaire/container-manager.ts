@@ -16,7 +16,7 @@ export async function loadContainerManager(
   const cm = name ? await deps.commissaire.getContainerManager(name) : undefined;
   const token = cm?.options.token;
   if (!cm || !isSealed(token)) return cm;
-  return { ...cm, options: { ...cm.options, token: await deps.secrets.open(token.$sealed) } };
+  return { ...cm, options: { ...cm.options, token: await deps.secrets.open('container-manager-token', token.$sealed) } };
 }
 
 function api(cm: ContainerManager, path: string): { url: string; headers: Record<string, string> } {

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Principal, requireAdmin, requireAuth, sameDigest } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
@@ -17,16 +17,13 @@ import { canonicalAddress, type CommissaireHost, parseAddress } from './model.ts
  */
 export const HostPut = z.strictObject({
   /** Base64 of the private key, as commctl sends it; kept exactly as given, sealed. */
-  ssh_priv_key: z.string().min(1).max(16_384),
-  remote_user: z
-    .string()
-    .regex(/^[A-Za-z0-9._][A-Za-z0-9._-]{0,254}$/, 'remote_user must be a user name')
-    .nullish(),
-  cluster: boundedId().nullish(),
+  ssh_priv_key: z.string().check(z.minLength(1), z.maxLength(16_384)),
+  remote_user: z.nullish(z.string().check(z.regex(/^[A-Za-z0-9._][A-Za-z0-9._-]{0,254}$/, 'remote_user must be a user name'))),
+  cluster: z.nullish(boundedId()),
   /** Ours: the SSH port when it is not 22. */
-  ssh_port: z.number().int().min(1).max(65535).optional(),
+  ssh_port: z.optional(z.number().check(z.int(), z.gte(1), z.lte(65535))),
   /** The address for `PUT /api/v0/host`; on `PUT /api/v0/host/{IP}` it must be that address. */
-  address: boundedId().optional(),
+  address: z.optional(boundedId()),
 });
 export type HostPut = z.infer<typeof HostPut>;
 
@@ -106,7 +103,7 @@ export async function registerHost(
       if (cluster && !cluster.hostset.includes(address)) throw new ConflictError(`Host ${address} is not in cluster ${cluster.name}`);
       return existing;
     }
-    sealed ??= await deps.secrets.seal(input.ssh_priv_key);
+    sealed ??= await deps.secrets.seal('ssh-key', input.ssh_priv_key);
     nodeId ??= await ensureNode(deps, address);
     const created = deps.clock.now().toISOString();
     const host: CommissaireHost = {
@@ -180,7 +177,7 @@ export async function getHostCreds(
 ): Promise<{ address: string; ssh_priv_key: string; remote_user: string }> {
   requireAdmin(auth);
   const host = await readHost(deps, rawAddress);
-  return { address: host.address, ssh_priv_key: await deps.secrets.open(host.ssh_priv_key_sealed), remote_user: host.remote_user };
+  return { address: host.address, ssh_priv_key: await deps.secrets.open('ssh-key', host.ssh_priv_key_sealed), remote_user: host.remote_user };
 }
 
 /** Deletes the host with its credentials and its membership; the inventory node stays. */

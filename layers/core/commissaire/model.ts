@@ -109,6 +109,7 @@ export const NAME_PATTERN = /^[a-zA-Z0-9\-_]+$/;
  * so no `Allow` header).
  */
 export class HostNotReadyError extends DomainError {
+  override readonly name: string = 'HostNotReadyError';
   readonly statusCode = 405;
   readonly errorName = 'HOST_NOT_READY';
 }

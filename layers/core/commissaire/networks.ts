@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
@@ -12,9 +12,7 @@ import { CONTAINER_MANAGER_TYPES, type ContainerManager, DEFAULT_NETWORK, finger
  * definition under the same name 409; the conditional write itself decides, so of concurrent
  * different PUTs exactly one wins.
  */
-const Options = freeFormObject(16 * 1024)
-  .nullish()
-  .transform((o) => o ?? {});
+const Options = z.pipe(z.nullish(freeFormObject(16 * 1024)), z.transform((o) => o ?? {}));
 
 /** `host:port` (a bracketed IPv6 host allowed), as flannel's server address. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/;
@@ -22,64 +20,71 @@ const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]+):(\d{1,5})$/;
 /** `flanneld_service` is the name enums.rst uses for what the model calls `flannel_server`. */
 export const NetworkPut = z
   .strictObject({
-    name: z.string().optional(),
-    type: z
-      .enum(['flannel_etcd', 'flannel_server', 'flanneld_service'])
-      .default('flannel_etcd')
-      .transform((t) => (t === 'flanneld_service' ? 'flannel_server' : t)),
+    name: z.optional(z.string()),
+    type: z.pipe(
+      z._default(z.enum(['flannel_etcd', 'flannel_server', 'flanneld_service']), 'flannel_etcd'),
+      z.transform((t) => (t === 'flanneld_service' ? 'flannel_server' : t)),
+    ),
     options: Options,
   })
-  .superRefine((n, ctx) => {
-    if (n.type !== 'flannel_server') return;
-    const addr = n.options.address;
-    const m = typeof addr === 'string' ? HOST_PORT.exec(addr) : null;
-    if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-      ctx.addIssue({ code: 'custom', path: ['options', 'address'], message: 'flannel_server needs options.address as host:port' });
-    }
-  });
+  .check(
+    z.superRefine((n, ctx) => {
+      if (n.type !== 'flannel_server') return;
+      const addr = n.options.address;
+      const m = typeof addr === 'string' ? HOST_PORT.exec(addr) : null;
+      if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+        ctx.addIssue({ code: 'custom', path: ['options', 'address'], message: 'flannel_server needs options.address as host:port' });
+      }
+    }),
+  );
 export type NetworkPut = z.infer<typeof NetworkPut>;
 
-const OpenShiftOptions = z
-  .strictObject({
-    server_url: z.string().optional(),
-    /** The doc's name for `server_url` (upstream-apis.md §2.3 ⚠). */
-    apiserver: z.string().optional(),
-    token: z.string().optional(),
-    certificate_path: z.string().min(1).optional(),
-    certificate_key_path: z.string().min(1).optional(),
-  })
-  .superRefine((o, ctx) => {
-    if (o.server_url !== undefined && o.apiserver !== undefined && o.server_url !== o.apiserver) {
-      ctx.addIssue({ code: 'custom', path: ['apiserver'], message: 'apiserver is an alias of server_url; give one, or both equal' });
-    }
-    const url = o.server_url ?? o.apiserver;
-    let ok = false;
-    try {
-      ok = url !== undefined && /^https?:$/.test(new URL(url).protocol);
-    } catch {
-      ok = false;
-    }
-    if (!ok) ctx.addIssue({ code: 'custom', path: ['server_url'], message: 'server_url must be an http or https URL' });
-    if ((o.certificate_path === undefined) !== (o.certificate_key_path === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['certificate_path'], message: 'certificate_path and certificate_key_path go together' });
-    }
-  })
-  .transform(({ apiserver, server_url, ...rest }) => ({ server_url: (server_url ?? apiserver)!, ...rest }));
+const OpenShiftOptions = z.pipe(
+  z
+    .strictObject({
+      server_url: z.optional(z.string()),
+      /** The doc's name for `server_url` (upstream-apis.md §2.3 ⚠). */
+      apiserver: z.optional(z.string()),
+      token: z.optional(z.string()),
+      certificate_path: z.optional(z.string().check(z.minLength(1))),
+      certificate_key_path: z.optional(z.string().check(z.minLength(1))),
+    })
+    .check(
+      z.superRefine((o, ctx) => {
+        if (o.server_url !== undefined && o.apiserver !== undefined && o.server_url !== o.apiserver) {
+          ctx.addIssue({ code: 'custom', path: ['apiserver'], message: 'apiserver is an alias of server_url; give one, or both equal' });
+        }
+        const url = o.server_url ?? o.apiserver;
+        let ok = false;
+        try {
+          ok = url !== undefined && /^https?:$/.test(new URL(url).protocol);
+        } catch {
+          ok = false;
+        }
+        if (!ok) ctx.addIssue({ code: 'custom', path: ['server_url'], message: 'server_url must be an http or https URL' });
+        if ((o.certificate_path === undefined) !== (o.certificate_key_path === undefined)) {
+          ctx.addIssue({ code: 'custom', path: ['certificate_path'], message: 'certificate_path and certificate_key_path go together' });
+        }
+      }),
+    ),
+  z.transform(({ apiserver, server_url, ...rest }) => ({ server_url: (server_url ?? apiserver)!, ...rest })),
+);
 
-export const ContainerManagerPut = z
-  .strictObject({
-    name: z.string().optional(),
-    type: z.enum(CONTAINER_MANAGER_TYPES).default('openshift'),
+export const ContainerManagerPut = z.pipe(
+  z.strictObject({
+    name: z.optional(z.string()),
+    type: z._default(z.enum(CONTAINER_MANAGER_TYPES), 'openshift'),
     options: Options,
-  })
-  .transform((cm, ctx) => {
+  }),
+  z.transform((cm, ctx) => {
     // The OpenShift/Kubernetes manager reads these options; `trivial` (tests) reads none.
     if (cm.type !== 'openshift') return cm;
     const r = OpenShiftOptions.safeParse(cm.options);
     if (r.success) return { ...cm, options: r.data as Record<string, unknown> };
-    for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', path: ['options', ...issue.path.map(String)], message: issue.message });
+    for (const issue of r.error.issues) z.transformIssue(ctx, issue.message, ['options', ...issue.path.map(String)]);
     return z.NEVER;
-  });
+  }),
+);
 export type ContainerManagerPut = z.infer<typeof ContainerManagerPut>;
 
 function checkBodyName(name: string, bodyName: string | undefined): void {
@@ -150,7 +155,7 @@ export async function putContainerManager(deps: Ports, auth: Principal | undefin
   checkBodyName(name, input.name);
   const cm: ContainerManager = { name, type: input.type, options: input.options };
   const token = cm.options.token;
-  const stored = typeof token === 'string' ? { ...cm, options: { ...cm.options, token: { $sealed: await deps.secrets.seal(token) } } } : cm;
+  const stored = typeof token === 'string' ? { ...cm, options: { ...cm.options, token: { $sealed: await deps.secrets.seal('container-manager-token', token) } } } : cm;
   // The definition as given decides "identical re-PUT", as its digest: the fingerprint text would hold the token.
   const definition = createHash('sha256').update(fingerprint({ type: cm.type, options: cm.options })).digest('hex');
   await deps.commissaire.putContainerManager(stored, definition);

@@ -25,6 +25,7 @@ const STORED = /^slipway:\/\/designs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 
 /** The design could not be read (as opposed to read and found invalid). */
 export class DesignRefError extends ValidationError {
+  override readonly name: string = 'DesignRefError';
   constructor(message: string) {
     super(message, 'DESIGN_REF_ERROR');
   }

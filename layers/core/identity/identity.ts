@@ -77,3 +77,17 @@ export function requireWriter(p: Principal | undefined): Principal {
   }
   return who;
 }
+
+/**
+ * Token → principal and its expiry, or undefined for unknown and expired tokens: what every
+ * surface does with a request's credentials (layers/http/credentials.ts, behind its cache).
+ */
+export async function resolveToken(
+  deps: { tokens: { get(hash: string): Promise<TokenRecord | undefined> }; clock: { now(): Date } },
+  token: string,
+): Promise<{ principal: Principal; expires_at: string | null } | undefined> {
+  if (token.length < 8 || token.length > 512) return undefined;
+  const rec = await deps.tokens.get(hashToken(token));
+  if (!rec || isExpired(rec, deps.clock.now())) return undefined;
+  return { principal: { token_id: rec.token_id, project_id: rec.project_id, user_id: rec.user_id, roles: rec.roles }, expires_at: rec.expires_at };
+}

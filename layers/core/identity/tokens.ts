@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import {
@@ -12,18 +12,16 @@ import {
   tokenIdOf,
 } from './identity.ts';
 
-/** Token management use-cases (admin only): create, list, revoke, and resolution for the authorizer. */
+/** Token management use-cases (admin only): create, list, revoke, and resolution for the surfaces. */
 export const TokenCreate = z
-  .object({
-    project_id: z.string().min(1).max(255).regex(/^[A-Za-z0-9_.:@-]+$/, 'letters, digits and _ . : @ - only'),
-    user_id: z.string().min(1).max(255).optional(),
-    roles: z.array(z.enum(ROLES)).min(1).optional(),
-    role: z.enum(ROLES).optional(),
-    expires_at: z.iso.datetime({ offset: true }).nullable().optional(),
-    description: z.string().max(255).optional(),
-  })
-  .strict()
-  .refine((v) => v.roles !== undefined || v.role !== undefined, { message: 'role or roles is required' });
+  .strictObject({
+    project_id: z.string().check(z.minLength(1), z.maxLength(255), z.regex(/^[A-Za-z0-9_.:@-]+$/, 'letters, digits and _ . : @ - only')),
+    user_id: z.optional(z.string().check(z.minLength(1), z.maxLength(255))),
+    roles: z.optional(z.array(z.enum(ROLES)).check(z.minLength(1))),
+    role: z.optional(z.enum(ROLES)),
+    expires_at: z.optional(z.nullable(z.iso.datetime({ offset: true }))),
+    description: z.optional(z.string().check(z.maxLength(255))),
+  }).check(z.refine((v) => v.roles !== undefined || v.role !== undefined, { message: 'role or roles is required' }));
 export type TokenCreate = z.infer<typeof TokenCreate>;
 
 export interface TokenView {
@@ -104,10 +102,6 @@ export async function revokeToken(deps: Ports, auth: Principal | undefined, toke
   if (!(await deps.tokens.revoke(tokenId))) throw new NotFoundError(`Token ${tokenId} not found`);
 }
 
-/** Token → principal and its expiry, or undefined for unknown and expired tokens. */
-export async function resolveToken(deps: Ports, token: string): Promise<{ principal: Principal; expires_at: string | null } | undefined> {
-  if (token.length < 8 || token.length > 512) return undefined;
-  const rec = await deps.tokens.get(hashToken(token));
-  if (!rec || isExpired(rec, deps.clock.now())) return undefined;
-  return { principal: { token_id: rec.token_id, project_id: rec.project_id, user_id: rec.user_id, roles: rec.roles }, expires_at: rec.expires_at };
-}
+// Resolution lives beside the token model, free of this module's schemas: every surface resolves
+// tokens (layers/http/credentials.ts), and /healthz need not carry zod for it.
+export { resolveToken } from './identity.ts';

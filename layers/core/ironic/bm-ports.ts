@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAdmin, requireAuth } from '../identity/identity.ts';
 import type { Node } from '../inventory/node.ts';
@@ -46,15 +46,15 @@ export function normalizeMac(raw: unknown): string {
   return raw.trim().toLowerCase().replaceAll('-', ':');
 }
 
-const uuidish = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'Expected a UUID' });
+const uuidish = z.string().check(z.regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'Expected a UUID' }));
 /**
  * A port's free-form field (`extra`, `local_link_connection`): a JSON object of at most 64 KiB,
  * nested at most 32 levels, without reserved keys or sealed values (only the API seals).
  */
-const dict = freeFormObject().superRefine((v, ctx) => {
+const dict = freeFormObject().check(z.superRefine((v, ctx) => {
   const at = sealedShapeAt(v);
   if (at) ctx.addIssue({ code: 'custom', message: `${at}: sealed values ("$sealed") are made by the API, not accepted from clients` });
-});
+}));
 
 /** The problem with a port's free-form field after a patch, or undefined. */
 function dictProblem(v: unknown): string | undefined {
@@ -66,31 +66,31 @@ export const PortCreate = z.strictObject({
   address: boundedId(),
   // A uuid, as upstream takes; a node name is accepted too.
   node_uuid: boundedId(),
-  uuid: uuidish.optional(),
-  extra: dict.default({}),
-  local_link_connection: dict.default({}),
-  pxe_enabled: z.boolean().default(true),
-  physical_network: z.string().max(64).superRefine((v, ctx) => {
+  uuid: z.optional(uuidish),
+  extra: z._default(dict, {}),
+  local_link_connection: z._default(dict, {}),
+  pxe_enabled: z._default(z.boolean(), true),
+  physical_network: z._default(z.nullable(z.string().check(z.maxLength(64), z.superRefine((v, ctx) => {
     const p = idProblem(v);
     if (p) ctx.addIssue({ code: 'custom', message: p });
-  }).nullable().default(null),
-  is_smartnic: z.boolean().default(false),
+  }))), null),
+  is_smartnic: z._default(z.boolean(), false),
   // Port groups are not implemented: only "none" is accepted.
-  portgroup_uuid: z.null().optional(),
+  portgroup_uuid: z.optional(z.null()),
 });
 
 export const PortListQuery = z.object({
   ...collectionQuery,
-  node: z.string().optional(),
-  node_uuid: z.string().optional(),
-  address: z.string().optional(),
-  portgroup: z.string().optional(),
-  pxe_enabled: boolParam('pxe_enabled').optional(),
+  node: z.optional(z.string()),
+  node_uuid: z.optional(z.string()),
+  address: z.optional(z.string()),
+  portgroup: z.optional(z.string()),
+  pxe_enabled: z.optional(boolParam('pxe_enabled')),
 });
 export type PortListQuery = z.infer<typeof PortListQuery>;
 const CARRIED = ['sort_key', 'sort_dir', 'fields', 'detail', 'node', 'node_uuid', 'address', 'portgroup', 'pxe_enabled'];
 
-export const PortShowQuery = z.object({ fields: z.string().optional() });
+export const PortShowQuery = z.object({ fields: z.optional(z.string()) });
 
 function valueOf(p: BaremetalPort, key: string): Scalar {
   if (key === 'id') return p.created_at;

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import type { Job } from '../agent/model.ts';
 import { ConcurrentModificationError, ValidationError } from '../errors.ts';
 import type { BmcInfo, Node } from '../inventory/node.ts';
@@ -32,16 +32,16 @@ export async function cleanPayload(deps: Ports, node: Node & { bmc: BmcInfo }): 
 }
 
 const text = (max = 255) =>
-  z.string().min(1).superRefine((v, ctx) => {
+  z.string().check(z.minLength(1), z.superRefine((v, ctx) => {
     const p = idProblem(v, max);
     if (p) ctx.addIssue({ code: 'custom', message: p });
-  });
-const bytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+  }));
+const bytes = z.number().check(z.int(), z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
 /** The `clean` job's successful output: what was erased, how, and how much was read back. */
 export const CleanOutput = z.object({
-  disks: z.array(z.object({ name: text(), size: bytes, method: z.enum(['zero', 'discard']), verified_bytes: bytes })).max(256),
-  boot_mac: z.string().max(255).nullable(),
+  disks: z.array(z.object({ name: text(), size: bytes, method: z.enum(['zero', 'discard']), verified_bytes: bytes })).check(z.maxLength(256)),
+  boot_mac: z.nullable(z.string().check(z.maxLength(255))),
 });
 export type CleanOutput = z.infer<typeof CleanOutput>;
 
@@ -59,9 +59,9 @@ const INTERFACES = ['bios', 'deploy', 'firmware', 'management', 'power', 'raid']
 
 const CleanStep = z.strictObject({
   interface: z.enum(INTERFACES),
-  step: z.string().min(1).max(255),
-  args: z.record(z.string(), z.unknown()).optional(),
-  priority: z.number().int().optional(),
+  step: z.string().check(z.minLength(1), z.maxLength(255)),
+  args: z.optional(z.record(z.string(), z.unknown())),
+  priority: z.optional(z.number().check(z.int())),
 });
 
 /** A step as Python prints the dict in upstream's messages: `{'interface': 'deploy', 'step': 'x'}`. */
@@ -79,7 +79,7 @@ export function checkCleanSteps(raw: unknown): void {
   if (raw === undefined || raw === null || (Array.isArray(raw) && raw.length === 0)) {
     throw new ValidationError('"clean_steps" is required when setting target provision state to clean', 'INVALID_PARAMETER_VALUE');
   }
-  const r = z.array(CleanStep).max(32).safeParse(raw);
+  const r = z.array(CleanStep).check(z.maxLength(32)).safeParse(raw);
   if (!r.success) {
     const issues = r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || 'clean_steps'}: ${i.message}`);
     throw new ValidationError(`Invalid clean_steps: ${issues.join('; ')}`, 'INVALID_PARAMETER_VALUE');

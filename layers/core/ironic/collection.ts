@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 
 /**
@@ -17,34 +17,35 @@ export type Scalar = string | boolean | null;
 const TRUE = new Set(['1', 't', 'true', 'on', 'y', 'yes']);
 const FALSE = new Set(['0', 'f', 'false', 'off', 'n', 'no']);
 export const boolParam = (name: string) =>
-  z.string().transform((v, ctx) => {
+  z.pipe(z.string(), z.transform((v, ctx) => {
     const s = v.trim().toLowerCase();
     if (TRUE.has(s)) return true;
     if (FALSE.has(s)) return false;
-    ctx.addIssue({ code: 'custom', message: `Invalid value for ${name}: "${v}". Expected a boolean` });
+    z.transformIssue(ctx, `Invalid value for ${name}: "${v}". Expected a boolean`);
     return z.NEVER;
-  });
+  }));
 
 /** The paging and shaping parameters every list route takes (its filters come on top). */
 export const collectionQuery = {
-  limit: z
-    .string()
-    .regex(/^-?\d+$/, { message: 'Invalid limit: expected an integer' })
-    .transform(Number)
-    .refine((n) => n > 0, { message: 'Limit must be positive' })
-    .optional(),
-  marker: z.string().optional(),
-  sort_key: z.string().optional(),
-  sort_dir: z
-    .string()
-    .transform((d, ctx) => {
-      if (d === 'asc' || d === 'desc') return d;
-      ctx.addIssue({ code: 'custom', message: `Invalid sort direction: ${d}. Acceptable values are 'asc' or 'desc'` });
-      return z.NEVER;
-    })
-    .optional(),
-  fields: z.string().optional(),
-  detail: boolParam('detail').optional(),
+  limit: z.optional(
+    z
+      .pipe(z.string().check(z.regex(/^-?\d+$/, { message: 'Invalid limit: expected an integer' })), z.transform(Number))
+      .check(z.refine((n) => n > 0, { message: 'Limit must be positive' })),
+  ),
+  marker: z.optional(z.string()),
+  sort_key: z.optional(z.string()),
+  sort_dir: z.optional(
+    z.pipe(
+      z.string(),
+      z.transform((d, ctx) => {
+        if (d === 'asc' || d === 'desc') return d;
+        z.transformIssue(ctx, `Invalid sort direction: ${d}. Acceptable values are 'asc' or 'desc'`);
+        return z.NEVER;
+      }),
+    ),
+  ),
+  fields: z.optional(z.string()),
+  detail: z.optional(boolParam('detail')),
 };
 const collectionSchema = z.object(collectionQuery);
 export type CollectionQuery = z.infer<typeof collectionSchema>;

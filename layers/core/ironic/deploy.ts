@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import type { Job } from '../agent/model.ts';
 import { ConcurrentModificationError, ValidationError } from '../errors.ts';
 import type { BmcInfo, Node } from '../inventory/node.ts';
@@ -34,15 +34,14 @@ const MAX_CONFIGDRIVE_BYTES = 64 * 1024;
 /** Ironic's JSON config drive (`--config-drive '{"meta_data": …}'`), bounded. */
 export const ConfigDrive = z
   .strictObject({
-    meta_data: z.record(z.string(), z.unknown()).optional(),
-    user_data: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
-    network_data: z.record(z.string(), z.unknown()).optional(),
-    vendor_data: z.record(z.string(), z.unknown()).optional(),
-  })
-  .superRefine((v, ctx) => {
+    meta_data: z.optional(z.record(z.string(), z.unknown())),
+    user_data: z.optional(z.union([z.string(), z.record(z.string(), z.unknown())])),
+    network_data: z.optional(z.record(z.string(), z.unknown())),
+    vendor_data: z.optional(z.record(z.string(), z.unknown())),
+  }).check(z.superRefine((v, ctx) => {
     const p = jsonProblem(v);
     if (p) ctx.addIssue({ code: 'custom', message: p });
-  });
+  }));
 export type ConfigDrive = z.infer<typeof ConfigDrive>;
 
 /** The request's `configdrive`, checked: absent, or the JSON form within bounds (400 otherwise). */
@@ -135,7 +134,7 @@ export async function deployPayload(deps: Ports, node: Node & { bmc: BmcInfo }, 
     // An Ironic deploy installs the image it names or fails; it never falls back to a hook.
     require_image: true,
     ...image,
-    ...(configdrive ? { configdrive: isSealed(configdrive) ? configdrive : { $sealed: await deps.secrets.seal(JSON.stringify(configdrive)) } } : {}),
+    ...(configdrive ? { configdrive: isSealed(configdrive) ? configdrive : { $sealed: await deps.secrets.seal('config-drive', JSON.stringify(configdrive)) } } : {}),
   };
 }
 

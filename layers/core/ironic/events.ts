@@ -1,6 +1,7 @@
 import type { Node } from '../inventory/node.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import { metric } from '../util/metrics.ts';
 
 /**
  * Notifications of a node's deploy and erase outcomes (EventBridge on AWS, the local webhook
@@ -33,5 +34,6 @@ export async function notifyNode(deps: Ports, what: 'deploy' | 'clean', ok: bool
     });
   } catch (err) {
     log.error('node notification not published', { type, node_id: node.id, error: (err as Error).name });
+    metric('NotificationFailures', 1, 'Count');
   }
 }

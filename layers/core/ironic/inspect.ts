@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import type { Job } from '../agent/model.ts';
 import { ConcurrentModificationError, ConflictError, ValidationError } from '../errors.ts';
 import type { BmcInfo, Node, NodeFacts } from '../inventory/node.ts';
@@ -22,21 +22,21 @@ import { driverInfoProblem } from './nodes.ts';
 
 /** One byte-bounded, control-character-free string of the agent's report. */
 const text = (max = 255) =>
-  z.string().min(1).superRefine((v, ctx) => {
+  z.string().check(z.minLength(1), z.superRefine((v, ctx) => {
     const p = idProblem(v, max);
     if (p) ctx.addIssue({ code: 'custom', message: p });
-  });
-const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+  }));
+const count = z.number().check(z.int(), z.gte(0), z.lte(Number.MAX_SAFE_INTEGER));
 
 /** The `inspect` job's successful output (sizes in bytes). Keys beyond these are ignored. */
 export const InspectOutput = z.object({
-  cpus: count.min(1),
+  cpus: count.check(z.gte(1)),
   cpu_arch: text(64),
-  memory_mb: count.min(1),
-  disks: z.array(z.object({ name: text(), size: count })).max(256),
+  memory_mb: count.check(z.gte(1)),
+  disks: z.array(z.object({ name: text(), size: count })).check(z.maxLength(256)),
   // A MAC is checked per interface below: an invalid one is skipped, as upstream does.
-  interfaces: z.array(z.object({ name: text(), mac_address: z.string().max(255) })).max(256),
-  boot_mac: z.string().max(255).nullable(),
+  interfaces: z.array(z.object({ name: text(), mac_address: z.string().check(z.maxLength(255)) })).check(z.maxLength(256)),
+  boot_mac: z.nullable(z.string().check(z.maxLength(255))),
 });
 export type InspectOutput = z.infer<typeof InspectOutput>;
 

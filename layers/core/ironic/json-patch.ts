@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { ValidationError } from '../errors.ts';
 import { idProblem, MAX_ID_BYTES } from '../util/bounds.ts';
 
@@ -7,14 +7,14 @@ export const JsonPatch = z.array(
   z.strictObject({
     op: z.enum(['add', 'replace', 'remove']),
     // A field and one key: each at most 255 bytes, so the path at most 512 with its slashes.
-    path: z
-      .string()
-      .regex(/^\//)
-      .superRefine((v, ctx) => {
+    path: z.string().check(
+      z.regex(/^\//),
+      z.superRefine((v, ctx) => {
         const p = idProblem(v, 2 * MAX_ID_BYTES + 2);
         if (p) ctx.addIssue({ code: 'custom', message: p });
       }),
-    value: z.unknown().optional(),
+    ),
+    value: z.optional(z.unknown()),
   }),
   { error: 'the body must be a JSON patch (a list of {op, path, value})' },
 );

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import type { Principal } from '../identity/identity.ts';
 import { grantsOf, type Node, resourceClassOf } from '../inventory/node.ts';
 import { listNodes } from '../inventory/nodes.ts';
@@ -98,16 +98,16 @@ function valueOf(n: Node, key: string): string | boolean | null {
 /** The route's query (both list routes): unknown parameters are ignored, as upstream's pecan does. */
 export const NodeListQuery = z.object({
   ...collectionQuery,
-  maintenance: boolParam('maintenance').optional(),
-  associated: boolParam('associated').optional(),
-  provision_state: z.string().optional(),
-  driver: z.string().optional(),
-  resource_class: z.string().optional(),
-  conductor_group: z.string().optional(),
-  fault: z.string().optional(),
-  instance_uuid: z.string().optional(),
-  owner: z.string().optional(),
-  lessee: z.string().optional(),
+  maintenance: z.optional(boolParam('maintenance')),
+  associated: z.optional(boolParam('associated')),
+  provision_state: z.optional(z.string()),
+  driver: z.optional(z.string()),
+  resource_class: z.optional(z.string()),
+  conductor_group: z.optional(z.string()),
+  fault: z.optional(z.string()),
+  instance_uuid: z.optional(z.string()),
+  owner: z.optional(z.string()),
+  lessee: z.optional(z.string()),
 });
 export type NodeListQuery = z.infer<typeof NodeListQuery>;
 
@@ -115,7 +115,7 @@ export type NodeListQuery = z.infer<typeof NodeListQuery>;
 const CARRIED = ['sort_key', 'sort_dir', 'fields', 'detail', 'maintenance', 'associated', 'provision_state', 'driver', 'resource_class', 'conductor_group', 'fault', 'instance_uuid', 'owner', 'lessee'] as const;
 
 /** `GET /v1/nodes/{node}` takes `fields` too. */
-export const NodeShowQuery = z.object({ fields: z.string().optional() });
+export const NodeShowQuery = z.object({ fields: z.optional(z.string()) });
 
 export const nodeFields = (raw: string | undefined) => requestedFields(raw, IRONIC_NODE_FIELDS);
 

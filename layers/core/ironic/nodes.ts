@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { enqueueJob } from '../agent/enqueue.ts';
 import { noAgentText, sitePresence } from '../agent/presence.ts';
 import type { Job } from '../agent/model.ts';
@@ -20,41 +20,39 @@ import { afterPowerRead } from './power-read.ts';
  * A power or boot request becomes an agent job for the node's site (`conductor_group`); the
  * job's result becomes the node's `power_state` / `last_error` (see `onJobFinished`).
  */
-const port = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1).max(65535));
+const port = z.pipe(z.pipe(z.union([z.number().check(z.int()), z.string().check(z.regex(/^\d+$/))]), z.transform(Number)), z.number().check(z.int(), z.gte(1), z.lte(65535)));
 /** A zod refinement from one of the `bounds.ts` problem functions. */
-const refineWith = (problem: (v: string) => string | undefined) => (v: string, ctx: z.RefinementCtx) => {
+const refineWith = (problem: (v: string) => string | undefined) => (v: string, ctx: z.core.$RefinementCtx) => {
   const p = problem(v);
   if (p) ctx.addIssue({ code: 'custom', message: p });
 };
 /** CLIs send `key=1` as a number; Ironic keeps such fields as strings (at most 255 bytes, no control characters). */
-const text = z.union([z.string(), z.number()]).transform(String).pipe(z.string().min(1).superRefine(refineWith((v) => idProblem(v))));
+const text = z.pipe(z.pipe(z.union([z.string(), z.number()]), z.transform(String)), z.string().check(z.minLength(1), z.superRefine(refineWith((v) => idProblem(v)))));
 /** A BMC password: any characters, but bounded (IPMI takes 20 bytes; Redfish services a few hundred). */
-const password = z
-  .union([z.string(), z.number()])
-  .transform(String)
-  .pipe(z.string().refine((v) => byteLength(v) <= MAX_QUERY_BYTES, { message: `is longer than ${MAX_QUERY_BYTES} bytes` }));
+const password = z.pipe(
+  z.pipe(z.union([z.string(), z.number()]), z.transform(String)),
+  z.string().check(z.refine((v) => byteLength(v) <= MAX_QUERY_BYTES, { message: `is longer than ${MAX_QUERY_BYTES} bytes` })),
+);
 
 const IpmiInfo = z
   .strictObject({
     ipmi_address: text,
-    ipmi_port: port.optional(),
-    ipmi_username: text.optional(),
-    ipmi_password: password.optional(),
-    credential_ref: text.optional(),
-    ipmi_cipher_suite: z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
-  })
-  .refine((i) => i.credential_ref !== undefined || i.ipmi_username !== undefined, { message: 'ipmi_username or credential_ref is required' });
+    ipmi_port: z.optional(port),
+    ipmi_username: z.optional(text),
+    ipmi_password: z.optional(password),
+    credential_ref: z.optional(text),
+    ipmi_cipher_suite: z.optional(z.pipe(z.union([z.number().check(z.int()), z.string().check(z.regex(/^\d+$/))]), z.transform(Number))),
+  }).check(z.refine((i) => i.credential_ref !== undefined || i.ipmi_username !== undefined, { message: 'ipmi_username or credential_ref is required' }));
 
 const RedfishInfo = z
   .strictObject({
     redfish_address: text,
-    redfish_system_id: text.optional(),
-    redfish_username: text.optional(),
-    redfish_password: password.optional(),
-    credential_ref: text.optional(),
-    redfish_verify_ca: z.union([z.boolean(), z.enum(['true', 'false', 'True', 'False'])]).optional(),
-  })
-  .refine((i) => i.credential_ref !== undefined || i.redfish_username !== undefined, { message: 'redfish_username or credential_ref is required' });
+    redfish_system_id: z.optional(text),
+    redfish_username: z.optional(text),
+    redfish_password: z.optional(password),
+    credential_ref: z.optional(text),
+    redfish_verify_ca: z.optional(z.union([z.boolean(), z.enum(['true', 'false', 'True', 'False'])])),
+  }).check(z.refine((i) => i.credential_ref !== undefined || i.redfish_username !== undefined, { message: 'redfish_username or credential_ref is required' }));
 
 export const DRIVERS = { ipmi: IpmiInfo, redfish: RedfishInfo } as const;
 export type DriverName = keyof typeof DRIVERS;
@@ -105,26 +103,26 @@ export function nodeNameProblem(value: unknown): string | undefined {
  * Refuses a client value that holds a `$sealed` object anywhere: only the API seals (see
  * `sealedShapeAt`). Secret fields take strings, so their schema refuses an object anyway.
  */
-const noSealed = (v: unknown, ctx: z.RefinementCtx) => {
+const noSealed = (v: unknown, ctx: z.core.$RefinementCtx) => {
   const at = sealedShapeAt(v);
   if (at) ctx.addIssue({ code: 'custom', message: `${at}: sealed values ("$sealed") are made by the API, not accepted from clients` });
 };
 
 /** A free-form node field (`properties`, `extra`): a JSON object of at most 64 KiB, 32 levels, no sealed values. */
-const freeForm = () => freeFormObject().superRefine(noSealed);
+const freeForm = () => freeFormObject().check(z.superRefine(noSealed));
 
 export const NodeCreate = z.strictObject({
-  name: z.string().superRefine(refineWith((v) => nodeNameProblem(v))),
+  name: z.string().check(z.superRefine(refineWith((v) => nodeNameProblem(v)))),
   driver: z.enum(['ipmi', 'redfish'], { error: 'driver must be ipmi or redfish' }),
   // Checked against the driver's schema by registerNode; bounded here like any free-form object.
-  driver_info: freeFormObject().superRefine(noSealed).default({}),
-  conductor_group: z.string().superRefine(refineWith((v) => idProblem(v))).default(''),
-  properties: freeForm().default({}),
-  extra: freeForm().default({}),
-  uuid: z.uuid().optional(),
-  resource_class: z.string().superRefine(refineWith((v) => idProblem(v))).optional(),
+  driver_info: z._default(freeFormObject().check(z.superRefine(noSealed)), {}),
+  conductor_group: z._default(z.string().check(z.superRefine(refineWith((v) => idProblem(v)))), ''),
+  properties: z._default(freeForm(), {}),
+  extra: z._default(freeForm(), {}),
+  uuid: z.optional(z.uuid()),
+  resource_class: z.optional(z.string().check(z.superRefine(refineWith((v) => idProblem(v))))),
   // Upstream's per-node override of automated cleaning (API 1.47): null follows the setting.
-  automated_clean: z.boolean().nullable().optional(),
+  automated_clean: z.optional(z.nullable(z.boolean())),
 });
 export type NodeCreate = z.infer<typeof NodeCreate>;
 
@@ -327,7 +325,7 @@ async function controllable(deps: Ports, auth: Principal | undefined, ident: str
 export const POWER_TARGETS = ['power on', 'power off', 'rebooting', 'soft power off', 'soft rebooting'] as const;
 export const PowerRequest = z.strictObject({
   target: z.enum(POWER_TARGETS, { error: `target must be one of: ${POWER_TARGETS.join(', ')}` }),
-  timeout: z.number().int().min(1).optional(),
+  timeout: z.optional(z.number().check(z.int(), z.gte(1))),
 });
 
 /**
@@ -359,7 +357,7 @@ export async function requestPowerState(deps: Ports, auth: Principal | undefined
 
 export const BootDeviceRequest = z.strictObject({
   boot_device: z.enum(['pxe', 'disk'], { error: 'boot_device must be pxe or disk' }),
-  persistent: z.boolean().default(false),
+  persistent: z._default(z.boolean(), false),
 });
 
 /**
@@ -478,7 +476,7 @@ export async function queueSystemPower(
 }
 
 /** `PUT /v1/nodes/{node}/maintenance` body: the client always sends `reason`, null when not given. */
-export const MaintenanceRequest = z.strictObject({ reason: z.string().max(255).nullish() });
+export const MaintenanceRequest = z.strictObject({ reason: z.nullish(z.string().check(z.maxLength(255))) });
 
 /**
  * Puts a node in maintenance (`on`, with the reason) or takes it out (the reason goes too, as

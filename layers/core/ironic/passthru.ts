@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { enqueueJob } from '../agent/enqueue.ts';
 import type { Job } from '../agent/model.ts';
 import { AgentTimeoutError, BmcOperationError, ConcurrentModificationError, ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.ts';
@@ -25,22 +25,22 @@ export interface PassthruMethod {
   /** Node methods only: the node is held exclusively while it runs (409 for others). */
   requireExclusiveLock?: boolean;
   /** The body: extra, missing or invalid parameters are a 400. */
-  args: z.ZodType<Record<string, unknown>>;
+  args: z.ZodMiniType<Record<string, unknown>>;
   /** What the agent's driver method receives. */
   toVendorArgs?: (args: Record<string, unknown>) => Record<string, unknown>;
   /** Driver methods: the BMC to reach, from the arguments. */
   toDriverInfo?: (args: Record<string, unknown>) => Record<string, unknown>;
 }
 
-const portArg = z.union([z.number().int(), z.string().regex(/^\d+$/)]).transform(Number).pipe(z.number().int().min(1).max(65535));
+const portArg = z.pipe(z.pipe(z.union([z.number().check(z.int()), z.string().check(z.regex(/^\d+$/))]), z.transform(Number)), z.number().check(z.int(), z.gte(1), z.lte(65535)));
 /** An identifier-like argument: 1..255 bytes, no control characters. */
 const id = () => boundedId();
 /** A password argument: any characters, at most 1 KiB. */
-const secret = () => z.string().refine((v) => byteLength(v) <= MAX_QUERY_BYTES, { message: `is longer than ${MAX_QUERY_BYTES} bytes` });
+const secret = () => z.string().check(z.refine((v) => byteLength(v) <= MAX_QUERY_BYTES, { message: `is longer than ${MAX_QUERY_BYTES} bytes` }));
 /** A longer text argument (a URL, a raw command): at most 1 KiB, no control characters. */
 const longText = () => boundedId(MAX_QUERY_BYTES);
 /** Which site's agent reaches the BMC of a driver-level call (our extension; default site). */
-const site = { conductor_group: id().optional() };
+const site = { conductor_group: z.optional(id()) };
 
 /** `"0x06 0x01 0x..."` → netfn, command, data (Ironic's raw_bytes). */
 function rawBytes(args: Record<string, unknown>): Record<string, unknown> {
@@ -59,13 +59,13 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         description: "Ask a BMC for its chassis status. Arguments: 'address' (required), 'port', 'username', 'password' or 'credential_ref'.",
         args: z.strictObject({
           address: id(),
-          port: portArg.optional(),
-          username: id().optional(),
-          password: secret().optional(),
-          credential_ref: id().optional(),
-          cipher_suite: z.number().int().optional(),
+          port: z.optional(portArg),
+          username: z.optional(id()),
+          password: z.optional(secret()),
+          credential_ref: z.optional(id()),
+          cipher_suite: z.optional(z.number().check(z.int())),
           ...site,
-        }).refine((a) => a.username !== undefined || a.credential_ref !== undefined, { message: "'username' or 'credential_ref' is required" }),
+        }).check(z.refine((a) => a.username !== undefined || a.credential_ref !== undefined, { message: "'username' or 'credential_ref' is required" })),
         toDriverInfo: (a) => ({
           ipmi_address: a.address,
           ...(a.port !== undefined ? { ipmi_port: a.port } : {}),
@@ -85,7 +85,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         description: "Send a raw IPMI command. Argument: 'raw_bytes', e.g. '0x06 0x01' (netfn, command, data...).",
         requireExclusiveLock: true,
         args: z.strictObject({
-          raw_bytes: z.string().max(MAX_QUERY_BYTES).regex(/^\s*(0x[0-9a-fA-F]{1,2}|\d{1,3})(\s+(0x[0-9a-fA-F]{1,2}|\d{1,3}))+\s*$/, "'raw_bytes' must be at least two bytes like '0x06 0x01'"),
+          raw_bytes: z.string().check(z.maxLength(MAX_QUERY_BYTES), z.regex(/^\s*(0x[0-9a-fA-F]{1,2}|\d{1,3})(\s+(0x[0-9a-fA-F]{1,2}|\d{1,3}))+\s*$/, "'raw_bytes' must be at least two bytes like '0x06 0x01'")),
         }),
         toVendorArgs: rawBytes,
       },
@@ -96,7 +96,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "Reset the BMC. Argument: 'warm' (boolean, default true; false = cold).",
         requireExclusiveLock: true,
-        args: z.strictObject({ warm: z.union([z.boolean(), z.enum(['true', 'false'])]).optional() }),
+        args: z.strictObject({ warm: z.optional(z.union([z.boolean(), z.enum(['true', 'false'])])) }),
         toVendorArgs: (a) => ({ warm: !(a.warm === false || a.warm === 'false') }),
       },
     ],
@@ -111,12 +111,12 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         description: "List the systems behind a Redfish BMC. Arguments: 'address' (required), 'username', 'password' or 'credential_ref', 'verify_ca'.",
         args: z.strictObject({
           address: longText(),
-          username: id().optional(),
-          password: secret().optional(),
-          credential_ref: id().optional(),
-          verify_ca: z.boolean().optional(),
+          username: z.optional(id()),
+          password: z.optional(secret()),
+          credential_ref: z.optional(id()),
+          verify_ca: z.optional(z.boolean()),
           ...site,
-        }).refine((a) => a.username !== undefined || a.credential_ref !== undefined, { message: "'username' or 'credential_ref' is required" }),
+        }).check(z.refine((a) => a.username !== undefined || a.credential_ref !== undefined, { message: "'username' or 'credential_ref' is required" })),
         toDriverInfo: (a) => ({
           redfish_address: a.address,
           ...(a.username !== undefined ? { redfish_username: a.username } : {}),
@@ -134,7 +134,7 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         attach: false,
         description: "Eject virtual media. Argument: 'boot_device' (optional: cdrom, floppy, ...).",
         requireExclusiveLock: true,
-        args: z.strictObject({ boot_device: id().optional() }),
+        args: z.strictObject({ boot_device: z.optional(id()) }),
       },
       {
         name: 'create_subscription',
@@ -144,11 +144,11 @@ export const PASSTHRU: Record<DriverName, { driver: PassthruMethod[]; node: Pass
         description: "Create an event subscription. Arguments: 'Destination' (required), 'EventTypes', 'Context', 'Protocol', 'HttpHeaders'.",
         requireExclusiveLock: false,
         args: z.strictObject({
-          Destination: z.url().max(MAX_QUERY_BYTES),
-          EventTypes: z.array(id()).max(64).optional(),
-          Context: longText().optional(),
-          Protocol: z.literal('Redfish').optional(),
-          HttpHeaders: z.array(z.record(id(), longText())).max(32).optional(),
+          Destination: z.url().check(z.maxLength(MAX_QUERY_BYTES)),
+          EventTypes: z.optional(z.array(id()).check(z.maxLength(64))),
+          Context: z.optional(longText()),
+          Protocol: z.optional(z.literal('Redfish')),
+          HttpHeaders: z.optional(z.array(z.record(id(), longText())).check(z.maxLength(32))),
         }),
       },
       {

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { enqueueJob } from '../agent/enqueue.ts';
 import { ConcurrentModificationError, ConflictError, ForbiddenError, ValidationError } from '../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
@@ -69,15 +69,15 @@ const ELSEWHERE: Record<string, string> = {
 };
 
 export const ProvisionRequest = z.strictObject({
-  target: z.string().min(1),
+  target: z.string().check(z.minLength(1)),
   // Upstream's other keys, accepted so that a client sending them gets the verb's own answer.
-  configdrive: z.unknown().optional(),
-  clean_steps: z.unknown().optional(),
-  deploy_steps: z.unknown().optional(),
-  service_steps: z.unknown().optional(),
-  rescue_password: z.unknown().optional(),
-  disable_ramdisk: z.unknown().optional(),
-  runbook: z.unknown().optional(),
+  configdrive: z.optional(z.unknown()),
+  clean_steps: z.optional(z.unknown()),
+  deploy_steps: z.optional(z.unknown()),
+  service_steps: z.optional(z.unknown()),
+  rescue_password: z.optional(z.unknown()),
+  disable_ramdisk: z.optional(z.unknown()),
+  runbook: z.optional(z.unknown()),
 });
 
 /** Returns the node's uuid (for the 202's Location). */

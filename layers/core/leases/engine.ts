@@ -1,6 +1,7 @@
 import { ConcurrentModificationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import { metric } from '../util/metrics.ts';
 import { healLease } from './healing.ts';
 import { pluginFor } from './host-plugin.ts';
 import { executionName, type LeaseEventRef } from './lifecycle.ts';
@@ -46,8 +47,22 @@ const WAIT_SECONDS = 2;
 /** An event a little early (a trigger firing before the clock says so) is waited for, up to this. */
 const EARLY_WAIT_LIMIT_MS = 5 * 60_000;
 
+/** The longest a blocked event waits between two tries. */
+const MAX_RETRY_WAIT_SECONDS = 60;
+
 const skip = (reason: string): BeginResult => ({ outcome: 'skip', wait_seconds: 0, reason });
 const wait = (seconds: number, reason: string): BeginResult => ({ outcome: 'wait', wait_seconds: Math.max(1, Math.ceil(seconds)), reason });
+
+/**
+ * The wait of a due event that cannot run yet, `overdueSeconds` past its time: `seconds` at
+ * first, then a twentieth of the time overdue, at most a minute. Each try writes 9 events to the
+ * execution's history (Begin, Outcome, NotYet): a fixed second or two would pass Step Functions'
+ * 25,000 within SLIPWAY_EVENT_RETRY_MINUTES of an hour; backing off, the workflow's whole four
+ * hours take under 3,000 events (test/infra/limits.test.ts).
+ */
+export function retryWaitSeconds(seconds: number, overdueSeconds: number): number {
+  return Math.max(seconds, Math.min(MAX_RETRY_WAIT_SECONDS, Math.ceil(Math.max(0, overdueSeconds) / 20)));
+}
 
 async function load(deps: Ports, input: EventInput): Promise<{ lease: Lease; event: LeaseEvent } | undefined> {
   const lease = await deps.leases.get(input.lease_id);
@@ -78,16 +93,17 @@ export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginR
     return early <= EARLY_WAIT_LIMIT_MS ? wait(early / 1000, 'not due yet') : skip('not due yet; its own trigger will run it');
   }
   const withinWindow = now.getTime() - Date.parse(event.time) < deps.config.eventRetryMinutes * 60_000;
+  const retry = (seconds: number, reason: string) => wait(retryWaitSeconds(seconds, -early / 1000), reason);
   const blockedBy = eventsBefore(lease, event);
   if (blockedBy.length > 0) {
     const reason = `waiting for ${blockedBy.map((e) => e.event_type).join(', ')} of the same lease`;
     // Usually a before_end due with its end: it takes well under a second.
-    return withinWindow ? wait(1, reason) : skip(reason);
+    return withinWindow ? retry(1, reason) : skip(reason);
   }
   const running = RUNNING_STATUS[event.event_type];
   if (running && !canTransition(LEASE_TRANSITIONS, lease.status, running)) {
     if (lease.status === 'STARTING' || lease.status === 'TERMINATING' || lease.status === 'UPDATING' || lease.status === 'DELETING' || lease.status === 'CREATING') {
-      return withinWindow ? wait(WAIT_SECONDS, `the lease is ${lease.status}`) : skip(`the lease is ${lease.status}`);
+      return withinWindow ? retry(WAIT_SECONDS, `the lease is ${lease.status}`) : skip(`the lease is ${lease.status}`);
     }
     // E.g. the start of a lease already in ERROR: the event cannot run, and says so.
     await finishWith(deps, lease, event, 'ERROR', `A ${event.event_type} event cannot run while the lease is ${lease.status}`);
@@ -111,7 +127,7 @@ export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginR
   if (event.event_type === 'start_lease' && withinWindow) {
     for (const res of lease.reservations) {
       const busy = await pluginFor(res.resource_type).startBlocker(deps, lease, res);
-      if (busy) return wait(WAIT_SECONDS, busy);
+      if (busy) return retry(WAIT_SECONDS, busy);
     }
   }
   const stamp = now.toISOString();
@@ -127,10 +143,71 @@ export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginR
   return { outcome: 'run', wait_seconds: 0 };
 }
 
+/**
+ * The agent work of an event runs in lanes: each lane is one child execution of the workflow's
+ * distributed Map (AgentJobs), running the jobs of one reservation and one action one after
+ * another, and AGENT_JOB_CONCURRENCY lanes run at a time, so that many jobs are in flight at
+ * once (a 100-node lease ends in 10 rounds, as before lanes). A lane holds at most
+ * LANE_MAX_JOBS jobs, which bounds its history (about 10 events a job) and the results it
+ * gathers; it hands back a summary of at most REPORTED_PER_LANE failures and notes, so the
+ * parent's state stays far below Step Functions' 256 KiB whatever the number of hosts
+ * (test/infra/limits.test.ts measures 2,000).
+ */
+export const AGENT_JOB_CONCURRENCY = 10;
+export const LANE_MAX_JOBS = 100;
+export const REPORTED_PER_LANE = 3;
+/** Of the notes Act makes (one per node at most), this many are named; the rest are counted. */
+export const ACT_NOTES_REPORTED = 20;
+/** A failure or a note is cut to this many characters in the event's reason. */
+const DETAIL_CHARS = 300;
+
+const cut = (text: string) => (text.length > DETAIL_CHARS ? `${text.slice(0, DETAIL_CHARS - 1)}…` : text);
+/** The first `n` of `items` (each cut), then how many more there were. */
+const firstOf = (items: readonly string[], n: number, what: string) => [
+  ...items.slice(0, n).map(cut),
+  ...(items.length > n ? [`and ${items.length - n} more ${what}`] : []),
+];
+
+/** The jobs of one reservation and one action, run one after another by one child execution. */
+export interface Lane {
+  reservation_id: string;
+  action: string;
+  node_ids: string[];
+}
+
+/**
+ * Splits the jobs into lanes: each group of one reservation and one action gets its share of the
+ * lanes (at least AGENT_JOB_CONCURRENCY lanes in all when there are that many jobs, more when
+ * a lane would hold over LANE_MAX_JOBS), its nodes dealt round-robin so lanes are even.
+ *
+ * @example
+ * ```ts
+ * lanesOf([{ reservation_id: 'r', node_id: 'a', action: 'clean' }, { reservation_id: 'r', node_id: 'b', action: 'clean' }]);
+ * // [{ reservation_id: 'r', action: 'clean', node_ids: ['a'] }, { reservation_id: 'r', action: 'clean', node_ids: ['b'] }]
+ * ```
+ */
+export function lanesOf(jobs: readonly AgentJobSpec[]): Lane[] {
+  const groups = new Map<string, Lane>();
+  for (const j of jobs) {
+    const key = `${j.reservation_id}\u0000${j.action}`;
+    const g = groups.get(key) ?? { reservation_id: j.reservation_id, action: j.action, node_ids: [] };
+    g.node_ids.push(j.node_id);
+    groups.set(key, g);
+  }
+  const wanted = Math.max(AGENT_JOB_CONCURRENCY, Math.ceil(jobs.length / LANE_MAX_JOBS));
+  const lanes: Lane[] = [];
+  for (const g of groups.values()) {
+    const m = g.node_ids.length;
+    const k = Math.min(m, Math.max(1, Math.ceil(m / LANE_MAX_JOBS), Math.round((wanted * m) / jobs.length)));
+    for (let l = 0; l < k; l++) lanes.push({ reservation_id: g.reservation_id, action: g.action, node_ids: g.node_ids.filter((_, i) => i % k === l) });
+  }
+  return lanes;
+}
+
 export interface ActResult {
-  /** Agent work the workflow runs as callback jobs (Map state), one per node. */
-  jobs: AgentJobSpec[];
-  /** What happened that the event should record (e.g. an unsupported before_end action). */
+  /** The agent work (one callback job per node), in lanes: the items of the AgentJobs Map. */
+  lanes: Lane[];
+  /** What the event should record (an unsupported before_end action, a node not powered off), bounded. */
   notes: string[];
 }
 
@@ -147,7 +224,8 @@ export class EventGoneError extends Error {}
 /** Act: the reservation plugins' action for the event (start: grant; before_end; end: revoke and plan power-off). */
 export async function actEvent(deps: Ports, input: EventInput): Promise<ActResult> {
   const { lease, event } = await running(deps, input);
-  const out: ActResult = { jobs: [], notes: [] };
+  const jobs: AgentJobSpec[] = [];
+  const notes: string[] = [];
   for (const res of lease.reservations) {
     const plugin = pluginFor(res.resource_type);
     const step =
@@ -156,10 +234,15 @@ export async function actEvent(deps: Ports, input: EventInput): Promise<ActResul
         : event.event_type === 'before_end_lease'
           ? await plugin.onBeforeEnd(deps, lease, res)
           : await plugin.onEnd(deps, lease, res);
-    out.jobs.push(...step.jobs);
-    out.notes.push(...step.notes);
+    jobs.push(...step.jobs);
+    notes.push(...step.notes);
   }
-  return out;
+  return actResult(jobs, notes);
+}
+
+/** Act's output from the plugins' jobs and notes: the jobs in lanes, the notes bounded. */
+export function actResult(jobs: readonly AgentJobSpec[], notes: readonly string[]): ActResult {
+  return { lanes: lanesOf(jobs), notes: firstOf(notes, ACT_NOTES_REPORTED, 'notes') };
 }
 
 /** AgentJob: queues one job for the site's agent carrying the workflow's task token. */
@@ -170,20 +253,79 @@ export async function queueAgentJob(deps: Ports, input: EventInput & { job: Agen
   return pluginFor(res.resource_type).queueJob(deps, input.job, input.task_token, res);
 }
 
-/** Complete: the plugins' action once the agent work is done (end: release the nodes). */
-export async function completeEvent(deps: Ports, input: EventInput & { results: JobResult[] | null }): Promise<void> {
+/** A lane's record of one job: a failure says why; `note` marks one whose failure settled (see below). */
+export interface JobOutcome extends JobResult {
+  note?: string;
+}
+
+/** Why an agent job failed, from the error the workflow caught. */
+function jobErrorText(error: { Error?: string; Cause?: string }): string {
+  if (error.Error === 'States.Timeout') return 'the agent did not finish in time';
+  if (error.Error === 'States.HeartbeatTimeout') return 'the agent stopped reporting';
+  return error.Cause || error.Error || 'the agent job failed';
+}
+
+/**
+ * JobFailed: a lane's job failed (the agent's error, a timeout, a job that could not be queued).
+ * A failure that left the resource safely out of the pool (a node whose erase failed is in
+ * maintenance, a start deploy that failed) is a note, not the event's failure
+ * (`settledFailure`); asked now, right after the job's own handler recorded it on the node.
+ */
+export async function jobFailed(deps: Ports, input: EventInput & { job: AgentJobSpec; error: { Error?: string; Cause?: string } }): Promise<JobOutcome> {
+  const failed = jobOutcome(input.job, input.error);
+  const lease = await deps.leases.get(input.lease_id);
+  const res = lease?.reservations.find((r) => r.id === input.job.reservation_id);
+  const note = res ? await pluginFor(res.resource_type).settledFailure?.(deps, failed) : undefined;
+  return jobOutcome(input.job, input.error, note);
+}
+
+/** A failed job's record in its lane: why (cut short), and the note that settles it, if any. */
+export function jobOutcome(job: AgentJobSpec, error: { Error?: string; Cause?: string }, note?: string): JobOutcome {
+  const result: JobOutcome = { reservation_id: job.reservation_id, node_id: job.node_id, ok: false, error: cut(jobErrorText(error)) };
+  return note ? { ...result, note: cut(note) } : result;
+}
+
+/** What a lane hands back to the event: counts, and the first few failures and notes. */
+export interface LaneSummary {
+  jobs: number;
+  /** Jobs that failed the event, and the first REPORTED_PER_LANE of them. */
+  failed: number;
+  failures: JobResult[];
+  /** Jobs whose failure settled (notes), and the first REPORTED_PER_LANE notes. */
+  settled: number;
+  notes: string[];
+}
+
+/** LaneDone: a lane's outcomes, summed up (its child execution's output). */
+export function laneSummary(outcomes: readonly JobOutcome[]): LaneSummary {
+  const failures = outcomes.filter((o) => !o.ok && !o.note);
+  const notes = outcomes.flatMap((o) => (!o.ok && o.note ? [o.note] : []));
+  return {
+    jobs: outcomes.length,
+    failed: failures.length,
+    failures: failures.slice(0, REPORTED_PER_LANE).map(({ reservation_id, node_id, ok, error }) => ({ reservation_id, node_id, ok, ...(error ? { error: cut(error) } : {}) })),
+    settled: notes.length,
+    notes: notes.slice(0, REPORTED_PER_LANE).map(cut),
+  };
+}
+
+/** Complete: the plugins' action once the agent work is done (end: release the nodes), with the failures the lanes named. */
+export async function completeEvent(deps: Ports, input: EventInput & { results: LaneSummary[] | null }): Promise<void> {
   const { lease, event } = await running(deps, input);
   if (event.event_type !== 'end_lease') return;
+  const failures = (input.results ?? []).flatMap((l) => l.failures);
   for (const res of lease.reservations) {
-    await pluginFor(res.resource_type).afterEnd(deps, lease, res, (input.results ?? []).filter((r) => r.reservation_id === res.id));
+    await pluginFor(res.resource_type).afterEnd(deps, lease, res, failures.filter((r) => r.reservation_id === res.id));
   }
 }
 
 export interface FinishInput extends EventInput {
   /** The error a failed step was caught with (Step Functions' `{Error, Cause}`); `{}` or null when none. */
   error: { Error?: string; Cause?: string } | null;
-  act?: ActResult | null;
-  results?: JobResult[] | null;
+  /** Act's notes (the lanes need not come along). */
+  act?: Pick<ActResult, 'notes'> | null;
+  /** The lanes' summaries. */
+  results?: LaneSummary[] | null;
 }
 
 function causeOf(err: NonNullable<FinishInput['error']>): string {
@@ -200,25 +342,27 @@ function causeOf(err: NonNullable<FinishInput['error']>): string {
 /**
  * Finish: the event becomes DONE or ERROR, its reservations active/deleted (or error), and the
  * lease's stable status is derived from events and reservations; then `lease.event.<type>`.
+ * The reason names Act's notes, then each lane's notes and failures (the first few of each lane,
+ * and how many more).
  */
 export async function finishEvent(deps: Ports, input: FinishInput): Promise<{ event_status: EventStatus | null; lease_status: string | null }> {
+  const lanes = input.results ?? [];
+  const reasons = [...(input.act?.notes ?? [])];
+  for (const l of lanes) reasons.push(...l.notes, ...(l.settled > l.notes.length ? [`and ${l.settled - l.notes.length} more nodes with a note`] : []));
+  const caught = input.error?.Error !== undefined ? input.error : null;
+  if (caught) reasons.push(causeOf(caught));
+  // A lane is one reservation's, and names at least one failure when it has any: the named
+  // failures tell which reservations failed (finishWith marks those in error).
+  const failed = lanes.flatMap((l) => l.failures);
+  for (const f of failed) reasons.push(`node ${f.node_id}: ${f.error ?? 'the agent job failed'}`);
+  const unnamed = lanes.reduce((n, l) => n + l.failed - l.failures.length, 0);
+  if (unnamed > 0) reasons.push(`and ${unnamed} more nodes failed`);
+  const ok = !caught && lanes.every((l) => l.failed === 0);
   for (let attempt = 0; ; attempt++) {
     const found = await load(deps, input);
     if (!found) return { event_status: null, lease_status: null };
     const { lease, event } = found;
     if (event.status !== 'IN_PROGRESS') return { event_status: event.status, lease_status: lease.status };
-    const reasons = [...(input.act?.notes ?? [])];
-    const failed: JobResult[] = [];
-    for (const r of (input.results ?? []).filter((x) => !x.ok)) {
-      const res = lease.reservations.find((x) => x.id === r.reservation_id);
-      const note = res ? await pluginFor(res.resource_type).settledFailure?.(deps, r) : undefined;
-      if (note) reasons.push(note);
-      else failed.push(r);
-    }
-    const caught = input.error?.Error !== undefined ? input.error : null;
-    if (caught) reasons.push(causeOf(caught));
-    for (const f of failed) reasons.push(`node ${f.node_id}: ${f.error ?? 'the agent job failed'}`);
-    const ok = !caught && failed.length === 0;
     try {
       const lease2 = await finishWith(deps, lease, event, ok ? 'DONE' : 'ERROR', reasons.join('; ') || null, failed);
       return { event_status: ok ? 'DONE' : 'ERROR', lease_status: lease2.status };
@@ -306,6 +450,9 @@ export async function sweepEvents(deps: Ports, opts: { graceMs?: number; staleMs
     }
   }
   const due = await deps.leases.dueEvents(new Date(now.getTime() - (opts.graceMs ?? 0)), opts.limit ?? 500);
+  // The alarm on overdue lease events (metrics.ts): the oldest due event the sweeper has to
+  // start (oldest first), 0 when every due event is still within its trigger's grace.
+  metric('LeaseEventLagSeconds', due[0] ? Math.max(0, (now.getTime() - Date.parse(due[0].time)) / 1000) : 0, 'Seconds');
   const results = await Promise.allSettled(due.map((ref) => deps.runner.start(ref, executionName(ref, 'sweep', now))));
   let started = 0;
   for (const r of results) {

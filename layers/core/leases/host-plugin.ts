@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import { NotEnoughHostsError, ValidationError } from '../errors.ts';
 import { allocatable, outOfService, overlapping, type Node } from '../inventory/node.ts';
 import { matches, parseRequirements, referencedKeys } from './filters.ts';
@@ -15,14 +15,14 @@ import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJ
  * in maintenance or cleaning (or failed: `allocatable`) is never a new candidate.
  */
 const intLike = (name: string) =>
-  z.union([z.number(), z.string()], { error: `Missing parameter ${name}` }).transform((v, ctx) => {
+  z.pipe(z.union([z.number(), z.string()], { error: `Missing parameter ${name}` }), z.transform((v, ctx) => {
     const n = typeof v === 'number' ? v : /^\s*-?\d+\s*$/.test(v) ? Number(v) : NaN;
     if (!Number.isInteger(n)) {
-      ctx.addIssue({ code: 'custom', message: `Malformed parameter ${name}` });
+      z.transformIssue(ctx, `Malformed parameter ${name}`);
       return z.NEVER;
     }
     return n;
-  });
+  }));
 
 const filterString = (name: string) =>
   z.union([z.string(), z.array(z.unknown())], { error: `Missing parameter ${name}` });
@@ -32,16 +32,16 @@ const HostParams = z.strictObject({
   max: intLike('max'),
   hypervisor_properties: filterString('hypervisor_properties'),
   resource_properties: filterString('resource_properties'),
-  before_end: z.enum(['', 'default', 'snapshot'], { error: 'Malformed parameter before_end' }).optional(),
+  before_end: z.optional(z.enum(['', 'default', 'snapshot'], { error: 'Malformed parameter before_end' })),
   /** Ours: the image the lease's nodes are deployed with at its start (a catalog name or a URL). */
-  'slipway:image': z.string({ error: 'Malformed parameter slipway:image' }).max(2048, 'Malformed parameter slipway:image').optional(),
+  'slipway:image': z.optional(z.string({ error: 'Malformed parameter slipway:image' }).check(z.maxLength(2048, 'Malformed parameter slipway:image'))),
   /** Ours: the sha256 of a URL image. */
-  'slipway:image_checksum': z.string({ error: 'Malformed parameter slipway:image_checksum' }).max(256, 'Malformed parameter slipway:image_checksum').optional(),
+  'slipway:image_checksum': z.optional(z.string({ error: 'Malformed parameter slipway:image_checksum' }).check(z.maxLength(256, 'Malformed parameter slipway:image_checksum'))),
   /**
    * Ours: the config drive the start deploy writes (Ironic's JSON form, or that JSON as a
    * string for command lines); stored sealed, shown masked. Checked in `check`.
    */
-  'slipway:config_drive': z.unknown().optional(),
+  'slipway:config_drive': z.optional(z.unknown()),
 });
 
 /** A lease's config drive is stored in the lease item (DynamoDB: 400 KB in all), so smaller than Ironic's. */
@@ -50,7 +50,7 @@ const CONFIG_DRIVE = 'slipway:config_drive';
 /** How a stored config drive is shown (Ironic masks `configdrive` in instance_info the same way). */
 const MASK = '******';
 
-function firstIssue(err: z.ZodError): string {
+function firstIssue(err: z.core.$ZodError): string {
   const issue = err.issues[0];
   if (issue?.code === 'unrecognized_keys') return `Unknown physical:host reservation parameter(s): ${issue.keys.join(', ')}`;
   return issue?.message ?? 'Invalid reservation';
@@ -228,7 +228,7 @@ export const hostPlugin: ResourcePlugin = {
   async sealParams(deps, params) {
     const drive = params[CONFIG_DRIVE];
     if (drive === undefined || isSealed(drive)) return params;
-    return { ...params, [CONFIG_DRIVE]: { $sealed: await deps.secrets.seal(JSON.stringify(drive)) } };
+    return { ...params, [CONFIG_DRIVE]: { $sealed: await deps.secrets.seal('config-drive', JSON.stringify(drive)) } };
   },
 
   referencedProperties(params) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../util/zod.ts';
 import {
   ConcurrentModificationError,
   ConflictError,
@@ -31,7 +31,7 @@ import { checkHostCap, checkLeaseDuration, endedEntries, hostCap, peakHosts, typ
  * is retried a bounded number of times with fresh reads, then answered 409.
  */
 
-const dateField = (name: string) => z.unknown().refine((v) => v !== undefined && v !== null, { message: `Missing parameter ${name}` });
+const dateField = (name: string) => z.unknown().check(z.refine((v) => v !== undefined && v !== null, { message: `Missing parameter ${name}` }));
 
 /** A lease name holds no control characters (it is shown by every client and logged). */
 const noControl = (v: string) => idProblem(v, Number.MAX_SAFE_INTEGER) === undefined;
@@ -42,33 +42,28 @@ const NAME_CONTROL = 'name must not contain control characters';
 export const LeaseCreate = z.strictObject({
   name: z
     .string({ error: (i) => (i.input === undefined ? 'Missing parameter name' : 'name must be a string') })
-    .trim()
-    .min(1, 'Missing parameter name')
-    .max(80, 'name must be at most 80 characters')
-    .refine(noControl, NAME_CONTROL),
+    .check(z.trim(), z.minLength(1, 'Missing parameter name'), z.maxLength(80, 'name must be at most 80 characters'), z.refine(noControl, NAME_CONTROL)),
   start_date: dateField('start_date'),
   end_date: dateField('end_date'),
-  before_end_date: z.unknown().optional(),
-  reservations: z
-    .array(
-      z.looseObject({ resource_type: z.string({ error: 'Missing parameter resource_type' }) }),
-      { error: 'reservations must be a list of objects' },
-    )
-    .default([]),
-  events: z.array(z.unknown(), { error: 'events must be a list' }).default([]),
+  before_end_date: z.optional(z.unknown()),
+  reservations: z._default(
+    z.array(z.looseObject({ resource_type: z.string({ error: 'Missing parameter resource_type' }) }), { error: 'reservations must be a list of objects' }),
+    [],
+  ),
+  events: z._default(z.array(z.unknown(), { error: 'events must be a list' }), []),
 });
 export type LeaseCreate = z.infer<typeof LeaseCreate>;
 
 export const LeaseUpdate = z.strictObject({
-  name: z.string({ error: 'name must be a string' }).trim().min(1, 'name must not be empty').max(80).refine(noControl, NAME_CONTROL).optional(),
-  start_date: z.unknown().optional(),
-  end_date: z.unknown().optional(),
-  before_end_date: z.unknown().optional(),
-  reservations: z
-    .array(z.looseObject({ id: z.string({ error: 'Missing parameter reservation ID' }) }), {
-      error: 'reservations must be a list of objects',
-    })
-    .optional(),
+  name: z.optional(
+    z.string({ error: 'name must be a string' }).check(z.trim(), z.minLength(1, 'name must not be empty'), z.maxLength(80), z.refine(noControl, NAME_CONTROL)),
+  ),
+  start_date: z.optional(z.unknown()),
+  end_date: z.optional(z.unknown()),
+  before_end_date: z.optional(z.unknown()),
+  reservations: z.optional(
+    z.array(z.looseObject({ id: z.string({ error: 'Missing parameter reservation ID' }) }), { error: 'reservations must be a list of objects' }),
+  ),
 });
 export type LeaseUpdate = z.infer<typeof LeaseUpdate>;
 

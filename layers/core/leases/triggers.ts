@@ -1,5 +1,6 @@
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import { metric } from '../util/metrics.ts';
 import { executionName, refOf } from './lifecycle.ts';
 import type { Lease } from './model.ts';
 
@@ -59,5 +60,6 @@ export async function notify(deps: Ports, type: string, detail: Record<string, u
     await deps.notifier.publish(type, detail);
   } catch (err) {
     log.error('notification not published', { type, error: (err as Error).name });
+    metric('NotificationFailures', 1, 'Count');
   }
 }

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from './zod.ts';
 import { ValidationError } from '../errors.ts';
 
 /**
@@ -53,17 +53,17 @@ export function nameProblem(value: string, max = MAX_ID_BYTES): string | undefin
 
 /** zod string for an identifier: 1..max bytes, no control characters. */
 export const boundedId = (max = MAX_ID_BYTES) =>
-  z.string().superRefine((v, ctx) => {
+  z.string().check(z.superRefine((v, ctx) => {
     const p = v.length === 0 ? 'must not be empty' : idProblem(v, max);
     if (p) ctx.addIssue({ code: 'custom', message: p });
-  });
+  }));
 
 /** zod string for a name: `boundedId` plus no `.`/`..` segments and no surrounding blanks. */
 export const safeName = (max = MAX_ID_BYTES) =>
-  z.string().superRefine((v, ctx) => {
+  z.string().check(z.superRefine((v, ctx) => {
     const p = nameProblem(v, max);
     if (p) ctx.addIssue({ code: 'custom', message: p });
-  });
+  }));
 
 /**
  * The first problem of a JSON value (depth, reserved keys), with the path where it is, or
@@ -101,8 +101,8 @@ export function checkJson(value: unknown, what = 'body', errorName: string | num
  * reserved keys.
  */
 export const freeFormObject = (maxBytes = MAX_FREE_FORM_BYTES) =>
-  z.record(z.string(), z.unknown()).superRefine((v, ctx) => {
+  z.record(z.string(), z.unknown()).check(z.superRefine((v, ctx) => {
     const p = jsonProblem(v);
     if (p) return ctx.addIssue({ code: 'custom', message: p });
     if (byteLength(JSON.stringify(v)) > maxBytes) ctx.addIssue({ code: 'custom', message: `is larger than ${maxBytes} bytes` });
-  });
+  }));

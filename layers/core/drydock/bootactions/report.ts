@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../../util/zod.ts';
 import { ValidationError } from '../../errors.ts';
 import { byteLength, freeFormObject, jsonProblem, MAX_JSON_DEPTH } from '../../util/bounds.ts';
 
@@ -30,8 +30,8 @@ const Detail = z.looseObject({ message: z.string(), error: z.boolean() });
 
 /** Upstream's `bootaction_schema`. */
 const ReportSchema = z.strictObject({
-  status: z.enum(['Success', 'Failure', 'success', 'failure']).optional(),
-  details: z.array(Detail).optional(),
+  status: z.optional(z.enum(['Success', 'Failure', 'success', 'failure'])),
+  details: z.optional(z.array(Detail)),
 });
 
 export interface ParsedReport {

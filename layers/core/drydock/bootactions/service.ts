@@ -1,7 +1,8 @@
-import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../../errors.ts';
+import { ConflictError, ForbiddenError, NotFoundError, PayloadTooLargeError, UnauthorizedError } from '../../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../../identity/identity.ts';
 import type { Ports } from '../../ports.ts';
 import { log } from '../../util/log.ts';
+import { metric } from '../../util/metrics.ts';
 import type { BootActionContext, BootActionRecord, BootActionStatus } from '../store.ts';
 import { message, type TaskMessage } from '../tasks/model.ts';
 import { verifyNodeKey } from './keys.ts';
@@ -61,10 +62,21 @@ function checkKey(ctx: BootActionContext, key: string | undefined): void {
 }
 
 /**
+ * The largest tarball `?inline=true` answers: a Lambda response holds at most 6 MB (6 MiB), the
+ * tarball travels base64-encoded in it (4/3 of its size), and the headers and JSON envelope need
+ * room too (64 KiB kept for them). About 4.45 MiB; a larger one is a 413 that names the redirect.
+ */
+export const INLINE_BOOTDATA_MAX_BYTES = Math.floor(((6 * 1024 * 1024 - 64 * 1024) * 3) / 4);
+
+const mib = (bytes: number) => `${(bytes / (1024 * 1024)).toFixed(2)} MiB`;
+
+/**
  * The node's units or files tarball. By default a 302 to a presigned S3 URL (valid
  * `bootdataUrlSeconds`, at most 5 minutes), so the tarball never passes through Lambda; wget and
  * `curl -L` follow it. `inline` returns the bytes instead (for clients that cannot follow
- * redirects).
+ * redirects), up to INLINE_BOOTDATA_MAX_BYTES: its size is read first (no download), and a larger
+ * tarball is a 413 telling the client to ask without `inline` (Lambda would otherwise fail the
+ * response with a bare 502).
  *
  * A context whose tarball object is gone (deleted by hand, or expired by the bucket's lifecycle
  * rule on a context older than that) is a server-side inconsistency, not a client mistake and
@@ -77,6 +89,14 @@ export async function fetchBootdata(deps: Deps, hostname: string, kind: 'units' 
   checkKey(ctx, key);
   const objectKey = kind === 'units' ? ctx.units_object : ctx.files_object;
   if (!inline) return { location: await deps.blobs.presignGet(objectKey, deps.config.drydock.bootdataUrlSeconds) };
+  const size = await deps.blobs.size(objectKey);
+  if (size === undefined) throw new Error(`bootdata object ${objectKey} of node ${hostname} is missing`);
+  if (size > INLINE_BOOTDATA_MAX_BYTES) {
+    throw new PayloadTooLargeError(
+      `The ${kind} tarball of ${hostname} is ${mib(size)}, more than the ${mib(INLINE_BOOTDATA_MAX_BYTES)} an inline answer can carry. ` +
+        'Request it without ?inline=true: the answer is a 302 redirect to a short-lived download URL (curl -L and wget follow it).',
+    );
+  }
   const body = await deps.blobs.get(objectKey);
   if (!body) throw new Error(`bootdata object ${objectKey} of node ${hostname} is missing`);
   // Upstream names the file after the asset type, singular: `node01-unit.tar.gz`.
@@ -149,6 +169,8 @@ async function signalIfAllFinal(deps: Deps, action: BootActionRecord): Promise<v
       task_id: ctx.task_id,
       error: err instanceof Error ? err.name : String(err),
     });
+    // The adapter already ignores a token the workflow gave up on: this one was not answered.
+    metric('CallbackFailures', 1, 'Count');
   }
 }
 
@@ -169,7 +191,7 @@ export async function bootActionInfo(deps: Pick<Ports, 'drydock' | 'secrets' | '
   return {
     node_name: ctx.node_name,
     task_id: ctx.task_id,
-    action_key: await deps.secrets.open(ctx.key_sealed),
+    action_key: await deps.secrets.open('node-key', ctx.key_sealed),
     report_url: deps.config.drydock.reportUrl,
     actions: ctx.action_ids
       .map((id) => rows.get(id))

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../../util/zod.ts';
 
 /**
  * The node filter (upstream-apis.md §1.5), as `POST /tasks`, `POST /nodefilter` and BootAction
@@ -16,11 +16,11 @@ const labelMap = z.record(z.string(), z.union([z.string(), z.number(), z.boolean
 
 export const NodeFilter = z.strictObject({
   filter_type: z.enum(SET_TYPES),
-  node_names: z.array(z.string()).optional(),
-  node_tags: z.array(z.string()).optional(),
-  node_labels: labelMap.optional(),
-  rack_names: z.array(z.string()).optional(),
-  rack_labels: labelMap.optional(),
+  node_names: z.optional(z.array(z.string())),
+  node_tags: z.optional(z.array(z.string())),
+  node_labels: z.optional(labelMap),
+  rack_names: z.optional(z.array(z.string())),
+  rack_labels: z.optional(labelMap),
 });
 export type NodeFilter = z.infer<typeof NodeFilter>;
 

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../../util/zod.ts';
 import { NodeFilterSet } from './filter-schema.ts';
 
 /**
@@ -22,134 +22,134 @@ const strList = z.array(z.string());
 const labels = z.record(z.string(), z.unknown());
 
 export const RegionData = z.strictObject({
-  tag_definitions: z
-    .array(
+  tag_definitions: z.optional(
+    z.array(
       z.strictObject({
-        tag: str.optional(),
-        definition_type: z.enum(['lshw_xpath']).optional(),
-        definition: str.optional(),
+        tag: z.optional(str),
+        definition_type: z.optional(z.enum(['lshw_xpath'])),
+        definition: z.optional(str),
       }),
-    )
-    .optional(),
-  authorized_keys: strList.optional(),
+    ),
+  ),
+  authorized_keys: z.optional(strList),
   /** Top level is the repository class; `remove_unlisted` is the one fixed key. */
-  repositories: z.looseObject({ remove_unlisted: z.boolean().optional() }).optional(),
+  repositories: z.optional(z.looseObject({ remove_unlisted: z.optional(z.boolean()) })),
 });
 
 export const RackData = z.strictObject({
   /** `{<switch name>: {mgmt_ip, sdn_api_url}}` as upstream's ingester reads it. */
-  tor_switches: z.record(z.string(), z.looseObject({ mgmt_ip: str.optional(), sdn_api_url: str.optional() })).optional(),
-  location: z.looseObject({ clli: str.optional(), grid: str.optional() }).optional(),
-  local_networks: strList.optional(),
-  labels: labels.optional(),
+  tor_switches: z.optional(z.record(z.string(), z.looseObject({ mgmt_ip: z.optional(str), sdn_api_url: z.optional(str) }))),
+  location: z.optional(z.looseObject({ clli: z.optional(str), grid: z.optional(str) })),
+  local_networks: z.optional(strList),
+  labels: z.optional(labels),
 });
 
 export const NetworkData = z.strictObject({
   /** Required here: every upstream network validator parses it. */
   cidr: str,
-  ranges: z
-    .array(
+  ranges: z.optional(
+    z.array(
       z.strictObject({
-        type: z.enum(['static', 'dhcp', 'reserved']).optional(),
-        start: str.optional(),
-        end: str.optional(),
+        type: z.optional(z.enum(['static', 'dhcp', 'reserved'])),
+        start: z.optional(str),
+        end: z.optional(str),
       }),
-    )
-    .optional(),
+    ),
+  ),
   /** `servers` is a comma-separated list; `domain` defaults to `local` upstream. */
-  dns: z.strictObject({ domain: str.optional(), servers: str.optional() }).optional(),
-  dhcp_relay: z.strictObject({ self_ip: str.optional(), upstream_target: str.optional() }).optional(),
-  mtu: z.number().optional(),
+  dns: z.optional(z.strictObject({ domain: z.optional(str), servers: z.optional(str) })),
+  dhcp_relay: z.optional(z.strictObject({ self_ip: z.optional(str), upstream_target: z.optional(str) })),
+  mtu: z.optional(z.number()),
   /** A string upstream: quote it in YAML (`vlan: '102'`). */
-  vlan: str.optional(),
-  routedomain: str.optional(),
-  routes: z
-    .array(
+  vlan: z.optional(str),
+  routedomain: z.optional(str),
+  routes: z.optional(
+    z.array(
       z.strictObject({
-        subnet: str.optional(),
-        gateway: str.optional(),
-        metric: z.number().optional(),
-        routedomain: str.optional(),
+        subnet: z.optional(str),
+        gateway: z.optional(str),
+        metric: z.optional(z.number()),
+        routedomain: z.optional(str),
       }),
-    )
-    .optional(),
-  labels: labels.optional(),
+    ),
+  ),
+  labels: z.optional(labels),
 });
 
 export const BONDING_MODES = ['disabled', '802.3ad', 'active-backup', 'balance-rr'] as const;
 export const TRUNKING_MODES = ['disabled', '802.1q'] as const;
 
 export const NetworkLinkData = z.strictObject({
-  bonding: z
-    .strictObject({
-      mode: z.enum(BONDING_MODES).optional(),
-      hash: str.optional(),
-      peer_rate: str.optional(),
-      mon_rate: z.number().optional(),
-      up_delay: z.number().optional(),
-      down_delay: z.number().optional(),
-    })
-    .optional(),
-  mtu: z.number().optional(),
-  linkspeed: str.optional(),
-  trunking: z.strictObject({ mode: z.enum(TRUNKING_MODES).optional(), default_network: str.optional() }).optional(),
-  allowed_networks: strList.optional(),
-  labels: labels.optional(),
+  bonding: z.optional(
+    z.strictObject({
+      mode: z.optional(z.enum(BONDING_MODES)),
+      hash: z.optional(str),
+      peer_rate: z.optional(str),
+      mon_rate: z.optional(z.number()),
+      up_delay: z.optional(z.number()),
+      down_delay: z.optional(z.number()),
+    }),
+  ),
+  mtu: z.optional(z.number()),
+  linkspeed: z.optional(str),
+  trunking: z.optional(z.strictObject({ mode: z.optional(z.enum(TRUNKING_MODES)), default_network: z.optional(str) })),
+  allowed_networks: z.optional(strList),
+  labels: z.optional(labels),
 });
 
 export const HardwareProfileData = z.strictObject({
-  vendor: str.optional(),
-  generation: str.optional(),
-  hw_version: str.optional(),
-  bios_version: str.optional(),
-  boot_mode: z.enum(['bios', 'uefi']).optional(),
-  bootstrap_protocol: z.enum(['pxe', 'usb', 'hdd']).optional(),
-  pxe_interface: z.number().optional(),
-  device_aliases: z.record(z.string(), z.looseObject({ address: str.optional(), dev_type: str.optional(), bus_type: str.optional() })).optional(),
+  vendor: z.optional(str),
+  generation: z.optional(str),
+  hw_version: z.optional(str),
+  bios_version: z.optional(str),
+  boot_mode: z.optional(z.enum(['bios', 'uefi'])),
+  bootstrap_protocol: z.optional(z.enum(['pxe', 'usb', 'hdd'])),
+  pxe_interface: z.optional(z.number()),
+  device_aliases: z.optional(z.record(z.string(), z.looseObject({ address: z.optional(str), dev_type: z.optional(str), bus_type: z.optional(str) }))),
   /** `{name: "2,4"}`: CPU lists referenced by `hardwareprofile:cpuset.<name>` kernel parameters. */
-  cpu_sets: z.record(z.string(), str).optional(),
-  hugepages: z.record(z.string(), z.looseObject({ size: str.optional(), count: z.number().optional() })).optional(),
+  cpu_sets: z.optional(z.record(z.string(), str)),
+  hugepages: z.optional(z.record(z.string(), z.looseObject({ size: z.optional(str), count: z.optional(z.number()) }))),
 });
 
 const Filesystem = z.strictObject({
-  mountpoint: str.optional(),
-  fstype: str.optional(),
-  mount_options: str.optional(),
-  fs_uuid: str.optional(),
-  fs_label: str.optional(),
+  mountpoint: z.optional(str),
+  fstype: z.optional(str),
+  mount_options: z.optional(str),
+  fs_uuid: z.optional(str),
+  fs_label: z.optional(str),
 });
 
 const Partition = z.strictObject({
-  name: str.optional(),
+  name: z.optional(str),
   /** A size string, see `parseSize`. */
-  size: str.optional(),
-  part_uuid: str.optional(),
-  volume_group: str.optional(),
-  labels: z.record(z.string(), str).optional(),
-  bootable: z.boolean().optional(),
-  filesystem: Filesystem.optional(),
+  size: z.optional(str),
+  part_uuid: z.optional(str),
+  volume_group: z.optional(str),
+  labels: z.optional(z.record(z.string(), str)),
+  bootable: z.optional(z.boolean()),
+  filesystem: z.optional(Filesystem),
 });
 
 const LogicalVolume = z.looseObject({
-  name: str.optional(),
-  lv_uuid: str.optional(),
+  name: z.optional(str),
+  lv_uuid: z.optional(str),
   /** A size string, see `parseSize`. */
-  size: str.optional(),
-  filesystem: z.looseObject(Filesystem.shape).optional(),
+  size: z.optional(str),
+  filesystem: z.optional(z.looseObject(Filesystem.shape)),
 });
 
 export const Storage = z.looseObject({
-  physical_devices: z
-    .record(
+  physical_devices: z.optional(
+    z.record(
       z.string(),
       z.looseObject({
-        labels: z.record(z.string(), str).optional(),
-        volume_group: str.optional(),
-        partitions: z.array(Partition).optional(),
+        labels: z.optional(z.record(z.string(), str)),
+        volume_group: z.optional(str),
+        partitions: z.optional(z.array(Partition)),
       }),
-    )
-    .optional(),
-  volume_groups: z.record(z.string(), z.looseObject({ vg_uuid: str.optional(), logical_volumes: z.array(LogicalVolume).optional() })).optional(),
+    ),
+  ),
+  volume_groups: z.optional(z.record(z.string(), z.looseObject({ vg_uuid: z.optional(str), logical_volumes: z.optional(z.array(LogicalVolume)) }))),
 });
 
 /**
@@ -158,47 +158,47 @@ export const Storage = z.looseObject({
  * nodes at emulators on loopback.
  */
 export const Oob = z.looseObject({
-  type: str.optional(),
-  network: str.optional(),
-  account: str.optional(),
-  credential: str.optional(),
-  port: z.number().int().min(1).max(65535).optional(),
+  type: z.optional(str),
+  network: z.optional(str),
+  account: z.optional(str),
+  credential: z.optional(str),
+  port: z.optional(z.number().check(z.int(), z.gte(1), z.lte(65535))),
 });
 
 export const Interface = z.looseObject({
-  device_link: str.optional(),
-  slaves: strList.optional(),
-  networks: strList.optional(),
-  sriov: z.looseObject({ vf_count: z.number().optional(), trustedmode: z.boolean().optional() }).optional(),
+  device_link: z.optional(str),
+  slaves: z.optional(strList),
+  networks: z.optional(strList),
+  sriov: z.optional(z.looseObject({ vf_count: z.optional(z.number()), trustedmode: z.optional(z.boolean()) })),
 });
 
 /** Fields shared by HostProfile and BaremetalNode (upstream `process_host_common_fields`). */
 const hostFields = {
   /** The parent HostProfile. */
-  host_profile: str.optional(),
-  hardware_profile: str.optional(),
-  primary_network: str.optional(),
-  oob: Oob.optional(),
-  storage: Storage.optional(),
-  platform: z
-    .strictObject({
-      image: str.optional(),
-      kernel: str.optional(),
+  host_profile: z.optional(str),
+  hardware_profile: z.optional(str),
+  primary_network: z.optional(str),
+  oob: z.optional(Oob),
+  storage: z.optional(Storage),
+  platform: z.optional(
+    z.strictObject({
+      image: z.optional(str),
+      kernel: z.optional(str),
       /** `true` ⇒ bare flag, string ⇒ `key=value`; values may reference the hardware profile. */
-      kernel_params: z.record(z.string(), z.union([z.string(), z.boolean(), z.number()])).optional(),
-    })
-    .optional(),
-  metadata: z
-    .strictObject({
-      tags: strList.optional(),
+      kernel_params: z.optional(z.record(z.string(), z.union([z.string(), z.boolean(), z.number()]))),
+    }),
+  ),
+  metadata: z.optional(
+    z.strictObject({
+      tags: z.optional(strList),
       /** The node labels: what `node_labels` filters match (§7 trap 5). */
-      owner_data: z.record(z.string(), str).optional(),
-      rack: str.optional(),
-      boot_mac: str.optional(),
-    })
-    .optional(),
+      owner_data: z.optional(z.record(z.string(), str)),
+      rack: z.optional(str),
+      boot_mac: z.optional(str),
+    }),
+  ),
   /** `null` removes an interface inherited from a profile (upstream topology.rst). */
-  interfaces: z.record(z.string(), Interface.nullable()).optional(),
+  interfaces: z.optional(z.record(z.string(), z.nullable(Interface))),
 };
 
 export const HostProfileData = z.strictObject(hostFields);
@@ -212,7 +212,7 @@ export const Addressing = z.looseObject({
 export const BaremetalNodeData = z.strictObject({
   ...hostFields,
   // Upstream's ingester refuses a node without addresses ("BaremetalNode needs at least 1 assigned address").
-  addressing: z.array(Addressing).min(1, 'BaremetalNode needs at least 1 assigned address'),
+  addressing: z.array(Addressing).check(z.minLength(1, 'BaremetalNode needs at least 1 assigned address')),
 });
 
 export const ASSET_TYPES = ['unit', 'file', 'pkg_list'] as const;
@@ -222,24 +222,24 @@ export const LOCATION_PIPELINE_SEGMENTS = ['template'] as const;
 export const BootActionAsset = z.strictObject({
   type: z.enum(ASSET_TYPES),
   /** Required for `unit` and `file` (checked by `validateDesign`); the tarball member name. */
-  path: str.regex(/^\/./, 'must be an absolute path (start with "/")').optional(),
-  location: str.optional(),
+  path: z.optional(str.check(z.regex(/^\/./, 'must be an absolute path (start with "/")'))),
+  location: z.optional(str),
   /** A string, or for `pkg_list` a map `package: version | null`. */
-  data: z.union([z.string(), z.record(z.string(), z.string().nullable())]).optional(),
-  location_pipeline: z.array(z.enum(LOCATION_PIPELINE_SEGMENTS)).optional(),
-  data_pipeline: z.array(z.enum(DATA_PIPELINE_SEGMENTS)).optional(),
+  data: z.optional(z.union([z.string(), z.record(z.string(), z.nullable(z.string()))])),
+  location_pipeline: z.optional(z.array(z.enum(LOCATION_PIPELINE_SEGMENTS))),
+  data_pipeline: z.optional(z.array(z.enum(DATA_PIPELINE_SEGMENTS))),
   // Upstream's pattern is an unanchored `\d{3}` (it lets "999" and "12345" through, then the
   // tarball writer fails to parse them as octal); we require three octal digits, optionally
   // after a leading 0 ("0644"), the same rule as the boot-action renderer (bootactions/render.ts).
-  permissions: str.regex(/^0?[0-7]{3}$/, 'must be three octal digits, e.g. "444"').optional(),
+  permissions: z.optional(str.check(z.regex(/^0?[0-7]{3}$/, 'must be three octal digits, e.g. "444"'))),
 });
 
 export const BootActionData = z.strictObject({
   /** Default true: the node reports the action's result (§1.6.1). */
-  signaling: z.boolean().optional(),
+  signaling: z.optional(z.boolean()),
   assets: z.array(BootActionAsset),
   /** Absent ⇒ every node. */
-  node_filter: NodeFilterSet.optional(),
+  node_filter: z.optional(NodeFilterSet),
 });
 
 export const DATA_SCHEMAS = {
@@ -251,7 +251,7 @@ export const DATA_SCHEMAS = {
   HostProfile: HostProfileData,
   BaremetalNode: BaremetalNodeData,
   BootAction: BootActionData,
-} as const satisfies Record<Kind, z.ZodType>;
+} as const satisfies Record<Kind, z.ZodMiniType>;
 
 export type DataOf<K extends Kind> = z.infer<(typeof DATA_SCHEMAS)[K]>;
 export type RegionData = DataOf<'Region'>;

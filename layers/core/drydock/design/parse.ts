@@ -1,5 +1,5 @@
 import { LineCounter, parseAllDocuments } from 'yaml';
-import type * as z from 'zod';
+import type * as z from '../../util/zod.ts';
 import { jsonProblem } from '../../util/bounds.ts';
 import { makeMessage, RULES, type ValidationMessage } from './messages.ts';
 import { DATA_SCHEMAS, type DesignDocument, emptyDesign, KINDS, type Kind, type SiteDesign } from './model.ts';
@@ -145,7 +145,7 @@ function readDocument(value: unknown, source: DesignDocument['source'], at: stri
   }
   const kind = kindName as Kind;
   const data = value.data ?? {};
-  const parsed = (DATA_SCHEMAS[kind] as z.ZodType).safeParse(data);
+  const parsed = (DATA_SCHEMAS[kind] as z.ZodMiniType).safeParse(data);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       messages.push(

@@ -77,7 +77,7 @@ async function sameRegistration(deps: Ports, bmc: BmcInfo, want: Pick<BmcInfo, '
   const keys = new Set([...Object.keys(bmc.driver_info), ...Object.keys(want.driver_info)]);
   for (const k of keys) {
     const stored = bmc.driver_info[k];
-    const plain = isSealed(stored) ? await deps.secrets.open(stored.$sealed).catch(() => undefined) : stored;
+    const plain = isSealed(stored) ? await deps.secrets.open('bmc-password', stored.$sealed).catch(() => undefined) : stored;
     if (plain !== want.driver_info[k]) return false;
   }
   return true;

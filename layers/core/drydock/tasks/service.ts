@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../../util/zod.ts';
 import { ForbiddenError, NotFoundError, ValidationError } from '../../errors.ts';
 import { type Principal, requireAdmin } from '../../identity/identity.ts';
 import type { Node } from '../../inventory/node.ts';
@@ -28,9 +28,9 @@ import { addFailure, buildDataView, isUuid, message, newTaskRecord, PUBLIC_ACTIO
 
 /** `POST /tasks`: upstream's own checks and messages, without its 500s for a bad body. */
 export const CreateTaskBody = z.looseObject({
-  action: z.string().optional(),
-  design_ref: z.string().optional(),
-  node_filter: z.unknown().optional(),
+  action: z.optional(z.string()),
+  design_ref: z.optional(z.string()),
+  node_filter: z.optional(z.unknown()),
 });
 
 const FIELDS_REQUIRED = 'Task creation requires fields design_ref, action';
@@ -224,7 +224,7 @@ export async function extendedHealth(deps: Ports, auth: Principal | undefined) {
 // ---------------------------------------------------------------------------------------------
 // Node filter and validation
 
-export const NodeFilterBody = z.looseObject({ design_ref: z.string().optional(), node_filter: z.unknown().optional() });
+export const NodeFilterBody = z.looseObject({ design_ref: z.optional(z.string()), node_filter: z.optional(z.unknown()) });
 
 /** `POST /nodefilter`: the names the filter selects in the design (null filter: every node). */
 export async function nodeFilter(deps: Ports, auth: Principal | undefined, raw: unknown): Promise<string[]> {
@@ -237,7 +237,7 @@ export async function nodeFilter(deps: Ports, auth: Principal | undefined, raw: 
   return applyNodeFilter(loaded.design, body.data.node_filter ?? null);
 }
 
-export const ValidateDesignBody = z.looseObject({ rel: z.string().optional(), href: z.string().optional(), type: z.string().optional() });
+export const ValidateDesignBody = z.looseObject({ rel: z.optional(z.string()), href: z.optional(z.string()), type: z.optional(z.string()) });
 
 /**
  * `POST /validatedesign`: the Status object with `code` 200 (valid) or 400 (invalid, or the
@@ -277,7 +277,7 @@ function designView(d: StoredDesign) {
   };
 }
 
-export const CreateDesignBody = z.strictObject({ base_design_id: z.uuid().nullable().optional() }).nullable().optional();
+export const CreateDesignBody = z.optional(z.nullable(z.strictObject({ base_design_id: z.optional(z.nullable(z.uuid())) })));
 
 /**
  * `POST /designs`: an administrator's design is the site's; a member's belongs to its project,

@@ -112,7 +112,7 @@ export const SUBTASK_ACTIONS: Record<NodeAction, string> = {
 };
 
 /** Agent steps: the job kind they queue (see `agent/executor.ts`) and what a success says. */
-const JOB_STEPS: Partial<Record<StepName, { kind: string; done: string }>> = {
+export const JOB_STEPS: Partial<Record<StepName, { kind: string; done: string }>> = {
   interrogate: { kind: 'power_state', done: 'BMC interrogated' },
   inspect: { kind: 'inspect', done: 'hardware inspected' },
   deploy: { kind: 'deploy_node', done: 'deployed' },
@@ -223,16 +223,16 @@ function validationMessages(messages: readonly ValidationMessage[], at: Date): T
 // ---------------------------------------------------------------------------------------------
 // Prepare
 
-export interface NodeItem {
-  node: string;
-  subtask_id: string;
-}
-
 export interface PrepareOutput {
   /** run: go on; finish: the result is known (validation, no nodes, an unreadable design); skip: nothing to do. */
   outcome: 'run' | 'finish' | 'skip';
   site: string;
-  nodes: NodeItem[];
+  /**
+   * The distributed Map's items, one child execution each: the nodes' positions in the task's
+   * `subtask_id_list`. Positions rather than names or subtask ids keep the workflow's state
+   * small (2,000 nodes are about 9 KB, however long their names): the steps read the rest.
+   */
+  nodes: number[];
   node_concurrency: number;
 }
 
@@ -306,7 +306,7 @@ export async function prepareTask(deps: Ports, input: { task_id: string }): Prom
     ),
   );
   await updateTask(deps, task.task_id, () => ({ site, subtask_id_list: nodes.map((n) => n.subtask_id) }));
-  return { outcome: 'run', site, nodes, node_concurrency: deps.config.drydock.nodeConcurrency };
+  return { outcome: 'run', site, nodes: nodes.map((_, i) => i), node_concurrency: deps.config.drydock.nodeConcurrency };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,6 +314,20 @@ export async function prepareTask(deps: Ports, input: { task_id: string }): Prom
 // runs one task at a time, oldest first)
 
 export const ACQUIRE_WAIT_SECONDS = 3;
+export const ACQUIRE_MAX_WAIT_SECONDS = 300;
+
+/**
+ * How long a task waits before asking for a slot again, after waiting `waitedSeconds` so far: 3 s
+ * at first, then a twentieth of the time waited, at most 5 minutes. Each try writes 9 events to
+ * the execution's history (Acquire, Acquired, SiteBusy): at a fixed 3 s a task queued behind a
+ * long one (a 2,000-node deploy takes hours) would reach Step Functions' 25,000 in about two
+ * hours; backing off, the two days a task may live take about 6,000 events (limits.test.ts), and
+ * a freed slot is taken at most 5 % of the wait so far later.
+ */
+export function acquireWaitSeconds(waitedSeconds: number): number {
+  const waited = Number.isFinite(waitedSeconds) ? waitedSeconds : 0;
+  return Math.min(ACQUIRE_MAX_WAIT_SECONDS, Math.max(ACQUIRE_WAIT_SECONDS, Math.ceil(waited / 20)));
+}
 
 export async function acquireSite(deps: Ports, input: { task_id: string; site: string }): Promise<{ acquired: boolean; wait_seconds: number }> {
   const max = deps.config.drydock.siteConcurrency;
@@ -324,7 +338,7 @@ export async function acquireSite(deps: Ports, input: { task_id: string; site: s
   const ok = ahead.length < max && (await deps.drydock.acquireSite(input.site, input.task_id, max));
   if (!ok) {
     await evictStale(deps, input.site, ahead);
-    return { acquired: false, wait_seconds: ACQUIRE_WAIT_SECONDS };
+    return { acquired: false, wait_seconds: acquireWaitSeconds((now(deps).getTime() - Date.parse(task.created)) / 1000) };
   }
   await updateTask(deps, input.task_id, (t) => (t.status === 'queued' ? { status: 'running' } : undefined));
   return { acquired: true, wait_seconds: 0 };
@@ -397,10 +411,11 @@ export async function siteAction(deps: Ports, input: { task_id: string; site: st
 // ---------------------------------------------------------------------------------------------
 // Per node
 
+/** What every step of a node's child execution is given. */
 export interface NodeStepInput {
   task_id: string;
-  subtask_id: string;
-  node: string;
+  /** The node's position in the task's `subtask_id_list` (its item of the distributed Map). */
+  index: number;
   /** The plan index to run from. */
   cursor: number;
   /** The output of the agent job that ran just before (`{}` when none). */
@@ -418,6 +433,18 @@ export interface NodeStepOutput {
 }
 
 const done = (): NodeStepOutput => ({ next: 'done', cursor: -1, after: -1, attempt: 1 });
+
+/**
+ * The node at `index` of the task: its subtask (Prepare wrote the list once, in this order) and
+ * its name, read here because the workflow carries positions only.
+ */
+async function nodeAt(deps: Ports, task: TaskRecord, index: number): Promise<{ sub: TaskRecord; node: string }> {
+  const id = task.subtask_id_list[index];
+  if (id === undefined) throw new Error(`Task ${task.task_id} has no node at position ${index}`);
+  const sub = await getTask(deps, id);
+  if (!sub.node_name) throw new Error(`Subtask ${id} names no node`);
+  return { sub, node: sub.node_name };
+}
 
 function planOf(task: TaskRecord): readonly StepName[] {
   if (!isNodeAction(task.action)) throw new Error(`Action ${task.action} has no node steps`);
@@ -441,43 +468,45 @@ async function finishNode(deps: Ports, parentId: string, sub: TaskRecord, ok: bo
 
 export async function nodeStep(deps: Ports, input: NodeStepInput): Promise<NodeStepOutput> {
   const task = await getTask(deps, input.task_id);
-  let sub = await getTask(deps, input.subtask_id);
+  const at = await nodeAt(deps, task, input.index);
+  const node = at.node;
+  let sub = at.sub;
   if (sub.status === 'complete') return done();
   const plan = planOf(task);
   if (sub.status === 'queued') sub = await updateTask(deps, sub.task_id, (t) => (t.status === 'queued' ? { status: 'running' } : undefined));
   try {
     // A project's task: the lease must hold the node now, before anything at all is done to it.
-    const held = await checkHeld(deps, task, input.node);
+    const held = await checkHeld(deps, task, node);
     const prev = plan[input.cursor - 1];
     const job = prev ? JOB_STEPS[prev] : undefined;
     if (job) await recordJob(deps, task, sub, prev!, input.last);
     for (let i = input.cursor; ; i++) {
       const step = plan[i];
       if (step === undefined) {
-        if (task.action === 'deploy_nodes') await setProvisionState(deps, input.node, 'active');
-        await finishNode(deps, task.task_id, sub, true, `Node ${input.node}: ${task.action} succeeded`);
+        if (task.action === 'deploy_nodes') await setProvisionState(deps, node, 'active');
+        await finishNode(deps, task.task_id, sub, true, `Node ${node}: ${task.action} succeeded`);
         return done();
       }
       if (JOB_STEPS[step]) {
-        const skipped = await alreadyDone(deps, step, input.node);
+        const skipped = await alreadyDone(deps, step, node);
         if (skipped) {
           await nodeMessage(deps, sub, skipped);
           continue;
         }
-        await checkNotInMaintenance(deps, step, input.node, task);
+        await checkNotInMaintenance(deps, step, node, task);
         return { next: 'job', cursor: i, after: i + 1, attempt: 1 };
       }
       if (step === 'reports') return { next: 'reports', cursor: i, after: i + 1, attempt: 1 };
       if (step === 'register' && held) {
         // The site's registration drives the node; a project's design never sets a BMC.
-        await nodeMessage(deps, sub, `Node ${input.node}: held by lease ${held.lease_id} of project ${held.project_id}`);
+        await nodeMessage(deps, sub, `Node ${node}: held by lease ${held.lease_id} of project ${held.project_id}`);
         continue;
       }
       await runLocalStep(deps, task, sub, step);
     }
   } catch (err) {
     if (!(err instanceof NodeStepError || err instanceof DesignNodeError)) throw err;
-    if (task.action === 'deploy_nodes' && !(err instanceof NodeNotHeldError)) await markDeployFailed(deps, input.node, err.message);
+    if (task.action === 'deploy_nodes' && !(err instanceof NodeNotHeldError)) await markDeployFailed(deps, node, err.message);
     await finishNode(deps, task.task_id, sub, false, err.message);
     return done();
   }
@@ -695,7 +724,7 @@ async function renderBootActions(deps: Ports, task: TaskRecord, sub: TaskRecord,
     subtask_id: sub.task_id,
     design_ref: task.design_ref,
     key_hash: hashNodeKey(key),
-    key_sealed: await deps.secrets.seal(nodeKeyHex(key)),
+    key_sealed: await deps.secrets.seal('node-key', nodeKeyHex(key)),
     action_ids: records.map((r) => r.action_id),
     units_object: units,
     files_object: files,
@@ -725,32 +754,32 @@ export async function nodeJob(deps: Ports, input: NodeStepInput & { task_token: 
   const step = planOf(task)[input.cursor];
   const spec = step ? JOB_STEPS[step] : undefined;
   if (!spec) throw new Error(`Step ${input.cursor} of ${task.action} is not an agent step`);
+  const { sub, node: name } = await nodeAt(deps, task, input.index);
   try {
     // Right before the job is queued (a retried attempt comes here straight from NodeFailed).
-    await checkHeld(deps, task, input.node);
+    await checkHeld(deps, task, name);
   } catch (err) {
     if (!(err instanceof NodeNotHeldError)) throw err;
-    const sub = await getTask(deps, input.subtask_id);
     await finishNode(deps, task.task_id, sub, false, err.message);
     // The failure ends the state; NodeFailed then finds the subtask complete and ends the node.
     throw err;
   }
-  const node = await inventoryNode(deps, input.node);
+  const node = await inventoryNode(deps, name);
   let payload: Record<string, unknown>;
   switch (step) {
     case 'inspect':
       // As Ironic's inspect: the job's handler (ironic/inspect.ts) applies the facts and ports.
-      await startProvisioning(deps, input.node, 'inspecting', 'manageable');
+      await startProvisioning(deps, name, 'inspecting', 'manageable');
       payload = { ...(await inspectPayload(deps, node)) };
       break;
     case 'clean':
       // As Ironic's cleaning on the way to available: the handler (ironic/clean.ts) moves the
       // node on, or leaves it `clean failed` in maintenance.
-      await startProvisioning(deps, input.node, 'cleaning', 'available');
+      await startProvisioning(deps, name, 'cleaning', 'available');
       payload = { ...(await cleanPayload(deps, node)) };
       break;
     case 'deploy':
-      await startProvisioning(deps, input.node, 'deploying', 'active');
+      await startProvisioning(deps, name, 'deploying', 'active');
       payload = await deployPayload(deps, task, node);
       break;
     default:
@@ -811,10 +840,11 @@ export async function bootActionJobInfo(deps: Ports, ctx: BootActionContext) {
  * final answers it. If they are all final already (or none signals), it is answered now.
  */
 export async function nodeReports(deps: Ports, input: NodeStepInput & { task_token: string }): Promise<void> {
-  const ctx = await deps.drydock.getBootActionContext(input.node);
-  const answer = () => deps.callbacks.succeed(input.task_token, { node_name: input.node, reports: 'final' });
+  const { node } = await nodeAt(deps, await getTask(deps, input.task_id), input.index);
+  const ctx = await deps.drydock.getBootActionContext(node);
+  const answer = () => deps.callbacks.succeed(input.task_token, { node_name: node, reports: 'final' });
   if (!ctx || ctx.task_id !== input.task_id) return answer();
-  if (!(await deps.drydock.setReportToken(input.node, input.task_id, input.task_token))) return answer();
+  if (!(await deps.drydock.setReportToken(node, input.task_id, input.task_token))) return answer();
   // Reports that arrived before the token was stored found nobody to tell: look again now.
   const actions = await deps.drydock.getBootActions(ctx.action_ids);
   if (!actions.some((a) => a.action_status === 'incomplete')) await answer();
@@ -830,46 +860,49 @@ const JOB_ERRORS = new Set(['States.Timeout', 'States.HeartbeatTimeout', 'AgentJ
  * the node's subtask fails with the reason (and a deploy leaves the node `deploy failed`).
  */
 export async function nodeFailed(deps: Ports, input: NodeStepInput & { attempt?: number; error: { Error?: string; Cause?: string } }): Promise<NodeStepOutput> {
-  const sub = await deps.drydock.getTask(input.subtask_id);
-  if (!sub || sub.status === 'complete') return done();
-  const task = await getTask(deps, input.task_id);
+  // NodeFailed must end the node whatever happened: a task or subtask gone ends it quietly.
+  const task = await deps.drydock.getTask(input.task_id);
+  const subId = task?.subtask_id_list[input.index];
+  const sub = subId === undefined ? undefined : await deps.drydock.getTask(subId);
+  if (!task || !sub?.node_name || sub.status === 'complete') return done();
+  const node = sub.node_name;
   const step = planOf(task)[input.cursor];
   const what = step ? ` during ${step}` : '';
   let text: string;
   switch (input.error.Error) {
     case 'States.Timeout':
-      text = `Node ${input.node}: the agent did not finish${what} in time`;
+      text = `Node ${node}: the agent did not finish${what} in time`;
       break;
     case 'States.HeartbeatTimeout':
-      text = `Node ${input.node}: the agent stopped reporting${what}`;
+      text = `Node ${node}: the agent stopped reporting${what}`;
       break;
     case 'AgentJobFailed':
     case 'QueueFailed':
-      text = `Node ${input.node}: ${input.error.Cause ?? 'the agent job failed'}${what}`;
+      text = `Node ${node}: ${input.error.Cause ?? 'the agent job failed'}${what}`;
       break;
     default:
       // Internals stay in the log; the task says what failed and where.
-      log.error('drydock node step failed', { task_id: input.task_id, node: input.node, step, error: input.error.Error, cause: input.error.Cause?.slice(0, 500) });
-      text = `Node ${input.node}: internal error${what} (${input.error.Error ?? 'unknown'})`;
+      log.error('drydock node step failed', { task_id: input.task_id, node: node, step, error: input.error.Error, cause: input.error.Cause?.slice(0, 500) });
+      text = `Node ${node}: internal error${what} (${input.error.Error ?? 'unknown'})`;
   }
   // A project's node it no longer holds is neither tried again nor written to (its lease's end
   // takes care of it): the node fails, saying why.
-  if (task.project_id && !(await heldBy(deps, input.node, task.project_id))) {
+  if (task.project_id && !(await heldBy(deps, node, task.project_id))) {
     await nodeMessage(deps, sub, text, true);
-    await finishNode(deps, task.task_id, sub, false, notHeldText(input.node, task.project_id));
+    await finishNode(deps, task.task_id, sub, false, notHeldText(node, task.project_id));
     return done();
   }
   const attempt = input.attempt ?? 1;
   const attempts = step ? (STEP_ATTEMPTS[step] ?? 1) : 1;
   // Messages are cut at 127 characters (the rest goes to `extra.detail`): the attempt comes first.
-  const reason = text.slice(`Node ${input.node}: `.length);
+  const reason = text.slice(`Node ${node}: `.length);
   if (step && attempt < attempts && JOB_ERRORS.has(input.error.Error ?? '') && !task.terminate) {
-    await nodeMessage(deps, sub, `Node ${input.node}: attempt ${attempt} of ${attempts} failed, trying again: ${reason}`, true);
-    if (step === 'clean') await clearEraseFailure(deps, input.node);
+    await nodeMessage(deps, sub, `Node ${node}: attempt ${attempt} of ${attempts} failed, trying again: ${reason}`, true);
+    if (step === 'clean') await clearEraseFailure(deps, node);
     return { next: 'job', cursor: input.cursor, after: input.cursor + 1, attempt: attempt + 1 };
   }
-  const final = attempts > 1 ? `Node ${input.node}: ${step} failed ${attempt} times: ${reason}` : text;
-  if (task.action === 'deploy_nodes') await markDeployFailed(deps, input.node, final);
+  const final = attempts > 1 ? `Node ${node}: ${step} failed ${attempt} times: ${reason}` : text;
+  if (task.action === 'deploy_nodes') await markDeployFailed(deps, node, final);
   await finishNode(deps, task.task_id, sub, false, final);
   return done();
 }

@@ -1,0 +1,253 @@
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IKey } from 'aws-cdk-lib/aws-kms';
+import { TABLE_INDEXES } from '#aws/dynamo/schema.ts';
+import { contextOf, LEGACY_CONTEXT } from '#aws/kms-secrets.ts';
+import type { SecretKind } from '#core/secrets.ts';
+import type { LambdaEntry } from '../bundling.ts';
+
+/**
+ * What each function may do to the table and to the secrets key: least privilege per function
+ * (issue 12), written out here for review and checked against the code by
+ * test/infra/least-privilege.test.ts, which derives from each function's bundle the port methods
+ * it calls, what those adapter methods read and write, and the kinds of secret it seals and
+ * opens. Both directions fail that test: a grant the code does not need, and a need nothing
+ * grants (which no local test would notice: DynamoDB Local and the local secret box enforce no
+ * IAM).
+ */
+
+/**
+ * Every partition-key prefix of the single table (layers/aws/dynamo/*: the key builders), or a
+ * whole key where the partition is one item (`COUNTER#host`). The IAM conditions name these:
+ * `dynamodb:LeadingKeys` is the partition key of every item a request touches.
+ */
+export const TABLE_PARTITIONS = [
+  'TOKEN#',
+  'IDEMP#',
+  'NODE#',
+  'NODENAME#',
+  'HOSTID#',
+  'COUNTER#host',
+  'BMPORT#',
+  'BMPORTMAC#',
+  'LEASE#',
+  'USAGE#',
+  'PROPERTY#',
+  'JOB#',
+  'AGENTS#',
+  'COMM#CLUSTER#',
+  'COMM#HOST#',
+  'COMM#NETWORK#',
+  'COMM#CM#',
+  'DDTASK#',
+  'DDSITE#',
+  'DDDESIGN#',
+  'DDBANODE#',
+  'DDBA#',
+] as const;
+export type Partition = (typeof TABLE_PARTITIONS)[number];
+export type IndexName = (typeof TABLE_INDEXES)[number]['indexName'];
+
+export type ReadAction = 'GetItem' | 'BatchGetItem' | 'Query';
+export type WriteAction = 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'BatchWriteItem' | 'ConditionCheckItem';
+
+export interface TableGrant {
+  /** Read actions, on items of these partitions. */
+  read: { actions: readonly ReadAction[]; partitions: readonly Partition[] };
+  /** Write actions (and the condition checks of transactions), on items of these partitions. */
+  write?: { actions: readonly WriteAction[]; partitions: readonly Partition[] };
+  /** Indexes queried (an index query names no table partition; see `grantTable`). */
+  indexes: readonly IndexName[];
+}
+
+/**
+ * Per function. Every surface but `system` reads its caller's token (`TOKEN#`); those with
+ * authenticated POST routes keep Idempotency-Key records (`IDEMP#`). A partition among the
+ * writes is one a method that writes touches: such a method may read it too, so it is among the
+ * reads as well. `system` (`GET /healthz`, anonymous) touches nothing.
+ */
+export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
+  // Claims, heartbeats and results of every kind of job: the job, its node (deploy and erase
+  // outcomes, inspection's ports), its lease (start and end steps), its Commissaire host.
+  'functions/api/agent.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'JOB#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#CM#'] },
+    write: {
+      actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
+      partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'USAGE#', 'JOB#', 'AGENTS#', 'COMM#HOST#'],
+    },
+    indexes: ['GSI1', 'GSI2', 'GSI3'],
+  },
+  // Leases (with the node calendars and the project's usage), hosts (enrolment, the host id counter), properties.
+  'functions/api/blazar.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'HOSTID#', 'LEASE#', 'USAGE#', 'PROPERTY#'] },
+    write: {
+      actions: ['PutItem', 'UpdateItem', 'DeleteItem'],
+      partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'HOSTID#', 'COUNTER#host', 'LEASE#', 'USAGE#', 'PROPERTY#', 'JOB#'],
+    },
+    indexes: ['GSI1', 'GSI3'],
+  },
+  // Node-facing: a node's boot-action context and rows, and the task messages its reports append
+  // (no authenticated POST, so no Idempotency-Key records). No node, lease or BMC.
+  'functions/api/bootactions.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem'], partitions: ['TOKEN#', 'DDBANODE#', 'DDBA#'] },
+    write: { actions: ['PutItem', 'UpdateItem', 'ConditionCheckItem'], partitions: ['DDTASK#', 'DDBA#'] },
+    indexes: [],
+  },
+  // Clusters, hosts, networks, container managers; a host's inventory node and its agent jobs
+  // (Commissaire's API is PUT and DELETE only: no Idempotency-Key records).
+  'functions/api/commissaire.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'NODE#', 'NODENAME#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'] },
+    write: {
+      actions: ['PutItem', 'UpdateItem', 'DeleteItem'],
+      partitions: ['NODE#', 'NODENAME#', 'HOSTID#', 'JOB#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'],
+    },
+    indexes: ['GSI3'],
+  },
+  // Tasks and designs; reads nodes (node filters) and site configs. The workflow does the rest.
+  'functions/api/drydock.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'DDTASK#', 'DDSITE#', 'DDDESIGN#'] },
+    write: { actions: ['PutItem', 'DeleteItem', 'BatchWriteItem'], partitions: ['IDEMP#', 'DDTASK#', 'DDDESIGN#'] },
+    indexes: ['GSI1', 'GSI3'],
+  },
+  // Nodes and ports (with their name and MAC uniqueness items), the jobs their actions queue.
+  'functions/api/ironic.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'JOB#', 'AGENTS#'] },
+    write: {
+      actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
+      partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'HOSTID#', 'BMPORT#', 'BMPORTMAC#', 'JOB#'],
+    },
+    indexes: ['GSI1', 'GSI3'],
+  },
+  // Tokens (the admin token routes), leases read, node actions of the native API.
+  'functions/api/native.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'LEASE#'] },
+    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'JOB#'] },
+    indexes: ['GSI1', 'GSI3'],
+  },
+  'functions/api/system.ts': undefined,
+  // One operation record per step, the cluster's lock and hostset, the host's node, one agent job.
+  'functions/workflows/cluster-operations.ts': {
+    read: { actions: ['GetItem'], partitions: ['NODE#', 'NODENAME#', 'COMM#CLUSTER#', 'COMM#HOST#'] },
+    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'JOB#', 'COMM#CLUSTER#'] },
+    indexes: [],
+  },
+  // Tasks, site slots, designs, boot-action contexts; node registration (nodes, ports) and agent jobs.
+  'functions/workflows/drydock-tasks.ts': {
+    read: {
+      actions: ['GetItem', 'BatchGetItem', 'Query'],
+      partitions: ['NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'AGENTS#', 'DDTASK#', 'DDSITE#', 'DDDESIGN#', 'DDBANODE#', 'DDBA#'],
+    },
+    write: {
+      actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'ConditionCheckItem'],
+      partitions: ['NODE#', 'NODENAME#', 'HOSTID#', 'BMPORT#', 'BMPORTMAC#', 'JOB#', 'DDTASK#', 'DDSITE#', 'DDBANODE#', 'DDBA#'],
+    },
+    indexes: ['GSI1', 'GSI2'],
+  },
+  // A lease's events and reservations, its nodes' calendars, its project's usage, agent jobs.
+  'functions/workflows/lease-events.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['NODE#', 'NODENAME#', 'LEASE#'] },
+    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'LEASE#', 'USAGE#', 'JOB#'] },
+    indexes: ['GSI1', 'GSI3'],
+  },
+  // Due and stale events, calendars it reconciles, agents seen per site (the silent-site metric).
+  'functions/workflows/sweeper.ts': {
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['NODE#', 'NODENAME#', 'LEASE#', 'AGENTS#'] },
+    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'LEASE#', 'JOB#'] },
+    indexes: ['GSI1', 'GSI2', 'GSI3'],
+  },
+};
+
+/** A partition as a `dynamodb:LeadingKeys` pattern: a prefix matches every key it starts, a whole key itself. */
+export const leadingKeyPattern = (p: Partition): string => (p.endsWith('#') ? `${p}*` : p);
+
+/**
+ * The grant: read and write statements on the table's items, each limited to its partitions by
+ * `dynamodb:LeadingKeys`, and Query on the named indexes only. The index statement has no
+ * LeadingKeys condition: an index query names the index's partition (`EVENTS#UNDONE`), not the
+ * table's, and AWS does not document which of the two that condition key then holds.
+ */
+export function tableStatements(table: ITableV2, grant: TableGrant): PolicyStatement[] {
+  const onPartitions = (partitions: readonly Partition[]) => ({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': partitions.map(leadingKeyPattern) } });
+  const out = [
+    new PolicyStatement({ actions: grant.read.actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn], conditions: onPartitions(grant.read.partitions) }),
+  ];
+  if (grant.write) {
+    out.push(new PolicyStatement({ actions: grant.write.actions.map((a) => `dynamodb:${a}`), resources: [table.tableArn], conditions: onPartitions(grant.write.partitions) }));
+  }
+  if (grant.indexes.length > 0) {
+    out.push(new PolicyStatement({ actions: ['dynamodb:Query'], resources: grant.indexes.map((ix) => `${table.tableArn}/index/${ix}`) }));
+  }
+  return out;
+}
+
+export interface SecretGrant {
+  seal: readonly SecretKind[];
+  open: readonly SecretKind[];
+}
+
+/**
+ * The kinds of secret each function seals and opens (layers/core/secrets.ts). Sealing needs
+ * kms:Encrypt (short secrets) and kms:GenerateDataKey (envelopes, for what exceeds KMS's 4 KiB:
+ * SSH keys, config drives), opening kms:Decrypt — each only with the encryption contexts of those
+ * kinds. So the boot-action function, which opens node keys, cannot open a BMC password; only the
+ * agent API, which hands them to the site's agent in a claimed job, can.
+ */
+export const SECRET_GRANTS: Record<LambdaEntry, SecretGrant | undefined> = {
+  // Every secret an agent job carries: BMC passwords, SSH keys, node keys, config drives; container
+  // manager tokens for Commissaire's node registration; a deploy it starts seals its config drive.
+  'functions/api/agent.ts': { seal: ['config-drive'], open: ['bmc-password', 'config-drive', 'node-key', 'ssh-key', 'container-manager-token'] },
+  // A lease's config drive (slipway:config_drive), sealed when the lease is written.
+  'functions/api/blazar.ts': { seal: ['config-drive'], open: [] },
+  // The boot-action admin view and the node's own bootdata: node keys only.
+  'functions/api/bootactions.ts': { seal: [], open: ['node-key'] },
+  // Hosts' SSH keys (sealed at registration, opened for `GET …/creds`) and container manager tokens.
+  'functions/api/commissaire.ts': { seal: ['ssh-key', 'container-manager-token'], open: ['ssh-key', 'container-manager-token'] },
+  'functions/api/drydock.ts': undefined,
+  // driver_info passwords and a deploy's config drive, sealed on the way in; never opened here.
+  'functions/api/ironic.ts': { seal: ['bmc-password', 'config-drive'], open: [] },
+  // A new token's secret in its Idempotency-Key replay; a node deploy's config drive.
+  'functions/api/native.ts': { seal: ['config-drive', 'idempotent-reply'], open: ['idempotent-reply'] },
+  'functions/api/system.ts': undefined,
+  'functions/workflows/cluster-operations.ts': undefined,
+  // Node registration seals BMC passwords and opens the stored ones (is the registration unchanged?); rendering seals node keys.
+  'functions/workflows/drydock-tasks.ts': { seal: ['bmc-password', 'node-key'], open: ['bmc-password'] },
+  // A lease's start deploy seals a config drive given in plain (an Ironic-style deploy path).
+  'functions/workflows/lease-events.ts': { seal: ['config-drive'], open: [] },
+  'functions/workflows/sweeper.ts': { seal: ['config-drive'], open: [] },
+};
+
+export const SEAL_ACTIONS = ['kms:Encrypt', 'kms:GenerateDataKey'];
+export const OPEN_ACTIONS = ['kms:Decrypt'];
+
+/**
+ * The grant on the secrets key: each action with a `kms:EncryptionContext:purpose` condition
+ * naming the kinds. With `legacySecrets`, opening also accepts the one context of the secrets
+ * sealed before kinds existed (kms-secrets.ts), for every function that opens any kind.
+ */
+export function secretStatements(key: IKey, grant: SecretGrant, legacySecrets: boolean): PolicyStatement[] {
+  const purposes = (kinds: readonly SecretKind[]) => kinds.map((k) => contextOf(k).purpose);
+  const out: PolicyStatement[] = [];
+  if (grant.seal.length > 0) {
+    out.push(new PolicyStatement({ actions: SEAL_ACTIONS, resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': purposes(grant.seal) } } }));
+  }
+  if (grant.open.length > 0) {
+    const open = [...purposes(grant.open), ...(legacySecrets ? [LEGACY_CONTEXT.purpose] : [])];
+    out.push(new PolicyStatement({ actions: OPEN_ACTIONS, resources: [key.keyArn], conditions: { StringEquals: { 'kms:EncryptionContext:purpose': open } } }));
+  }
+  return out;
+}
+
+/** Where in the bootdata bucket what lives (layers/core: drydock tasks, boot actions, agent images). */
+export const BUCKET_PREFIXES = {
+  /** Rendered tarballs, `bootdata/<task>/<node>/{units,files}.tar.gz`: disposable, re-rendered by the next deploy. */
+  bootdata: 'bootdata/',
+  /** Design snapshots of tasks, `tasks/<task>/design.json`: kept (a task's record of what it deployed). */
+  taskSnapshots: 'tasks/',
+  /** Designs the operator keeps for `s3://<bucket>/designs/…` design references. */
+  designs: 'designs/',
+  /** OS images for the agents, `images/<name>`. */
+  images: 'images/',
+} as const;
+
+/** `arn/prefix*`, for object grants under one prefix. */
+export const objectsUnder = (bucketArn: string, prefix: string) => `${bucketArn}/${prefix}*`;
