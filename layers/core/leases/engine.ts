@@ -1,6 +1,7 @@
 import { ConcurrentModificationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import { causeText } from '../util/step-error.ts';
 import { metric } from '../util/metrics.ts';
 import { healLease } from './healing.ts';
 import { pluginFor } from './host-plugin.ts';
@@ -262,7 +263,8 @@ export interface JobOutcome extends JobResult {
 function jobErrorText(error: { Error?: string; Cause?: string }): string {
   if (error.Error === 'States.Timeout') return 'the agent did not finish in time';
   if (error.Error === 'States.HeartbeatTimeout') return 'the agent stopped reporting';
-  return error.Cause || error.Error || 'the agent job failed';
+  // A job that could not be queued failed in the function: its Cause is the runtime's JSON.
+  return causeText(error, 'the agent job failed');
 }
 
 /**
@@ -328,17 +330,6 @@ export interface FinishInput extends EventInput {
   results?: LaneSummary[] | null;
 }
 
-function causeOf(err: NonNullable<FinishInput['error']>): string {
-  // A Lambda error's Cause is its JSON `{errorType, errorMessage, trace}`: keep the message only.
-  try {
-    const parsed = JSON.parse(err.Cause ?? '') as { errorMessage?: string };
-    if (parsed.errorMessage) return parsed.errorMessage;
-  } catch {
-    // not JSON: a plain cause
-  }
-  return err.Cause ?? err.Error ?? 'the event failed';
-}
-
 /**
  * Finish: the event becomes DONE or ERROR, its reservations active/deleted (or error), and the
  * lease's stable status is derived from events and reservations; then `lease.event.<type>`.
@@ -350,7 +341,7 @@ export async function finishEvent(deps: Ports, input: FinishInput): Promise<{ ev
   const reasons = [...(input.act?.notes ?? [])];
   for (const l of lanes) reasons.push(...l.notes, ...(l.settled > l.notes.length ? [`and ${l.settled - l.notes.length} more nodes with a note`] : []));
   const caught = input.error?.Error !== undefined ? input.error : null;
-  if (caught) reasons.push(causeOf(caught));
+  if (caught) reasons.push(causeText(caught, 'the event failed'));
   // A lane is one reservation's, and names at least one failure when it has any: the named
   // failures tell which reservations failed (finishWith marks those in error).
   const failed = lanes.flatMap((l) => l.failures);

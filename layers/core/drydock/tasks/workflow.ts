@@ -8,6 +8,7 @@ import { inspectPayload } from '../../ironic/inspect.ts';
 import { siteOf } from '../../ironic/nodes.ts';
 import type { Ports } from '../../ports.ts';
 import { log } from '../../util/log.ts';
+import { causeText } from '../../util/step-error.ts';
 import {
   actionTemplateContext,
   BootActionAssetError,
@@ -878,7 +879,7 @@ export async function nodeFailed(deps: Ports, input: NodeStepInput & { attempt?:
       break;
     case 'AgentJobFailed':
     case 'QueueFailed':
-      text = `Node ${node}: ${input.error.Cause ?? 'the agent job failed'}${what}`;
+      text = `Node ${node}: ${causeText(input.error, 'the agent job failed')}${what}`;
       break;
     default:
       // Internals stay in the log; the task says what failed and where.
