@@ -375,7 +375,7 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     sim = undefined;
   });
 
-  const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 20, timeout_ms: 2000, power_timeout_ms: 5000 } });
+  const cfg = AgentConfig.parse({ api_url: 'http://127.0.0.1:9', token: 'unused-token', redfish: { poll_interval_ms: 20, timeout_ms: 2000, power_timeout_ms: 30000 } });
   const executors = (extra: Partial<Executors> = {}): Executors => ({
     makeDriver: driverFactory({ ...cfg, token: 'unused-token' }),
     ssh: { connectTimeoutMs: 1000, commandTimeoutMs: 1000 },
