@@ -155,6 +155,17 @@ export const AgentConfig = z.strictObject({
     .optional(),
   /** The site boot service for `inspect` and `clean` jobs (absent: this agent runs neither). */
   netboot: NetbootConfig.optional(),
+  /**
+   * `fetch` jobs: requests the control plane (outside the site) asks this agent to make to
+   * addresses inside it — design documents, boot-action assets, container managers.
+   * `url_prefixes`: the only URLs fetched (e.g. ["http://deckhand.site1:9000/"]); absent, any
+   * http(s) URL the site's control plane sends.
+   */
+  fetch: z
+    .strictObject({
+      url_prefixes: z.array(z.string().regex(/^https?:\/\/[^/]+/i, 'an http(s) URL prefix')).optional(),
+    })
+    .prefault({}),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { token: string };
 

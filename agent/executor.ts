@@ -18,6 +18,7 @@ import {
 } from './netboot.ts';
 import { SshError, type SshOptions } from './drivers/ssh.ts';
 import { BmcError, type BmcDriver, type BootDevice, type PowerAction } from './drivers/types.ts';
+import { FetchJobError, FetchPayload, type FetchPolicy, runFetch } from './fetch-job.ts';
 import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestigatePayload, SshRunPayload, sshHostKey, sshTarget } from './ssh-jobs.ts';
 
 /**
@@ -85,6 +86,11 @@ import { CommandFailedError, investigate, isSshJobKind, runCommands, SshInvestig
  *                   `erasing /dev/vdb failed: …`, fails the job. Never a discovery: without
  *                   `macs` the job fails before the BMC is touched.)
  *
+ *   fetch           { url, method?, headers?, body?, timeout_seconds, max_bytes, upload_url? }
+ *                   → { status, content_type, size, sha256, text | base64 | uploaded }
+ *                   (one HTTP request to an address inside the site for the control plane, which
+ *                   runs outside it: agent/fetch-job.ts; the agent's fetch.url_prefixes may refuse it)
+ *
  * where ssh = { address, port?, username, private_key, host_key_sha256? }.
  */
 export interface JobPayload {
@@ -97,7 +103,8 @@ export interface JobPayload {
 export type ParsedJob =
   | { family: 'bmc'; kind: string; payload: JobPayload }
   | { family: 'ssh'; kind: 'ssh_investigate'; payload: SshInvestigatePayload }
-  | { family: 'ssh'; kind: 'ssh_run'; payload: SshRunPayload };
+  | { family: 'ssh'; kind: 'ssh_run'; payload: SshRunPayload }
+  | { family: 'fetch'; kind: 'fetch'; payload: FetchPayload; id: number };
 
 export type VendorDriver = BmcDriver & { vendor(method: string, args: Record<string, unknown>): Promise<unknown> };
 export type DriverFactory = (driver: JobPayload['driver'], info: Record<string, unknown>) => VendorDriver;
@@ -236,10 +243,20 @@ export function bmcKey(p: JobPayload): string {
 
 /** The key under which jobs are serialized: one job per BMC, one per SSH host, at a time. */
 export function serialKey(job: ParsedJob): string {
+  // Fetches touch no machine's state: each runs on its own (within the agent's concurrency).
+  if (job.family === 'fetch') return `fetch:${job.id}`;
   return job.family === 'bmc' ? bmcKey(job.payload) : sshHostKey(job.payload);
 }
 
+let fetchIds = 0;
+
 export function parseJob(kind: string, payload: Record<string, unknown>): ParsedJob {
+  if (kind === 'fetch') {
+    const parsed = FetchPayload.safeParse(payload);
+    // Paths and messages only: a header may hold a bearer token.
+    if (!parsed.success) throw new JobInputError(`job fetch: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
+    return { family: 'fetch', kind, payload: parsed.data, id: ++fetchIds };
+  }
   if (isSshJobKind(kind)) {
     // Issue texts name the field and the expected type, never the value (the key is in there).
     const invalid = (error: z.ZodError) => new JobInputError(`job ${kind}: ${error.issues.map((x) => `${x.path.join('.') || 'payload'}: ${x.message}`).join('; ')}`);
@@ -275,6 +292,8 @@ export interface Executors {
    * it), and the policy for URL images (its urlPrefixes: netboot.image_url_prefixes).
    */
   images?: ImageCache;
+  /** What `fetch` jobs may reach and how much of a body they answer inline (default: any http(s) URL, 60 KiB). */
+  fetch?: FetchPolicy;
   /**
    * After a deploy's report: how long the node has to power itself off (the ramdisk's
    * `poweroff -f`) before the agent forces it off, then boots it from disk. Default 120 s.
@@ -291,7 +310,11 @@ export function sshOptions(cfg: AgentConfig): SshOptions {
   };
 }
 
+/** The job API takes 64 KiB of output JSON; an inline body leaves room for the rest of it. */
+export const DEFAULT_FETCH_INLINE_BYTES = 60 * 1024;
+
 export async function execute(job: ParsedJob, executors: Executors): Promise<unknown> {
+  if (job.family === 'fetch') return runFetch(job.payload, executors.fetch ?? { inlineMaxBytes: DEFAULT_FETCH_INLINE_BYTES });
   if (job.family === 'ssh') {
     const target = sshTarget(job.payload);
     if (job.kind === 'ssh_investigate') return investigate(target, executors.ssh);
@@ -542,7 +565,7 @@ export function describeFailure(err: unknown): string {
   if (err instanceof BmcError || err instanceof SshError) text = `${err.code}: ${err.message}`;
   else if (err instanceof CommandFailedError) text = `command_failed: ${err.message}`;
   else if (err instanceof JobInputError) text = `invalid job: ${err.message}`;
-  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError || err instanceof ImageError || err instanceof UnableError) text = err.message;
+  else if (err instanceof InspectionTimeout || err instanceof RamdiskStepError || err instanceof ImageError || err instanceof UnableError || err instanceof FetchJobError) text = err.message;
   else if (err instanceof Error && err.name === 'DeployHookError') text = err.message;
   else text = `agent error: ${err instanceof Error ? err.message : String(err)}`;
   return text.length <= MAX_ERROR_CHARS ? text : `${text.slice(0, MAX_ERROR_CHARS - 1)}…`;

@@ -5,7 +5,7 @@ import type { AgentConfig } from './config.ts';
 import { deployHook } from './deploy-hook.ts';
 import { ImageCache } from './images.ts';
 import type { NetbootService } from './netboot.ts';
-import { describeFailure, type DriverFactory, type Executors, execute, type ParsedJob, parseJob, serialKey, sshOptions } from './executor.ts';
+import { DEFAULT_FETCH_INLINE_BYTES, describeFailure, type DriverFactory, type Executors, execute, type ParsedJob, parseJob, serialKey, sshOptions } from './executor.ts';
 
 /**
  * The agent's job loop: claim (long-poll) up to the free concurrency, run each job with its
@@ -43,6 +43,7 @@ export class Agent {
       ...(config.deploy_hook ? { deployHook: deployHook(config.deploy_hook) } : {}),
       ...(netboot ? { netboot } : {}),
       ...(netboot?.images ? { images: netboot.images } : {}),
+      fetch: { inlineMaxBytes: DEFAULT_FETCH_INLINE_BYTES, ...(config.fetch.url_prefixes ? { urlPrefixes: config.fetch.url_prefixes } : {}) },
     };
   }
 

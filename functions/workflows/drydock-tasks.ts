@@ -1,12 +1,13 @@
 import * as z from '#core/util/zod.ts';
 import { getDeps } from '#aws/roots/drydock-tasks.ts';
-import { acquireSite, finalizeTask, nodeFailed, nodeJob, nodeReports, nodeStep, prepareTask, siteAction } from '#core/drydock/tasks/workflow.ts';
+import { acquireSite, finalizeTask, nodeFailed, nodeJob, nodeReports, nodeStep, siteAction } from '#core/drydock/tasks/workflow.ts';
 import type { Ports } from '#core/ports.ts';
 import { lambdaHandler } from '#core/util/log.ts';
 
 /**
- * The Task states of the Drydock task workflow (`infra/workflows/drydock-tasks.ts`): one
- * function dispatching on `step`; locally `infra/local` binds each Task to this handler.
+ * The Task states of the Drydock task workflow (`infra/workflows/drydock-tasks.ts`) after
+ * Prepare, which is a function of its own (`drydock-prepare.ts`): one function dispatching on
+ * `step`; locally `infra/local` binds each of those Tasks to this handler.
  */
 const id = z.string().check(z.minLength(1), z.maxLength(64));
 // A node's steps name it by its position in the task's subtask list (the distributed Map's item).
@@ -14,7 +15,6 @@ const node = { task_id: id, index: z.number().check(z.int(), z.gte(0)), cursor: 
 const error = z.object({ Error: z.optional(z.string()), Cause: z.optional(z.string()) });
 
 export const DrydockTaskStep = z.discriminatedUnion('step', [
-  z.object({ step: z.literal('prepare'), task_id: id }),
   z.object({ step: z.literal('acquire'), task_id: id, site: z.string() }),
   z.object({ step: z.literal('site_action'), task_id: id, site: z.string() }),
   z.object({ step: z.literal('node_step'), ...node, last: z.optional(z.unknown()) }),
@@ -29,8 +29,6 @@ export async function runDrydockStep(deps: Ports, raw: unknown): Promise<unknown
   if (!parsed.success) throw new Error(`Invalid drydock task step input: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   const input = parsed.data;
   switch (input.step) {
-    case 'prepare':
-      return prepareTask(deps, input);
     case 'acquire':
       return acquireSite(deps, input);
     case 'site_action':

@@ -103,10 +103,11 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
     },
     indexes: ['GSI3'],
   },
-  // Tasks and designs; reads nodes (node filters) and site configs. The workflow does the rest.
+  // Tasks and designs; reads nodes (node filters) and site configs; an agent `fetch` job for a
+  // design inside a site (validatedesign, nodefilter), with its agents' presence. The workflow does the rest.
   'functions/api/drydock.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'DDTASK#', 'DDSITE#', 'DDDESIGN#'] },
-    write: { actions: ['PutItem', 'DeleteItem', 'BatchWriteItem'], partitions: ['IDEMP#', 'DDTASK#', 'DDDESIGN#'] },
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'JOB#', 'AGENTS#', 'DDTASK#', 'DDSITE#', 'DDDESIGN#'] },
+    write: { actions: ['PutItem', 'DeleteItem', 'BatchWriteItem'], partitions: ['IDEMP#', 'JOB#', 'DDTASK#', 'DDDESIGN#'] },
     indexes: ['GSI1', 'GSI3'],
   },
   // Nodes and ports (with their name and MAC uniqueness items), the jobs their actions queue.
@@ -131,11 +132,17 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
     write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'JOB#', 'COMM#CLUSTER#'] },
     indexes: [],
   },
-  // Tasks, site slots, designs, boot-action contexts; node registration (nodes, ports) and agent jobs.
+  // Prepare: the task and its subtasks, stored designs; an agent `fetch` job for a design inside a site (and its agents' presence).
+  'functions/workflows/drydock-prepare.ts': {
+    read: { actions: ['GetItem', 'Query'], partitions: ['JOB#', 'AGENTS#', 'DDTASK#', 'DDDESIGN#'] },
+    write: { actions: ['PutItem', 'BatchWriteItem'], partitions: ['JOB#', 'DDTASK#'] },
+    indexes: [],
+  },
+  // The later steps: tasks, site slots, boot-action contexts; node registration (nodes, ports) and agent jobs.
   'functions/workflows/drydock-tasks.ts': {
     read: {
       actions: ['GetItem', 'BatchGetItem', 'Query'],
-      partitions: ['NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'AGENTS#', 'DDTASK#', 'DDSITE#', 'DDDESIGN#', 'DDBANODE#', 'DDBA#'],
+      partitions: ['NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'JOB#', 'AGENTS#', 'DDTASK#', 'DDSITE#', 'DDBANODE#', 'DDBA#'],
     },
     write: {
       actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'ConditionCheckItem'],
@@ -209,7 +216,9 @@ export const SECRET_GRANTS: Record<LambdaEntry, SecretGrant | undefined> = {
   'functions/api/native.ts': { seal: ['config-drive', 'idempotent-reply'], open: ['idempotent-reply'] },
   'functions/api/system.ts': undefined,
   'functions/workflows/cluster-operations.ts': undefined,
-  // Node registration seals BMC passwords and opens the stored ones (is the registration unchanged?); rendering seals node keys.
+  // Prepare reads designs (an agent `fetch` job carries no secret).
+  'functions/workflows/drydock-prepare.ts': undefined,
+  // Node registration seals BMC passwords and opens the stored ones; rendering seals node keys.
   'functions/workflows/drydock-tasks.ts': { seal: ['bmc-password', 'node-key'], open: ['bmc-password'] },
   // A lease's start deploy seals a config drive given in plain (an Ironic-style deploy path).
   'functions/workflows/lease-events.ts': { seal: ['config-drive'], open: [] },

@@ -16,7 +16,8 @@ import type { Construct } from 'constructs';
 export function slipwayWorkflow(
   scope: Construct,
   id: string,
-  props: { stateMachineName: string; fn: IFunction; definitionBody: DefinitionBody; timeout: Duration },
+  /** `fn`: the function (or functions) its Tasks invoke. */
+  props: { stateMachineName: string; fn: IFunction | readonly IFunction[]; definitionBody: DefinitionBody; timeout: Duration },
 ): StateMachine {
   // Kept on stack deletion (CDK's default), like the functions' logs.
   const logs = new LogGroup(scope, `${id}Logs`, { retention: RetentionDays.THREE_MONTHS });
@@ -33,10 +34,12 @@ export function slipwayWorkflow(
     id: 'AwsSolutions-IAM5[Resource::*]',
     reason: 'Step Functions logging (logs:*LogDelivery*, DescribeLogGroups...) and X-Ray tracing need these actions on *; they support no resource-level permissions.',
   });
-  Validations.of(policy).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::<${Stack.of(scope).getLogicalId(props.fn.node.defaultChild as never)}.Arn>:*]`,
-    reason: 'CDK grants lambda:InvokeFunction on the task function and its versions (ARN:*); it is the only function the workflow invokes.',
-  });
+  for (const fn of [props.fn].flat()) {
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${Stack.of(scope).getLogicalId(fn.node.defaultChild as never)}.Arn>:*]`,
+      reason: 'CDK grants lambda:InvokeFunction on each task function the workflow invokes and its versions (ARN:*); only those functions.',
+    });
+  }
   acknowledgeDistributedMaps(sm);
   return sm;
 }

@@ -13,6 +13,8 @@ import { runOperationStep } from '../../functions/workflows/cluster-operations.t
 import type { OperationRunner } from '#core/ports.ts';
 import type { TaskRunner } from '#core/drydock/store.ts';
 import { runDrydockStep } from '../../functions/workflows/drydock-tasks.ts';
+import { runDrydockPrepare } from '../../functions/workflows/drydock-prepare.ts';
+import { DRYDOCK_TASK_STATES } from '../workflows/drydock-tasks.ts';
 
 /**
  * Lease timing and the lease-event workflow inside `npm start` (DESIGN.md §8), doing what
@@ -57,13 +59,13 @@ export interface WorkflowStats {
  * One state machine run in-process: the synthesized ASL, every Task state bound to the Lambda
  * handler's own code (`step`); the `.waitForTaskToken` ones (whose input is `{FunctionName,
  * Payload}`) are answered through the in-process task-token registry. Every Task of a Slipway
- * workflow invokes its one function, so every Task of the definition is bound (none can reach
- * for real Lambda).
+ * workflow invokes one of the workflow's functions (the Drydock task workflow has two), so every
+ * Task of the definition is bound (none can reach for real Lambda).
  */
 export interface LocalMachine {
   asl: Record<string, unknown>;
-  /** The function's handler, called with the Task's payload. */
-  step: (input: unknown) => Promise<unknown>;
+  /** The handler of the function the Task state `state` invokes, called with the Task's payload. */
+  step: (input: unknown, state: string) => Promise<unknown>;
 }
 
 /** A definition ready to run: its local rendering, the meter's view of it, its Tasks, its children. */
@@ -174,7 +176,7 @@ export class LocalStateMachineRunner {
     for (const [state, callback] of c.tasks) {
       handlers[state] = async (i) => {
         meter.payload(i, `${state} parameters`);
-        const p = callback ? this.callbackTask(i as Record<string, unknown>) : this.spec.step(i);
+        const p = callback ? this.callbackTask(i as Record<string, unknown>, state) : this.spec.step(i, state);
         // An execution that timed out, failed or was aborted no longer awaits its Task: its late
         // rejection (the stop fails waiting tokens) must not be an unhandled one.
         p.catch(() => undefined);
@@ -236,11 +238,11 @@ export class LocalStateMachineRunner {
   }
 
   /** The callback task: the function queues its job with a token of ours, then we wait for the answer. */
-  private async callbackTask(input: Record<string, unknown>): Promise<never> {
+  private async callbackTask(input: Record<string, unknown>, state: string): Promise<never> {
     const token = `local-${randomUUID()}`;
     const waiter = this.callbacks.wait(token);
     try {
-      await this.spec.step({ ...(input.Payload as Record<string, unknown>), task_token: token });
+      await this.spec.step({ ...(input.Payload as Record<string, unknown>), task_token: token }, state);
     } catch (err) {
       waiter.promise.catch(() => undefined);
       await this.callbacks.fail(token, 'QueueFailed', (err as Error).message);
@@ -322,15 +324,21 @@ export class LocalOperationRunner implements OperationRunner {
   }
 }
 
-/** Drydock tasks locally: the TaskRunner port on a LocalStateMachineRunner. */
+/**
+ * Drydock tasks locally: the TaskRunner port on a LocalStateMachineRunner. Its Prepare state is
+ * bound to Prepare's function, every other Task to the task function, as the definition binds
+ * them (`infra/workflows/drydock-tasks.ts`).
+ */
 export class LocalTaskRunner implements TaskRunner {
   readonly runner: LocalStateMachineRunner;
 
-  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, step?: StepHandler) {
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, functions?: { prepare: StepHandler; tasks: StepHandler }) {
+    const prepare = functions?.prepare ?? ((input) => runDrydockPrepare(deps(), input));
+    const tasks = functions?.tasks ?? ((input) => runDrydockStep(deps(), input));
     this.runner = new LocalStateMachineRunner(
       {
         asl,
-        step: step ?? ((input) => runDrydockStep(deps(), input)),
+        step: (input, state) => (state === DRYDOCK_TASK_STATES.prepare ? prepare : tasks)(input),
       },
       callbacks,
     );
@@ -433,7 +441,7 @@ export interface LocalLifecycleOptions {
    * functions (`npm start -- --bundled`: the bundles' exported handlers, invoked as Lambda invokes
    * them, so that a step's error reaches Retry and Catch under the errorType Lambda reports).
    */
-  functions?: { leaseEvents: StepHandler; clusterOperations: StepHandler; drydockTasks: StepHandler; sweeper: StepHandler };
+  functions?: { leaseEvents: StepHandler; clusterOperations: StepHandler; drydockPrepare: StepHandler; drydockTasks: StepHandler; sweeper: StepHandler };
 }
 
 /** The three together, with the start-up catch-up and the periodic sweep. */
@@ -454,7 +462,7 @@ export class LocalLifecycle {
     });
     this.notifier = new LocalNotifier(opts.webhook);
     this.operations = new LocalOperationRunner(opts.operationsAsl, () => this.requireDeps(), opts.callbacks, opts.functions?.clusterOperations);
-    this.tasks = new LocalTaskRunner(opts.tasksAsl, () => this.requireDeps(), opts.callbacks, opts.functions?.drydockTasks);
+    this.tasks = new LocalTaskRunner(opts.tasksAsl, () => this.requireDeps(), opts.callbacks, opts.functions && { prepare: opts.functions.drydockPrepare, tasks: opts.functions.drydockTasks });
     if (isAdjustable(opts.clock)) opts.clock.onChange(() => this.scheduler.rearmAll());
   }
 

@@ -166,6 +166,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       functions: bundles && {
         leaseEvents: bundled('functions/workflows/lease-events.ts', 'slipway-lease-events'),
         clusterOperations: bundled('functions/workflows/cluster-operations.ts', 'slipway-cluster-operations'),
+        drydockPrepare: bundled('functions/workflows/drydock-prepare.ts', 'slipway-drydock-prepare'),
         drydockTasks: bundled('functions/workflows/drydock-tasks.ts', 'slipway-drydock-tasks'),
         sweeper: bundled('functions/workflows/sweeper.ts', 'slipway-sweeper'),
       },

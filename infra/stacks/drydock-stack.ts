@@ -34,13 +34,21 @@ export function allowDrydockTaskStarts(fn: SlipwayFunction, stateMachineArn = dr
 }
 
 /**
- * The task function's objects (infra/constructs/access.ts BUCKET_PREFIXES): it writes design
- * snapshots (`tasks/`) and reads them back in later steps, reads `s3://` designs kept under
- * `designs/`, and writes the rendered tarballs (`bootdata/`), which only the boot actions read.
+ * The Prepare function's objects (infra/constructs/access.ts BUCKET_PREFIXES): it reads `s3://`
+ * designs kept under `designs/` and writes the task's design snapshot (`tasks/`).
+ */
+export const DRYDOCK_PREPARE_OBJECTS = {
+  read: [BUCKET_PREFIXES.designs],
+  write: [BUCKET_PREFIXES.taskSnapshots],
+} as const;
+
+/**
+ * The task function's objects: it reads the design snapshots Prepare wrote (`tasks/`) and writes
+ * the rendered tarballs (`bootdata/`), which only the boot actions read.
  */
 export const DRYDOCK_TASKS_OBJECTS = {
-  read: [BUCKET_PREFIXES.taskSnapshots, BUCKET_PREFIXES.designs],
-  write: [BUCKET_PREFIXES.taskSnapshots, BUCKET_PREFIXES.bootdata],
+  read: [BUCKET_PREFIXES.taskSnapshots],
+  write: [BUCKET_PREFIXES.bootdata],
 } as const;
 
 export interface DrydockStackProps extends StackProps {
@@ -61,7 +69,9 @@ export interface DrydockStackProps extends StackProps {
 }
 
 /**
- * Drydock's tasks (DESIGN.md §7): the task workflow and its task function. The API stack's
+ * Drydock's tasks (DESIGN.md §7): the task workflow and its two functions, Prepare's and the
+ * task function of every later step (one would weigh more than the 300 KiB a Drydock function
+ * may: issue 12, `infra/workflows/drydock-tasks.ts`). The API stack's
  * `drydock` surface starts executions (`allowDrydockTaskStarts`); the agent API answers the
  * agent-job callbacks and the `bootactions` surface the report waits, each with its own
  * SendTask* grant on `stateMachine:slipway-*`. Deployed after the API stack, whose URL the
@@ -69,6 +79,7 @@ export interface DrydockStackProps extends StackProps {
  */
 export class DrydockStack extends Stack {
   readonly drydockTasksFunction: SlipwayFunction;
+  readonly drydockPrepareFunction: SlipwayFunction;
   readonly stateMachine: StateMachine;
 
   constructor(scope: Construct, id: string, props: DrydockStackProps) {
@@ -76,7 +87,7 @@ export class DrydockStack extends Stack {
 
     const fn = new SlipwayFunction(this, 'DrydockTasksFn', {
       entry: 'functions/workflows/drydock-tasks.ts',
-      description: 'Slipway: the steps of the Drydock task workflow (prepare, acquire, site action, node steps, finalize)',
+      description: 'Slipway: the steps of the Drydock task workflow after Prepare (acquire, site action, node steps, finalize)',
       // Most steps read and write a few items; a render step fetches a node's boot-action assets
       // (30 s per fetch at most), renders them and uploads its two tarballs.
       timeout: Duration.seconds(120),
@@ -85,20 +96,32 @@ export class DrydockStack extends Stack {
       .grantSecrets(props.secretsKey);
     this.drydockTasksFunction = fn;
 
+    const prepare = new SlipwayFunction(this, 'DrydockPrepareFn', {
+      entry: 'functions/workflows/drydock-prepare.ts',
+      description: 'Slipway: the Prepare step of the Drydock task workflow (read, snapshot and validate the design; make the subtasks)',
+      // A design fetched from inside a site waits for that site's agent (75 s at most).
+      timeout: Duration.seconds(120),
+    }).grantTable(props.table);
+    this.drydockPrepareFunction = prepare;
+
     // Design snapshots, s3:// designs and bootdata tarballs: objects under their prefixes only.
     // The bucket ARN is imported explicitly (the export CDK would make for the reference anyway),
     // so the cdk-nag findings on `<arn>/<prefix>*`, which name the import, can be acknowledged by name.
     const bucketArn = Stack.of(props.bootdataBucket).exportValue(props.bootdataBucket.bucketArn);
     const imported = (this.resolve(bucketArn) as { 'Fn::ImportValue'?: string })['Fn::ImportValue'];
-    fn.fn.addEnvironment('BOOTDATA_BUCKET', props.bootdataBucket.bucketName);
-    fn.role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: DRYDOCK_TASKS_OBJECTS.read.map((p) => objectsUnder(bucketArn, p)) }));
-    fn.role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: DRYDOCK_TASKS_OBJECTS.write.map((p) => objectsUnder(bucketArn, p)) }));
-    for (const prefix of new Set<string>([...DRYDOCK_TASKS_OBJECTS.read, ...DRYDOCK_TASKS_OBJECTS.write])) {
-      Validations.of(fn.role).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::${imported}/${prefix}*]`,
-        reason: `Objects under ${prefix} of this one bucket, named at run time (per task and node); object reads or writes only, no listing or deletes.`,
-      });
-    }
+    const grantObjects = (f: SlipwayFunction, objects: { read: readonly string[]; write: readonly string[] }) => {
+      f.fn.addEnvironment('BOOTDATA_BUCKET', props.bootdataBucket.bucketName);
+      f.role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: objects.read.map((p) => objectsUnder(bucketArn, p)) }));
+      f.role.addToPrincipalPolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: objects.write.map((p) => objectsUnder(bucketArn, p)) }));
+      for (const prefix of new Set<string>([...objects.read, ...objects.write])) {
+        Validations.of(f.role).acknowledge({
+          id: `AwsSolutions-IAM5[Resource::${imported}/${prefix}*]`,
+          reason: `Objects under ${prefix} of this one bucket, named at run time (per task and node); object reads or writes only, no listing or deletes.`,
+        });
+      }
+    };
+    grantObjects(fn, DRYDOCK_TASKS_OBJECTS);
+    grantObjects(prepare, DRYDOCK_PREPARE_OBJECTS);
 
     // The report wait answers its own token when the final reports came first. Named state
     // machines (`slipway-*`) rather than this one: a grant on the workflow from its own task
@@ -119,14 +142,15 @@ export class DrydockStack extends Stack {
 
     this.stateMachine = slipwayWorkflow(this, 'DrydockTasks', {
       stateMachineName: deploymentName(this, DRYDOCK_TASKS_STATE_MACHINE_NAME),
-      fn: fn.fn,
+      fn: [prepare.fn, fn.fn],
       // The agent-step and report deadlines are deployment settings, fixed in the definition.
-      definitionBody: drydockTasksBody(this, fn.fn, deadlinesFrom(settings)),
+      definitionBody: drydockTasksBody(this, { prepare: prepare.fn, tasks: fn.fn }, deadlinesFrom(settings)),
       timeout: DRYDOCK_TASKS_TIMEOUT,
     });
 
     const alarms = new Alarms(this, 'Alarms', props.alarmTopic).set;
     alarms.fn(fn, TASK_FUNCTION_ERROR_THRESHOLD);
+    alarms.fn(prepare, TASK_FUNCTION_ERROR_THRESHOLD);
     alarms.stateMachine('DrydockTasks', this.stateMachine, 'Drydock task');
   }
 }

@@ -94,8 +94,15 @@ export function synthClusterOperationsAsl(): Record<string, unknown> {
   return synthAsl(CLUSTER_OPERATIONS_STATE_MACHINE_NAME, clusterOperationsBody, CLUSTER_OPERATIONS_TIMEOUT);
 }
 
+/** The ARN `synthDrydockTasksAsl` gives the Drydock workflow's Prepare function (its other Tasks invoke the task function's). */
+export const LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN = `arn:aws:lambda:us-east-1:123456789012:function:${DRYDOCK_TASKS_STATE_MACHINE_NAME}-prepare`;
+
 /** The Drydock task workflow's ASL, its deadlines from `settings` (the stack's environment). */
 export function synthDrydockTasksAsl(settings: Record<string, string | undefined> = {}): Record<string, unknown> {
   const deadlines = deadlinesFrom(settings);
-  return synthAsl(DRYDOCK_TASKS_STATE_MACHINE_NAME, (scope, fn) => drydockTasksBody(scope, fn, deadlines), DRYDOCK_TASKS_TIMEOUT);
+  return synthAsl(
+    DRYDOCK_TASKS_STATE_MACHINE_NAME,
+    (scope, fn) => drydockTasksBody(scope, { tasks: fn, prepare: LambdaFunction.fromFunctionArn(scope, 'PrepareFn', LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN) }, deadlines),
+    DRYDOCK_TASKS_TIMEOUT,
+  );
 }

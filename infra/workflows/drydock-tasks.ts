@@ -50,10 +50,12 @@ import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
  * is discarded. A distributed Map needs the workflow's role to start, describe and stop its
  * own executions (CDK grants it, `slipwayWorkflow` acknowledges it).
  *
- * Every Task is the `drydock-tasks` function dispatching on `step`
- * (`functions/workflows/drydock-tasks.ts` → `layers/core/drydock/tasks/workflow.ts`); locally
- * the same synthesized definition runs in aws-local-stepfunctions, each node a child execution
- * there too (`local-distributed.ts`). The waits for agents and for boot-action reports are
+ * Prepare is the `drydock-prepare` function (`functions/workflows/drydock-prepare.ts` →
+ * `layers/core/drydock/tasks/prepare.ts`), every other Task the `drydock-tasks` function
+ * dispatching on `step` (`functions/workflows/drydock-tasks.ts` →
+ * `layers/core/drydock/tasks/workflow.ts`); locally the same synthesized definition runs in
+ * aws-local-stepfunctions, each Task bound by its state's name to its function's step, each node
+ * a child execution there too (`local-distributed.ts`). The waits for agents and for boot-action reports are
  * callbacks (`.waitForTaskToken`), not polling. JSONPath only.
  */
 export const DRYDOCK_TASKS_STATE_MACHINE_NAME = 'slipway-drydock-tasks';
@@ -90,7 +92,19 @@ export interface TaskDeadlines {
   finalStatusSeconds: number;
 }
 
-export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadlines: TaskDeadlines): IChainable {
+/**
+ * The workflow's two functions: Prepare's (`functions/workflows/drydock-prepare.ts`: the YAML
+ * parser and the design's validation) and the task function every other Task invokes
+ * (`functions/workflows/drydock-tasks.ts`: the boot-action template engine). One function would
+ * weigh more than the 300 KiB a Drydock function may (issue 12).
+ */
+export interface DrydockTaskFunctions {
+  prepare: IFunction;
+  tasks: IFunction;
+}
+
+export function drydockTasksDefinition(scope: Construct, fns: DrydockTaskFunctions, deadlines: TaskDeadlines): IChainable {
+  const fn = fns.tasks;
   const { step: task } = workflowSteps(scope, fn, ids);
   const S = DRYDOCK_TASK_STATES;
 
@@ -98,7 +112,7 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
   const init = new Pass(scope, 'InitTask', {
     parameters: { ...ids, error: {}, prepare: { outcome: 'finish', site: '', nodes: [], node_concurrency: 1 } },
   });
-  const prepare = task(S.prepare, 'prepare', '$.prepare');
+  const prepare = workflowSteps(scope, fns.prepare, ids).step(S.prepare, 'prepare', '$.prepare');
   prepare.addRetry(RETRY_CONFLICTS);
   const acquire = task(S.acquire, 'acquire', '$.acquire', { 'site.$': '$.prepare.site' });
   acquire.addRetry(RETRY_CONFLICTS);
@@ -194,8 +208,8 @@ export function drydockTasksDefinition(scope: Construct, fn: IFunction, deadline
   );
 }
 
-export function drydockTasksBody(scope: Construct, fn: IFunction, deadlines: TaskDeadlines): DefinitionBody {
-  return DefinitionBody.fromChainable(drydockTasksDefinition(scope, fn, deadlines));
+export function drydockTasksBody(scope: Construct, fns: DrydockTaskFunctions, deadlines: TaskDeadlines): DefinitionBody {
+  return DefinitionBody.fromChainable(drydockTasksDefinition(scope, fns, deadlines));
 }
 
 /** The deadlines from deployment settings (`SLIPWAY_*` names, as `configFromEnv` reads them). */

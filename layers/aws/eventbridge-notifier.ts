@@ -1,13 +1,15 @@
-import { EventBridgeClient, PutEventsCommand, type PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
+import type { PutEventsCommand, PutEventsCommandOutput } from '@aws-sdk/client-eventbridge';
 import type { Notifier } from '#core/leases/lifecycle.ts';
-import { lazyClient } from './lazy-client.ts';
+import { firstUse, lazyClient } from './lazy-client.ts';
 
 /** What the adapter needs of the client (a narrow seam for the unit test). */
 export interface PutEventsClientLike {
   send(command: PutEventsCommand): Promise<Pick<PutEventsCommandOutput, 'FailedEntryCount' | 'Entries'>>;
 }
 
-const defaultClient = lazyClient<PutEventsClientLike>(() => new EventBridgeClient({}));
+/** Imported at the first notification, not at the function's cold start (lazy-client.ts). */
+const eventBridge = firstUse(() => import('@aws-sdk/client-eventbridge'));
+const defaultClient = lazyClient<PutEventsClientLike>(async () => new (await eventBridge()).EventBridgeClient({}));
 
 /** The `source` of every Slipway lease notification on the bus; `detail-type` is Blazar's event type. */
 export const NOTIFICATION_SOURCE = 'slipway.leases';
@@ -22,6 +24,7 @@ export function awsNotifier(env: Record<string, string | undefined>, client: Put
     async publish(type, detail) {
       const bus = env.EVENT_BUS_NAME;
       if (!bus) return;
+      const { PutEventsCommand } = await eventBridge();
       const out = await client.send(
         new PutEventsCommand({ Entries: [{ EventBusName: bus, Source: NOTIFICATION_SOURCE, DetailType: type, Detail: JSON.stringify(detail) }] }),
       );

@@ -1,7 +1,8 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import type { DecryptCommand, EncryptCommand, GenerateDataKeyCommand } from '@aws-sdk/client-kms';
 import { SECRET_KINDS, type SecretBox, type SecretKind } from '#core/secrets.ts';
 import { log } from '#core/util/log.ts';
+import { firstUse } from './lazy-client.ts';
 
 /**
  * Secrets sealed with AWS KMS (DESIGN.md §5), always under the deployment's key and an
@@ -30,19 +31,28 @@ export interface KmsClientLike {
   send(command: KmsCommand): Promise<{ CiphertextBlob?: Uint8Array; Plaintext?: Uint8Array }>;
 }
 
+/**
+ * Imported at the first seal or open, not at the function's cold start (lazy-client.ts): most
+ * invocations of most functions handle no secret. One client for the process (a root makes one box).
+ */
+const kms = firstUse(() => import('@aws-sdk/client-kms'));
+const kmsClient = firstUse(async () => new (await kms()).KMSClient({}) as unknown as KmsClientLike);
+const defaultClient: KmsClientLike = { send: async (command) => (await kmsClient()).send(command) };
+
 const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
 const isKind = (k: string | undefined): k is SecretKind => (SECRET_KINDS as readonly string[]).includes(k ?? '');
 
 export class KmsSecretBox implements SecretBox {
   constructor(
     private readonly keyId: string,
-    private readonly client: KmsClientLike = new KMSClient({}) as unknown as KmsClientLike,
+    private readonly client: KmsClientLike = defaultClient,
   ) {}
 
   async seal(kind: SecretKind, plain: string): Promise<string> {
     if (!isKind(kind)) throw new Error(`unknown secret kind ${String(kind)}`);
     const context = contextOf(kind);
     const bytes = Buffer.from(plain, 'utf8');
+    const { EncryptCommand, GenerateDataKeyCommand } = await kms();
     if (bytes.length <= DIRECT_LIMIT) {
       const out = await this.client.send(new EncryptCommand({ KeyId: this.keyId, Plaintext: bytes, EncryptionContext: context }));
       return `kms3:${kind}:${b64(out.CiphertextBlob!)}`;
@@ -76,6 +86,7 @@ export class KmsSecretBox implements SecretBox {
     } else {
       throw new Error('not a KMS-sealed secret');
     }
+    const { DecryptCommand } = await kms();
     if (version === 'kms1' || version === 'kms3') {
       if (rest.length !== 1 || !rest[0]) throw new Error('not a KMS-sealed secret');
       const out = await this.client.send(new DecryptCommand({ KeyId: this.keyId, CiphertextBlob: Buffer.from(rest[0], 'base64'), EncryptionContext: context }));

@@ -1,6 +1,6 @@
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { BlobStore } from '#core/drydock/store.ts';
+import { firstUse } from './lazy-client.ts';
 import { traceAwsClient } from './xray.ts';
 
 export interface S3BlobSettings {
@@ -37,7 +37,15 @@ export const s3Stats = {
   },
 };
 
-function makeS3(s: S3BlobSettings): S3Client {
+/**
+ * Imported at the first use of the bucket, not at the function's cold start (lazy-client.ts): the
+ * functions that hold a blob store read or write the bucket on few of their paths.
+ */
+const s3 = firstUse(() => import('@aws-sdk/client-s3'));
+const presigner = firstUse(() => import('@aws-sdk/s3-request-presigner'));
+
+async function makeS3(s: S3BlobSettings): Promise<S3Client> {
+  const { S3Client } = await s3();
   const client = new S3Client({
     // On AWS the SDK finds the region itself (Lambda sets AWS_REGION).
     ...(s.region ? { region: s.region } : {}),
@@ -76,19 +84,22 @@ function isMissing(err: unknown): boolean {
 
 /** The bootdata bucket on S3 (s3rver locally). */
 export class S3BlobStore implements BlobStore {
-  private readonly client: S3Client;
-  private readonly presigner: S3Client;
+  /** The clients, each built at its first use. */
+  private readonly client: () => Promise<S3Client>;
+  private readonly presigner: () => Promise<S3Client>;
   private readonly bucket: string;
 
   constructor(s: S3BlobSettings) {
-    this.client = traceAwsClient(makeS3(s));
+    this.client = firstUse(async () => traceAwsClient(await makeS3(s)));
     // Its own, untraced client: presigning sends nothing, so it is no call to trace.
-    this.presigner = makeS3(s.endpoint && s.publicEndpoint && s.publicEndpoint !== s.endpoint ? { ...s, endpoint: s.publicEndpoint } : s);
+    const presignWith = s.endpoint && s.publicEndpoint && s.publicEndpoint !== s.endpoint ? { ...s, endpoint: s.publicEndpoint } : s;
+    this.presigner = firstUse(() => makeS3(presignWith));
     this.bucket = s.bucket;
   }
 
   async put(key: string, body: Uint8Array, contentType: string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+    const [client, { PutObjectCommand }] = await Promise.all([this.client(), s3()]);
+    await client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
   }
 
   get(key: string): Promise<Buffer | undefined> {
@@ -96,8 +107,9 @@ export class S3BlobStore implements BlobStore {
   }
 
   async size(key: string): Promise<number | undefined> {
+    const [client, { HeadObjectCommand }] = await Promise.all([this.client(), s3()]);
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const res = await client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return res.ContentLength ?? 0;
     } catch (err) {
       if (isMissing(err)) return undefined;
@@ -105,9 +117,9 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  presignGet(key: string, ttlSeconds: number, audience: 'node' | 'agent' = 'node'): Promise<string> {
+  async presignGet(key: string, ttlSeconds: number, audience: 'node' | 'agent' = 'node'): Promise<string> {
     s3Stats.presigns++;
-    const client = audience === 'node' ? this.presigner : this.client;
+    const [client, { GetObjectCommand }, { getSignedUrl }] = await Promise.all([audience === 'node' ? this.presigner() : this.client(), s3(), presigner()]);
     return getSignedUrl(client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
   }
 
@@ -116,8 +128,9 @@ export class S3BlobStore implements BlobStore {
   }
 
   private async read(bucket: string, key: string): Promise<Buffer | undefined> {
+    const [client, { GetObjectCommand }] = await Promise.all([this.client(), s3()]);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
       return Buffer.from(await res.Body!.transformToByteArray());
     } catch (err) {
       if (isMissing(err)) return undefined;

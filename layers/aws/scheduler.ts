@@ -1,6 +1,6 @@
-import { CreateScheduleCommand, DeleteScheduleCommand, SchedulerClient, UpdateScheduleCommand, type CreateScheduleCommandInput } from '@aws-sdk/client-scheduler';
+import type { CreateScheduleCommand, CreateScheduleCommandInput, DeleteScheduleCommand, UpdateScheduleCommand } from '@aws-sdk/client-scheduler';
 import { executionName, type EventScheduler, type LeaseEventRef } from '#core/leases/lifecycle.ts';
-import { lazyClient } from './lazy-client.ts';
+import { firstUse, lazyClient } from './lazy-client.ts';
 
 type ScheduleCommand = CreateScheduleCommand | UpdateScheduleCommand | DeleteScheduleCommand;
 /** What the adapter needs of the client (a narrow seam for the unit test). */
@@ -8,7 +8,9 @@ export interface ScheduleClientLike {
   send(command: ScheduleCommand): Promise<unknown>;
 }
 
-const defaultClient = lazyClient<ScheduleClientLike>(() => new SchedulerClient({}));
+/** Imported when a schedule is first put or removed, not at the function's cold start (lazy-client.ts). */
+const scheduler = firstUse(() => import('@aws-sdk/client-scheduler'));
+const defaultClient = lazyClient<ScheduleClientLike>(async () => new (await scheduler()).SchedulerClient({}));
 
 /** Scheduler names allow 64 characters of [0-9a-zA-Z-_.]; a UUID event id needs 39. */
 export const scheduleName = (ref: Pick<LeaseEventRef, 'event_id'>) => `ev-${ref.event_id}`;
@@ -80,6 +82,7 @@ export function awsEventScheduler(env: Record<string, string | undefined>, clien
   return {
     async put(ref) {
       const input = definition(ref);
+      const { CreateScheduleCommand, UpdateScheduleCommand } = await scheduler();
       // Most puts are first puts, but a moved event's schedule exists: UpdateSchedule replaces the
       // whole definition, CreateSchedule refuses an existing name. Two racing first puts (a
       // retried request) meet a ConflictException on create; the update then wins.
@@ -99,6 +102,7 @@ export function awsEventScheduler(env: Record<string, string | undefined>, clien
 
     async remove(ref) {
       const { group } = config();
+      const { DeleteScheduleCommand } = await scheduler();
       try {
         await client.send(new DeleteScheduleCommand({ Name: scheduleName(ref), GroupName: group }));
       } catch (err) {

@@ -1,7 +1,7 @@
-import { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessCommand, SFNClient } from '@aws-sdk/client-sfn';
+import type { SendTaskFailureCommand, SendTaskHeartbeatCommand, SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import type { TaskCallbacks } from '#core/agent/callbacks.ts';
 import { log } from '#core/util/log.ts';
-import { traceAwsClient } from './xray.ts';
+import { firstUse, lazyClient } from './lazy-client.ts';
 
 /** Errors meaning the workflow no longer waits for this token: nothing to answer any more. */
 const GONE = new Set(['TaskTimedOut', 'TaskDoesNotExist', 'InvalidToken']);
@@ -16,12 +16,18 @@ export interface CallbackClient {
   send(command: CallbackCommand): Promise<unknown>;
 }
 
-export class SfnTaskCallbacks implements TaskCallbacks {
-  constructor(private readonly client: CallbackClient = traceAwsClient(new SFNClient({})) as unknown as CallbackClient) {}
+/** Imported at the first task-token answer, not at the function's cold start (lazy-client.ts). */
+const sfn = firstUse(() => import('@aws-sdk/client-sfn'));
+type Sfn = Awaited<ReturnType<typeof sfn>>;
 
-  private async send(what: string, command: CallbackCommand): Promise<void> {
+export class SfnTaskCallbacks implements TaskCallbacks {
+  constructor(private readonly client: CallbackClient = lazyClient<CallbackClient>(async () => new (await sfn()).SFNClient({}))) {}
+
+  /** `command` builds the request from the SDK module, which is imported first if need be. */
+  private async send(what: string, command: (sdk: Sfn) => CallbackCommand): Promise<void> {
+    const request = command(await sfn());
     try {
-      await this.client.send(command);
+      await this.client.send(request);
     } catch (err) {
       const name = (err as Error).name;
       if (!GONE.has(name)) throw err;
@@ -30,14 +36,16 @@ export class SfnTaskCallbacks implements TaskCallbacks {
   }
 
   succeed(token: string, output: unknown): Promise<void> {
-    return this.send('SendTaskSuccess', new SendTaskSuccessCommand({ taskToken: token, output: JSON.stringify(output ?? null) }));
+    const input = { taskToken: token, output: JSON.stringify(output ?? null) };
+    return this.send('SendTaskSuccess', (sdk) => new sdk.SendTaskSuccessCommand(input));
   }
 
   fail(token: string, error: string, cause: string): Promise<void> {
-    return this.send('SendTaskFailure', new SendTaskFailureCommand({ taskToken: token, error: error.slice(0, 256), cause: cause.slice(0, 32_768) }));
+    const input = { taskToken: token, error: error.slice(0, 256), cause: cause.slice(0, 32_768) };
+    return this.send('SendTaskFailure', (sdk) => new sdk.SendTaskFailureCommand(input));
   }
 
   heartbeat(token: string): Promise<void> {
-    return this.send('SendTaskHeartbeat', new SendTaskHeartbeatCommand({ taskToken: token }));
+    return this.send('SendTaskHeartbeat', (sdk) => new sdk.SendTaskHeartbeatCommand({ taskToken: token }));
   }
 }

@@ -1,15 +1,17 @@
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { EventRunner } from '#core/leases/lifecycle.ts';
 import type { OperationRunner } from '#core/ports.ts';
 import type { TaskRunner } from '#core/drydock/store.ts';
-import { lazyClient } from './lazy-client.ts';
+import { firstUse, lazyClient } from './lazy-client.ts';
 
 /** What the adapter needs of the client (a narrow seam for the unit test). */
 export interface StartExecutionClientLike {
   send(command: StartExecutionCommand): Promise<unknown>;
 }
 
-const defaultClient = lazyClient<StartExecutionClientLike>(() => new SFNClient({}));
+/** Imported at the first start, not at the function's cold start (lazy-client.ts). */
+const sfn = firstUse(() => import('@aws-sdk/client-sfn'));
+const defaultClient = lazyClient<StartExecutionClientLike>(async () => new (await sfn()).SFNClient({}));
 
 /**
  * Starts an execution of the state machine named by `env[armVar]`. The execution name is the
@@ -26,6 +28,7 @@ async function startOnce(
 ): Promise<void> {
   const stateMachineArn = env[armVar];
   if (!stateMachineArn) throw new Error(`the ${what} workflow is not configured: ${armVar} must be set`);
+  const { StartExecutionCommand } = await sfn();
   try {
     await client.send(new StartExecutionCommand({ stateMachineArn, name, input: JSON.stringify(input) }));
   } catch (err) {

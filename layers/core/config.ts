@@ -1,3 +1,5 @@
+import { type AddressRules, patternsFromEnv, siteAddressesFromEnv } from './util/addresses.ts';
+
 /**
  * Deployment settings that change behaviour (not wiring). Read once per process from the
  * environment by the composition root; defaults follow upstream Blazar.
@@ -51,6 +53,15 @@ export interface Config {
   automatedClean: boolean;
   /** Blazar `[enforcement]`: operator limits on leases, see `EnforcementConfig`. */
   enforcement: EnforcementConfig;
+  /**
+   * Which addresses are inside which site (util/addresses.ts): a design_ref, an asset location or
+   * a container manager's server_url there is fetched by that site's agent as a `fetch` job.
+   * `SLIPWAY_SITE_ADDRESSES`: JSON, site → patterns (`{"site1": ["10.1.0.0/16", "*.site1.corp"]}`).
+   * `SLIPWAY_CLOUD_FETCH_ADDRESSES`: comma-separated patterns the control plane fetches itself
+   * although they look internal; default none on Lambda, loopback elsewhere (the local stack runs
+   * beside the site, and its test servers listen on 127.0.0.1).
+   */
+  siteAddresses: AddressRules;
 }
 
 /**
@@ -181,8 +192,15 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       maxHostsPerProject: limitFromEnv(env, 'SLIPWAY_MAX_HOSTS_PER_PROJECT', -1),
       maxHostsExemptProjects: listFromEnv(env.SLIPWAY_MAX_HOSTS_PER_PROJECT_EXEMPT_PROJECTS),
     },
+    siteAddresses: {
+      sites: siteAddressesFromEnv(env.SLIPWAY_SITE_ADDRESSES),
+      cloud: patternsFromEnv('SLIPWAY_CLOUD_FETCH_ADDRESSES', env.SLIPWAY_CLOUD_FETCH_ADDRESSES ?? (env.AWS_LAMBDA_FUNCTION_NAME ? '' : LOCAL_CLOUD_FETCH)),
+    },
   };
 }
+
+/** Off Lambda the control plane is on the operator's machine: its own loopback is not a site's. */
+const LOCAL_CLOUD_FETCH = '127.0.0.0/8, ::1, localhost';
 
 /** A boolean setting: true/false (also 1/0, yes/no, on/off, any case); unset or blank is the default. */
 function boolFromEnv(env: Record<string, string | undefined>, name: string, dflt: boolean): boolean {

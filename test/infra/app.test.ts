@@ -15,12 +15,13 @@ import { BUCKET_PREFIXES } from '../../infra/constructs/access.ts';
 import { REPO_ROOT, type SlipwayFunction } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
 import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, DRYDOCK_TASK_STARTERS, LEASE_WRITERS, NODE_NOTIFIERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
-import { DRYDOCK_TASKS_OBJECTS, drydockTasksStateMachineArn } from '../../infra/stacks/drydock-stack.ts';
+import { DRYDOCK_PREPARE_OBJECTS, DRYDOCK_TASKS_OBJECTS, drydockTasksStateMachineArn } from '../../infra/stacks/drydock-stack.ts';
 import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
 import { BOOTDATA_EXPIRY_DAYS, EVENT_BUS_NAME } from '../../infra/stacks/stateful-stack.ts';
 import {
   FAKE_ENV,
   fakeArnOf,
+  LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN,
   LOCAL_LEASE_EVENTS_FUNCTION_ARN,
   resolveIntrinsics,
   synthClusterOperationsAsl,
@@ -105,8 +106,8 @@ function deployedAslOf(stack: Stack, sm: IConstruct): Record<string, unknown> {
 }
 
 /** An ASL definition with one function ARN replaced by a placeholder, to compare definitions that differ only there. */
-const withoutFunctionArn = (asl: unknown, fnArn: string) =>
-  JSON.parse(JSON.stringify(asl, (_k, v: unknown) => (v === fnArn ? '<task function>' : v))) as unknown;
+const withoutFunctionArn = (asl: unknown, fnArn: string, placeholder = '<task function>') =>
+  JSON.parse(JSON.stringify(asl, (_k, v: unknown) => (v === fnArn ? placeholder : v))) as unknown;
 
 /** The ARN `synthAsl` gives a workflow's task function in the local definition (named after the state machine). */
 const localFunctionArn = (stateMachineName: string) =>
@@ -173,6 +174,7 @@ describe('CDK app', () => {
       )['Fn::Join'][1][0]['Fn::ImportValue'];
       const clusterOperationsFnId = idOf(built.commissaire, built.commissaire.clusterOperationsFunction.fn);
       const drydockTasksFnId = idOf(built.drydock, built.drydock.drydockTasksFunction.fn);
+      const drydockPrepareFnId = idOf(built.drydock, built.drydock.drydockPrepareFunction.fn);
       const objects = (prefix: string) => `AwsSolutions-IAM5[Resource::${bootdataExport}/${prefix}*]`;
       // Acknowledgements inside the Distributed Map states' own policies belong to the workflow
       // definitions (test/infra/limits.test.ts); everything else is listed here.
@@ -205,11 +207,18 @@ describe('CDK app', () => {
         'SlipwayCommissaire/ClusterOperationsFn/Fn': dlq,
         // The same two for the cluster-operation workflow.
         'SlipwayCommissaire/ClusterOperations/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${clusterOperationsFnId}.Arn>:*]`],
-        // Drydock's task steps read and write design snapshots, read s3:// designs, write tarballs, and answer their own report waits.
-        'SlipwayDrydock/DrydockTasksFn/Role': [...xray, objects(BUCKET_PREFIXES.taskSnapshots), objects(BUCKET_PREFIXES.designs), objects(BUCKET_PREFIXES.bootdata), callbacks],
+        // Drydock's task steps read design snapshots, write tarballs, and answer their own report waits.
+        'SlipwayDrydock/DrydockTasksFn/Role': [...xray, objects(BUCKET_PREFIXES.taskSnapshots), objects(BUCKET_PREFIXES.bootdata), callbacks],
         'SlipwayDrydock/DrydockTasksFn/Fn': dlq,
-        // The same two as the other workflows, for the Drydock task workflow.
-        'SlipwayDrydock/DrydockTasks/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${drydockTasksFnId}.Arn>:*]`],
+        // Its Prepare reads s3:// designs and writes the snapshots.
+        'SlipwayDrydock/DrydockPrepareFn/Role': [...xray, objects(BUCKET_PREFIXES.designs), objects(BUCKET_PREFIXES.taskSnapshots)],
+        'SlipwayDrydock/DrydockPrepareFn/Fn': dlq,
+        // The same two as the other workflows, for the Drydock task workflow (which invokes two functions).
+        'SlipwayDrydock/DrydockTasks/Role/DefaultPolicy': [
+          'AwsSolutions-IAM5[Resource::*]',
+          `AwsSolutions-IAM5[Resource::<${drydockPrepareFnId}.Arn>:*]`,
+          `AwsSolutions-IAM5[Resource::<${drydockTasksFnId}.Arn>:*]`,
+        ],
       });
     });
   });
@@ -266,8 +275,8 @@ describe('CDK app', () => {
       const fns = [built.api, built.stateful, built.lifecycle, built.commissaire, built.drydock].flatMap((s) =>
         Object.values(Template.fromStack(s).findResources('AWS::Lambda::Function')),
       );
-      // The surfaces, the lease-event steps, the sweeper, the cluster-operation and the Drydock task steps.
-      expect(fns).toHaveLength(functionNames.length + 4);
+      // The surfaces, the lease-event steps, the sweeper, the cluster-operation steps, Drydock's Prepare and task steps.
+      expect(fns).toHaveLength(functionNames.length + 5);
       for (const f of fns) {
         expect(f.Properties).toMatchObject({
           Runtime: 'nodejs24.x',
@@ -286,7 +295,7 @@ describe('CDK app', () => {
         for (const f of Object.values(t.findResources('AWS::Lambda::Function'))) expect(f.Properties.Timeout).toBe(60);
       }
       const drydockFns = Object.values(drydock.findResources('AWS::Lambda::Function'));
-      expect(drydockFns).toHaveLength(1);
+      expect(drydockFns).toHaveLength(2);
       for (const f of drydockFns) expect(f.Properties).toMatchObject({ Timeout: 120, MemorySize: 512 });
     });
 
@@ -526,7 +535,7 @@ describe('CDK app', () => {
         if (CLUSTER_OPERATION_STARTERS.includes(name)) expect(env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN, name).toEqual(smArn);
         else expect(env.CLUSTER_OPERATIONS_STATE_MACHINE_ARN, name).toBeUndefined();
       }
-      for (const f of [built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction, built.drydock.drydockTasksFunction]) {
+      for (const f of [built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction, built.drydock.drydockPrepareFunction, built.drydock.drydockTasksFunction]) {
         const stack = Stack.of(f);
         expect(grantsOf(fnStatements(stack, f), 'states:').filter((g) => JSON.stringify(g.resource) === JSON.stringify(smArn)), f.node.path).toEqual([]);
       }
@@ -578,29 +587,39 @@ describe('CDK app', () => {
           Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^DrydockTasksLogs'), 'Arn'] } } }],
         },
       });
-      // Both log groups (the function's own and the state machine's) have a retention.
+      // The log groups (the two functions' own and the state machine's) have a retention.
       const groups = Object.values(drydock.findResources('AWS::Logs::LogGroup'));
-      expect(groups).toHaveLength(2);
+      expect(groups).toHaveLength(3);
       for (const g of groups) expect(g.Properties.RetentionInDays, JSON.stringify(g)).toBeGreaterThan(0);
       drydock.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 90 });
     });
 
-    it('invokes only the Drydock task function from the workflow', () => {
-      const fnId = idOf(built.drydock, built.drydock.drydockTasksFunction.fn);
+    it('invokes only the Drydock functions from the workflow: Prepare\'s from Prepare, the task function from every other Task', () => {
+      const fnIds = [built.drydock.drydockPrepareFunction, built.drydock.drydockTasksFunction].map((f) => idOf(built.drydock, f.fn));
       const statements = statementsOf(built.drydock, built.drydock.stateMachine.role.node.findChild('DefaultPolicy'));
-      expect(grantsOf(statements, 'lambda:')).toEqual([
-        { actions: ['lambda:InvokeFunction'], resource: [{ 'Fn::GetAtt': [fnId, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [fnId, 'Arn'] }, ':*']] }] },
-      ]);
+      const invokable = (id: string) => [{ 'Fn::GetAtt': [id, 'Arn'] }, { 'Fn::Join': ['', [{ 'Fn::GetAtt': [id, 'Arn'] }, ':*']] }];
+      const grants = grantsOf(statements, 'lambda:');
+      expect(grants.flatMap((g) => g.actions).every((a) => a === 'lambda:InvokeFunction')).toBe(true);
+      expect(grants.flatMap((g) => g.resource)).toEqual(fnIds.flatMap(invokable));
+      // Which function each Task invokes: the deployed definition, read back.
+      const [prepareArn, tasksArn] = fnIds.map(fakeArnOf);
+      const invoked = Object.entries(allStates(deployedAslOf(built.drydock, built.drydock.stateMachine)))
+        .filter(([, st]) => st.Type === 'Task')
+        .map(([name, st]) => [name, (st.Parameters as { FunctionName?: string } | undefined)?.FunctionName ?? st.Resource]);
+      expect(Object.fromEntries(invoked)).toEqual(
+        Object.fromEntries(Object.values(DRYDOCK_TASK_STATES).map((name) => [name, name === DRYDOCK_TASK_STATES.prepare ? prepareArn : tasksArn])),
+      );
     });
 
-    it('gives the task function the table, its bucket prefixes (snapshots, designs, tarballs), the secrets key and its own report callbacks, nothing else', () => {
+    it('gives the task function the table, its bucket prefixes (snapshots read, tarballs written), the secrets key and its own report callbacks, nothing else', () => {
       const f = built.drydock.drydockTasksFunction;
       const statements = fnStatements(built.drydock, f);
       const services = [...new Set(statements.flatMap((st) => [st.Action].flat()).map((a) => a.split(':')[0]))].sort();
       // logs: its own log group; xray: tracing. Table and key grants: least-privilege.test.ts.
       expect(services).toEqual(['dynamodb', 'kms', 'logs', 's3', 'states', 'xray']);
-      const under = (prefixes: readonly string[]) => prefixes.map((p) => ({ 'Fn::Join': ['', [bucketArn, `/${p}*`]] }));
-      expect(DRYDOCK_TASKS_OBJECTS).toEqual({ read: ['tasks/', 'designs/'], write: ['tasks/', 'bootdata/'] });
+      // One prefix each: CDK renders a one-element Resource list as the element.
+      const under = ([prefix]: readonly string[]) => ({ 'Fn::Join': ['', [bucketArn, `/${prefix}*`]] });
+      expect(DRYDOCK_TASKS_OBJECTS).toEqual({ read: ['tasks/'], write: ['bootdata/'] });
       expect(grantsOf(statements, 's3:')).toEqual([
         { actions: ['s3:GetObject'], resource: under(DRYDOCK_TASKS_OBJECTS.read) },
         { actions: ['s3:PutObject'], resource: under(DRYDOCK_TASKS_OBJECTS.write) },
@@ -612,9 +631,27 @@ describe('CDK app', () => {
       expect(env).toMatchObject({ BOOTDATA_BUCKET: bucketName, SECRETS_KMS_KEY_ID: keyRef, TABLE_NAME: { 'Fn::ImportValue': expect.stringContaining('SlipwayStateful') } });
     });
 
+    it('gives Prepare\'s function the table and its bucket prefixes (s3:// designs read, snapshots written), nothing else: no key', () => {
+      const f = built.drydock.drydockPrepareFunction;
+      const statements = fnStatements(built.drydock, f);
+      const services = [...new Set(statements.flatMap((st) => [st.Action].flat()).map((a) => a.split(':')[0]))].sort();
+      // No callbacks, no starts, no secrets. Table grants: least-privilege.test.ts.
+      expect(services).toEqual(['dynamodb', 'logs', 's3', 'xray']);
+      const under = ([prefix]: readonly string[]) => ({ 'Fn::Join': ['', [bucketArn, `/${prefix}*`]] });
+      expect(DRYDOCK_PREPARE_OBJECTS).toEqual({ read: ['designs/'], write: ['tasks/'] });
+      expect(grantsOf(statements, 's3:')).toEqual([
+        { actions: ['s3:GetObject'], resource: under(DRYDOCK_PREPARE_OBJECTS.read) },
+        { actions: ['s3:PutObject'], resource: under(DRYDOCK_PREPARE_OBJECTS.write) },
+      ]);
+      const env = envOf(built.drydock, f);
+      expect(Object.keys(env).sort()).toEqual(['BOOTDATA_BUCKET', 'POWERTOOLS_SERVICE_NAME', 'TABLE_NAME']);
+      expect(env).toMatchObject({ BOOTDATA_BUCKET: bucketName });
+      expect(resourcesOf(built.drydock)[idOf(built.drydock, f.fn)]!.Properties.Timeout).toBe(120);
+    });
+
     it('keeps its objects where the code puts them: snapshots under tasks/, tarballs under bootdata/, images under images/', () => {
       const src = (f: string) => readFileSync(join(REPO_ROOT, f), 'utf8');
-      expect(src('layers/core/drydock/tasks/workflow.ts')).toMatch(/const snapshotKey = \(taskId: string\) => `tasks\/\$\{taskId\}\/design\.json`/);
+      expect(src('layers/core/drydock/tasks/common.ts')).toMatch(/const snapshotKey = \(taskId: string\) => `tasks\/\$\{taskId\}\/design\.json`/);
       expect(src('layers/core/drydock/tasks/workflow.ts')).toMatch(/export const bootdataObject = \([^)]*\) => `bootdata\//);
       expect(src('layers/core/agent/images.ts')).toContain("export const IMAGE_PREFIX = 'images/';");
       expect(BUCKET_PREFIXES).toEqual({ bootdata: 'bootdata/', taskSnapshots: 'tasks/', designs: 'designs/', images: 'images/' });
@@ -744,6 +781,9 @@ describe('CDK app', () => {
     const deployedAsl = () => deployedAslOf(built.drydock, built.drydock.stateMachine);
     const deployedFn = () => fakeArnOf(idOf(built.drydock, built.drydock.drydockTasksFunction.fn));
     const localFn = localFunctionArn(DRYDOCK_TASKS_STATE_MACHINE_NAME);
+    /** A definition with both function ARNs as placeholders, each its own: Prepare's cannot pass for the task function's. */
+    const withoutFunctionArns = (asl: unknown, tasksFn: string, prepareFn: string) => withoutFunctionArn(withoutFunctionArn(asl, tasksFn), prepareFn, '<prepare function>');
+    const deployedPrepareFn = (app: SlipwayApp = built) => fakeArnOf(idOf(app.drydock, app.drydock.drydockPrepareFunction.fn));
 
     it('is valid Amazon States Language (asl-validator, paths and ARNs checked)', () => {
       const result = aslValidator(structuredClone(deployedAsl()), { checkPaths: true, checkArn: true });
@@ -777,11 +817,13 @@ describe('CDK app', () => {
       expect(deployedAsl().TimeoutSeconds).toBe(DRYDOCK_TASKS_TIMEOUT.toSeconds());
     });
 
-    it('is what synthDrydockTasksAsl({}) gives the local stack for default settings, but for the function ARN', () => {
+    it('is what synthDrydockTasksAsl({}) gives the local stack for default settings, but for the function ARNs', () => {
       const local = synthDrydockTasksAsl({});
       expect(JSON.stringify(local)).toContain(localFn);
+      expect(JSON.stringify(local)).toContain(LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN);
       expect(JSON.stringify(deployedAsl())).toContain(deployedFn());
-      expect(withoutFunctionArn(local, localFn)).toEqual(withoutFunctionArn(deployedAsl(), deployedFn()));
+      expect(JSON.stringify(deployedAsl())).toContain(deployedPrepareFn());
+      expect(withoutFunctionArns(local, localFn, LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN)).toEqual(withoutFunctionArns(deployedAsl(), deployedFn(), deployedPrepareFn()));
     });
 
     it('takes its deadlines from the slipway:settings context', () => {
@@ -792,9 +834,10 @@ describe('CDK app', () => {
       expect(states[DRYDOCK_TASK_STATES.nodeReports]!.TimeoutSeconds).toBe(120);
       expect(states[DRYDOCK_TASK_STATES.nodeJob]!.TimeoutSeconds).toBe(configFromEnv({}).drydock.agentStepSeconds);
       const fn = fakeArnOf(idOf(app.drydock, app.drydock.drydockTasksFunction.fn));
-      expect(withoutFunctionArn(synthDrydockTasksAsl(settings), localFn)).toEqual(withoutFunctionArn(asl, fn));
+      const local = (s: Record<string, string>) => withoutFunctionArns(synthDrydockTasksAsl(s), localFn, LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN);
+      expect(local(settings)).toEqual(withoutFunctionArns(asl, fn, deployedPrepareFn(app)));
       // The default-settings definition differs from it there only.
-      expect(withoutFunctionArn(synthDrydockTasksAsl({}), localFn)).not.toEqual(withoutFunctionArn(asl, fn));
+      expect(local({})).not.toEqual(withoutFunctionArns(asl, fn, deployedPrepareFn(app)));
     });
 
     it('takes an explicit SLIPWAY_DRYDOCK_REPORT_URL of slipway:settings over the API stack\'s URL (nodes behind a proxy)', () => {

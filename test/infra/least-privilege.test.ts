@@ -37,7 +37,7 @@ const idOf = (c: IConstruct) => Stack.of(c).getLogicalId(c.node.defaultChild as 
 
 beforeAll(async () => {
   built = buildApp({ outdir, context: { 'aws:cdk:bundling-stacks': [] } });
-  const fns = [...built.api.surfaces.values(), built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction, built.commissaire.clusterOperationsFunction, built.drydock.drydockTasksFunction];
+  const fns = [...built.api.surfaces.values(), built.lifecycle.leaseEventsFunction, built.lifecycle.sweeperFunction, built.commissaire.clusterOperationsFunction, built.drydock.drydockPrepareFunction, built.drydock.drydockTasksFunction];
   const templates = new Map<Stack, Record<string, { Properties: Record<string, any> }>>();
   for (const f of fns) {
     const stack = Stack.of(f);

@@ -47,6 +47,7 @@ const functions = (): SlipwayFunction[] => [
   built.lifecycle.leaseEventsFunction,
   built.lifecycle.sweeperFunction,
   built.commissaire.clusterOperationsFunction,
+  built.drydock.drydockPrepareFunction,
   built.drydock.drydockTasksFunction,
 ];
 
@@ -138,7 +139,7 @@ describe('alarms', () => {
       const errors = on('Errors');
       expect(errors, f.service).toHaveLength(1);
       // A workflow's task function throws lost compare-and-sets on purpose; a surface or the sweeper should not fail at all.
-      const threshold: Record<string, number> = { 'lease-events': 5, 'cluster-operations': 5, 'drydock-tasks': 5, sweeper: 3 };
+      const threshold: Record<string, number> = { 'lease-events': 5, 'cluster-operations': 5, 'drydock-prepare': 5, 'drydock-tasks': 5, sweeper: 3 };
       expect(errors[0]!.p, f.service).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Sum', Period: 300, Threshold: threshold[f.service] ?? 1 });
       expect(on('Throttles'), f.service).toHaveLength(1);
       expect(on('Throttles')[0]!.p).toMatchObject({ Namespace: 'AWS/Lambda', Statistic: 'Sum', Period: 300, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold' });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { awsEventScheduler } from '../../layers/aws/scheduler.ts';
 import { awsEventRunner } from '../../layers/aws/sfn-runner.ts';
 import { awsNotifier } from '../../layers/aws/eventbridge-notifier.ts';
-import { lazyClient } from '../../layers/aws/lazy-client.ts';
+import { firstUse, lazyClient } from '../../layers/aws/lazy-client.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 
 /** Requests and error mapping of the lease-lifecycle AWS adapters (fake clients: no AWS here). */
@@ -174,5 +174,32 @@ describe('lazyClient', () => {
     expect(await c.send('a')).toBe('sent a');
     expect(await c.send('b')).toBe('sent b');
     expect(built).toBe(1);
+  });
+});
+
+describe('firstUse', () => {
+  it('loads on the first call only, once for calls made while it loads', async () => {
+    let loads = 0;
+    const sdk = firstUse(async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 5));
+      return { module: loads };
+    });
+    expect(loads).toBe(0);
+    const [a, b] = await Promise.all([sdk(), sdk()]);
+    expect(a).toBe(b);
+    expect(await sdk()).toBe(a);
+    expect(loads).toBe(1);
+  });
+
+  it('keeps no failed load: the next call loads again', async () => {
+    let loads = 0;
+    const sdk = firstUse(async () => {
+      if (++loads === 1) throw new Error('Cannot find package');
+      return 'module';
+    });
+    await expect(sdk()).rejects.toThrow('Cannot find package');
+    expect(await sdk()).toBe('module');
+    expect(loads).toBe(2);
   });
 });

@@ -1,6 +1,7 @@
 import { DynamoBaremetalPortRepository } from '../dynamo/bm-ports.ts';
 import { DynamoDrydockRepository } from '../dynamo/drydock.ts';
 import { DynamoIdempotencyStore } from '../dynamo/idempotency.ts';
+import { DynamoJobRepository } from '../dynamo/jobs.ts';
 import { DynamoNodeRepository } from '../dynamo/nodes.ts';
 import { DynamoTokenRepository } from '../dynamo/tokens.ts';
 import { awsTaskRunner } from '../sfn-runner.ts';
@@ -19,6 +20,8 @@ export const root = compositionRoot('drydock', ({ env, dynamo }) => ({
   nodes: new DynamoNodeRepository(dynamo()),
   bmPorts: new DynamoBaremetalPortRepository(dynamo()),
   drydock: new DynamoDrydockRepository(dynamo()),
+  // Design fetches at a site-internal address are the site agent's jobs (agent/fetch.ts).
+  jobs: new DynamoJobRepository(dynamo()),
   blobs: blobStoreFromEnv(env),
   tasks: awsTaskRunner(env),
 }));

@@ -41,6 +41,9 @@ export const JOB_KINDS: queue.JobKinds = {
   // an `ssh_run` of a cluster operation only answers its workflow.
   ssh_investigate: { onFinished: onHostJobFinished },
   ssh_run: { onFinished: onHostJobFinished },
+  // A GET (or a container manager's call) of a URL inside the site: whoever queued it waits for
+  // the answer within its own function's time (agent/fetch.ts).
+  fetch: {},
 };
 
 /** `POST …/agent/jobs/claim`: a job given up on the way is settled by its kind's handler. */

@@ -1,4 +1,5 @@
-import { ValidationError } from '../errors.ts';
+import { fetchFromSite, SiteFetchError } from '../agent/fetch.ts';
+import { AgentTimeoutError, ValidationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { loadDesign, type SiteDesign, type ValidationMessage, validateDesign } from './design/index.ts';
 
@@ -14,12 +15,18 @@ import { loadDesign, type SiteDesign, type ValidationMessage, validateDesign } f
  * `file://` is refused: a Lambda function has no operator files, and a local path in a task
  * would work on one machine only.
  *
+ * An http(s) URL inside a site (Deckhand usually is) is fetched by that site's agent as a `fetch`
+ * job, a public one by the function itself, an internal one no site is named for by nobody
+ * (`SLIPWAY_SITE_ADDRESSES`, agent/fetch.ts). The fetch gets the time its caller can spare: an
+ * API call `DESIGN_FETCH_TIMEOUT_MS` (its function has 29 s), the workflow's Prepare more.
+ *
  * A project (a member's task, node filter or validation) reads only `slipway://designs/<id>` of
  * designs its project stored, base designs included: a URL would make the control plane fetch
  * whatever the project names, the site's internal addresses included, with the deployment's
  * network position and role (SSRF); the site's own designs hold BMC credentials.
  */
-export const DESIGN_FETCH_TIMEOUT_MS = 30_000;
+/** A design fetch from an API call: well inside the function's 29 s, leaving time to validate and answer. */
+export const DESIGN_FETCH_TIMEOUT_MS = 20_000;
 export const MAX_DESIGN_BYTES = 16 * 1024 * 1024;
 const STORED = /^slipway:\/\/designs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/?$/i;
 
@@ -56,22 +63,16 @@ export function checkDesignRef(ref: string): void {
   throw new DesignRefError(`design_ref scheme ${scheme} is not supported (http, https, s3, slipway://designs/<id>)`);
 }
 
-async function fetchHttp(url: string): Promise<string> {
-  let res: Response;
+async function fetchHttp(deps: Ports, url: string, budgetMs: number): Promise<string> {
+  let res;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(DESIGN_FETCH_TIMEOUT_MS), headers: { Accept: 'application/x-yaml, text/plain, */*' } });
+    res = await fetchFromSite(deps, { url, headers: { Accept: 'application/x-yaml, text/plain, */*' }, maxBytes: MAX_DESIGN_BYTES, budgetMs, what: 'Design' });
   } catch (err) {
-    // fetch says only "fetch failed"; the reason (ECONNREFUSED, ENOTFOUND…) is its cause.
-    const e = err as Error & { cause?: { code?: string; message?: string } };
-    const why = e.name === 'TimeoutError' ? 'timed out' : (e.cause?.code ?? e.cause?.message ?? e.message);
-    throw new DesignRefError(`Design ${url} could not be fetched: ${why}`);
+    if (err instanceof SiteFetchError || err instanceof AgentTimeoutError) throw new DesignRefError(err.message);
+    throw err;
   }
-  if (!res.ok) throw new DesignRefError(`Design ${url} could not be fetched: HTTP ${res.status}`);
-  const declared = Number(res.headers.get('content-length') ?? '0');
-  if (declared > MAX_DESIGN_BYTES) throw new DesignRefError(`Design ${url} is larger than ${MAX_DESIGN_BYTES} bytes`);
-  const body = Buffer.from(await res.arrayBuffer());
-  if (body.length > MAX_DESIGN_BYTES) throw new DesignRefError(`Design ${url} is larger than ${MAX_DESIGN_BYTES} bytes`);
-  return body.toString('utf8');
+  if (res.status < 200 || res.status > 299) throw new DesignRefError(`Design ${url} could not be fetched: HTTP ${res.status}${res.via === 'cloud' ? '' : ` (fetched by the agent of site ${res.via})`}`);
+  return res.body.toString('utf8');
 }
 
 /**
@@ -111,8 +112,11 @@ export async function storedDesignTexts(deps: Ports, designId: string, reader: D
   return texts;
 }
 
-/** The YAML texts behind a reference (for a project: only its own stored designs, see above). */
-export async function fetchDesignTexts(deps: Ports, ref: string, reader: DesignReader = {}): Promise<string[]> {
+/**
+ * The YAML texts behind a reference (for a project: only its own stored designs, see above);
+ * an http(s) fetch takes at most `budgetMs`.
+ */
+export async function fetchDesignTexts(deps: Ports, ref: string, reader: DesignReader = {}, budgetMs = DESIGN_FETCH_TIMEOUT_MS): Promise<string[]> {
   checkDesignRef(ref);
   const stored = storedDesignId(ref);
   if (stored) return storedDesignTexts(deps, stored, reader);
@@ -131,7 +135,7 @@ export async function fetchDesignTexts(deps: Ports, ref: string, reader: DesignR
     if (body.length > MAX_DESIGN_BYTES) throw new DesignRefError(`Design ${url} is larger than ${MAX_DESIGN_BYTES} bytes`);
     return [body.toString('utf8')];
   }
-  return [await fetchHttp(url)];
+  return [await fetchHttp(deps, url, budgetMs)];
 }
 
 export interface LoadedDesign {

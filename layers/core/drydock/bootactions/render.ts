@@ -1,4 +1,4 @@
-import { parse as parseYaml } from 'yaml';
+import { CORE_SCHEMA, load as loadYaml } from 'js-yaml';
 import type { TemplateContext } from './context.ts';
 import { InvalidAssetError, InvalidAssetLocationError, InvalidPackageListFormatError } from './errors.ts';
 import { executePipeline, toBytes } from './pipeline.ts';
@@ -22,6 +22,15 @@ export type AssetType = (typeof ASSET_TYPES)[number];
 export const DEFAULT_MODE = 0o600;
 
 const PERMISSIONS_RE = /^[0-7]{3}$/;
+
+/**
+ * How a fetched package list is read: YAML 1.2's core schema (so `17.03` is a number, which the
+ * map refuses: quote it), duplicate keys refused, aliases bounded. With js-yaml, not the `yaml`
+ * package the design parser uses: rendering runs in the Drydock task function, which would not
+ * fit its 300 KiB with `yaml` (112 KiB) beside the template engine (issue 12); js-yaml's reader
+ * is 45 KiB. Both read a flat map of strings the same way.
+ */
+const PACKAGE_LIST_YAML = { schema: CORE_SCHEMA, maxAliases: 100 };
 
 /**
  * One asset of a BootAction document's `data.assets`, as `../design/model.ts` validates it
@@ -127,7 +136,7 @@ export async function renderAsset(asset: BootActionAsset, context: TemplateConte
     const body = await fetchAsset(asset, context, options);
     let parsed: unknown;
     try {
-      parsed = parseYaml(new TextDecoder('utf-8', { fatal: true }).decode(body));
+      parsed = loadYaml(new TextDecoder('utf-8', { fatal: true }).decode(body), PACKAGE_LIST_YAML);
     } catch (err) {
       throw new InvalidPackageListFormatError(`Invalid YAML in package list: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }

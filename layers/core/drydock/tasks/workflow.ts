@@ -1,6 +1,7 @@
 import { enqueueJob } from '../../agent/enqueue.ts';
+import { fetchFromSite, SiteFetchError } from '../../agent/fetch.ts';
 import { noAgentText, sitePresence } from '../../agent/presence.ts';
-import { ConcurrentModificationError } from '../../errors.ts';
+import { AgentTimeoutError, ConcurrentModificationError } from '../../errors.ts';
 import { type Allocation, isGranted, type Node, type NodePatch } from '../../inventory/node.ts';
 import { cleanPayload } from '../../ironic/clean.ts';
 import { nodeDeployBase } from '../../ironic/deploy.ts';
@@ -23,9 +24,11 @@ import {
   type RenderedAsset,
   renderAssets,
 } from '../bootactions/index.ts';
-import { applyNodeFilter, bootactionTargets, findDocument, loadDesign, resolveNode, type SiteDesign, type ValidationMessage, validateDesign } from '../design/index.ts';
-import { DesignRefError, fetchDesignTexts } from '../design-ref.ts';
+import { bootactionTargets } from '../design/filter.ts';
+import { findDocument, type SiteDesign } from '../design/model.ts';
+import { resolveNode } from '../design/resolve.ts';
 import type { BootActionContext, BootActionRecord } from '../store.ts';
+import { getTask, now, siteOfDesign, taskDesign, updateTask } from './common.ts';
 import { DesignNodeError, registerDesignNode } from './design-nodes.ts';
 import {
   addFailure,
@@ -56,6 +59,10 @@ import {
  * agent or report step, whose result brings the workflow back to NodeStep with the cursor after
  * it. Every step is safe to repeat (Lambda retries, a repeated delivery): writes are derived
  * ids or compare-and-set, and a finished subtask is not touched again.
+ *
+ * Prepare runs in a function of its own (prepare.ts: the YAML parser and the design's
+ * validation stay out of this one's bundle, the template engine out of that one's); what the
+ * two share is in common.ts.
  *
  * A node's failure is a Drydock result (the subtask fails with a message), never a stuck task:
  * expected failures are handled in the step, anything else (an agent job failed or timed out,
@@ -103,15 +110,6 @@ export const NODE_PLANS: Record<NodeAction, readonly StepName[]> = {
   relabel_nodes: ['register', 'relabel'],
 };
 
-/** The internal action of a node's subtask (upstream's names; prepare_nodes splits into itself). */
-export const SUBTASK_ACTIONS: Record<NodeAction, string> = {
-  verify_nodes: 'interrogate_oob',
-  prepare_nodes: 'prepare_nodes',
-  deploy_nodes: 'deploy_node',
-  destroy_nodes: 'destroy_node',
-  relabel_nodes: 'relabel_node',
-};
-
 /** Agent steps: the job kind they queue (see `agent/executor.ts`) and what a success says. */
 export const JOB_STEPS: Partial<Record<StepName, { kind: string; done: string }>> = {
   interrogate: { kind: 'power_state', done: 'BMC interrogated' },
@@ -131,27 +129,8 @@ export class NodeStepError extends Error {
   override name = 'NodeStepError';
 }
 
-// ---------------------------------------------------------------------------------------------
-// The design snapshot: read once by Prepare, so every node of a task works from the same design.
-
-const snapshotKey = (taskId: string) => `tasks/${taskId}/design.json`;
-const designCache = new Map<string, SiteDesign>();
-
-async function taskDesign(deps: Ports, taskId: string): Promise<SiteDesign> {
-  const hit = designCache.get(taskId);
-  if (hit) return hit;
-  const raw = await deps.blobs.get(snapshotKey(taskId));
-  if (!raw) throw new Error(`The design snapshot of task ${taskId} is missing`);
-  const { design } = loadDesign(JSON.parse(raw.toString('utf8')) as string[]);
-  if (designCache.size > 32) designCache.delete(designCache.keys().next().value!);
-  designCache.set(taskId, design);
-  return design;
-}
-
-const siteOfDesign = (design: SiteDesign) => design.Region[0]?.name ?? 'default';
-
-/** The task queue of a project's tasks (the `site` of their records; their nodes' jobs still go to each node's own site). */
-export const projectQueue = (project: string) => `project/${project}`;
+export { TaskGoneError } from './common.ts';
+export type { PrepareOutput } from './prepare.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Leases: what a project's task may touch
@@ -182,132 +161,6 @@ async function checkHeld(deps: Ports, task: TaskRecord, name: string): Promise<A
   const held = await heldBy(deps, name, task.project_id);
   if (!held) throw new NodeNotHeldError(notHeldText(name, task.project_id));
   return held;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Task record helpers
-
-const now = (deps: Ports) => deps.clock.now();
-
-async function getTask(deps: Ports, id: string): Promise<TaskRecord> {
-  const t = await deps.drydock.getTask(id);
-  if (!t) throw new TaskGoneError(`Task ${id} does not exist`);
-  return t;
-}
-
-/** The task was purged while its workflow ran (or never existed): the workflow ends quietly. */
-export class TaskGoneError extends Error {
-  override name = 'TaskGoneError';
-}
-
-/** Applies `change` to the current record, compare-and-set, re-reading on a lost race. */
-async function updateTask(deps: Ports, id: string, change: (t: TaskRecord) => Partial<TaskRecord> | undefined): Promise<TaskRecord> {
-  for (let attempt = 0; ; attempt++) {
-    const t = await getTask(deps, id);
-    const patch = change(t);
-    if (!patch) return t;
-    try {
-      return await deps.drydock.updateTask(t, { ...t, ...patch, updated: now(deps).toISOString() });
-    } catch (err) {
-      if (err instanceof ConcurrentModificationError && attempt < 8) continue;
-      throw err;
-    }
-  }
-}
-
-function validationMessages(messages: readonly ValidationMessage[], at: Date): TaskMessage[] {
-  return messages
-    .filter((m) => m.level !== 'Info' || m.error)
-    .map((m) => message(m.message, { error: m.error, context_type: 'NA', at, extra: { name: m.name, level: m.level, diagnostic: m.diagnostic, documents: m.documents } }));
-}
-
-// ---------------------------------------------------------------------------------------------
-// Prepare
-
-export interface PrepareOutput {
-  /** run: go on; finish: the result is known (validation, no nodes, an unreadable design); skip: nothing to do. */
-  outcome: 'run' | 'finish' | 'skip';
-  site: string;
-  /**
-   * The distributed Map's items, one child execution each: the nodes' positions in the task's
-   * `subtask_id_list`. Positions rather than names or subtask ids keep the workflow's state
-   * small (2,000 nodes are about 9 KB, however long their names): the steps read the rest.
-   */
-  nodes: number[];
-  node_concurrency: number;
-}
-
-const finishWith = (site = ''): PrepareOutput => ({ outcome: 'finish', site, nodes: [], node_concurrency: 1 });
-
-export async function prepareTask(deps: Ports, input: { task_id: string }): Promise<PrepareOutput> {
-  const task = await deps.drydock.getTask(input.task_id);
-  if (!task || task.status === 'complete' || task.status === 'terminated') return { ...finishWith(), outcome: 'skip' };
-  if (task.terminate && task.status === 'queued') {
-    await updateTask(deps, task.task_id, () => ({ status: 'terminated', terminated: now(deps).toISOString(), terminated_by: 'slipway' }));
-    return { ...finishWith(), outcome: 'skip' };
-  }
-  const at = now(deps);
-  const project = task.project_id ?? null;
-  let texts: string[];
-  try {
-    texts = await fetchDesignTexts(deps, task.design_ref, { project });
-  } catch (err) {
-    if (!(err instanceof DesignRefError)) throw err;
-    await deps.drydock.addMessages(task.task_id, [message(err.message, { error: true, context_type: 'task', context: task.task_id, at })]);
-    await updateTask(deps, task.task_id, (t) => ({ result: { ...addFailure(t.result), message: 'Design could not be read.', reason: err.message.slice(0, 255) } }));
-    return finishWith();
-  }
-  await deps.blobs.put(snapshotKey(task.task_id), Buffer.from(JSON.stringify(texts)), 'application/json');
-  designCache.delete(task.task_id);
-  const { design, messages: parseMessages } = loadDesign(texts);
-  const messages = [...parseMessages, ...validateDesign(design, { project: project !== null })];
-  const valid = !messages.some((m) => m.error);
-  const site = project !== null ? projectQueue(project) : siteOfDesign(design);
-
-  if (task.action === 'validate_design' || !valid) {
-    // validate_design reports every finding; other actions only the errors that stop them.
-    const reported = task.action === 'validate_design' ? messages : messages.filter((m) => m.error);
-    await deps.drydock.addMessages(task.task_id, validationMessages(reported, at));
-    await updateTask(deps, task.task_id, (t) =>
-      valid
-        ? { site, result: { ...addSuccess(t.result), message: 'Site design passed validation' } }
-        : { site, result: { ...addFailure(t.result), message: 'Site design failed validation.', reason: 'See detail messages.' } },
-    );
-    return finishWith(site);
-  }
-
-  if (!isNodeAction(task.action)) {
-    await updateTask(deps, task.task_id, (t) => (t.site === site ? undefined : { site }));
-    return { outcome: 'run', site, nodes: [], node_concurrency: 1 };
-  }
-
-  const names = applyNodeFilter(design, task.node_filter);
-  if (names.length === 0) {
-    await deps.drydock.addMessages(task.task_id, [message('No nodes in scope', { context_type: 'task', context: task.task_id, at })]);
-    await updateTask(deps, task.task_id, (t) => ({ site, result: { ...addSuccess(t.result), message: 'No nodes in scope' } }));
-    return finishWith(site);
-  }
-  const nodes = names.map((node) => ({ node, subtask_id: subtaskId(task.task_id, node) }));
-  const created = at.toISOString();
-  await deps.drydock.putSubtasks(
-    nodes.map(({ node, subtask_id }) =>
-      newTaskRecord({
-        task_id: subtask_id,
-        action: SUBTASK_ACTIONS[task.action as NodeAction],
-        parent_task_id: task.task_id,
-        design_ref: task.design_ref,
-        node_filter: { filter_set_type: 'union', filter_set: [{ filter_type: 'union', node_names: [node] }] },
-        created,
-        created_by: task.created_by,
-        retry: task.retry,
-        site,
-        node_name: node,
-        project_id: project,
-      }),
-    ),
-  );
-  await updateTask(deps, task.task_id, () => ({ site, subtask_id_list: nodes.map((n) => n.subtask_id) }));
-  return { outcome: 'run', site, nodes: nodes.map((_, i) => i), node_concurrency: deps.config.drydock.nodeConcurrency };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,10 +520,35 @@ const setProvisionState = (deps: Ports, name: string, state: string) =>
 /** The report URL as the node's templates see it: always ending in `/`. */
 const reportUrl = (deps: Ports) => deps.config.drydock.reportUrl.replace(/\/?$/, '/');
 
-async function fetchLocation(url: string): Promise<Uint8Array> {
-  const res = await fetch(url.replace(/^[a-z][a-z0-9.-]*\+/i, ''), { signal: AbortSignal.timeout(30_000) });
-  if (!res.ok) throw new BootActionAssetError(`Asset location ${url} answered HTTP ${res.status}`);
-  return new Uint8Array(await res.arrayBuffer());
+/**
+ * All of one node's asset fetches together take at most this long (the render step runs in the
+ * task function, 120 s), each at most `ASSET_FETCH_MS`: a fetch never outlives its function.
+ */
+export const RENDER_FETCH_BUDGET_MS = 80_000;
+const ASSET_FETCH_MS = 30_000;
+/** The largest asset fetched (a boot action's files end up in the node's tarball). */
+export const MAX_ASSET_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The `location` fetcher of one node's render: a URL inside a site is fetched by that site's
+ * agent, a public one here, an internal one no site is named for not at all
+ * (`SLIPWAY_SITE_ADDRESSES`, agent/fetch.ts); all within `RENDER_FETCH_BUDGET_MS`.
+ */
+function locationFetcher(deps: Ports): (url: string) => Promise<Uint8Array> {
+  const end = Date.now() + RENDER_FETCH_BUDGET_MS;
+  return async (url) => {
+    const budgetMs = Math.min(ASSET_FETCH_MS, end - Date.now());
+    if (budgetMs < 1000) throw new BootActionAssetError(`Asset location ${url}: no time left to fetch it (a node's assets are fetched within ${RENDER_FETCH_BUDGET_MS / 1000} s)`);
+    let res;
+    try {
+      res = await fetchFromSite(deps, { url: url.replace(/^[a-z][a-z0-9.-]*\+/i, ''), maxBytes: MAX_ASSET_BYTES, budgetMs, what: 'Asset location' });
+    } catch (err) {
+      if (err instanceof SiteFetchError || err instanceof AgentTimeoutError) throw new BootActionAssetError(err.message);
+      throw err;
+    }
+    if (res.status < 200 || res.status > 299) throw new BootActionAssetError(`Asset location ${url} answered HTTP ${res.status}`);
+    return new Uint8Array(res.body);
+  };
 }
 
 /** A project's design never makes Slipway fetch a URL (its validation refuses locations first; this is the last guard). */
@@ -702,6 +580,7 @@ async function renderBootActions(deps: Ports, task: TaskRecord, sub: TaskRecord,
   const at = now(deps).toISOString();
   const rendered: RenderedAsset[] = [];
   const records: BootActionRecord[] = [];
+  const fetchLocation = locationFetcher(deps);
   for (const actionName of targets) {
     const doc = findDocument(design, 'BootAction', actionName)!;
     const actionId = nextId();
