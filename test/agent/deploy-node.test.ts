@@ -419,6 +419,9 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
       headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}` },
       body: JSON.stringify({ ResetType: 'ForceOff' }),
     });
+  // The simulator's power-cycle settles after its delay; on a loaded machine that can be after the
+  // test's report, and the agent would then see the machine off before the "ramdisk" turned it off.
+  const ramdiskRunning = (s: RedfishSim) => waitFor('the ramdisk machine on', async () => s.state('1').PowerState === 'On', 10_000, 10);
   const good = (over: Record<string, unknown> = {}) => ({ step: 'deploy', root_device: '/dev/vda', root_filesystem: '/dev/vda1', image_sha256: sha(IMG), written_bytes: IMG.length, write_seconds: 0.5, configdrive: 'nocloud', bootif: MAC, ...over });
 
   it('fetches the image, boots the ramdisk to write it, then boots the node from its disk', async () => {
@@ -443,6 +446,8 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     expect(tar.includes(Buffer.from('packages=curl jq=1.6-2\n'))).toBe(true);
     // While the ramdisk runs: PXE once, power-cycled; nothing else yet.
     expect(s.state('1')).toMatchObject({ resets: ['ForceRestart'], patches: [{ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }] });
+    // A ramdisk reports only once its machine runs (the power-cycle has settled).
+    await ramdiskRunning(s);
     expect((await report(callback, good())).status).toBe(204);
     await poweroff(s);
     expect(await running).toEqual({
@@ -595,6 +600,7 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     expect(JSON.parse(m['var/lib/cloud/seed/nocloud/meta-data']!.text)).toEqual({ 'instance-id': 'node-1', 'local-hostname': 'web1', 'public-keys': [KEY] });
     expect(m['var/lib/cloud/seed/nocloud/user-data']).toEqual({ mode: 0o600, text: user_data });
     expect(JSON.parse(m['etc/slipway/meta_data.json']!.text)).toEqual(configdrive.meta_data);
+    await ramdiskRunning(s);
     expect((await report(callback, good({ image_sha256: sha(IMG2), written_bytes: IMG2.length }))).status).toBe(204);
     await poweroff(s);
     expect(await running).toEqual({

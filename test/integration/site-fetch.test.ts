@@ -44,7 +44,7 @@ describe('design_ref fetches by address', () => {
   it("an address inside a site is fetched by the site's agent as a fetch job", async () => {
     const before = agent.stats.claimed;
     const res = await validate(`http://127.0.0.2:${port}/site.yaml`);
-    expect(res.status).toBe(200);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
     // Counted when the agent claims, before it fetches: the answer above came after.
     expect(agent.stats.claimed).toBe(before + 1);
     expect(seen).toContain(`127.0.0.2 /site.yaml`);
