@@ -25,6 +25,8 @@ export const FetchPayload = z.strictObject({
   timeout_seconds: z.number().min(1).max(900).default(30),
   max_bytes: z.number().int().min(1).max(256 * 1024 * 1024).default(16 * 1024 * 1024),
   upload_url: z.url({ protocol: /^https?$/ }).max(8192).optional(),
+  // What the cloud does with the answer (a Commissaire host's step); not the agent's business.
+  commissaire: z.looseObject({}).optional(),
 });
 export type FetchPayload = z.infer<typeof FetchPayload>;
 

@@ -12,8 +12,8 @@ import { lambdaHandler, log } from '#core/util/log.ts';
  */
 /** Just-due events are left to their own schedule for this long before the sweeper doubles them. */
 export const SWEEP_GRACE_MS = 60_000;
-/** Longer than the workflow's own timeout (4 h): such an event's execution is certainly over. */
-export const STALE_EVENT_MS = 5 * 3600_000;
+/** An hour longer than the workflow's own timeout (7 days, LEASE_EVENTS_TIMEOUT): such an event's execution is certainly over. */
+export const STALE_EVENT_MS = (7 * 24 + 1) * 3600_000;
 
 export const handler = lambdaHandler(async (event: { time?: string } = {}): Promise<{ started: number; reset: number; repaired?: number }> => {
   const deps = getDeps();

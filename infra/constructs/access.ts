@@ -70,7 +70,8 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
   // Claims, heartbeats and results of every kind of job: the job, its node (deploy and erase
   // outcomes, inspection's ports), its lease (start and end steps), its Commissaire host.
   'functions/api/agent.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'JOB#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#CM#'] },
+    // AGENTS#: whether the site has an agent, before a container manager's call is queued for it.
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'JOB#', 'AGENTS#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#CM#'] },
     write: {
       actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
       partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'USAGE#', 'JOB#', 'AGENTS#', 'COMM#HOST#'],
@@ -96,7 +97,8 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
   // Clusters, hosts, networks, container managers; a host's inventory node and its agent jobs
   // (Commissaire's API is PUT and DELETE only: no Idempotency-Key records).
   'functions/api/commissaire.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'NODE#', 'NODENAME#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'] },
+    // AGENTS# and JOB#: a container manager inside a site is asked by its agent (a `fetch` job waited for).
+    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'NODE#', 'NODENAME#', 'JOB#', 'AGENTS#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'] },
     write: {
       actions: ['PutItem', 'UpdateItem', 'DeleteItem'],
       partitions: ['NODE#', 'NODENAME#', 'HOSTID#', 'JOB#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'],
@@ -256,7 +258,22 @@ export const BUCKET_PREFIXES = {
   designs: 'designs/',
   /** OS images for the agents, `images/<name>`. */
   images: 'images/',
+  /**
+   * Bodies a site's agent fetched that were too large for its job's result (designs, assets),
+   * `fetched/<uuid>`: read back and deleted at once by the function that asked (agent/fetch.ts);
+   * what a crash leaves expires after a day.
+   */
+  fetched: 'fetched/',
 } as const;
+
+/** Days before an abandoned upload under `fetched/` expires. */
+export const FETCHED_EXPIRY_DAYS = 1;
+
+/**
+ * A function that asks agents for designs or assets (`bucketUploads`): presigns the agent's PUT
+ * (a presigned URL carries the signer's permissions), reads the object back and deletes it.
+ */
+export const FETCHED_ACTIONS = ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'] as const;
 
 /** `arn/prefix*`, for object grants under one prefix. */
 export const objectsUnder = (bucketArn: string, prefix: string) => `${bucketArn}/${prefix}*`;

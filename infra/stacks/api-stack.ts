@@ -10,7 +10,7 @@ import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { BUCKET_PREFIXES, objectsUnder, SECRET_GRANTS, TABLE_GRANTS } from '../constructs/access.ts';
+import { BUCKET_PREFIXES, FETCHED_ACTIONS, objectsUnder, SECRET_GRANTS, TABLE_GRANTS } from '../constructs/access.ts';
 import { Alarms } from '../constructs/alarms.ts';
 import { deploymentName, deploymentOptions } from '../constructs/deployment.ts';
 import { deploymentSettings, SlipwayFunction } from '../constructs/slipway-function.ts';
@@ -152,6 +152,14 @@ export class ApiStack extends Stack {
         reason: `Objects under ${prefix} of this one bucket, named at run time; object reads only (s3:GetObject), no listing or writes.`,
       });
     }
+
+    // Designs a site's agent fetched for `POST /validatedesign` and uploaded (agent/fetch.ts).
+    const drydockFn = surfaces.get('drydock')!;
+    drydockFn.fn.addToRolePolicy(new PolicyStatement({ actions: [...FETCHED_ACTIONS], resources: [objectsUnder(bucketArn, BUCKET_PREFIXES.fetched)] }));
+    Validations.of(drydockFn.fn.role!).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${imported}/${BUCKET_PREFIXES.fetched}*]`,
+      reason: `Objects under ${BUCKET_PREFIXES.fetched} of this one bucket, one per fetch (a random name): the agent's upload is presigned, read back and deleted.`,
+    });
 
     // OS images for the sites' agents (`GET /api/v1.0/agent/images/{name}`): objects under
     // images/ only, read to presign the agent's download; ListBucket so that a missing image is

@@ -6,7 +6,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import type { StateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { BUCKET_PREFIXES, objectsUnder } from '../constructs/access.ts';
+import { BUCKET_PREFIXES, FETCHED_ACTIONS, objectsUnder } from '../constructs/access.ts';
 import { Alarms } from '../constructs/alarms.ts';
 import { deploymentName } from '../constructs/deployment.ts';
 import { deploymentSettings, SlipwayFunction } from '../constructs/slipway-function.ts';
@@ -122,6 +122,14 @@ export class DrydockStack extends Stack {
     };
     grantObjects(fn, DRYDOCK_TASKS_OBJECTS);
     grantObjects(prepare, DRYDOCK_PREPARE_OBJECTS);
+    // Designs (Prepare) and asset locations (rendering) an agent fetched and uploaded (agent/fetch.ts).
+    for (const f of [fn, prepare]) {
+      f.role.addToPrincipalPolicy(new PolicyStatement({ actions: [...FETCHED_ACTIONS], resources: [objectsUnder(bucketArn, BUCKET_PREFIXES.fetched)] }));
+      Validations.of(f.role).acknowledge({
+        id: `AwsSolutions-IAM5[Resource::${imported}/${BUCKET_PREFIXES.fetched}*]`,
+        reason: `Objects under ${BUCKET_PREFIXES.fetched} of this one bucket, one per fetch (a random name): the agent's upload is presigned, read back and deleted.`,
+      });
+    }
 
     // The report wait answers its own token when the final reports came first. Named state
     // machines (`slipway-*`) rather than this one: a grant on the workflow from its own task

@@ -25,8 +25,13 @@ export const LEASE_EVENTS_SCHEDULE_GROUP = 'slipway-lease-events';
 /** Task errors in five minutes that are worth an alarm for a workflow's task function (it throws lost compare-and-sets on purpose, for its workflow to retry). */
 export const TASK_FUNCTION_ERROR_THRESHOLD = 5;
 
-/** How long one lease-event execution may run; the sweeper resets events stuck longer (`STALE_EVENT_MS`). */
-export const LEASE_EVENTS_TIMEOUT = Duration.hours(4);
+/**
+ * How long one lease-event execution may run; the sweeper resets events stuck longer
+ * (`STALE_EVENT_MS`, an hour more). A lease's end erases its nodes AGENT_JOB_CONCURRENCY (10) at
+ * a time, so the event lasts about hosts / 10 × one erase: a 2,000-host lease whose disks take
+ * 45 minutes each ends in 150 hours. A week holds that; a waiting execution costs nothing.
+ */
+export const LEASE_EVENTS_TIMEOUT = Duration.days(7);
 
 /**
  * The lease-event workflow's ARN, built from its fixed name in the stack that needs it: the

@@ -7,7 +7,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Construct } from 'constructs';
 import { TABLE_INDEXES, TABLE_KEYS, TTL_ATTRIBUTE } from '#aws/dynamo/schema.ts';
-import { BUCKET_PREFIXES } from '../constructs/access.ts';
+import { BUCKET_PREFIXES, FETCHED_EXPIRY_DAYS } from '../constructs/access.ts';
 import { deadLetterQueue } from '../constructs/alarms.ts';
 import { deploymentName, deploymentOptions } from '../constructs/deployment.ts';
 
@@ -114,9 +114,11 @@ export class StatefulStack extends Stack {
       // Only rendered tarballs expire: they are rendered per deployment and fetched while it runs,
       // and a redeploy renders new ones, so old ones only cost money. Designs kept for s3://
       // references (designs/), task design snapshots (tasks/) and agent images (images/) are
-      // the operator's records and stay. Interrupted uploads anywhere are cleaned up quickly.
+      // the operator's records and stay; agents' large fetched bodies (fetched/) are transient. Interrupted uploads anywhere are cleaned up quickly.
       lifecycleRules: [
         { id: 'ExpireRenderedBootdata', prefix: BUCKET_PREFIXES.bootdata, expiration: Duration.days(BOOTDATA_EXPIRY_DAYS) },
+        // Agents' uploads of large fetched bodies are deleted once read; this catches the rest.
+        { id: 'ExpireFetchedUploads', prefix: BUCKET_PREFIXES.fetched, expiration: Duration.days(FETCHED_EXPIRY_DAYS) },
         { id: 'AbortIncompleteUploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
       ],
       removalPolicy: RemovalPolicy.RETAIN,

@@ -62,12 +62,20 @@ export const LEASE_EVENT_TASKS = {
 export const LEASE_EVENT_WAIT = 'NotYet';
 
 /**
- * How long one agent job of an event may take — erasing a node's disks at the lease's end (the
- * agent's own limit is SLIPWAY_CLEAN_TIMEOUT_SECONDS, 3600 by default) or powering it off — and
- * how often the agent must heartbeat (a lost agent is noticed within that).
+ * How long one agent job of an event may take from the moment it is queued — erasing a node's
+ * disks at the lease's end (the agent's own limit is SLIPWAY_CLEAN_TIMEOUT_SECONDS, 3600 by
+ * default) or powering it off — its wait for a free slot of the site's agent included: an event
+ * has AGENT_JOB_CONCURRENCY jobs in flight and an agent runs 4 at a time by default, so a job may
+ * wait for two erases before its own.
+ *
+ * The heartbeat bound is that same time, not shorter: Step Functions counts it from the moment
+ * the task starts, and a job still queued behind long erases has no agent to heartbeat it (a
+ * 5-minute bound failed every job that waited for a slot longer than that). A lost agent is
+ * noticed by its claim instead: the claim expires (lease_seconds, 60 s), the job is offered
+ * again, and after max_attempts claims it fails, which fails the task (agent/jobs.ts).
  */
-export const AGENT_JOB_TIMEOUT_SECONDS = 4200;
-export const AGENT_JOB_HEARTBEAT_SECONDS = 300;
+export const AGENT_JOB_TIMEOUT_SECONDS = 4 * 3600;
+export const AGENT_JOB_HEARTBEAT_SECONDS = AGENT_JOB_TIMEOUT_SECONDS;
 /** Jobs of one event in flight at once: lanes run at a time, one job each (a 100-node lease ends in 10 rounds). */
 export { AGENT_JOB_CONCURRENCY };
 

@@ -123,6 +123,17 @@ export class S3BlobStore implements BlobStore {
     return getSignedUrl(client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
   }
 
+  async presignPut(key: string, ttlSeconds: number, _audience: 'agent'): Promise<string> {
+    s3Stats.presigns++;
+    const [client, { PutObjectCommand }, { getSignedUrl }] = await Promise.all([this.client(), s3(), presigner()]);
+    return getSignedUrl(client, new PutObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: ttlSeconds });
+  }
+
+  async delete(key: string): Promise<void> {
+    const [client, { DeleteObjectCommand }] = await Promise.all([this.client(), s3()]);
+    await client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+  }
+
   getS3Url(bucket: string, key: string): Promise<Buffer | undefined> {
     return this.read(bucket, key);
   }

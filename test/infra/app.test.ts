@@ -14,6 +14,7 @@ import { buildApp, type SlipwayApp } from '../../infra/app.ts';
 import { BUCKET_PREFIXES } from '../../infra/constructs/access.ts';
 import { REPO_ROOT, type SlipwayFunction } from '../../infra/constructs/slipway-function.ts';
 import { functionNames, routes } from '../../infra/routes.ts';
+import { STALE_EVENT_MS } from '../../functions/workflows/sweeper.ts';
 import { BOOTDATA_READERS, CLUSTER_OPERATION_STARTERS, DRYDOCK_TASK_STARTERS, LEASE_WRITERS, NODE_NOTIFIERS, TASK_TOKEN_ANSWERERS } from '../../infra/stacks/api-stack.ts';
 import { DRYDOCK_PREPARE_OBJECTS, DRYDOCK_TASKS_OBJECTS, drydockTasksStateMachineArn } from '../../infra/stacks/drydock-stack.ts';
 import { LEASE_EVENTS_SCHEDULE_GROUP } from '../../infra/stacks/lifecycle-stack.ts';
@@ -190,8 +191,8 @@ describe('CDK app', () => {
         'SlipwayApi/AgentFn/Role': [...xray, callbacks, objects(BUCKET_PREFIXES.images)],
         // Boot-action reports answer the deploy step's token; rendered bootdata is read from (and presigned for) bootdata/.
         'SlipwayApi/BootactionsFn/Role': [...xray, callbacks, objects(BUCKET_PREFIXES.bootdata)],
-        // Drydock reads s3:// designs kept under designs/.
-        'SlipwayApi/DrydockFn/Role': [...xray, objects(BUCKET_PREFIXES.designs)],
+        // Drydock reads s3:// designs kept under designs/, and designs its agents uploaded under fetched/.
+        'SlipwayApi/DrydockFn/Role': [...xray, objects(BUCKET_PREFIXES.designs), objects(BUCKET_PREFIXES.fetched)],
         // Lease writers manage one schedule per lease event in the lease-event group.
         'SlipwayApi/BlazarFn/Role': [...xray, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${LEASE_EVENTS_SCHEDULE_GROUP}/*]`],
         ...Object.fromEntries(routePaths.map((p) => [p, ['AwsSolutions-APIG4']])),
@@ -208,10 +209,10 @@ describe('CDK app', () => {
         // The same two for the cluster-operation workflow.
         'SlipwayCommissaire/ClusterOperations/Role/DefaultPolicy': ['AwsSolutions-IAM5[Resource::*]', `AwsSolutions-IAM5[Resource::<${clusterOperationsFnId}.Arn>:*]`],
         // Drydock's task steps read design snapshots, write tarballs, and answer their own report waits.
-        'SlipwayDrydock/DrydockTasksFn/Role': [...xray, objects(BUCKET_PREFIXES.taskSnapshots), objects(BUCKET_PREFIXES.bootdata), callbacks],
+        'SlipwayDrydock/DrydockTasksFn/Role': [...xray, objects(BUCKET_PREFIXES.taskSnapshots), objects(BUCKET_PREFIXES.bootdata), objects(BUCKET_PREFIXES.fetched), callbacks],
         'SlipwayDrydock/DrydockTasksFn/Fn': dlq,
         // Its Prepare reads s3:// designs and writes the snapshots.
-        'SlipwayDrydock/DrydockPrepareFn/Role': [...xray, objects(BUCKET_PREFIXES.designs), objects(BUCKET_PREFIXES.taskSnapshots)],
+        'SlipwayDrydock/DrydockPrepareFn/Role': [...xray, objects(BUCKET_PREFIXES.designs), objects(BUCKET_PREFIXES.taskSnapshots), objects(BUCKET_PREFIXES.fetched)],
         'SlipwayDrydock/DrydockPrepareFn/Fn': dlq,
         // The same two as the other workflows, for the Drydock task workflow (which invokes two functions).
         'SlipwayDrydock/DrydockTasks/Role/DefaultPolicy': [
@@ -331,7 +332,11 @@ describe('CDK app', () => {
           expect(env.BOOTDATA_BUCKET, name).toBeUndefined();
           continue;
         }
-        expect(s3, name).toEqual([{ actions: ['s3:GetObject'], resource: { 'Fn::Join': ['', [bucketArn, `/${prefix}*`]] } }]);
+        expect(s3, name).toEqual([
+          { actions: ['s3:GetObject'], resource: { 'Fn::Join': ['', [bucketArn, `/${prefix}*`]] } },
+          // Drydock: a design a site's agent fetched and uploaded is read back and deleted (agent/fetch.ts).
+          ...(name === 'drydock' ? [{ actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], resource: { 'Fn::Join': ['', [bucketArn, '/fetched/*']] } }] : []),
+        ]);
         expect(env.BOOTDATA_BUCKET, name).toEqual({ 'Fn::ImportValue': expect.stringMatching(/^SlipwayStateful:.*Bootdata/) });
       }
     });
@@ -623,6 +628,8 @@ describe('CDK app', () => {
       expect(grantsOf(statements, 's3:')).toEqual([
         { actions: ['s3:GetObject'], resource: under(DRYDOCK_TASKS_OBJECTS.read) },
         { actions: ['s3:PutObject'], resource: under(DRYDOCK_TASKS_OBJECTS.write) },
+        // Asset locations a site's agent fetched and uploaded: read back and deleted (agent/fetch.ts).
+        { actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], resource: under(['fetched/']) },
       ]);
       // Success only, by name (a grant on its own workflow would be a cycle); no starts.
       expect(grantsOf(statements, 'states:')).toEqual([{ actions: ['states:SendTaskSuccess'], resource: formattedArn('states', 'stateMachine:slipway-*') }]);
@@ -642,6 +649,8 @@ describe('CDK app', () => {
       expect(grantsOf(statements, 's3:')).toEqual([
         { actions: ['s3:GetObject'], resource: under(DRYDOCK_PREPARE_OBJECTS.read) },
         { actions: ['s3:PutObject'], resource: under(DRYDOCK_PREPARE_OBJECTS.write) },
+        // Designs a site's agent fetched and uploaded: read back and deleted (agent/fetch.ts).
+        { actions: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], resource: under(['fetched/']) },
       ]);
       const env = envOf(built.drydock, f);
       expect(Object.keys(env).sort()).toEqual(['BOOTDATA_BUCKET', 'POWERTOOLS_SERVICE_NAME', 'TABLE_NAME']);
@@ -654,7 +663,8 @@ describe('CDK app', () => {
       expect(src('layers/core/drydock/tasks/common.ts')).toMatch(/const snapshotKey = \(taskId: string\) => `tasks\/\$\{taskId\}\/design\.json`/);
       expect(src('layers/core/drydock/tasks/workflow.ts')).toMatch(/export const bootdataObject = \([^)]*\) => `bootdata\//);
       expect(src('layers/core/agent/images.ts')).toContain("export const IMAGE_PREFIX = 'images/';");
-      expect(BUCKET_PREFIXES).toEqual({ bootdata: 'bootdata/', taskSnapshots: 'tasks/', designs: 'designs/', images: 'images/' });
+      expect(BUCKET_PREFIXES).toEqual({ bootdata: 'bootdata/', taskSnapshots: 'tasks/', designs: 'designs/', images: 'images/', fetched: 'fetched/' });
+      expect(src('layers/core/agent/fetch.ts')).toContain("export const FETCHED_PREFIX = 'fetched/';");
     });
 
     it('lets exactly the task starters start executions, by the fixed ARN, configured by environment', () => {
@@ -719,8 +729,9 @@ describe('CDK app', () => {
       expect(tasks.sort()).toEqual(Object.values(LEASE_EVENT_TASKS).sort());
     });
 
-    it('times out after 4 hours, within the sweeper\'s stale-event reset', () => {
-      expect(deployedAsl().TimeoutSeconds).toBe(4 * 3600);
+    it('times out after 7 days (a lease end erasing thousands of hosts), within the sweeper\'s stale-event reset', () => {
+      expect(deployedAsl().TimeoutSeconds).toBe(7 * 24 * 3600);
+      expect(STALE_EVENT_MS).toBeGreaterThan(7 * 24 * 3600_000);
     });
 
     it('is what synthLeaseEventsAsl gives the local stack, but for the function ARN', () => {
@@ -898,11 +909,12 @@ describe('CDK app', () => {
       const logsId = idOf(built.stateful, built.stateful.accessLogsBucket);
       const bootdataId = idOf(built.stateful, built.stateful.bootdataBucket);
       expect(buckets[bootdataId]!.Properties.LoggingConfiguration).toEqual({ DestinationBucketName: { Ref: logsId }, LogFilePrefix: 'bootdata/' });
-      // Only rendered bootdata expires; designs/, task snapshots (tasks/) and images/ stay.
+      // Only rendered bootdata and agents' uploads expire; designs/, task snapshots (tasks/) and images/ stay.
       expect(BOOTDATA_EXPIRY_DAYS).toBe(90);
       expect(buckets[bootdataId]!.Properties.LifecycleConfiguration).toEqual({
         Rules: [
           { Id: 'ExpireRenderedBootdata', Prefix: 'bootdata/', ExpirationInDays: BOOTDATA_EXPIRY_DAYS, Status: 'Enabled' },
+          { Id: 'ExpireFetchedUploads', Prefix: 'fetched/', ExpirationInDays: 1, Status: 'Enabled' },
           { Id: 'AbortIncompleteUploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
         ],
       });

@@ -207,7 +207,9 @@ describe('every other statement of every function role', () => {
     'xray:PutTraceSegments': () => true,
     'xray:PutTelemetryRecords': () => true,
     's3:GetObject': (_e, c) => ['blobs.get', 'blobs.getS3Url', 'blobs.presignGet', 'blobs.size'].some((x) => c.has(x)),
-    's3:PutObject': (_e, c) => c.has('blobs.put'),
+    's3:PutObject': (_e, c) => c.has('blobs.put') || c.has('blobs.presignPut'),
+    // An agent's upload of a large fetched body, deleted once read (agent/fetch.ts bucketUploads).
+    's3:DeleteObject': (_e, c) => c.has('blobs.delete'),
     // A missing object is S3's 404 only with ListBucket (an image the agent asks for).
     's3:ListBucket': (_e, c) => c.has('blobs.size') && c.has('blobs.presignGet'),
     'states:StartExecution': (_e, c) => ['runner.start', 'operations.start', 'tasks.start'].some((x) => c.has(x)),

@@ -1,4 +1,6 @@
 import { mkdtempSync } from 'node:fs';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +35,12 @@ let sshB: TestSshd;
 let agent: Agent;
 let k8s: Server;
 let k8sUrl: string;
-const k8sRequests: { method: string; url: string; auth: string | undefined; body: string }[] = [];
+const k8sRequests: { method: string; url: string; auth: string | undefined; body: string; at: string | undefined }[] = [];
+/** The address this stack maps to the site (SLIPWAY_SITE_ADDRESSES): a manager there is called by the site's agent. */
+const SITE_ADDRESS = '127.0.0.5';
+let k8sInsideUrl: string;
+/** While set, the fake API answers every node registration with a 500. */
+let k8sRefuses = false;
 const k8sNodes = new Map<string, Record<string, unknown>>();
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -68,9 +75,10 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
-      k8sRequests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body });
+      k8sRequests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body, at: req.socket.localAddress });
       const m = /^\/api\/v1\/nodes(?:\/(.+))?$/.exec(req.url!);
       if (req.method === 'POST' && m && !m[1]) {
+        if (k8sRefuses) return res.writeHead(500).end('{"message":"etcd unavailable"}');
         const name = JSON.parse(body).metadata.name as string;
         if (k8sNodes.has(name)) return res.writeHead(409).end();
         k8sNodes.set(name, { kind: 'Node', metadata: { name }, status: { conditions: [{ type: 'Ready', status: 'True' }] } });
@@ -85,10 +93,14 @@ beforeAll(async () => {
       res.writeHead(404).end();
     });
   });
-  await new Promise<void>((r) => k8s.listen(0, '127.0.0.1', r));
+  // 0.0.0.0: the same fake API is public (127.0.0.1) and inside the site (127.0.0.5) for this stack.
+  await new Promise<void>((r) => k8s.listen(0, '0.0.0.0', r));
   k8sUrl = `http://127.0.0.1:${(k8s.address() as { port: number }).port}`;
+  k8sInsideUrl = `http://${SITE_ADDRESS}:${(k8s.address() as { port: number }).port}`;
   [sshA, sshB] = await Promise.all([startSshd({ address: '127.0.0.2' }), startSshd({ address: '127.0.0.3' })]);
-  own = await startOwnStack('commissaire', { env: { SLIPWAY_COMMISSAIRE_SITE: SITE, SLIPWAY_COMMISSAIRE_COMMANDS: JSON.stringify(COMMANDS) } });
+  own = await startOwnStack('commissaire', {
+    env: { SLIPWAY_COMMISSAIRE_SITE: SITE, SLIPWAY_COMMISSAIRE_COMMANDS: JSON.stringify(COMMANDS), SLIPWAY_SITE_ADDRESSES: JSON.stringify({ [SITE]: [SITE_ADDRESS] }) },
+  });
   agent = await startTestAgent(SITE);
 }, 60_000);
 
@@ -150,6 +162,68 @@ describe('Commissaire over SSH', () => {
     expect((await call('GET', hostPath(sshB.address))).body.status).toBe('active');
     expect(k8sNodes.has(sshB.address)).toBe(true);
     expect((await call('DELETE', `/api/v0/cluster/${cluster}/hosts/${sshB.address}`, { body: {} })).status).toBe(200);
+  });
+
+  it("a container manager inside the site is called by the site's agent, its token sealed until the agent's claim", async () => {
+    await hostStatus(sshA.address, 'disassociated');
+    const cm = unique('cm-in');
+    const token = `inside-secret-${process.pid}`;
+    expect((await call('PUT', `/api/v0/containermanager/${cm}`, { body: { type: 'openshift', options: { server_url: k8sInsideUrl, token } } })).status).toBe(201);
+    const cluster = unique('c-in');
+    expect((await call('PUT', `/api/v0/cluster/${cluster}`, { body: { container_manager: cm } })).status).toBe(201);
+    const claimed = agent.stats.claimed;
+    const seen = k8sRequests.length;
+
+    // Joining: the registration is an agent job; its result makes the host active.
+    expect((await call('PUT', `/api/v0/cluster/${cluster}/hosts/${sshA.address}`)).status).toBe(200);
+    await hostStatus(sshA.address, 'active');
+    const post = k8sRequests.slice(seen).find((r) => r.method === 'POST' && JSON.parse(r.body).metadata.name === sshA.address);
+    expect(post).toMatchObject({ at: SITE_ADDRESS, auth: `Bearer ${token}` });
+    // The status read goes through the agent too, and answers what the manager said.
+    const status = await call('GET', `${hostPath(sshA.address)}/status`);
+    expect(status.body).toMatchObject({ host: { status: 'active' }, container_manager: { kind: 'Node', metadata: { name: sshA.address } } });
+    // Leaving removes the node through the agent.
+    expect((await call('DELETE', `/api/v0/cluster/${cluster}/hosts/${sshA.address}`, { body: {} })).status).toBe(200);
+    await waitFor('the node removed from the manager', async () => !k8sNodes.has(sshA.address) || undefined, 15_000);
+    expect(k8sRequests.slice(seen).every((r) => r.at === SITE_ADDRESS)).toBe(true);
+    expect(agent.stats.claimed - claimed).toBeGreaterThanOrEqual(3);
+    expect((await call('GET', hostPath(sshA.address))).body.status).toBe('disassociated');
+
+    // No stored item, the fetch jobs included, holds the token in plaintext.
+    const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: own!.stack.dynamoEndpoint, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }));
+    let start: Record<string, unknown> | undefined;
+    let fetchJobs = 0;
+    do {
+      const res = await doc.send(new ScanCommand({ TableName: 'slipway', ExclusiveStartKey: start }));
+      for (const item of res.Items ?? []) {
+        expect(JSON.stringify(item)).not.toContain(token);
+        if (item.kind === 'fetch' && JSON.stringify(item).includes(k8sInsideUrl)) fetchJobs++;
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+    expect(fetchJobs).toBeGreaterThanOrEqual(3);
+
+    // A manager that already has the node answers 409 to the registration, which counts as registered.
+    k8sNodes.set(sshA.address, { kind: 'Node', metadata: { name: sshA.address } });
+    expect((await call('PUT', `/api/v0/cluster/${cluster}/hosts/${sshA.address}`)).status).toBe(200);
+    await hostStatus(sshA.address, 'active');
+    expect((await call('DELETE', `/api/v0/cluster/${cluster}/hosts/${sshA.address}`, { body: {} })).status).toBe(200);
+    await waitFor('the node removed again', async () => !k8sNodes.has(sshA.address) || undefined, 15_000);
+
+    // A host bootstrapped into that cluster while the manager refuses: failed, with the manager's answer.
+    const sshC = await startSshd({ address: '127.0.0.6' });
+    try {
+      k8sRefuses = true;
+      await register(sshC, sshC.address, { cluster });
+      await hostStatus(sshC.address, 'failed');
+      const failed = await call('GET', `${hostPath(sshC.address)}/status`);
+      expect(failed.body.host.status_reason).toBe(`registration failed: the container manager ${cm} answered 500 to the node registration`);
+      expect(k8sRequests.filter((r) => r.method === 'POST' && r.body.includes(sshC.address)).map((r) => r.at)).toEqual([SITE_ADDRESS]);
+      expect((await call('DELETE', hostPath(sshC.address))).status).toBe(200);
+    } finally {
+      k8sRefuses = false;
+      await sshC.stop();
+    }
   });
 
   it('deploys, upgrades and restarts a cluster one host at a time, and stops at the first failing host', async () => {

@@ -37,10 +37,16 @@ let designUrl: string;
 let root: string;
 let hookDir: string;
 const designs = new Map<string, string>();
+/** `<local address> <path>` of every request the design server answered. */
+const served: string[] = [];
+/** The address this stack maps to the site (SLIPWAY_SITE_ADDRESSES): fetched by the site's agent only. */
+const SITE_ADDRESS = '127.0.0.2';
+let designPort: number;
 
-/** Serves `designs` by path (the design_ref of a task), 404 otherwise. */
+/** Serves `designs` by path (the design_ref of a task or an asset location), 404 otherwise. */
 async function serveDesigns(): Promise<void> {
   designServer = createServer((req, res) => {
+    served.push(`${req.socket.localAddress} ${req.url}`);
     const body = designs.get(req.url ?? '');
     if (body === undefined) {
       res.writeHead(404).end('no such design');
@@ -48,9 +54,10 @@ async function serveDesigns(): Promise<void> {
     }
     res.writeHead(200, { 'Content-Type': 'application/x-yaml' }).end(body);
   });
-  await new Promise<void>((r) => designServer.listen(0, '127.0.0.1', r));
-  const addr = designServer.address() as { port: number };
-  designUrl = `http://127.0.0.1:${addr.port}`;
+  // 0.0.0.0: the same server is public (127.0.0.1) and inside the site (127.0.0.2) for this stack.
+  await new Promise<void>((r) => designServer.listen(0, '0.0.0.0', r));
+  designPort = (designServer.address() as { port: number }).port;
+  designUrl = `http://127.0.0.1:${designPort}`;
 }
 
 beforeAll(async () => {
@@ -61,7 +68,9 @@ beforeAll(async () => {
   const port = Number(new URL(first.url).port);
   sims = [first];
   for (let i = 1; i < NODES.length; i++) sims.push(await startRedfishSim({ host: `127.0.0.${11 + i}`, port, username: 'admin', password: 'sim-secret', systems: [{ id: '1' }] }));
-  ({ stack, stop: stopStack } = await startOwnStack('drydock', { env: { SLIPWAY_BOOTACTION_FINAL_STATUS_SECONDS: String(FINAL_STATUS_SECONDS) } }));
+  ({ stack, stop: stopStack } = await startOwnStack('drydock', {
+    env: { SLIPWAY_BOOTACTION_FINAL_STATUS_SECONDS: String(FINAL_STATUS_SECONDS), SLIPWAY_SITE_ADDRESSES: JSON.stringify({ [SITE]: [SITE_ADDRESS] }) },
+  }));
   await serveDesigns();
   designs.set('/site.yaml', siteDesign({ site: SITE, redfishPort: port, nodes: NODES, root }));
   agent = await startTestAgent(SITE, { deploy_hook: { command: ['sh', '-c', `cat > "$(mktemp -p '${hookDir}' hook.XXXXXX)"`] } });
@@ -265,6 +274,47 @@ describe('Drydock tasks on the local stack', () => {
     expect(sub.result.details.messageList.map((m: any) => m.message)).toContain('Node n01: deployed; not inspected again (no network boot of a deployed node)');
     expect(sims[0]!.state('1').resets.length).toBe(resets);
   }, 60_000);
+
+  it("a design_ref and an asset location inside the site are fetched by the site's agent, bodies over a job result's 60 KiB included", async () => {
+    const inside = `http://${SITE_ADDRESS}:${designPort}`;
+    // 100 KiB of asset, and a design padded past 60 KiB: both too large for a job's result, so
+    // the agent uploads them to a presigned URL and the functions read them back.
+    const asset = Array.from({ length: 2000 }, (_, i) => `line ${i} of an asset only the site can serve ${'x'.repeat(20)}`).join('\n');
+    expect(asset.length).toBeGreaterThan(100 * 1024);
+    designs.set('/inside/asset.txt', asset);
+    const design = `${siteDesign({ site: SITE, redfishPort: Number(new URL(sims[0]!.url).port), nodes: NODES, root })}---
+schema: drydock/BootAction/v1
+metadata:
+  schema: metadata/Document/v1
+  name: site-asset
+data:
+  signaling: false
+  assets:
+    - type: file
+      path: ${root}/etc/site-asset
+      location: ${inside}/inside/asset.txt
+      data_pipeline:
+        - utf8_decode
+${Array.from({ length: 900 }, (_, i) => `# padding line ${i}: a design may be long ${'-'.repeat(40)}`).join('\n')}
+`;
+    expect(design.length).toBeGreaterThan(64 * 1024);
+    designs.set('/inside/site.yaml', design);
+    const claimed = agent.stats.claimed;
+    const task = await createTask('deploy_nodes', byNode(['n01']), `${inside}/inside/site.yaml`);
+    const info = await waitHook('n01', task.task_id);
+    const dl = mkdtempSync(join(tmpdir(), 'slipway-wget-'));
+    await run('sh', ['-c', `curl -sfL -H "X-Bootaction-Key: ${info.action_key}" ${stack.url}/api/v1.0/bootactions/nodes/n01/files | tar -xPz -C ${dl}`]);
+    expect(readFileSync(join(root, 'etc/site-asset'), 'utf8')).toBe(asset);
+    rmSync(dl, { recursive: true, force: true });
+    expect((await report(info, 'install-agent', { status: 'success' })).status).toBe(200);
+    const t = await finished(task.task_id);
+    expect(t.result).toMatchObject({ status: 'success', successes: ['n01'] });
+    // Both came to the site's address, from the agent (its claims: the two fetches at least, and the deploy).
+    expect(served).toContain(`${SITE_ADDRESS} /inside/site.yaml`);
+    expect(served).toContain(`${SITE_ADDRESS} /inside/asset.txt`);
+    expect(served.filter((x) => x.startsWith('127.0.0.1 /inside/'))).toEqual([]);
+    expect(agent.stats.claimed - claimed).toBeGreaterThanOrEqual(3);
+  }, 90_000);
 
   it('a node filter that selects nothing is a success with "No nodes in scope"', async () => {
     const t = await finished((await createTask('deploy_nodes', byNode(['nope']))).task_id);

@@ -59,6 +59,8 @@ function setup() {
     get: async () => undefined,
     size: async () => undefined,
     presignGet: async (k, ttl) => `https://s3.example/${k}?X-Amz-Expires=${ttl}`,
+    presignPut: async (k, ttl) => `https://s3.example/${k}?X-Amz-Expires=${ttl}&put`,
+    delete: async () => undefined,
     getS3Url: async () => undefined,
   };
   const callbacks = { succeed: vi.fn(async () => undefined), fail: vi.fn(), heartbeat: vi.fn() };

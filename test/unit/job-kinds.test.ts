@@ -46,12 +46,13 @@ describe('JOB_KINDS', () => {
   it('registers every kind the agent runs, nodes and hosts learning the results of theirs', () => {
     expect(Object.keys(JOB_KINDS).sort()).toEqual(['boot_device', 'boot_device_get', 'clean', 'deploy_node', 'fetch', 'inspect', 'power', 'power_state', 'ssh_investigate', 'ssh_run', 'vendor']);
     for (const kind of ['power', 'power_state', 'vendor']) expect(JOB_KINDS[kind]!.onFinished).toBe(onJobFinished);
-    for (const kind of ['ssh_investigate', 'ssh_run']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
+    // A fetch's result moves a Commissaire host on when it was a container manager's call (container-manager.ts).
+    for (const kind of ['ssh_investigate', 'ssh_run', 'fetch']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
     expect(JOB_KINDS.inspect!.onFinished).toBe(onInspectFinished);
     expect(JOB_KINDS.clean!.onFinished).toBe(onEraseFinished);
     expect(JOB_KINDS.deploy_node).toEqual({ onClaimed: onDeployClaimed, onFinished: onDeployFinished });
-    // Whoever queued these waits for the job itself (a fetch: agent/fetch.ts polls it).
-    for (const kind of ['boot_device', 'boot_device_get', 'fetch']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
+    // Whoever queued these waits for the job itself.
+    for (const kind of ['boot_device', 'boot_device_get']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();
   });
 });
 

@@ -110,6 +110,17 @@ async function openPayload(deps: Ports, payload: Record<string, unknown>): Promi
   }
   // An Ironic deploy's config drive is sealed whole (its user data may hold secrets).
   if (isSealed(payload.configdrive)) out.configdrive = JSON.parse(await deps.secrets.open('config-drive', payload.configdrive.$sealed)) as unknown;
+  // A fetch's credential header (a container manager's bearer token, agent/fetch.ts): its prefix
+  // and the opened token. Only a fetch job carries one, and only the cloud writes job payloads.
+  if (payload.headers && typeof payload.headers === 'object') {
+    const headers: Record<string, unknown> = { ...(payload.headers as Record<string, unknown>) };
+    for (const [name, v] of Object.entries(headers)) {
+      if (!isSealed(v)) continue;
+      const prefix = (v as { $prefix?: unknown }).$prefix;
+      headers[name] = `${typeof prefix === 'string' ? prefix : ''}${await deps.secrets.open('container-manager-token', v.$sealed)}`;
+    }
+    out.headers = headers;
+  }
   return out;
 }
 

@@ -42,8 +42,9 @@ export const JOB_KINDS: queue.JobKinds = {
   ssh_investigate: { onFinished: onHostJobFinished },
   ssh_run: { onFinished: onHostJobFinished },
   // A GET (or a container manager's call) of a URL inside the site: whoever queued it waits for
-  // the answer within its own function's time (agent/fetch.ts).
-  fetch: {},
+  // the answer within its own function's time (agent/fetch.ts), except a container manager's node
+  // registration or removal, whose result moves its Commissaire host on (commissaire/investigate.ts).
+  fetch: { onFinished: onHostJobFinished },
 };
 
 /** `POST …/agent/jobs/claim`: a job given up on the way is settled by its kind's handler. */

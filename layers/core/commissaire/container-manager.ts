@@ -1,60 +1,113 @@
-import { isSealed, type SecretBox } from '../secrets.ts';
-import type { ContainerManager } from './model.ts';
+import { answerOf, type FetchAnswer, type SiteFetch, startSiteFetch, fetchFromSite } from '../agent/fetch.ts';
+import type { Ports } from '../ports.ts';
+import { isSealed } from '../secrets.ts';
+import type { ContainerManager, HostStatus } from './model.ts';
 
 /**
  * What Slipway asks a cluster's container manager (upstream-apis.md §2.3): OpenShift/Kubernetes
  * through its API at `<server_url>/api/v1` with the bearer `token`; `trivial` (tests) accepts
  * everything and reports nothing. The node of a host is named by its address, as upstream does.
+ *
+ * A manager is usually inside the site, where the functions cannot reach (issue 12): its calls
+ * go wherever agent/fetch.ts says the `server_url` is reached from — a public address by the
+ * function, an address of a site (`SLIPWAY_SITE_ADDRESSES`) by that site's agent. The token stays
+ * sealed on the way to an agent (opened for its claimed job only). A registration or removal
+ * through an agent is a job whose result moves the host on when it is final (`onManagerJob`,
+ * investigate.ts), since it is often started while another job's result is being posted; a status
+ * read waits for its answer, a few seconds at most.
  */
-const TIMEOUT_MS = 5000;
+/** A registration or removal made by the function itself; through an agent, its job gets half of it. */
+const TIMEOUT_MS = 10_000;
+/** How long `GET /host/{IP}/status` waits for the manager (through an agent: claim and answer too). */
+const STATUS_BUDGET_MS = 8000;
+/** A manager's answers are small JSON documents. */
+const MAX_ANSWER_BYTES = 64 * 1024;
 
-/** A container manager as its calls need it: its token (stored sealed) opened. */
-export async function loadContainerManager(
-  deps: { commissaire: { getContainerManager(name: string): Promise<ContainerManager | undefined> }; secrets: SecretBox },
-  name: string | undefined,
-): Promise<ContainerManager | undefined> {
-  const cm = name ? await deps.commissaire.getContainerManager(name) : undefined;
-  const token = cm?.options.token;
-  if (!cm || !isSealed(token)) return cm;
-  return { ...cm, options: { ...cm.options, token: await deps.secrets.open('container-manager-token', token.$sealed) } };
+type Deps = Pick<Ports, 'config' | 'jobs' | 'clock' | 'secrets'>;
+
+/** What a registration or removal job carries for its result's handler (investigate.ts). */
+export interface ManagerJobTag {
+  address: string;
+  step: 'register' | 'unregister';
+  /** The host's status when it was started: bootstrapping (fails on error) or disassociated (stays). */
+  from?: HostStatus;
+  manager: string;
 }
 
-function api(cm: ContainerManager, path: string): { url: string; headers: Record<string, string> } {
+function request(deps: Deps, cm: ContainerManager, method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): SiteFetch {
   const base = String(cm.options.server_url ?? '').replace(/\/+$/, '');
-  const token = typeof cm.options.token === 'string' && cm.options.token ? cm.options.token : undefined;
-  return { url: `${base}/api/v1${path}`, headers: { Accept: 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) } };
+  const token = cm.options.token;
+  return {
+    url: `${base}/api/v1${path}`,
+    method,
+    headers: {
+      Accept: 'application/json',
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+      // A token stored before tokens were sealed (none should be left): as it is.
+      ...(typeof token === 'string' && token ? { Authorization: `Bearer ${token}` } : {}),
+    },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(isSealed(token)
+      ? {
+          secretHeaders: {
+            sealed: { Authorization: { $sealed: token.$sealed, $prefix: 'Bearer ' } },
+            open: async () => ({ Authorization: `Bearer ${await deps.secrets.open('container-manager-token', token.$sealed)}` }),
+          },
+        }
+      : {}),
+    maxBytes: MAX_ANSWER_BYTES,
+    budgetMs: method === 'GET' ? STATUS_BUDGET_MS : TIMEOUT_MS,
+    what: `Container manager ${cm.name}`,
+  };
 }
 
-/** Registers the host as a node; resolves when the manager has it (created now or before). */
-export async function registerNode(cm: ContainerManager, address: string): Promise<void> {
-  if (cm.type === 'trivial') return;
-  const { url, headers } = api(cm, '/nodes');
-  const res = await fetch(url, {
-    method: 'POST',
-    headers: { ...headers, 'Content-Type': 'application/json' },
-    body: JSON.stringify({ kind: 'Node', apiVersion: 'v1', metadata: { name: address }, spec: { externalID: address } }),
-    signal: AbortSignal.timeout(TIMEOUT_MS),
-  });
-  // 409: the node is already registered, which is what we want.
-  if (!res.ok && res.status !== 409) throw new Error(`the container manager ${cm.name} answered ${res.status} to the node registration`);
+/** Whether the manager's answer to `step` means it is done: registered (or was), removed (or never there). */
+export function managerAccepted(step: ManagerJobTag['step'], status: number): boolean {
+  return (status >= 200 && status < 300) || status === (step === 'register' ? 409 : 404);
 }
 
-/** Removes the host's node; a node already gone is fine. */
-export async function unregisterNode(cm: ContainerManager, address: string): Promise<void> {
-  if (cm.type === 'trivial') return;
-  const { url, headers } = api(cm, `/nodes/${encodeURIComponent(address)}`);
-  const res = await fetch(url, { method: 'DELETE', headers, signal: AbortSignal.timeout(TIMEOUT_MS) });
-  if (!res.ok && res.status !== 404) throw new Error(`the container manager ${cm.name} answered ${res.status} to the node removal`);
+/** The reason a registration or removal did not take, from the answer or the failed job. */
+export function managerRefusal(cm: string, step: ManagerJobTag['step'], got: { answer?: FetchAnswer; error?: string }): string {
+  const what = step === 'register' ? 'the node registration' : 'the node removal';
+  return got.answer ? `the container manager ${cm} answered ${got.answer.status} to ${what}` : `${what} did not reach the container manager ${cm}: ${got.error}`;
+}
+
+/**
+ * Registers the host as a node (`register`) or removes it (`unregister`): `done` when the manager
+ * has answered yes, `queued` when a site's agent will ask it (the job's result moves the host on);
+ * throws with the reason when the manager refused or could not be asked.
+ */
+export async function callManager(deps: Deps, cm: ContainerManager, tag: ManagerJobTag): Promise<'done' | 'queued'> {
+  if (cm.type === 'trivial') return 'done';
+  const req =
+    tag.step === 'register'
+      ? request(deps, cm, 'POST', '/nodes', { kind: 'Node', apiVersion: 'v1', metadata: { name: tag.address }, spec: { externalID: tag.address } })
+      : request(deps, cm, 'DELETE', `/nodes/${encodeURIComponent(tag.address)}`);
+  let started: Awaited<ReturnType<typeof startSiteFetch>>;
+  try {
+    started = await startSiteFetch(deps, req, { commissaire: tag });
+  } catch (err) {
+    throw new Error(managerRefusal(cm.name, tag.step, { error: (err as Error).message }));
+  }
+  if (started.job) return 'queued';
+  if (!managerAccepted(tag.step, started.answer.status)) throw new Error(managerRefusal(cm.name, tag.step, started));
+  return 'done';
+}
+
+/** The answer of a finished registration or removal job. */
+export function managerJobOutcome(tag: ManagerJobTag, job: Parameters<typeof answerOf>[0]): { ok: true } | { ok: false; reason: string } {
+  const got = answerOf(job);
+  if (got.answer && managerAccepted(tag.step, got.answer.status)) return { ok: true };
+  return { ok: false, reason: managerRefusal(tag.manager, tag.step, got) };
 }
 
 /** What the manager says about the host's node, or `{}` when unmanaged or unreachable (upstream). */
-export async function nodeStatus(cm: ContainerManager | undefined, address: string): Promise<Record<string, unknown>> {
+export async function nodeStatus(deps: Deps, cm: ContainerManager | undefined, address: string): Promise<Record<string, unknown>> {
   if (!cm || cm.type === 'trivial') return {};
   try {
-    const { url, headers } = api(cm, `/nodes/${encodeURIComponent(address)}`);
-    const res = await fetch(url, { headers, signal: AbortSignal.timeout(TIMEOUT_MS) });
-    if (!res.ok) return {};
-    const body = (await res.json()) as unknown;
+    const res = await fetchFromSite(deps, request(deps, cm, 'GET', `/nodes/${encodeURIComponent(address)}`));
+    if (res.status < 200 || res.status >= 300) return {};
+    const body = JSON.parse(res.body.toString('utf8')) as unknown;
     return body && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
   } catch {
     return {};

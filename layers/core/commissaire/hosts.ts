@@ -6,7 +6,7 @@ import type { Ports } from '../ports.ts';
 import { boundedId } from '../util/bounds.ts';
 import { log } from '../util/log.ts';
 import { newNode } from '../inventory/node.ts';
-import { loadContainerManager, nodeStatus } from './container-manager.ts';
+import { nodeStatus } from './container-manager.ts';
 import { leftCluster, startInvestigation } from './investigate.ts';
 import { canonicalAddress, type CommissaireHost, parseAddress } from './model.ts';
 
@@ -165,8 +165,8 @@ export async function getHostStatus(
 ): Promise<{ host: CommissaireHost; containerManager: Record<string, unknown> }> {
   const host = await getHost(deps, auth, rawAddress);
   const cluster = host.cluster ? await deps.commissaire.getCluster(host.cluster) : undefined;
-  const cm = await loadContainerManager(deps, cluster?.container_manager);
-  return { host, containerManager: await nodeStatus(cm, host.address) };
+  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
+  return { host, containerManager: await nodeStatus(deps, cm, host.address) };
 }
 
 /** The SSH credentials as registered: admins only (they open a root shell on the host). */

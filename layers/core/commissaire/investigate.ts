@@ -3,7 +3,7 @@ import { enqueueJob } from '../agent/enqueue.ts';
 import type { CommissaireStep } from '../config.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
-import { loadContainerManager, registerNode, unregisterNode } from './container-manager.ts';
+import { callManager, type ManagerJobTag, managerJobOutcome } from './container-manager.ts';
 import type { CommissaireHost, HostStatus } from './model.ts';
 
 /**
@@ -14,9 +14,11 @@ import type { CommissaireHost, HostStatus } from './model.ts';
  *        └──────────── any failure ────────────┴──▶ failed (reason)      or disassociated
  *
  * Each job carries `commissaire: {address, step}`; its result (`onHostJobFinished`, which
- * `agent/kinds.ts` runs when an `ssh_investigate` or `ssh_run` job becomes final) moves the host
- * on with a compare-and-set on its status, so a result that arrives twice or late changes
+ * `agent/kinds.ts` runs when an `ssh_investigate`, `ssh_run` or `fetch` job becomes final) moves
+ * the host on with a compare-and-set on its status, so a result that arrives twice or late changes
  * nothing. The SSH key travels sealed and is opened by the agent API for the claimed job only.
+ * Registering with a container manager inside a site is a `fetch` job of that site's agent
+ * (container-manager.ts): `register`, whose result makes the host active or failed.
  */
 export interface HostJobTag {
   address: string;
@@ -58,7 +60,8 @@ async function fail(deps: Ports, address: string, from: HostStatus, reason: stri
 
 /** Moves a host on when one of its jobs is final (see the diagram above). */
 export async function onHostJobFinished(deps: Ports, job: Job): Promise<void> {
-  const tag = job.payload.commissaire as HostJobTag | undefined;
+  const tag = job.payload.commissaire as HostJobTag | ManagerJobTag | undefined;
+  if (tag?.step === 'register' || tag?.step === 'unregister') return onManagerJob(deps, job, tag as ManagerJobTag);
   if (!tag || (tag.step !== 'investigate' && tag.step !== 'bootstrap')) return;
   try {
     if (tag.step === 'investigate') await afterInvestigation(deps, job, tag.address);
@@ -108,17 +111,36 @@ async function afterBootstrap(deps: Ports, job: Job, address: string): Promise<v
 /** Bootstrapped: registered with its cluster's container manager (→ active), or disassociated. */
 export async function finishBootstrap(deps: Ports, host: CommissaireHost): Promise<void> {
   const cluster = host.cluster ? await deps.commissaire.getCluster(host.cluster) : undefined;
-  const cm = await loadContainerManager(deps, cluster?.container_manager);
+  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
   if (!cm) {
     await deps.commissaire.updateHost(host.address, { status: 'disassociated', status_reason: '', last_check: now(deps) }, now(deps), 'bootstrapping');
     return;
   }
+  let outcome: 'done' | 'queued';
   try {
-    await registerNode(cm, host.address);
+    outcome = await callManager(deps, cm, { address: host.address, step: 'register', from: 'bootstrapping', manager: cm.name });
   } catch (err) {
-    return fail(deps, host.address, 'bootstrapping', `registration with container manager ${cm.name} failed: ${(err as Error).message}`);
+    return fail(deps, host.address, 'bootstrapping', `registration failed: ${(err as Error).message}`);
   }
-  await deps.commissaire.updateHost(host.address, { status: 'active', status_reason: '', last_check: now(deps) }, now(deps), 'bootstrapping');
+  // Through a site's agent: the job's result makes the host active (onManagerJob).
+  if (outcome === 'done') await deps.commissaire.updateHost(host.address, { status: 'active', status_reason: '', last_check: now(deps) }, now(deps), 'bootstrapping');
+}
+
+/** A registration or removal through a site's agent is final: the host moves on as if made here. */
+async function onManagerJob(deps: Ports, job: Job, tag: ManagerJobTag): Promise<void> {
+  const outcome = managerJobOutcome(tag, job);
+  if (tag.step === 'unregister') {
+    // The host was disassociated when the removal started; a manager that kept the node is the operator's to see.
+    if (!outcome.ok) log.warn('host not removed from the container manager', { address: tag.address, manager: tag.manager, error: outcome.reason });
+    return;
+  }
+  if (outcome.ok) {
+    await deps.commissaire.updateHost(tag.address, { status: 'active', status_reason: '', last_check: now(deps) }, now(deps), tag.from ?? 'bootstrapping');
+  } else if (tag.from === 'bootstrapping') {
+    await fail(deps, tag.address, 'bootstrapping', `registration failed: ${outcome.reason}`);
+  } else {
+    log.warn('joined host not registered with the container manager', { address: tag.address, manager: tag.manager, error: outcome.reason });
+  }
 }
 
 /**
@@ -129,12 +151,12 @@ export async function finishBootstrap(deps: Ports, host: CommissaireHost): Promi
 export async function joinedCluster(deps: Ports, clusterName: string, addresses: readonly string[]): Promise<void> {
   if (addresses.length === 0) return;
   const cluster = await deps.commissaire.getCluster(clusterName);
-  const cm = await loadContainerManager(deps, cluster?.container_manager);
+  const cm = cluster?.container_manager ? await deps.commissaire.getContainerManager(cluster.container_manager) : undefined;
   if (!cm) return;
   for (const address of addresses) {
     try {
-      await registerNode(cm, address);
-      await deps.commissaire.updateHost(address, { status: 'active', status_reason: '' }, now(deps), 'disassociated');
+      const outcome = await callManager(deps, cm, { address, step: 'register', from: 'disassociated', manager: cm.name });
+      if (outcome === 'done') await deps.commissaire.updateHost(address, { status: 'active', status_reason: '' }, now(deps), 'disassociated');
     } catch (err) {
       log.warn('joined host not registered with the container manager', { address, cluster: clusterName, error: (err as Error).message });
     }
@@ -145,11 +167,11 @@ export async function joinedCluster(deps: Ports, clusterName: string, addresses:
 export async function leftCluster(deps: Ports, clusterName: string, addresses: readonly string[], containerManager?: string): Promise<void> {
   if (addresses.length === 0) return;
   const cmName = containerManager ?? (await deps.commissaire.getCluster(clusterName))?.container_manager;
-  const cm = await loadContainerManager(deps, cmName);
+  const cm = cmName ? await deps.commissaire.getContainerManager(cmName) : undefined;
   if (!cm) return;
   for (const address of addresses) {
     try {
-      await unregisterNode(cm, address);
+      await callManager(deps, cm, { address, step: 'unregister', manager: cm.name });
     } catch (err) {
       log.warn('host not removed from the container manager', { address, cluster: clusterName, error: (err as Error).message });
     }

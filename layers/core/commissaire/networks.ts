@@ -129,7 +129,7 @@ export async function deleteNetwork(deps: Ports, auth: Principal | undefined, ra
 
 /**
  * The API token of a container manager is stored sealed and shown to no one, as Ironic shows
- * BMC passwords: `******`. Only the calls to the manager itself open it (`loadContainerManager`).
+ * BMC passwords: `******`. Only a call to the manager itself opens it (container-manager.ts), or the agent API for a site's agent that makes the call.
  */
 function visible(cm: ContainerManager): ContainerManager {
   if (cm.options.token === undefined) return cm;

@@ -1,4 +1,5 @@
 import { fetchFromSite, SiteFetchError } from '../agent/fetch.ts';
+import { bucketUploads } from '../agent/fetch-uploads.ts';
 import { AgentTimeoutError, ValidationError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { loadDesign, type SiteDesign, type ValidationMessage, validateDesign } from './design/index.ts';
@@ -66,7 +67,7 @@ export function checkDesignRef(ref: string): void {
 async function fetchHttp(deps: Ports, url: string, budgetMs: number): Promise<string> {
   let res;
   try {
-    res = await fetchFromSite(deps, { url, headers: { Accept: 'application/x-yaml, text/plain, */*' }, maxBytes: MAX_DESIGN_BYTES, budgetMs, what: 'Design' });
+    res = await fetchFromSite(deps, { url, headers: { Accept: 'application/x-yaml, text/plain, */*' }, maxBytes: MAX_DESIGN_BYTES, budgetMs, what: 'Design', uploads: bucketUploads(deps) });
   } catch (err) {
     if (err instanceof SiteFetchError || err instanceof AgentTimeoutError) throw new DesignRefError(err.message);
     throw err;

@@ -75,6 +75,20 @@ export interface BootActionContext {
   report_token?: string;
 }
 
+/**
+ * A bounded window of the task or design list, read from an index (issue 16): the cost is the
+ * window's, not the list's. Always handed back oldest first.
+ */
+export interface ListWindowQuery {
+  /** A project's own items (the index of the project's), else every item (the site's view). */
+  project?: string;
+  limit: number;
+  /** Only the items listed after this one (its creation time and id). */
+  after?: { created: string; id: string };
+  /** Without `after`: the newest `limit` items rather than the oldest. */
+  newest?: boolean;
+}
+
 export interface DrydockRepository {
   /** Creates a task; ConflictError when the id exists. */
   createTask(task: TaskRecord): Promise<void>;
@@ -83,8 +97,13 @@ export interface DrydockRepository {
   getTask(id: string): Promise<TaskRecord | undefined>;
   /** The tasks among `ids` that exist (any order). */
   getTasks(ids: readonly string[]): Promise<TaskRecord[]>;
-  /** Every task, subtasks included, oldest first (upstream's `GET /tasks` has no paging). */
+  /**
+   * Every task, subtasks included, oldest first: a read of the whole list, for the local stack's
+   * restart only (`GET /tasks` reads `taskWindow`).
+   */
   listTasks(): Promise<TaskRecord[]>;
+  /** At most `limit` tasks (subtasks included), every one or a project's, oldest first (see ListWindowQuery). */
+  taskWindow(w: ListWindowQuery): Promise<TaskRecord[]>;
   /**
    * Replaces the task if it is still at `expected.version` (bumps the version);
    * ConcurrentModificationError otherwise.
@@ -119,8 +138,8 @@ export interface DrydockRepository {
 
   createDesign(design: StoredDesign): Promise<void>;
   getDesign(id: string): Promise<StoredDesign | undefined>;
-  /** Every stored design, oldest first. */
-  listDesigns(): Promise<StoredDesign[]>;
+  /** At most `limit` stored designs, every one or a project's, oldest first (see ListWindowQuery). */
+  designWindow(w: ListWindowQuery): Promise<StoredDesign[]>;
   addDesignPart(part: DesignPart): Promise<void>;
   /** The design's parts in the order they were added. */
   designParts(designId: string): Promise<DesignPart[]>;
@@ -183,6 +202,10 @@ export interface BlobStore {
    * than the site's agent does (SLIPWAY_S3_PUBLIC_ENDPOINT); `agent`, the site's agent.
    */
   presignGet(key: string, ttlSeconds: number, audience?: 'node' | 'agent'): Promise<string>;
+  /** A presigned PUT URL for the object, valid for `ttlSeconds` (a site's agent uploading what it fetched). */
+  presignPut(key: string, ttlSeconds: number, audience: 'agent'): Promise<string>;
+  /** Deletes the object; one already gone is fine. */
+  delete(key: string): Promise<void>;
   /** An object of any bucket the deployment may read (`s3://bucket/key`); undefined when missing. */
   getS3Url(bucket: string, key: string): Promise<Buffer | undefined>;
 }

@@ -48,18 +48,19 @@ const WAIT_SECONDS = 2;
 /** An event a little early (a trigger firing before the clock says so) is waited for, up to this. */
 const EARLY_WAIT_LIMIT_MS = 5 * 60_000;
 
-/** The longest a blocked event waits between two tries. */
-const MAX_RETRY_WAIT_SECONDS = 60;
+/** The longest a blocked event waits between two tries (reached after 200 minutes of waiting). */
+const MAX_RETRY_WAIT_SECONDS = 600;
 
 const skip = (reason: string): BeginResult => ({ outcome: 'skip', wait_seconds: 0, reason });
 const wait = (seconds: number, reason: string): BeginResult => ({ outcome: 'wait', wait_seconds: Math.max(1, Math.ceil(seconds)), reason });
 
 /**
  * The wait of a due event that cannot run yet, `overdueSeconds` past its time: `seconds` at
- * first, then a twentieth of the time overdue, at most a minute. Each try writes 9 events to the
- * execution's history (Begin, Outcome, NotYet): a fixed second or two would pass Step Functions'
- * 25,000 within SLIPWAY_EVENT_RETRY_MINUTES of an hour; backing off, the workflow's whole four
- * hours take under 3,000 events (test/infra/limits.test.ts).
+ * first, then a twentieth of the time overdue, at most ten minutes. Each try writes 9 events to
+ * the execution's history (Begin, Outcome, NotYet): a fixed second or two would pass Step
+ * Functions' 25,000 within SLIPWAY_EVENT_RETRY_MINUTES of an hour; backing off, the workflow's
+ * whole seven days (a lease end erasing thousands of hosts may keep the next event waiting that
+ * long) take about 10,000 events (test/infra/limits.test.ts).
  */
 export function retryWaitSeconds(seconds: number, overdueSeconds: number): number {
   return Math.max(seconds, Math.min(MAX_RETRY_WAIT_SECONDS, Math.ceil(Math.max(0, overdueSeconds) / 20)));

@@ -1,5 +1,6 @@
 import { enqueueJob } from '../../agent/enqueue.ts';
 import { fetchFromSite, SiteFetchError } from '../../agent/fetch.ts';
+import { bucketUploads } from '../../agent/fetch-uploads.ts';
 import { noAgentText, sitePresence } from '../../agent/presence.ts';
 import { AgentTimeoutError, ConcurrentModificationError } from '../../errors.ts';
 import { type Allocation, isGranted, type Node, type NodePatch } from '../../inventory/node.ts';
@@ -541,7 +542,7 @@ function locationFetcher(deps: Ports): (url: string) => Promise<Uint8Array> {
     if (budgetMs < 1000) throw new BootActionAssetError(`Asset location ${url}: no time left to fetch it (a node's assets are fetched within ${RENDER_FETCH_BUDGET_MS / 1000} s)`);
     let res;
     try {
-      res = await fetchFromSite(deps, { url: url.replace(/^[a-z][a-z0-9.-]*\+/i, ''), maxBytes: MAX_ASSET_BYTES, budgetMs, what: 'Asset location' });
+      res = await fetchFromSite(deps, { url: url.replace(/^[a-z][a-z0-9.-]*\+/i, ''), maxBytes: MAX_ASSET_BYTES, budgetMs, what: 'Asset location', uploads: bucketUploads(deps) });
     } catch (err) {
       if (err instanceof SiteFetchError || err instanceof AgentTimeoutError) throw new BootActionAssetError(err.message);
       throw err;
