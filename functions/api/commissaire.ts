@@ -29,6 +29,7 @@ import {
   putContainerManager,
   putNetwork,
 } from '#core/commissaire/networks.ts';
+import { pageLinks } from '#core/util/list-window.ts';
 import { created, ok, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 import { commissaireCluster, commissaireDefinition, commissaireHost, commissaireHostStatus, commissaireOperation } from './views/commissaire.ts';
@@ -74,7 +75,11 @@ export const handler = surface(
     ...operationRoutes('upgrade'),
     ...operationRoutes('restart'),
 
-    'GET /api/v0/hosts': async ({ deps, auth }) => ok((await listHosts(deps, auth)).map(commissaireHost)),
+    // Issue 16: a window of the list, the way on in a `Link` header (the body stays upstream's array).
+    'GET /api/v0/hosts': async ({ deps, auth, query }) => {
+      const page = await listHosts(deps, auth, query);
+      return ok(page.items.map(commissaireHost), pageLinks('/api/v0/hosts', page));
+    },
     'GET /api/v0/host/{IP}': async ({ deps, auth, path }) => ok(commissaireHost(await getHost(deps, auth, path.IP!))),
     'PUT /api/v0/host/{IP}': async ({ deps, auth, path, body }) =>
       created(commissaireHost(await registerHost(deps, auth, path.IP!, parseWith(HostPut, body)))),

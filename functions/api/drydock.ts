@@ -18,6 +18,7 @@ import {
   taskBuildData,
   validateDesignRef,
 } from '#core/drydock/tasks/service.ts';
+import { pageLinks } from '#core/util/list-window.ts';
 import { created, noContent, ok, raw, surface } from '#http/surface.ts';
 import { drydockNode } from './views/drydock.ts';
 
@@ -40,7 +41,11 @@ export const handler = surface(
     'GET /api/v1.0/health': async () => noContent(),
     'GET /api/v1.0/health/extended': async ({ deps, auth }) => ok(await extendedHealth(deps, auth)),
 
-    'GET /api/v1.0/tasks': async ({ deps, auth }) => ok(await listTasks(deps, auth)),
+    // Issue 16: a window of the list, the way on in a `Link` header (the body stays upstream's array).
+    'GET /api/v1.0/tasks': async ({ deps, auth, query }) => {
+      const page = await listTasks(deps, auth, query);
+      return ok(page.items, pageLinks('/api/v1.0/tasks', page));
+    },
     'POST /api/v1.0/tasks': async ({ deps, auth, body }) => {
       const task = await createTask(deps, auth, body);
       return created(task, { Location: `/api/v1.0/tasks/${task.task_id}` });
@@ -60,7 +65,10 @@ export const handler = surface(
       return { statusCode: code, body: status };
     },
 
-    'GET /api/v1.0/designs': async ({ deps, auth }) => ok(await listDesigns(deps, auth)),
+    'GET /api/v1.0/designs': async ({ deps, auth, query }) => {
+      const page = await listDesigns(deps, auth, query);
+      return ok(page.items, pageLinks('/api/v1.0/designs', page));
+    },
     'POST /api/v1.0/designs': async ({ deps, auth, body }) => {
       const d = await createDesign(deps, auth, body);
       return created(d, { Location: `/api/v1.0/designs/${d.design_id}` });

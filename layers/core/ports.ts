@@ -193,6 +193,7 @@ export interface HostsetChange {
  */
 export interface CommissaireRepository {
   getCluster(name: string): Promise<Cluster | undefined>;
+  /** Clusters by name: at most 1,000 (a bounded read; the adapter logs when more exist). Likewise networks and container managers. */
   listClusters(): Promise<Cluster[]>;
   /** Creates the cluster or replaces its definition; members and operations stay. */
   putCluster(def: Pick<Cluster, 'name' | 'network' | 'container_manager'>, now: string): Promise<Cluster>;
@@ -207,7 +208,8 @@ export interface CommissaireRepository {
   getHost(address: string): Promise<CommissaireHost | undefined>;
   /** The hosts that exist among `addresses` (any order). */
   getHosts(addresses: readonly string[]): Promise<CommissaireHost[]>;
-  listHosts(): Promise<CommissaireHost[]>;
+  /** At most `limit` hosts in address order (of the index: code-unit order), after `after` if given. */
+  hostWindow(w: { limit: number; after?: string }): Promise<CommissaireHost[]>;
   /**
    * Creates the host (fails if it exists); with `cluster`, appends it to that hostset in the same
    * transaction, guarded by the version the caller read.

@@ -9,6 +9,7 @@ import { drydockBench } from './drydock.ts';
 import { lifecycleBench } from './lifecycle.ts';
 import { machinesBench } from './machines.ts';
 import { tenantBench } from './tenant.ts';
+import { listsDdcommBench } from './lists-ddcomm.ts';
 
 /**
  * `npm run bench`: figures, not pass/fail (issue 2 §10). The local stack runs in this process
@@ -59,6 +60,7 @@ async function main() {
   if (only === 'machines') return runOnly('machines', machinesBench);
   if (only === 'bundles') return runOnly('bundles', bundlesBench);
   if (only === 'tenant') return runOnly('tenant', tenantBench);
+  if (only === 'ddcomm') return runOnly('ddcomm', listsDdcommBench);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-'));
   const t0 = performance.now();
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });

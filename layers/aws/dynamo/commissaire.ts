@@ -21,7 +21,9 @@ import {
 } from '#core/commissaire/model.ts';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
 import type { CommissaireRepository, HostsetChange } from '#core/ports.ts';
-import { type Dynamo, isConditionFailure, queryAll, translateTransactionError } from './client.ts';
+import { log } from '#core/util/log.ts';
+import { type Dynamo, isConditionFailure, translateTransactionError } from './client.ts';
+import { queryWindow } from './window.ts';
 
 /**
  * Key builders for Commissaire's entities (the only place these keys are spelled). A cluster's
@@ -34,6 +36,14 @@ export const commNetworkKey = (name: string) => ({ PK: `COMM#NETWORK#${name}`, S
 export const commContainerManagerKey = (name: string) => ({ PK: `COMM#CM#${name}`, SK: 'META' });
 /** GSI3 partitions listing each entity (sort key = name or address). */
 const LIST = { clusters: 'COMM#CLUSTERS', hosts: 'COMM#HOSTS', networks: 'COMM#NETWORKS', containerManagers: 'COMM#CONTAINERMANAGERS' } as const;
+/**
+ * Most clusters, networks or container managers one list reads (upstream answers names only, and
+ * commctl sends no paging): a site has a few of each, and a list never reads without bound.
+ */
+export const COMM_LIST_MAX = 1000;
+
+/** A host's item with its list keys (exported for bulk loads: the bench seeds with it). */
+export const commHostItem = (host: CommissaireHost): Record<string, unknown> => ({ ...commHostKey(host.address), GSI3PK: LIST.hosts, GSI3SK: host.address, entity: 'commissaire_host', ...host });
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
@@ -52,8 +62,12 @@ export class DynamoCommissaireRepository implements CommissaireRepository {
     return res.Item;
   }
 
-  private listed(pk: string): Promise<Record<string, unknown>[]> {
-    return queryAll(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': pk } });
+  /** The first COMM_LIST_MAX items of a list partition, by name (one item more says that others exist). */
+  private async listed(pk: string): Promise<Record<string, unknown>[]> {
+    const items = await queryWindow(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': pk } }, { limit: COMM_LIST_MAX + 1 });
+    if (items.length <= COMM_LIST_MAX) return items;
+    log.warn('a Commissaire list holds more items than one answer lists', { list: pk, listed: COMM_LIST_MAX });
+    return items.slice(0, COMM_LIST_MAX);
   }
 
   private async transact(items: TransactItem[]): Promise<void> {
@@ -200,15 +214,25 @@ export class DynamoCommissaireRepository implements CommissaireRepository {
     return out;
   }
 
-  async listHosts(): Promise<CommissaireHost[]> {
-    return (await this.listed(LIST.hosts)).map((it) => strip<CommissaireHost>(it));
+  async hostWindow(w: { limit: number; after?: string }): Promise<CommissaireHost[]> {
+    // The host list partition is sorted by address: a page is one key range, whatever the fleet.
+    const items = await queryWindow(
+      this.d,
+      {
+        IndexName: 'GSI3',
+        KeyConditionExpression: w.after === undefined ? 'GSI3PK = :p' : 'GSI3PK = :p AND GSI3SK > :a',
+        ExpressionAttributeValues: w.after === undefined ? { ':p': LIST.hosts } : { ':p': LIST.hosts, ':a': w.after },
+      },
+      { limit: w.limit },
+    );
+    return items.map((it) => strip<CommissaireHost>(it));
   }
 
   async createHost(host: CommissaireHost, cluster?: { name: string; expectedVersion: number; hostset: string[] }): Promise<void> {
     const put: TransactItem = {
       Put: {
         TableName: this.d.table,
-        Item: { ...commHostKey(host.address), GSI3PK: LIST.hosts, GSI3SK: host.address, entity: 'commissaire_host', ...host },
+        Item: commHostItem(host),
         ConditionExpression: 'attribute_not_exists(PK)',
       },
     };

@@ -12,10 +12,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type {} from '#core/drydock/bootactions/report.ts';
 import { monotonicUlid } from '#core/drydock/bootactions/ulid.ts';
-import type { BootActionContext, BootActionRecord, DesignPart, DrydockRepository, SiteConfig, StoredDesign } from '#core/drydock/store.ts';
+import type { BootActionContext, BootActionRecord, DesignPart, DrydockRepository, ListWindowQuery, SiteConfig, StoredDesign } from '#core/drydock/store.ts';
 import type { BuildData, TaskMessage, TaskRecord } from '#core/drydock/tasks/model.ts';
 import { ConcurrentModificationError, ConflictError } from '#core/errors.ts';
 import { type Dynamo, failedIndexes, isConditionFailure, queryAll } from './client.ts';
+import { queryWindow } from './window.ts';
 
 /**
  * Key builders for Drydock's entities (the only place these keys are spelled). A task's
@@ -39,6 +40,14 @@ export const ddBuildByNode = (node: string, collected: string, taskId: string, s
 export const DD_TASK_LIST = 'DD#TASKS';
 export const ddTaskListed = (t: Pick<TaskRecord, 'created' | 'task_id'>) => ({ GSI3PK: DD_TASK_LIST, GSI3SK: `${t.created}#${t.task_id}` });
 /**
+ * GSI1: a project's tasks (subtasks included), oldest first, so that a project's `GET /tasks`
+ * reads its own page and not every task of the site. Site tasks (no project) are only in GSI3.
+ * Task items have no other GSI1 use (build data are items of their own).
+ */
+export const ddProjectTasksPk = (project: string) => `${DD_TASK_LIST}#${project}`;
+export const ddTaskOfProject = (t: Pick<TaskRecord, 'created' | 'task_id' | 'project_id'>) =>
+  t.project_id ? { GSI1PK: ddProjectTasksPk(t.project_id), GSI1SK: `${t.created}#${t.task_id}` } : {};
+/**
  * The site's task queue (sparse): a top-level task whose site is known is in it while queued or
  * running, in creation order, so a task can see how many older ones are ahead of it.
  */
@@ -47,12 +56,29 @@ const ddTaskQueueSk = (t: Pick<TaskRecord, 'created' | 'task_id'>) => `${t.creat
 export const ddTaskQueued = (t: TaskRecord) =>
   t.parent_task_id === null && t.site && (t.status === 'queued' || t.status === 'running') ? { GSI2PK: ddTaskQueuePk(t.site), GSI2SK: ddTaskQueueSk(t) } : {};
 export const DD_DESIGN_LIST = 'DD#DESIGNS';
+export const ddDesignListed = (d: Pick<StoredDesign, 'created' | 'design_id'>) => ({ GSI3PK: DD_DESIGN_LIST, GSI3SK: `${d.created}#${d.design_id}` });
+/** GSI1: a project's stored designs, oldest first (site designs are only in GSI3). */
+export const ddProjectDesignsPk = (project: string) => `${DD_DESIGN_LIST}#${project}`;
+export const ddDesignOfProject = (d: Pick<StoredDesign, 'created' | 'design_id' | 'project_id'>) =>
+  d.project_id ? { GSI1PK: ddProjectDesignsPk(d.project_id), GSI1SK: `${d.created}#${d.design_id}` } : {};
 export const ddSiteKey = (site: string) => ({ PK: `DDSITE#${site}`, SK: 'SLOTS' });
 export const ddSiteConfigKey = (site: string) => ({ PK: `DDSITE#${site}`, SK: 'CONFIG' });
 export const ddDesignKey = (id: string) => ({ PK: `DDDESIGN#${id}`, SK: 'META' });
 export const ddDesignPartKey = (designId: string, partId: string) => ({ PK: `DDDESIGN#${designId}`, SK: `PART#${partId}` });
 export const ddBootContextKey = (node: string) => ({ PK: `DDBANODE#${node}`, SK: 'META' });
 export const ddBootActionKey = (actionId: string) => ({ PK: `DDBA#${actionId}`, SK: 'META' });
+
+/** A task's item with its list keys (exported for bulk loads: the bench seeds with it). */
+export const ddTaskItem = (t: TaskRecord): Record<string, unknown> => ({
+  ...ddTaskKey(t.task_id),
+  ...ddTaskListed(t),
+  ...ddTaskOfProject(t),
+  ...ddTaskQueued(t),
+  entity: 'drydock_task',
+  ...t,
+});
+/** A stored design's item with its list keys. */
+export const ddDesignItem = (d: StoredDesign): Record<string, unknown> => ({ ...ddDesignKey(d.design_id), ...ddDesignListed(d), ...ddDesignOfProject(d), entity: 'drydock_design', ...d });
 
 const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'entity']);
 const strip = <T>(item: Record<string, unknown>): T => Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as T;
@@ -113,7 +139,36 @@ export class DynamoDrydockRepository implements DrydockRepository {
   }
 
   private taskItem(t: TaskRecord): Record<string, unknown> {
-    return { ...ddTaskKey(t.task_id), ...ddTaskListed(t), ...ddTaskQueued(t), entity: 'drydock_task', ...t };
+    return ddTaskItem(t);
+  }
+
+  /**
+   * A window of a list partition (every task or design on GSI3, a project's on GSI1): one query
+   * of at most `limit` items from the start, after a position, or the newest ones; oldest first.
+   */
+  private listWindow(list: string, projectList: (p: string) => string, w: ListWindowQuery): Promise<Record<string, unknown>[]> {
+    const after = w.after ? `${w.after.created}#${w.after.id}` : undefined;
+    const window = { limit: w.limit, newest: !after && w.newest };
+    if (w.project !== undefined) {
+      return queryWindow(
+        this.d,
+        {
+          IndexName: 'GSI1',
+          KeyConditionExpression: after ? 'GSI1PK = :p AND GSI1SK > :a' : 'GSI1PK = :p',
+          ExpressionAttributeValues: after ? { ':p': projectList(w.project), ':a': after } : { ':p': projectList(w.project) },
+        },
+        window,
+      );
+    }
+    return queryWindow(
+      this.d,
+      {
+        IndexName: 'GSI3',
+        KeyConditionExpression: after ? 'GSI3PK = :p AND GSI3SK > :a' : 'GSI3PK = :p',
+        ExpressionAttributeValues: after ? { ':p': list, ':a': after } : { ':p': list },
+      },
+      window,
+    );
   }
 
   // --- tasks ----------------------------------------------------------------------------------
@@ -149,9 +204,64 @@ export class DynamoDrydockRepository implements DrydockRepository {
     return (await this.batchGet(ids.map(ddTaskKey))).map((it) => strip<TaskRecord>(it));
   }
 
+  async taskWindow(w: ListWindowQuery): Promise<TaskRecord[]> {
+    return (await this.listWindow(DD_TASK_LIST, ddProjectTasksPk, w)).map((it) => strip<TaskRecord>(it));
+  }
+
   async listTasks(): Promise<TaskRecord[]> {
     const items = await queryAll(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': DD_TASK_LIST } });
     return items.map((it) => strip<TaskRecord>(it));
+  }
+
+  /**
+   * One-off backfill (issue 16): project tasks and designs written before the project lists had
+   * their GSI1 keys get them, so that a project's `GET /tasks` and `GET /designs` find them.
+   * A task gets them anyway at its next write; finished ones are never written again. Reads the
+   * two site lists once, page by page (the filter drops the items that need nothing), and writes
+   * only items still without the keys, so a rerun or a racing write is harmless. Returns how many
+   * items it updated.
+   */
+  async backfillProjectLists(): Promise<number> {
+    let updated = 0;
+    const lists: [string, (it: Record<string, unknown>) => { PK: string; SK: string }, (it: Record<string, unknown>) => Record<string, unknown>][] = [
+      [DD_TASK_LIST, (it) => ddTaskKey(String(it.task_id)), (it) => ddTaskOfProject(it as unknown as TaskRecord)],
+      [DD_DESIGN_LIST, (it) => ddDesignKey(String(it.design_id)), (it) => ddDesignOfProject(it as unknown as StoredDesign)],
+    ];
+    for (const [list, keyOf, keysOf] of lists) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        const res = await this.d.doc.send(
+          new QueryCommand({
+            TableName: this.d.table,
+            IndexName: 'GSI3',
+            KeyConditionExpression: 'GSI3PK = :p',
+            FilterExpression: 'attribute_type(project_id, :s) AND attribute_not_exists(GSI1PK)',
+            ExpressionAttributeValues: { ':p': list, ':s': 'S' },
+            ExclusiveStartKey: start,
+          }),
+        );
+        for (const it of res.Items ?? []) {
+          const keys = keysOf(it);
+          if (!keys.GSI1PK) continue;
+          try {
+            await this.d.doc.send(
+              new UpdateCommand({
+                TableName: this.d.table,
+                Key: keyOf(it),
+                UpdateExpression: 'SET GSI1PK = :pk, GSI1SK = :sk',
+                ConditionExpression: 'attribute_exists(PK) AND attribute_not_exists(GSI1PK)',
+                ExpressionAttributeValues: { ':pk': keys.GSI1PK, ':sk': keys.GSI1SK },
+              }),
+            );
+            updated++;
+          } catch (err) {
+            if (!isConditionFailure(err)) throw err; // gone, or rewritten with the keys meanwhile
+          }
+        }
+        start = res.LastEvaluatedKey;
+      } while (start);
+    }
+    return updated;
   }
 
   async updateTask(expected: TaskRecord, next: Omit<TaskRecord, 'version'>): Promise<TaskRecord> {
@@ -319,7 +429,7 @@ export class DynamoDrydockRepository implements DrydockRepository {
       await this.d.doc.send(
         new PutCommand({
           TableName: this.d.table,
-          Item: { ...ddDesignKey(design.design_id), GSI3PK: DD_DESIGN_LIST, GSI3SK: `${design.created}#${design.design_id}`, entity: 'drydock_design', ...design },
+          Item: ddDesignItem(design),
           ConditionExpression: 'attribute_not_exists(PK)',
         }),
       );
@@ -334,9 +444,8 @@ export class DynamoDrydockRepository implements DrydockRepository {
     return item ? strip<StoredDesign>(item) : undefined;
   }
 
-  async listDesigns(): Promise<StoredDesign[]> {
-    const items = await queryAll(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': DD_DESIGN_LIST } });
-    return items.map((it) => strip<StoredDesign>(it));
+  async designWindow(w: ListWindowQuery): Promise<StoredDesign[]> {
+    return (await this.listWindow(DD_DESIGN_LIST, ddProjectDesignsPk, w)).map((it) => strip<StoredDesign>(it));
   }
 
   async addDesignPart(part: DesignPart): Promise<void> {

@@ -23,7 +23,7 @@
  *   commissaire host           PK=COMM#HOST#<address>       SK=META   (sealed SSH key, node id, cluster)
  *   commissaire network / CM   PK=COMM#NETWORK#<name> | COMM#CM#<name>  SK=META
  *   commissaire lists          GSI3PK=COMM#CLUSTERS | COMM#HOSTS | COMM#NETWORKS | COMM#CONTAINERMANAGERS
- *                              GSI3SK=<name or address>
+ *                              GSI3SK=<name or address>   (GET /hosts: a window after an address; hosts of a cluster: its hostset + BatchGet)
  *   ironic port                PK=BMPORT#<uuid>             SK=META   (version for CAS)
  *   its MAC (uniqueness)       PK=BMPORTMAC#<mac>           SK=META → port id
  *   ports of a node            GSI1PK=BMPORTS#NODE#<node>   GSI1SK=<port uuid>
@@ -33,7 +33,9 @@
  *   its status messages        PK=DDTASK#<id>               SK=MSG#<monotonic ULID>   (insertion order)
  *   its build data             PK=DDTASK#<id>               SK=BUILD#<collected>#<node>#<ULID>
  *   build data of a node       GSI1PK=DD#BUILD#<node>       GSI1SK=<collected>#<task id>#<ULID>
- *   drydock tasks, all         GSI3PK=DD#TASKS              GSI3SK=<created ISO>#<task id>
+ *   drydock tasks, all         GSI3PK=DD#TASKS              GSI3SK=<created ISO>#<task id>   (GET /tasks of the site: one window)
+ *   drydock tasks of a project GSI1PK=DD#TASKS#<project>    GSI1SK=<created ISO>#<task id>   (GET /tasks of a project's token)
+ *   designs of a project       GSI1PK=DD#DESIGNS#<project>  GSI1SK=<created ISO>#<design id>
  *   drydock site task queue    GSI2PK=DD#QUEUE#<site>       GSI2SK=<created ISO>#<task id>  (sparse: queued or running top-level tasks)
  *   drydock site task slots    PK=DDSITE#<site>             SK=SLOTS  (string set `holders`)
  *   drydock site config        PK=DDSITE#<site>             SK=CONFIG (what prepare_site recorded)

@@ -4,6 +4,7 @@ import { ConcurrentModificationError, ConflictError, NotFoundError, ValidationEr
 import { type Principal, requireAdmin, requireAuth, sameDigest } from '../identity/identity.ts';
 import type { Ports } from '../ports.ts';
 import { boundedId } from '../util/bounds.ts';
+import { type ListPage, pageOf, parseListWindow } from '../util/list-window.ts';
 import { log } from '../util/log.ts';
 import { newNode } from '../inventory/node.ts';
 import { nodeStatus } from './container-manager.ts';
@@ -147,9 +148,22 @@ export async function registerHost(
   throw new ConcurrentModificationError();
 }
 
-export async function listHosts(deps: Ports, auth: Principal | undefined): Promise<CommissaireHost[]> {
+/** Most hosts one `GET /hosts` answers (a host view is a few hundred bytes; Lambda answers at most 6 MB). */
+export const HOST_LIST_MAX = 1000;
+
+/**
+ * `GET /hosts`: the hosts by address (upstream: every host, a JSON array). One window of the
+ * address-sorted host index: the first HOST_LIST_MAX (every host, on a site with fewer), or
+ * `limit` hosts after the address `marker`; the route names the next page in a `Link` header.
+ * The order is the index's (code units: the same as before for IPv4; IPv6's `:` sorts after digits).
+ */
+export async function listHosts(deps: Ports, auth: Principal | undefined, query: Record<string, string> = {}): Promise<ListPage<CommissaireHost>> {
   requireAuth(auth);
-  return (await deps.commissaire.listHosts()).sort((a, b) => a.address.localeCompare(b.address));
+  const w = parseListWindow(query, HOST_LIST_MAX);
+  const after = w.marker === undefined ? undefined : parseAddress(w.marker);
+  // One host more than the page: it only says that another page follows.
+  const read = await deps.commissaire.hostWindow({ limit: w.limit + 1, ...(after !== undefined ? { after } : {}) });
+  return pageOf(read, w.limit, (h) => h.address);
 }
 
 export async function getHost(deps: Ports, auth: Principal | undefined, rawAddress: string): Promise<CommissaireHost> {

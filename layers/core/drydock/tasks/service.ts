@@ -5,12 +5,13 @@ import { type Principal, requireAdmin } from '../../identity/identity.ts';
 import type { Node } from '../../inventory/node.ts';
 import type { Ports } from '../../ports.ts';
 import { byteLength } from '../../util/bounds.ts';
+import { type ListPage, type ListWindow, pageOf, parseListWindow } from '../../util/list-window.ts';
 import { log } from '../../util/log.ts';
 import { monotonicUlid } from '../bootactions/ulid.ts';
 import { type DrydockScope, drydockScope, drydockWriter, ownerOf, PROJECT_ACTIONS, sees } from '../access.ts';
 import { applyNodeFilter, effectiveData, findDocument, KINDS, type Kind, loadDesign, parseNodeFilter, projectDesignProblems, validationStatus } from '../design/index.ts';
 import { checkDesignRefFor, DesignRefError, loadDesignRef, storedDesignTexts } from '../design-ref.ts';
-import type { StoredDesign } from '../store.ts';
+import type { ListWindowQuery, StoredDesign } from '../store.ts';
 import { addFailure, buildDataView, isUuid, message, newTaskRecord, PUBLIC_ACTIONS, pyTime, statusObject, type TaskObject, taskObject, type TaskRecord } from './model.ts';
 
 /**
@@ -103,15 +104,54 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (t: T) =
 }
 
 /**
- * `GET /tasks`: every task, subtasks included, oldest first, as upstream (a JSON array); a
- * project's members and readers get the project's own only. Upstream's list has no paging, and
- * the store answers every task (purged with `DELETE /tasks?days=N`): the project's are picked
- * from that list, so no index per project is needed, and only theirs have their messages read.
+ * Most tasks one `GET /tasks` answers. Each brings its messages (one query each), and the answer
+ * must fit a Lambda response (6 MB) with room for tasks that carry many messages.
  */
-export async function listTasks(deps: Ports, auth: Principal | undefined): Promise<TaskObject[]> {
+export const TASK_LIST_MAX = 500;
+/** Most design ids one `GET /designs` answers (ids only: no read per design). */
+export const DESIGN_LIST_MAX = 1000;
+
+/**
+ * One window of a Drydock list (tasks or designs), read from the index of what the scope sees:
+ * every item for the site, the project's own for a project (its own index partition, so a
+ * project's page never reads other projects' items). Without `limit` and `marker`, the newest
+ * `limit` items, oldest first: upstream's whole list while it is shorter than that. With them,
+ * `limit` items after the marker (an item the scope sees, else 404 as a missing one).
+ */
+async function listWindow<T>(
+  scope: DrydockScope,
+  w: ListWindow,
+  read: (q: ListWindowQuery) => Promise<T[]>,
+  markerOf: (id: string) => Promise<{ created: string; id: string }>,
+  idOf: (t: T) => string,
+): Promise<ListPage<T>> {
+  const project = scope.kind === 'project' ? { project: scope.project } : {};
+  const after = w.marker !== undefined ? await markerOf(w.marker) : undefined;
+  // One item more than the page: it only tells whether another page follows.
+  const newest = !w.paging;
+  return pageOf(await read({ ...project, limit: w.limit + 1, ...(after ? { after } : { newest }) }), w.limit, idOf, newest);
+}
+
+/**
+ * `GET /tasks`: tasks, subtasks included, oldest first, as upstream (a JSON array of whole task
+ * objects); a project's members and readers get the project's own only. Upstream has no paging
+ * and answers every task; we answer the newest TASK_LIST_MAX (all of them on a site with fewer),
+ * and `limit`/`marker` page through the whole list (the route's `Link` header names the next
+ * page). Only the page's tasks have their messages read.
+ */
+export async function listTasks(deps: Ports, auth: Principal | undefined, query: Record<string, string> = {}): Promise<ListPage<TaskObject>> {
   const scope = drydockScope(auth);
-  const tasks = (await deps.drydock.listTasks()).filter((t) => sees(scope, t.project_id));
-  return mapLimited(tasks, 16, (t) => objectOf(deps, t));
+  const page = await listWindow(
+    scope,
+    parseListWindow(query, TASK_LIST_MAX),
+    (q) => deps.drydock.taskWindow(q),
+    async (id) => {
+      const t = await findTask(deps, scope, id);
+      return { created: t.created, id: t.task_id };
+    },
+    (t) => t.task_id,
+  );
+  return { ...page, items: await mapLimited(page.items, 16, (t) => objectOf(deps, t)) };
 }
 
 const bool = (v: string | undefined) => v !== undefined && /^(true|1|yes)$/i.test(v);
@@ -305,9 +345,20 @@ async function findDesign(deps: Ports, scope: DrydockScope, id: string): Promise
   return d;
 }
 
-export async function listDesigns(deps: Ports, auth: Principal | undefined): Promise<string[]> {
+/** `GET /designs`: the ids of the stored designs the scope sees, oldest first, a window as `GET /tasks`. */
+export async function listDesigns(deps: Ports, auth: Principal | undefined, query: Record<string, string> = {}): Promise<ListPage<string>> {
   const scope = drydockScope(auth);
-  return (await deps.drydock.listDesigns()).filter((d) => sees(scope, d.project_id)).map((d) => d.design_id);
+  const page = await listWindow(
+    scope,
+    parseListWindow(query, DESIGN_LIST_MAX),
+    (q) => deps.drydock.designWindow(q),
+    async (id) => {
+      const d = await findDesign(deps, scope, id);
+      return { created: d.created, id: d.design_id };
+    },
+    (d) => d.design_id,
+  );
+  return { ...page, items: page.items.map((d) => d.design_id) };
 }
 
 /** The documents of a stored design (with its base design's), by kind; `compiled` applies profile inheritance to nodes. */
