@@ -509,11 +509,22 @@ async function waitPoweredOff(driver: BmcDriver, ms: number, nodeId: string | un
 const STEP_VERB: Record<RamdiskStep, string> = { inspect: 'inspect', clean: 'clean', deploy: 'deploy images to' };
 const DEFAULT_TIMEOUT_SECONDS: Record<RamdiskStep, number> = { inspect: DEFAULT_INSPECT_TIMEOUT_SECONDS, clean: DEFAULT_CLEAN_TIMEOUT_SECONDS, deploy: DEFAULT_DEPLOY_TIMEOUT_SECONDS };
 
+/** A step's failure found after `finish` powered the node off: bootIntoRamdisk has nothing left to power off. */
+class FailedPoweredOff extends Error {
+  constructor(readonly failure: unknown) {
+    super('failed after powering the node off');
+  }
+}
+
 /** inspect's and clean's end: power the node off, then fail with the ramdisk's error form if that is what it sent. */
 function powerOffAfter<S extends RamdiskStep>(step: S, driver: BmcDriver) {
   return async (result: StepResult<S>): Promise<StepResult<S>> => {
     await driver.setPowerState('power off');
-    stepReport(step, result);
+    try {
+      stepReport(step, result);
+    } catch (err) {
+      throw new FailedPoweredOff(err);
+    }
     return result;
   };
 }
@@ -545,6 +556,8 @@ async function bootIntoRamdisk<S extends RamdiskStep, T>(
     const result = (await registration.wait(seconds * 1000)) as StepResult<S>;
     return await finish(result);
   } catch (err) {
+    // Powered off and verified already: a second power-off would be one more command to the BMC.
+    if (err instanceof FailedPoweredOff) throw err.failure;
     try {
       await driver.setPowerState('power off');
     } catch (offErr) {

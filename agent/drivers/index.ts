@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { AgentConfig } from '../config.ts';
 import { type DriverFactory, JobInputError, type VendorDriver } from '../executor.ts';
-import { IpmiDriver } from './ipmi.ts';
+import { IpmiDriver, type IpmiCommandEvent } from './ipmi.ts';
 import { RedfishDriver } from './redfish.ts';
 
 /**
@@ -50,7 +50,12 @@ function verifyCa(v: unknown, dflt: boolean): { verifyCa: boolean; caCert?: stri
   return { verifyCa: true };
 }
 
-export function driverFactory(cfg: AgentConfig): DriverFactory {
+/** Observers of what the drivers send (benches and tests count commands per BMC; never secrets). */
+export interface DriverHooks {
+  onIpmiCommand?: (event: IpmiCommandEvent) => void;
+}
+
+export function driverFactory(cfg: AgentConfig, hooks: DriverHooks = {}): DriverFactory {
   return (driver, info): VendorDriver => {
     if (driver === 'ipmi') {
       const d = new IpmiDriver({
@@ -63,6 +68,7 @@ export function driverFactory(cfg: AgentConfig): DriverFactory {
         retries: cfg.ipmi.retries,
         powerTimeoutMs: cfg.ipmi.power_timeout_ms,
         pollIntervalMs: cfg.ipmi.poll_interval_ms,
+        ...(hooks.onIpmiCommand ? { onCommand: hooks.onIpmiCommand } : {}),
       });
       return Object.assign(d, {
         vendor: async (method: string, args: Record<string, unknown>) => {

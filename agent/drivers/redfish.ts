@@ -140,12 +140,37 @@ interface HttpResult {
   body: unknown;
 }
 
+/**
+ * What the agent learned of a BMC's system that does not change from one job to the next: its
+ * URI, its reset action's target and the reset types it allows. A driver lives for one job, so
+ * without this every power action would first read the service root, the Systems collection and
+ * the system again; with it, powering a known system on or off is one action and one read-back.
+ * Kept per process by BMC address, system id and user (no secret); at most MAX_KNOWN_SYSTEMS (the
+ * oldest goes first); an entry is dropped when the BMC refuses an action sent with it.
+ */
+interface KnownSystem {
+  path: string;
+  resetTarget: string;
+  /** null: the system does not advertise its reset types (any is allowed). */
+  allowed: string[] | null;
+}
+const MAX_KNOWN_SYSTEMS = 10_000;
+const knownSystems = new Map<string, KnownSystem>();
+
+function rememberSystem(key: string, known: KnownSystem): void {
+  knownSystems.delete(key);
+  if (knownSystems.size >= MAX_KNOWN_SYSTEMS) knownSystems.delete(knownSystems.keys().next().value!);
+  knownSystems.set(key, known);
+}
+
 export class RedfishDriver implements BmcDriver {
   readonly kind = 'redfish' as const;
   private readonly config: z.output<typeof redfishDriverConfigSchema>;
   private readonly origin: URL;
   private serviceRoot?: z.infer<typeof serviceRootSchema>;
   private systemPath?: string;
+  /** This system's entry in knownSystems. */
+  private readonly knownKey: string;
 
   constructor(config: RedfishDriverConfig) {
     const parsed = redfishDriverConfigSchema.safeParse(config);
@@ -165,6 +190,7 @@ export class RedfishDriver implements BmcDriver {
     }
     // Only scheme, host and port are used; credentials in the address would end up in messages.
     this.origin = new URL(origin.origin);
+    this.knownKey = `${this.origin.origin}\n${this.config.systemId ?? ''}\n${this.config.username}`;
   }
 
   /** The address as shown in messages: no user info, no path. */
@@ -193,9 +219,16 @@ export class RedfishDriver implements BmcDriver {
    */
   async setPowerState(action: PowerAction): Promise<PowerState> {
     const deadline = Date.now() + this.config.powerTimeoutMs;
+    const known = knownSystems.get(this.knownKey);
+    if (known && (action === 'power on' || action === 'power off' || action === 'soft power off')) {
+      const done = await this.powerKnown(action, known, deadline);
+      if (done) return done;
+    }
     const sys = await this.readStableSystem(deadline);
     const current = this.powerOf(sys);
     const allowed = await this.allowedResetTypes(sys);
+    const resetTarget = sys.Actions?.['#ComputerSystem.Reset']?.target;
+    if (resetTarget && this.systemPath) rememberSystem(this.knownKey, { path: this.systemPath, resetTarget, allowed });
     const pick = (...candidates: string[]) => candidates.find((c) => allowed === ANY_RESET_TYPE || allowed.includes(c));
     const need = (what: string, ...candidates: string[]): string => {
       const type = pick(...candidates);
@@ -212,7 +245,7 @@ export class RedfishDriver implements BmcDriver {
       if (current === 'power on') return 'power on' as const;
       const type = need(action, 'On', 'ForceOn');
       await this.reset(sys, type);
-      return this.waitFor('power on', type, deadline);
+      return this.waitFor('power on', type, deadline, 0);
     };
 
     switch (action) {
@@ -223,7 +256,7 @@ export class RedfishDriver implements BmcDriver {
         if (current === 'power off') return 'power off';
         const type = action === 'power off' ? need(action, 'ForceOff') : need(action, 'GracefulShutdown');
         await this.reset(sys, type);
-        return this.waitFor('power off', type, deadline);
+        return this.waitFor('power off', type, deadline, 0);
       }
       case 'rebooting':
       case 'soft rebooting': {
@@ -238,11 +271,37 @@ export class RedfishDriver implements BmcDriver {
         const off = need(action, soft ? 'GracefulShutdown' : 'ForceOff');
         const on = need(action, 'On', 'ForceOn');
         await this.reset(sys, off);
-        await this.waitFor('power off', off, deadline);
+        await this.waitFor('power off', off, deadline, 0);
         await this.reset(sys, on);
-        return this.waitFor('power on', on, deadline);
+        return this.waitFor('power on', on, deadline, 0);
       }
     }
+  }
+
+  /**
+   * Power on or off a system seen before: the action straight away, then its read-back — no
+   * read first. On and ForceOff are harmless to a system already in that state; a BMC that
+   * refuses one anyway (some answer 409 to On while on) is read once: already in the wanted state
+   * is success, else the refusal is the job's error. Undefined when no advertised reset type fits
+   * (the full path reads the system and names the problem).
+   */
+  private async powerKnown(action: 'power on' | 'power off' | 'soft power off', known: KnownSystem, deadline: number): Promise<PowerState | undefined> {
+    const want: PowerState = action === 'power on' ? 'power on' : 'power off';
+    const candidates = action === 'power on' ? ['On', 'ForceOn'] : action === 'power off' ? ['ForceOff'] : ['GracefulShutdown'];
+    const type = candidates.find((c) => known.allowed === ANY_RESET_TYPE || known.allowed.includes(c));
+    if (type === undefined) return undefined;
+    this.systemPath ??= known.path;
+    try {
+      await this.send('POST', known.resetTarget, { ResetType: type });
+    } catch (err) {
+      if (!(err instanceof BmcError) || (err.code !== 'protocol' && err.code !== 'unsupported')) throw err;
+      // What we knew may be out of date (new firmware, another system at that address): forget it.
+      knownSystems.delete(this.knownKey);
+      this.systemPath = undefined;
+      if (this.powerOf(await this.readStableSystem(deadline)) === want) return want;
+      throw err;
+    }
+    return this.waitFor(want, type, deadline, 0);
   }
 
   // --- ManagementDriver --------------------------------------------------------------------
@@ -380,6 +439,7 @@ export class RedfishDriver implements BmcDriver {
 
   /** The system's URI, found once from the Systems collection and cached. */
   private async resolveSystemPath(): Promise<string> {
+    this.systemPath ??= knownSystems.get(this.knownKey)?.path;
     if (this.systemPath) return this.systemPath;
     const members = await this.systemMembers();
     const wanted = this.config.systemId;
@@ -405,7 +465,13 @@ export class RedfishDriver implements BmcDriver {
   }
 
   private async readSystem(): Promise<RedfishSystem> {
-    return this.getAs(await this.resolveSystemPath(), systemSchema);
+    try {
+      return await this.getAs(await this.resolveSystemPath(), systemSchema);
+    } catch (err) {
+      // A remembered URI that no longer answers (404) is found afresh by the next job.
+      if (err instanceof BmcError && err.code === 'protocol') knownSystems.delete(this.knownKey);
+      throw err;
+    }
   }
 
   /** Reads the system, polling while it is PoweringOn/PoweringOff. */
@@ -446,11 +512,16 @@ export class RedfishDriver implements BmcDriver {
   /**
    * Polls PowerState until it is `want`. A poll that fails with a retryable error (the BMC can
    * drop off the network while the host resets) is retried until the deadline.
+   *
+   * `firstDelayMs` (default the poll interval): when to read first. After On or Off the first
+   * read-back may come at once — read too early it can only show the old state, and the next
+   * poll follows — but after a restart the system still reads On until its reset begins, so
+   * reading at once would report a reboot that has not happened.
    */
-  private async waitFor(want: PowerState, resetType: string, deadline: number): Promise<PowerState> {
+  private async waitFor(want: PowerState, resetType: string, deadline: number, firstDelayMs = this.config.pollIntervalMs): Promise<PowerState> {
     let last = 'unknown';
-    for (;;) {
-      await sleep(Math.max(0, Math.min(this.config.pollIntervalMs, deadline - Date.now())));
+    for (let delay = firstDelayMs; ; delay = this.config.pollIntervalMs) {
+      await sleep(Math.max(0, Math.min(delay, deadline - Date.now())));
       try {
         const sys = await this.readSystem();
         last = sys.PowerState ?? 'null';

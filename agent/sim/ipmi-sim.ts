@@ -78,6 +78,12 @@ export interface IpmiSim {
   readonly password: string;
   stop(): Promise<void>;
   events(): IpmiSimEvents;
+  /**
+   * Every request ipmi_sim passed to its chassis control since the simulator answered, reads
+   * included, in order: "get power" (a `chassis power status`), "set power 1" (`chassis power
+   * on`), "set boot pxe" …
+   */
+  requests(): string[];
   state(): { power: 'on' | 'off'; boot: string };
   /** VM-backed BMCs: the boot devices the VM was started with, in order (empty without a VM). */
   vmBoots(): ('network' | 'disk')[];
@@ -124,6 +130,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   const script = join(dir, vm ? 'chassis-control-vm.sh' : 'chassis-control.sh');
   copyFileSync(join(FIXTURES, vm ? 'chassis-control-vm.sh' : 'chassis-control.sh'), script);
   writeFileSync(join(dir, 'events.log'), '');
+  writeFileSync(join(dir, 'requests.log'), '');
   let control: VmChassis | undefined;
   if (vm) {
     try {
@@ -199,6 +206,7 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
     password,
     stop,
     events: () => parseEvents(readFileSync(join(dir, 'events.log'), 'utf8')),
+    requests: () => readFileSync(join(dir, 'requests.log'), 'utf8').split('\n').filter((l) => l !== ''),
     state: () =>
       control
         ? control.state()
@@ -213,6 +221,8 @@ export async function startIpmiSim(options: IpmiSimOptions = {}): Promise<IpmiSi
   try {
     await waitUntilAnswering(sim, ipmitool, exited, () => output);
     if (control && options.powerOn) await control.powerOn();
+    // The readiness probe's reads are the simulator's own, not a client's.
+    writeFileSync(join(dir, 'requests.log'), '');
   } catch (err) {
     await stop();
     throw err;
@@ -277,6 +287,7 @@ async function startVmChassis(dir: string, vm: IpmiSimVm, opts: { ignoreSoftOff:
   const powerOff = () => queue(() => vm.stop());
 
   const handle = async (request: string): Promise<string> => {
+    appendFileSync(join(dir, 'requests.log'), `${request.trim()}\n`);
     const [op, ...args] = request.trim().split(/\s+/);
     if (op === 'get') {
       return args

@@ -74,6 +74,11 @@ export interface SimSystemOptions {
   transitionalStates?: boolean;
   /** Advertise the reset types through `@Redfish.ActionInfo` (as OpenBMC does) instead of inline. */
   resetActionInfo?: boolean;
+  /**
+   * Answer 409 to On/ForceOn while On and to ForceOff/GracefulShutdown while Off, as some BMCs do
+   * (iDRAC: "Server is already powered ON"); by default such a reset is accepted and changes nothing.
+   */
+  refuseSatisfiedResets?: boolean;
   name?: string;
   manufacturer?: string;
   model?: string;
@@ -115,7 +120,25 @@ export interface RedfishSim {
   addSystem(system: SimSystemOptions): void;
   virtualMedia(): { Inserted: boolean; Image: string | null; ejects: number };
   subscriptions(): { Id: string; Destination: string; EventTypes: string[]; Context: string | null }[];
+  /**
+   * The requests it answered, oldest first (the last MAX_LOGGED_REQUESTS), with when each arrived
+   * and was answered (Date.now()): tests and the bench count what a client sent.
+   */
+  requests(): SimRequest[];
+  /** The most requests it ever had in hand at once (a client that never overlaps keeps this at 1). */
+  maxInFlight(): number;
 }
+
+export interface SimRequest {
+  method: string;
+  path: string;
+  status: number;
+  startedAt: number;
+  finishedAt: number;
+}
+
+/** Bound on the request log (a long demo run must not grow it without end). */
+const MAX_LOGGED_REQUESTS = 10_000;
 
 interface SystemRecord {
   opts: Required<Pick<SimSystemOptions, 'id' | 'powerDelayMs' | 'allowableResetTypes' | 'allowableBootTargets'>> & SimSystemOptions;
@@ -487,6 +510,12 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
             ]);
           }
           if (typeof type !== 'string' || !sys.opts.allowableResetTypes.includes(type)) throw notInList(type, 'ResetType');
+          if (sys.opts.refuseSatisfiedResets) {
+            const power = powerOf(sys);
+            if ((power === 'On' && (type === 'On' || type === 'ForceOn')) || (power === 'Off' && (type === 'ForceOff' || type === 'GracefulShutdown'))) {
+              throw new RedfishHttpError(409, 'ActionNotSupported', `The system is already powered ${power === 'On' ? 'on' : 'off'}.`, ['ComputerSystem.Reset']);
+            }
+          }
           reset(sys, type);
           return noContent();
         },
@@ -853,7 +882,23 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
     send(res, out.status, out.body, out.headers);
   };
 
+  const requestLog: SimRequest[] = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
   const listener = (req: IncomingMessage, res: ServerResponse) => {
+    const startedAt = Date.now();
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    let logged = false;
+    const done = () => {
+      if (logged) return;
+      logged = true;
+      inFlight--;
+      if (requestLog.length >= MAX_LOGGED_REQUESTS) requestLog.shift();
+      requestLog.push({ method: req.method ?? 'GET', path: (req.url ?? '/').split('?')[0]!, status: res.statusCode, startedAt, finishedAt: Date.now() });
+    };
+    res.once('finish', done);
+    res.once('close', done);
     handle(req, res).catch((err: unknown) => {
       if (err instanceof RedfishHttpError) {
         send(res, err.status, errorBody(err), err.headers);
@@ -906,6 +951,8 @@ export async function startRedfishSim(options: RedfishSimOptions): Promise<Redfi
     addSystem,
     virtualMedia: () => ({ ...media }),
     subscriptions: () => [...subs.values()].map(({ Id, Destination, EventTypes, Context }) => ({ Id, Destination, EventTypes: [...EventTypes], Context })),
+    requests: () => requestLog.map((r) => ({ ...r })),
+    maxInFlight: () => maxInFlight,
   };
 }
 

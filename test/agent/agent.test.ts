@@ -9,11 +9,13 @@ import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
+import type { IpmiCommandEvent } from '../../agent/drivers/ipmi.ts';
 import { buildDeps } from '../../layers/aws/deps.ts';
 import { enqueueJob } from '../../layers/core/agent/enqueue.ts';
 import type { Job } from '../../layers/core/agent/model.ts';
+import { jobOffered, napUntilOffered, offerMark } from '../../layers/core/agent/offers.ts';
 import { jobFinished, untilJob } from '../support/agent.ts';
-import { tokenFor, unique } from '../support/api.ts';
+import { call, tokenFor, unique } from '../support/api.ts';
 
 /**
  * The whole path with real parts: job enqueued in DynamoDB Local → the agent claims it over the
@@ -234,5 +236,121 @@ describe('agent end to end', () => {
     const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
     expect(code).toBe(2);
     expect(err).toContain('SLIPWAY_AGENT_TOKEN');
+  });
+});
+
+/** The ipmitool command of an event, e.g. 'chassis power on' (what follows `-v`). */
+const ipmiCommand = (e: IpmiCommandEvent) => e.args.slice(e.args.indexOf('-v') + 1).join(' ');
+
+describe('BMC commands (issue 16)', () => {
+  it('a power-on through the Ironic API is one action and one read-back at the BMC, IPMI ones 1 s apart', async () => {
+    const { site: s, token } = await site();
+    const bmc = await startIpmiSim({ username: 'admin', password: 'password' });
+    const rf = await startRedfishSim({ username: 'root', password: 'calvin', systems: [{ id: '1', powerState: 'Off' }] });
+    const commands: IpmiCommandEvent[] = [];
+    // The agent's default IPMI timings: 1 s between commands to one BMC, read back 1 s after.
+    const cfg = config(token, { ipmi: { timeout_seconds: 5, retries: 0 } });
+    const agent = new Agent(cfg, driverFactory(cfg, { onIpmiCommand: (e) => commands.push(e) }));
+    agent.start();
+    const V = { 'X-OpenStack-Ironic-API-Version': '1.78' };
+    const power = async (node: string, target: string) => {
+      expect((await call('PUT', `/v1/nodes/${node}/states/power`, { body: { target }, headers: V })).status).toBe(202);
+      for (const end = Date.now() + 20_000; ; ) {
+        const states = (await call('GET', `/v1/nodes/${node}/states`, { headers: V })).body;
+        if (states.target_power_state === null) return states;
+        if (Date.now() > end) throw new Error(`${node} still ${JSON.stringify(states)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      const ipmiNode = unique('bm');
+      const rfNode = unique('bm');
+      const info = { ipmi_address: bmc.address, ipmi_port: bmc.port, ipmi_username: 'admin', ipmi_password: 'password' };
+      expect((await call('POST', '/v1/nodes', { body: { name: ipmiNode, driver: 'ipmi', conductor_group: s, driver_info: info }, headers: V })).status).toBe(201);
+      expect(
+        (await call('POST', '/v1/nodes', { body: { name: rfNode, driver: 'redfish', conductor_group: s, driver_info: redfishInfo('1', { redfish_address: rf.url }) }, headers: V }))
+          .status,
+      ).toBe(201);
+
+      expect(await power(ipmiNode, 'power on')).toMatchObject({ power_state: 'power on', last_error: null });
+      // At the BMC: the change and its read-back, no read before (ipmi_sim logs reads too).
+      expect(bmc.requests()).toEqual(['set power 1', 'get power']);
+      expect(commands.map(ipmiCommand)).toEqual(['chassis power on', 'chassis power status']);
+      expect(commands[1]!.startedAt - commands[0]!.finishedAt).toBeGreaterThanOrEqual(1000);
+
+      // Redfish: the first job finds the system (it is off: nothing sent); a power-on after it
+      // is the reset and its read-back.
+      expect(await power(rfNode, 'power off')).toMatchObject({ power_state: 'power off' });
+      const from = rf.requests().length;
+      expect(await power(rfNode, 'power on')).toMatchObject({ power_state: 'power on', last_error: null });
+      expect(rf.requests().slice(from).map((r) => `${r.method} ${r.path}`)).toEqual(['POST /redfish/v1/Systems/1/Actions/ComputerSystem.Reset', 'GET /redfish/v1/Systems/1']);
+      expect(rf.state('1').resets).toEqual(['On']);
+    } finally {
+      await agent.stop();
+      await bmc.stop();
+      await rf.stop();
+    }
+  });
+
+  it('never sends one BMC two commands at once under a burst of jobs for several BMCs', async () => {
+    const { site: s, token } = await site();
+    const ipmis = await Promise.all([0, 1].map(() => startIpmiSim({ username: 'admin', password: 'password' })));
+    const rfs = await Promise.all([0, 1, 2].map(() => startRedfishSim({ username: 'root', password: 'calvin', systems: [{ id: '1', powerState: 'Off' }] })));
+    const commands: IpmiCommandEvent[] = [];
+    const cfg = config(token, { concurrency: 16 });
+    const agent = new Agent(cfg, driverFactory(cfg, { onIpmiCommand: (e) => commands.push(e) }));
+    agent.start();
+    try {
+      const payloads = [
+        ...ipmis.map((b) => ({ driver: 'ipmi', driver_info: { ipmi_address: b.address, ipmi_port: b.port, ipmi_username: 'admin', ipmi_password: 'password' } })),
+        ...rfs.map((r) => ({ driver: 'redfish', driver_info: redfishInfo('1', { redfish_address: r.url }) })),
+      ];
+      // Four jobs per BMC, all queued at once: more than one job of a BMC is claimed together.
+      const kinds = [
+        { kind: 'power', target: 'power on' },
+        { kind: 'power_state' },
+        { kind: 'boot_device', boot_device: 'pxe', persistent: false },
+        { kind: 'power', target: 'power off' },
+      ];
+      const jobs = await Promise.all(
+        payloads.flatMap((p) => kinds.map(({ kind, ...rest }) => enqueueJob(deps(), { site: s, kind, payload: { ...p, ...rest } }))),
+      );
+      const done = await Promise.all(jobs.map((j) => untilJob(j.id, jobFinished, 40_000)));
+      for (const j of done) expect(j.status, j.error).toBe('succeeded');
+
+      for (const r of rfs) expect(r.maxInFlight()).toBe(1);
+      const byBmc = new Map<string, IpmiCommandEvent[]>();
+      for (const e of commands) byBmc.set(e.bmc, [...(byBmc.get(e.bmc) ?? []), e]);
+      expect(byBmc.size).toBe(2);
+      for (const events of byBmc.values()) {
+        // power on 2, power_state 1, boot_device 2 (the boot-flag timeout, then bootdev), power off 2
+        expect(events).toHaveLength(7);
+        const byStart = [...events].sort((a, b) => a.startedAt - b.startedAt);
+        for (let i = 1; i < byStart.length; i++) expect(byStart[i]!.startedAt - byStart[i - 1]!.finishedAt).toBeGreaterThanOrEqual(100);
+      }
+    } finally {
+      await agent.stop();
+      await Promise.all([...ipmis, ...rfs].map((b) => b.stop()));
+    }
+  });
+});
+
+describe('claim wake-up (offers.ts)', () => {
+  it("wakes a waiting claim when a job of its site is offered, not another site's, and never misses one offered before it naps", async () => {
+    const site1 = unique('site');
+    const site2 = unique('site');
+    let woke = false;
+    // A minute: were the wake lost, the test would time out rather than pass.
+    const nap = napUntilOffered(site1, offerMark(site1), 60_000).then(() => (woke = true));
+    jobOffered(site2);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(woke).toBe(false);
+    jobOffered(site1);
+    await nap;
+    expect(woke).toBe(true);
+    // Offered between the claim's look at the queue (the mark) and its nap: no nap at all.
+    const mark = offerMark(site1);
+    jobOffered(site1);
+    await napUntilOffered(site1, mark, 60_000);
   });
 });

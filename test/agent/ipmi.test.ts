@@ -61,6 +61,23 @@ describe('power', () => {
     expect(s.events()).toMatchObject({ power: ['on', 'off'], resets: 0, shutdowns: 0 });
   });
 
+  it('powers on and off with one action and one read-back each, the spacing between them, nothing read first', async () => {
+    const s = await sim();
+    const events: IpmiCommandEvent[] = [];
+    const d = driver(s, { minCommandIntervalMs: 1000, pollIntervalMs: 1000, onCommand: (e) => events.push(e) });
+    expect(await d.setPowerState('power on')).toBe('power on');
+    expect(await d.setPowerState('power off')).toBe('power off');
+    // What reached the BMC (ipmi_sim's chassis control sees every read and change), in order.
+    expect(s.requests()).toEqual(['set power 1', 'get power', 'set power 0', 'get power']);
+    expect(events.map((e) => e.args.slice(e.args.indexOf('-v') + 1).join(' '))).toEqual([
+      'chassis power on',
+      'chassis power status',
+      'chassis power off',
+      'chassis power status',
+    ]);
+    for (let i = 1; i < events.length; i++) expect(events[i]!.startedAt - events[i - 1]!.finishedAt).toBeGreaterThanOrEqual(1000);
+  });
+
   it('reboots a running node with one power cycle and waits until it is on again', async () => {
     const s = await sim({ powerOn: true });
     const commands: string[] = [];

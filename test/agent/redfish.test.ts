@@ -240,6 +240,39 @@ describe('RedfishDriver', () => {
       expect(s.state('1').resets).toEqual([]);
     });
 
+    it('powers a system it has seen before with one action and one read-back, nothing read first', async () => {
+      const s = await sim({ systems: [{ id: '1', powerState: 'Off' }] });
+      const sent = (from: number) => s.requests().slice(from).map((r) => `${r.method} ${r.path}`);
+      // The first job on a BMC finds the system (service root, Systems, the system) and, being off
+      // already, sends nothing.
+      expect(await driver(s, { systemId: '1' }).setPowerState('power off')).toBe('power off');
+      expect(s.state('1').resets).toEqual([]);
+      // The next jobs (each a new driver, as the agent makes them) send the action and read it back.
+      let from = s.requests().length;
+      expect(await driver(s, { systemId: '1' }).setPowerState('power on')).toBe('power on');
+      expect(sent(from)).toEqual(['POST /redfish/v1/Systems/1/Actions/ComputerSystem.Reset', 'GET /redfish/v1/Systems/1']);
+      from = s.requests().length;
+      expect(await driver(s, { systemId: '1' }).setPowerState('power off')).toBe('power off');
+      expect(sent(from)).toEqual(['POST /redfish/v1/Systems/1/Actions/ComputerSystem.Reset', 'GET /redfish/v1/Systems/1']);
+      expect(s.state('1').resets).toEqual(['On', 'ForceOff']);
+      expect(s.maxInFlight()).toBe(1);
+    });
+
+    it('takes a BMC refusing an action already satisfied (409 to On while on) as done, after reading the state', async () => {
+      const s = await sim({ systems: [{ id: '1', powerState: 'On', refuseSatisfiedResets: true }] });
+      expect(await driver(s).setPowerState('power on')).toBe('power on'); // found, on already: nothing sent
+      const from = s.requests().length;
+      expect(await driver(s).setPowerState('power on')).toBe('power on');
+      const sent = s.requests().slice(from);
+      expect(sent[0]).toMatchObject({ method: 'POST', status: 409 });
+      expect(sent.at(-1)).toMatchObject({ method: 'GET', path: '/redfish/v1/Systems/1', status: 200 });
+      expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [] });
+      // Any other failure of the action is the job's error, as before.
+      const wrong = await bmcError(driver(s, { password: 'not-the-password' }).setPowerState('power off'));
+      expect(wrong.code).toBe('auth');
+      expect(s.state('1')).toMatchObject({ PowerState: 'On', resets: [] });
+    });
+
     it('reboots with ForceRestart and returns only once the system is back on', async () => {
       const s = await sim({ systems: [{ id: '1', powerState: 'On', powerDelayMs: 300 }] });
       const [state, ms] = await timed(driver(s, { pollIntervalMs: 50 }).setPowerState('rebooting'));

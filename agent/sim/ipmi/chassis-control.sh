@@ -2,13 +2,15 @@
 # chassis_control program for ipmi_sim (agent/sim/ipmi-sim.ts copies it next to the state).
 #   chassis-control.sh DIR get power|boot ...   prints power:0|1 and boot:<none|pxe|default|cdrom|bios>
 #   chassis-control.sh DIR set PARM VALUE ...   power 0|1, boot <dev>, reset 1, shutdown 1, identify "I F"
-# DIR holds the state (files power, boot) and events.log, one line per request from the BMC,
-# which tests read to see exactly what the driver did. ipmi_sim blocks until this exits (popen),
-# so it must stay quick.
+# DIR holds the state (files power, boot), events.log, one line per change requested of the BMC,
+# which tests read to see exactly what the driver did, and requests.log, every request (reads
+# too). ipmi_sim blocks until this exits (popen), so it must stay quick.
 set -u
 dir=$1
 op=$2
 shift 2
+# Every request, reads included ("get power", "set power 1"), for tests that count what reached the BMC.
+echo "$op $*" >> "$dir/requests.log"
 
 case $op in
 get)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Ports } from '../ports.ts';
 import type { Job } from './model.ts';
+import { jobOffered } from './offers.ts';
 
 /** Queues work for a site's agent (used by the Ironic API and, later, the workflows). */
 export async function enqueueJob(
@@ -21,5 +22,7 @@ export async function enqueueJob(
     updated_at: null,
   };
   await deps.jobs.create(job);
+  // A claim of the site waiting in this process takes it now rather than at its next look.
+  jobOffered(job.site);
   return job;
 }

@@ -8,6 +8,7 @@ import { boundedId, byteLength, jsonProblem, MAX_FREE_FORM_BYTES } from '../util
 import { log } from '../util/log.ts';
 import { metric } from '../util/metrics.ts';
 import type { Job } from './model.ts';
+import { jobOffered, napUntilOffered, offerMark } from './offers.ts';
 
 /**
  * The agent API over the job queue: claim, heartbeat, result, release (the job record and its
@@ -145,8 +146,7 @@ async function failUnopenable(deps: Ports, kinds: JobKinds, job: Job, err: unkno
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** How often a waiting claim looks again (one query per look). */
+/** How often a waiting claim looks again (one query per look); a job queued in this process wakes it sooner (offers.ts). */
 const POLL_MS = 250;
 
 /** When each agent (in this process) was last recorded as seen: one write per agent per interval. */
@@ -168,6 +168,7 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
   const claimed: Job[] = [];
   for (let lostRounds = 0; ; ) {
     const now = deps.clock.now();
+    const mark = offerMark(site);
     const offered = await deps.jobs.offered(site, now, req.max * 5);
     let lost = 0;
     for (const job of offered) {
@@ -202,7 +203,7 @@ export async function claimJobs(deps: Ports, auth: Principal | undefined, req: C
     // more may be waiting behind them; otherwise wait for new ones until the deadline.
     if (lost > 0 && lostRounds++ < 5) continue;
     if (claimed.length > 0 || Date.now() + POLL_MS > deadline) return claimed;
-    await sleep(POLL_MS);
+    await napUntilOffered(site, mark, POLL_MS);
   }
 }
 
@@ -245,6 +246,7 @@ export async function releaseJob(deps: Ports, auth: Principal | undefined, id: s
   await ownJob(deps, site, id);
   const job = await deps.jobs.release(id, req.claim_token, deps.clock.now());
   if (!job) throw new ConflictError(`The claim on job ${id} is no longer held (expired, re-offered or finished)`, 'STALE_CLAIM');
+  jobOffered(site);
   return job;
 }
 
