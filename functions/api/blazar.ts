@@ -6,11 +6,12 @@ import {
   getHost,
   listAllocations,
   listHosts,
+  pageHosts,
   listProperties,
   updateHost,
   updateProperty,
 } from '#core/inventory/hosts.ts';
-import { createLease, deleteLease, getLease, LeaseCreate, LeaseUpdate, listLeases, updateLease } from '#core/leases/service.ts';
+import { createLease, deleteLease, findLeasesByName, getLease, LeaseCreate, LeaseUpdate, listLeases, pageLeases, updateLease } from '#core/leases/service.ts';
 import { created, noContent, ok, type Request, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 import { blazarAllocation, blazarHost, blazarLease, blazarProperty, blazarPropertyRecord } from './views/blazar.ts';
@@ -35,10 +36,31 @@ function apiVersion(req: Request): Record<string, string> {
 
 const isTrue = (v: string | undefined) => v !== undefined && /^(1|true|yes|on)$/i.test(v);
 
+/**
+ * `?limit=` (ours, issue 16): upstream Blazar lists have no paging and its clients read them
+ * whole, which stays the default; a caller that wants a page read asks for one, with `marker`
+ * the last id it has (lease id, or host id).
+ */
+function pageLimit(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1000) throw new ValidationError('limit must be an integer from 1 to 1000', 'BAD_REQUEST');
+  return Number(raw);
+}
+
 export const handler = surface(
   { style: 'blazar', jsonSuffix: true, before: apiVersion },
   {
-    'GET /v1/leases': async ({ deps, auth }) => ok({ leases: (await listLeases(deps, auth)).map(blazarLease) }),
+    // `?name=` (ours; upstream ignores unknown parameters, so a client filtering itself still works): the name index.
+    'GET /v1/leases': async ({ deps, auth, query }) => {
+      const limit = pageLimit(query.limit);
+      const leases =
+        query.name !== undefined
+          ? await findLeasesByName(deps, auth, query.name)
+          : limit !== undefined
+            ? await pageLeases(deps, auth, { limit, ...(query.marker !== undefined ? { after: query.marker } : {}) })
+            : await listLeases(deps, auth);
+      return ok({ leases: leases.map(blazarLease) });
+    },
     'POST /v1/leases': async ({ deps, auth, body }) =>
       created({ lease: blazarLease(await createLease(deps, auth, parseWith(LeaseCreate, body))) }),
     'GET /v1/leases/{lease_id}': async ({ deps, auth, path }) => ok({ lease: blazarLease(await getLease(deps, auth, path.lease_id!)) }),
@@ -49,7 +71,11 @@ export const handler = surface(
       return noContent();
     },
 
-    'GET /v1/os-hosts': async ({ deps, auth }) => ok({ hosts: (await listHosts(deps, auth)).map(blazarHost) }),
+    'GET /v1/os-hosts': async ({ deps, auth, query }) => {
+      const limit = pageLimit(query.limit);
+      const hosts = limit !== undefined ? await pageHosts(deps, auth, limit, query.marker) : await listHosts(deps, auth);
+      return ok({ hosts: hosts.map(blazarHost) });
+    },
     'POST /v1/os-hosts': async ({ deps, auth, body }) => created({ host: blazarHost(await enrolHost(deps, auth, body)) }),
     'GET /v1/os-hosts/{host_id}': async ({ deps, auth, path }) => ok({ host: blazarHost(await getHost(deps, auth, path.host_id!)) }),
     'PUT /v1/os-hosts/{host_id}': async ({ deps, auth, path, body }) =>

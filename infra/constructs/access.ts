@@ -26,6 +26,9 @@ export const TABLE_PARTITIONS = [
   'IDEMP#',
   'NODE#',
   'NODENAME#',
+  // A node's addresses and a host's capabilities, one lookup item each (issue 16: point reads).
+  'NODEADDR#',
+  'HOSTCAP#',
   'HOSTID#',
   'COUNTER#host',
   'BMPORT#',
@@ -71,98 +74,98 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
   // outcomes, inspection's ports), its lease (start and end steps), its Commissaire host.
   'functions/api/agent.ts': {
     // AGENTS#: whether the site has an agent, before a container manager's call is queued for it.
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'JOB#', 'AGENTS#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#CM#'] },
+    read: { actions: ['GetItem', 'Query'], partitions: ['AGENTS#', 'BMPORT#', 'BMPORTMAC#', 'COMM#CLUSTER#', 'COMM#CM#', 'COMM#HOST#', 'HOSTCAP#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
     write: {
-      actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
-      partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'LEASE#', 'USAGE#', 'JOB#', 'AGENTS#', 'COMM#HOST#'],
+      actions: ['ConditionCheckItem', 'DeleteItem', 'PutItem', 'UpdateItem'],
+      partitions: ['AGENTS#', 'BMPORT#', 'BMPORTMAC#', 'COMM#HOST#', 'HOSTCAP#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'],
     },
-    indexes: ['GSI1', 'GSI2', 'GSI3'],
+    indexes: ['GSI2'],
   },
   // Leases (with the node calendars and the project's usage), hosts (enrolment, the host id counter), properties.
   'functions/api/blazar.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'HOSTID#', 'LEASE#', 'USAGE#', 'PROPERTY#'] },
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['HOSTCAP#', 'HOSTID#', 'IDEMP#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'PROPERTY#', 'TOKEN#', 'USAGE#'] },
     write: {
-      actions: ['PutItem', 'UpdateItem', 'DeleteItem'],
-      partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'HOSTID#', 'COUNTER#host', 'LEASE#', 'USAGE#', 'PROPERTY#', 'JOB#'],
+      actions: ['DeleteItem', 'PutItem', 'UpdateItem'],
+      partitions: ['COUNTER#host', 'HOSTCAP#', 'HOSTID#', 'IDEMP#', 'JOB#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'PROPERTY#', 'USAGE#'],
     },
-    indexes: ['GSI1', 'GSI3'],
+    indexes: ['GSI1', 'GSI3', 'GSI4', 'GSI5', 'GSI7'],
   },
   // Node-facing: a node's boot-action context and rows, and the task messages its reports append
   // (no authenticated POST, so no Idempotency-Key records). No node, lease or BMC.
   'functions/api/bootactions.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem'], partitions: ['TOKEN#', 'DDBANODE#', 'DDBA#'] },
-    write: { actions: ['PutItem', 'UpdateItem', 'ConditionCheckItem'], partitions: ['DDTASK#', 'DDBA#'] },
+    read: { actions: ['BatchGetItem', 'GetItem'], partitions: ['DDBA#', 'DDBANODE#', 'TOKEN#'] },
+    write: { actions: ['ConditionCheckItem', 'PutItem', 'UpdateItem'], partitions: ['DDBA#', 'DDTASK#'] },
     indexes: [],
   },
   // Clusters, hosts, networks, container managers; a host's inventory node and its agent jobs
   // (Commissaire's API is PUT and DELETE only: no Idempotency-Key records).
   'functions/api/commissaire.ts': {
     // AGENTS# and JOB#: a container manager inside a site is asked by its agent (a `fetch` job waited for).
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'NODE#', 'NODENAME#', 'JOB#', 'AGENTS#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'] },
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'COMM#CLUSTER#', 'COMM#CM#', 'COMM#HOST#', 'COMM#NETWORK#', 'HOSTCAP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
     write: {
-      actions: ['PutItem', 'UpdateItem', 'DeleteItem'],
-      partitions: ['NODE#', 'NODENAME#', 'HOSTID#', 'JOB#', 'COMM#CLUSTER#', 'COMM#HOST#', 'COMM#NETWORK#', 'COMM#CM#'],
+      actions: ['DeleteItem', 'PutItem', 'UpdateItem'],
+      partitions: ['COMM#CLUSTER#', 'COMM#CM#', 'COMM#HOST#', 'COMM#NETWORK#', 'HOSTCAP#', 'HOSTID#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'],
     },
-    indexes: ['GSI3'],
+    indexes: ['GSI3', 'GSI5'],
   },
   // Tasks and designs; reads nodes (node filters) and site configs; an agent `fetch` job for a
   // design inside a site (validatedesign, nodefilter), with its agents' presence. The workflow does the rest.
   'functions/api/drydock.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'JOB#', 'AGENTS#', 'DDTASK#', 'DDSITE#', 'DDDESIGN#'] },
-    write: { actions: ['PutItem', 'DeleteItem', 'BatchWriteItem'], partitions: ['IDEMP#', 'JOB#', 'DDTASK#', 'DDDESIGN#'] },
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'DDDESIGN#', 'DDSITE#', 'DDTASK#', 'IDEMP#', 'JOB#', 'NODE#', 'TOKEN#'] },
+    write: { actions: ['BatchWriteItem', 'DeleteItem', 'PutItem'], partitions: ['DDDESIGN#', 'DDTASK#', 'IDEMP#', 'JOB#'] },
     indexes: ['GSI1', 'GSI3'],
   },
   // Nodes and ports (with their name and MAC uniqueness items), the jobs their actions queue.
   'functions/api/ironic.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'JOB#', 'AGENTS#'] },
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'BMPORT#', 'BMPORTMAC#', 'HOSTCAP#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
     write: {
-      actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'ConditionCheckItem'],
-      partitions: ['IDEMP#', 'NODE#', 'NODENAME#', 'HOSTID#', 'BMPORT#', 'BMPORTMAC#', 'JOB#'],
+      actions: ['ConditionCheckItem', 'DeleteItem', 'PutItem', 'UpdateItem'],
+      partitions: ['BMPORT#', 'BMPORTMAC#', 'HOSTCAP#', 'HOSTID#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'],
     },
-    indexes: ['GSI1', 'GSI3'],
+    indexes: ['GSI1', 'GSI10', 'GSI3', 'GSI5', 'GSI6', 'GSI7', 'GSI8', 'GSI9'],
   },
   // Tokens (the admin token routes), leases read, node actions of the native API.
   'functions/api/native.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'LEASE#'] },
-    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['TOKEN#', 'IDEMP#', 'NODE#', 'NODENAME#', 'JOB#'] },
-    indexes: ['GSI1', 'GSI3'],
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['HOSTCAP#', 'IDEMP#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
+    write: { actions: ['DeleteItem', 'PutItem', 'UpdateItem'], partitions: ['HOSTCAP#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
+    indexes: ['GSI1', 'GSI10', 'GSI3', 'GSI5', 'GSI6', 'GSI7', 'GSI8', 'GSI9'],
   },
   'functions/api/system.ts': undefined,
   // One operation record per step, the cluster's lock and hostset, the host's node, one agent job.
   'functions/workflows/cluster-operations.ts': {
-    read: { actions: ['GetItem'], partitions: ['NODE#', 'NODENAME#', 'COMM#CLUSTER#', 'COMM#HOST#'] },
-    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'JOB#', 'COMM#CLUSTER#'] },
+    read: { actions: ['GetItem'], partitions: ['COMM#CLUSTER#', 'COMM#HOST#', 'HOSTCAP#', 'NODE#', 'NODEADDR#', 'NODENAME#'] },
+    write: { actions: ['DeleteItem', 'PutItem', 'UpdateItem'], partitions: ['COMM#CLUSTER#', 'HOSTCAP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'] },
     indexes: [],
   },
   // Prepare: the task and its subtasks, stored designs; an agent `fetch` job for a design inside a site (and its agents' presence).
   'functions/workflows/drydock-prepare.ts': {
-    read: { actions: ['GetItem', 'Query'], partitions: ['JOB#', 'AGENTS#', 'DDTASK#', 'DDDESIGN#'] },
-    write: { actions: ['PutItem', 'BatchWriteItem'], partitions: ['JOB#', 'DDTASK#'] },
+    read: { actions: ['GetItem', 'Query'], partitions: ['AGENTS#', 'DDDESIGN#', 'DDTASK#', 'JOB#'] },
+    write: { actions: ['BatchWriteItem', 'PutItem'], partitions: ['DDTASK#', 'JOB#'] },
     indexes: [],
   },
   // The later steps: tasks, site slots, boot-action contexts; node registration (nodes, ports) and agent jobs.
   'functions/workflows/drydock-tasks.ts': {
     read: {
-      actions: ['GetItem', 'BatchGetItem', 'Query'],
-      partitions: ['NODE#', 'NODENAME#', 'BMPORT#', 'BMPORTMAC#', 'JOB#', 'AGENTS#', 'DDTASK#', 'DDSITE#', 'DDBANODE#', 'DDBA#'],
+      actions: ['BatchGetItem', 'GetItem', 'Query'],
+      partitions: ['AGENTS#', 'BMPORT#', 'BMPORTMAC#', 'DDBA#', 'DDBANODE#', 'DDSITE#', 'DDTASK#', 'HOSTCAP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'],
     },
     write: {
-      actions: ['PutItem', 'UpdateItem', 'DeleteItem', 'BatchWriteItem', 'ConditionCheckItem'],
-      partitions: ['NODE#', 'NODENAME#', 'HOSTID#', 'BMPORT#', 'BMPORTMAC#', 'JOB#', 'DDTASK#', 'DDSITE#', 'DDBANODE#', 'DDBA#'],
+      actions: ['BatchWriteItem', 'ConditionCheckItem', 'DeleteItem', 'PutItem', 'UpdateItem'],
+      partitions: ['BMPORT#', 'BMPORTMAC#', 'DDBA#', 'DDBANODE#', 'DDSITE#', 'DDTASK#', 'HOSTCAP#', 'HOSTID#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'],
     },
     indexes: ['GSI1', 'GSI2'],
   },
   // A lease's events and reservations, its nodes' calendars, its project's usage, agent jobs.
   'functions/workflows/lease-events.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['NODE#', 'NODENAME#', 'LEASE#'] },
-    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'LEASE#', 'USAGE#', 'JOB#'] },
-    indexes: ['GSI1', 'GSI3'],
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['HOSTCAP#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'USAGE#'] },
+    write: { actions: ['DeleteItem', 'PutItem', 'UpdateItem'], partitions: ['HOSTCAP#', 'JOB#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'USAGE#'] },
+    indexes: ['GSI1', 'GSI3', 'GSI4', 'GSI5'],
   },
   // Due and stale events, calendars it reconciles, agents seen per site (the silent-site metric).
   'functions/workflows/sweeper.ts': {
-    read: { actions: ['GetItem', 'BatchGetItem', 'Query'], partitions: ['NODE#', 'NODENAME#', 'LEASE#', 'AGENTS#'] },
-    write: { actions: ['PutItem', 'UpdateItem', 'DeleteItem'], partitions: ['NODE#', 'NODENAME#', 'LEASE#', 'JOB#'] },
-    indexes: ['GSI1', 'GSI2', 'GSI3'],
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'HOSTCAP#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'USAGE#'] },
+    write: { actions: ['DeleteItem', 'PutItem', 'UpdateItem'], partitions: ['HOSTCAP#', 'JOB#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'USAGE#'] },
+    indexes: ['GSI1', 'GSI10', 'GSI2', 'GSI3', 'GSI4', 'GSI5', 'GSI6', 'GSI7', 'GSI8', 'GSI9'],
   },
 };
 
@@ -203,8 +206,9 @@ export interface SecretGrant {
  */
 export const SECRET_GRANTS: Record<LambdaEntry, SecretGrant | undefined> = {
   // Every secret an agent job carries: BMC passwords, SSH keys, node keys, config drives; container
-  // manager tokens for Commissaire's node registration; a deploy it starts seals its config drive.
-  'functions/api/agent.ts': { seal: ['config-drive'], open: ['bmc-password', 'config-drive', 'node-key', 'ssh-key', 'container-manager-token'] },
+  // manager tokens for Commissaire's node registration. It seals nothing (the lease code that
+  // seals a config drive runs in the sweeper and the lease-event steps).
+  'functions/api/agent.ts': { seal: [], open: ['bmc-password', 'config-drive', 'node-key', 'ssh-key', 'container-manager-token'] },
   // A lease's config drive (slipway:config_drive), sealed when the lease is written.
   'functions/api/blazar.ts': { seal: ['config-drive'], open: [] },
   // The boot-action admin view and the node's own bootdata: node keys only.

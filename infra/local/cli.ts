@@ -137,6 +137,27 @@ ${TARGET_HELP}`,
     run: tokenRevoke,
   },
   {
+    name: 'table backfill',
+    options: ['table', 'region', 'dynamodb-endpoint', 'json'],
+    args: [],
+    summary: 'give records written before the fleet-scale indexes their index entries (once, after upgrading)',
+    help: `Usage: ${PROG} table backfill --table NAME [--region R] [--dynamodb-endpoint URL] [--json]
+
+Writes the index attributes and lookup items that records written by an older release lack:
+every node (host pool, list indexes, address and capability lookups), every lease (the name
+index), and the project task and design lists of Drydock. Run it once after deploying this
+release over an existing table; it is idempotent and safe while the API runs (node writes are
+conditioned on the node's version). A new table (and the local stack's) needs none of it.
+
+Options:
+  --table NAME         the DynamoDB table (required), with your AWS credentials
+  --region R           AWS region of the table [$AWS_REGION, $AWS_DEFAULT_REGION]
+  --dynamodb-endpoint URL
+                       DynamoDB endpoint to use instead of AWS (DynamoDB Local)
+  --json               print the counts as JSON`,
+    run: tableBackfill,
+  },
+  {
     name: 'nodes list',
     options: ['project', 'json', 'api', 'token', 'as-project'],
     args: [],
@@ -417,6 +438,38 @@ async function tokenCreate(v: Values): Promise<void> {
       created.token,
     ].join('\n'),
   );
+}
+
+/** `table backfill`: the one-off index backfills of issue 16, straight on the table. */
+async function tableBackfill(v: Values): Promise<void> {
+  if (!v.table) throw new UsageError('--table needs a table name', 'table backfill');
+  const endpoint = v['dynamodb-endpoint'] ? normalizeUrl(v['dynamodb-endpoint'], '--dynamodb-endpoint') : undefined;
+  const region = v.region ?? envValue('AWS_REGION') ?? envValue('AWS_DEFAULT_REGION') ?? (endpoint ? 'us-east-1' : undefined);
+  if (!region) throw new UsageError('--region is required with --table (or set AWS_REGION)', 'table backfill');
+  // Loaded here only: the SDK is heavy and the API commands do not need it.
+  const [{ makeDynamo }, { backfillNodeIndexes }, { backfillLeaseNames }, { DynamoDrydockRepository }] = await Promise.all([
+    import('#aws/dynamo/client.ts'),
+    import('#aws/dynamo/nodes.ts'),
+    import('#aws/dynamo/leases.ts'),
+    import('#aws/dynamo/drydock.ts'),
+  ]);
+  const d = makeDynamo({ tableName: v.table, region, ...(endpoint ? { endpoint } : {}) });
+  try {
+    const counts = {
+      nodes: await backfillNodeIndexes(d),
+      leases: await backfillLeaseNames(d),
+      drydock_project_records: await new DynamoDrydockRepository(d).backfillProjectLists(),
+    };
+    if (v.json) return printJson(counts);
+    out(`Backfilled DynamoDB table ${v.table} (${endpoint ? `at ${endpoint}` : `in ${region}`}): ${counts.nodes} nodes, ${counts.leases} leases, ${counts.drydock_project_records} Drydock project records`);
+  } catch (err) {
+    const e = err as Error;
+    if (e.name === 'ResourceNotFoundException') throw new CliError(`DynamoDB table ${v.table} not found${endpoint ? ` at ${endpoint}` : ` in ${region}`}`);
+    if (e.name === 'CredentialsProviderError') throw new CliError(`no AWS credentials found (${e.message}); configure them (AWS_PROFILE, aws sso login, ...) and retry`);
+    const code = networkCode(err) ?? (err as { code?: string }).code;
+    if (code === 'ECONNREFUSED') throw new CliError(`DynamoDB is not reachable at ${endpoint ?? `the ${region} endpoint`} (connection refused)`);
+    throw new CliError(`DynamoDB: ${e.name}: ${e.message}`);
+  }
 }
 
 /** The bootstrap path: DynamoDB with the caller's AWS credentials, no API involved. */

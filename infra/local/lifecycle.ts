@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import type { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import { sweepEvents, type SweepResult } from '#core/leases/engine.ts';
+import { healAfterFailedErases } from '#core/leases/heal-sweep.ts';
 import { type EventRunner, type EventScheduler, executionName, type LeaseEventRef, type Notifier } from '#core/leases/lifecycle.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import type { Clock, Ports } from '#core/ports.ts';
@@ -14,7 +15,6 @@ import type { OperationRunner } from '#core/ports.ts';
 import type { TaskRunner } from '#core/drydock/store.ts';
 import { runDrydockStep } from '../../functions/workflows/drydock-tasks.ts';
 import { runDrydockPrepare } from '../../functions/workflows/drydock-prepare.ts';
-import { DRYDOCK_TASK_STATES } from '../workflows/drydock-tasks.ts';
 
 /**
  * Lease timing and the lease-event workflow inside `npm start` (DESIGN.md §8), doing what
@@ -88,6 +88,79 @@ function compile(local: LocalDefinition): Compiled {
   };
 }
 
+/**
+ * Lambda's concurrency, locally: at most `width` Task invocations of one workflow's functions run
+ * at once (on AWS the lease-event function has a reserved concurrency of 25, slipway-function.ts),
+ * and a free slot goes to the oldest execution waiting (started first), not to the Task that asked
+ * first. When many events are due at once (leases cluster on round hours) every execution's first
+ * step arrives before any second step: taken in arrival order, or all at once, every execution
+ * would finish near the end of the burst; oldest first, they finish one after another, as the
+ * first ones would on AWS, while the machine stays as busy. A callback Task holds a slot only
+ * while its function queues the job, not while the agent works.
+ */
+export class TaskSlots {
+  private running = 0;
+  /** Waiting invocations, by execution age then arrival (a small binary heap). */
+  private readonly heap: { rank: number; seq: number; go: () => void }[] = [];
+  private arrivals = 0;
+
+  constructor(readonly width: number) {}
+
+  async run<T>(rank: number, fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.width) await new Promise<void>((go) => this.push({ rank, seq: this.arrivals++, go }));
+    else this.running++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.pop();
+      // The slot passes straight to the next invocation (running stays the same) or is freed.
+      if (next) next.go();
+      else this.running--;
+    }
+  }
+
+  private less(a: { rank: number; seq: number }, b: { rank: number; seq: number }): boolean {
+    return a.rank < b.rank || (a.rank === b.rank && a.seq < b.seq);
+  }
+
+  private push(x: { rank: number; seq: number; go: () => void }): void {
+    const h = this.heap;
+    h.push(x);
+    for (let i = h.length - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!this.less(h[i]!, h[parent]!)) break;
+      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      i = parent;
+    }
+  }
+
+  private pop(): { go: () => void } | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && this.less(h[l]!, h[m]!)) m = l;
+        if (r < h.length && this.less(h[r]!, h[m]!)) m = r;
+        if (m === i) break;
+        [h[i], h[m]] = [h[m]!, h[i]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}
+
+/** The periodic in-process sweep leaves just-due events this long to their timers (SWEEP_GRACE_MS of functions/workflows/sweeper.ts). */
+const PERIODIC_SWEEP_GRACE_MS = 60_000;
+
+/** Task invocations in flight at once per workflow, as the lease-event function's reserved concurrency on AWS. */
+export const LOCAL_TASK_CONCURRENCY = 25;
+
 /** The error an execution fails with when it passes a limit: Step Functions' own for payloads. */
 const limitError = (reason: string) =>
   Object.assign(new Error(`Step Functions limit: ${reason}`), { name: reason.includes('history') ? 'HistoryEventLimitExceeded' : 'States.DataLimitExceeded' });
@@ -113,6 +186,9 @@ export class LocalStateMachineRunner {
   private readonly waiting = new Set<string>();
   private stopped = false;
   private children = 0;
+  /** Executions started so far: an execution's number is its rank for TaskSlots (its children share it). */
+  private started = 0;
+  private readonly slots = new TaskSlots(LOCAL_TASK_CONCURRENCY);
   readonly stats: WorkflowStats = {
     executions: 0,
     skipped: 0,
@@ -138,7 +214,7 @@ export class LocalStateMachineRunner {
     if (this.names.has(name)) return;
     this.names.add(name);
     this.stats.executions++;
-    const run = this.execute(this.compiled, input, name, false);
+    const run = this.execute(this.compiled, input, name, false, this.started++);
     const entry = {
       abort: run.abort,
       done: run.result.then(
@@ -160,7 +236,7 @@ export class LocalStateMachineRunner {
    * child executions, its events counted. The result rejects with the execution's error; it
    * resolves with null when the execution was aborted (the stack stopping).
    */
-  private execute(c: Compiled, input: unknown, name: string, child: boolean): Run {
+  private execute(c: Compiled, input: unknown, name: string, child: boolean, rank: number): Run {
     const kids = new Set<() => void>();
     let aborted = false;
     // Assigned once the handlers (which need the meter, whose callback aborts it) exist.
@@ -176,7 +252,7 @@ export class LocalStateMachineRunner {
     for (const [state, callback] of c.tasks) {
       handlers[state] = async (i) => {
         meter.payload(i, `${state} parameters`);
-        const p = callback ? this.callbackTask(i as Record<string, unknown>, state) : this.spec.step(i, state);
+        const p = callback ? this.callbackTask(i as Record<string, unknown>, state, rank) : this.slots.run(rank, () => this.spec.step(i, state));
         // An execution that timed out, failed or was aborted no longer awaits its Task: its late
         // rejection (the stop fails waiting tokens) must not be an unhandled one.
         p.catch(() => undefined);
@@ -186,7 +262,7 @@ export class LocalStateMachineRunner {
       };
     }
     for (const [stand, { map, compiled }] of c.children) {
-      handlers[stand] = (i) => this.child(compiled, i, `${name}/${map}-${++this.children}`, kids) as Promise<never>;
+      handlers[stand] = (i) => this.child(compiled, i, `${name}/${map}-${++this.children}`, kids, rank) as Promise<never>;
     }
     const started = c.machine.run(input as never, {
       noThrowOnAbort: true,
@@ -216,9 +292,9 @@ export class LocalStateMachineRunner {
   }
 
   /** A distributed Map's item: a child execution; its failure fails the Map (no failure tolerated). */
-  private async child(c: Compiled, input: unknown, name: string, siblings: Set<() => void>): Promise<unknown> {
+  private async child(c: Compiled, input: unknown, name: string, siblings: Set<() => void>, rank: number): Promise<unknown> {
     this.stats.childExecutions++;
-    const run = this.execute(c, input, name, true);
+    const run = this.execute(c, input, name, true, rank);
     siblings.add(run.abort);
     try {
       return await run.result;
@@ -238,11 +314,11 @@ export class LocalStateMachineRunner {
   }
 
   /** The callback task: the function queues its job with a token of ours, then we wait for the answer. */
-  private async callbackTask(input: Record<string, unknown>, state: string): Promise<never> {
+  private async callbackTask(input: Record<string, unknown>, state: string, rank: number): Promise<never> {
     const token = `local-${randomUUID()}`;
     const waiter = this.callbacks.wait(token);
     try {
-      await this.spec.step({ ...(input.Payload as Record<string, unknown>), task_token: token }, state);
+      await this.slots.run(rank, () => this.spec.step({ ...(input.Payload as Record<string, unknown>), task_token: token }, state));
     } catch (err) {
       waiter.promise.catch(() => undefined);
       await this.callbacks.fail(token, 'QueueFailed', (err as Error).message);
@@ -324,21 +400,39 @@ export class LocalOperationRunner implements OperationRunner {
   }
 }
 
+/** The Task states of a definition that invoke function `arn` (as their Resource, or the FunctionName of a lambda:invoke). */
+export function tasksInvoking(asl: Record<string, unknown>, arn: string): Set<string> {
+  const out = new Set<string>();
+  const visit = (d: { States?: Record<string, Record<string, unknown>> }) => {
+    for (const [name, st] of Object.entries(d.States ?? {})) {
+      const params = st.Parameters as { FunctionName?: unknown } | undefined;
+      if (st.Type === 'Task' && (st.Resource === arn || params?.FunctionName === arn)) out.add(name);
+      const inner = (st.ItemProcessor ?? st.Iterator) as typeof d | undefined;
+      if (inner) visit(inner);
+      for (const b of (st.Branches as (typeof d)[] | undefined) ?? []) visit(b);
+    }
+  };
+  visit(asl as typeof asl & { States?: Record<string, Record<string, unknown>> });
+  return out;
+}
+
 /**
- * Drydock tasks locally: the TaskRunner port on a LocalStateMachineRunner. Its Prepare state is
- * bound to Prepare's function, every other Task to the task function, as the definition binds
- * them (`infra/workflows/drydock-tasks.ts`).
+ * Drydock tasks locally: the TaskRunner port on a LocalStateMachineRunner. The Tasks that invoke
+ * Prepare's function (`prepareArn`) are bound to Prepare, every other Task to the task function,
+ * as the definition binds them (`infra/workflows/drydock-tasks.ts`).
  */
 export class LocalTaskRunner implements TaskRunner {
   readonly runner: LocalStateMachineRunner;
 
-  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, functions?: { prepare: StepHandler; tasks: StepHandler }) {
+  constructor(asl: Record<string, unknown>, prepareArn: string, deps: () => Ports, callbacks: LocalTaskCallbacks, functions?: { prepare: StepHandler; tasks: StepHandler }) {
     const prepare = functions?.prepare ?? ((input) => runDrydockPrepare(deps(), input));
     const tasks = functions?.tasks ?? ((input) => runDrydockStep(deps(), input));
+    const prepares = tasksInvoking(asl, prepareArn);
+    if (prepares.size === 0) throw new Error(`the Drydock task definition has no Task invoking ${prepareArn}`);
     this.runner = new LocalStateMachineRunner(
       {
         asl,
-        step: (input, state) => (state === DRYDOCK_TASK_STATES.prepare ? prepare : tasks)(input),
+        step: (input, state) => (prepares.has(state) ? prepare : tasks)(input),
       },
       callbacks,
     );
@@ -431,6 +525,8 @@ export interface LocalLifecycleOptions {
   operationsAsl: Record<string, unknown>;
   /** The Drydock task workflow's ASL. */
   tasksAsl: Record<string, unknown>;
+  /** The function its Prepare Task invokes (`LOCAL_DRYDOCK_PREPARE_FUNCTION_ARN`). */
+  tasksPrepareFunctionArn: string;
   clock: Clock;
   callbacks: LocalTaskCallbacks;
   webhook?: string;
@@ -462,7 +558,7 @@ export class LocalLifecycle {
     });
     this.notifier = new LocalNotifier(opts.webhook);
     this.operations = new LocalOperationRunner(opts.operationsAsl, () => this.requireDeps(), opts.callbacks, opts.functions?.clusterOperations);
-    this.tasks = new LocalTaskRunner(opts.tasksAsl, () => this.requireDeps(), opts.callbacks, opts.functions && { prepare: opts.functions.drydockPrepare, tasks: opts.functions.drydockTasks });
+    this.tasks = new LocalTaskRunner(opts.tasksAsl, opts.tasksPrepareFunctionArn, () => this.requireDeps(), opts.callbacks, opts.functions && { prepare: opts.functions.drydockPrepare, tasks: opts.functions.drydockTasks });
     if (isAdjustable(opts.clock)) opts.clock.onChange(() => this.scheduler.rearmAll());
   }
 
@@ -497,7 +593,9 @@ export class LocalLifecycle {
     if (interrupted.length > 0) log.info('drydock tasks interrupted by the last stop are running again', { tasks: interrupted.length });
     // As the EventBridge rule on AWS: the sweeper function with the rule's event (bundled), or its use-cases in-process.
     const sweeper = this.opts.functions?.sweeper;
-    const tick = sweeper ? () => void sweeper({ time: new Date().toISOString() }).catch((err: Error) => log.error('sweep failed', { error: err.message })) : () => void this.sweep();
+    // In-process, with the grace the sweeper function has on AWS (SWEEP_GRACE_MS, a minute): with 5 s,
+    // a burst of due events still queued for a Task slot (TaskSlots) was started a second time.
+    const tick = sweeper ? () => void sweeper({ time: new Date().toISOString() }).catch((err: Error) => log.error('sweep failed', { error: err.message })) : () => void this.sweep(PERIODIC_SWEEP_GRACE_MS);
     this.sweepTimer = setInterval(tick, this.opts.sweepIntervalMs ?? 60_000);
     this.sweepTimer.unref();
     return result;
@@ -508,7 +606,9 @@ export class LocalLifecycle {
     const deps = this.requireDeps();
     try {
       const result = await sweepEvents(deps, { graceMs });
-      // As on AWS, calendars are reconciled every 15th run.
+      // As on AWS: leases waiting for a node whose erase failed are healed (heal-sweep.ts)…
+      await healAfterFailedErases(deps);
+      // …and calendars are reconciled every 15th run.
       if (++this.sweeps % 15 === 0) await reconcileCalendars(deps);
       return result;
     } catch (err) {

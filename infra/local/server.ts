@@ -13,18 +13,41 @@ import { type FunctionLoader, type LambdaHandler, loadFunction } from './functio
  * API Gateway (most specific template wins, `ANY` after a concrete method); an unmatched
  * path gets API Gateway's own `{"message":"Not Found"}`.
  */
-const compiled = routes.map((r) => ({ ...r, tpl: compileTemplate(r.path) }));
+const compiled = routes.map((r, order) => ({ ...r, order, tpl: compileTemplate(r.path) }));
+type CompiledRoute = (typeof compiled)[number];
 /** API Gateway's payload limit for Lambda integrations. */
 const MAX_BODY = 6 * 1024 * 1024;
 
+/** The first segment of a path (`v1` of `/v1/nodes/x`), where routes are told apart first. */
+const firstSegment = (path: string) => {
+  const end = path.indexOf('/', 1);
+  return end < 0 ? path.slice(1) : path.slice(1, end);
+};
+
+/**
+ * The routes a request can match, by method and first path segment, so that a request tries a
+ * handful of templates instead of all of them (every request did). A template starting with a
+ * parameter is a candidate for any first segment (`*`); `ANY` routes join every method's lists.
+ * Only the candidates change: the choice among them is matchRoute's, as before.
+ */
+const candidates = new Map<string, CompiledRoute[]>();
+for (const r of compiled) {
+  const seg = r.path.startsWith('/{') ? '*' : firstSegment(r.path);
+  const key = `${r.method} ${seg}`;
+  candidates.set(key, [...(candidates.get(key) ?? []), r]);
+}
+
 export function matchRoute(method: string, path: string): { route: RouteSpec; params: Record<string, string> } | undefined {
-  let best: { route: RouteSpec; params: Record<string, string>; score: number } | undefined;
-  for (const r of compiled) {
-    if (r.method !== method && r.method !== 'ANY') continue;
-    const params = r.tpl.match(path);
-    if (!params) continue;
-    const score = r.tpl.specificity * 2 + (r.method === 'ANY' ? 0 : 1);
-    if (!best || score > best.score) best = { route: r, params, score };
+  let best: { route: CompiledRoute; params: Record<string, string>; score: number } | undefined;
+  const seg = firstSegment(path);
+  for (const key of [`${method} ${seg}`, `${method} *`, `ANY ${seg}`, `ANY *`]) {
+    for (const r of candidates.get(key) ?? []) {
+      const params = r.tpl.match(path);
+      if (!params) continue;
+      const score = r.tpl.specificity * 2 + (r.method === 'ANY' ? 0 : 1);
+      // Equal scores: the route listed first wins, as when every route was tried in order.
+      if (!best || score > best.score || (score === best.score && r.order < best.route.order)) best = { route: r, params, score };
+    }
   }
   return best && { route: best.route, params: best.params };
 }
@@ -48,6 +71,8 @@ function lambdaContext(name: string): Context {
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
+  // A request with neither header has no body (RFC 9112 §6.3): most GETs, read without waiting.
+  if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return EMPTY;
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
@@ -57,6 +82,8 @@ async function readBody(req: IncomingMessage): Promise<Buffer | 'too-large'> {
   }
   return Buffer.concat(chunks);
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function isTextual(contentType: string | undefined): boolean {
   return !contentType || /json|text|xml|x-www-form-urlencoded|yaml/i.test(contentType);
@@ -121,11 +148,14 @@ export async function handleRequest(
   }
   const result = await (await fn)(event, lambdaContext(matched.route.fn));
   const outHeaders: Record<string, string> = {};
-  for (const [k, v] of Object.entries(result.headers ?? {})) outHeaders[k] = String(v);
-  const body = result.body === undefined ? Buffer.alloc(0) : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
-  if (!('content-type' in Object.fromEntries(Object.keys(outHeaders).map((k) => [k.toLowerCase(), 1]))) && body.length > 0) {
-    outHeaders['Content-Type'] = 'application/json';
+  let typed = false;
+  for (const [k, v] of Object.entries(result.headers ?? {})) {
+    outHeaders[k] = String(v);
+    typed ||= k.toLowerCase() === 'content-type';
   }
+  // Text goes out as it is (no copy into a Buffer first); base64 is decoded as API Gateway does.
+  const body = result.body === undefined ? '' : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
+  if (!typed && body.length > 0) outHeaders['Content-Type'] = 'application/json';
   res.writeHead(result.statusCode ?? 200, outHeaders);
   res.end(body);
 }

@@ -4,8 +4,8 @@ import { join, resolve } from 'node:path';
 import S3rver from 's3rver';
 import { buildDeps, localCallbacks, setDeps, systemClock } from '#aws/deps.ts';
 import type { Clock } from '#core/ports.ts';
-import { synthClusterOperationsAsl, synthDrydockTasksAsl, synthLeaseEventsAsl } from '../workflows/asl.ts';
 import { LocalLifecycle } from './lifecycle.ts';
+import { synthWorkflowAsls } from './workflow-asl.ts';
 import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
 import { ensureToken } from '#core/identity/tokens.ts';
@@ -151,14 +151,20 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     if (opts.bundled) {
       bundles = await buildLambdaBundles();
       stoppers.push(async () => bundles!.remove());
+      // esbuild's service process keeps the memory of the build (about 340 MiB) until it exits;
+      // nothing else in this process needs it (a later build would start it again).
+      await (await import('esbuild')).stop();
     }
     // A workflow function's bundle, invoked as Step Functions' Lambda task invokes it.
     const bundled = (entry: LambdaEntry, name: string) => async (input: unknown) => invokeLambda(await bundles!.handler<Handler>(entry), input, lambdaContext(name));
+    // The workflow definitions CDK deploys, synthesized now (in a child process: workflow-asl.ts)
+    // and run in-process.
+    const asls = await synthWorkflowAsls({ ...process.env, ...env });
     const lifecycle = new LocalLifecycle({
-      // The workflow definition CDK deploys, synthesized now and run in-process.
-      asl: synthLeaseEventsAsl(),
-      operationsAsl: synthClusterOperationsAsl(),
-      tasksAsl: synthDrydockTasksAsl({ ...process.env, ...env }),
+      asl: asls.leaseEvents,
+      operationsAsl: asls.clusterOperations,
+      tasksAsl: asls.drydockTasks,
+      tasksPrepareFunctionArn: asls.drydockPrepareFunctionArn,
       clock,
       callbacks: localCallbacks,
       webhook: process.env.SLIPWAY_NOTIFY_WEBHOOK || undefined,

@@ -174,8 +174,9 @@ export class LifecycleStack extends Stack {
     })
       .grantTable(props.table)
       .grantSecrets(props.secretsKey);
-    // It needs no notifications: it only starts executions and resets events (no lease.event.* of its own).
     allowLeaseEventStarts(this.sweeperFunction, this.stateMachine.stateMachineArn);
+    // It heals the leases waiting for a node whose erase failed (leases/heal-sweep.ts): `lease.heal`.
+    allowLeaseNotifications(this.sweeperFunction, props.eventBus);
 
     this.sweepRule = new Rule(this, 'SweepEveryMinute', {
       description: 'Slipway: lease-event sweeper',

@@ -21,9 +21,13 @@ import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 /**
  * The lease-event workflow (DESIGN.md §7, upstream-apis.md §4.8): one execution per lease event.
  *
- *   Init → Begin ─run──▶ Act → AgentJobs (distributed Map: one child execution per lane) → Complete → Finish
- *            │ ├─wait─▶ NotYet (Wait) → Begin
- *            │ └─skip─▶ Skipped          any failure after Begin ─Catch─▶ Finish (event ERROR)
+ *   Init → Begin ─run──▶ Act → HasAgentJobs ─lanes─▶ AgentJobs (distributed Map: one child execution per lane)
+ *            │                         └─none──┐          │
+ *            │                                 ▼          ▼
+ *            │                          CompleteNeeded ─end─▶ Complete → Finish
+ *            │                                 └─start, before_end─────▶ Finish
+ *            ├─wait─▶ NotYet (Wait) → Begin
+ *            └─skip─▶ Skipped          any failure after Begin ─Catch─▶ Finish (event ERROR)
  *   per lane, a child execution:
  *     LaneJobs (inline Map, one job at a time): AgentJob (callback job) → JobSucceeded
  *                                                      └─Catch─▶ JobFailed (why; settled or not)
@@ -57,6 +61,9 @@ export const LEASE_EVENT_TASKS = {
   complete: 'Complete',
   finish: 'Finish',
 } as const;
+
+/** The Choice states after Act: whether there are lanes for AgentJobs, whether Complete has work. */
+export const LEASE_EVENT_CHOICES = { hasAgentJobs: 'HasAgentJobs', completeNeeded: 'CompleteNeeded' } as const;
 
 /** A Wait state whose duration Begin decides (a due event of a busy lease, or one a few seconds early). */
 export const LEASE_EVENT_WAIT = 'NotYet';
@@ -157,7 +164,17 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   const skipped = new Succeed(scope, 'Skipped', { comment: 'The event was already taken, is not due, or is gone' });
   const done = new Succeed(scope, 'Done');
 
-  const actChain = act.next(jobs).next(complete).next(finish).next(done);
+  // Most events have no agent work (a start without an image, every before_end) and only the
+  // end has a Complete: those states are skipped rather than run empty. A distributed Map with no
+  // items still starts and ends a Map Run on AWS, and Complete costs an invoke and a lease read.
+  const completeIfNeeded = new Choice(scope, LEASE_EVENT_CHOICES.completeNeeded)
+    .when(Condition.and(Condition.isPresent('$.act.complete'), Condition.booleanEquals('$.act.complete', true)), complete.next(finish).next(done))
+    .otherwise(finish);
+  const actChain = act.next(
+    new Choice(scope, LEASE_EVENT_CHOICES.hasAgentJobs)
+      .when(Condition.isPresent('$.act.lanes[0]'), jobs.next(completeIfNeeded))
+      .otherwise(completeIfNeeded),
+  );
   // Not chained through `.next()`: Begin's result goes to $.begin and Act's to $.act.
   return init.next(
     begin.next(

@@ -51,6 +51,37 @@ export interface KeysetRange {
   before?: string;
 }
 
+/**
+ * A scan of the Blazar host pool for lease allocation (issue 16): every enrolled host, or only
+ * those whose capability `key` equals `value` (as `matches` compares), in id order starting just
+ * after `from` and wrapping around, so that concurrent allocations start at different hosts.
+ */
+export interface HostScan {
+  capability?: { key: string; value: string };
+  from: string;
+  /** Read the nodes from the base table (a retry after a lost race). */
+  consistent: boolean;
+}
+
+/** One page of a HostScan; `cursor` is undefined once the whole pool was read. */
+export interface HostScanPage {
+  nodes: Node[];
+  cursor?: unknown;
+}
+
+/**
+ * A read of the node list in creation order (Ironic's default sort), from one index: every
+ * node, or those with one provision state, driver, resource class, or granted to one project.
+ * `after` is the creation key (`<created_at>#<uuid>`) the page starts after (before, when `desc`).
+ */
+export interface NodeIndexQuery {
+  by: 'all' | 'provision_state' | 'driver' | 'resource_class' | 'lessee';
+  value?: string;
+  after?: string;
+  desc: boolean;
+  limit: number;
+}
+
 export interface NodeRepository {
   /** Creates the node; with `host_id` set it is enrolled in the same transaction. */
   create(node: NodeCreate): Promise<Node>;
@@ -64,6 +95,14 @@ export interface NodeRepository {
   /** Every node; `consistent` re-reads each one from the base table (used when retrying). */
   list(opts?: { consistent?: boolean }): Promise<Node[]>;
   page(range: KeysetRange): Promise<Node[]>;
+  /** The nodes of these ids that exist (any order). */
+  getMany(ids: readonly string[], consistent: boolean): Promise<Node[]>;
+  /** Up to `limit` hosts of a scan after `cursor` (undefined: its start). */
+  scanHosts(q: HostScan, cursor: unknown, limit: number): Promise<HostScanPage>;
+  /** Up to `limit` nodes of a NodeIndexQuery after `cursor`; `cursor` undefined at its end. */
+  listByCreation(q: NodeIndexQuery, cursor: unknown): Promise<{ nodes: Node[]; cursor?: unknown }>;
+  /** Nodes with more addresses or capabilities than their lookup items hold (normally none): lookups read these too. */
+  unindexed(): Promise<Node[]>;
   /** Applies a patch if the node is still at `expectedVersion`; bumps the version. */
   update(id: string, expectedVersion: number, patch: NodePatch): Promise<Node>;
   /** Enrols an existing node as Blazar host `hostId`; fails if it is already enrolled. */
@@ -112,6 +151,8 @@ export interface UsageGuard {
 export interface LeaseRepository {
   get(id: string): Promise<Lease | undefined>;
   list(projectId?: string): Promise<Lease[]>;
+  /** Leases named `name` (of one project, or of all), at most `limit`, by id; names are not unique. */
+  findByName(projectId: string | undefined, name: string, limit: number): Promise<Lease[]>;
   /** A window of the leases of one project (or of all) in id order. */
   page(projectId: string | undefined, range: KeysetRange): Promise<Lease[]>;
   /**

@@ -189,6 +189,8 @@ export const DATA_KEYS: Record<string, string[]> = {
   'DynamoDrydockRepository.purgeTasks': ['DDTASK#'],
   'DynamoLeaseRepository.commit': ['LEASE#'],
   'DynamoLeaseRepository.delete': ['LEASE#'],
+  // One-off backfills for records written before issue 16's indexes (`npm run slipway -- backfill`), in no function.
+  'layers/aws/dynamo/leases.ts:backfillLeaseNames': ['LEASE#'],
 };
 
 /**

@@ -88,7 +88,7 @@ const PARTITIONS = new Set<string>(TABLE_PARTITIONS);
 describe('the table: partitions per function', () => {
   it('knows every partition of the table: each key literal of the adapters is a partition, or an index or sort-key value', () => {
     // Index partitions (GSI1-3) and sort-key prefixes: never a table partition, so never a LeadingKeys value.
-    const notPartitions = ['AGENT#', 'BMPORTS#NODE#', 'BUILD#', 'COMM#', 'DD#', 'DD#BUILD#', 'DD#QUEUE#', 'EVENT#', 'EVENTS#', 'JOBS#', 'LEASES#', 'MSG#', 'OP#', 'PART#', 'RES#'];
+    const notPartitions = ['AGENT#', 'BMPORTS#NODE#', 'BUILD#', 'COMM#', 'DD#', 'DD#BUILD#', 'DD#QUEUE#', 'EVENT#', 'EVENTS#', 'JOBS#', 'LEASENAME#', 'LEASES#', 'MSG#', 'NODES#', 'NODES#DRIVER#', 'NODES#LESSEE#', 'NODES#PS#', 'NODES#RC#', 'OP#', 'PART#', 'RES#'];
     expect([...adapterLiterals()].sort()).toEqual([...TABLE_PARTITIONS, ...notPartitions].sort());
     // No prefix is a prefix of another (a LeadingKeys pattern `NODE#*` must not match `NODENAME#…`).
     for (const a of TABLE_PARTITIONS) for (const b of TABLE_PARTITIONS) if (a !== b) expect(b.startsWith(a), `${a} / ${b}`).toBe(false);

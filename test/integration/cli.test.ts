@@ -4,6 +4,8 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { call, tokenFor, unique } from '../support/api.ts';
 
@@ -342,6 +344,26 @@ describe('slipway CLI', () => {
         roles: ['admin'],
         description: 'bootstrap from the cli test',
       });
+    });
+
+    it('table backfill gives a node written before the list indexes its index entries again', async () => {
+      const name = unique('old-node');
+      const created = await call('POST', '/v1/nodes', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' }, body: { name, driver: 'ipmi', driver_info: { ipmi_address: '10.9.0.77', ipmi_username: 'u', ipmi_password: 'p' } } });
+      expect(created.status, created.text).toBe(201);
+      const listed = async () => ((await call('GET', '/v1/nodes?limit=1000&fields=name', { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).body.nodes as { name: string }[]).some((n) => n.name === name);
+      expect(await listed()).toBe(true);
+      // As an older release wrote it: without the creation-order index the list reads.
+      const doc = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: inject('dynamoEndpoint'), region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }));
+      await doc.send(new UpdateCommand({ TableName: 'slipway', Key: { PK: `NODE#${created.body.uuid}`, SK: 'META' }, UpdateExpression: 'REMOVE GSI6PK, GSI6SK' }));
+      expect(await listed()).toBe(false);
+      const r = await slipway(['table', 'backfill', '--table', 'slipway', '--dynamodb-endpoint', inject('dynamoEndpoint'), '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const counts = JSON.parse(r.stdout);
+      expect(counts.nodes).toBeGreaterThanOrEqual(1);
+      expect(counts).toHaveProperty('leases');
+      expect(counts).toHaveProperty('drydock_project_records');
+      expect(await listed()).toBe(true);
+      expect((await call('DELETE', `/v1/nodes/${created.body.uuid}`, { headers: { 'X-OpenStack-Ironic-API-Version': '1.78' } })).status).toBe(204);
     });
 
     it('fails with a clear message for a missing table, unreachable DynamoDB, or --api with --table', async () => {

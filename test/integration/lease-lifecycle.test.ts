@@ -553,7 +553,8 @@ describe('lease lifecycle', () => {
     const holders = async () => (await allNodes()).filter((n) => n.allocations.some((a: any) => a.lease_id === leaseId)).map((n) => n.name).sort();
     expect(await holders()).toEqual(pool.hosts.map((h) => h.name).sort());
 
-    // The first lease ends; x's erase fails: x goes to maintenance and the waiting lease gets the spare at once.
+    // The first lease ends; x's erase fails: x goes to maintenance, and at the next sweep (every
+    // minute on AWS) the waiting lease gets the spare.
     clock.advanceTo(first.end_date);
     let clean: any;
     await waitFor('the erase job', async () => {
@@ -563,6 +564,9 @@ describe('lease lifecycle', () => {
     expect((await finish(site.token, clean, { status: 'failed', error: 'erasing /dev/sda failed: dd: Input/output error' })).status).toBe(200);
     await leaseStatus(first.id, 'TERMINATED');
     expect(await states(x)).toMatchObject({ provision_state: 'clean failed' });
+    // Not before the sweep: the agent API only records the failure.
+    expect(await holders()).toEqual(pool.hosts.map((h) => h.name).sort());
+    await stack.lifecycle.sweep(0);
     expect(await holders()).toEqual([...pool.hosts.slice(1).map((h) => h.name), spare].sort());
     const healed = await getLease(leaseId);
     expect(healed).toMatchObject({ status: 'PENDING', degraded: false });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { finishJob, type JobKinds } from '../../layers/core/agent/jobs.ts';
-import { JOB_KINDS, onEraseFinished } from '../../layers/core/agent/kinds.ts';
+import { JOB_KINDS } from '../../layers/core/agent/kinds.ts';
+import { onCleanFinished } from '../../layers/core/ironic/clean.ts';
 import type { Job } from '../../layers/core/agent/model.ts';
 import type { Principal } from '../../layers/core/identity/identity.ts';
 import type { Ports } from '../../layers/core/ports.ts';
@@ -49,7 +50,8 @@ describe('JOB_KINDS', () => {
     // A fetch's result moves a Commissaire host on when it was a container manager's call (container-manager.ts).
     for (const kind of ['ssh_investigate', 'ssh_run', 'fetch']) expect(JOB_KINDS[kind]!.onFinished).toBe(onHostJobFinished);
     expect(JOB_KINDS.inspect!.onFinished).toBe(onInspectFinished);
-    expect(JOB_KINDS.clean!.onFinished).toBe(onEraseFinished);
+    // The leases waiting for a node whose erase failed are healed by the sweeper (leases/heal-sweep.ts).
+    expect(JOB_KINDS.clean!.onFinished).toBe(onCleanFinished);
     expect(JOB_KINDS.deploy_node).toEqual({ onClaimed: onDeployClaimed, onFinished: onDeployFinished });
     // Whoever queued these waits for the job itself.
     for (const kind of ['boot_device', 'boot_device_get']) expect(JOB_KINDS[kind]!.onFinished).toBeUndefined();

@@ -1,4 +1,4 @@
-import { GetCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import type { TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConflictError, NotFoundError } from '#core/errors.ts';
 import type { BaremetalPort, BaremetalPortRepository } from '#core/ironic/model.ts';
@@ -15,7 +15,7 @@ const PORTS_INDEX = 'BMPORTS';
 const nodePortsIndex = (nodeId: string) => `BMPORTS#NODE#${nodeId}`;
 
 function toPort(item: Record<string, unknown>): BaremetalPort {
-  const { PK: _p, SK: _s, GSI1PK: _g1, GSI1SK: _g1s, GSI3PK: _g3, GSI3SK: _g3s, entity: _e, ...rest } = item;
+  const { PK: _p, SK: _s, GSI1PK: _g1, GSI1SK: _g1s, GSI3PK: _g3, GSI3SK: _g3s, GSI6PK: _g6, GSI6SK: _g6s, entity: _e, ...rest } = item;
   return rest as unknown as BaremetalPort;
 }
 
@@ -29,6 +29,9 @@ export class DynamoBaremetalPortRepository implements BaremetalPortRepository {
       GSI1SK: port.uuid,
       GSI3PK: PORTS_INDEX,
       GSI3SK: port.uuid,
+      // Creation order, Ironic's default sort: the port list's pages (GSI6 is shared with nodes).
+      GSI6PK: PORTS_INDEX,
+      GSI6SK: `${port.created_at}#${port.uuid}`,
       entity: 'port',
       ...port,
     };
@@ -69,6 +72,22 @@ export class DynamoBaremetalPortRepository implements BaremetalPortRepository {
   async list(): Promise<BaremetalPort[]> {
     const items = await queryAll(this.d, { IndexName: 'GSI3', KeyConditionExpression: 'GSI3PK = :p', ExpressionAttributeValues: { ':p': PORTS_INDEX } });
     return items.map(toPort);
+  }
+
+  async listByCreation(q: { after?: string; desc: boolean; limit: number }, cursor: unknown): Promise<{ ports: BaremetalPort[]; cursor?: unknown }> {
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        IndexName: 'GSI6',
+        KeyConditionExpression: q.after === undefined ? 'GSI6PK = :pk' : `GSI6PK = :pk AND GSI6SK ${q.desc ? '<' : '>'} :after`,
+        ExpressionAttributeValues: { ':pk': PORTS_INDEX, ...(q.after === undefined ? {} : { ':after': q.after }) },
+        ScanIndexForward: !q.desc,
+        // The caller pages on with the cursor; DynamoDB refuses a huge Limit.
+        Limit: Math.min(1000, q.limit),
+        ExclusiveStartKey: cursor as Record<string, unknown> | undefined,
+      }),
+    );
+    return { ports: (res.Items ?? []).map(toPort), ...(res.LastEvaluatedKey ? { cursor: res.LastEvaluatedKey } : {}) };
   }
 
   async listByNode(nodeId: string): Promise<BaremetalPort[]> {

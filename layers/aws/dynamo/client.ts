@@ -1,4 +1,4 @@
-import { DynamoDBClient, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
+import { type AttributeValue, DynamoDBClient, GetItemCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ValidationError } from '#core/errors.ts';
 import { log } from '#core/util/log.ts';
@@ -14,6 +14,15 @@ export interface DynamoSettings {
 export interface Dynamo {
   doc: DynamoDBDocumentClient;
   table: string;
+  /**
+   * The point reads of the hot paths (`getItem`): a plain client over the same connections and
+   * middleware as `doc` that builds its middleware chain once per command type
+   * (`cacheMiddleware`, which the document client refuses), its items unmarshalled here. The SDK
+   * was the largest part of the API process's CPU for `GET /v1/nodes/{uuid}` (issue 16), and
+   * rebuilding and sorting the same chain on every call, twice (document client and client), a
+   * good part of it.
+   */
+  reads: DynamoDBClient;
 }
 
 /**
@@ -40,15 +49,23 @@ type Capacity = { CapacityUnits?: number; ReadCapacityUnits?: number; WriteCapac
 const READS = new Set(['GetItemCommand', 'QueryCommand', 'BatchGetItemCommand', 'ScanCommand', 'TransactGetItemsCommand']);
 
 export function makeDynamo(s: DynamoSettings): Dynamo {
-  const client = traceAwsClient(
-    new DynamoDBClient({
-      // On AWS the SDK finds the region itself (Lambda sets AWS_REGION; the CLI may use a profile).
-      ...(s.region ? { region: s.region } : {}),
-      ...(s.endpoint
-        ? { endpoint: s.endpoint, region: s.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
-        : {}),
-    }),
-  );
+  const config = {
+    // On AWS the SDK finds the region itself (Lambda sets AWS_REGION; the CLI may use a profile).
+    ...(s.region ? { region: s.region } : {}),
+    ...(s.endpoint
+      ? { endpoint: s.endpoint, region: s.region ?? 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' }, maxAttempts: 5 }
+      : {}),
+  };
+  const client = instrument(new DynamoDBClient(config));
+  // Same HTTP handler (one connection pool), same middleware; the chain is built before first use.
+  const reads = instrument(new DynamoDBClient({ ...config, requestHandler: client.config.requestHandler, cacheMiddleware: true }));
+  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return { doc, table: s.tableName, reads };
+}
+
+/** Tracing, the per-process counters and the 400 for values DynamoDB refuses, on a client. */
+function instrument(client: DynamoDBClient): DynamoDBClient {
+  traceAwsClient(client);
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const name = context.commandName ?? 'unknown';
@@ -85,8 +102,56 @@ export function makeDynamo(s: DynamoSettings): Dynamo {
     },
     { step: 'initialize', name: 'slipwayValidation', priority: 'high' },
   );
-  const doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-  return { doc, table: s.tableName };
+  return client;
+}
+
+/**
+ * One item by its key, read consistently (what the document client's GetCommand answers, as
+ * `unmarshall` gives it), or undefined. For the reads every request makes: a node by id, a token
+ * by hash.
+ */
+export async function getItem(d: Dynamo, key: Record<string, string>): Promise<Record<string, unknown> | undefined> {
+  const Key: Record<string, AttributeValue> = {};
+  for (const k in key) Key[k] = { S: key[k]! };
+  const res = await d.reads.send(new GetItemCommand({ TableName: d.table, Key, ConsistentRead: true }));
+  return res.Item ? (fromAttributes(res.Item) as Record<string, unknown>) : undefined;
+}
+
+/**
+ * An AttributeValue map as native values, exactly as @aws-sdk/util-dynamodb's `unmarshall`
+ * converts them with the document client's defaults: numbers as numbers (BigInt beyond the safe
+ * integers), sets as Sets, binaries as Uint8Arrays.
+ */
+function fromAttributes(m: Record<string, AttributeValue>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k in m) out[k] = fromAttribute(m[k]!);
+  return out;
+}
+
+function fromAttribute(v: AttributeValue): unknown {
+  if (v.S !== undefined) return v.S;
+  if (v.N !== undefined) return fromNumber(v.N);
+  if (v.BOOL !== undefined) return Boolean(v.BOOL);
+  if (v.NULL !== undefined) return null;
+  if (v.M !== undefined) return fromAttributes(v.M);
+  if (v.L !== undefined) return v.L.map(fromAttribute);
+  if (v.SS !== undefined) return new Set(v.SS);
+  if (v.NS !== undefined) return new Set(v.NS.map(fromNumber));
+  if (v.B !== undefined) return v.B;
+  if (v.BS !== undefined) return new Set(v.BS);
+  throw new Error(`Unsupported type passed: ${Object.keys(v).join(', ')}`);
+}
+
+function fromNumber(n: string): number | bigint {
+  const x = Number(n);
+  if ((x > Number.MAX_SAFE_INTEGER || x < Number.MIN_SAFE_INTEGER) && Number.isFinite(x)) {
+    try {
+      return BigInt(n);
+    } catch {
+      throw new Error(`${n} can't be converted to BigInt. Set options.wrapNumbers to get string value.`);
+    }
+  }
+  return x;
 }
 
 /** DynamoDB's own refusal of a request's values, directly or as one reason of a transaction. */

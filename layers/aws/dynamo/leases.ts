@@ -1,4 +1,4 @@
-import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
@@ -6,7 +6,7 @@ import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from 
 import type { AllocationChange, KeysetRange, LeaseRepository } from '#core/ports.ts';
 import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
-import { allocationUpdateItem, nodeKey, rewriteCalendar, UpdateBuilder } from './nodes.ts';
+import { allocationUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
 
 /** Key builders for leases and their children (the only place these keys are spelled). */
 export const leasePk = (id: string) => `LEASE#${id}`;
@@ -53,9 +53,19 @@ const listingKeys = (lease: Pick<Lease, 'id' | 'project_id'>, sk: string) => ({
   GSI3SK: `${lease.id}#${sk}`,
 });
 
+/**
+ * Leases by name (issue 16: the `blazar` client resolves a name by listing; `?name=` answers it
+ * from this index): GSI7PK=LEASENAME#<name>, GSI7SK=<project>#<lease id>, on the META row only.
+ * Names are not unique (upstream dropped that in 2017), so this is a lookup, not a constraint;
+ * a rename moves it with the row.
+ */
+export const leaseNamePk = (name: string) => `LEASENAME#${name}`;
+
 function rows(lease: Lease): Row[] {
   const { reservations, events, ...meta } = lease;
-  const out: Row[] = [{ ...leaseMetaKey(lease.id), ...listingKeys(lease, 'META'), entity: 'lease', ...meta }];
+  const out: Row[] = [
+    { ...leaseMetaKey(lease.id), ...listingKeys(lease, 'META'), GSI7PK: leaseNamePk(lease.name), GSI7SK: `${lease.project_id}#${lease.id}`, entity: 'lease', ...meta },
+  ];
   for (const r of reservations) {
     const k = reservationKey(lease.id, r.id);
     out.push({ ...k, ...listingKeys(lease, k.SK), entity: 'reservation', ...r });
@@ -67,7 +77,15 @@ function rows(lease: Lease): Row[] {
   return out;
 }
 
-const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'entity']);
+/**
+ * Every item a new lease is stored as (its rows and its project usage entry): what `commit`
+ * writes for a create, and what `npm run bench` writes in batches to seed 50,000 leases.
+ */
+export function newLeaseItems(lease: Lease): Record<string, unknown>[] {
+  return [...rows(lease), { ...usageEntryKey(lease.project_id, lease.id), entity: 'lease_usage', ...usageEntry(lease) }];
+}
+
+const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'GSI7PK', 'GSI7SK', 'entity']);
 function clean<T>(item: Record<string, unknown>): T {
   return Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as T;
 }
@@ -136,6 +154,21 @@ export class DynamoLeaseRepository implements LeaseRepository {
         : { index: 'GSI1', pkName: 'GSI1PK', skName: 'GSI1SK', pk: projectIndex(projectId), ...range, groups: range.limit },
     );
     return assemble(items);
+  }
+
+  async findByName(projectId: string | undefined, name: string, limit: number): Promise<Lease[]> {
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        IndexName: 'GSI7',
+        KeyConditionExpression: projectId === undefined ? 'GSI7PK = :pk' : 'GSI7PK = :pk AND begins_with(GSI7SK, :project)',
+        ExpressionAttributeValues: { ':pk': leaseNamePk(name), ...(projectId === undefined ? {} : { ':project': `${projectId}#` }) },
+        Limit: limit,
+      }),
+    );
+    // The index holds META rows; each lease is then read whole (one query each, in parallel).
+    const leases = await Promise.all((res.Items ?? []).map((it) => this.get(String(it.id))));
+    return leases.filter((l): l is Lease => l !== undefined && l.name === name).sort((a, b) => a.id.localeCompare(b.id));
   }
 
   async projectUsage(projectId: string): Promise<ProjectUsage> {
@@ -208,8 +241,20 @@ export class DynamoLeaseRepository implements LeaseRepository {
       }
     }
     items.push(...this.usageItems(next, previous, guard));
-    if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) return this.transact(items, nodes);
-    await this.phasedCommit(items, previous, nodes);
+    if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) await this.transact(items, nodes);
+    else await this.phasedCommit(items, previous, nodes);
+    await this.refreshGrants(previous, nodes);
+  }
+
+  /**
+   * The lessee index (GSI10) follows grants: after a write that may have granted (a node added
+   * to a running reservation) or revoked (a started lease's entry removed) a node, its index
+   * attributes are brought up to date. A lease that never started holds no grant: no reads then.
+   */
+  private async refreshGrants(previous: Lease | undefined, nodes: AllocationChange[]): Promise<void> {
+    const started = previous?.reservations.some((r) => r.status !== 'pending') ?? false;
+    const touched = nodes.filter((c) => c.set.some((a) => a.granted_at) || (started && c.remove.length > 0));
+    await Promise.all(touched.map((c) => refreshNodeIndexes(this.d, c.nodeId)));
   }
 
   async delete(previous: Lease, nodes: AllocationChange[]): Promise<void> {
@@ -228,7 +273,10 @@ export class DynamoLeaseRepository implements LeaseRepository {
       // Its usage entry goes with it (no version check: a delete only lowers usage).
       { Delete: { TableName: this.d.table, Key: usageEntryKey(previous.project_id, previous.id) } },
     ];
-    if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) return this.transact(items, nodes);
+    if (items.length + nodes.length <= MAX_TRANSACTION_ITEMS) {
+      await this.transact(items, nodes);
+      return this.refreshGrants(previous, nodes);
+    }
     // Too large for one transaction: the lease goes first, then its calendar entries. A crash in
     // between leaves entries of a deleted lease, which only block nodes (never double-book)
     // until reconcileCalendars drops them.
@@ -398,4 +446,35 @@ export class DynamoLeaseRepository implements LeaseRepository {
     const now = new Date().toISOString();
     await this.send([...leaseItems, ...nodes.map((c) => allocationUpdateItem(this.d.table, c, now))]);
   }
+}
+
+/**
+ * One-off backfill of the lease name index (GSI7) for leases written before issue 16: each
+ * lease's META row gets the attributes its next write would give it. Idempotent. Returns how
+ * many leases it updated.
+ */
+export async function backfillLeaseNames(d: Dynamo): Promise<number> {
+  const items = await queryAll(d, {
+    IndexName: 'GSI3',
+    KeyConditionExpression: 'GSI3PK = :p',
+    FilterExpression: 'SK = :meta AND attribute_not_exists(GSI7PK)',
+    ExpressionAttributeValues: { ':p': ALL_LEASES, ':meta': 'META' },
+  });
+  for (const item of items) {
+    await d.doc
+      .send(
+        new UpdateCommand({
+          TableName: d.table,
+          Key: { PK: item.PK, SK: 'META' },
+          UpdateExpression: 'SET GSI7PK = :pk, GSI7SK = :sk',
+          ConditionExpression: '#name = :name',
+          ExpressionAttributeNames: { '#name': 'name' },
+          ExpressionAttributeValues: { ':pk': leaseNamePk(String(item.name)), ':sk': `${item.project_id}#${item.id}`, ':name': item.name },
+        }),
+      )
+      .catch((err) => {
+        if ((err as Error).name !== 'ConditionalCheckFailedException') throw err; // renamed meanwhile: that write indexed it
+      });
+  }
+  return items.length;
 }

@@ -1,7 +1,7 @@
-import { DeleteCommand, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import type { TokenRecord } from '#core/identity/identity.ts';
 import type { TokenRepository } from '#core/ports.ts';
-import { type Dynamo, queryAll } from './client.ts';
+import { type Dynamo, getItem, queryAll } from './client.ts';
 
 /** Key builders for tokens (the only place these keys are spelled). */
 export const tokenKey = (hash: string) => ({ PK: `TOKEN#${hash}`, SK: 'META' });
@@ -16,8 +16,10 @@ export class DynamoTokenRepository implements TokenRepository {
   constructor(private readonly d: Dynamo) {}
 
   async get(hash: string): Promise<TokenRecord | undefined> {
-    const res = await this.d.doc.send(new GetCommand({ TableName: this.d.table, Key: tokenKey(hash), ConsistentRead: true }));
-    return res.Item ? strip(res.Item) : undefined;
+    // Consistent: a token revoked a moment ago is never read back (the cache in front of this
+    // read, layers/http/token-cache.ts, bounds how long a warm container keeps accepting it).
+    const item = await getItem(this.d, tokenKey(hash));
+    return item ? strip(item) : undefined;
   }
 
   async put(rec: TokenRecord): Promise<void> {

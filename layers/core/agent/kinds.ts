@@ -5,7 +5,6 @@ import { onCleanFinished } from '../ironic/clean.ts';
 import { onDeployClaimed, onDeployFinished } from '../ironic/deploy.ts';
 import { onInspectFinished } from '../ironic/inspect.ts';
 import { onJobFinished } from '../ironic/nodes.ts';
-import { healLeasesOfNode } from '../leases/healing.ts';
 import * as queue from './jobs.ts';
 import type { Job } from './model.ts';
 
@@ -24,9 +23,9 @@ export const JOB_KINDS: queue.JobKinds = {
   // failed (ironic/inspect.ts).
   inspect: { onFinished: onInspectFinished },
   // A cleaning node goes where it was headed (manageable after a manual clean, available after
-  // provide), or clean failed with maintenance on (ironic/clean.ts), and then leases waiting
-  // for it are healed onto other nodes (leases/healing.ts).
-  clean: { onFinished: onEraseFinished },
+  // provide), or clean failed with maintenance on (ironic/clean.ts); the sweeper then heals the
+  // leases waiting for it onto other nodes (leases/heal-sweep.ts).
+  clean: { onFinished: onCleanFinished },
   // The node lock an exclusive vendor method took is released.
   vendor: { onFinished: onJobFinished },
   // Whoever queued these waits for the job itself: the API call (`waitForJob`) or a workflow
@@ -54,9 +53,3 @@ export const claimJobs = (deps: Ports, auth: Principal | undefined, req: queue.C
 /** `POST …/agent/jobs/{job_id}/result`: the job is final, then its kind's handler runs. */
 export const finishJob = (deps: Ports, auth: Principal | undefined, id: string, req: queue.ResultRequest): Promise<Job> =>
   queue.finishJob(deps, auth, id, req, JOB_KINDS);
-
-/** A finished erase: the node's state, then (failed: the node is out of service) the leases waiting for it. */
-export async function onEraseFinished(deps: Ports, job: Job): Promise<void> {
-  await onCleanFinished(deps, job);
-  if (job.status === 'failed' && job.node_id) await healLeasesOfNode(deps, job.node_id);
-}

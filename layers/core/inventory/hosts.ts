@@ -125,9 +125,31 @@ export async function getHost(deps: Ports, auth: Principal | undefined, hostId: 
   return node;
 }
 
+/**
+ * A window of the hosts in node-id order (ours: `GET /v1/os-hosts?limit=&marker=<host id>`;
+ * upstream has no paging, and without `limit` the list stays whole): one page of the host pool.
+ */
+export async function pageHosts(deps: Ports, auth: Principal | undefined, limit: number, marker?: string): Promise<Node[]> {
+  requireAdmin(auth);
+  let from = '!';
+  if (marker !== undefined) from = (await getHost(deps, auth, marker)).id;
+  const page = await deps.nodes.scanHosts({ from, consistent: false }, undefined, limit);
+  return page.nodes;
+}
+
 export async function listHosts(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
   requireAdmin(auth);
-  return (await deps.nodes.list()).filter((n) => n.host_id !== undefined);
+  // The host pool index (enrolled nodes only), not the whole inventory; Blazar's host list has
+  // no paging, so it is read to its end, in id order.
+  const out: Node[] = [];
+  let cursor: unknown;
+  do {
+    // '!' sorts before every id (a key value may not be empty): one pass, no wrap.
+    const page = await deps.nodes.scanHosts({ from: '!', consistent: false }, cursor, 1000);
+    out.push(...page.nodes);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  return out;
 }
 
 /** Property keys that current and future reservations on this node depend on. */

@@ -12,7 +12,26 @@ export const nodeVisible = (who: Principal, n: Node) => isAdmin(who) || grantsOf
 
 export async function listNodes(deps: Ports, auth: Principal | undefined): Promise<Node[]> {
   const who = requireAuth(auth);
-  return (await deps.nodes.list()).filter((n) => nodeVisible(who, n));
+  if (isAdmin(who)) return deps.nodes.list();
+  return grantedNodes(deps, who);
+}
+
+/**
+ * The nodes granted to the caller's project (issue 16): its grants index (GSI10, in creation
+ * order), plus any node granted to two projects at once (indexed for one of them), never the
+ * whole inventory.
+ */
+async function grantedNodes(deps: Ports, who: Principal): Promise<Node[]> {
+  const out: Node[] = [];
+  let cursor: unknown;
+  do {
+    const page = await deps.nodes.listByCreation({ by: 'lessee', value: who.project_id, desc: false, limit: 1000 }, cursor);
+    out.push(...page.nodes);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  const seen = new Set(out.map((n) => n.id));
+  out.push(...(await deps.nodes.unindexed()).filter((n) => !seen.has(n.id)));
+  return out.filter((n) => nodeVisible(who, n));
 }
 
 /**

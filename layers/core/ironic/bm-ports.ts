@@ -10,6 +10,7 @@ import { boundedId, freeFormObject, idProblem } from '../util/bounds.ts';
 import { JsonPatch, patchSteps } from './json-patch.ts';
 import { type BaremetalPort, newPort } from './model.ts';
 import { boolParam, type CollectionPage, collectionPage, collectionQuery, requestedFields, type Scalar } from './collection.ts';
+import { MAX_LIST_READ } from './node-list.ts';
 
 /**
  * Ironic ports (`/v1/ports`, `/v1/nodes/{node}/ports`): a node's NICs by MAC address, which
@@ -153,6 +154,34 @@ export async function createPort(deps: Ports, auth: Principal | undefined, input
   return port;
 }
 
+/**
+ * An admin's page of every port in creation order (issue 16): the marker's port, and the ports
+ * after it read from the creation index until the page is full (filters no index answers,
+ * `pxe_enabled` and `node_uuid`, are applied to what is read: at most MAX_LIST_READ a request).
+ */
+async function portWindow(deps: Ports, q: PortListQuery): Promise<{ ports: BaremetalPort[]; continueAfter?: string }> {
+  const out: BaremetalPort[] = [];
+  let after: string | undefined;
+  if (q.marker !== undefined) {
+    const marker = await deps.bmPorts.get(q.marker);
+    if (!marker) return { ports: [] }; // the collection answers 404 for it
+    out.push(marker);
+    after = `${marker.created_at}#${marker.uuid}`;
+  }
+  const limit = Math.min(q.limit ?? deps.config.ironicMaxLimit, deps.config.ironicMaxLimit);
+  const wanted = (p: BaremetalPort) => q.portgroup === undefined && (q.pxe_enabled === undefined || p.pxe_enabled === q.pxe_enabled) && (q.node_uuid === undefined || p.node_uuid === q.node_uuid);
+  let found = 0;
+  let cursor: unknown;
+  do {
+    const page = await deps.bmPorts.listByCreation({ after, desc: q.sort_dir === 'desc', limit: Math.min(limit + 1, MAX_LIST_READ - out.length) }, cursor);
+    out.push(...page.ports);
+    found += page.ports.filter(wanted).length;
+    cursor = page.cursor;
+  } while (cursor !== undefined && found < limit && out.length < MAX_LIST_READ);
+  // Cut short by the bound: the walk continues after the last port read.
+  return { ports: out, ...(cursor !== undefined && found < limit ? { continueAfter: out.at(-1)!.uuid } : {}) };
+}
+
 export async function listPorts(
   deps: Ports,
   auth: Principal | undefined,
@@ -175,12 +204,18 @@ export async function listPorts(
   }
   const address = q.address === undefined ? undefined : q.address.trim().toLowerCase().replaceAll('-', ':');
   let all: BaremetalPort[];
+  let continueAfter: string | undefined;
   if (onlyNode) all = await deps.bmPorts.listByNode(onlyNode);
   else if (address !== undefined) {
     // By address: the MAC's own item, not a scan (`baremetal port show --address`).
     const port = await deps.bmPorts.getByAddress(address);
     all = port ? [port] : [];
-  } else all = await deps.bmPorts.list();
+  } else if (seen !== 'all') {
+    // A project sees the ports of the nodes granted to it: those nodes' ports, not every port.
+    all = (await Promise.all([...seen].map((id) => deps.bmPorts.listByNode(id)))).flat();
+  } else if ((q.sort_key ?? 'id') === 'id' || q.sort_key === 'created_at') {
+    ({ ports: all, continueAfter } = await portWindow(deps, q));
+  } else all = await deps.bmPorts.list(); // another sort order: no index holds it (README)
   const visible = seen === 'all' ? all : all.filter((p) => seen.has(p.node_uuid));
   const filter = (p: BaremetalPort) =>
     (q.node_uuid === undefined || p.node_uuid === q.node_uuid) &&
@@ -196,7 +231,7 @@ export async function listPorts(
     fields: IRONIC_PORT_FIELDS,
     maxLimit: deps.config.ironicMaxLimit,
     carried: CARRIED,
-  }, detailRoute);
+  }, detailRoute, continueAfter);
 }
 
 /** `PATCH /v1/ports/{port}`: a JSON patch. */

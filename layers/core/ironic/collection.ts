@@ -96,6 +96,11 @@ export function collectionPage<T>(
   raw: Record<string, string | undefined>,
   spec: CollectionSpec<T>,
   detail: boolean,
+  /**
+   * A page read from an index with a bounded amount of work (issue 16) may stop before it is
+   * full: the id of the last item it read, for the `next` link (the walk continues after it).
+   */
+  continueAfter?: string,
 ): CollectionPage<T> {
   if (q.fields !== undefined && (detail || q.detail)) throw new ValidationError("Can't fetch a subset of fields with 'detail' set", 'INVALID_PARAMETER_VALUE');
   const fields = requestedFields(q.fields, spec.fields);
@@ -118,9 +123,10 @@ export function collectionPage<T>(
   const items = (marker ? wanted.filter((i) => order(i, marker) > 0) : wanted).slice(0, limit);
 
   let next: string | undefined;
-  if (items.length > 0 && items.length === limit) {
+  const last = items.length > 0 && items.length === limit ? spec.id(items.at(-1)!) : continueAfter;
+  if (last !== undefined) {
     const args = spec.carried.filter((k) => raw[k] !== undefined).map((k) => `${k}=${encodeURIComponent(raw[k]!)}&`);
-    next = `${args.join('')}limit=${limit}&marker=${spec.id(items.at(-1)!)}`;
+    next = `${args.join('')}limit=${limit}&marker=${last}`;
   }
   return { items, ...(fields ? { fields } : {}), ...(next ? { next } : {}) };
 }

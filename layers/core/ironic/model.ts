@@ -33,6 +33,11 @@ export interface BaremetalPortRepository {
   getByAddress(address: string): Promise<BaremetalPort | undefined>;
   list(): Promise<BaremetalPort[]>;
   listByNode(nodeId: string): Promise<BaremetalPort[]>;
+  /**
+   * Up to `limit` ports in creation order (`<created_at>#<uuid>`) after `after` (before, when
+   * `desc`), continuing from `cursor`; `cursor` undefined at the end (issue 16: a page read).
+   */
+  listByCreation(q: { after?: string; desc: boolean; limit: number }, cursor: unknown): Promise<{ ports: BaremetalPort[]; cursor?: unknown }>;
   /** Writes `next` if the stored port is still at `previous.version`; moves the MAC item when the address changes. */
   update(previous: BaremetalPort, next: BaremetalPort): Promise<void>;
   delete(port: BaremetalPort): Promise<void>;

@@ -4,7 +4,7 @@ import { log } from '../util/log.ts';
 import { causeText } from '../util/step-error.ts';
 import { metric } from '../util/metrics.ts';
 import { healLease } from './healing.ts';
-import { pluginFor } from './host-plugin.ts';
+import { lifecycleFor } from './lifecycles.ts';
 import { executionName, type LeaseEventRef } from './lifecycle.ts';
 import {
   canTransition,
@@ -66,6 +66,44 @@ export function retryWaitSeconds(seconds: number, overdueSeconds: number): numbe
   return Math.max(seconds, Math.min(MAX_RETRY_WAIT_SECONDS, Math.ceil(Math.max(0, overdueSeconds) / 20)));
 }
 
+/**
+ * The ports as one step sees them: a lease or a node read twice within the step is read once
+ * (each caller gets its own copy). A write through the same repository forgets what was read, so
+ * the step still reads its own writes; a change by another writer in between is what the
+ * conditional writes catch, as they did when every read went to the table.
+ */
+export function readOnce(deps: Ports): Ports {
+  return { ...deps, leases: memoizedGets(deps.leases), nodes: memoizedGets(deps.nodes) };
+}
+
+function memoizedGets<R extends { get(id: string): Promise<unknown> }>(repo: R): R {
+  const read = new Map<string, Promise<unknown>>();
+  return new Proxy(repo, {
+    get(target, prop) {
+      const member = Reflect.get(target, prop, target) as unknown;
+      if (typeof member !== 'function') return member;
+      if (prop === 'get') {
+        return async (id: string, ...rest: unknown[]) => {
+          // Any other argument (read options) is not what was memoized: read through.
+          if (rest.length > 0) return member.call(target, id, ...rest);
+          let p = read.get(id);
+          if (!p) {
+            p = member.call(target, id) as Promise<unknown>;
+            read.set(id, p);
+            p.catch(() => read.delete(id));
+          }
+          const value = await p;
+          return value === undefined ? undefined : structuredClone(value);
+        };
+      }
+      return (...args: unknown[]) => {
+        read.clear();
+        return member.apply(target, args);
+      };
+    },
+  });
+}
+
 async function load(deps: Ports, input: EventInput): Promise<{ lease: Lease; event: LeaseEvent } | undefined> {
   const lease = await deps.leases.get(input.lease_id);
   const event = lease?.events.find((e) => e.id === input.event_id);
@@ -83,7 +121,10 @@ function withEvent(lease: Lease, id: string, change: Partial<LeaseEvent>): Lease
  * back-to-back leases at equal times run end before start (upstream bug #1785841) whatever order
  * their triggers fire in. Past the retry window a blocked start runs anyway and fails visibly.
  */
-export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginResult> {
+export async function beginEvent(ports: Ports, input: EventInput): Promise<BeginResult> {
+  // Begin reads the lease, then healing reads it again with its nodes, then the start check
+  // reads those nodes again: one step's reads are made once (readOnce).
+  const deps = readOnce(ports);
   const found = await load(deps, input);
   if (!found) return skip('the lease or event is gone');
   let { lease, event } = found;
@@ -128,7 +169,7 @@ export async function beginEvent(deps: Ports, input: EventInput): Promise<BeginR
   }
   if (event.event_type === 'start_lease' && withinWindow) {
     for (const res of lease.reservations) {
-      const busy = await pluginFor(res.resource_type).startBlocker(deps, lease, res);
+      const busy = await lifecycleFor(res.resource_type).startBlocker(deps, lease, res);
       if (busy) return retry(WAIT_SECONDS, busy);
     }
   }
@@ -207,10 +248,12 @@ export function lanesOf(jobs: readonly AgentJobSpec[]): Lane[] {
 }
 
 export interface ActResult {
-  /** The agent work (one callback job per node), in lanes: the items of the AgentJobs Map. */
+  /** The agent work (one callback job per node), in lanes: the items of the AgentJobs Map (skipped when none). */
   lanes: Lane[];
   /** What the event should record (an unsupported before_end action, a node not powered off), bounded. */
   notes: string[];
+  /** Whether Complete has work for this event (the end: release the nodes); the workflow skips it otherwise. */
+  complete: boolean;
 }
 
 async function running(deps: Ports, input: EventInput): Promise<{ lease: Lease; event: LeaseEvent }> {
@@ -229,7 +272,7 @@ export async function actEvent(deps: Ports, input: EventInput): Promise<ActResul
   const jobs: AgentJobSpec[] = [];
   const notes: string[] = [];
   for (const res of lease.reservations) {
-    const plugin = pluginFor(res.resource_type);
+    const plugin = lifecycleFor(res.resource_type);
     const step =
       event.event_type === 'start_lease'
         ? await plugin.onStart(deps, lease, res)
@@ -239,12 +282,15 @@ export async function actEvent(deps: Ports, input: EventInput): Promise<ActResul
     jobs.push(...step.jobs);
     notes.push(...step.notes);
   }
-  return actResult(jobs, notes);
+  return actResult(jobs, notes, completes(event));
 }
 
+/** Whether Complete does anything for this event (`completeEvent`): only the end has an after-step. */
+const completes = (event: LeaseEvent) => event.event_type === 'end_lease';
+
 /** Act's output from the plugins' jobs and notes: the jobs in lanes, the notes bounded. */
-export function actResult(jobs: readonly AgentJobSpec[], notes: readonly string[]): ActResult {
-  return { lanes: lanesOf(jobs), notes: firstOf(notes, ACT_NOTES_REPORTED, 'notes') };
+export function actResult(jobs: readonly AgentJobSpec[], notes: readonly string[], complete = true): ActResult {
+  return { lanes: lanesOf(jobs), notes: firstOf(notes, ACT_NOTES_REPORTED, 'notes'), complete };
 }
 
 /** AgentJob: queues one job for the site's agent carrying the workflow's task token. */
@@ -252,7 +298,7 @@ export async function queueAgentJob(deps: Ports, input: EventInput & { job: Agen
   const { lease } = await running(deps, input);
   const res = lease.reservations.find((r) => r.id === input.job.reservation_id);
   if (!res) throw new EventGoneError(`Reservation ${input.job.reservation_id} is not part of lease ${lease.id}`);
-  return pluginFor(res.resource_type).queueJob(deps, input.job, input.task_token, res);
+  return lifecycleFor(res.resource_type).queueJob(deps, input.job, input.task_token, res);
 }
 
 /** A lane's record of one job: a failure says why; `note` marks one whose failure settled (see below). */
@@ -278,7 +324,7 @@ export async function jobFailed(deps: Ports, input: EventInput & { job: AgentJob
   const failed = jobOutcome(input.job, input.error);
   const lease = await deps.leases.get(input.lease_id);
   const res = lease?.reservations.find((r) => r.id === input.job.reservation_id);
-  const note = res ? await pluginFor(res.resource_type).settledFailure?.(deps, failed) : undefined;
+  const note = res ? await lifecycleFor(res.resource_type).settledFailure?.(deps, failed) : undefined;
   return jobOutcome(input.job, input.error, note);
 }
 
@@ -315,10 +361,10 @@ export function laneSummary(outcomes: readonly JobOutcome[]): LaneSummary {
 /** Complete: the plugins' action once the agent work is done (end: release the nodes), with the failures the lanes named. */
 export async function completeEvent(deps: Ports, input: EventInput & { results: LaneSummary[] | null }): Promise<void> {
   const { lease, event } = await running(deps, input);
-  if (event.event_type !== 'end_lease') return;
+  if (!completes(event)) return;
   const failures = (input.results ?? []).flatMap((l) => l.failures);
   for (const res of lease.reservations) {
-    await pluginFor(res.resource_type).afterEnd(deps, lease, res, failures.filter((r) => r.reservation_id === res.id));
+    await lifecycleFor(res.resource_type).afterEnd(deps, lease, res, failures.filter((r) => r.reservation_id === res.id));
   }
 }
 

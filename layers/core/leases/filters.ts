@@ -155,3 +155,48 @@ export function matches(r: Requirement | undefined, node: Node): boolean {
   if (!present || value === undefined) return false;
   return compare(r.op, value, r.value);
 }
+
+/**
+ * The capability index (issue 16): a lease whose filter requires `$key == value` reads the hosts
+ * holding that capability instead of the whole pool. The index value is canonical so that the
+ * index finds exactly the hosts `matches` accepts: numbers compare as numbers ("4096" == "4096.0"),
+ * everything else as the exact string; a long value is indexed by its digest (key size bound).
+ */
+const MAX_INDEXED_VALUE_BYTES = 256;
+
+export function capabilityIndexValue(value: string | number | boolean, digest: (s: string) => string): string {
+  const s = String(value);
+  const canon = NUMERIC.test(s.trim()) ? `n:${Number(s)}` : `s:${s}`;
+  return byteLength(canon) > MAX_INDEXED_VALUE_BYTES ? `h:${digest(canon)}` : canon;
+}
+
+/** Columns that are not capabilities of the index (derived from the name, or not a filter value). */
+const UNINDEXED_KEYS: ReadonlySet<string> = new Set(['hypervisor_hostname', 'service_name', 'reservable']);
+
+/** The capabilities a host is indexed under: its facts and extra capabilities, as `hostValue` reads them. */
+export function indexedCapabilities(node: Pick<Node, 'facts' | 'extra'>): [string, string | number][] {
+  const out: [string, string | number][] = [];
+  for (const k of FACT_KEYS) {
+    if (UNINDEXED_KEYS.has(k) || !own(node.facts, k)) continue;
+    const v = (node.facts as Record<string, string | number | undefined | null>)[k];
+    if (v !== undefined && v !== null) out.push([k, v]);
+  }
+  for (const [k, v] of Object.entries(node.extra)) {
+    if (!FACT_KEYS.includes(k) && !UNINDEXED_KEYS.has(k) && v !== undefined && v !== null) out.push([k, v]);
+  }
+  return out;
+}
+
+/**
+ * An equality term every matching host must satisfy (a top-level term, or one of a top-level
+ * `and`), which the capability index can answer; undefined when the filter has none (an `or`,
+ * only ranges, a `null` test, a derived column): the allocator then scans the host pool.
+ */
+export function indexableTerm(r: Requirement | undefined): { key: string; value: string } | undefined {
+  if (!r) return undefined;
+  const terms = r.kind === 'term' ? [r] : r.kind === 'all' ? r.of : [];
+  for (const t of terms) {
+    if (t.kind === 'term' && t.op === '==' && !UNINDEXED_KEYS.has(t.key) && t.value !== 'null') return { key: t.key, value: t.value };
+  }
+  return undefined;
+}

@@ -1,7 +1,9 @@
 import { ConcurrentModificationError, NotEnoughHostsError } from '../errors.ts';
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
+import type { Node } from '../inventory/node.ts';
 import { CalendarPlan } from './calendar.ts';
+import { allocationView } from './candidates.ts';
 import { pluginFor } from './host-plugin.ts';
 import type { Lease, Reservation } from './model.ts';
 import { leaseNotice } from './service.ts';
@@ -50,8 +52,33 @@ async function reallocate(deps: Ports, lease: Lease, losses: string[][], attempt
   const stamp = deps.clock.now().toISOString();
   const start = new Date(lease.start_date);
   const end = new Date(lease.end_date);
-  // The whole inventory, as a create reads it: the replacement must be free in the window.
-  const nodes = await deps.nodes.list({ consistent: attempt > 0 });
+  // The nodes the lease holds and candidates for the lost ones, as a create reads them
+  // (candidates.ts); when some reservation is still short, once more with the whole inventory.
+  const wants = lease.reservations.flatMap((res, i) =>
+    losses[i]!.length === 0
+      ? []
+      : [{ plugin: pluginFor(res.resource_type), req: { params: res.params, start, end, reservationId: res.id, current: res.node_ids, replace: losses[i]!, active: false, config: deps.config, attempt } }],
+  );
+  const view = await allocationView(deps, wants, attempt > 0);
+  let planned = plan(deps, lease, losses, attempt, stamp, view.nodes);
+  if (planned.problems.length > 0 && !view.complete) planned = plan(deps, lease, losses, attempt, stamp, await deps.nodes.list({ consistent: attempt > 0 }));
+  const { names, cal, replaced, problems, reservations } = planned;
+  const degraded = reservations.some((r) => r.missing_resources);
+  const problem = problems.length > 0 ? problems.join('; ') : undefined;
+  if (degraded === lease.degraded && reservations.every((r, i) => r === lease.reservations[i])) return { lease, replaced, problem };
+  const next: Lease = { ...lease, reservations, degraded, version: lease.version + 1, updated_at: stamp };
+  await deps.leases.commit(next, lease, cal.changes());
+  const swaps = replaced.map((r) => ({ ...r, lost: r.lost.map((id) => names.get(id) ?? id), added: r.added.map((id) => names.get(id) ?? id) }));
+  log.info('lease healed', { lease_id: lease.id, replaced: swaps.length, degraded });
+  // Its project hears of it: the lease's machines changed, or it will not start as planned.
+  await notify(deps, 'lease.heal', { ...leaseNotice(next), replaced: swaps, ...(problem ? { status_reason: problem } : {}) });
+  return { lease: next, replaced, problem };
+}
+
+/** The healed reservations planned over `nodes`. */
+function plan(deps: Ports, lease: Lease, losses: string[][], attempt: number, stamp: string, nodes: Node[]) {
+  const start = new Date(lease.start_date);
+  const end = new Date(lease.end_date);
   const names = new Map(nodes.map((n) => [n.id, n.name]));
   const cal = new CalendarPlan(nodes);
   const replaced: Healed['replaced'] = [];
@@ -72,16 +99,7 @@ async function reallocate(deps: Ports, lease: Lease, losses: string[][], attempt
       return res.missing_resources ? res : { ...res, missing_resources: true, updated_at: stamp };
     }
   });
-  const degraded = reservations.some((r) => r.missing_resources);
-  const problem = problems.length > 0 ? problems.join('; ') : undefined;
-  if (degraded === lease.degraded && reservations.every((r, i) => r === lease.reservations[i])) return { lease, replaced, problem };
-  const next: Lease = { ...lease, reservations, degraded, version: lease.version + 1, updated_at: stamp };
-  await deps.leases.commit(next, lease, cal.changes());
-  const swaps = replaced.map((r) => ({ ...r, lost: r.lost.map((id) => names.get(id) ?? id), added: r.added.map((id) => names.get(id) ?? id) }));
-  log.info('lease healed', { lease_id: lease.id, replaced: swaps.length, degraded });
-  // Its project hears of it: the lease's machines changed, or it will not start as planned.
-  await notify(deps, 'lease.heal', { ...leaseNotice(next), replaced: swaps, ...(problem ? { status_reason: problem } : {}) });
-  return { lease: next, replaced, problem };
+  return { names, cal, replaced, problems, reservations };
 }
 
 /**

@@ -1,12 +1,12 @@
 import * as z from '../util/zod.ts';
 import { NotEnoughHostsError, ValidationError } from '../errors.ts';
 import { allocatable, outOfService, overlapping, type Node } from '../inventory/node.ts';
-import { matches, parseRequirements, referencedKeys } from './filters.ts';
+import { indexableTerm, matches, parseRequirements, referencedKeys } from './filters.ts';
 import type { AllocationRequest, ResourcePlugin } from './plugin.ts';
 import { checkConfigDrive, type ConfigDrive, imageRefOf } from '../ironic/deploy.ts';
 import { isSealed, type Sealed, sealedShapeAt } from '../secrets.ts';
 import { byteLength } from '../util/bounds.ts';
-import { hostAfterDeleteActive, hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostSettledFailure, hostStart, hostStartBlocker } from './host-lifecycle.ts';
+import { hostAfterDeleteActive } from './host-lifecycle.ts';
 
 /**
  * `physical:host`: whole bare-metal nodes. Parameters and checks follow upstream-apis.md §4.4,
@@ -148,6 +148,25 @@ export const hostPlugin: ResourcePlugin = {
     return check(r.data);
   },
 
+  wants(req) {
+    const { params, start, end, config } = req;
+    const min = params.min as number;
+    const max = Math.min(params.max as number, req.limit === undefined ? Infinity : Math.max(min, req.current.length, req.limit));
+    const hyp = parseRequirements(params.hypervisor_properties, 'hypervisor_properties');
+    const res = parseRequirements(params.resource_properties, 'resource_properties');
+    const own = new Set([req.reservationId]);
+    const skip = new Set([...req.current, ...(req.replace ?? [])]);
+    const capability = indexableTerm(res) ?? indexableTerm(hyp);
+    return {
+      // As many as `allocate` could add (an update may lose every host it holds to new dates).
+      room: max,
+      fits: (n: Node) =>
+        !skip.has(n.id) && n.host_id !== undefined && n.reservable && allocatable(n) && matches(hyp, n) && matches(res, n) &&
+        overlapping(n, start, end, config.cleaningMinutes, own).length === 0,
+      ...(capability ? { capability } : {}),
+    };
+  },
+
   allocate(req: AllocationRequest): string[] {
     const { params, start, end, config } = req;
     const min = params.min as number;
@@ -255,14 +274,7 @@ export const hostPlugin: ResourcePlugin = {
     return lost.sort();
   },
 
-  startBlocker: hostStartBlocker,
-  onStart: hostStart,
-  onBeforeEnd: hostBeforeEnd,
-  onEnd: hostEnd,
-  queueJob: hostQueueJob,
-  afterEnd: hostAfterEnd,
   afterDeleteActive: hostAfterDeleteActive,
-  settledFailure: hostSettledFailure,
 };
 
 export const PLUGINS: ReadonlyMap<string, ResourcePlugin> = new Map([[hostPlugin.resourceType, hostPlugin]]);

@@ -48,6 +48,12 @@ export interface ResourcePlugin {
   /** Chooses the node ids for the reservation, or throws NotEnoughHostsError. */
   allocate(req: AllocationRequest): string[];
   /**
+   * What `allocate` needs to see (issue 16: read candidates, not the fleet): how many new
+   * resources it would take at most (`room`), which nodes are such candidates (`fits`), and an
+   * equality on a capability that every candidate satisfies (the index to read them from).
+   */
+  wants(req: Omit<AllocationRequest, 'nodes'>): CandidateWant;
+  /**
    * Seals what the validated parameters hold that must not be stored in plain text (a config
    * drive's user data); values already sealed are kept. Called before every lease write.
    */
@@ -60,7 +66,16 @@ export interface ResourcePlugin {
   /** Healing: the reservation's resources that are out of service (a node in maintenance), sorted. */
   lostResources?(deps: Ports, res: Reservation): Promise<string[]>;
 
-  // Lifecycle (the lease-event workflow calls these; each must be safe to run twice).
+  /** After the lease was deleted while running: stop what it ran (best effort, no workflow). */
+  afterDeleteActive(deps: Ports, lease: Lease, res: Reservation): Promise<void>;
+}
+
+/**
+ * What a resource type does over a lease's life: the lease-event workflow calls these (each must
+ * be safe to run twice). Apart from ResourcePlugin, so that the API functions, which only book
+ * and delete, do not carry the start and end code (the Blazar function's bundle budget, issue 12).
+ */
+export interface ResourceLifecycle {
   /** Why the reservation cannot start yet (its resources still held by an earlier lease), else undefined. */
   startBlocker(deps: Ports, lease: Lease, res: Reservation): Promise<string | undefined>;
   /** start_lease: hand the resources to the lease's project. */
@@ -73,14 +88,18 @@ export interface ResourcePlugin {
   queueJob(deps: Ports, job: AgentJobSpec, taskToken: string, res: Reservation): Promise<{ job_id: string }>;
   /** end_lease, second half, once the agent jobs are done or failed: release the resources. */
   afterEnd(deps: Ports, lease: Lease, res: Reservation, results: JobResult[]): Promise<void>;
-  /** After the lease was deleted while running: stop what it ran (best effort, no workflow). */
-  afterDeleteActive(deps: Ports, lease: Lease, res: Reservation): Promise<void>;
   /**
    * A failed agent job of the end whose failure left the resource safely out of the pool (e.g.
    * a node whose erase failed is in maintenance, never leased): the note that replaces the
    * failure, so the lease still terminates. Undefined: it is the end's failure.
    */
   settledFailure?(deps: Ports, result: JobResult): Promise<string | undefined>;
+}
+
+export interface CandidateWant {
+  room: number;
+  fits(node: Node): boolean;
+  capability?: { key: string; value: string };
 }
 
 /** One unit of agent work for a lifecycle step (one node). */

@@ -9,9 +9,11 @@ import {
 } from '../errors.ts';
 import { canSeeProject, isAdmin, type Principal, requireAuth, requireWriter } from '../identity/identity.ts';
 import type { AllocationChange, KeysetRange, Ports } from '../ports.ts';
+import type { Node } from '../inventory/node.ts';
 import { idProblem } from '../util/bounds.ts';
 import { parseBlazarDate, truncateToMinute } from '../util/time.ts';
 import { CalendarPlan } from './calendar.ts';
+import { withAllocationView } from './candidates.ts';
 import { pluginFor } from './host-plugin.ts';
 import { armLease, disarmLease, notify } from './triggers.ts';
 import {
@@ -142,28 +144,37 @@ export async function createLease(deps: Ports, auth: Principal | undefined, inpu
     // cap hold at the moment of the write (see usage.ts).
     const usage = cap === undefined ? undefined : await deps.leases.projectUsage(who.project_id);
     const othersPeak = usage ? peakHosts(usage.entries, start, end, deps.clock.now(), leaseId) : 0;
-    let taken = 0;
-    const cal = new CalendarPlan(await deps.nodes.list({ consistent: attempt > 0 }));
-    const reservations: Reservation[] = plans.map(({ plugin, params }, i) => {
-      const id = reservationIds[i]!;
-      const limit = cap === undefined ? undefined : cap - othersPeak - taken;
-      const nodeIds = plugin.allocate({ params, start, end, nodes: cal.view(), reservationId: id, current: [], active: false, config: deps.config, attempt, limit });
-      taken += nodeIds.length;
-      cal.assign(id, [], nodeIds, { lease_id: leaseId, project_id: who.project_id, start: iso(start), end: iso(end) });
-      return {
-        id,
-        lease_id: leaseId,
-        resource_type: plugin.resourceType,
-        resource_id: id,
-        status: 'pending',
-        missing_resources: false,
-        resources_changed: false,
-        params,
-        node_ids: nodeIds,
-        created_at: created,
-        updated_at: null,
-      };
-    });
+    const plan = (nodes: Node[]) => {
+      let taken = 0;
+      const cal = new CalendarPlan(nodes);
+      const reservations: Reservation[] = plans.map(({ plugin, params }, i) => {
+        const id = reservationIds[i]!;
+        const limit = cap === undefined ? undefined : cap - othersPeak - taken;
+        const nodeIds = plugin.allocate({ params, start, end, nodes: cal.view(), reservationId: id, current: [], active: false, config: deps.config, attempt, limit });
+        taken += nodeIds.length;
+        cal.assign(id, [], nodeIds, { lease_id: leaseId, project_id: who.project_id, start: iso(start), end: iso(end) });
+        return {
+          id,
+          lease_id: leaseId,
+          resource_type: plugin.resourceType,
+          resource_id: id,
+          status: 'pending' as const,
+          missing_resources: false,
+          resources_changed: false,
+          params,
+          node_ids: nodeIds,
+          created_at: created,
+          updated_at: null,
+        };
+      });
+      return { cal, reservations, taken };
+    };
+    // The candidates, not the fleet (candidates.ts); the commit's version checks stay the check.
+    const wants = plans.map(({ plugin, params }, i) => ({
+      plugin,
+      req: { params, start, end, reservationId: reservationIds[i]!, current: [], active: false, config: deps.config, attempt },
+    }));
+    const { cal, reservations, taken } = await withAllocationView(deps, wants, attempt > 0, plan);
     const lease: Lease = {
       id: leaseId,
       name: input.name,
@@ -228,6 +239,20 @@ const clip = (id: string) => (id.length > 64 ? `${id.slice(0, 64)}…` : id);
 export async function listLeases(deps: Ports, auth: Principal | undefined): Promise<Lease[]> {
   const who = requireAuth(auth);
   return deps.leases.list(isAdmin(who) ? undefined : who.project_id);
+}
+
+/** Most leases one name resolves to in a `?name=` list (names are not unique; clients want one). */
+const MAX_NAMED = 100;
+
+/**
+ * The visible leases of one name (`GET /v1/leases?name=`): the name index, not the project's
+ * whole list, which is what the `blazar` client reads to resolve a name.
+ */
+export async function findLeasesByName(deps: Ports, auth: Principal | undefined, name: string): Promise<Lease[]> {
+  const who = requireAuth(auth);
+  // A name no lease can have (over-long, control characters) is not looked up at all.
+  if (name === '' || name.length > 80 || idProblem(name, Number.MAX_SAFE_INTEGER)) return [];
+  return deps.leases.findByName(isAdmin(who) ? undefined : who.project_id, name, MAX_NAMED);
 }
 
 /** A window of the visible leases in id order (paging without reading them all). */
@@ -370,35 +395,54 @@ export async function updateLease(deps: Ports, auth: Principal | undefined, id: 
       const cap = hostCap(deps.config, lease.project_id);
       const usage = cap === undefined ? undefined : await deps.leases.projectUsage(lease.project_id);
       const othersPeak = usage ? peakHosts(usage.entries, start, end, now, lease.id) : 0;
-      let taken = 0;
-      const cal = new CalendarPlan(await deps.nodes.list({ consistent: attempt > 0 }));
-      next.reservations = lease.reservations.map((res) => {
-        const plugin = pluginFor(res.resource_type);
-        const params = changes.get(res.id) ?? res.params;
-        const limit = cap === undefined ? undefined : cap - othersPeak - taken;
-        const nodeIds = plugin.allocate({
-          params,
+      const plan = (nodes: Node[]) => {
+        let taken = 0;
+        const cal = new CalendarPlan(nodes);
+        const reservations = lease.reservations.map((res) => {
+          const plugin = pluginFor(res.resource_type);
+          const params = changes.get(res.id) ?? res.params;
+          const limit = cap === undefined ? undefined : cap - othersPeak - taken;
+          const nodeIds = plugin.allocate({
+            params,
+            start,
+            end,
+            nodes: cal.view(),
+            reservationId: res.id,
+            current: res.node_ids,
+            active: res.status === 'active' || started,
+            config: deps.config,
+            attempt,
+            limit,
+          });
+          taken += nodeIds.length;
+          cal.assign(
+            res.id,
+            res.node_ids,
+            nodeIds,
+            { lease_id: lease.id, project_id: lease.project_id, start: iso(start), end: iso(end) },
+            res.status === 'active' ? stamp : undefined,
+          );
+          const changed = changes.has(res.id) || nodeIds.join() !== res.node_ids.join();
+          return changed ? { ...res, params, node_ids: nodeIds, updated_at: stamp } : res;
+        });
+        return { cal, reservations, taken };
+      };
+      // The nodes it holds and candidates for more, not the fleet (candidates.ts).
+      const wants = lease.reservations.map((res) => ({
+        plugin: pluginFor(res.resource_type),
+        req: {
+          params: changes.get(res.id) ?? res.params,
           start,
           end,
-          nodes: cal.view(),
           reservationId: res.id,
           current: res.node_ids,
           active: res.status === 'active' || started,
           config: deps.config,
           attempt,
-          limit,
-        });
-        taken += nodeIds.length;
-        cal.assign(
-          res.id,
-          res.node_ids,
-          nodeIds,
-          { lease_id: lease.id, project_id: lease.project_id, start: iso(start), end: iso(end) },
-          res.status === 'active' ? stamp : undefined,
-        );
-        const changed = changes.has(res.id) || nodeIds.join() !== res.node_ids.join();
-        return changed ? { ...res, params, node_ids: nodeIds, updated_at: stamp } : res;
-      });
+        },
+      }));
+      const { cal, reservations, taken } = await withAllocationView(deps, wants, attempt > 0, plan);
+      next.reservations = reservations;
       nodeChanges = cal.changes();
       if (cap !== undefined) {
         // Only a change that can raise usage is held to the cap: more hosts, or a wider window.
