@@ -334,6 +334,30 @@ describe('Step Functions limits at 2,000 nodes and 2,000 hosts', () => {
       note(`lease start (deploy), ${N} hosts`, s);
     });
 
+    it('runs the agent-job Map only when Act made lanes, and Complete only when Act asks for it', async () => {
+      const seen = (steps: string[], jobs: number, complete: boolean): Stub => {
+        const inner = leaseStub('clean', jobs);
+        return (i, callbacks) => {
+          steps.push(i.step);
+          if (i.step === 'act') return { ...(inner(i, callbacks) as object), complete };
+          return inner(i, callbacks);
+        };
+      };
+      // A start with no agent work: Begin, Act, Finish; no Map run, no Complete.
+      const start: string[] = [];
+      await run(lease, seen(start, 0, false), { lease_id: uuid(1, 3), event_id: uuid(1, 4) });
+      expect(start).toEqual(['begin', 'act', 'finish']);
+      // An end with two erases: the jobs, then Complete, then Finish.
+      const end: string[] = [];
+      await run(lease, seen(end, 2, true), { lease_id: uuid(1, 3), event_id: uuid(1, 4) });
+      expect(end.filter((x) => x === 'agent_job')).toHaveLength(2);
+      expect(end.slice(-2)).toEqual(['complete', 'finish']);
+      // An end with nothing for the agent still completes (releases the nodes).
+      const quiet: string[] = [];
+      await run(lease, seen(quiet, 0, true), { lease_id: uuid(1, 3), event_id: uuid(1, 4) });
+      expect(quiet).toEqual(['begin', 'act', 'complete', 'finish']);
+    });
+
     it('end with erase: within the limits', async () => {
       const s = await run(lease, leaseStub('clean', N), { lease_id: uuid(1, 3), event_id: uuid(1, 4) });
       within(s);
