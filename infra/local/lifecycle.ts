@@ -606,8 +606,9 @@ export class LocalLifecycle {
     const deps = this.requireDeps();
     try {
       const result = await sweepEvents(deps, { graceMs });
-      // As on AWS: leases waiting for a node whose erase failed are healed (heal-sweep.ts)…
-      await healAfterFailedErases(deps);
+      // As on AWS: leases waiting for a node whose erase failed are healed (heal-sweep.ts), a
+      // failure of which does not hide the sweep's own result…
+      await healAfterFailedErases(deps).catch((err: Error) => log.error('leases of nodes whose erase failed not healed', { error: err.message }));
       // …and calendars are reconciled every 15th run.
       if (++this.sweeps % 15 === 0) await reconcileCalendars(deps);
       return result;

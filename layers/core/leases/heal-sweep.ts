@@ -1,6 +1,6 @@
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
-import { healLeasesOfNode } from './healing.ts';
+import { healLeasesOfNode, leasesWaitingFor } from './healing.ts';
 
 /** Nodes read per sweep at most (a page of the index each): failed erases are few, and the next sweep goes on. */
 const MAX_NODES_PER_SWEEP = 500;
@@ -23,10 +23,9 @@ export async function healAfterFailedErases(deps: Ports): Promise<{ healed_nodes
     const page = await deps.nodes.listByCreation({ by: 'provision_state', value: 'clean failed', desc: false, limit: PAGE }, cursor);
     read += page.nodes.length;
     for (const node of page.nodes) {
-      // Only a node some lease that has not started still counts on (healLeasesOfNode's test, without its read).
-      const waiting = Object.values(node.allocations).some((a) => !a.granted_at && !a.released_at && Date.parse(a.end) > now);
-      if (!waiting) continue;
-      await healLeasesOfNode(deps, node.id);
+      // Only a node some lease that has not started still counts on.
+      if (leasesWaitingFor(node, now).size === 0) continue;
+      await healLeasesOfNode(deps, node);
       healed++;
     }
     cursor = page.cursor;

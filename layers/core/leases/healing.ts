@@ -102,28 +102,27 @@ function plan(deps: Ports, lease: Lease, losses: string[][], attempt: number, st
   return { names, cal, replaced, problems, reservations };
 }
 
+/** The leases not yet started that still count on `node` (its calendar entries for them). */
+export function leasesWaitingFor(node: Node, now: number): Set<string> {
+  return new Set(
+    Object.values(node.allocations)
+      .filter((a) => !a.granted_at && !a.released_at && Date.parse(a.end) > now)
+      .map((a) => a.lease_id),
+  );
+}
+
 /**
  * After a node went out of service: heals every lease not yet started that holds it. Best
- * effort (the starts heal again): a failure is logged, never the caller's.
+ * effort (the starts heal again): a failure is logged, never the caller's. `node` may come from
+ * an index (eventually consistent): each heal reads the lease and the nodes again, and its
+ * transaction is the check.
  */
-export async function healLeasesOfNode(deps: Ports, nodeId: string): Promise<void> {
-  try {
-    const node = await deps.nodes.get(nodeId);
-    if (!node) return;
-    const now = deps.clock.now().getTime();
-    const leaseIds = new Set(
-      Object.values(node.allocations)
-        .filter((a) => !a.granted_at && !a.released_at && Date.parse(a.end) > now)
-        .map((a) => a.lease_id),
-    );
-    for (const id of leaseIds) {
-      try {
-        await healLease(deps, id);
-      } catch (err) {
-        log.error('lease not healed', { lease_id: id, node_id: nodeId, error: (err as Error).name });
-      }
+export async function healLeasesOfNode(deps: Ports, node: Node): Promise<void> {
+  for (const id of leasesWaitingFor(node, deps.clock.now().getTime())) {
+    try {
+      await healLease(deps, id);
+    } catch (err) {
+      log.error('lease not healed', { lease_id: id, node_id: node.id, error: (err as Error).name });
     }
-  } catch (err) {
-    log.error('leases of an out-of-service node not healed', { node_id: nodeId, error: (err as Error).name });
   }
 }
