@@ -21,7 +21,9 @@ import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
 /**
  * The lease-event workflow (DESIGN.md §7, upstream-apis.md §4.8): one execution per lease event.
  *
- *   Init → Begin ─run──▶ Act → HasAgentJobs ─lanes─▶ AgentJobs (distributed Map: one child execution per lane)
+ *   Init → Begin ─done─▶ Done   (an event with no agent work, run whole in Begin's one write)
+ *            │
+ *            ├─run──▶ Act → HasAgentJobs ─lanes─▶ AgentJobs (distributed Map: one child execution per lane)
  *            │                         └─none──┐          │
  *            │                                 ▼          ▼
  *            │                          CompleteNeeded ─end─▶ Complete → Finish
@@ -181,6 +183,8 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
       new Choice(scope, 'Outcome')
         .when(Condition.stringEquals('$.begin.outcome', 'run'), actChain)
         .when(Condition.stringEquals('$.begin.outcome', 'wait'), notYet.next(begin))
+        // A start without agent work, a before_end: Begin ran the whole event (engine.ts runWhole).
+        .when(Condition.stringEquals('$.begin.outcome', 'done'), done)
         .otherwise(skipped),
     ),
   );

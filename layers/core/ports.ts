@@ -26,6 +26,17 @@ export interface TokenRepository {
   revoke(tokenId: string): Promise<boolean>;
 }
 
+/**
+ * A lease start's grant of one node, written in the event's own transaction (engine.ts, an event
+ * run whole): the allocation gets `granted_at`, the node's lessee index follows, on condition that
+ * the node is still the one read (`node.version`) and still holds the allocation.
+ */
+export interface NodeGrant {
+  node: Node;
+  reservation_id: string;
+  granted_at: string;
+}
+
 /** A node's allocation change inside a lease commit, guarded by the node's version. */
 export interface AllocationChange {
   nodeId: string;
@@ -177,7 +188,7 @@ export interface LeaseRepository {
    * status and reservations, in one transaction guarded by the lease version.
    * Throws ConcurrentModificationError when the event or the lease moved.
    */
-  transition(previous: Lease, next: Lease, eventId: string, from: EventStatus): Promise<void>;
+  transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants?: readonly NodeGrant[]): Promise<void>;
   /** `UNDONE` events due at or before `until`, oldest first (before_end → end → start at equal times). */
   dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]>;
   /** Every `UNDONE` event, due or not (the local scheduler arms them at start). */

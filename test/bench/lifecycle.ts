@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -94,8 +94,17 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
     const end = new Date(start.getTime() + 120_000);
     const stats0 = { ...stack.lifecycle.runner.stats };
     dynamoStats.reset();
-    const ids = await Promise.all(
-      Array.from({ length: LEASES }, async (_, i) => (await req('POST', '/v1/leases', { name: `b${i}`, start_date: blazar(start), before_end_date: blazar(beforeEnd), end_date: blazar(end), reservations: res(`life-${String(i).padStart(3, '0')}`) })).lease.id as string),
+    // Sixteen clients at a time (setup, not measured): 500 requests at once would only measure
+    // the local server's queue, and risk the function timeout on a busy machine.
+    const ids: string[] = [];
+    let nextLease = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = nextLease++; i < LEASES; i = nextLease++) {
+          const body = { name: `b${i}`, start_date: blazar(start), before_end_date: blazar(beforeEnd), end_date: blazar(end), reservations: res(`life-${String(i).padStart(3, '0')}`) };
+          ids[i] = (await req('POST', '/v1/leases', body)).lease.id as string;
+        }
+      }),
     );
     const writesCreate = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
     // A lease created after its start would start "now", not on its schedule: the figure would lie.
@@ -109,6 +118,32 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
     };
     process.stdout.write(`  (waiting for ${LEASES} leases to start at ${start.toISOString()} and end two minutes later)\n`);
     dynamoStats.reset();
+    const transitions0 = stack.lifecycle.runner.stats.transitions;
+    // Whose CPU the start burst takes: this process (API, workflows, agent) and DynamoDB Local's JVM.
+    const jvmCpu = () => {
+      try {
+        const f = readFileSync(`/proc/${stack.dynamoPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, clock ticks of 10 ms
+      } catch {
+        return NaN;
+      }
+    };
+    while (Date.now() < start.getTime() - 100) await new Promise((r) => setTimeout(r, 50));
+    const cpu0 = { own: process.cpuUsage(), jvm: jvmCpu() };
+    const calls0 = new Map(dynamoStats.calls);
+    // The start burst alone: calls and transitions from the creates' end to the last ACTIVE.
+    while (reached('ACTIVE').size < LEASES && Date.now() < start.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 100));
+    const startCalls = [...dynamoStats.calls.entries()].map(([k, n]): [string, number] => [k, n - (calls0.get(k) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+    const startTransitions = stack.lifecycle.runner.stats.transitions - transitions0;
+    const own = process.cpuUsage(cpu0.own);
+    record(
+      'start burst: CPU of this process (API, workflows, agent) and of DynamoDB Local, per lease',
+      `${((own.user + own.system) / 1000 / LEASES).toFixed(1)} ms and ${((jvmCpu() - cpu0.jvm) / LEASES).toFixed(1)} ms`,
+    );
+    record(
+      'start events alone: DynamoDB calls and state transitions per lease',
+      `${(startCalls.reduce((a, [, n]) => a + n, 0) / LEASES).toFixed(1)} calls (${startCalls.map(([k, n]) => `${k.replace('Command', '')} ${(n / LEASES).toFixed(1)}`).join(', ')}), ${(startTransitions / LEASES).toFixed(1)} transitions`,
+    );
     while (reached('TERMINATED').size < LEASES && Date.now() < end.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 200));
     await stack.lifecycle.runner.idle();
     const active = reached('ACTIVE');

@@ -312,34 +312,107 @@ describe('lease lifecycle', () => {
     expect(redfish.state(pool.hosts[0]!.name).PowerState).toBe('Off');
   });
 
-  it('takes an event once when ten workflows begin it at the same moment, and finishes it once', async () => {
+  it('takes an event once when ten workflows begin it at the same moment: a start run whole grants once, an end is claimed once and finished once', async () => {
     const member = await tokenFor('member');
     const pool = await hostPool(1);
     const t = clock.now().getTime();
     const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(60, t));
-    const start = lease.events.find((e: any) => e.event_type === 'start_lease');
-    const ref = { lease_id: lease.id, event_id: start.id, event_type: 'start_lease' as const, time: start.time };
-    // This test plays the workflow's steps itself: the event's own trigger is taken away.
-    await stack.lifecycle.scheduler.remove(ref);
-    clock.advanceTo(start.time);
+    const ref = (type: string) => {
+      const e = lease.events.find((x: any) => x.event_type === type);
+      return { lease_id: lease.id, event_id: e.id, event_type: type as 'start_lease', time: e.time as string };
+    };
+    // This test plays the workflow's steps itself: the events' own triggers are taken away.
+    for (const type of ['start_lease', 'before_end_lease', 'end_lease']) await stack.lifecycle.scheduler.remove(ref(type));
     const deps = getDeps();
-    const begins = await Promise.allSettled(Array.from({ length: 10 }, () => beginEvent(deps, ref)));
-    const runs = begins.filter((r) => r.status === 'fulfilled' && r.value.outcome === 'run');
-    expect(runs).toHaveLength(1);
-    // The others saw the event taken, or lost the compare-and-set (the state machine retries those, then sees it taken).
-    for (const r of begins) {
-      if (r.status === 'rejected') expect((r.reason as Error).name).toBe('ConcurrentModificationError');
-      else if (r.value.outcome !== 'run') expect(r.value.outcome).toBe('skip');
-    }
-    expect((await getLease(lease.id)).status).toBe('STARTING');
-    const act = await actEvent(deps, ref);
-    const finishes = await Promise.allSettled(Array.from({ length: 5 }, () => finishEvent(deps, { ...ref, error: {}, act, results: [] })));
+    const outcomes = (results: PromiseSettledResult<{ outcome: string }>[], winner: string) => {
+      expect(results.filter((r) => r.status === 'fulfilled' && r.value.outcome === winner)).toHaveLength(1);
+      // The others saw the event taken, or lost the compare-and-set (the state machine retries those, then sees it taken).
+      for (const r of results) {
+        if (r.status === 'rejected') expect((r.reason as Error).name).toBe('ConcurrentModificationError');
+        else if (r.value.outcome !== winner) expect(r.value.outcome).toBe('skip');
+      }
+    };
+
+    // The start has no agent work: Begin runs it whole, the grant in the event's own write.
+    clock.advanceTo(ref('start_lease').time);
+    outcomes(await Promise.allSettled(Array.from({ length: 10 }, () => beginEvent(deps, ref('start_lease')))), 'done');
+    const started = await getLease(lease.id);
+    expect(started.status).toBe('ACTIVE');
+    expect(started.events.find((e: any) => e.event_type === 'start_lease').status).toBe('DONE');
+    // The lessee's node list follows the grant made in that same write.
+    const mine = await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token });
+    expect(mine.body.nodes.map((n: any) => n.name)).toEqual([pool.hosts[0]!.name]);
+
+    // The end has agent work (a power-off): one Begin claims it, Finish runs once however often it is called.
+    const before = ref('before_end_lease');
+    clock.advanceTo(ref('end_lease').time);
+    if (lease.events.some((e: any) => e.event_type === 'before_end_lease')) expect((await beginEvent(deps, before)).outcome).toBe('done');
+    outcomes(await Promise.allSettled(Array.from({ length: 10 }, () => beginEvent(deps, ref('end_lease')))), 'run');
+    expect((await getLease(lease.id)).status).toBe('TERMINATING');
+    const finishes = await Promise.allSettled(Array.from({ length: 5 }, () => finishEvent(deps, { ...ref('end_lease'), error: {}, act: { notes: [] }, results: [] })));
     expect(finishes.every((f) => f.status === 'fulfilled' && f.value.event_status === 'DONE')).toBe(true);
-    const after = await getLease(lease.id);
-    expect(after.status).toBe('ACTIVE');
-    await waitFor('notice', async () => noticesFor(lease.id, 'lease.event.start_lease').length > 0);
+    expect((await getLease(lease.id)).status).toBe('TERMINATED');
+    await waitFor('notices', async () => noticesFor(lease.id, 'lease.event.end_lease').length > 0);
     await new Promise((r) => setTimeout(r, 300));
     expect(noticesFor(lease.id, 'lease.event.start_lease')).toHaveLength(1);
+    expect(noticesFor(lease.id, 'lease.event.end_lease')).toHaveLength(1);
+  });
+
+  it('grants a start run whole in the same write as the event, or not at all, while bookings of later windows move its node', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
+    const e = lease.events.find((x: any) => x.event_type === 'start_lease');
+    const ref = { lease_id: lease.id, event_id: e.id, event_type: 'start_lease' as const, time: e.time as string };
+    await stack.lifecycle.scheduler.remove(ref);
+    clock.advanceTo(ref.time);
+    const deps = getDeps();
+    // A later lease books the same node between the start's read of it and its write: the node's
+    // version moved, so that write must fail whole (the workflow retries Begin with fresh reads).
+    let booked = false;
+    const racing = {
+      ...deps,
+      nodes: new Proxy(deps.nodes, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop !== 'get') return typeof value === 'function' ? value.bind(target) : value;
+          return async (id: string) => {
+            const node = await target.get(id);
+            if (!booked) {
+              booked = true;
+              await createLease(member.token, pool.filter, blazarIn(60, t), blazarIn(80, t));
+            }
+            return node;
+          };
+        },
+      }),
+    };
+    await expect(beginEvent(racing, ref)).rejects.toThrow(expect.objectContaining({ name: 'ConcurrentModificationError' }));
+    expect(booked).toBe(true);
+    // The lost write wrote nothing: the event is still UNDONE, the lease PENDING, the node not granted.
+    const lost = await getLease(lease.id);
+    expect(lost.status).toBe('PENDING');
+    expect(lost.events.find((x: any) => x.id === e.id).status).toBe('UNDONE');
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
+    // More bookings race the retries; the retries win in the end, as the workflow's would.
+    const bookings = Array.from({ length: 6 }, (_, i) => createLease(member.token, pool.filter, blazarIn(90 + i * 30, t), blazarIn(110 + i * 30, t)));
+    let outcome = '';
+    for (let attempt = 0; attempt < 20 && outcome !== 'done'; attempt++) {
+      try {
+        outcome = (await beginEvent(deps, ref)).outcome;
+      } catch (err) {
+        expect((err as Error).name).toBe('ConcurrentModificationError');
+      }
+    }
+    await Promise.all(bookings);
+    expect(outcome).toBe('done');
+    expect((await getLease(lease.id)).status).toBe('ACTIVE');
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes.map((n: any) => n.name)).toEqual([pool.hosts[0]!.name]);
+    // Every booking kept its window: the grant wrote one allocation's granted_at, nothing else.
+    const node = (await allNodes()).find((n: any) => n.name === pool.hosts[0]!.name);
+    expect(node.allocations).toHaveLength(8);
+    expect(node.allocations.filter((a: any) => a.granted_at).map((a: any) => a.lease_id)).toEqual([lease.id]);
   });
 
   it('lets a client change or delete a lease right after creating it to start now (waits for the start instead of 409)', async () => {

@@ -3,10 +3,10 @@ import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from '#core/leases/usage.ts';
-import type { AllocationChange, KeysetRange, LeaseRepository } from '#core/ports.ts';
+import type { AllocationChange, KeysetRange, LeaseRepository, NodeGrant } from '#core/ports.ts';
 import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
-import { allocationUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
+import { allocationUpdateItem, grantUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
 
 /** Key builders for leases and their children (the only place these keys are spelled). */
 export const leasePk = (id: string) => `LEASE#${id}`;
@@ -284,7 +284,7 @@ export class DynamoLeaseRepository implements LeaseRepository {
     await this.finalize(nodes.map((c) => ({ nodeId: c.nodeId, set: [], remove: c.remove })));
   }
 
-  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus): Promise<void> {
+  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants: readonly NodeGrant[] = []): Promise<void> {
     const before = new Map(rows(previous).map((r) => [r.SK, r]));
     const items: TransactItem[] = [];
     for (const row of rows(next)) {
@@ -315,7 +315,9 @@ export class DynamoLeaseRepository implements LeaseRepository {
         items.push({ Put: { TableName: this.d.table, Item: row } });
       }
     }
-    await this.send(items);
+    // A start run whole grants its nodes in the same write (engine.ts runWhole).
+    const now = new Date().toISOString();
+    await this.send([...items, ...grants.map((g) => grantUpdateItem(this.d.table, g, now))]);
   }
 
   async dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]> {

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
 import { type Allocation, grantsOf, type Node, type NodeCreate, type NodePatch, resourceClassOf } from '#core/inventory/node.ts';
-import type { AllocationChange, HostScan, HostScanPage, KeysetRange, NodeIndexQuery, NodeRepository } from '#core/ports.ts';
+import type { AllocationChange, HostScan, HostScanPage, KeysetRange, NodeGrant, NodeIndexQuery, NodeRepository } from '#core/ports.ts';
 import { capabilityIndexValue, indexedCapabilities } from '#core/leases/filters.ts';
 import { type Dynamo, failedIndexes, getItem, queryAll, translateTransactionError } from './client.ts';
 
@@ -270,6 +270,36 @@ export function allocationUpdateItem(table: string, change: AllocationChange, no
     Update: {
       TableName: table,
       Key: nodeKey(change.nodeId),
+      UpdateExpression: b.expression(),
+      ConditionExpression: condition,
+      ExpressionAttributeNames: b.names,
+      ExpressionAttributeValues: b.values,
+    },
+  };
+}
+
+/**
+ * The transaction item of a lease start's grant (engine.ts, an event run whole): the allocation
+ * gets `granted_at` and the node's index attributes follow (the lessee's list, GSI10), on
+ * condition that the node is the version read — so the index attributes computed from it are
+ * right — and still holds the allocation.
+ */
+export function grantUpdateItem(table: string, g: NodeGrant, now: string): TransactItem {
+  const held = g.node.allocations[g.reservation_id];
+  if (!held) throw new Error(`node ${g.node.id} holds no allocation of reservation ${g.reservation_id}`);
+  const after: Node = { ...g.node, allocations: { ...g.node.allocations, [g.reservation_id]: { ...held, granted_at: g.granted_at } } };
+  const b = new UpdateBuilder();
+  b.set(['allocations', g.reservation_id, 'granted_at'], g.granted_at);
+  b.set(['updated_at'], now);
+  setIndexAttributes(b, g.node, after);
+  b.names['#alloc'] = 'allocations';
+  b.names['#rid'] = g.reservation_id;
+  const condition = `#version = ${b.v(g.node.version)} AND attribute_exists(#alloc.#rid)`;
+  b.bumpVersion();
+  return {
+    Update: {
+      TableName: table,
+      Key: nodeKey(g.node.id),
       UpdateExpression: b.expression(),
       ConditionExpression: condition,
       ExpressionAttributeNames: b.names,

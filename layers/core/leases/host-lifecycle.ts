@@ -7,8 +7,8 @@ import { queueSystemPower, siteOf } from '../ironic/nodes.ts';
 import type { Ports } from '../ports.ts';
 import { isSealed } from '../secrets.ts';
 import { log } from '../util/log.ts';
-import type { Lease, Reservation } from './model.ts';
-import type { AgentJobSpec, JobResult, LifecycleStep } from './plugin.ts';
+import type { EventType, Lease, Reservation } from './model.ts';
+import type { AgentJobSpec, JobResult, LifecycleStep, WholeStep } from './plugin.ts';
 
 /**
  * What `physical:host` does at each lease event (upstream §4.8, "pool membership" read as
@@ -72,6 +72,37 @@ export async function hostStart(deps: Ports, lease: Lease, res: Reservation): Pr
   });
   jobs.sort((x, y) => x.node_id.localeCompare(y.node_id));
   return { jobs, notes };
+}
+
+/**
+ * A start without an image is a grant and nothing else, and every before_end is at most a note:
+ * Begin runs those events whole, one transaction with the lease (engine.ts runWhole).
+ */
+export function hostRunsWhole(eventType: EventType, res: Reservation): boolean {
+  return eventType === 'before_end_lease' || (eventType === 'start_lease' && !res.params['slipway:image']);
+}
+
+/**
+ * The whole start (or before_end) of a reservation: the grants of its nodes, as read (the
+ * transaction's condition is that they are still so, and still hold the allocation). The
+ * checks are hostStart's: a start still blocked past its retry window fails visibly.
+ */
+export async function hostWholeStep(deps: Ports, lease: Lease, res: Reservation, eventType: EventType): Promise<WholeStep> {
+  if (eventType === 'before_end_lease') return { grants: [], notes: (await hostBeforeEnd(deps, lease, res)).notes };
+  if (eventType !== 'start_lease' || res.params['slipway:image']) throw new Error(`A ${eventType} of reservation ${res.id} cannot run whole`);
+  const blocked = await hostStartBlocker(deps, lease, res);
+  if (blocked) throw new Error(`The lease cannot start: ${blocked}`);
+  const granted_at = deps.clock.now().toISOString();
+  const grants: WholeStep['grants'] = [];
+  const missing: string[] = [];
+  for (const id of res.node_ids) {
+    // Already read by the start checks (Begin reads each node once).
+    const node = await deps.nodes.get(id);
+    if (node?.allocations[res.id]) grants.push({ node, reservation_id: res.id, granted_at });
+    else missing.push(id);
+  }
+  if (missing.length > 0) throw new Error(`The lease cannot start: node(s) ${missing.join(', ')} no longer hold its allocation`);
+  return { grants, notes: [] };
 }
 
 export async function hostBeforeEnd(deps: Ports, _lease: Lease, res: Reservation): Promise<LifecycleStep> {

@@ -1,5 +1,15 @@
 import { ValidationError } from '../errors.ts';
-import { hostAfterEnd, hostBeforeEnd, hostEnd, hostQueueJob, hostSettledFailure, hostStart, hostStartBlocker } from './host-lifecycle.ts';
+import {
+  hostAfterEnd,
+  hostBeforeEnd,
+  hostEnd,
+  hostQueueJob,
+  hostRunsWhole,
+  hostSettledFailure,
+  hostStart,
+  hostStartBlocker,
+  hostWholeStep,
+} from './host-lifecycle.ts';
 import type { ResourceLifecycle } from './plugin.ts';
 
 /** The physical hosts' lease lifecycle (host-lifecycle.ts), for the lease-event workflow. */
@@ -11,6 +21,8 @@ const hostLifecycle: ResourceLifecycle = {
   queueJob: hostQueueJob,
   afterEnd: hostAfterEnd,
   settledFailure: hostSettledFailure,
+  runsWhole: hostRunsWhole,
+  wholeStep: hostWholeStep,
 };
 
 const LIFECYCLES: ReadonlyMap<string, ResourceLifecycle> = new Map([['physical:host', hostLifecycle]]);

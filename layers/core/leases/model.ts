@@ -41,7 +41,8 @@ export const RESERVATION_TRANSITIONS: Record<ReservationStatus, readonly Reserva
 export type EventStatus = 'UNDONE' | 'IN_PROGRESS' | 'DONE' | 'ERROR';
 export const EVENT_TRANSITIONS: Record<EventStatus, readonly EventStatus[]> = {
   // ERROR directly when it can never run (e.g. the start of a lease that is already in ERROR).
-  UNDONE: ['IN_PROGRESS', 'ERROR'],
+  // DONE or ERROR directly too for an event Begin runs whole (no agent work: engine.ts runWhole).
+  UNDONE: ['IN_PROGRESS', 'DONE', 'ERROR'],
   // Back to UNDONE only when its execution died (a stopped local stack): the actions are idempotent.
   IN_PROGRESS: ['DONE', 'ERROR', 'UNDONE'],
   DONE: ['UNDONE'], // a prolonged lease re-arms its before_end event

@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import type { Node } from '../inventory/node.ts';
-import type { Ports } from '../ports.ts';
-import type { Lease, Reservation } from './model.ts';
+import type { NodeGrant, Ports } from '../ports.ts';
+import type { EventType, Lease, Reservation } from './model.ts';
 
 /**
  * The contract between the lease engine and a reservable resource type (Blazar's
@@ -94,6 +94,20 @@ export interface ResourceLifecycle {
    * failure, so the lease still terminates. Undefined: it is the end's failure.
    */
   settledFailure?(deps: Ports, result: JobResult): Promise<string | undefined>;
+  /**
+   * Whether the event's action for the reservation is writes only (no agent work, no Complete),
+   * so that Begin may run the whole event in one transaction (`wholeStep`, engine.ts runWhole):
+   * a start without an image, every before_end. False (or absent): the workflow's Act runs it.
+   */
+  runsWhole?(eventType: EventType, res: Reservation): boolean;
+  /** The action of an event that `runsWhole`: the grants its transaction writes, and its notes. Throws to fail the event. */
+  wholeStep?(deps: Ports, lease: Lease, res: Reservation, eventType: EventType): Promise<WholeStep>;
+}
+
+/** What an event run whole writes besides the lease (its grants), and what it notes. */
+export interface WholeStep {
+  grants: NodeGrant[];
+  notes: string[];
 }
 
 export interface CandidateWant {
