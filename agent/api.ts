@@ -2,6 +2,11 @@
  * The agent's client of the job API. Network failures are `ApiUnavailableError` (the loop
  * backs off and reconnects); answers of 4xx/5xx are `ApiError` with the server's message.
  */
+import { createRequire } from 'node:module';
+
+/** `slipway-agent/<version>`: the control plane records each agent's version with its last contact (`GET /v1.1/{p}/sites`). */
+export const USER_AGENT = `slipway-agent/${(createRequire(import.meta.url)('../package.json') as { version: string }).version}`;
+
 export interface ClaimedJob {
   id: string;
   kind: string;
@@ -33,7 +38,7 @@ export class AgentApi {
     try {
       res = await fetch(`${this.baseUrl.replace(/\/$/, '')}/api/v1.0/agent${path}`, {
         method: 'POST',
-        headers: { 'X-Auth-Token': this.token, 'Content-Type': 'application/json', 'User-Agent': 'slipway-agent' },
+        headers: { 'X-Auth-Token': this.token, 'Content-Type': 'application/json', 'User-Agent': USER_AGENT },
         body: JSON.stringify(body),
         signal: cancel ? AbortSignal.any([cancel, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
       });

@@ -377,12 +377,12 @@ async function deployNode(payload: JobPayload & DeployPayload, driver: BmcDriver
     const url = payload.image_url;
     // The policy first: a URL the agent may not fetch is refused whatever else the job says.
     if (!executors.images?.allowsUrl(url)) {
-      if (!executors.netboot || !executors.images) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB.deploy} nodes (see README, "Machines")`);
+      if (!executors.netboot || !executors.images) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB.deploy} nodes (see docs/machines.md)`);
       throw new UnableError(`cannot deploy node ${nodeId}: image URL ${displayUrl(url)} is not allowed by this agent (netboot.image_url_prefixes)`);
     }
     const sha256 = payload.image_sha256;
     if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) throw new UnableError(`cannot deploy node ${nodeId}: an image URL needs its sha256 (instance_info image_checksum)`);
-    if (!executors.netboot) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB.deploy} nodes (see README, "Machines")`);
+    if (!executors.netboot) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB.deploy} nodes (see docs/machines.md)`);
     return imageDeploy(payload, { kind: 'url', url, sha256 }, driver, executors.netboot, executors.images, executors);
   }
   if (image !== undefined && executors.netboot && executors.images?.has(image)) return imageDeploy(payload, { kind: 'catalog', name: image }, driver, executors.netboot, executors.images, executors);
@@ -544,7 +544,7 @@ async function bootIntoRamdisk<S extends RamdiskStep, T>(
   finish: (result: StepResult<S>) => Promise<T>,
   deploy?: DeployOptions,
 ): Promise<T> {
-  if (!netboot) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB[step]} nodes (see README, "Machines")`);
+  if (!netboot) throw new UnableError(`this agent has no netboot section in its config: it cannot ${STEP_VERB[step]} nodes (see docs/machines.md)`);
   const seconds = target.timeout_seconds ?? DEFAULT_TIMEOUT_SECONDS[step];
   const registration =
     step === 'deploy' ? await netboot.register(target.macs, 'deploy', deploy!) : await netboot.register(target.macs, step as 'inspect' | 'clean');

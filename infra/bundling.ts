@@ -14,7 +14,7 @@ import type { BuildOptions } from 'esbuild';
 export const ESM_REQUIRE_BANNER = "import { createRequire } from 'module';const require = createRequire(import.meta.url);";
 
 /**
- * The AWS SDK v3 is taken from the nodejs24.x runtime, not bundled (README "Bundles and the AWS
+ * The AWS SDK v3 is taken from the nodejs24.x runtime, not bundled (docs/bundles.md "Bundles and the AWS
  * SDK"): the DynamoDB client alone bundles to more than the 150 kB a function may weigh.
  * Locally the same imports resolve to the pinned packages in node_modules.
  */
@@ -41,7 +41,7 @@ export const LAMBDA_BUNDLING = {
   banner: ESM_REQUIRE_BANNER,
   external: SDK_EXTERNAL,
   /**
-   * No source maps in the package (README "Bundles and the AWS SDK"): they weigh twice the code,
+   * No source maps in the package (docs/bundles.md): they weigh twice the code,
    * and `--enable-source-maps` makes Node read them at every cold start. `npm run bundles` builds
    * the same bytes with a map beside them, to read a minified stack trace offline.
    */
@@ -54,7 +54,9 @@ export const LAMBDA_ENTRIES = [
   'functions/api/blazar.ts',
   'functions/api/bootactions.ts',
   'functions/api/commissaire.ts',
+  'functions/api/console.ts',
   'functions/api/drydock.ts',
+  'functions/api/identity.ts',
   'functions/api/ironic.ts',
   'functions/api/native.ts',
   'functions/api/system.ts',

@@ -7,8 +7,8 @@
  * unknown path or a wrong method is answered by the surface in its own error format (API
  * Gateway's own 404 body would break the upstream clients' error handling).
  */
-export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire' | 'bootactions' | 'drydock';
-export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
+export type FunctionName = 'system' | 'blazar' | 'native' | 'agent' | 'ironic' | 'commissaire' | 'bootactions' | 'drydock' | 'identity' | 'console';
+export type Method = 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE' | 'ANY';
 
 export interface RouteSpec {
   method: Method;
@@ -28,6 +28,29 @@ interface SurfaceDef {
 }
 
 const SURFACES: SurfaceDef[] = [
+  {
+    // Keystone v3 sign-in (issue 15): discovery and sign-in need no token (the credentials are in
+    // the body).
+    fn: 'identity',
+    jsonSuffix: false,
+    routes: [
+      ['GET', '/v3', 'none'],
+      ['POST', '/v3/auth/tokens', 'none'],
+      ['GET', '/v3/auth/tokens'],
+      // keystoneauth's check_token; a route of its own (HEAD does not match a GET route).
+      ['HEAD', '/v3/auth/tokens'],
+      ['DELETE', '/v3/auth/tokens'],
+      ['GET', '/v3/users'],
+      ['POST', '/v3/users'],
+      ['GET', '/v3/users/{user_id}'],
+      ['DELETE', '/v3/users/{user_id}'],
+      ['GET', '/v3/users/{user_id}/application_credentials'],
+      ['POST', '/v3/users/{user_id}/application_credentials'],
+      ['GET', '/v3/users/{user_id}/application_credentials/{application_credential_id}'],
+      ['DELETE', '/v3/users/{user_id}/application_credentials/{application_credential_id}'],
+    ],
+    catchAll: ['/v3/{proxy+}'],
+  },
   {
     fn: 'blazar',
     jsonSuffix: true,
@@ -60,6 +83,7 @@ const SURFACES: SurfaceDef[] = [
       ['GET', '/v1.1/{project_id}/tokens'],
       ['POST', '/v1.1/{project_id}/tokens'],
       ['DELETE', '/v1.1/{project_id}/tokens/{token_id}'],
+      ['GET', '/v1.1/{project_id}/sites'],
     ],
     catchAll: ['/v1.1/{proxy+}'],
   },
@@ -226,6 +250,12 @@ function expand(def: SurfaceDef): RouteSpec[] {
 
 export const routes: RouteSpec[] = [
   { method: 'GET', path: '/healthz', fn: 'system', auth: 'none' },
+  // The OpenAPI document of all of the above (infra/openapi.ts), for anyone: it holds no data.
+  { method: 'GET', path: '/openapi.json', fn: 'system', auth: 'none' },
+  // The web console (functions/api/console.ts): its page and its two hashed files, public; what
+  // they show comes from the API with the token the user signs in for.
+  { method: 'GET', path: '/console', fn: 'console', auth: 'none' },
+  { method: 'GET', path: '/console/{proxy+}', fn: 'console', auth: 'none' },
   ...SURFACES.flatMap(expand),
 ];
 

@@ -36,6 +36,7 @@ if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>
   log "not a Debian system: cannot check packages. The tests need java (17+), npm, pgrep, ipmi_sim and"
   log "ipmitool (OpenIPMI), redfishtool, openssl, /usr/sbin/sshd (OpenSSH), wget, curl, tar and the"
   log "Python clients python-blazarclient, python-saharaclient and python-ironicclient for /usr/bin/python3."
+  log "The web console's browser test needs Chromium at /usr/bin/chromium."
   exit 0
 fi
 
@@ -54,6 +55,9 @@ if [ -z "$start_only" ]; then
   for pkg in procps openipmi ipmitool redfishtool openssl python3-blazarclient python3-saharaclient python3-ironicclient wget curl tar; do
     installed "$pkg" || missing+=("$pkg")
   done
+  # `openstack` (Keystone sign-in with clouds.yaml, test/contract/keystone.test.ts; its
+  # reservation and baremetal commands come from the two client packages above).
+  installed python3-openstackclient || missing+=(python3-openstackclient)
   # The SSH agent tests start their own sshd (test/support/sshd.ts) on loopback; the package's
   # system service is not wanted and is kept from starting below.
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
@@ -64,6 +68,9 @@ if [ -z "$start_only" ]; then
   for pkg in qemu-system-x86 ipxe-qemu linux-image-cloud-amd64 busybox-static e2fsprogs socat cpio dnsmasq; do
     installed "$pkg" || missing+=("$pkg")
   done
+  # The web console's browser test (test/ui/): Debian's headless Chromium, driven by
+  # playwright-core, which downloads no browser of its own.
+  installed chromium || missing+=(chromium)
 fi
 
 if [ "${#missing[@]}" -eq 0 ]; then

@@ -1,5 +1,6 @@
 import { getDeps } from '#aws/roots/agent.ts';
 import {
+  agentVersion,
   ClaimRequest,
   getJob,
   HeartbeatRequest,
@@ -21,13 +22,13 @@ import { parseWith } from '#http/validate.ts';
 export const handler = surface(
   { style: 'drydock', jsonSuffix: false, roles: ['agent'] },
   {
-    'POST /api/v1.0/agent/jobs/claim': async ({ deps, auth, body }) =>
-      ok({ jobs: (await claimJobs(deps, auth, parseWith(ClaimRequest, body))).map(jobView) }),
+    'POST /api/v1.0/agent/jobs/claim': async ({ deps, auth, body, headers }) =>
+      ok({ jobs: (await claimJobs(deps, auth, parseWith(ClaimRequest, body), agentVersion(headers['user-agent']))).map(jobView) }),
     // Anyone of the site may look; only the claim holder knows the claim token.
     'GET /api/v1.0/agent/jobs/{job_id}': async ({ deps, auth, path }) =>
       ok({ job: { ...jobView(await getJob(deps, auth, path.job_id!)), claim_token: null } }),
-    'POST /api/v1.0/agent/jobs/{job_id}/heartbeat': async ({ deps, auth, path, body }) =>
-      ok({ job: jobView(await heartbeatJob(deps, auth, path.job_id!, parseWith(HeartbeatRequest, body))) }),
+    'POST /api/v1.0/agent/jobs/{job_id}/heartbeat': async ({ deps, auth, path, body, headers }) =>
+      ok({ job: jobView(await heartbeatJob(deps, auth, path.job_id!, parseWith(HeartbeatRequest, body), agentVersion(headers['user-agent']))) }),
     'POST /api/v1.0/agent/jobs/{job_id}/release': async ({ deps, auth, path, body }) =>
       ok({ job: jobView(await releaseJob(deps, auth, path.job_id!, parseWith(ReleaseRequest, body))) }),
     'POST /api/v1.0/agent/jobs/{job_id}/result': async ({ deps, auth, path, body }) =>

@@ -30,6 +30,7 @@ import {
   putNetwork,
 } from '#core/commissaire/networks.ts';
 import { pageLinks } from '#core/util/list-window.ts';
+import { basicUsers } from '#http/basic-users.ts';
 import { created, ok, type RouteHandler, surface } from '#http/surface.ts';
 import { parseWith } from '#http/validate.ts';
 import { commissaireCluster, commissaireDefinition, commissaireHost, commissaireHostStatus, commissaireOperation } from './views/commissaire.ts';
@@ -37,7 +38,9 @@ import { commissaireCluster, commissaireDefinition, commissaireHost, commissaire
 /**
  * Commissaire `/api/v0` (upstream-apis.md §2, client-contracts.md §5): GET 200, PUT 201 (the two
  * membership adds 200), DELETE 200 `[]`; errors are the bare reason phrase as text/html, and
- * missing or bad credentials 403. Every route also answers with a trailing slash.
+ * missing or bad credentials 403. Every route also answers with a trailing slash. `Basic
+ * user:password` signs in a Slipway user, as upstream's htpasswd backend (a token as the
+ * password works too).
  */
 const deleted = () => ok([]);
 
@@ -52,7 +55,7 @@ function operationRoutes(kind: 'deploy' | 'upgrade' | 'restart'): Record<string,
 }
 
 export const handler = surface(
-  { style: 'commissaire', jsonSuffix: false, trailingSlash: true },
+  { style: 'commissaire', jsonSuffix: false, trailingSlash: true, basicUsers },
   {
     'GET /api/v0/clusters': async ({ deps, auth }) => ok(await listClusterNames(deps, auth)),
     'GET /api/v0/cluster/{name}': async ({ deps, auth, path }) => ok(commissaireCluster(await getCluster(deps, auth, path.name!))),

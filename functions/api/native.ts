@@ -1,5 +1,6 @@
 import { getDeps } from '#aws/roots/native.ts';
 import { UnauthorizedError } from '#core/errors.ts';
+import { listSites } from '#core/agent/sites.ts';
 import { createToken, listTokens, revokeToken, TokenCreate, tokenView } from '#core/identity/tokens.ts';
 import { getNode, listNodes, nodePager } from '#core/inventory/nodes.ts';
 import { getLease, leaseVisible, listLeases, pageLeases } from '#core/leases/service.ts';
@@ -51,6 +52,8 @@ export const handler = surface(
       tokenCache.clear();
       return noContent();
     },
+    // Every site with its agents' last contact and its job counts (admins; core/agent/sites.ts).
+    'GET /v1.1/{project_id}/sites': async ({ deps, auth }) => ok({ sites: await listSites(deps, auth) }),
   },
   getDeps,
 );

@@ -23,6 +23,10 @@ import type { LambdaEntry } from '../bundling.ts';
  */
 export const TABLE_PARTITIONS = [
   'TOKEN#',
+  // Keystone users (by id and by name) and application credentials (layers/aws/dynamo/users.ts).
+  'USER#',
+  'USERNAME#',
+  'APPCRED#',
   'IDEMP#',
   'NODE#',
   'NODENAME#',
@@ -101,7 +105,8 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
   // (Commissaire's API is PUT and DELETE only: no Idempotency-Key records).
   'functions/api/commissaire.ts': {
     // AGENTS# and JOB#: a container manager inside a site is asked by its agent (a `fetch` job waited for).
-    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'COMM#CLUSTER#', 'COMM#CM#', 'COMM#HOST#', 'COMM#NETWORK#', 'HOSTCAP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
+    // USERNAME#: a user by name, for `Basic user:password` (layers/http/credentials.ts).
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'COMM#CLUSTER#', 'COMM#CM#', 'COMM#HOST#', 'COMM#NETWORK#', 'HOSTCAP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#', 'USERNAME#'] },
     write: {
       actions: ['DeleteItem', 'PutItem', 'UpdateItem'],
       partitions: ['COMM#CLUSTER#', 'COMM#CM#', 'COMM#HOST#', 'COMM#NETWORK#', 'HOSTCAP#', 'HOSTID#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#'],
@@ -116,6 +121,13 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
     indexes: ['GSI1', 'GSI3'],
   },
   // Nodes and ports (with their name and MAC uniqueness items), the jobs their actions queue.
+  // Keystone sign-in: tokens, users (by id and name), application credentials; the
+  // Idempotency-Key records of its POSTs.
+  'functions/api/identity.ts': {
+    read: { actions: ['GetItem', 'Query'], partitions: ['APPCRED#', 'IDEMP#', 'TOKEN#', 'USER#', 'USERNAME#'] },
+    write: { actions: ['ConditionCheckItem', 'DeleteItem', 'PutItem'], partitions: ['APPCRED#', 'IDEMP#', 'TOKEN#', 'USER#', 'USERNAME#'] },
+    indexes: ['GSI3'],
+  },
   'functions/api/ironic.ts': {
     read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'BMPORT#', 'BMPORTMAC#', 'HOSTCAP#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
     write: {
@@ -124,13 +136,16 @@ export const TABLE_GRANTS: Record<LambdaEntry, TableGrant | undefined> = {
     },
     indexes: ['GSI1', 'GSI10', 'GSI3', 'GSI5', 'GSI6', 'GSI7', 'GSI8', 'GSI9'],
   },
-  // Tokens (the admin token routes), leases read, node actions of the native API.
+  // Tokens (the admin token routes), leases read, node actions of the native API; the sites view
+  // (agents seen per site, the site's unfinished jobs in the offer index GSI2).
   'functions/api/native.ts': {
-    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['HOSTCAP#', 'IDEMP#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
+    read: { actions: ['BatchGetItem', 'GetItem', 'Query'], partitions: ['AGENTS#', 'HOSTCAP#', 'IDEMP#', 'LEASE#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
     write: { actions: ['DeleteItem', 'PutItem', 'UpdateItem'], partitions: ['HOSTCAP#', 'IDEMP#', 'JOB#', 'NODE#', 'NODEADDR#', 'NODENAME#', 'TOKEN#'] },
-    indexes: ['GSI1', 'GSI10', 'GSI3', 'GSI5', 'GSI6', 'GSI7', 'GSI8', 'GSI9'],
+    indexes: ['GSI1', 'GSI10', 'GSI2', 'GSI3', 'GSI5', 'GSI6', 'GSI7', 'GSI8', 'GSI9'],
   },
   'functions/api/system.ts': undefined,
+  // The web console's page and files (functions/api/console.ts), built into the bundle: no table, no secret.
+  'functions/api/console.ts': undefined,
   // One operation record per step, the cluster's lock and hostset, the host's node, one agent job.
   'functions/workflows/cluster-operations.ts': {
     read: { actions: ['GetItem'], partitions: ['COMM#CLUSTER#', 'COMM#HOST#', 'HOSTCAP#', 'NODE#', 'NODEADDR#', 'NODENAME#'] },
@@ -216,11 +231,15 @@ export const SECRET_GRANTS: Record<LambdaEntry, SecretGrant | undefined> = {
   // Hosts' SSH keys (sealed at registration, opened for `GET …/creds`) and container manager tokens.
   'functions/api/commissaire.ts': { seal: ['ssh-key', 'container-manager-token'], open: ['ssh-key', 'container-manager-token'] },
   'functions/api/drydock.ts': undefined,
+  // An application credential's secret in its Idempotency-Key replay.
+  'functions/api/identity.ts': { seal: ['idempotent-reply'], open: ['idempotent-reply'] },
   // driver_info passwords and a deploy's config drive, sealed on the way in; never opened here.
   'functions/api/ironic.ts': { seal: ['bmc-password', 'config-drive'], open: [] },
   // A new token's secret in its Idempotency-Key replay; a node deploy's config drive.
   'functions/api/native.ts': { seal: ['config-drive', 'idempotent-reply'], open: ['idempotent-reply'] },
   'functions/api/system.ts': undefined,
+  // The web console's page and files (functions/api/console.ts), built into the bundle: no table, no secret.
+  'functions/api/console.ts': undefined,
   'functions/workflows/cluster-operations.ts': undefined,
   // Prepare reads designs (an agent `fetch` job carries no secret).
   'functions/workflows/drydock-prepare.ts': undefined,

@@ -10,7 +10,7 @@ import type { SlipwayFunction } from './slipway-function.ts';
 /**
  * Alarms, all through the deployment's one alarm topic (StatefulStack.alarmTopic, whose
  * subscription is the `slipway:alarmEmail` setting), each telling both ALARM and back to OK. What
- * they watch and why their thresholds are what they are: README "Deploying to AWS", *Alarms*.
+ * they watch and why their thresholds are what they are: docs/deploying-to-aws.md, *Alarms*.
  * Alarm names are CloudFormation's (stack and construct), so that deployments never collide.
  */
 

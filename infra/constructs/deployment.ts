@@ -3,7 +3,7 @@ import type { Construct } from 'constructs';
 /**
  * How one deployment differs from another: CDK context keys (`-c key=value` on the command line,
  * or `context` in cdk.json), read and checked here once, so that a typo fails synth instead of
- * deploying a default. README "Deploying to AWS" lists them. (The `SLIPWAY_*` settings the
+ * deploying a default. docs/deploying-to-aws.md lists them. (The `SLIPWAY_*` settings the
  * functions read are `slipway:settings`, in slipway-function.ts.)
  */
 export const DEPLOYMENT_CONTEXT = {
@@ -23,7 +23,7 @@ export const DEPLOYMENT_CONTEXT = {
   /** The API stage's steady request rate (per second) and burst. */
   apiRateLimit: 'slipway:apiRateLimit',
   apiBurstLimit: 'slipway:apiBurstLimit',
-  /** `true` while the table still holds secrets sealed before secret kinds (README "Deploying to AWS", migration). */
+  /** `true` while the table still holds secrets sealed before secret kinds (docs/deploying-to-aws.md, migration). */
   legacySecrets: 'slipway:legacySecrets',
 } as const;
 

@@ -33,7 +33,7 @@ export { ESM_REQUIRE_BANNER, LAMBDA_BUNDLING } from '../bundling.ts';
 export const SETTINGS_CONTEXT = 'slipway:settings';
 
 /**
- * Deployment settings (the `SLIPWAY_*` variables of README "Configuration", e.g. the cleaning
+ * Deployment settings (the `SLIPWAY_*` variables of docs/configuration.md, e.g. the cleaning
  * gap or Commissaire's commands) given as CDK context, set on every function alike so that the
  * API, the workflows and the agent API read the same values:
  * `npx cdk deploy --all -c 'slipway:settings={"SLIPWAY_CLEANING_MINUTES":"15"}'` or cdk.json.
@@ -59,7 +59,7 @@ export function deploymentSettings(scope: Construct): Record<string, string> {
  * long-poll and clients call (leases cluster on round hours: many events start in the same
  * minute), and the agent API, whose claims hold an invocation for up to 20 s each, cannot take
  * the pool from them. The sum, 87, stays below the 100 a default account (1,000) must keep
- * unreserved, and 913 remain for the API surfaces. Why each number: README "Deploying to AWS".
+ * unreserved, and 913 remain for the API surfaces. Why each number: docs/deploying-to-aws.md.
  * `-c slipway:reservedConcurrency=off` drops them (an account whose quota is still 10), an
  * object overrides some: `{"agent": 60}`.
  */

@@ -3,6 +3,11 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ROLES } from '#core/identity/identity.ts';
+import { LEASE_OPTIONS, leaseCommands } from './cli-lease.ts';
+import { type CliContext, WAIT_OPTIONS } from './cli-progress.ts';
+import { sitesCommands } from './cli-sites.ts';
+import { taskCommands } from './cli-task.ts';
+import { USER_OPTIONS, userCommands } from './cli-users.ts';
 
 /**
  * `slipway`, the operator CLI (DESIGN.md §5, §8): `npm run slipway -- <command>`.
@@ -30,7 +35,15 @@ class UsageError extends Error {
   }
 }
 
-class CliError extends Error {}
+class CliError extends Error {
+  /** 1, or a waiting command's own status (cli-progress.ts: 3 timed out). */
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Options and help
@@ -53,6 +66,9 @@ const OPTIONS = {
   table: { type: 'string' },
   region: { type: 'string' },
   'dynamodb-endpoint': { type: 'string' },
+  ...WAIT_OPTIONS,
+  ...LEASE_OPTIONS,
+  ...USER_OPTIONS,
 } as const;
 
 type OptionName = keyof typeof OPTIONS;
@@ -193,6 +209,23 @@ ${TARGET_HELP}`,
   },
 ];
 
+// The command modules (infra/local/cli-*.ts), handed this file's helpers. Wrapped in arrows:
+// some are consts defined further down.
+const CONTEXT: CliContext = {
+  prog: PROG,
+  targetHelp: TARGET_HELP,
+  target: (v) => resolveTarget(v as Values),
+  request: (target, method, path, body) => request(target, method, path, body),
+  asProject: (v) => asProject(v as Values),
+  usage: (message, command) => new UsageError(message, command),
+  fail: (message, exitCode) => new CliError(message, exitCode),
+  out: (s) => out(s),
+  printJson: (v) => printJson(v),
+  table: (headers, rows) => table(headers, rows),
+  clean: (v) => clean(v),
+};
+COMMANDS.push(...([...leaseCommands(CONTEXT), ...taskCommands(CONTEXT), ...sitesCommands(CONTEXT), ...userCommands(CONTEXT)] as CommandSpec[]));
+
 const GROUPS = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0]!))];
 
 function mainHelp(): string {
@@ -209,7 +242,8 @@ ${TARGET_HELP}
   --json             print raw JSON (list commands)
   -h, --help         show help
 
-Exit status: 0 ok, 1 the request failed, 2 bad usage.
+Exit status: 0 ok, 1 the request failed (or what was waited for failed), 2 bad usage,
+3 a --timeout ran out, 130 interrupted (Ctrl-C).
 `;
 }
 
@@ -298,6 +332,9 @@ function errorMessage(text: string): string {
     return b.error_message;
   }
   if (typeof b.message === 'string') return b.message;
+  // Keystone's `{"error": {"code", "title", "message"}}` (/v3).
+  const keystone = b.error as { message?: unknown } | undefined;
+  if (typeof keystone?.message === 'string') return keystone.message;
   return text.trim().slice(0, 300);
 }
 
@@ -634,7 +671,7 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) return usage(err.message, err.command ?? spec.name);
     if (err instanceof CliError) {
       process.stderr.write(`error: ${err.message}\n`);
-      return 1;
+      return err.exitCode;
     }
     throw err;
   }

@@ -86,7 +86,7 @@ const pascal = (s: string) => s.replace(/(^|[-_])(\w)/g, (_m, _sep, c: string) =
 /**
  * The HTTP API: one Lambda per surface, one route per `infra/routes.ts` entry. No authorizer: each
  * surface resolves the request's credentials itself (`layers/http/credentials.ts`), so a request
- * costs one invocation (README "The API edge").
+ * costs one invocation (docs/api.md "The API edge").
  */
 export class ApiStack extends Stack {
   readonly api: HttpApi;

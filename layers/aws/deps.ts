@@ -9,6 +9,7 @@ import { DynamoLeaseRepository } from './dynamo/leases.ts';
 import { DynamoNodeRepository } from './dynamo/nodes.ts';
 import { DynamoPropertyRepository } from './dynamo/properties.ts';
 import { DynamoTokenRepository } from './dynamo/tokens.ts';
+import { DynamoUserRepository } from './dynamo/users.ts';
 import { SfnTaskCallbacks } from './sfn-callbacks.ts';
 import { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import { awsEventRunner, awsEventScheduler, awsNotifier, awsOperationRunner, awsTaskRunner } from './lifecycle-aws.ts';
@@ -40,6 +41,7 @@ export function buildDeps(
     clock,
     config: configFromEnv(env),
     tokens: new DynamoTokenRepository(d),
+    users: new DynamoUserRepository(d),
     nodes: new DynamoNodeRepository(d),
     bmPorts: new DynamoBaremetalPortRepository(d),
     leases: new DynamoLeaseRepository(d),

@@ -17,7 +17,7 @@ import { firstUse } from './lazy-client.ts';
  *
  * Values sealed before kinds existed (`kms1:` direct, `kms2:` envelope) carry the one context
  * every kind used then, LEGACY_CONTEXT. They still open, but only for roles the deployment grants
- * that context (`slipway:legacySecrets`, README "Deploying to AWS"), and each such open is logged
+ * that context (`slipway:legacySecrets`, docs/deploying-to-aws.md), and each such open is logged
  * so an operator can see when none are left.
  */
 export const contextOf = (kind: SecretKind) => ({ purpose: `slipway-${kind}` });

@@ -12,7 +12,7 @@ interface Sender {
  * Functions, Scheduler, EventBridge), imported as `firstUse(() => import('@aws-sdk/client-kms'))`
  * in their adapter instead of at the top of the module. A static import loads the package at every
  * cold start, before the first request, whether or not the invocation needs it: 10–50 ms each
- * since the SDK comes from the runtime, not the bundle (README "Bundles and the AWS SDK"). esbuild
+ * since the SDK comes from the runtime, not the bundle (docs/bundles.md). esbuild
  * leaves `import()` of an external package as it is, so the bundle loads it from the runtime (from
  * node_modules locally) at the first call that needs it. Only DynamoDB's client, which nearly
  * every invocation uses, is still imported at start (`layers/aws/dynamo/client.ts`).

@@ -1,4 +1,5 @@
 import type { TokenRecord } from './identity/identity.ts';
+import type { UserRepository } from './identity/model.ts';
 import type { Allocation, Node, NodeCreate, NodePatch } from './inventory/node.ts';
 import type { EventStatus, Lease } from './leases/model.ts';
 import type { EventRunner, EventScheduler, LeaseEventRef, Notifier } from './leases/lifecycle.ts';
@@ -310,6 +311,8 @@ export interface Ports {
   clock: Clock;
   config: Config;
   tokens: TokenRepository;
+  /** Keystone users and their application credentials (issue 15). */
+  users: UserRepository;
   nodes: NodeRepository;
   /** Ironic ports (a node's NICs by MAC address). */
   bmPorts: BaremetalPortRepository;

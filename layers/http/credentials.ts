@@ -4,7 +4,7 @@ import { tokenCache } from './token-cache.ts';
 
 /**
  * Request credentials → principal, inside the surface function that serves the request (one
- * invocation per request; README "The API edge"). Tokens are resolved by hash, through the
+ * invocation per request; docs/api.md "The API edge"). Tokens are resolved by hash, through the
  * in-process cache of `token-cache.ts`.
  */
 

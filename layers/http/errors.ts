@@ -5,7 +5,7 @@ import { DomainError } from '#core/errors.ts';
  * errors become HTTP. Non-domain errors are internal: the client gets a bare 500 and the
  * details go to the log with the request id.
  */
-export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock' | 'falcon' | 'commissaire';
+export type ErrorStyle = 'blazar' | 'sahara' | 'ironic' | 'drydock' | 'falcon' | 'commissaire' | 'keystone';
 
 export interface RenderedError {
   statusCode: number;
@@ -52,6 +52,10 @@ export function renderError(style: ErrorStyle, err: unknown): RenderedError {
       break;
     case 'drydock':
       body = { type: 'error', message, retry: statusCode === 503, code: `${statusCode} ${PHRASES[statusCode] ?? ''}`.trim() };
+      break;
+    case 'keystone':
+      // Keystone v3 (keystone/exception.py): keystoneauth shows `message` to the user.
+      body = { error: { code: statusCode, title: PHRASES[statusCode] ?? 'Error', message } };
       break;
     case 'falcon':
       // Drydock's boot-action resources raise falcon's own HTTP errors (upstream-apis.md §1.2).

@@ -30,7 +30,7 @@ import { compileTemplate, type CompiledTemplate } from './route-match.ts';
  * `surface({ style: 'blazar', ... }, { 'GET /v1/leases': listLeases, ... })`.
  *
  * The surface authenticates its requests itself (no API Gateway authorizer: one invocation per
- * request, README "The API edge"): a route not in `anonymous` resolves the request's token
+ * request, docs/api.md "The API edge"): a route not in `anonymous` resolves the request's token
  * (`credentials.ts`, cached in-process) and answers 401 in the surface's own format without one.
  * Every log line of the invocation carries its Lambda request id, trace id and API request id.
  */
@@ -104,6 +104,8 @@ export interface SurfaceOptions {
    * `req.body` is the text, with no Content-Type check and no parsing.
    */
   rawBody?: readonly string[];
+  /** `Basic user:password` with a user's password besides a token (Commissaire: basic-users.ts). */
+  basicUsers?: (deps: () => Ports, headers: Record<string, string | undefined>) => Promise<Principal | undefined>;
 }
 
 export const ok = (body: unknown, headers?: Record<string, string>): Reply => ({ statusCode: 200, body, headers });
@@ -244,7 +246,7 @@ export function surface(
     const anonymous = options.anonymous?.includes(key) === true;
     // Anonymous routes authenticate by other means (a node key), whatever token came along.
     const token = anonymous ? undefined : credentialOf(event.headers ?? {});
-    const auth = token === undefined ? undefined : await principalFor(deps, token);
+    const auth = token === undefined ? undefined : ((await principalFor(deps, token)) ?? (await options.basicUsers?.(deps, event.headers ?? {})));
     if (!auth && !anonymous) {
       throw new UnauthorizedError('Authentication required: send a valid X-Auth-Token header');
     }

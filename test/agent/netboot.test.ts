@@ -548,7 +548,7 @@ describe('the clean job (Redfish simulator, the test plays the node)', () => {
     const s = (sim = await startRedfishSim({ username: USER, password: PASS, systems: [{ id: '1', powerState: 'Off' }] }));
     const { netboot: _, ...without } = executors();
     const err = await execute(parseJob('clean', { ...bmc(s), node_id: 'node-1', macs: [MAC] }), without).catch((e: unknown) => e);
-    expect(describeFailure(err)).toBe('this agent has no netboot section in its config: it cannot clean nodes (see README, "Machines")');
+    expect(describeFailure(err)).toBe('this agent has no netboot section in its config: it cannot clean nodes (see docs/machines.md)');
     expect(s.state('1').resets).toEqual([]);
   });
 });

@@ -101,6 +101,14 @@ describe('Lambda bundles (esbuild, the settings of infra/bundling.ts)', () => {
     expect(JSON.parse(res.body!)).toEqual({ status: 'ok' });
   });
 
+  it('answers GET /openapi.json from the bundled system function with the committed document (infra/openapi.ts)', async () => {
+    const handler = await load('functions/api/system.ts');
+    const res = await handler(event('GET', 'GET /openapi.json', '/openapi.json'), context);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers?.['Content-Type']).toBe('application/json');
+    expect(JSON.parse(res.body!)).toEqual(JSON.parse(readFileSync(join(REPO_ROOT, 'layers/http/openapi.json'), 'utf8')));
+  });
+
   it('answers 401 in the Sahara format from the bundled native function without credentials', async () => {
     const handler = await load('functions/api/native.ts');
     const res = await handler(event('GET', 'GET /v1.1/{project_id}/tokens', '/v1.1/p1/tokens'), context);
@@ -109,13 +117,14 @@ describe('Lambda bundles (esbuild, the settings of infra/bundling.ts)', () => {
   });
 });
 
-const PORTS = ['tokens', 'nodes', 'bmPorts', 'leases', 'properties', 'idempotency', 'jobs', 'secrets', 'callbacks', 'scheduler', 'runner', 'notifier', 'operations', 'commissaire', 'drydock', 'blobs', 'tasks'];
+const PORTS = ['tokens', 'users', 'nodes', 'bmPorts', 'leases', 'properties', 'idempotency', 'jobs', 'secrets', 'callbacks', 'scheduler', 'runner', 'notifier', 'operations', 'commissaire', 'drydock', 'blobs', 'tasks'];
 
 describe('composition roots (layers/aws/roots)', () => {
   // Every module of a function's bundle that names a port (`deps.nodes`, `req.deps.secrets`,
   // `deps().tokens`) may use it: the function's root must wire it. A port left out would fail
   // only on AWS (and in the bundled local stack): the in-process stack shares one full set.
-  it.each(LAMBDA_ENTRIES.filter((e) => e !== 'functions/api/system.ts'))('%s: its root wires every port its modules use', async (entry) => {
+  // `system` and `console` (health, OpenAPI, the web console's files) use no port and have no root.
+  it.each(LAMBDA_ENTRIES.filter((e) => e !== 'functions/api/system.ts' && e !== 'functions/api/console.ts'))('%s: its root wires every port its modules use', async (entry) => {
     const name = entry.replace(/^functions\/\w+\//, '').replace(/\.ts$/, '');
     const { root } = (await import(`../../layers/aws/roots/${name}.ts`)) as { root: CompositionRoot };
     const wired = Object.keys(root.wire({ TABLE_NAME: 't', DYNAMODB_ENDPOINT: 'http://127.0.0.1:1', AWS_REGION: 'us-east-1' }));

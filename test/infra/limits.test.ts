@@ -171,7 +171,7 @@ const within = (s: WorkflowStats) => {
   expect(s.largestPayload.bytes).toBeLessThanOrEqual(PAYLOAD_BYTE_LIMIT);
 };
 
-/** The figures the README quotes, printed at the end. */
+/** The figures docs/workflows.md quotes, printed at the end. */
 const figures: Record<string, string> = {};
 const note = (what: string, s: WorkflowStats) => {
   figures[what] =

@@ -10,6 +10,8 @@ import { handler as ironic } from '../../functions/api/ironic.ts';
 import { handler as commissaire } from '../../functions/api/commissaire.ts';
 import { handler as bootactions } from '../../functions/api/bootactions.ts';
 import { handler as drydock } from '../../functions/api/drydock.ts';
+import { handler as identity } from '../../functions/api/identity.ts';
+import { handler as consoleFn } from '../../functions/api/console.ts';
 import { cachedToken } from '../support/principal.ts';
 import { dynamoStats } from '../../layers/aws/dynamo/client.ts';
 import { compileTemplate } from '../../layers/http/route-match.ts';
@@ -30,6 +32,8 @@ const HANDLERS: Record<FunctionName, (e: HttpEvent, c: Context) => Promise<HttpR
   commissaire: commissaire as never,
   bootactions: bootactions as never,
   drydock: drydock as never,
+  identity: identity as never,
+  console: consoleFn as never,
 };
 
 /** `/api/v1.0` surfaces answer in Drydock's error shape, the others in Blazar/Sahara's. */
@@ -44,6 +48,11 @@ function expectError(fn: FunctionName, body: any, status: number, name: string):
   }
   if (fn === 'commissaire') {
     expect(body).toBe(PHRASE[status]);
+    return;
+  }
+  if (fn === 'identity') {
+    // Keystone's own error body.
+    expect(body).toEqual({ error: { code: status, title: expect.any(String), message: expect.any(String) } });
     return;
   }
   if (fn === 'ironic') {
@@ -102,8 +111,8 @@ async function invoke(fn: FunctionName, e: HttpEvent): Promise<{ status: number;
 
 describe('route table', () => {
   it('has one function per surface and only known methods', () => {
-    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'bootactions', 'commissaire', 'drydock', 'ironic', 'native', 'system']);
-    for (const r of routes) expect(['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
+    expect([...functionNames].sort()).toEqual(['agent', 'blazar', 'bootactions', 'commissaire', 'console', 'drydock', 'identity', 'ironic', 'native', 'system']);
+    for (const r of routes) expect(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'ANY']).toContain(r.method);
   });
 
   it('has no duplicate method + path', () => {
@@ -123,6 +132,8 @@ describe('route table', () => {
   it('requires a token on every route except /healthz, version discovery, Drydock health and the node-facing boot-action routes', () => {
     const open = new Set([
       'GET /healthz',
+      // The OpenAPI document: no data, only the API's shape.
+      'GET /openapi.json',
       'GET /',
       'GET /v1',
       'GET /versions',
@@ -134,6 +145,12 @@ describe('route table', () => {
       'GET /api/v1.0/bootdata/{hostname}/files',
       'POST /api/v1.0/bootactions/{action_id}',
       'POST /api/v1.0/bootaction/{action_id}',
+      // Keystone version discovery and sign-in (the credentials are in the body).
+      'GET /v3',
+      'POST /v3/auth/tokens',
+      // The web console's page and files: public, the data comes from the API with the user's token.
+      'GET /console',
+      'GET /console/{proxy+}',
     ]);
     for (const r of routes) expect(r.auth, `${r.method} ${r.path}`).toBe(open.has(`${r.method} ${r.path}`) ? 'none' : 'token');
   });

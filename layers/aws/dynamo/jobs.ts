@@ -8,8 +8,11 @@ import { type Dynamo, isConditionFailure } from './client.ts';
  * expires, which is how a dead agent's job is re-offered). Finishing removes it.
  */
 export const jobKey = (id: string) => ({ PK: `JOB#${id}`, SK: 'META' });
-/** When each agent of a site last asked for work (one item per agent token; expires after a day). */
+/** When each agent of a site last contacted the API (one item per agent token; expires after 30 days). */
 export const agentSeenKey = (site: string, agent: string) => ({ PK: `AGENTS#${site}`, SK: `AGENT#${agent}` });
+/** An agent's contact is written at most once per this many seconds (a conditional write). */
+export const AGENT_TOUCH_SECONDS = 30;
+const AGENT_SEEN_TTL_SECONDS = 30 * 86_400;
 const offerPk = (site: string) => `JOBS#${site}`;
 const offerSk = (availableAt: string, id: string) => `${availableAt}#${id}`;
 
@@ -149,16 +152,27 @@ export class DynamoJobRepository implements JobRepository {
       });
   }
 
-  async touchAgent(site: string, agent: string, at: Date): Promise<void> {
-    await this.d.doc.send(
-      new PutCommand({
-        TableName: this.d.table,
-        Item: { ...agentSeenKey(site, agent), entity: 'agent_seen', agent, at: at.toISOString(), ttl: Math.floor(at.getTime() / 1000) + 86_400 },
-      }),
-    );
+  async touchAgent(site: string, agent: string, at: Date, version?: string): Promise<boolean> {
+    // Conditional on the stored time: of a burst (several warm instances, a claim and a
+    // heartbeat together) one write lands per interval, and an older time never replaces a newer.
+    try {
+      await this.d.doc.send(
+        new PutCommand({
+          TableName: this.d.table,
+          Item: { ...agentSeenKey(site, agent), entity: 'agent_seen', agent, at: at.toISOString(), ttl: Math.floor(at.getTime() / 1000) + AGENT_SEEN_TTL_SECONDS, version },
+          ConditionExpression: 'attribute_not_exists(#at) OR #at < :cutoff',
+          ExpressionAttributeNames: { '#at': 'at' },
+          ExpressionAttributeValues: { ':cutoff': new Date(at.getTime() - AGENT_TOUCH_SECONDS * 1000).toISOString() },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
   }
 
-  async agentsSeen(site: string): Promise<{ agent: string; at: string }[]> {
+  async agentsSeen(site: string): Promise<{ agent: string; at: string; version?: string }[]> {
     const res = await this.d.doc.send(
       new QueryCommand({
         TableName: this.d.table,
@@ -167,6 +181,6 @@ export class DynamoJobRepository implements JobRepository {
         ConsistentRead: true,
       }),
     );
-    return (res.Items ?? []).map((i) => ({ agent: String(i.agent), at: String(i.at) }));
+    return (res.Items ?? []).map((i) => ({ agent: String(i.agent), at: String(i.at), ...(typeof i.version === 'string' ? { version: i.version } : {}) }));
   }
 }

@@ -14,7 +14,7 @@
  *   leases by name (not unique) GSI7PK=LEASENAME#<name>     GSI7SK=<project>#<lease id>  (META rows; GET /v1/leases?name=)
  *   due events (UNDONE only)   GSI2PK=EVENTS#UNDONE         GSI2SK=<time>#<order>#<lease>#<event>
  *   agent job                  PK=JOB#<uuid>                SK=META
- *   agents seen, per site      PK=AGENTS#<site>             SK=AGENT#<token id>  (ttl one day)
+ *   agents seen, per site      PK=AGENTS#<site>             SK=AGENT#<token id>  (ttl 30 days)
  *   jobs offered to a site     GSI2PK=JOBS#<site>           GSI2SK=<available at>#<job id> (sparse)
  *   resource property          PK=PROPERTY#<resource type>  SK=<name>
  *   idempotency record         PK=IDEMP#<scope>#<key>       SK=META   (ttl)

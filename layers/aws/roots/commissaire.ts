@@ -4,6 +4,7 @@ import { DynamoIdempotencyStore } from '../dynamo/idempotency.ts';
 import { DynamoJobRepository } from '../dynamo/jobs.ts';
 import { DynamoNodeRepository } from '../dynamo/nodes.ts';
 import { DynamoTokenRepository } from '../dynamo/tokens.ts';
+import { DynamoUserRepository } from '../dynamo/users.ts';
 import { awsOperationRunner } from '../sfn-runner.ts';
 import { compositionRoot } from './compose.ts';
 import { secretBoxFromEnv } from './secrets.ts';
@@ -14,6 +15,8 @@ import { secretBoxFromEnv } from './secrets.ts';
  */
 export const root = compositionRoot('commissaire', ({ env, dynamo }) => ({
   tokens: new DynamoTokenRepository(dynamo()),
+  // `Basic user:password` (layers/http/credentials.ts): a user by name.
+  users: new DynamoUserRepository(dynamo()),
   idempotency: new DynamoIdempotencyStore(dynamo()),
   secrets: secretBoxFromEnv(env),
   nodes: new DynamoNodeRepository(dynamo()),

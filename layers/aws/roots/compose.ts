@@ -62,6 +62,7 @@ function unwired(fn: string, port: string): never {
 
 const PORTS = [
   'tokens',
+  'users',
   'nodes',
   'bmPorts',
   'leases',

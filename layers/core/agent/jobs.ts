@@ -149,21 +149,28 @@ async function failUnopenable(deps: Ports, kinds: JobKinds, job: Job, err: unkno
 /** How often a waiting claim looks again (one query per look); a job queued in this process wakes it sooner (offers.ts). */
 const POLL_MS = 250;
 
-/** When each agent (in this process) was last recorded as seen: one write per agent per interval. */
+/**
+ * When each agent was last recorded as seen by this process: the stored record is written at
+ * most once per ~30 s anyway (a conditional write on its time), and this saves a warm function
+ * even the attempt, which DynamoDB bills whether or not its condition holds.
+ */
 const lastTouched = new Map<string, number>();
 const TOUCH_INTERVAL_MS = 30_000;
 
-async function touch(deps: Ports, site: string, agent: string): Promise<void> {
+/** The version an agent reports in its User-Agent, `slipway-agent/<version>`; undefined when none. */
+export const agentVersion = (userAgent: string | undefined): string | undefined => /^slipway-agent\/([\w.+-]{1,40})/.exec(userAgent ?? '')?.[1];
+
+async function touch(deps: Ports, site: string, agent: string, version?: string): Promise<void> {
   const at = deps.clock.now();
   const key = `${site}\n${agent}`;
   if (at.getTime() - (lastTouched.get(key) ?? -Infinity) < TOUCH_INTERVAL_MS) return;
   lastTouched.set(key, at.getTime());
-  await deps.jobs.touchAgent(site, agent, at).catch((err) => log.warn('agent presence not recorded', { site, error: (err as Error).name }));
+  await deps.jobs.touchAgent(site, agent, at, version).catch((err) => log.warn('agent presence not recorded', { site, error: (err as Error).name }));
 }
 
-export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest, kinds: JobKinds): Promise<Job[]> {
+export async function claimJobs(deps: Ports, auth: Principal | undefined, req: ClaimRequest, kinds: JobKinds, version?: string): Promise<Job[]> {
   const { site, agent } = agentSite(auth);
-  await touch(deps, site, agent);
+  await touch(deps, site, agent, version);
   const deadline = Date.now() + req.wait * 1000;
   const claimed: Job[] = [];
   for (let lostRounds = 0; ; ) {
@@ -219,8 +226,10 @@ export async function getJob(deps: Ports, auth: Principal | undefined, id: strin
   return ownJob(deps, site, id);
 }
 
-export async function heartbeatJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof HeartbeatRequest>): Promise<Job> {
-  const { site } = agentSite(auth);
+export async function heartbeatJob(deps: Ports, auth: Principal | undefined, id: string, req: z.infer<typeof HeartbeatRequest>, version?: string): Promise<Job> {
+  const { site, agent } = agentSite(auth);
+  // A busy agent heartbeats long jobs without claiming: that is contact too.
+  await touch(deps, site, agent, version);
   const now = deps.clock.now();
   await ownJob(deps, site, id);
   if (!(await deps.jobs.extend(id, req.claim_token, new Date(now.getTime() + req.lease_seconds * 1000), now))) {

@@ -47,8 +47,8 @@ export const JOB_KINDS: queue.JobKinds = {
 };
 
 /** `POST …/agent/jobs/claim`: a job given up on the way is settled by its kind's handler. */
-export const claimJobs = (deps: Ports, auth: Principal | undefined, req: queue.ClaimRequest): Promise<Job[]> =>
-  queue.claimJobs(deps, auth, req, JOB_KINDS);
+export const claimJobs = (deps: Ports, auth: Principal | undefined, req: queue.ClaimRequest, version?: string): Promise<Job[]> =>
+  queue.claimJobs(deps, auth, req, JOB_KINDS, version);
 
 /** `POST …/agent/jobs/{job_id}/result`: the job is final, then its kind's handler runs. */
 export const finishJob = (deps: Ports, auth: Principal | undefined, id: string, req: queue.ResultRequest): Promise<Job> =>

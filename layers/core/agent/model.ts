@@ -56,8 +56,12 @@ export interface JobRepository {
   expire(job: Job, now: Date): Promise<void>;
   /** Puts a claimed job back in the queue at once if `token` still holds it (agent shutdown). */
   release(id: string, token: string, now: Date): Promise<Job | undefined>;
-  /** Records that an agent of the site asked for work at `at` (Drydock's verify_site reads it). */
-  touchAgent(site: string, agent: string, at: Date): Promise<void>;
-  /** The agents of a site and when each last asked for work. */
-  agentsSeen(site: string): Promise<{ agent: string; at: string }[]>;
+  /**
+   * Records that an agent of the site contacted the API (claim or heartbeat) at `at`, with the
+   * version it reported: a conditional write that lands only when the stored time is older than
+   * ~30 s (false when it did not). Drydock's verify_site and `GET /v1.1/{p}/sites` read it.
+   */
+  touchAgent(site: string, agent: string, at: Date, version?: string): Promise<boolean>;
+  /** The agents of a site, when each last made contact and the version it reported. */
+  agentsSeen(site: string): Promise<{ agent: string; at: string; version?: string }[]>;
 }

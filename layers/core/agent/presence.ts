@@ -26,7 +26,7 @@ export const noAgentText = (site: string, lastSeen?: string) =>
  * datapoint per site, dimension `Site`) for the alarm on silent sites; the sweeper calls it every
  * minute. The known sites are the projects of the agent tokens in force. A site is silent since
  * its agents' last contact or, when none is on record (none ever connected, or the presence
- * records expired after a day), since its oldest agent token was made: never less than the
+ * records expired after 30 days), since its oldest agent token was made: never less than the
  * truth, so the alarm errs toward telling.
  */
 export async function reportSiteSilence(deps: Pick<Ports, 'tokens' | 'jobs' | 'clock'>, at: Date = deps.clock.now()): Promise<Record<string, number>> {

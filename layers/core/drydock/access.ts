@@ -2,7 +2,7 @@ import { ForbiddenError } from '../errors.ts';
 import { isAdmin, type Principal, requireAuth } from '../identity/identity.ts';
 
 /**
- * Who may do what in Drydock (README "Security model"). Upstream's RBAC defaults every rule to
+ * Who may do what in Drydock (docs/security.md). Upstream's RBAC defaults every rule to
  * `role:admin`; Slipway opens one flow to projects: a project's members run `deploy_nodes` and
  * `destroy_nodes` on the nodes their active leases hold, with designs their project stored.
  *

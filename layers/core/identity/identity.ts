@@ -21,6 +21,14 @@ export interface TokenRecord extends Principal {
   /** ISO timestamp, or null for a token that does not expire. */
   expires_at: string | null;
   description?: string;
+  /**
+   * Keystone tokens (keystone.ts): how it was obtained (`password`, `application_credential`,
+   * `token`), the user's name, and the application credential behind it (deleting that
+   * credential revokes the token). Absent on the tokens `token create` makes.
+   */
+  methods?: string[];
+  user_name?: string;
+  app_cred?: { id: string; name: string; unrestricted: boolean };
 }
 
 /** `slp_` + 43 base64url chars (32 random bytes): recognisable in leak scanners, URL-safe. */

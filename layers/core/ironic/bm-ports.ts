@@ -215,7 +215,7 @@ export async function listPorts(
     all = (await Promise.all([...seen].map((id) => deps.bmPorts.listByNode(id)))).flat();
   } else if ((q.sort_key ?? 'id') === 'id' || q.sort_key === 'created_at') {
     ({ ports: all, continueAfter } = await portWindow(deps, q));
-  } else all = await deps.bmPorts.list(); // another sort order: no index holds it (README)
+  } else all = await deps.bmPorts.list(); // another sort order: no index holds it (docs/fleet-scale.md)
   const visible = seen === 'all' ? all : all.filter((p) => seen.has(p.node_uuid));
   const filter = (p: BaremetalPort) =>
     (q.node_uuid === undefined || p.node_uuid === q.node_uuid) &&

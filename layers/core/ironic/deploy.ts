@@ -11,7 +11,7 @@ import { driverInfoProblem } from './nodes.ts';
 
 /**
  * Ironic's deploy (upstream-apis.md §3.7), done by the site's agent through the Slipway ramdisk
- * (agent/executor.ts `deploy_node`, README "Machines"):
+ * (agent/executor.ts `deploy_node`, docs/machines.md):
  *
  *   available | deploy failed ─active/deploy→ deploying ─(the agent claims the job)→ wait call-back
  *                                                       → active, or deploy failed with last_error

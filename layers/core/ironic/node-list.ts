@@ -142,7 +142,7 @@ export async function listIronicNodes(
     return collectionPage(visible, (n) => matches(n, q), q, raw, spec, detailRoute, continueAfter);
   }
   // Another sort order (name, states, dates): no index holds it, so the visible nodes are read
-  // whole and sorted, as before issue 16 (see the README's list of what is not indexed).
+  // whole and sorted, as before issue 16 (see docs/fleet-scale.md, what is not indexed).
   return collectionPage(await listNodes(deps, auth), (n) => matches(n, q), q, raw, spec, detailRoute);
 }
 

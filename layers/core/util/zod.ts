@@ -4,7 +4,7 @@ import en from 'zod/v4/locales/en.js';
 /**
  * The one zod of the Lambda code: `zod/mini`, with English messages. Classic zod (`import * as z
  * from 'zod'`) puts every method on every schema, 85–100 kB in each bundle whatever is used;
- * mini's functions tree-shake to what the schemas use (README "Bundles and the AWS SDK"). The
+ * mini's functions tree-shake to what the schemas use (docs/bundles.md). The
  * messages are the same: both are zod's core with its English locale, which mini leaves out
  * unless configured, as here. Import it as `import * as z from '…/util/zod.ts'` (a namespace:
  * `export { z }` would keep every function of mini in the bundle).

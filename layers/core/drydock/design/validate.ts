@@ -40,7 +40,7 @@ export function validateDesign(design: SiteDesign, opts: ValidateOptions = {}): 
 
 export interface ValidateOptions {
   /**
-   * A project's design (README "Security model"): its oob is not checked (not used), and its
+   * A project's design (docs/security.md): its oob is not checked (not used), and its
    * boot-action assets may not have a `location`.
    */
   project?: boolean;

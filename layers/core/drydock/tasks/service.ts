@@ -403,7 +403,7 @@ export async function addDesignPart(deps: Ports, auth: Principal | undefined, id
   const { design, messages } = loadDesign([text]);
   const errors = messages.filter((m) => m.error);
   if (errors.length > 0) throw new ValidationError(`The documents do not parse: ${errors.map((m) => m.message).join('; ').slice(0, 2000)}`, 'INVALID_DESIGN');
-  // A project's design never makes Slipway fetch a URL (README "Security model"): refused here,
+  // A project's design never makes Slipway fetch a URL (docs/security.md): refused here,
   // whoever adds the part, and again by the validation its tasks run.
   const problems = d.project_id ? projectDesignProblems(design) : [];
   if (problems.length > 0) throw new ValidationError(`${problems.map((p) => p.text).join(' ').slice(0, 2000)} Give the assets inline data instead.`, 'INVALID_DESIGN');
