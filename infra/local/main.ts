@@ -55,6 +55,8 @@ async function main(): Promise<void> {
       `  admin token:  ${tokenHint}`,
       `  Blazar:       blazar --os-auth-type admin_token --os-endpoint ${stack.url}/v1 --os-token "$(${stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : 'echo $SLIPWAY_ADMIN_TOKEN'})" host-list`,
       `  native:       curl -H "X-Auth-Token: $(${stack.adminTokenFile ? `cat ${stack.adminTokenFile}` : 'echo $SLIPWAY_ADMIN_TOKEN'})" ${stack.url}/v1.1/admin/nodes`,
+      `  console:      ${stack.url}/console  (a user first: npm run slipway -- user create --name N --project P --role admin)`,
+      `  sign-in:      ${stack.url}/v3 for clouds.yaml's auth_url (docs/identity.md); API document: ${stack.url}/openapi.json`,
       'Press Ctrl-C to stop.',
       '',
     ].join('\n'),
