@@ -1,12 +1,10 @@
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { adminToken, apiUrl, call, tokenFor, unique } from '../support/api.ts';
 import { startTestAgent } from '../support/agent.ts';
+import { type CliOptions, type Run, runCli } from '../support/cli.ts';
 import { siteDesign } from '../support/drydock-site.ts';
 import { blazarIn, hostPool } from '../support/fixtures.ts';
 
@@ -17,37 +15,9 @@ import { blazarIn, hostPool } from '../support/fixtures.ts';
  * timestamped lines when stderr is no terminal, the spinner and bar when it is one
  * (SLIPWAY_PROGRESS=tty, the seam a terminal-less test uses), --timeout and Ctrl-C.
  */
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = join(repo, 'node_modules/.bin');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-const TARGET_VARS = ['SLIPWAY_API_URL', 'SLIPWAY_TOKEN', 'SLIPWAY_ADMIN_TOKEN', 'SLIPWAY_DATA_DIR', 'PORT', 'SLIPWAY_PROGRESS'];
-
 /** The CLI with `token` (admin by default) against the shared stack; `onStderr` sees output as it comes. */
-function slipway(args: string[], opts: { token?: string; env?: Record<string, string>; onStderr?: (soFar: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
-  for (const k of TARGET_VARS) delete env[k];
-  return new Promise((res, rej) => {
-    const child = spawn(join(bin, 'tsx'), ['infra/local/cli.ts', ...args, '--api', apiUrl(), '--token', opts.token ?? adminToken()], {
-      cwd: repo,
-      env: { ...env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      opts.onStderr?.(stderr, child);
-    });
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
+function slipway(args: string[], opts: { token?: string } & Omit<CliOptions, 'input'> = {}): Promise<Run> {
+  return runCli([...args, '--api', apiUrl(), '--token', opts.token ?? adminToken()], opts);
 }
 
 const TIMESTAMPED = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S/;

@@ -2,42 +2,20 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { call, tokenFor, unique } from '../support/api.ts';
+import { bin, repo, type Run, runCli } from '../support/cli.ts';
 
 /**
  * The `slipway` CLI as a user runs it: a child process (tsx, Node 22 from node_modules/.bin)
  * against the shared test stack, checked by its exit code, stdout and stderr, and by what the
  * API then does with the tokens it made.
  */
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = join(repo, 'node_modules/.bin');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Variables that would otherwise leak a target into the CLI from the test environment. */
-const TARGET_VARS = ['SLIPWAY_API_URL', 'SLIPWAY_TOKEN', 'SLIPWAY_ADMIN_TOKEN', 'SLIPWAY_DATA_DIR', 'PORT'];
-
 function slipway(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const base: Record<string, string | undefined> = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
-  for (const k of TARGET_VARS) delete base[k];
-  return new Promise((res, rej) => {
-    const child = spawn(join(bin, 'tsx'), ['infra/local/cli.ts', ...args], { cwd: repo, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
+  return runCli(args, { env });
 }
 
 /** The CLI aimed at the test stack as an admin, the way an operator points it at a deployment. */

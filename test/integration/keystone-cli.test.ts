@@ -1,35 +1,14 @@
-import { spawn } from 'node:child_process';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, inject, it } from 'vitest';
 import { call, unique } from '../support/api.ts';
+import { runCli } from '../support/cli.ts';
 
 /**
  * `npm run slipway -- user create|list|delete` (infra/local/cli-users.ts) as an operator runs
  * it: a child process against the shared test stack, the password on standard input or in
  * `--password`, checked by what the API then does with that user.
  */
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const bin = join(repo, 'node_modules/.bin');
-
-function slipway(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: Record<string, string | undefined> = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}` };
-  for (const k of ['SLIPWAY_API_URL', 'SLIPWAY_TOKEN', 'SLIPWAY_ADMIN_TOKEN', 'SLIPWAY_DATA_DIR', 'PORT']) delete env[k];
-  return new Promise((res, rej) => {
-    const child = spawn(join(bin, 'tsx'), ['infra/local/cli.ts', ...args, '--api', inject('apiUrl'), '--token', inject('adminToken')], {
-      cwd: repo,
-      env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
-}
+/** The CLI as an admin against the shared stack; `input` is its standard input (empty when not given). */
+const slipway = (args: string[], input?: string) => runCli([...args, '--api', inject('apiUrl'), '--token', inject('adminToken')], { input: input ?? '' });
 
 const signIn = (name: string, password: string) =>
   call('POST', '/v3/auth/tokens', { token: null, body: { auth: { identity: { methods: ['password'], password: { user: { name, domain: { id: 'default' }, password } } } } } });

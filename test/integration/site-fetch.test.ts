@@ -5,7 +5,6 @@ import { startTestAgent } from '../support/agent.ts';
 import { call } from '../support/api.ts';
 import { siteDesign } from '../support/drydock-site.ts';
 import { startOwnStack } from '../support/own-stack.ts';
-import { waitFor } from '../support/wait.ts';
 
 /**
  * Fetches that reach into a site go through its agent (issue 12 item 4): this stack maps
@@ -31,12 +30,6 @@ beforeAll(async () => {
   port = (server.address() as { port: number }).port;
   ({ stop: stopStack } = await startOwnStack('site-fetch', { env: { SLIPWAY_SITE_ADDRESSES: JSON.stringify({ [SITE]: ['127.0.0.2'] }) } }));
   agent = await startTestAgent(SITE);
-  // The fetches go to a site whose agent is connected: wait for its first claim to be on record
-  // (a request racing the agent's start would find the site without one, rightly).
-  await waitFor('the agent of the site connected', async () => {
-    const res = await call('GET', '/v1.1/admin/sites');
-    return res.body.sites?.some((s: { name: string; connected: boolean }) => s.name === SITE && s.connected);
-  });
 }, 60_000);
 
 afterAll(async () => {

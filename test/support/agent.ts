@@ -5,11 +5,14 @@ import type { Ports } from '../../layers/core/ports.ts';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';
-import { apiUrl, tokenFor } from './api.ts';
+import { apiUrl, call, tokenFor } from './api.ts';
+import { waitFor } from './wait.ts';
 
 /**
  * A running in-process agent for `site` against the test stack, with short polls and fast
- * driver timings so tests stay quick; `overrides` are merged into the config file shape.
+ * driver timings so tests stay quick; `overrides` are merged into the config file shape. It
+ * returns once the site has an agent on record (its first claim): a request racing that claim
+ * would rightly find the site without one (a fetch refused, a verify_site failing).
  */
 export async function startTestAgent(site: string, overrides: Record<string, unknown> = {}): Promise<Agent> {
   const token = (await tokenFor('agent', site)).token;
@@ -26,6 +29,10 @@ export async function startTestAgent(site: string, overrides: Record<string, unk
   };
   const agent = new Agent(cfg, driverFactory(cfg));
   agent.start();
+  await waitFor(`an agent of site ${site} connected`, async () => {
+    const res = await call('GET', '/v1.1/admin/sites');
+    return res.body.sites?.some((s: { name: string; connected: boolean }) => s.name === site && s.connected);
+  });
   return agent;
 }
 
