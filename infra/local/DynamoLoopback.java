@@ -1,10 +1,19 @@
+import java.io.IOException;
 import java.lang.reflect.Field;
+import java.lang.reflect.Modifier;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 import software.amazon.dynamodb.services.local.main.CommandLineInput;
 import software.amazon.dynamodb.services.local.main.ServerRunner;
 import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+import software.amazon.dynamodb.services.local.shared.access.sqlite.TableSchemaInfo;
+import software.amazon.dynamodb.services.local.shared.mapper.DynamoDbObjectMapper;
 
 /**
  * DynamoDB Local bound to loopback only. The jar has no host option: its DynamoDBProxyServer
@@ -24,6 +33,7 @@ public class DynamoLoopback {
     String host = System.getProperty("slipway.host", "127.0.0.1");
     // -help and bad flags: the jar's own parser prints its usage; nothing is started.
     if (!new CommandLineInput(args).init()) return;
+    cacheTableSchemas();
     DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(args);
     Field field = DynamoDBProxyServer.class.getDeclaredField("server");
     field.setAccessible(true);
@@ -39,5 +49,100 @@ public class DynamoLoopback {
     if (bound == 0) throw new IllegalStateException("DynamoDB Local has no Jetty connector to bind to " + host);
     proxy.start();
     System.out.println("DynamoLoopback: listening on " + host + " (" + bound + " connector" + (bound == 1 ? "" : "s") + ")");
+  }
+
+  /**
+   * DynamoDB Local keeps each table's description (keys, indexes, their SQLite columns) as a JSON
+   * blob in SQLite, and reads and parses it again, with Jackson, for every item it reads or writes:
+   * with Slipway's ten indexes that parse was over half of the JVM's CPU in a burst of lease
+   * creates or starts (issue 16, docs/fleet-scale.md). The two mappers that parse it are replaced
+   * by one that parses each distinct blob once and hands every caller its own copy (its lists and
+   * maps copied: UpdateTable and UpdateTimeToLive change the one they read before writing it
+   * back), so the answers are the same and a changed table is a new blob, parsed anew. Items and
+   * requests are parsed as before. Anything unexpected leaves the jar as it is.
+   */
+  /** Said on stderr when the cache is in place (infra/local/dynamodb.ts keeps the launcher's lines). */
+  static final String CACHED = "DynamoLoopback: table descriptions cached";
+
+  static void cacheTableSchemas() {
+    // -Dslipway.schemaCache=false: the jar as shipped (to compare, or to rule the cache out).
+    if ("false".equals(System.getProperty("slipway.schemaCache"))) {
+      System.err.println("DynamoLoopback: table descriptions not cached (-Dslipway.schemaCache=false)");
+      return;
+    }
+    try {
+      DynamoDbObjectMapper mapper = new SchemaCachingMapper();
+      for (String owner : new String[] {
+        "software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccessJob",
+        "software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccess",
+      }) {
+        Field field = Class.forName(owner).getDeclaredField("MAPPER");
+        if (!Modifier.isStatic(field.getModifiers()) || !field.getType().isAssignableFrom(SchemaCachingMapper.class)) throw new IllegalStateException(owner + ".MAPPER");
+        Field theUnsafe = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+        theUnsafe.setAccessible(true);
+        sun.misc.Unsafe unsafe = (sun.misc.Unsafe) theUnsafe.get(null);
+        unsafe.putObjectVolatile(unsafe.staticFieldBase(field), unsafe.staticFieldOffset(field), mapper);
+      }
+      System.err.println(CACHED);
+    } catch (Throwable err) {
+      System.err.println("DynamoLoopback: table descriptions not cached (" + err + "); DynamoDB Local runs as shipped");
+    }
+  }
+
+  static final class SchemaCachingMapper extends DynamoDbObjectMapper {
+    private static final long serialVersionUID = 1L;
+    private static final int MAX_ENTRIES = 64;
+    /** Blob content → the description parsed from it (never handed out itself). */
+    private final Map<ByteBuffer, TableSchemaInfo> parsed = new LinkedHashMap<>(16, 0.75f, true) {
+      @Override
+      protected boolean removeEldestEntry(Map.Entry<ByteBuffer, TableSchemaInfo> eldest) {
+        return size() > MAX_ENTRIES;
+      }
+    };
+
+    @Override
+    public <T> T readValue(byte[] src, Class<T> type) throws IOException {
+      if (type != TableSchemaInfo.class) return super.readValue(src, type);
+      TableSchemaInfo original;
+      synchronized (parsed) {
+        original = parsed.get(ByteBuffer.wrap(src));
+      }
+      if (original == null) {
+        original = (TableSchemaInfo) super.readValue(src, type);
+        synchronized (parsed) {
+          parsed.put(ByteBuffer.wrap(src.clone()), original);
+        }
+      }
+      return type.cast(copyOf(original));
+    }
+
+    private static TableSchemaInfo copyOf(TableSchemaInfo from) throws IOException {
+      try {
+        TableSchemaInfo to = new TableSchemaInfo();
+        for (Field f : TableSchemaInfo.class.getDeclaredFields()) {
+          if (Modifier.isStatic(f.getModifiers())) continue;
+          f.setAccessible(true);
+          f.set(to, copyContainer(f.get(from)));
+        }
+        return to;
+      } catch (ReflectiveOperationException err) {
+        throw new IOException("copying a table description", err);
+      }
+    }
+
+    /** Lists and maps are copied (nested ones too); their elements are immutable or never changed. */
+    private static Object copyContainer(Object value) {
+      if (value instanceof List<?> list) {
+        List<Object> out = new ArrayList<>(list.size());
+        for (Object v : list) out.add(copyContainer(v));
+        return out;
+      }
+      if (value instanceof Map<?, ?> map) {
+        Map<Object, Object> out = new LinkedHashMap<>();
+        for (Map.Entry<?, ?> e : map.entrySet()) out.put(e.getKey(), copyContainer(e.getValue()));
+        return out;
+      }
+      return value;
+    }
   }
 }

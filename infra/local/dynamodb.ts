@@ -115,6 +115,11 @@ export interface DynamoLocal {
   endpoint: string;
   /** The JVM's process id (tests look at its sockets). */
   pid: number | undefined;
+  /**
+   * What the launcher said about itself on stderr (its lines start with `DynamoLoopback:`), e.g.
+   * that DynamoDB Local runs without the table-description cache (DynamoLoopback.java).
+   */
+  launcherNotes(): string[];
   stop(): Promise<void>;
 }
 
@@ -166,8 +171,10 @@ export async function startDynamoLocal(opts: { dbPath?: string; port?: number })
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
+  const notes: string[] = [];
   child.stderr?.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString()).slice(-4000);
+    for (const line of b.toString().split('\n')) if (line.startsWith('DynamoLoopback:') && notes.length < 20) notes.push(line.trim());
   });
   try {
     await waitForPort(port, child);
@@ -181,6 +188,7 @@ export async function startDynamoLocal(opts: { dbPath?: string; port?: number })
   return {
     endpoint: `http://127.0.0.1:${port}`,
     pid: child.pid,
+    launcherNotes: () => notes.slice(),
     stop: () =>
       new Promise<void>((res) => {
         if (child.exitCode !== null || child.signalCode !== null) return res();

@@ -10,6 +10,7 @@ import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { newTokenSecret } from '#core/identity/identity.ts';
 import { ensureToken } from '#core/identity/tokens.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
+import { log } from '#core/util/log.ts';
 import { ensureTable } from '#aws/dynamo/local-table.ts';
 import { freePort, startDynamoLocal } from './dynamodb.ts';
 import { LOCAL_S3_KEY_ID, requireSigV4 } from './s3-auth.ts';
@@ -113,6 +114,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   try {
     const ddb = await startDynamoLocal({ dbPath: opts.ephemeral ? undefined : join(dataDir, 'dynamodb') });
     stoppers.push(ddb.stop);
+    // E.g. a DynamoDB Local whose internals the launcher does not know: slower, still correct.
+    for (const note of ddb.launcherNotes()) if (/ not /.test(note)) log.warn('DynamoDB Local launcher', { note });
 
     const s3Dir = join(dataDir, 's3');
     mkdirSync(s3Dir, { recursive: true, mode: 0o700 });
