@@ -13,12 +13,14 @@ import { listsDdcommBench } from './lists-ddcomm.ts';
 /**
  * `npm run bench`: figures, not pass/fail (issue 2 §10), as one table. The booking part
  * (test/bench/booking.ts) runs a local stack in this process (so the DynamoDB middleware
- * counters see every call) per fleet size, then the bundles, agent, lifecycle and drydock parts.
+ * counters see every call) per fleet size, then the other parts.
  */
 process.env.SLIPWAY_LOG_LEVEL = 'error';
 
 /**
- * `npm run bench` runs every part but the machines; `npm run bench -- booking`, `-- agent`,
+ * `npm run bench` runs every part but the QEMU ones (machines, tenant) and prints one table:
+ * booking at the fleet sizes the flags pick, bundles, agent, lifecycle, drydock, ddcomm, hot and
+ * memory (about 15 minutes at `--large`). `npm run bench -- booking`, `-- agent`,
  * `-- lifecycle`, `-- drydock`, `-- bundles` (sizes and import times of the Lambda bundles) or
  * `-- machines` (QEMU VMs: minutes) runs one.
  * `npm run bench -- tenant` (QEMU VMs: minutes): leases of 1 and 5 VMs naming an image, start → active, end → erased.
@@ -68,6 +70,10 @@ async function main() {
     await agentBench(record);
     await lifecycleBench(record);
     await drydockBench(record);
+    // Issue 16's other parts, so that one run prints one table of all of them.
+    await listsDdcommBench(record);
+    await hotBench(record);
+    await memoryBench(record);
   }
 
   printTable(rows, `${FLEETS.join(' and ')} hosts`);
