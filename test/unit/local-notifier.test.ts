@@ -1,0 +1,68 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LocalNotifier } from '../../infra/local/lifecycle.ts';
+
+/**
+ * The local stand-in for lease notifications (SLIPWAY_NOTIFY_WEBHOOK): one JSON POST per notice,
+ * over kept-alive connections, and an error when the webhook refuses or does not answer (the
+ * workflow's Finish retries it, as it would a failed EventBridge put).
+ */
+let server: Server | undefined;
+let notifier: LocalNotifier | undefined;
+afterEach(async () => {
+  notifier?.close();
+  await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+  server = undefined;
+});
+
+async function webhook(answer: (req: IncomingMessage, body: string) => number): Promise<string> {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      res.writeHead(answer(req, body)).end();
+    });
+  });
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  return `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`;
+}
+
+describe('LocalNotifier', () => {
+  it('posts each notice as JSON, reusing its connection', async () => {
+    const got: { path?: string; type?: string; body: Record<string, unknown> }[] = [];
+    const ports = new Set<number>();
+    notifier = new LocalNotifier(
+      await webhook((req, body) => {
+        ports.add(req.socket.remotePort!);
+        got.push({ path: req.url, type: req.headers['content-type'], body: JSON.parse(body) });
+        return 204;
+      }),
+    );
+    for (let i = 0; i < 3; i++) await notifier.publish('lease.event.start_lease', { lease_id: `l${i}`, lease_status: 'ACTIVE' });
+    expect(got.map((g) => [g.path, g.type, g.body.event_type, (g.body.payload as { lease_id: string }).lease_id])).toEqual([
+      ['/hook', 'application/json', 'lease.event.start_lease', 'l0'],
+      ['/hook', 'application/json', 'lease.event.start_lease', 'l1'],
+      ['/hook', 'application/json', 'lease.event.start_lease', 'l2'],
+    ]);
+    expect(typeof got[0]!.body.timestamp).toBe('string');
+    expect(ports.size).toBe(1);
+  });
+
+  it('fails when the webhook refuses the notice', async () => {
+    notifier = new LocalNotifier(await webhook(() => 500));
+    await expect(notifier.publish('lease.event.end_lease', { lease_id: 'x' })).rejects.toThrow('notification webhook answered 500');
+  });
+
+  it('fails when nothing listens', async () => {
+    const url = await webhook(() => 204);
+    await new Promise<void>((r) => server!.close(() => r()));
+    server = undefined;
+    notifier = new LocalNotifier(url);
+    await expect(notifier.publish('lease.event.end_lease', { lease_id: 'x' })).rejects.toThrow(/ECONNREFUSED/);
+  });
+
+  it('refuses a webhook that is not http(s), and sends nothing without one', async () => {
+    expect(() => new LocalNotifier('file:///etc/passwd')).toThrow(/http\(s\) URL/);
+    await expect(new LocalNotifier(undefined).publish('lease.event.start_lease', { lease_id: 'x' })).resolves.toBeUndefined();
+  });
+});
