@@ -6,6 +6,7 @@ import { DynamoNodeRepository } from '#aws/dynamo/nodes.ts';
 import { DEFAULT_TABLE_NAME } from '#aws/dynamo/schema.ts';
 import { overlapping } from '#core/inventory/node.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
+import { processCpuMs } from './cpu.ts';
 import { seedFleet } from './fleet.ts';
 
 /**
@@ -92,10 +93,11 @@ export async function bookingBench(record: Record, hosts: number, leases: number
     const filter = JSON.stringify(['==', '$fleet', fleet.tag]);
 
     // Warm-up: the first creates after a start run cold code in both this process and DynamoDB
-    // Local's JVM (the first about 10x a warm one, the next ten or so 2-3x). Reported here and
-    // left out of the figures below, which are a warm stack's, as a Lambda's and a table's are
-    // after their first requests.
-    const W = 30;
+    // Local's JVM: the first takes about 10x a warm one, and until about the hundredth a few still
+    // take 2-3x (JIT compilation). They are reported on a row of their own and left out of the
+    // rows below, which are a warm stack's, as a Lambda's and a table's are after their first
+    // requests. BENCH_WARMUP_CREATES changes how many.
+    const W = Number(process.env.BENCH_WARMUP_CREATES ?? 100);
     const warm = await pool(W, 1, async (i) => must(await req('POST', '/v1/leases', lease(`w-${i}`, filter, 590_000 + i * 120, 60)), 201).ms);
     record(at(`POST /v1/leases 1 host, the first ${W} after start (warm-up, not in the rows below)`), `first ${ms(warm.lat[0]!)}, then p50 ${ms(pct(warm.lat.slice(1), 50))}, max ${ms(Math.max(...warm.lat.slice(1)))}`);
 
@@ -109,10 +111,14 @@ export async function bookingBench(record: Record, hosts: number, leases: number
 
     // Concurrency 16.
     const N16 = 400;
+    // Whose CPU the creates take: this process (the bench's client and the API) and DynamoDB Local's JVM.
+    const cpu0 = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid) };
     const c16 = await measured(N16, 16, async (i) => must(await req('POST', '/v1/leases', lease(`c16-${i}`, filter, 700_000 + i * 120, 60)), 201).ms);
+    const own = process.cpuUsage(cpu0.own);
     record(
       at(`POST /v1/leases 1 host, concurrency 16 (n=${N16})`),
-      `${c16.perSecond.toFixed(1)} req/s, p50 ${ms(pct(c16.lat, 50))}, p99 ${ms(pct(c16.lat, 99))}; ${units(c16)}; ${c16.transactions.toFixed(2)} transactions per create`,
+      `${c16.perSecond.toFixed(1)} req/s, p50 ${ms(pct(c16.lat, 50))}, p99 ${ms(pct(c16.lat, 99))}; ${units(c16)}; ${c16.transactions.toFixed(2)} transactions per create; ` +
+        `CPU per create: this process ${ms((own.user + own.system) / 1000 / N16)}, DynamoDB Local ${ms((processCpuMs(stack.dynamoPid) - cpu0.jvm) / N16)}`,
     );
 
     // 100-host leases (more than one transaction: holds, lease, calendars).

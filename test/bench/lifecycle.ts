@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { dynamoStats } from '#aws/dynamo/client.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
+import { processCpuMs } from './cpu.ts';
 
 /**
  * Lease lifecycle figures (issue 4 §8, issue 16), on the wall clock: LEASES leases (default 500)
@@ -120,16 +121,8 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
     dynamoStats.reset();
     const transitions0 = stack.lifecycle.runner.stats.transitions;
     // Whose CPU the start burst takes: this process (API, workflows, agent) and DynamoDB Local's JVM.
-    const jvmCpu = () => {
-      try {
-        const f = readFileSync(`/proc/${stack.dynamoPid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-        return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, clock ticks of 10 ms
-      } catch {
-        return NaN;
-      }
-    };
     while (Date.now() < start.getTime() - 100) await new Promise((r) => setTimeout(r, 50));
-    const cpu0 = { own: process.cpuUsage(), jvm: jvmCpu() };
+    const cpu0 = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid) };
     const calls0 = new Map(dynamoStats.calls);
     // The start burst alone: calls and transitions from the creates' end to the last ACTIVE.
     while (reached('ACTIVE').size < LEASES && Date.now() < start.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 100));
@@ -138,7 +131,7 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
     const own = process.cpuUsage(cpu0.own);
     record(
       'start burst: CPU of this process (API, workflows, agent) and of DynamoDB Local, per lease',
-      `${((own.user + own.system) / 1000 / LEASES).toFixed(1)} ms and ${((jvmCpu() - cpu0.jvm) / LEASES).toFixed(1)} ms`,
+      `${((own.user + own.system) / 1000 / LEASES).toFixed(1)} ms and ${((processCpuMs(stack.dynamoPid) - cpu0.jvm) / LEASES).toFixed(1)} ms`,
     );
     record(
       'start events alone: DynamoDB calls and state transitions per lease',
