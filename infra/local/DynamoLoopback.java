@@ -16,7 +16,8 @@ import software.amazon.dynamodb.services.local.shared.access.sqlite.TableSchemaI
 import software.amazon.dynamodb.services.local.shared.mapper.DynamoDbObjectMapper;
 
 /**
- * DynamoDB Local bound to loopback only. The jar has no host option: its DynamoDBProxyServer
+ * DynamoDB Local bound to loopback only, and parsing each table's description once
+ * (cacheTableSchemas). The jar has no host option: its DynamoDBProxyServer
  * builds `new org.eclipse.jetty.server.Server(port)`, whose connector listens on every
  * interface. This launcher takes the jar's own command line, builds the server the way the
  * jar's main does (ServerRunner.createServerFromCommandLineArgs), sets the host of every Jetty
@@ -51,6 +52,9 @@ public class DynamoLoopback {
     System.out.println("DynamoLoopback: listening on " + host + " (" + bound + " connector" + (bound == 1 ? "" : "s") + ")");
   }
 
+  /** Said on stderr when the cache is in place (infra/local/dynamodb.ts keeps the launcher's lines). */
+  static final String CACHED = "DynamoLoopback: table descriptions cached";
+
   /**
    * DynamoDB Local keeps each table's description (keys, indexes, their SQLite columns) as a JSON
    * blob in SQLite, and reads and parses it again, with Jackson, for every item it reads or writes:
@@ -61,9 +65,6 @@ public class DynamoLoopback {
    * back), so the answers are the same and a changed table is a new blob, parsed anew. Items and
    * requests are parsed as before. Anything unexpected leaves the jar as it is.
    */
-  /** Said on stderr when the cache is in place (infra/local/dynamodb.ts keeps the launcher's lines). */
-  static final String CACHED = "DynamoLoopback: table descriptions cached";
-
   static void cacheTableSchemas() {
     // -Dslipway.schemaCache=false: the jar as shipped (to compare, or to rule the cache out).
     if ("false".equals(System.getProperty("slipway.schemaCache"))) {
@@ -71,18 +72,23 @@ public class DynamoLoopback {
       return;
     }
     try {
-      DynamoDbObjectMapper mapper = new SchemaCachingMapper();
+      // Both fields are found and checked before either is replaced: all or nothing.
+      List<Field> fields = new ArrayList<>();
       for (String owner : new String[] {
         "software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccessJob",
         "software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccess",
       }) {
         Field field = Class.forName(owner).getDeclaredField("MAPPER");
         if (!Modifier.isStatic(field.getModifiers()) || !field.getType().isAssignableFrom(SchemaCachingMapper.class)) throw new IllegalStateException(owner + ".MAPPER");
-        Field theUnsafe = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
-        theUnsafe.setAccessible(true);
-        sun.misc.Unsafe unsafe = (sun.misc.Unsafe) theUnsafe.get(null);
-        unsafe.putObjectVolatile(unsafe.staticFieldBase(field), unsafe.staticFieldOffset(field), mapper);
+        fields.add(field);
       }
+      // A static final field of a class the JIT has not compiled yet (the server is not built):
+      // Unsafe writes it where reflection may not.
+      Field theUnsafe = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+      theUnsafe.setAccessible(true);
+      sun.misc.Unsafe unsafe = (sun.misc.Unsafe) theUnsafe.get(null);
+      DynamoDbObjectMapper mapper = new SchemaCachingMapper();
+      for (Field field : fields) unsafe.putObjectVolatile(unsafe.staticFieldBase(field), unsafe.staticFieldOffset(field), mapper);
       System.err.println(CACHED);
     } catch (Throwable err) {
       System.err.println("DynamoLoopback: table descriptions not cached (" + err + "); DynamoDB Local runs as shipped");
