@@ -26,6 +26,9 @@ const LAUNCHER_CLASS = 'DynamoLoopback';
 
 export class JavaMissingError extends Error {}
 
+/** What DynamoLoopback.java says when DynamoDB Local parses each table description once (its CACHED). */
+export const LAUNCHER_CACHED_NOTE = 'DynamoLoopback: table descriptions cached';
+
 /** `java -version` output (first line), or undefined when there is no usable java. */
 export function javaVersion(): string | undefined {
   const r = spawnSync('java', ['-version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DynamoLocal, startDynamoLocal } from '../../infra/local/dynamodb.ts';
+import { type DynamoLocal, LAUNCHER_CACHED_NOTE, startDynamoLocal } from '../../infra/local/dynamodb.ts';
 
 /**
  * DynamoDB Local as the launcher (infra/local/DynamoLoopback.java) runs it: each table's
@@ -45,7 +45,7 @@ describe('DynamoDB Local through the launcher', () => {
       for (let i = 0; i < 50 && d.launcherNotes().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
       return d.launcherNotes();
     };
-    expect(await notesOf(ddb)).toEqual(['DynamoLoopback: table descriptions cached']);
+    expect(await notesOf(ddb)).toEqual([LAUNCHER_CACHED_NOTE]);
     const before = process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
     process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = '-Dslipway.schemaCache=false';
     const plain = await startDynamoLocal({}).finally(() => {
