@@ -63,8 +63,9 @@ beforeAll(async () => {
   designs.set(
     '/site.yaml',
     siteDesign({ site: SITE, redfishPort: port, nodes: [`${SITE}-a`, `${SITE}-b`], root: '/tmp/unused' })
-      .replaceAll('address: 127.0.0.11', `address: ${BMC[0]}`)
-      .replaceAll('address: 127.0.0.12', `address: ${BMC[1]}`)
+      // Whole addresses only: a first replacement to 127.0.0.120-129 must not be read as 127.0.0.12.
+      .replace(/address: 127\.0\.0\.11$/gm, `address: ${BMC[0]}`)
+      .replace(/address: 127\.0\.0\.12$/gm, `address: ${BMC[1]}`)
       .replaceAll('52:54:00:5e:00:', mac),
   );
   agent = await startTestAgent(SITE);
