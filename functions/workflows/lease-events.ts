@@ -1,6 +1,6 @@
 import * as z from '#core/util/zod.ts';
 import { getDeps } from '#aws/roots/lease-events.ts';
-import { actEvent, beginEvent, completeEvent, finishEvent, jobFailed, laneSummary, queueAgentJob } from '#core/leases/engine.ts';
+import { actEvent, beginEvent, commitEvent, completeEvent, finishEvent, jobFailed, laneSummary, queueAgentJob, type WholePlan } from '#core/leases/engine.ts';
 import type { Ports } from '#core/ports.ts';
 import { lambdaHandler } from '#core/util/log.ts';
 
@@ -24,8 +24,26 @@ const LaneSummary = z.object({
   notes: z.array(z.string()),
 });
 
+/**
+ * What Begin prepared (engine.ts `prepareEvent`), back from the workflow's state: the lease as read
+ * (its version and its event's status are the write's conditions), and each node's grant.
+ */
+const PreparedPlan = z.object({
+  lease: z.looseObject({
+    id: z.string(),
+    version: z.number(),
+    events: z.array(z.looseObject({ id: z.string(), status: z.string(), time: z.string() })),
+    reservations: z.array(z.looseObject({ id: z.string() })),
+  }),
+  event_id: z.string(),
+  status: z.enum(['DONE', 'ERROR']),
+  reason: z.nullable(z.string()),
+  grants: z.array(z.object({ node_id: z.string(), node_version: z.number(), reservation_id: z.string(), store: z.record(z.string(), z.unknown()) })),
+});
+
 export const LeaseEventStep = z.discriminatedUnion('step', [
-  z.object({ step: z.literal('begin'), ...ids }),
+  z.object({ step: z.literal('begin'), ...ids, can_prepare: z.optional(z.boolean()) }),
+  z.object({ step: z.literal('commit'), ...ids, plan: PreparedPlan }),
   z.object({ step: z.literal('act'), ...ids }),
   z.object({ step: z.literal('agent_job'), ...ids, job: JobSpec, task_token: z.string().check(z.minLength(1)) }),
   z.object({ step: z.literal('job_failed'), ...ids, job: JobSpec, error: CaughtError }),
@@ -49,6 +67,9 @@ export async function runStep(deps: Ports, raw: unknown): Promise<unknown> {
   switch (input.step) {
     case 'begin':
       return beginEvent(deps, input);
+    case 'commit':
+      // The plan is Begin's own output, carried by the workflow (checked for shape above).
+      return commitEvent(deps, { ...input, plan: input.plan as unknown as WholePlan });
     case 'act':
       return actEvent(deps, input);
     case 'agent_job':

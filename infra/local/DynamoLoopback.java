@@ -1,7 +1,6 @@
 import java.io.IOException;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
-import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -98,38 +97,56 @@ public class DynamoLoopback {
   static final class SchemaCachingMapper extends DynamoDbObjectMapper {
     private static final long serialVersionUID = 1L;
     private static final int MAX_ENTRIES = 64;
-    /** Blob content → the description parsed from it (never handed out itself). */
-    private final Map<ByteBuffer, TableSchemaInfo> parsed = new LinkedHashMap<>(16, 0.75f, true) {
-      @Override
-      protected boolean removeEldestEntry(Map.Entry<ByteBuffer, TableSchemaInfo> eldest) {
-        return size() > MAX_ENTRIES;
-      }
-    };
+    /** TableSchemaInfo's fields, made accessible once (copyOf runs for every read of a description). */
+    private static final Field[] FIELDS = instanceFields();
+
+    /**
+     * Blob content → the description parsed from it (never handed out itself), most recently used
+     * first. Found by comparing contents (Arrays.equals, which the JIT vectorizes), not by hashing
+     * them: a description with ten indexes is some kilobytes, read several times per item, and
+     * hashing it byte by byte on every read was a quarter of the JVM's time in a burst of
+     * transactions. A deployment has a handful of tables, so the list is short.
+     */
+    private final ArrayList<Object[]> parsed = new ArrayList<>();
 
     @Override
     public <T> T readValue(byte[] src, Class<T> type) throws IOException {
       if (type != TableSchemaInfo.class) return super.readValue(src, type);
-      TableSchemaInfo original;
+      TableSchemaInfo original = null;
       synchronized (parsed) {
-        original = parsed.get(ByteBuffer.wrap(src));
+        for (int i = 0; i < parsed.size(); i++) {
+          Object[] entry = parsed.get(i);
+          if (java.util.Arrays.equals((byte[]) entry[0], src)) {
+            original = (TableSchemaInfo) entry[1];
+            if (i > 0) parsed.add(0, parsed.remove(i));
+            break;
+          }
+        }
       }
       if (original == null) {
         original = (TableSchemaInfo) super.readValue(src, type);
         synchronized (parsed) {
-          parsed.put(ByteBuffer.wrap(src.clone()), original);
+          parsed.add(0, new Object[] {src.clone(), original});
+          if (parsed.size() > MAX_ENTRIES) parsed.remove(parsed.size() - 1);
         }
       }
       return type.cast(copyOf(original));
     }
 
+    private static Field[] instanceFields() {
+      List<Field> out = new ArrayList<>();
+      for (Field f : TableSchemaInfo.class.getDeclaredFields()) {
+        if (Modifier.isStatic(f.getModifiers())) continue;
+        f.setAccessible(true);
+        out.add(f);
+      }
+      return out.toArray(new Field[0]);
+    }
+
     private static TableSchemaInfo copyOf(TableSchemaInfo from) throws IOException {
       try {
         TableSchemaInfo to = new TableSchemaInfo();
-        for (Field f : TableSchemaInfo.class.getDeclaredFields()) {
-          if (Modifier.isStatic(f.getModifiers())) continue;
-          f.setAccessible(true);
-          f.set(to, copyContainer(f.get(from)));
-        }
+        for (Field f : FIELDS) f.set(to, copyContainer(f.get(from)));
         return to;
       } catch (ReflectiveOperationException err) {
         throw new IOException("copying a table description", err);

@@ -5,7 +5,7 @@ import { ExecutionError, StateMachine } from 'aws-local-stepfunctions';
 import type { LocalTaskCallbacks } from '#core/agent/callbacks.ts';
 import { sweepEvents, type SweepResult } from '#core/leases/engine.ts';
 import { healAfterFailedErases } from '#core/leases/heal-sweep.ts';
-import { type EventRunner, type EventScheduler, executionName, type LeaseEventRef, type Notifier } from '#core/leases/lifecycle.ts';
+import { type EventRunner, type EventScheduler, executionName, fireTime, type LeaseEventRef, type Notifier } from '#core/leases/lifecycle.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import type { Clock, Ports } from '#core/ports.ts';
 import { log } from '#core/util/log.ts';
@@ -68,6 +68,8 @@ export interface LocalMachine {
   asl: Record<string, unknown>;
   /** The handler of the function the Task state `state` invokes, called with the Task's payload. */
   step: (input: unknown, state: string) => Promise<unknown>;
+  /** What Waits on a timestamp are timed by (the stack's clock); without it, the system clock. */
+  clock?: Clock;
 }
 
 /** A definition ready to run: its local rendering, the meter's view of it, its Tasks, its children. */
@@ -78,16 +80,40 @@ interface Compiled {
   tasks: Map<string, boolean>;
   /** Stand-in Task → the child execution's definition. */
   children: Map<string, { map: string; compiled: Compiled }>;
+  /** Task state → its ResultPath, where it is one (`$.begin`). */
+  resultPaths: Map<string, string>;
+  /** Wait state → its TimestampPath (`$.begin.due`), for the Waits on a timestamp. */
+  timestampWaits: Map<string, string>;
 }
 
 function compile(local: LocalDefinition): Compiled {
   const states = statesOf(local.definition as never);
+  const top = Object.entries((local.definition as { States?: Record<string, Record<string, unknown>> }).States ?? {});
   return {
     machine: new StateMachine(local.definition as never, { validationOptions: { checkArn: false } }),
     states,
     tasks: new Map([...states.states].filter(([, st]) => st.type === 'Task').map(([name, st]) => [name, st.callback])),
     children: new Map([...local.children].map(([stand, c]) => [stand, { map: c.map, compiled: compile(c.child) }])),
+    resultPaths: new Map(top.filter(([, st]) => st.Type === 'Task' && typeof st.ResultPath === 'string').map(([name, st]) => [name, st.ResultPath as string])),
+    timestampWaits: new Map(top.filter(([, st]) => st.Type === 'Wait' && typeof st.TimestampPath === 'string').map(([name, st]) => [name, st.TimestampPath as string])),
   };
+}
+
+/**
+ * How long a Wait on a timestamp lasts by the stack's clock, not by aws-local-stepfunctions' own
+ * `Date.now()` (a test may have moved the clock; with the system clock both agree). The
+ * timestamp's path names a field of a Task's result (`$.begin.due`: Begin's), which the
+ * execution keeps by ResultPath (`results`). Undefined: the library times it itself.
+ */
+function timestampWait(path: string, results: Map<string, unknown>, clock: Clock): number | undefined {
+  for (const [at, value] of results) {
+    if (!path.startsWith(`${at}.`)) continue;
+    let v: unknown = value;
+    for (const key of path.slice(at.length + 1).split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[key] : undefined;
+    const due = typeof v === 'string' ? Date.parse(v) : NaN;
+    return Number.isNaN(due) ? undefined : Math.max(0, due - clock.now().getTime());
+  }
+  return undefined;
 }
 
 /**
@@ -251,6 +277,8 @@ export class LocalStateMachineRunner {
     // An execution that passes a limit is stopped where it is, as Step Functions fails it.
     const meter = new ExecutionMeter(c.states, name, () => abort());
     const handlers: Record<string, (input: unknown) => Promise<never>> = {};
+    // The latest result at each ResultPath: what a Wait on a timestamp reads its time from.
+    const results = new Map<string, unknown>();
     for (const [state, callback] of c.tasks) {
       handlers[state] = async (i) => {
         meter.payload(i, `${state} parameters`);
@@ -260,9 +288,19 @@ export class LocalStateMachineRunner {
         p.catch(() => undefined);
         const out = await p;
         meter.payload(out, `${state} result`);
+        const at = c.resultPaths.get(state);
+        if (at) results.set(at, out);
         return out as never;
       };
     }
+    const clock = this.spec.clock;
+    // Read by aws-local-stepfunctions when a Wait state starts: each Wait on a timestamp is timed then.
+    const waitTimeOverrides = new Proxy({} as Record<string, number>, {
+      get: (_, state) => {
+        const path = typeof state === 'string' ? c.timestampWaits.get(state) : undefined;
+        return path && clock ? timestampWait(path, results, clock) : undefined;
+      },
+    });
     for (const [stand, { map, compiled }] of c.children) {
       handlers[stand] = (i) => this.child(compiled, i, `${name}/${map}-${++this.children}`, kids, rank) as Promise<never>;
     }
@@ -270,7 +308,7 @@ export class LocalStateMachineRunner {
       noThrowOnAbort: true,
       // `$$.Task.Token` must resolve; each callback Task makes its own token below.
       context: { Task: { Token: 'local' }, Execution: { Name: name } } as never,
-      overrides: { taskResourceLocalHandlers: handlers },
+      overrides: { taskResourceLocalHandlers: handlers, waitTimeOverrides },
     });
     exec = started;
     const counting = (async () => {
@@ -355,11 +393,12 @@ export type StepHandler = (input: unknown) => Promise<unknown>;
 export class LocalWorkflowRunner implements EventRunner {
   private readonly runner: LocalStateMachineRunner;
 
-  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, step?: StepHandler) {
+  constructor(asl: Record<string, unknown>, deps: () => Ports, callbacks: LocalTaskCallbacks, step?: StepHandler, clock?: Clock) {
     this.runner = new LocalStateMachineRunner(
       {
         asl,
         step: step ?? ((input) => runStep(deps(), input)),
+        clock,
       },
       callbacks,
       (out) => !!out && typeof out === 'object' && (out as { begin?: { outcome?: string } }).begin?.outcome === 'skip',
@@ -481,11 +520,13 @@ export class LocalEventScheduler implements EventScheduler {
     if (this.stopped) return;
     const old = this.timers.get(ref.event_id);
     if (old) clearTimeout(old.timer);
+    // At the trigger's time: the event's, or its lead earlier for one Begin prepares (fireTime).
     // setTimeout holds at most 2^31-1 ms (24.8 days); a later event is re-armed when that fires.
-    const delay = Math.min(Math.max(0, Date.parse(ref.time) - this.clock.now().getTime()), 2 ** 31 - 1);
+    const at = Date.parse(fireTime(ref));
+    const delay = Math.min(Math.max(0, at - this.clock.now().getTime()), 2 ** 31 - 1);
     const timer = setTimeout(() => {
       this.timers.delete(ref.event_id);
-      if (Date.parse(ref.time) > this.clock.now().getTime()) this.arm(ref);
+      if (at > this.clock.now().getTime()) this.arm(ref);
       else this.fire(ref);
     }, delay);
     timer.unref();
@@ -525,18 +566,31 @@ export class LocalNotifier implements Notifier {
     log.info('notification', { event_type: type, lease_id: detail.lease_id, status: detail.lease_status ?? detail.status });
     if (!this.url) return;
     const body = JSON.stringify({ event_type: type, payload: detail, timestamp: new Date().toISOString() });
-    const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const status = await new Promise<number>((resolve, reject) => {
+    let status: number;
+    try {
+      status = await this.post(body);
+    } catch (err) {
+      // A kept-alive connection the webhook closed as this request went out (its idle timeout):
+      // nothing reached it, so the notice goes once more, on a new connection.
+      if (!(err as { reusedSocket?: boolean }).reusedSocket) throw err;
+      status = await this.post(body);
+    }
+    if (status < 200 || status >= 300) throw new Error(`notification webhook answered ${status}`);
+  }
+
+  private post(body: string): Promise<number> {
+    const send = this.url!.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise<number>((resolve, reject) => {
       const req = send(this.url!, { method: 'POST', agent: this.agent, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) }, timeout: 5000 }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
         res.on('error', reject);
       });
       req.on('timeout', () => req.destroy(new Error('notification webhook did not answer within 5 s')));
-      req.on('error', reject);
+      // Node's advice for kept-alive agents: a reset on a reused socket may be retried.
+      req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reusedSocket: req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') })));
       req.end(body);
     });
-    if (status < 200 || status >= 300) throw new Error(`notification webhook answered ${status}`);
   }
 
   /** Closes the kept-alive connections (the stack's stop). */
@@ -578,7 +632,7 @@ export class LocalLifecycle {
   private sweeps = 0;
 
   constructor(private readonly opts: LocalLifecycleOptions) {
-    this.runner = new LocalWorkflowRunner(opts.asl, () => this.requireDeps(), opts.callbacks, opts.functions?.leaseEvents);
+    this.runner = new LocalWorkflowRunner(opts.asl, () => this.requireDeps(), opts.callbacks, opts.functions?.leaseEvents, opts.clock);
     this.scheduler = new LocalEventScheduler(opts.clock, (ref) => {
       this.runner.start(ref, executionName(ref, 'schedule')).catch((err: Error) => log.error('lease event not started', { event_id: ref.event_id, error: err.message }));
     });

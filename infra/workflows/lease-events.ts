@@ -22,6 +22,8 @@ import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
  * The lease-event workflow (DESIGN.md §7, upstream-apis.md §4.8): one execution per lease event.
  *
  *   Init → Begin ─done─▶ Done   (an event with no agent work, run whole in Begin's one write)
+ *            ├─prepared─▶ AtEventTime (Wait) → Commit → Committed ─done─▶ Done
+ *            │                                  (its one write)    └─stale──▶ Begin
  *            │
  *            ├─run──▶ Act → HasAgentJobs ─lanes─▶ AgentJobs (distributed Map: one child execution per lane)
  *            │                         └─none──┐          │
@@ -56,6 +58,7 @@ export const LEASE_EVENTS_STATE_MACHINE_NAME = 'slipway-lease-events';
 
 export const LEASE_EVENT_TASKS = {
   begin: 'Begin',
+  commit: 'Commit',
   act: 'Act',
   agentJob: 'AgentJob',
   jobFailed: 'JobFailed',
@@ -65,10 +68,17 @@ export const LEASE_EVENT_TASKS = {
 } as const;
 
 /** The Choice states after Act: whether there are lanes for AgentJobs, whether Complete has work. */
-export const LEASE_EVENT_CHOICES = { hasAgentJobs: 'HasAgentJobs', completeNeeded: 'CompleteNeeded' } as const;
+export const LEASE_EVENT_CHOICES = { hasAgentJobs: 'HasAgentJobs', completeNeeded: 'CompleteNeeded', committed: 'Committed' } as const;
 
 /** A Wait state whose duration Begin decides (a due event of a busy lease, or one a few seconds early). */
 export const LEASE_EVENT_WAIT = 'NotYet';
+
+/**
+ * The Wait of an event Begin prepared ahead of its time (engine.ts `prepareEvent`), until the
+ * event's time (`$.begin.due`), then Commit. A timestamp, not seconds: Step Functions ends it at
+ * that time, so the event is written then, not up to a second later.
+ */
+export const LEASE_EVENT_PREPARED_WAIT = 'AtEventTime';
 
 /**
  * How long one agent job of an event may take from the moment it is queued — erasing a node's
@@ -105,8 +115,12 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   });
 
   // A lost compare-and-set (the lease moved between read and write) is retried with fresh reads.
-  const begin = task(LEASE_EVENT_TASKS.begin, 'begin', '$.begin');
+  // `can_prepare`: this definition carries a prepared event to its time (AtEventTime → Commit).
+  const begin = task(LEASE_EVENT_TASKS.begin, 'begin', '$.begin', { can_prepare: true });
   begin.addRetry(RETRY_CONFLICTS);
+  // The plan's write at the event's time. A lost compare-and-set is not retried here but answered
+  // `stale` (the plan is out of date): Begin reads again. Any other failure goes back to Begin too.
+  const commit = task(LEASE_EVENT_TASKS.commit, 'commit', '$.commit', { 'plan.$': '$.begin.plan' });
   const act = task(LEASE_EVENT_TASKS.act, 'act', '$.act');
   act.addRetry(RETRY_CONFLICTS);
   const complete = task(LEASE_EVENT_TASKS.complete, 'complete', undefined, { 'results.$': '$.results' });
@@ -163,6 +177,9 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   complete.addCatch(finish, { errors: ['States.ALL'], resultPath: '$.error' });
 
   const notYet = new Wait(scope, LEASE_EVENT_WAIT, { time: WaitTime.secondsPath('$.begin.wait_seconds') });
+  const atEventTime = new Wait(scope, LEASE_EVENT_PREPARED_WAIT, { time: WaitTime.timestampPath('$.begin.due') });
+  commit.addCatch(begin, { errors: ['States.ALL'], resultPath: '$.commit' });
+  const committed = new Choice(scope, LEASE_EVENT_CHOICES.committed);
   const skipped = new Succeed(scope, 'Skipped', { comment: 'The event was already taken, is not due, or is gone' });
   const done = new Succeed(scope, 'Done');
 
@@ -183,6 +200,11 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
       new Choice(scope, 'Outcome')
         .when(Condition.stringEquals('$.begin.outcome', 'run'), actChain)
         .when(Condition.stringEquals('$.begin.outcome', 'wait'), notYet.next(begin))
+        // A start without agent work or a before_end, not yet due: written at its time.
+        .when(
+          Condition.stringEquals('$.begin.outcome', 'prepared'),
+          atEventTime.next(commit).next(committed.when(Condition.stringEquals('$.commit.outcome', 'done'), done).otherwise(begin)),
+        )
         // A start without agent work, a before_end: Begin ran the whole event (engine.ts runWhole).
         .when(Condition.stringEquals('$.begin.outcome', 'done'), done)
         .otherwise(skipped),

@@ -1,5 +1,5 @@
 import type { CreateScheduleCommand, CreateScheduleCommandInput, DeleteScheduleCommand, UpdateScheduleCommand } from '@aws-sdk/client-scheduler';
-import { executionName, type EventScheduler, type LeaseEventRef } from '#core/leases/lifecycle.ts';
+import { executionName, type EventScheduler, fireTime, type LeaseEventRef } from '#core/leases/lifecycle.ts';
 import { firstUse, lazyClient } from './lazy-client.ts';
 
 type ScheduleCommand = CreateScheduleCommand | UpdateScheduleCommand | DeleteScheduleCommand;
@@ -58,7 +58,8 @@ export function awsEventScheduler(env: Record<string, string | undefined>, clien
       Name: scheduleName(ref),
       GroupName: group,
       Description: `lease ${ref.lease_id}: ${ref.event_type}`,
-      ScheduleExpression: atExpression(ref.time),
+      // Its lead earlier for an event Begin prepares (fireTime); the execution is named by the event's time.
+      ScheduleExpression: atExpression(fireTime(ref)),
       ScheduleExpressionTimezone: 'UTC',
       FlexibleTimeWindow: { Mode: 'OFF' },
       ActionAfterCompletion: 'DELETE',

@@ -29,13 +29,19 @@ export interface TokenRepository {
 
 /**
  * A lease start's grant of one node, written in the event's own transaction (engine.ts, an event
- * run whole): the allocation gets `granted_at`, the node's lessee index follows, on condition that
- * the node is still the one read (`node.version`) and still holds the allocation.
+ * run whole): the allocation gets `granted_at` (the event's time of writing), the node's lessee
+ * index follows, on condition that the node is still the version read and still holds the
+ * allocation. Made from the node as read (`NodeRepository.prepareGrant`), it carries what that
+ * write needs and nothing else of the node (no BMC credentials, no facts): a start prepared
+ * ahead of its time carries it in the workflow's state until then (engine.ts `prepareEvent`).
  */
-export interface NodeGrant {
-  node: Node;
+export interface PreparedGrant {
+  node_id: string;
+  /** The version the grant was prepared from: the write's condition. */
+  node_version: number;
   reservation_id: string;
-  granted_at: string;
+  /** The store's own changes that come with the grant (the node's index attributes); opaque here. */
+  store: Record<string, unknown>;
 }
 
 /** A node's allocation change inside a lease commit, guarded by the node's version. */
@@ -100,6 +106,12 @@ export interface NodeRepository {
   /** A new Blazar host id (all digits, from an atomic counter; gaps are harmless). */
   nextHostId(): Promise<string>;
   get(id: string): Promise<Node | undefined>;
+  /**
+   * The grant of `node`'s allocation of `reservationId`, prepared from the node as read (no
+   * reads): what `LeaseRepository.transition` writes for it. Throws when the node holds no such
+   * allocation.
+   */
+  prepareGrant(node: Node, reservationId: string): PreparedGrant;
   getByName(name: string): Promise<Node | undefined>;
   getByHostId(hostId: string): Promise<Node | undefined>;
   /** The node one of whose `addresses` is `address` (the first, by id, if several claim it). */
@@ -189,7 +201,7 @@ export interface LeaseRepository {
    * status and reservations, in one transaction guarded by the lease version.
    * Throws ConcurrentModificationError when the event or the lease moved.
    */
-  transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants?: readonly NodeGrant[]): Promise<void>;
+  transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants?: readonly PreparedGrant[]): Promise<void>;
   /** `UNDONE` events due at or before `until`, oldest first (before_end → end → start at equal times). */
   dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]>;
   /** Every `UNDONE` event, due or not (the local scheduler arms them at start). */

@@ -48,6 +48,29 @@ describe('LocalNotifier', () => {
     expect(ports.size).toBe(1);
   });
 
+  it('sends a notice again on a new connection when the webhook drops the kept-alive one it went out on', async () => {
+    // Each connection's second request is dropped unanswered, as a server closing an idle
+    // connection just as the next request arrives does (ECONNRESET on a reused socket).
+    const seen = new Map<unknown, number>();
+    const got: string[] = [];
+    notifier = new LocalNotifier(
+      await webhook((req, body) => {
+        const n = (seen.get(req.socket) ?? 0) + 1;
+        seen.set(req.socket, n);
+        if (n === 2) {
+          req.socket.destroy();
+          return 204;
+        }
+        got.push((JSON.parse(body) as { payload: { lease_id: string } }).payload.lease_id);
+        return 204;
+      }),
+    );
+    await notifier.publish('lease.event.start_lease', { lease_id: 'l0' });
+    await notifier.publish('lease.event.start_lease', { lease_id: 'l1' });
+    expect(got).toEqual(['l0', 'l1']);
+    expect(seen.size).toBe(2);
+  });
+
   it('fails when the webhook refuses the notice', async () => {
     notifier = new LocalNotifier(await webhook(() => 500));
     await expect(notifier.publish('lease.event.end_lease', { lease_id: 'x' })).rejects.toThrow('notification webhook answered 500');

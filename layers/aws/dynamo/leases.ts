@@ -3,7 +3,7 @@ import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from '#core/leases/usage.ts';
-import type { AllocationChange, KeysetRange, LeaseRepository, NodeGrant } from '#core/ports.ts';
+import type { AllocationChange, KeysetRange, LeaseRepository, PreparedGrant } from '#core/ports.ts';
 import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
 import { allocationUpdateItem, grantUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
@@ -61,10 +61,29 @@ const listingKeys = (lease: Pick<Lease, 'id' | 'project_id'>, sk: string) => ({
  */
 export const leaseNamePk = (name: string) => `LEASENAME#${name}`;
 
+/**
+ * Each reservation's status and its time, kept on the lease's META row as well as on the
+ * reservation's own row, and read from META: an event's transition (start: pending → active,
+ * end: active → deleted) changes only these, so it writes META and the event, not every
+ * reservation row (one item fewer per start: issue 16, docs/fleet-scale.md). A lease stored
+ * before has no such map: its reservation rows say.
+ */
+const RESERVATION_STATES = 'reservation_states';
+type ReservationState = Pick<Reservation, 'status' | 'updated_at'>;
+
 function rows(lease: Lease): Row[] {
   const { reservations, events, ...meta } = lease;
+  const states: Record<string, ReservationState> = Object.fromEntries(reservations.map((r) => [r.id, { status: r.status, updated_at: r.updated_at }]));
   const out: Row[] = [
-    { ...leaseMetaKey(lease.id), ...listingKeys(lease, 'META'), GSI7PK: leaseNamePk(lease.name), GSI7SK: `${lease.project_id}#${lease.id}`, entity: 'lease', ...meta },
+    {
+      ...leaseMetaKey(lease.id),
+      ...listingKeys(lease, 'META'),
+      GSI7PK: leaseNamePk(lease.name),
+      GSI7SK: `${lease.project_id}#${lease.id}`,
+      entity: 'lease',
+      ...meta,
+      [RESERVATION_STATES]: states,
+    },
   ];
   for (const r of reservations) {
     const k = reservationKey(lease.id, r.id);
@@ -85,7 +104,7 @@ export function newLeaseItems(lease: Lease): Record<string, unknown>[] {
   return [...rows(lease), { ...usageEntryKey(lease.project_id, lease.id), entity: 'lease_usage', ...usageEntry(lease) }];
 }
 
-const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'GSI7PK', 'GSI7SK', 'entity']);
+const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'GSI7PK', 'GSI7SK', 'entity', RESERVATION_STATES]);
 function clean<T>(item: Record<string, unknown>): T {
   return Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as T;
 }
@@ -105,14 +124,27 @@ function assemble(items: Record<string, unknown>[]): Lease[] {
   const out: Lease[] = [];
   for (const g of byId.values()) {
     if (!g.meta) continue; // a lease being deleted concurrently
+    const states = (g.meta[RESERVATION_STATES] ?? {}) as Record<string, ReservationState | undefined>;
     out.push({
       ...clean<Omit<Lease, 'reservations' | 'events'>>(g.meta),
-      reservations: g.res.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id)),
+      reservations: g.res
+        .map((r) => {
+          const st = states[r.id];
+          return st ? { ...r, status: st.status, updated_at: st.updated_at } : r;
+        })
+        .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id)),
       events: sortEvents(g.ev),
     });
   }
   return out;
 }
+
+/** A reservation row without what META also holds of it (its status and time); other rows as they are. */
+const withoutState = (row: Row): Row => {
+  if (row.entity !== 'reservation') return row;
+  const { status: _s, updated_at: _u, ...rest } = row;
+  return rest as Row;
+};
 
 const toRef = (item: Record<string, unknown>): LeaseEventRef => ({
   lease_id: String(item.lease_id),
@@ -284,7 +316,7 @@ export class DynamoLeaseRepository implements LeaseRepository {
     await this.finalize(nodes.map((c) => ({ nodeId: c.nodeId, set: [], remove: c.remove })));
   }
 
-  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants: readonly NodeGrant[] = []): Promise<void> {
+  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants: readonly PreparedGrant[] = []): Promise<void> {
     const before = new Map(rows(previous).map((r) => [r.SK, r]));
     const items: TransactItem[] = [];
     for (const row of rows(next)) {
@@ -311,13 +343,15 @@ export class DynamoLeaseRepository implements LeaseRepository {
             ExpressionAttributeValues: { ':s': from },
           },
         });
-      } else if (!old || JSON.stringify(old) !== JSON.stringify(row)) {
+      } else if (!old || JSON.stringify(withoutState(old)) !== JSON.stringify(withoutState(row))) {
+        // A reservation whose status alone changed is not written: META holds its status (rows).
         items.push({ Put: { TableName: this.d.table, Item: row } });
       }
     }
-    // A start run whole grants its nodes in the same write (engine.ts runWhole).
+    // A start run whole grants its nodes in the same write (engine.ts runWhole), at the lease's
+    // time of writing.
     const now = new Date().toISOString();
-    await this.send([...items, ...grants.map((g) => grantUpdateItem(this.d.table, g, now))]);
+    await this.send([...items, ...grants.map((g) => grantUpdateItem(this.d.table, g, next.updated_at ?? now, now))]);
   }
 
   async dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]> {

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
 import { type Allocation, grantsOf, type Node, type NodeCreate, type NodePatch, resourceClassOf } from '#core/inventory/node.ts';
-import type { AllocationChange, HostScan, HostScanPage, KeysetRange, NodeGrant, NodeIndexQuery, NodeRepository } from '#core/ports.ts';
+import type { AllocationChange, HostScan, HostScanPage, KeysetRange, NodeIndexQuery, NodeRepository, PreparedGrant } from '#core/ports.ts';
 import { capabilityIndexValue, indexedCapabilities } from '#core/leases/filters.ts';
 import { type Dynamo, failedIndexes, getItem, queryAll, translateTransactionError } from './client.ts';
 
@@ -279,27 +279,53 @@ export function allocationUpdateItem(table: string, change: AllocationChange, no
 }
 
 /**
- * The transaction item of a lease start's grant (engine.ts, an event run whole): the allocation
- * gets `granted_at` and the node's index attributes follow (the lessee's list, GSI10), on
- * condition that the node is the version read — so the index attributes computed from it are
- * right — and still holds the allocation.
+ * A lease start's grant, prepared from the node as read (NodeRepository.prepareGrant): the
+ * allocation to mark and the node's index attributes that follow (the lessee's list, GSI10; GSI5
+ * when a second project holds it). Those depend only on which allocations are granted, not on
+ * when, so they are computed now and written later, on condition that the node is still this
+ * version.
  */
-export function grantUpdateItem(table: string, g: NodeGrant, now: string): TransactItem {
-  const held = g.node.allocations[g.reservation_id];
-  if (!held) throw new Error(`node ${g.node.id} holds no allocation of reservation ${g.reservation_id}`);
-  const after: Node = { ...g.node, allocations: { ...g.node.allocations, [g.reservation_id]: { ...held, granted_at: g.granted_at } } };
+export function prepareGrant(node: Node, reservationId: string): PreparedGrant {
+  const held = node.allocations[reservationId];
+  if (!held) throw new Error(`node ${node.id} holds no allocation of reservation ${reservationId}`);
+  // The grant's time is the write's (grantUpdateItem); any value makes the allocation granted.
+  const after: Node = { ...node, allocations: { ...node.allocations, [reservationId]: { ...held, granted_at: held.granted_at ?? 'granted' } } };
+  return { node_id: node.id, node_version: node.version, reservation_id: reservationId, store: { index: indexDelta(node, after) } };
+}
+
+const GrantStore = (store: Record<string, unknown>): { set: Record<string, string>; remove: string[] } => {
+  const index = store.index as { set?: unknown; remove?: unknown } | undefined;
+  const set = index?.set && typeof index.set === 'object' ? (index.set as Record<string, unknown>) : {};
+  const remove = Array.isArray(index?.remove) ? index.remove : [];
+  // It comes back through a workflow's state: only index attributes, only strings.
+  const ok = (k: string) => INDEX_KEYS.includes(k);
+  if (!Object.entries(set).every(([k, v]) => ok(k) && typeof v === 'string') || !remove.every((k) => typeof k === 'string' && ok(k))) {
+    throw new Error('a prepared grant holds attributes that are not the node\'s index attributes');
+  }
+  return { set: set as Record<string, string>, remove: remove as string[] };
+};
+
+/**
+ * The transaction item of a lease start's grant (engine.ts, an event run whole): the allocation
+ * gets `granted_at` and the node's index attributes follow, on condition that the node is the
+ * version the grant was prepared from — so the index attributes computed from it are right — and
+ * still holds the allocation.
+ */
+export function grantUpdateItem(table: string, g: PreparedGrant, grantedAt: string, now: string): TransactItem {
+  const index = GrantStore(g.store);
   const b = new UpdateBuilder();
-  b.set(['allocations', g.reservation_id, 'granted_at'], g.granted_at);
+  b.set(['allocations', g.reservation_id, 'granted_at'], grantedAt);
   b.set(['updated_at'], now);
-  setIndexAttributes(b, g.node, after);
+  for (const [k, v] of Object.entries(index.set)) b.set([k], v);
+  for (const k of index.remove) b.remove([k]);
   b.names['#alloc'] = 'allocations';
   b.names['#rid'] = g.reservation_id;
-  const condition = `#version = ${b.v(g.node.version)} AND attribute_exists(#alloc.#rid)`;
+  const condition = `#version = ${b.v(g.node_version)} AND attribute_exists(#alloc.#rid)`;
   b.bumpVersion();
   return {
     Update: {
       TableName: table,
-      Key: nodeKey(g.node.id),
+      Key: nodeKey(g.node_id),
       UpdateExpression: b.expression(),
       ConditionExpression: condition,
       ExpressionAttributeNames: b.names,
@@ -387,6 +413,10 @@ export class DynamoNodeRepository implements NodeRepository {
       }),
     );
     return String(counter.Attributes?.value);
+  }
+
+  prepareGrant(node: Node, reservationId: string): PreparedGrant {
+    return prepareGrant(node, reservationId);
   }
 
   async get(id: string): Promise<Node | undefined> {

@@ -1,11 +1,11 @@
 import { ConcurrentModificationError } from '../errors.ts';
-import type { NodeGrant, Ports } from '../ports.ts';
+import type { Ports, PreparedGrant } from '../ports.ts';
 import { log } from '../util/log.ts';
 import { causeText } from '../util/step-error.ts';
 import { metric } from '../util/metrics.ts';
-import { healLease } from './healing.ts';
-import { lifecycleFor } from './lifecycles.ts';
-import { executionName, type LeaseEventRef } from './lifecycle.ts';
+import { healLease, needsHealing } from './healing.ts';
+import { lifecycleFor, runsWholeEvent, WHOLE_EVENT_MAX_NODES } from './lifecycles.ts';
+import { executionName, type LeaseEventRef, PREPARE_LEAD_SECONDS } from './lifecycle.ts';
 import {
   canTransition,
   deriveLeaseStatus,
@@ -36,11 +36,46 @@ export interface EventInput {
   event_id: string;
 }
 
+export interface BeginInput extends EventInput {
+  /**
+   * The workflow can carry a prepared event to its time (AtEventTime → Commit). Its definition
+   * says so; an execution of an older definition, which cannot, never gets `prepared`.
+   */
+  can_prepare?: boolean;
+}
+
+/**
+ * An event run whole, planned from what Begin read (planWhole): written at once when it is due
+ * (runWhole), or carried in the workflow's state to its time and written then (prepareEvent,
+ * commitEvent). The lease as read: its version is the write's condition, as each grant's
+ * node version is.
+ */
+export interface WholePlan {
+  lease: Lease;
+  event_id: string;
+  status: 'DONE' | 'ERROR';
+  reason: string | null;
+  grants: PreparedGrant[];
+}
+
 export interface BeginResult {
-  /** `done`: Begin ran the whole event (runWhole); the workflow ends. */
-  outcome: 'run' | 'wait' | 'skip' | 'done';
+  /**
+   * `done`: Begin ran the whole event (runWhole); the workflow ends. `prepared`: the event, not
+   * yet due, is planned (prepareEvent); the workflow waits until `due` and commits `plan`.
+   */
+  outcome: 'run' | 'wait' | 'skip' | 'done' | 'prepared';
   /** For `wait`: how long the workflow waits before trying again. */
   wait_seconds: number;
+  /** For `prepared`: the event's time (the workflow's Wait is on this timestamp). */
+  due?: string;
+  /** For `prepared`: what Commit writes at `due`. */
+  plan?: WholePlan;
+  reason?: string;
+}
+
+export interface CommitResult {
+  /** `stale`: the plan could not be written as prepared; the workflow goes back to Begin. */
+  outcome: 'done' | 'stale';
   reason?: string;
 }
 
@@ -48,6 +83,13 @@ export interface BeginResult {
 const WAIT_SECONDS = 2;
 /** An event a little early (a trigger firing before the clock says so) is waited for, up to this. */
 const EARLY_WAIT_LIMIT_MS = 5 * 60_000;
+/** An event this early or less may be prepared: its trigger's lead, and as much again for a clock apart. */
+const PREPARE_LIMIT_MS = 2 * PREPARE_LEAD_SECONDS * 1000;
+/**
+ * The largest plan carried in the workflow's state (Step Functions holds 256 KiB per state): a
+ * lease of at most WHOLE_EVENT_MAX_NODES nodes is a few kB; a larger one is not prepared.
+ */
+const PLAN_MAX_CHARS = 64 * 1024;
 
 /** The longest a blocked event waits between two tries (reached after 200 minutes of waiting). */
 const MAX_RETRY_WAIT_SECONDS = 600;
@@ -97,6 +139,8 @@ function memoizedGets<R extends { get(id: string): Promise<unknown> }>(repo: R):
           return value === undefined ? undefined : structuredClone(value);
         };
       }
+      // prepareGrant computes from a node already read: it writes nothing, so nothing is forgotten.
+      if (prop === 'prepareGrant') return member.bind(target);
       return (...args: unknown[]) => {
         read.clear();
         return member.apply(target, args);
@@ -122,7 +166,7 @@ function withEvent(lease: Lease, id: string, change: Partial<LeaseEvent>): Lease
  * back-to-back leases at equal times run end before start (upstream bug #1785841) whatever order
  * their triggers fire in. Past the retry window a blocked start runs anyway and fails visibly.
  */
-export async function beginEvent(ports: Ports, input: EventInput): Promise<BeginResult> {
+export async function beginEvent(ports: Ports, input: BeginInput): Promise<BeginResult> {
   // Begin reads the lease, then healing reads it again with its nodes, then the start check
   // reads those nodes again: one step's reads are made once (readOnce).
   const deps = readOnce(ports);
@@ -133,6 +177,10 @@ export async function beginEvent(ports: Ports, input: EventInput): Promise<Begin
   const now = deps.clock.now();
   const early = Date.parse(event.time) - now.getTime();
   if (early > 0) {
+    if (input.can_prepare && early <= PREPARE_LIMIT_MS) {
+      const prepared = await prepareEvent(deps, lease, event);
+      if (prepared) return prepared;
+    }
     // A trigger for the event's earlier time (the lease was since moved) is not its trigger.
     return early <= EARLY_WAIT_LIMIT_MS ? wait(early / 1000, 'not due yet') : skip('not due yet; its own trigger will run it');
   }
@@ -189,33 +237,36 @@ export async function beginEvent(ports: Ports, input: EventInput): Promise<Begin
   return { outcome: 'run', wait_seconds: 0 };
 }
 
-/**
- * The most nodes an event run whole may grant: one transaction holds them with the lease's rows
- * (DynamoDB allows 100 items), and a larger start goes through Act, which grants ten at a time.
- */
-export const WHOLE_EVENT_MAX_NODES = 25;
+export { WHOLE_EVENT_MAX_NODES };
 
 /**
  * An event whose every reservation's action is writes only (a start without an image, every
- * before_end: `runsWhole`) runs whole in Begin: the lease goes from UNDONE to DONE (or ERROR) and
- * its nodes are granted in ONE transaction, conditioned on the event still UNDONE, the lease
- * version and each node's version. Nothing is half-done, and a second delivery finds the event
- * DONE (the write is the check, as the IN_PROGRESS claim is for the others). Against Begin → Act
- * → Finish this is one lease read and one write instead of three reads and two writes, one
- * invocation instead of three, and half the state transitions: what makes 500 leases due at
- * the same minute start within seconds (issue 16; figures in docs/fleet-scale.md). A lost race
- * throws ConcurrentModificationError: the workflow retries Begin with fresh reads.
+ * before_end: `runsWholeEvent`) runs whole in Begin: the lease goes from UNDONE to DONE (or
+ * ERROR) and its nodes are granted in ONE transaction, conditioned on the event still UNDONE,
+ * the lease version and each node's version. Nothing is half-done, and a second delivery finds
+ * the event DONE (the write is the check, as the IN_PROGRESS claim is for the others). Against
+ * Begin → Act → Finish this is one lease read and one write instead of three reads and two
+ * writes, one invocation instead of three, and half the state transitions: what makes 500
+ * leases due at the same minute start within seconds (issue 16; figures in
+ * docs/fleet-scale.md). A lost race throws ConcurrentModificationError: the workflow retries
+ * Begin with fresh reads.
  */
 async function runWhole(deps: Ports, lease: Lease, event: LeaseEvent): Promise<BeginResult | undefined> {
-  const lifecycles = lease.reservations.map((r) => lifecycleFor(r.resource_type));
-  if (!lease.reservations.every((r, i) => lifecycles[i]!.runsWhole?.(event.event_type, r) === true)) return undefined;
-  if (lease.reservations.reduce((n, r) => n + r.node_ids.length, 0) > WHOLE_EVENT_MAX_NODES) return undefined;
-  const grants: NodeGrant[] = [];
+  const plan = await planWhole(deps, lease, event);
+  if (!plan) return undefined;
+  await commitPlan(deps, plan);
+  return { outcome: 'done', wait_seconds: 0 };
+}
+
+/** What an event run whole writes, from the lease and nodes as read; undefined when it does not run whole. */
+async function planWhole(deps: Ports, lease: Lease, event: LeaseEvent): Promise<WholePlan | undefined> {
+  if (!runsWholeEvent(lease, event.event_type)) return undefined;
+  const grants: PreparedGrant[] = [];
   const notes: string[] = [];
   let failure: string | undefined;
-  for (const [i, res] of lease.reservations.entries()) {
+  for (const res of lease.reservations) {
     try {
-      const step = await lifecycles[i]!.wholeStep!(deps, lease, res, event.event_type);
+      const step = await lifecycleFor(res.resource_type).wholeStep!(deps, lease, res, event.event_type);
       grants.push(...step.grants);
       notes.push(...step.notes);
     } catch (err) {
@@ -227,8 +278,61 @@ async function runWhole(deps: Ports, lease: Lease, event: LeaseEvent): Promise<B
   }
   const reasons = firstOf(notes, ACT_NOTES_REPORTED, 'notes');
   if (failure) reasons.push(cut(failure));
-  await finishWith(deps, lease, event, failure ? 'ERROR' : 'DONE', reasons.join('; ') || null, [], failure ? [] : grants);
-  return { outcome: 'done', wait_seconds: 0 };
+  return { lease, event_id: event.id, status: failure ? 'ERROR' : 'DONE', reason: reasons.join('; ') || null, grants: failure ? [] : grants };
+}
+
+function commitPlan(deps: Ports, plan: WholePlan): Promise<Lease> {
+  const event = plan.lease.events.find((e) => e.id === plan.event_id);
+  if (!event) throw new Error(`the plan of lease ${plan.lease.id} names no event ${plan.event_id}`);
+  return finishWith(deps, plan.lease, event, plan.status, plan.reason, [], plan.grants);
+}
+
+/**
+ * Begin, ahead of the event's time (its trigger fires PREPARE_LEAD_SECONDS early: triggers.ts):
+ * an event that runs whole, and would run cleanly were it due now, is planned now — its reads
+ * and checks made, its grants prepared — and the workflow waits for the event's time to write
+ * the plan in its one transaction (commitEvent). That transaction is conditioned on the lease
+ * and every node being the versions read here, so it writes only what these checks saw: a change
+ * in between (the lease moved or deleted, a node booked for a later window, put in maintenance,
+ * released by the lease before) makes Commit hand back to Begin, which reads again. Whatever
+ * would not run cleanly now — another event first, the lease transitional, healing needed, a
+ * node still held or being erased, a failure — is not prepared: Begin waits for the event's
+ * time and runs it as a due event, as before. Time only frees what these checks look at, so
+ * what is clean now is clean at the event's time unless something is written in between.
+ */
+async function prepareEvent(deps: Ports, lease: Lease, event: LeaseEvent): Promise<BeginResult | undefined> {
+  if (eventsBefore(lease, event).length > 0) return undefined;
+  const running = RUNNING_STATUS[event.event_type];
+  if (running && !canTransition(LEASE_TRANSITIONS, lease.status, running)) return undefined;
+  if (!runsWholeEvent(lease, event.event_type)) return undefined;
+  if (event.event_type === 'start_lease') {
+    if (await needsHealing(deps, lease)) return undefined;
+    for (const res of lease.reservations) if (await lifecycleFor(res.resource_type).startBlocker(deps, lease, res)) return undefined;
+  }
+  const plan = await planWhole(deps, lease, event);
+  if (!plan || plan.status !== 'DONE' || JSON.stringify(plan).length > PLAN_MAX_CHARS) return undefined;
+  return { outcome: 'prepared', wait_seconds: 0, due: event.time, plan, reason: 'prepared for its time' };
+}
+
+/**
+ * Commit: at the event's time, writes what Begin prepared (prepareEvent), one transaction and no
+ * reads. `stale` when it cannot — the lease or a node changed since it was prepared (the
+ * transaction's conditions), or the event is not yet due by this clock — and the workflow goes
+ * back to Begin, which reads again and runs the event as a due one.
+ */
+export async function commitEvent(deps: Ports, input: EventInput & { plan: WholePlan }): Promise<CommitResult> {
+  const { plan } = input;
+  const event = plan.lease.events.find((e) => e.id === plan.event_id);
+  if (plan.lease.id !== input.lease_id || plan.event_id !== input.event_id || !event) throw new Error(`the prepared plan is not that of event ${input.event_id}`);
+  if (Date.parse(event.time) > deps.clock.now().getTime()) return { outcome: 'stale', reason: 'not due yet' };
+  try {
+    await commitPlan(deps, plan);
+  } catch (err) {
+    if (!(err instanceof ConcurrentModificationError)) throw err;
+    log.info('prepared lease event changed before its time; it runs as a due event', { lease_id: plan.lease.id, event_id: event.id, event_type: event.event_type });
+    return { outcome: 'stale', reason: 'the lease or a node changed since it was prepared' };
+  }
+  return { outcome: 'done' };
 }
 
 /**
@@ -464,7 +568,7 @@ async function finishWith(
   status: 'DONE' | 'ERROR',
   reason: string | null,
   failed: JobResult[] = [],
-  grants: readonly NodeGrant[] = [],
+  grants: readonly PreparedGrant[] = [],
 ): Promise<Lease> {
   if (!canTransition(EVENT_TRANSITIONS, event.status, status)) throw new Error(`Event ${event.id} cannot go from ${event.status} to ${status}`);
   const stamp = deps.clock.now().toISOString();

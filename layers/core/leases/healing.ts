@@ -37,7 +37,7 @@ export async function healLease(deps: Ports, leaseId: string): Promise<Healed | 
     const lease = await deps.leases.get(leaseId);
     // Only a lease that has not started: its start event not yet taken.
     if (!lease || lease.status !== 'PENDING') return undefined;
-    const losses = await Promise.all(lease.reservations.map(async (r) => (await pluginFor(r.resource_type).lostResources?.(deps, r)) ?? []));
+    const losses = await lossesOf(deps, lease);
     if (losses.every((l) => l.length === 0) && !lease.degraded) return { lease, replaced: [] };
     try {
       return await reallocate(deps, lease, losses, attempt);
@@ -46,6 +46,19 @@ export async function healLease(deps: Ports, leaseId: string): Promise<Healed | 
     }
   }
   throw new ConcurrentModificationError(`Lease ${leaseId} could not be healed: its nodes kept changing`);
+}
+
+/** Per reservation, its nodes out of service. */
+const lossesOf = (deps: Ports, lease: Lease) => Promise.all(lease.reservations.map(async (r) => (await pluginFor(r.resource_type).lostResources?.(deps, r)) ?? []));
+
+/**
+ * Whether `healLease` would change the lease (a node out of service, or the lease degraded),
+ * reading only: a start prepared ahead of its time is prepared only when it would not
+ * (engine.ts `prepareEvent`), so that healing stays a step of the start itself.
+ */
+export async function needsHealing(deps: Ports, lease: Lease): Promise<boolean> {
+  if (lease.status !== 'PENDING') return false;
+  return lease.degraded || (await lossesOf(deps, lease)).some((l) => l.length > 0);
 }
 
 async function reallocate(deps: Ports, lease: Lease, losses: string[][], attempt: number): Promise<Healed> {

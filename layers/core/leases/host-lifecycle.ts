@@ -92,13 +92,12 @@ export async function hostWholeStep(deps: Ports, lease: Lease, res: Reservation,
   if (eventType !== 'start_lease' || res.params['slipway:image']) throw new Error(`A ${eventType} of reservation ${res.id} cannot run whole`);
   const blocked = await hostStartBlocker(deps, lease, res);
   if (blocked) throw new Error(`The lease cannot start: ${blocked}`);
-  const granted_at = deps.clock.now().toISOString();
   const grants: WholeStep['grants'] = [];
   const missing: string[] = [];
   for (const id of res.node_ids) {
     // Already read by the start checks (Begin reads each node once).
     const node = await deps.nodes.get(id);
-    if (node?.allocations[res.id]) grants.push({ node, reservation_id: res.id, granted_at });
+    if (node?.allocations[res.id]) grants.push(deps.nodes.prepareGrant(node, res.id));
     else missing.push(id);
   }
   if (missing.length > 0) throw new Error(`The lease cannot start: node(s) ${missing.join(', ')} no longer hold its allocation`);

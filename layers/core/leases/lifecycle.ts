@@ -15,7 +15,25 @@ export interface LeaseEventRef {
   event_type: EventType;
   /** ISO-8601 UTC: when the event is due. */
   time: string;
+  /**
+   * When its trigger fires, if not at `time`: PREPARE_LEAD_SECONDS earlier for an event Begin
+   * can prepare (engine.ts `prepareEvent`), set by `armLease`.
+   */
+  fire_at?: string;
 }
+
+/**
+ * How long before its time the trigger of an event that runs whole fires (a start without an
+ * image, a before_end): Begin reads and checks the lease and its nodes then, and the workflow
+ * waits for the event's time to write it in one transaction (engine.ts `prepareEvent`). The
+ * start is then one write at its time, not three reads and a write behind a Scheduler delivery
+ * and a cold function (issue 16: 500 leases due at once). Long enough for a burst of prepares to
+ * finish first and for Scheduler's delivery delay; an execution waiting costs nothing.
+ */
+export const PREPARE_LEAD_SECONDS = 30;
+
+/** When the trigger of `ref` fires. */
+export const fireTime = (ref: LeaseEventRef): string => ref.fire_at ?? ref.time;
 
 /** The one-time triggers: EventBridge Scheduler on AWS, timers locally. */
 export interface EventScheduler {

@@ -1,6 +1,6 @@
 import type { Config } from '../config.ts';
 import type { Node } from '../inventory/node.ts';
-import type { NodeGrant, Ports } from '../ports.ts';
+import type { Ports, PreparedGrant } from '../ports.ts';
 import type { EventType, Lease, Reservation } from './model.ts';
 
 /**
@@ -106,7 +106,7 @@ export interface ResourceLifecycle {
 
 /** What an event run whole writes besides the lease (its grants), and what it notes. */
 export interface WholeStep {
-  grants: NodeGrant[];
+  grants: PreparedGrant[];
   notes: string[];
 }
 

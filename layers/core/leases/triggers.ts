@@ -1,8 +1,9 @@
 import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
 import { metric } from '../util/metrics.ts';
-import { executionName, refOf } from './lifecycle.ts';
-import type { Lease } from './model.ts';
+import { executionName, fireTime, type LeaseEventRef, PREPARE_LEAD_SECONDS, refOf } from './lifecycle.ts';
+import { runsWholeEvent } from './lifecycles.ts';
+import type { Lease, LeaseEvent } from './model.ts';
 
 /**
  * What follows a lease write, outside its transaction (the triggers and the sweeper are
@@ -33,8 +34,9 @@ export async function armLease(deps: Ports, lease: Lease, previous?: Lease): Pro
       continue;
     }
     if (was && was.status === 'UNDONE' && was.time === e.time) continue; // unchanged: its trigger stands
-    const ref = refOf(e);
-    if (Date.parse(e.time) <= now + DUE_SLACK_MS) {
+    const ref = triggerOf(lease, e);
+    // Due, or within its lead (Begin prepares it and waits for its time): started now.
+    if (Date.parse(fireTime(ref)) <= now + DUE_SLACK_MS) {
       if (was) tasks.push(deps.scheduler.remove(refOf(was)));
       tasks.push(deps.runner.start(ref, executionName(ref, 'now')));
     } else tasks.push(deps.scheduler.put(ref));
@@ -44,6 +46,22 @@ export async function armLease(deps: Ports, lease: Lease, previous?: Lease): Pro
   for (const r of results) {
     if (r.status === 'rejected') log.error('lease event trigger not set; the sweeper will run the event', { lease_id: lease.id, error: (r.reason as Error)?.name });
   }
+}
+
+/**
+ * The trigger of an event: at its time, or PREPARE_LEAD_SECONDS before it when the event runs
+ * whole (engine.ts `prepareEvent`). Whether it does is decided again when it fires: a lease
+ * changed since is only read earlier than it needed to be.
+ */
+function triggerOf(lease: Lease, e: LeaseEvent): LeaseEventRef {
+  const ref = refOf(e);
+  if (e.event_type !== 'start_lease' && e.event_type !== 'before_end_lease') return ref;
+  try {
+    if (!runsWholeEvent(lease, e.event_type)) return ref;
+  } catch {
+    return ref; // a resource type without a lifecycle: Begin says so at the event's time
+  }
+  return { ...ref, fire_at: new Date(Date.parse(e.time) - PREPARE_LEAD_SECONDS * 1000).toISOString() };
 }
 
 /** After a lease delete: its triggers go. */
