@@ -186,6 +186,10 @@ export class TaskSlots {
 /** The periodic in-process sweep leaves just-due events this long to their timers (SWEEP_GRACE_MS of functions/workflows/sweeper.ts). */
 const PERIODIC_SWEEP_GRACE_MS = 60_000;
 
+/** How many finished executions' paths the runner keeps, and how many states of each. */
+const PATHS_KEPT = 1000;
+const PATH_LIMIT = 100;
+
 /** Task invocations in flight at once per workflow, as the lease-event function's reserved concurrency on AWS. */
 export const LOCAL_TASK_CONCURRENCY = 25;
 
@@ -217,6 +221,8 @@ export class LocalStateMachineRunner {
   /** Executions started so far: an execution's number is its rank for TaskSlots (its children share it). */
   private started = 0;
   private readonly slots = new TaskSlots(LOCAL_TASK_CONCURRENCY);
+  /** The states the last PATHS_KEPT finished executions entered, by name (statesEntered). */
+  private readonly paths = new Map<string, string[]>();
   readonly stats: WorkflowStats = {
     executions: 0,
     skipped: 0,
@@ -311,18 +317,31 @@ export class LocalStateMachineRunner {
       overrides: { taskResourceLocalHandlers: handlers, waitTimeOverrides },
     });
     exec = started;
+    // The states it entered, in order (the first PATH_LIMIT): what Step Functions' history shows.
+    const path: string[] = [];
     const counting = (async () => {
-      for await (const ev of started.eventLogs) meter.observe(ev as never);
+      for await (const ev of started.eventLogs) {
+        meter.observe(ev as never);
+        const entered = ev as { type?: string; state?: { name?: string } };
+        if (entered.type === 'StateEntered' && entered.state?.name && path.length < PATH_LIMIT) path.push(entered.state.name);
+      }
     })().catch(() => undefined);
+    const remember = () => {
+      if (child) return;
+      this.paths.set(name, path);
+      if (this.paths.size > PATHS_KEPT) this.paths.delete(this.paths.keys().next().value!);
+    };
     const result = started.result.then(
       async (out) => {
         await counting;
+        remember();
         this.record(meter, child);
         if (meter.limitExceeded) throw limitError(meter.limitExceeded);
         return aborted ? null : out;
       },
       async (err: Error) => {
         await counting;
+        remember();
         this.record(meter, child);
         // aws-local-stepfunctions wraps the state's error (an ExecutionError whose cause it is).
         throw meter.limitExceeded ? limitError(meter.limitExceeded) : err instanceof ExecutionError && err.cause instanceof Error ? err.cause : err;
@@ -372,6 +391,14 @@ export class LocalStateMachineRunner {
     }
   }
 
+  /**
+   * The states a finished execution entered, in order, as its history on AWS would list them
+   * (`Init, Begin, Outcome, AtEventTime, Commit, …`); undefined for one unknown or still running.
+   */
+  statesEntered(name: string): string[] | undefined {
+    return this.paths.get(name);
+  }
+
   /** Resolves when no execution is running (tests and the bench wait on it). */
   async idle(): Promise<void> {
     while (this.running.size > 0) await Promise.all([...this.running].map((r) => r.done));
@@ -407,6 +434,10 @@ export class LocalWorkflowRunner implements EventRunner {
 
   get stats(): WorkflowStats {
     return this.runner.stats;
+  }
+
+  statesEntered(name: string): string[] | undefined {
+    return this.runner.statesEntered(name);
   }
 
   async start(ref: LeaseEventRef, name: string): Promise<void> {

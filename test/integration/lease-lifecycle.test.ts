@@ -12,7 +12,10 @@ import { waitFor } from '../support/wait.ts';
 import { allNodes, assertNoOverlap, blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
 import { blazarCli, explain, jsonFrom } from '../contract/clients.ts';
 import { getDeps } from '../../layers/aws/deps.ts';
-import { actEvent, beginEvent, finishEvent } from '../../layers/core/leases/engine.ts';
+import { actEvent, beginEvent, commitEvent, finishEvent } from '../../layers/core/leases/engine.ts';
+import { executionName, PREPARE_LEAD_SECONDS } from '../../layers/core/leases/lifecycle.ts';
+import { dynamoStats, makeDynamo } from '../../layers/aws/dynamo/client.ts';
+import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { healLease } from '../../layers/core/leases/healing.ts';
 
 /**
@@ -699,3 +702,157 @@ describe('lease lifecycle', () => {
     for (const h of heals) if (h.status === 'rejected') expect((h.reason as Error).name).toBe('ConcurrentModificationError');
   });
 });
+
+/**
+ * Issue 16: a start without an image and a before_end are prepared before their time (engine.ts
+ * prepareEvent). Their trigger fires PREPARE_LEAD_SECONDS early, Begin reads and checks then, the
+ * workflow waits for the event's time (AtEventTime) and Commit writes the plan in one
+ * transaction, conditioned on the lease and nodes being as read; anything changed in between
+ * sends it back to Begin.
+ */
+describe('lease events prepared before their time', () => {
+  /** Blazar's second-precision stamp (`2030-01-01 10:00:00`) as epoch ms. */
+  const stampMs = (s: string) => Date.parse(`${s.replace(' ', 'T')}Z`);
+  const startOf = (lease: any) => {
+    const e = lease.events.find((x: any) => x.event_type === 'start_lease');
+    return { e, ref: { lease_id: lease.id as string, event_id: e.id as string, event_type: 'start_lease' as const, time: e.time as string } };
+  };
+  const pathOf = (ref: { lease_id: string; event_id: string; event_type: 'start_lease'; time: string }) =>
+    waitFor('the execution to finish', async () => stack.lifecycle.runner.statesEntered(executionName(ref, 'schedule')), 15_000);
+
+  it('fires the start early, reads then, and at its time writes it in one transaction: ACTIVE at its time, not before', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    // Five hours long: its before_end (an hour before its end) is not due with it.
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(300, t));
+    const { e, ref } = startOf(lease);
+    const due = Date.parse(e.time);
+    expect(lease.events.filter((x: any) => Date.parse(x.time) === due)).toHaveLength(1);
+    expect(PREPARE_LEAD_SECONDS).toBeGreaterThan(3);
+    const transactions = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
+    const items = dynamoStats.transactItems;
+    // Three seconds before its time: its trigger (30 s early) fires, and Begin prepares it.
+    clock.advanceTo(new Date(due - 3000));
+    await new Promise((r) => setTimeout(r, 1500));
+    const waiting = await getLease(lease.id);
+    expect(clock.now().getTime()).toBeLessThan(due);
+    expect(waiting.status).toBe('PENDING');
+    expect(waiting.events.find((x: any) => x.id === e.id).status).toBe('UNDONE');
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
+
+    const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    expect(await pathOf(ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Committed', 'Done']);
+    const done = active.events.find((x: any) => x.id === e.id);
+    expect(done.status).toBe('DONE');
+    // Written at its time (stamps have whole seconds), the reservation's status and time with it.
+    expect(stampMs(done.updated_at)).toBeGreaterThanOrEqual(Math.floor(due / 1000) * 1000);
+    expect(active.reservations[0].status).toBe('active');
+    expect(active.reservations[0].updated_at).toBe(done.updated_at);
+    // One transaction of three items: the lease's META and event rows and the node's grant (no
+    // reservation row: META holds its status).
+    expect((dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0) - transactions).toBe(1);
+    expect(dynamoStats.transactItems - items).toBe(3);
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes.map((n: any) => n.name)).toEqual([pool.hosts[0]!.name]);
+    await waitFor('the start notice', async () => noticesFor(lease.id, 'lease.event.start_lease').length === 1);
+  });
+
+  it('runs a prepared start as a due one when its node was booked again before its time, and writes nothing for a lease deleted before its time', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(2);
+    const t = clock.now().getTime();
+    const [a, b] = pool.hosts;
+    const moved = await createLease(member.token, `["==", "$hypervisor_hostname", "${a!.name}"]`, blazarIn(5, t), blazarIn(30, t));
+    const gone = await createLease(member.token, `["==", "$hypervisor_hostname", "${b!.name}"]`, blazarIn(5, t), blazarIn(30, t));
+    const due = Date.parse(startOf(moved).e.time);
+    clock.advanceTo(new Date(due - 3000));
+    await new Promise((r) => setTimeout(r, 1000));
+    // Between the prepare and the event's time: a later lease books the first node (its version
+    // moves), the second lease is deleted.
+    const later = await createLease(member.token, `["==", "$hypervisor_hostname", "${a!.name}"]`, blazarIn(60, t), blazarIn(90, t));
+    expect((await call('DELETE', `/v1/leases/${gone.id}`, { token: member.token })).status).toBe(204);
+
+    await leaseStatus(moved.id, 'ACTIVE', 10_000);
+    // The plan was stale: Commit handed back to Begin, which read again and ran it whole.
+    expect(await pathOf(startOf(moved).ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Committed', 'Begin', 'Outcome', 'Done']);
+    const nodeA = (await allNodes()).find((n: any) => n.name === a!.name);
+    expect(nodeA.allocations.map((x: any) => [x.lease_id, !!x.granted_at]).sort()).toEqual([[later.id, false], [moved.id, true]].sort());
+    // The deleted lease's plan wrote nothing: Begin found it gone.
+    expect(await pathOf(startOf(gone).ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Committed', 'Begin', 'Outcome', 'Skipped']);
+    expect((await call('GET', `/v1/leases/${gone.id}`, { token: member.token })).status).toBe(404);
+    const nodeB = (await allNodes()).find((n: any) => n.name === b!.name);
+    expect(nodeB.allocations).toEqual([]);
+    expect(noticesFor(gone.id, 'lease.event.start_lease')).toEqual([]);
+    expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes.map((n: any) => n.name)).toEqual([a!.name]);
+  });
+
+  it('prepares only for a workflow that can carry the plan, puts nothing of the nodes but their grant in it, and commits it once, at its time', async () => {
+    const member = await tokenFor('member');
+    const pool = await bmcHosts(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
+    const { e, ref } = startOf(lease);
+    // This test plays the workflow's steps itself: the event's own trigger is taken away.
+    await stack.lifecycle.scheduler.remove(ref);
+    clock.advanceTo(new Date(Date.parse(e.time) - 10_000));
+    const deps = getDeps();
+    // An older definition (no can_prepare) is told to wait, as before.
+    expect((await beginEvent(deps, ref)).outcome).toBe('wait');
+    const prepared = await beginEvent(deps, { ...ref, can_prepare: true });
+    expect(prepared.outcome).toBe('prepared');
+    expect(Date.parse(prepared.due!)).toBe(Date.parse(`${e.time}Z`));
+    const plan = prepared.plan!;
+    // The workflow's state carries the lease and, of each node, its id, version and index changes:
+    // no BMC address, user or (sealed) password, no facts.
+    expect(plan.grants.map((g) => Object.keys(g).sort())).toEqual([['node_id', 'node_version', 'reservation_id', 'store']]);
+    const text = JSON.stringify(plan);
+    for (const secret of ['calvin', 'root', redfish.url, 'driver_info', 'bmc', 'redfish']) expect(text).not.toContain(secret);
+    // Too early by this clock: stale, nothing written.
+    expect(await commitEvent(deps, { ...ref, plan })).toEqual({ outcome: 'stale', reason: 'not due yet' });
+    expect((await getLease(lease.id)).status).toBe('PENDING');
+    // At its time, ten deliveries of the same plan: one writes it, the others find it written.
+    clock.advanceTo(e.time);
+    const results = await Promise.all(Array.from({ length: 10 }, () => commitEvent(deps, { ...ref, plan: structuredClone(plan) })));
+    expect(results.filter((r) => r.outcome === 'done')).toHaveLength(1);
+    expect(results.filter((r) => r.outcome === 'stale')).toHaveLength(9);
+    const active = await getLease(lease.id);
+    expect(active.status).toBe('ACTIVE');
+    expect(active.events.find((x: any) => x.id === e.id).status).toBe('DONE');
+    // A stale delivery goes back to Begin, which finds the event done.
+    expect((await beginEvent(deps, { ...ref, can_prepare: true })).outcome).toBe('skip');
+    await waitFor('the start notice', async () => noticesFor(lease.id, 'lease.event.start_lease').length > 0);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(noticesFor(lease.id, 'lease.event.start_lease')).toHaveLength(1);
+    const node = (await allNodes()).find((n: any) => n.name === pool.hosts[0]!.name);
+    expect(node.allocations.filter((x: any) => x.granted_at).map((x: any) => x.lease_id)).toEqual([lease.id]);
+  });
+
+  it("reads a lease stored before reservation states moved to its META row from its reservations' rows, and keeps them on META from its start", async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
+    const { e } = startOf(lease);
+    const d = makeDynamo({ tableName: process.env.TABLE_NAME!, endpoint: process.env.DYNAMODB_ENDPOINT! });
+    const meta = { PK: `LEASE#${lease.id}`, SK: 'META' };
+    // As a lease written before: no reservation_states on META.
+    await d.doc.send(new UpdateCommand({ TableName: d.table, Key: meta, UpdateExpression: 'REMOVE reservation_states' }));
+    const before = await getLease(lease.id);
+    expect(before.reservations[0].status).toBe('pending');
+    clock.advanceTo(e.time);
+    const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    expect(active.reservations[0].status).toBe('active');
+    const stored = (await d.doc.send(new GetCommand({ TableName: d.table, Key: meta, ConsistentRead: true }))).Item!;
+    expect(stored.reservation_states).toEqual({ [lease.reservations[0].id]: { status: 'active', updated_at: expect.any(String) } });
+    // The reservation's own row kept what it had: META is what is read.
+    const row = (await d.doc.send(new GetCommand({ TableName: d.table, Key: { PK: `LEASE#${lease.id}`, SK: `RES#${lease.reservations[0].id}` }, ConsistentRead: true }))).Item!;
+    expect(row.status).toBe('pending');
+    // A change of the lease writes every row again: the row then says the same as META.
+    const prolonged = await call('PUT', `/v1/leases/${lease.id}`, { token: member.token, body: { end_date: blazarIn(40, t) } });
+    expect(prolonged.status, prolonged.text).toBe(200);
+    const rewritten = (await d.doc.send(new GetCommand({ TableName: d.table, Key: { PK: `LEASE#${lease.id}`, SK: `RES#${lease.reservations[0].id}` }, ConsistentRead: true }))).Item!;
+    expect(rewritten.status).toBe('active');
+    expect((await getLease(lease.id)).reservations[0].status).toBe('active');
+  });
+});
+

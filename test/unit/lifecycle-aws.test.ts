@@ -67,6 +67,16 @@ describe('awsEventScheduler', () => {
     expect(JSON.parse(target.Input)).toEqual({ lease_id: 'l-1', event_id: ref.event_id });
   });
 
+  it("fires an event Begin prepares at its fire_at (its lead before the event's time), the execution still named by the event's time", async () => {
+    const c = client();
+    await awsEventScheduler(ENV, c).put({ ...ref, fire_at: '2030-01-02T03:03:35.678Z' });
+    const { input } = c.sent[0]!;
+    expect(input.ScheduleExpression).toBe('at(2030-01-02T03:03:35)');
+    const target = JSON.parse(input.Target.Input);
+    expect(target.Name).toBe('6f1c2a3b-0000-4000-8000-000000000001-20300102T0304');
+    expect(JSON.parse(target.Input)).toEqual({ lease_id: 'l-1', event_id: ref.event_id });
+  });
+
   it('gives a trigger it cannot deliver to the dead-letter queue SCHEDULER_DLQ_ARN names, when set', async () => {
     const c = client();
     const dlq = 'arn:aws:sqs:eu-west-1:123456789012:lifecycle-dead-letters';
