@@ -692,7 +692,7 @@ export class LocalLifecycle {
    */
   async start(): Promise<SweepResult> {
     const deps = this.requireDeps();
-    for (const ref of await deps.leases.pendingEvents()) {
+    for (const ref of await deps.leaseEvents.pendingEvents()) {
       if (Date.parse(ref.time) > deps.clock.now().getTime()) this.scheduler.arm(ref);
     }
     const result = await sweepEvents(deps, { staleMs: 0 });

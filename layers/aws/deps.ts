@@ -5,6 +5,7 @@ import { DynamoCommissaireRepository } from './dynamo/commissaire.ts';
 import { DynamoDrydockRepository } from './dynamo/drydock.ts';
 import { DynamoIdempotencyStore } from './dynamo/idempotency.ts';
 import { DynamoJobRepository } from './dynamo/jobs.ts';
+import { DynamoLeaseEventStore } from './dynamo/lease-events.ts';
 import { DynamoLeaseRepository } from './dynamo/leases.ts';
 import { DynamoNodeRepository } from './dynamo/nodes.ts';
 import { DynamoPropertyRepository } from './dynamo/properties.ts';
@@ -45,6 +46,7 @@ export function buildDeps(
     nodes: new DynamoNodeRepository(d),
     bmPorts: new DynamoBaremetalPortRepository(d),
     leases: new DynamoLeaseRepository(d),
+    leaseEvents: new DynamoLeaseEventStore(d),
     properties: new DynamoPropertyRepository(d),
     idempotency: new DynamoIdempotencyStore(d),
     jobs: new DynamoJobRepository(d),

@@ -31,7 +31,7 @@ export interface TokenRepository {
  * A lease start's grant of one node, written in the event's own transaction (engine.ts, an event
  * run whole): the allocation gets `granted_at` (the event's time of writing), the node's lessee
  * index follows, on condition that the node is still the version read and still holds the
- * allocation. Made from the node as read (`NodeRepository.prepareGrant`), it carries what that
+ * allocation. Made from the node as read (`LeaseEventStore.prepareGrant`), it carries what that
  * write needs and nothing else of the node (no BMC credentials, no facts): a start prepared
  * ahead of its time carries it in the workflow's state until then (engine.ts `prepareEvent`).
  */
@@ -106,12 +106,6 @@ export interface NodeRepository {
   /** A new Blazar host id (all digits, from an atomic counter; gaps are harmless). */
   nextHostId(): Promise<string>;
   get(id: string): Promise<Node | undefined>;
-  /**
-   * The grant of `node`'s allocation of `reservationId`, prepared from the node as read (no
-   * reads): what `LeaseRepository.transition` writes for it. Throws when the node holds no such
-   * allocation.
-   */
-  prepareGrant(node: Node, reservationId: string): PreparedGrant;
   getByName(name: string): Promise<Node | undefined>;
   getByHostId(hostId: string): Promise<Node | undefined>;
   /** The node one of whose `addresses` is `address` (the first, by id, if several claim it). */
@@ -196,6 +190,14 @@ export interface LeaseRepository {
   projectUsage(projectId: string): Promise<ProjectUsage>;
   /** Deletes the lease and releases its allocations, atomically. */
   delete(previous: Lease, nodes: AllocationChange[]): Promise<void>;
+}
+
+/**
+ * What the lease-event workflow and the sweeper write and read of leases, apart from the lease
+ * repository, which the API functions use: their bundles carry none of this (the Blazar function's
+ * budget, test/infra/bundle.test.ts).
+ */
+export interface LeaseEventStore {
   /**
    * A status change of one event (compare-and-set on its status `from`) with the lease's new
    * status and reservations, in one transaction guarded by the lease version.
@@ -208,6 +210,11 @@ export interface LeaseRepository {
   pendingEvents(): Promise<LeaseEventRef[]>;
   /** Events `IN_PROGRESS` since before `startedBefore`. */
   eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]>;
+  /**
+   * The grant of `node`'s allocation of `reservationId`, prepared from the node as read (no
+   * reads): what `transition` writes for it. Throws when the node holds no such allocation.
+   */
+  prepareGrant(node: Node, reservationId: string): PreparedGrant;
 }
 
 export interface PropertyRecord {
@@ -329,6 +336,8 @@ export interface Ports {
   /** Ironic ports (a node's NICs by MAC address). */
   bmPorts: BaremetalPortRepository;
   leases: LeaseRepository;
+  /** Lease events' transitions and queries (the workflow's and the sweeper's). */
+  leaseEvents: LeaseEventStore;
   properties: PropertyRepository;
   idempotency: IdempotencyStore;
   jobs: JobRepository;

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { makeDynamo } from '../../layers/aws/dynamo/client.ts';
+import { ensureTable } from '../../layers/aws/dynamo/local-table.ts';
 import { DynamoDrydockRepository } from '../../layers/aws/dynamo/drydock.ts';
 import { S3BlobStore, s3Stats } from '../../layers/aws/s3-blobs.ts';
 import { ulid } from '../../layers/core/drydock/bootactions/ulid.ts';
@@ -12,8 +13,12 @@ import { unique } from '../support/api.ts';
 /**
  * The Drydock storage adapters against the shared stack's DynamoDB Local and s3rver: the
  * conditional writes (task CAS, site slots, final-once boot actions) under real concurrency.
+ * In a table of their own: the purge test writes finished tasks dated 1990, which a purge over
+ * HTTP in another file (test/contract/drydock.test.ts, on the shared table) must not see.
  */
-const repo = () => new DynamoDrydockRepository(makeDynamo({ tableName: 'slipway', endpoint: inject('dynamoEndpoint') }));
+const table = unique('drydock-store');
+beforeAll(() => ensureTable(inject('dynamoEndpoint'), table));
+const repo = () => new DynamoDrydockRepository(makeDynamo({ tableName: table, endpoint: inject('dynamoEndpoint') }));
 const blobs = () => new S3BlobStore({ bucket: 'slipway-bootdata', endpoint: inject('s3Endpoint') });
 
 function task(over: Partial<TaskRecord> = {}): TaskRecord {

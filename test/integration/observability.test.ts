@@ -220,7 +220,7 @@ describe('metrics (EMF)', () => {
       const started: string[] = [];
       const deps: Ports = { ...sharedDeps(), clock: { now: () => at }, runner: { start: async (ref) => void started.push(ref.event_id) } };
       const lines = await metricsOf(() => sweepEvents(deps, { graceMs: 60_000 }));
-      const [oldest] = await deps.leases.dueEvents(new Date(at.getTime() - 60_000), 1);
+      const [oldest] = await deps.leaseEvents.dueEvents(new Date(at.getTime() - 60_000), 1);
       const [lag] = datapoints(lines, 'LeaseEventLagSeconds');
       expect(lag).toMatchObject({ Service: 'slipway', LeaseEventLagSeconds: (at.getTime() - Date.parse(oldest!.time)) / 1000 });
       expect(lag!.LeaseEventLagSeconds).toBeGreaterThanOrEqual(300);

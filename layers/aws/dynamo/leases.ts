@@ -6,7 +6,7 @@ import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from 
 import type { AllocationChange, KeysetRange, LeaseRepository, PreparedGrant } from '#core/ports.ts';
 import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
 import { log } from '#core/util/log.ts';
-import { allocationUpdateItem, grantUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
+import { allocationUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
 
 /** Key builders for leases and their children (the only place these keys are spelled). */
 export const leasePk = (id: string) => `LEASE#${id}`;
@@ -44,7 +44,7 @@ function eventIndexKeys(e: LeaseEvent): Record<string, string> {
 const MAX_TRANSACTION_ITEMS = 100;
 
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
-type Row = Record<string, unknown> & { PK: string; SK: string };
+export type Row = Record<string, unknown> & { PK: string; SK: string };
 
 const listingKeys = (lease: Pick<Lease, 'id' | 'project_id'>, sk: string) => ({
   GSI1PK: projectIndex(lease.project_id),
@@ -71,7 +71,7 @@ export const leaseNamePk = (name: string) => `LEASENAME#${name}`;
 const RESERVATION_STATES = 'reservation_states';
 type ReservationState = Pick<Reservation, 'status' | 'updated_at'>;
 
-function rows(lease: Lease): Row[] {
+export function rows(lease: Lease): Row[] {
   const { reservations, events, ...meta } = lease;
   const states: Record<string, ReservationState> = Object.fromEntries(reservations.map((r) => [r.id, { status: r.status, updated_at: r.updated_at }]));
   const out: Row[] = [
@@ -138,20 +138,6 @@ function assemble(items: Record<string, unknown>[]): Lease[] {
   }
   return out;
 }
-
-/** A reservation row without what META also holds of it (its status and time); other rows as they are. */
-const withoutState = (row: Row): Row => {
-  if (row.entity !== 'reservation') return row;
-  const { status: _s, updated_at: _u, ...rest } = row;
-  return rest as Row;
-};
-
-const toRef = (item: Record<string, unknown>): LeaseEventRef => ({
-  lease_id: String(item.lease_id),
-  event_id: String(item.id),
-  event_type: item.event_type as LeaseEventRef['event_type'],
-  time: String(item.time),
-});
 
 export class DynamoLeaseRepository implements LeaseRepository {
   constructor(private readonly d: Dynamo) {}
@@ -314,72 +300,6 @@ export class DynamoLeaseRepository implements LeaseRepository {
     // until reconcileCalendars drops them.
     await this.transact(items, []);
     await this.finalize(nodes.map((c) => ({ nodeId: c.nodeId, set: [], remove: c.remove })));
-  }
-
-  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants: readonly PreparedGrant[] = []): Promise<void> {
-    const before = new Map(rows(previous).map((r) => [r.SK, r]));
-    const items: TransactItem[] = [];
-    for (const row of rows(next)) {
-      const old = before.get(row.SK);
-      if (row.SK === 'META') {
-        items.push({
-          Put: {
-            TableName: this.d.table,
-            Item: row,
-            ConditionExpression: '#v = :v',
-            ExpressionAttributeNames: { '#v': 'version' },
-            ExpressionAttributeValues: { ':v': previous.version },
-          },
-        });
-      } else if (row.SK === eventKey(next.id, eventId).SK) {
-        // The compare-and-set on the event's own status (the lease version alone would do, but
-        // this states the invariant where it is enforced).
-        items.push({
-          Put: {
-            TableName: this.d.table,
-            Item: row,
-            ConditionExpression: '#s = :s',
-            ExpressionAttributeNames: { '#s': 'status' },
-            ExpressionAttributeValues: { ':s': from },
-          },
-        });
-      } else if (!old || JSON.stringify(withoutState(old)) !== JSON.stringify(withoutState(row))) {
-        // A reservation whose status alone changed is not written: META holds its status (rows).
-        items.push({ Put: { TableName: this.d.table, Item: row } });
-      }
-    }
-    // A start run whole grants its nodes in the same write (engine.ts runWhole), at the lease's
-    // time of writing.
-    const now = new Date().toISOString();
-    await this.send([...items, ...grants.map((g) => grantUpdateItem(this.d.table, g, next.updated_at ?? now, now))]);
-  }
-
-  async dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]> {
-    // `<iso time>#…` sorts by time; '#~' is past every suffix of that time.
-    const res = await this.d.doc.send(
-      new QueryCommand({
-        TableName: this.d.table,
-        IndexName: 'GSI2',
-        KeyConditionExpression: 'GSI2PK = :p AND GSI2SK <= :t',
-        ExpressionAttributeValues: { ':p': UNDONE_EVENTS, ':t': `${until.toISOString()}#~` },
-        Limit: limit,
-      }),
-    );
-    return (res.Items ?? []).map(toRef);
-  }
-
-  async pendingEvents(): Promise<LeaseEventRef[]> {
-    const items = await queryAll(this.d, { IndexName: 'GSI2', KeyConditionExpression: 'GSI2PK = :p', ExpressionAttributeValues: { ':p': UNDONE_EVENTS } });
-    return items.map(toRef);
-  }
-
-  async eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]> {
-    const items = await queryAll(this.d, {
-      IndexName: 'GSI2',
-      KeyConditionExpression: 'GSI2PK = :p AND GSI2SK < :t',
-      ExpressionAttributeValues: { ':p': RUNNING_EVENTS, ':t': startedBefore.toISOString() },
-    });
-    return items.map(toRef);
   }
 
   /**

@@ -9,7 +9,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ConflictError, NotFoundError } from '#core/errors.ts';
 import { type Allocation, grantsOf, type Node, type NodeCreate, type NodePatch, resourceClassOf } from '#core/inventory/node.ts';
-import type { AllocationChange, HostScan, HostScanPage, KeysetRange, NodeIndexQuery, NodeRepository, PreparedGrant } from '#core/ports.ts';
+import type { AllocationChange, HostScan, HostScanPage, KeysetRange, NodeIndexQuery, NodeRepository } from '#core/ports.ts';
 import { capabilityIndexValue, indexedCapabilities } from '#core/leases/filters.ts';
 import { type Dynamo, failedIndexes, getItem, queryAll, translateTransactionError } from './client.ts';
 
@@ -54,7 +54,7 @@ export const NODE_LIST_INDEXES = {
   resource_class: { pk: (v: string) => `NODES#RC#${v}` },
   lessee: { pk: (v: string) => `NODES#LESSEE#${v}` },
 } as const;
-const INDEX_KEYS = [4, 5, 6, 7, 8, 9, 10].flatMap((i) => [`GSI${i}PK`, `GSI${i}SK`]);
+export const INDEX_KEYS = [4, 5, 6, 7, 8, 9, 10].flatMap((i) => [`GSI${i}PK`, `GSI${i}SK`]);
 
 /** The lookup items of a node as it is (keys only), and whether some did not fit the bounds. */
 function lookupItems(n: IndexedShape): { keys: { PK: string; SK: string }[]; overflow: boolean } {
@@ -87,7 +87,7 @@ function indexAttributes(n: IndexedShape): Record<string, string> {
 }
 
 /** The SETs and REMOVEs that move a node item's index attributes from `before` to `after`. */
-function indexDelta(before: IndexedShape | Record<string, unknown>, after: IndexedShape): { set: Record<string, string>; remove: string[] } {
+export function indexDelta(before: IndexedShape | Record<string, unknown>, after: IndexedShape): { set: Record<string, string>; remove: string[] } {
   // A node as the code holds it (toNode strips the index attributes): its attributes are computed;
   // a raw item (refreshNodeIndexes) has its stored ones, none for a record older than the indexes.
   const raw = 'PK' in before;
@@ -172,7 +172,7 @@ function patched(n: Node, patch: NodePatch, hostId?: string): IndexedShape {
   return { ...n, host_id: hostId ?? n.host_id, addresses: patch.addresses ?? n.addresses, facts: facts as Node['facts'], extra, bmc };
 }
 
-type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+export type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 const INDEX_ATTRIBUTE = /^GSI\d+(PK|SK)$/;
 
@@ -279,62 +279,6 @@ export function allocationUpdateItem(table: string, change: AllocationChange, no
 }
 
 /**
- * A lease start's grant, prepared from the node as read (NodeRepository.prepareGrant): the
- * allocation to mark and the node's index attributes that follow (the lessee's list, GSI10; GSI5
- * when a second project holds it). Those depend only on which allocations are granted, not on
- * when, so they are computed now and written later, on condition that the node is still this
- * version.
- */
-export function prepareGrant(node: Node, reservationId: string): PreparedGrant {
-  const held = node.allocations[reservationId];
-  if (!held) throw new Error(`node ${node.id} holds no allocation of reservation ${reservationId}`);
-  // The grant's time is the write's (grantUpdateItem); any value makes the allocation granted.
-  const after: Node = { ...node, allocations: { ...node.allocations, [reservationId]: { ...held, granted_at: held.granted_at ?? 'granted' } } };
-  return { node_id: node.id, node_version: node.version, reservation_id: reservationId, store: { index: indexDelta(node, after) } };
-}
-
-const GrantStore = (store: Record<string, unknown>): { set: Record<string, string>; remove: string[] } => {
-  const index = store.index as { set?: unknown; remove?: unknown } | undefined;
-  const set = index?.set && typeof index.set === 'object' ? (index.set as Record<string, unknown>) : {};
-  const remove = Array.isArray(index?.remove) ? index.remove : [];
-  // It comes back through a workflow's state: only index attributes, only strings.
-  const ok = (k: string) => INDEX_KEYS.includes(k);
-  if (!Object.entries(set).every(([k, v]) => ok(k) && typeof v === 'string') || !remove.every((k) => typeof k === 'string' && ok(k))) {
-    throw new Error('a prepared grant holds attributes that are not the node\'s index attributes');
-  }
-  return { set: set as Record<string, string>, remove: remove as string[] };
-};
-
-/**
- * The transaction item of a lease start's grant (engine.ts, an event run whole): the allocation
- * gets `granted_at` and the node's index attributes follow, on condition that the node is the
- * version the grant was prepared from — so the index attributes computed from it are right — and
- * still holds the allocation.
- */
-export function grantUpdateItem(table: string, g: PreparedGrant, grantedAt: string, now: string): TransactItem {
-  const index = GrantStore(g.store);
-  const b = new UpdateBuilder();
-  b.set(['allocations', g.reservation_id, 'granted_at'], grantedAt);
-  b.set(['updated_at'], now);
-  for (const [k, v] of Object.entries(index.set)) b.set([k], v);
-  for (const k of index.remove) b.remove([k]);
-  b.names['#alloc'] = 'allocations';
-  b.names['#rid'] = g.reservation_id;
-  const condition = `#version = ${b.v(g.node_version)} AND attribute_exists(#alloc.#rid)`;
-  b.bumpVersion();
-  return {
-    Update: {
-      TableName: table,
-      Key: nodeKey(g.node_id),
-      UpdateExpression: b.expression(),
-      ConditionExpression: condition,
-      ExpressionAttributeNames: b.names,
-      ExpressionAttributeValues: b.values,
-    },
-  };
-}
-
-/**
  * Calendar write without a version check (it still bumps the version, so concurrent bookings
  * re-read). Only for changes that cannot create an overlap: releasing, shrinking to a window
  * the node already holds, rolling back holds. Never creates a node that was deleted.
@@ -413,10 +357,6 @@ export class DynamoNodeRepository implements NodeRepository {
       }),
     );
     return String(counter.Attributes?.value);
-  }
-
-  prepareGrant(node: Node, reservationId: string): PreparedGrant {
-    return prepareGrant(node, reservationId);
   }
 
   async get(id: string): Promise<Node | undefined> {

@@ -1,5 +1,6 @@
 import { DynamoBaremetalPortRepository } from '../dynamo/bm-ports.ts';
 import { DynamoJobRepository } from '../dynamo/jobs.ts';
+import { DynamoLeaseEventStore } from '../dynamo/lease-events.ts';
 import { DynamoLeaseRepository } from '../dynamo/leases.ts';
 import { DynamoNodeRepository } from '../dynamo/nodes.ts';
 import { DynamoTokenRepository } from '../dynamo/tokens.ts';
@@ -16,6 +17,7 @@ export const root = compositionRoot('lease-events', ({ env, dynamo }) => ({
   nodes: new DynamoNodeRepository(dynamo()),
   bmPorts: new DynamoBaremetalPortRepository(dynamo()),
   leases: new DynamoLeaseRepository(dynamo()),
+  leaseEvents: new DynamoLeaseEventStore(dynamo()),
   jobs: new DynamoJobRepository(dynamo()),
   scheduler: awsEventScheduler(env),
   runner: awsEventRunner(env),

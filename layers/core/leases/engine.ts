@@ -4,7 +4,8 @@ import { log } from '../util/log.ts';
 import { causeText } from '../util/step-error.ts';
 import { metric } from '../util/metrics.ts';
 import { healLease, needsHealing } from './healing.ts';
-import { lifecycleFor, runsWholeEvent, WHOLE_EVENT_MAX_NODES } from './lifecycles.ts';
+import { lifecycleFor } from './lifecycles.ts';
+import { runsWholeEvent, WHOLE_EVENT_MAX_NODES } from './whole.ts';
 import { executionName, type LeaseEventRef, PREPARE_LEAD_SECONDS } from './lifecycle.ts';
 import {
   canTransition,
@@ -113,7 +114,8 @@ export function retryWaitSeconds(seconds: number, overdueSeconds: number): numbe
  * The ports as one step sees them: a lease or a node read twice within the step is read once
  * (each caller gets its own copy). A write through the same repository forgets what was read, so
  * the step still reads its own writes; a change by another writer in between is what the
- * conditional writes catch, as they did when every read went to the table.
+ * conditional writes catch, as they did when every read went to the table. An event's
+ * transition (`leaseEvents`) is the last thing a step writes: nothing is read after it.
  */
 export function readOnce(deps: Ports): Ports {
   return { ...deps, leases: memoizedGets(deps.leases), nodes: memoizedGets(deps.nodes) };
@@ -139,8 +141,6 @@ function memoizedGets<R extends { get(id: string): Promise<unknown> }>(repo: R):
           return value === undefined ? undefined : structuredClone(value);
         };
       }
-      // prepareGrant computes from a node already read: it writes nothing, so nothing is forgotten.
-      if (prop === 'prepareGrant') return member.bind(target);
       return (...args: unknown[]) => {
         read.clear();
         return member.apply(target, args);
@@ -232,7 +232,7 @@ export async function beginEvent(ports: Ports, input: BeginInput): Promise<Begin
     updated_at: stamp,
     events: withEvent(lease, event.id, { status: 'IN_PROGRESS', updated_at: stamp }),
   };
-  await deps.leases.transition(lease, next, event.id, 'UNDONE');
+  await deps.leaseEvents.transition(lease, next, event.id, 'UNDONE');
   log.info('lease event started', { lease_id: lease.id, event_id: event.id, event_type: event.event_type });
   return { outcome: 'run', wait_seconds: 0 };
 }
@@ -581,7 +581,7 @@ async function finishWith(
   });
   const events = withEvent(lease, event.id, { status, status_reason: reason, updated_at: stamp });
   const next: Lease = { ...lease, events, reservations, status: deriveLeaseStatus(events, reservations), version: lease.version + 1, updated_at: stamp };
-  await deps.leases.transition(lease, next, event.id, event.status, grants);
+  await deps.leaseEvents.transition(lease, next, event.id, event.status, grants);
   log.info('lease event finished', { lease_id: lease.id, event_type: event.event_type, status, lease_status: next.status });
   await notify(deps, `lease.event.${event.event_type}`, {
     lease_id: lease.id,
@@ -607,7 +607,7 @@ export async function resetEvent(deps: Ports, ref: LeaseEventRef): Promise<boole
   const events = withEvent(lease, event.id, { status: 'UNDONE', updated_at: stamp });
   const next: Lease = { ...lease, events, status: deriveLeaseStatus(events, lease.reservations), version: lease.version + 1, updated_at: stamp };
   try {
-    await deps.leases.transition(lease, next, event.id, 'IN_PROGRESS');
+    await deps.leaseEvents.transition(lease, next, event.id, 'IN_PROGRESS');
   } catch (err) {
     if (err instanceof ConcurrentModificationError) return false;
     throw err;
@@ -633,11 +633,11 @@ export async function sweepEvents(deps: Ports, opts: { graceMs?: number; staleMs
   const now = deps.clock.now();
   let reset = 0;
   if (opts.staleMs !== undefined) {
-    for (const ref of await deps.leases.eventsInProgress(new Date(now.getTime() - opts.staleMs))) {
+    for (const ref of await deps.leaseEvents.eventsInProgress(new Date(now.getTime() - opts.staleMs))) {
       if (await resetEvent(deps, ref)) reset++;
     }
   }
-  const due = await deps.leases.dueEvents(new Date(now.getTime() - (opts.graceMs ?? 0)), opts.limit ?? 500);
+  const due = await deps.leaseEvents.dueEvents(new Date(now.getTime() - (opts.graceMs ?? 0)), opts.limit ?? 500);
   // The alarm on overdue lease events (metrics.ts): the oldest due event the sweeper has to
   // start (oldest first), 0 when every due event is still within its trigger's grace.
   metric('LeaseEventLagSeconds', due[0] ? Math.max(0, (now.getTime() - Date.parse(due[0].time)) / 1000) : 0, 'Seconds');

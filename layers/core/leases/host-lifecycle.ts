@@ -75,14 +75,6 @@ export async function hostStart(deps: Ports, lease: Lease, res: Reservation): Pr
 }
 
 /**
- * A start without an image is a grant and nothing else, and every before_end is at most a note:
- * Begin runs those events whole, one transaction with the lease (engine.ts runWhole).
- */
-export function hostRunsWhole(eventType: EventType, res: Reservation): boolean {
-  return eventType === 'before_end_lease' || (eventType === 'start_lease' && !res.params['slipway:image']);
-}
-
-/**
  * The whole start (or before_end) of a reservation: the grants of its nodes, as read (the
  * transaction's condition is that they are still so, and still hold the allocation). The
  * checks are hostStart's: a start still blocked past its retry window fails visibly.
@@ -97,7 +89,7 @@ export async function hostWholeStep(deps: Ports, lease: Lease, res: Reservation,
   for (const id of res.node_ids) {
     // Already read by the start checks (Begin reads each node once).
     const node = await deps.nodes.get(id);
-    if (node?.allocations[res.id]) grants.push(deps.nodes.prepareGrant(node, res.id));
+    if (node?.allocations[res.id]) grants.push(deps.leaseEvents.prepareGrant(node, res.id));
     else missing.push(id);
   }
   if (missing.length > 0) throw new Error(`The lease cannot start: node(s) ${missing.join(', ')} no longer hold its allocation`);

@@ -2,7 +2,7 @@ import type { Ports } from '../ports.ts';
 import { log } from '../util/log.ts';
 import { metric } from '../util/metrics.ts';
 import { executionName, fireTime, type LeaseEventRef, PREPARE_LEAD_SECONDS, refOf } from './lifecycle.ts';
-import { runsWholeEvent } from './lifecycles.ts';
+import { runsWholeEvent } from './whole.ts';
 import type { Lease, LeaseEvent } from './model.ts';
 
 /**
@@ -56,11 +56,7 @@ export async function armLease(deps: Ports, lease: Lease, previous?: Lease): Pro
 function triggerOf(lease: Lease, e: LeaseEvent): LeaseEventRef {
   const ref = refOf(e);
   if (e.event_type !== 'start_lease' && e.event_type !== 'before_end_lease') return ref;
-  try {
-    if (!runsWholeEvent(lease, e.event_type)) return ref;
-  } catch {
-    return ref; // a resource type without a lifecycle: Begin says so at the event's time
-  }
+  if (!runsWholeEvent(lease, e.event_type)) return ref;
   return { ...ref, fire_at: new Date(Date.parse(e.time) - PREPARE_LEAD_SECONDS * 1000).toISOString() };
 }
 

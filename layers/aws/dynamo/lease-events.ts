@@ -1,0 +1,168 @@
+import { QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import type { Node } from '#core/inventory/node.ts';
+import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
+import type { EventStatus, Lease } from '#core/leases/model.ts';
+import type { LeaseEventStore, PreparedGrant } from '#core/ports.ts';
+import { type Dynamo, queryAll, translateTransactionError } from './client.ts';
+import { eventKey, type Row, rows, RUNNING_EVENTS, UNDONE_EVENTS } from './leases.ts';
+import { INDEX_KEYS, indexDelta, nodeKey, type TransactItem, UpdateBuilder } from './nodes.ts';
+
+/**
+ * The lease-event workflow's and the sweeper's writes and reads of leases (LeaseEventStore): an
+ * event's transition, with the grants of a start run whole, and the due and running events. Apart
+ * from the lease repository (leases.ts), which the API functions use, so that their bundles carry
+ * none of it.
+ */
+
+/** A reservation row without what META also holds of it (its status and time); other rows as they are. */
+const withoutState = (row: Row): Row => {
+  if (row.entity !== 'reservation') return row;
+  const { status: _s, updated_at: _u, ...rest } = row;
+  return rest as Row;
+};
+
+const toRef = (item: Record<string, unknown>): LeaseEventRef => ({
+  lease_id: String(item.lease_id),
+  event_id: String(item.id),
+  event_type: item.event_type as LeaseEventRef['event_type'],
+  time: String(item.time),
+});
+
+/**
+ * A lease start's grant, prepared from the node as read (LeaseEventStore.prepareGrant): the
+ * allocation to mark and the node's index attributes that follow (the lessee's list, GSI10; GSI5
+ * when a second project holds it). Those depend only on which allocations are granted, not on
+ * when, so they are computed now and written later, on condition that the node is still this
+ * version.
+ */
+function prepareGrant(node: Node, reservationId: string): PreparedGrant {
+  const held = node.allocations[reservationId];
+  if (!held) throw new Error(`node ${node.id} holds no allocation of reservation ${reservationId}`);
+  // The grant's time is the write's (grantUpdateItem); any value makes the allocation granted.
+  const after: Node = { ...node, allocations: { ...node.allocations, [reservationId]: { ...held, granted_at: held.granted_at ?? 'granted' } } };
+  return { node_id: node.id, node_version: node.version, reservation_id: reservationId, store: { index: indexDelta(node, after) } };
+}
+
+const GrantStore = (store: Record<string, unknown>): { set: Record<string, string>; remove: string[] } => {
+  const index = store.index as { set?: unknown; remove?: unknown } | undefined;
+  const set = index?.set && typeof index.set === 'object' ? (index.set as Record<string, unknown>) : {};
+  const remove = Array.isArray(index?.remove) ? index.remove : [];
+  // It comes back through a workflow's state: only index attributes, only strings.
+  const ok = (k: string) => INDEX_KEYS.includes(k);
+  if (!Object.entries(set).every(([k, v]) => ok(k) && typeof v === 'string') || !remove.every((k) => typeof k === 'string' && ok(k))) {
+    throw new Error('a prepared grant holds attributes that are not the node\'s index attributes');
+  }
+  return { set: set as Record<string, string>, remove: remove as string[] };
+};
+
+/**
+ * The transaction item of a lease start's grant (engine.ts, an event run whole): the allocation
+ * gets `granted_at` and the node's index attributes follow, on condition that the node is the
+ * version the grant was prepared from — so the index attributes computed from it are right — and
+ * still holds the allocation.
+ */
+function grantUpdateItem(table: string, g: PreparedGrant, grantedAt: string, now: string): TransactItem {
+  const index = GrantStore(g.store);
+  const b = new UpdateBuilder();
+  b.set(['allocations', g.reservation_id, 'granted_at'], grantedAt);
+  b.set(['updated_at'], now);
+  for (const [k, v] of Object.entries(index.set)) b.set([k], v);
+  for (const k of index.remove) b.remove([k]);
+  b.names['#alloc'] = 'allocations';
+  b.names['#rid'] = g.reservation_id;
+  const condition = `#version = ${b.v(g.node_version)} AND attribute_exists(#alloc.#rid)`;
+  b.bumpVersion();
+  return {
+    Update: {
+      TableName: table,
+      Key: nodeKey(g.node_id),
+      UpdateExpression: b.expression(),
+      ConditionExpression: condition,
+      ExpressionAttributeNames: b.names,
+      ExpressionAttributeValues: b.values,
+    },
+  };
+}
+
+export class DynamoLeaseEventStore implements LeaseEventStore {
+  constructor(private readonly d: Dynamo) {}
+
+  prepareGrant(node: Node, reservationId: string): PreparedGrant {
+    return prepareGrant(node, reservationId);
+  }
+
+  async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants: readonly PreparedGrant[] = []): Promise<void> {
+    const before = new Map(rows(previous).map((r) => [r.SK, r]));
+    const items: TransactItem[] = [];
+    for (const row of rows(next)) {
+      const old = before.get(row.SK);
+      if (row.SK === 'META') {
+        items.push({
+          Put: {
+            TableName: this.d.table,
+            Item: row,
+            ConditionExpression: '#v = :v',
+            ExpressionAttributeNames: { '#v': 'version' },
+            ExpressionAttributeValues: { ':v': previous.version },
+          },
+        });
+      } else if (row.SK === eventKey(next.id, eventId).SK) {
+        // The compare-and-set on the event's own status (the lease version alone would do, but
+        // this states the invariant where it is enforced).
+        items.push({
+          Put: {
+            TableName: this.d.table,
+            Item: row,
+            ConditionExpression: '#s = :s',
+            ExpressionAttributeNames: { '#s': 'status' },
+            ExpressionAttributeValues: { ':s': from },
+          },
+        });
+      } else if (!old || JSON.stringify(withoutState(old)) !== JSON.stringify(withoutState(row))) {
+        // A reservation whose status alone changed is not written: META holds its status (rows).
+        items.push({ Put: { TableName: this.d.table, Item: row } });
+      }
+    }
+    // A start run whole grants its nodes in the same write (engine.ts runWhole), at the lease's
+    // time of writing.
+    const now = new Date().toISOString();
+    await this.send([...items, ...grants.map((g) => grantUpdateItem(this.d.table, g, next.updated_at ?? now, now))]);
+  }
+
+  async dueEvents(until: Date, limit: number): Promise<LeaseEventRef[]> {
+    // `<iso time>#…` sorts by time; '#~' is past every suffix of that time.
+    const res = await this.d.doc.send(
+      new QueryCommand({
+        TableName: this.d.table,
+        IndexName: 'GSI2',
+        KeyConditionExpression: 'GSI2PK = :p AND GSI2SK <= :t',
+        ExpressionAttributeValues: { ':p': UNDONE_EVENTS, ':t': `${until.toISOString()}#~` },
+        Limit: limit,
+      }),
+    );
+    return (res.Items ?? []).map(toRef);
+  }
+
+  async pendingEvents(): Promise<LeaseEventRef[]> {
+    const items = await queryAll(this.d, { IndexName: 'GSI2', KeyConditionExpression: 'GSI2PK = :p', ExpressionAttributeValues: { ':p': UNDONE_EVENTS } });
+    return items.map(toRef);
+  }
+
+  async eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]> {
+    const items = await queryAll(this.d, {
+      IndexName: 'GSI2',
+      KeyConditionExpression: 'GSI2PK = :p AND GSI2SK < :t',
+      ExpressionAttributeValues: { ':p': RUNNING_EVENTS, ':t': startedBefore.toISOString() },
+    });
+    return items.map(toRef);
+  }
+
+  private async send(items: TransactItem[]): Promise<void> {
+    if (items.length === 0) return;
+    try {
+      await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
+    } catch (err) {
+      translateTransactionError(err);
+    }
+  }
+}
