@@ -43,7 +43,8 @@ function prepareGrant(node: Node, reservationId: string): PreparedGrant {
   return { node_id: node.id, node_version: node.version, reservation_id: reservationId, store: { index: indexDelta(node, after) } };
 }
 
-const GrantStore = (store: Record<string, unknown>): { set: Record<string, string>; remove: string[] } => {
+/** A prepared grant's index changes, as they come back through a workflow's state: checked before they are written. */
+const grantIndexChanges = (store: Record<string, unknown>): { set: Record<string, string>; remove: string[] } => {
   const index = store.index as { set?: unknown; remove?: unknown } | undefined;
   const set = index?.set && typeof index.set === 'object' ? (index.set as Record<string, unknown>) : {};
   const remove = Array.isArray(index?.remove) ? index.remove : [];
@@ -62,7 +63,7 @@ const GrantStore = (store: Record<string, unknown>): { set: Record<string, strin
  * still holds the allocation.
  */
 function grantUpdateItem(table: string, g: PreparedGrant, grantedAt: string, now: string): TransactItem {
-  const index = GrantStore(g.store);
+  const index = grantIndexChanges(g.store);
   const b = new UpdateBuilder();
   b.set(['allocations', g.reservation_id, 'granted_at'], grantedAt);
   b.set(['updated_at'], now);
