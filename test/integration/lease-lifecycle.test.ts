@@ -729,11 +729,11 @@ describe('lease events prepared before their time', () => {
     const { e, ref } = startOf(lease);
     const due = Date.parse(e.time);
     expect(lease.events.filter((x: any) => Date.parse(x.time) === due)).toHaveLength(1);
-    expect(PREPARE_LEAD_SECONDS).toBeGreaterThan(3);
+    expect(PREPARE_LEAD_SECONDS).toBeGreaterThan(6);
     const transactions = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
     const items = dynamoStats.transactItems;
-    // Three seconds before its time: its trigger (30 s early) fires, and Begin prepares it.
-    clock.advanceTo(new Date(due - 3000));
+    // Five seconds before its time: its trigger (30 s early) fires, and Begin prepares it.
+    clock.advanceTo(new Date(due - 5000));
     await new Promise((r) => setTimeout(r, 1500));
     const waiting = await getLease(lease.id);
     expect(clock.now().getTime()).toBeLessThan(due);
@@ -765,7 +765,8 @@ describe('lease events prepared before their time', () => {
     const moved = await createLease(member.token, `["==", "$hypervisor_hostname", "${a!.name}"]`, blazarIn(5, t), blazarIn(30, t));
     const gone = await createLease(member.token, `["==", "$hypervisor_hostname", "${b!.name}"]`, blazarIn(5, t), blazarIn(30, t));
     const due = Date.parse(startOf(moved).e.time);
-    clock.advanceTo(new Date(due - 3000));
+    // Six seconds before their time: both prepared, with time to spare for the changes below.
+    clock.advanceTo(new Date(due - 6000));
     await new Promise((r) => setTimeout(r, 1000));
     // Between the prepare and the event's time: a later lease books the first node (its version
     // moves), the second lease is deleted.
