@@ -1,5 +1,5 @@
 import { type AttributeValue, DynamoDBClient, GetItemCommand, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, type QueryCommandInput, TransactWriteCommand, type TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { ConcurrentModificationError, ValidationError } from '#core/errors.ts';
 import { log } from '#core/util/log.ts';
 import { traceAwsClient } from '../xray.ts';
@@ -227,6 +227,16 @@ export function isConditionFailure(err: unknown): boolean {
  * A cancelled transaction because a condition failed or another transaction touched the same
  * item is a lost race, which the use-case may retry; anything else is a real failure.
  */
+/** One transaction of `items` (none: nothing sent), a lost race thrown as ConcurrentModificationError. */
+export async function transactWrite(d: Dynamo, items: NonNullable<TransactWriteCommandInput['TransactItems']>): Promise<void> {
+  if (items.length === 0) return;
+  try {
+    await d.doc.send(new TransactWriteCommand({ TransactItems: items }));
+  } catch (err) {
+    translateTransactionError(err);
+  }
+}
+
 export function translateTransactionError(err: unknown): never {
   if (err instanceof TransactionCanceledException) {
     const codes = (err.CancellationReasons ?? []).map((r) => r.Code ?? 'None');

@@ -1,9 +1,9 @@
-import { QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand } from '@aws-sdk/lib-dynamodb';
 import type { Node } from '#core/inventory/node.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 import type { EventStatus, Lease } from '#core/leases/model.ts';
 import type { LeaseEventStore, PreparedGrant } from '#core/ports.ts';
-import { type Dynamo, queryAll, translateTransactionError } from './client.ts';
+import { type Dynamo, queryAll, transactWrite } from './client.ts';
 import { eventKey, type Row, rows, RUNNING_EVENTS, UNDONE_EVENTS } from './leases.ts';
 import { INDEX_KEYS, indexDelta, nodeKey, type TransactItem, UpdateBuilder } from './nodes.ts';
 
@@ -158,12 +158,7 @@ export class DynamoLeaseEventStore implements LeaseEventStore {
     return items.map(toRef);
   }
 
-  private async send(items: TransactItem[]): Promise<void> {
-    if (items.length === 0) return;
-    try {
-      await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
-    } catch (err) {
-      translateTransactionError(err);
-    }
+  private send(items: TransactItem[]): Promise<void> {
+    return transactWrite(this.d, items);
   }
 }

@@ -1,10 +1,10 @@
-import { QueryCommand, TransactWriteCommand, type TransactWriteCommandInput, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, type TransactWriteCommandInput, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '#core/errors.ts';
 import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from '#core/leases/usage.ts';
 import type { AllocationChange, KeysetRange, LeaseRepository, PreparedGrant } from '#core/ports.ts';
-import { type Dynamo, queryAll, queryGroups, translateTransactionError } from './client.ts';
+import { type Dynamo, queryAll, queryGroups, transactWrite } from './client.ts';
 import { log } from '#core/util/log.ts';
 import { allocationUpdateItem, nodeKey, refreshNodeIndexes, rewriteCalendar, UpdateBuilder } from './nodes.ts';
 
@@ -388,13 +388,8 @@ export class DynamoLeaseRepository implements LeaseRepository {
     return rewriteCalendar(this.d, nodeId, set, remove);
   }
 
-  private async send(items: TransactItem[]): Promise<void> {
-    if (items.length === 0) return;
-    try {
-      await this.d.doc.send(new TransactWriteCommand({ TransactItems: items }));
-    } catch (err) {
-      translateTransactionError(err);
-    }
+  private send(items: TransactItem[]): Promise<void> {
+    return transactWrite(this.d, items);
   }
 
   /** One transaction: the lease items and every node's calendar change with its version check. */
