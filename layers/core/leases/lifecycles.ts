@@ -10,7 +10,6 @@ import {
   hostWholeStep,
 } from './host-lifecycle.ts';
 import type { ResourceLifecycle } from './plugin.ts';
-import { hostRunsWhole } from './whole.ts';
 
 /** The physical hosts' lease lifecycle (host-lifecycle.ts), for the lease-event workflow. */
 const hostLifecycle: ResourceLifecycle = {
@@ -21,7 +20,6 @@ const hostLifecycle: ResourceLifecycle = {
   queueJob: hostQueueJob,
   afterEnd: hostAfterEnd,
   settledFailure: hostSettledFailure,
-  runsWhole: hostRunsWhole,
   wholeStep: hostWholeStep,
 };
 

@@ -95,12 +95,10 @@ export interface ResourceLifecycle {
    */
   settledFailure?(deps: Ports, result: JobResult): Promise<string | undefined>;
   /**
-   * Whether the event's action for the reservation is writes only (no agent work, no Complete),
-   * so that Begin may run the whole event in one transaction (`wholeStep`, engine.ts runWhole):
-   * a start without an image, every before_end. False (or absent): the workflow's Act runs it.
+   * The action of an event that runs whole (which events do is `runsWholeEvent`, whole.ts: API
+   * functions arm triggers by it without these lifecycles): the grants its transaction writes,
+   * and its notes. Throws to fail the event.
    */
-  runsWhole?(eventType: EventType, res: Reservation): boolean;
-  /** The action of an event that `runsWhole`: the grants its transaction writes, and its notes. Throws to fail the event. */
   wholeStep?(deps: Ports, lease: Lease, res: Reservation, eventType: EventType): Promise<WholeStep>;
 }
 

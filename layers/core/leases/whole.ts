@@ -15,7 +15,7 @@ export const WHOLE_EVENT_MAX_NODES = 25;
 
 /**
  * A physical host's start without an image is a grant and nothing else, and every before_end is
- * at most a note: those run whole (`ResourceLifecycle.runsWhole` of the hosts).
+ * at most a note: those run whole (`ResourceLifecycle.wholeStep` of the hosts runs them).
  */
 export function hostRunsWhole(eventType: EventType, res: Reservation): boolean {
   return eventType === 'before_end_lease' || (eventType === 'start_lease' && !res.params['slipway:image']);
