@@ -22,8 +22,8 @@ import { lambdaTask, RETRY_CONFLICTS, workflowSteps } from './steps.ts';
  * The lease-event workflow (DESIGN.md §7, upstream-apis.md §4.8): one execution per lease event.
  *
  *   Init → Begin ─done─▶ Done   (an event with no agent work, run whole in Begin's one write)
- *            ├─prepared─▶ AtEventTime (Wait) → Commit → Committed ─done─▶ Done
- *            │                                  (its one write)    └─stale──▶ Begin
+ *            ├─prepared─▶ AtEventTime (Wait) → Commit (its one write; the execution's end)
+ *            │                                   └─stale (PreparedPlanStaleError): Catch─▶ Begin
  *            │
  *            ├─run──▶ Act → HasAgentJobs ─lanes─▶ AgentJobs (distributed Map: one child execution per lane)
  *            │                         └─none──┐          │
@@ -68,7 +68,7 @@ export const LEASE_EVENT_TASKS = {
 } as const;
 
 /** The Choice states after Act: whether there are lanes for AgentJobs, whether Complete has work. */
-export const LEASE_EVENT_CHOICES = { hasAgentJobs: 'HasAgentJobs', completeNeeded: 'CompleteNeeded', committed: 'Committed' } as const;
+export const LEASE_EVENT_CHOICES = { hasAgentJobs: 'HasAgentJobs', completeNeeded: 'CompleteNeeded' } as const;
 
 /** A Wait state whose duration Begin decides (a due event of a busy lease, or one a few seconds early). */
 export const LEASE_EVENT_WAIT = 'NotYet';
@@ -118,9 +118,11 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   // `can_prepare`: this definition carries a prepared event to its time (AtEventTime → Commit).
   const begin = task(LEASE_EVENT_TASKS.begin, 'begin', '$.begin', { can_prepare: true });
   begin.addRetry(RETRY_CONFLICTS);
-  // The plan's write at the event's time. A lost compare-and-set is not retried here but answered
-  // `stale` (the plan is out of date): Begin reads again. Any other failure goes back to Begin too.
-  const commit = task(LEASE_EVENT_TASKS.commit, 'commit', '$.commit', { 'plan.$': '$.begin.plan' });
+  // The plan's write at the event's time, and the execution's last state: its result ({outcome:
+  // 'done'}) is the execution's output. A lost compare-and-set is not retried here but thrown as
+  // PreparedPlanStaleError (the plan is out of date), and the Catch below sends the execution back
+  // to Begin, which reads again; so does any other failure.
+  const commit = replacing(LEASE_EVENT_TASKS.commit, 'commit', { 'plan.$': '$.begin.plan' });
   const act = task(LEASE_EVENT_TASKS.act, 'act', '$.act');
   act.addRetry(RETRY_CONFLICTS);
   const complete = task(LEASE_EVENT_TASKS.complete, 'complete', undefined, { 'results.$': '$.results' });
@@ -179,7 +181,6 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
   const notYet = new Wait(scope, LEASE_EVENT_WAIT, { time: WaitTime.secondsPath('$.begin.wait_seconds') });
   const atEventTime = new Wait(scope, LEASE_EVENT_PREPARED_WAIT, { time: WaitTime.timestampPath('$.begin.due') });
   commit.addCatch(begin, { errors: ['States.ALL'], resultPath: '$.commit' });
-  const committed = new Choice(scope, LEASE_EVENT_CHOICES.committed);
   const skipped = new Succeed(scope, 'Skipped', { comment: 'The event was already taken, is not due, or is gone' });
   const done = new Succeed(scope, 'Done');
 
@@ -203,7 +204,7 @@ export function leaseEventsDefinition(scope: Construct, fn: IFunction): IChainab
         // A start without agent work or a before_end, not yet due: written at its time.
         .when(
           Condition.stringEquals('$.begin.outcome', 'prepared'),
-          atEventTime.next(commit).next(committed.when(Condition.stringEquals('$.commit.outcome', 'done'), done).otherwise(begin)),
+          atEventTime.next(commit),
         )
         // A start without agent work, a before_end: Begin ran the whole event (engine.ts runWhole).
         .when(Condition.stringEquals('$.begin.outcome', 'done'), done)

@@ -161,3 +161,16 @@ export class ConcurrentModificationError extends ConflictError {
     super(message, 'CONCURRENT_MODIFICATION');
   }
 }
+
+/**
+ * A lease event prepared ahead of its time (engine.ts `prepareEvent`) could not be written as
+ * prepared: the lease or a node changed since, or the event is not yet due by this clock. Thrown
+ * by the workflow's Commit step, whose Catch sends the execution back to Begin to read again and
+ * run the event as a due one; never an answer to a request.
+ */
+export class PreparedPlanStaleError extends ConflictError {
+  override readonly name: string = 'PreparedPlanStaleError';
+  constructor(message: string) {
+    super(message, 'PREPARED_PLAN_STALE');
+  }
+}

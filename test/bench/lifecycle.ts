@@ -8,7 +8,7 @@ import { Agent } from '../../agent/runner.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { dynamoStats } from '#aws/dynamo/client.ts';
 import { startLocalStack } from '../../infra/local/stack.ts';
-import { processCpuMs } from './cpu.ts';
+import { processCpuMs, threadCpuMs } from './cpu.ts';
 
 /**
  * Lease lifecycle figures (issue 4 §8, issue 16), on the wall clock: LEASES leases (default 500)
@@ -26,6 +26,7 @@ const blazar = (d: Date) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-$
 
 export async function lifecycleBench(record: (k: string, v: string) => void): Promise<void> {
   const LEASES = Number(process.env.BENCH_LIFECYCLE_LEASES ?? 500);
+  const ROUNDS = Number(process.env.BENCH_LIFECYCLE_ROUNDS ?? 1);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-lifecycle-'));
   // lease.event.* notifications with the time they arrived.
   const notices: { type: string; lease: string; status: string; at: number }[] = [];
@@ -85,82 +86,92 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
     await req('DELETE', `/v1/leases/${now.lease.id}`);
     await stack.lifecycle.runner.idle();
 
-    // LEASES leases at the next minute far enough away to create them all first (20 s, and
-    // 100 ms a lease: 500 creates at once take about 30 s on the 2-core machine).
-    const start = new Date(Math.ceil((Date.now() + 20_000 + LEASES * 100) / 60_000) * 60_000);
-    // before_end a minute after the start, the end a minute later: three bursts of LEASES events
-    // each. (Left to its default, a short lease's before_end is clamped to its start and waits
-    // for it, which measures that wait rather than the starts.)
-    const beforeEnd = new Date(start.getTime() + 60_000);
-    const end = new Date(start.getTime() + 120_000);
-    const stats0 = { ...stack.lifecycle.runner.stats };
-    dynamoStats.reset();
-    // Sixteen clients at a time (setup, not measured): 500 requests at once would only measure
-    // the local server's queue, and risk the function timeout on a busy machine.
-    const ids: string[] = [];
-    let nextLease = 0;
-    await Promise.all(
-      Array.from({ length: 16 }, async () => {
-        for (let i = nextLease++; i < LEASES; i = nextLease++) {
-          const body = { name: `b${i}`, start_date: blazar(start), before_end_date: blazar(beforeEnd), end_date: blazar(end), reservations: res(`life-${String(i).padStart(3, '0')}`) };
-          ids[i] = (await req('POST', '/v1/leases', body)).lease.id as string;
-        }
-      }),
-    );
-    const writesCreate = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
-    // A lease created after its start would start "now", not on its schedule: the figure would lie.
-    if (Date.now() >= start.getTime()) throw new Error(`creating ${LEASES} leases took past their start (${start.toISOString()}); raise the margin`);
-    const mine = new Set(ids);
-    // The first notice of each lease with that status (before_end's notice says ACTIVE too, later).
-    const reached = (status: string) => {
-      const first = new Map<string, number>();
-      for (const n of notices) if (mine.has(n.lease) && n.status === status && !first.has(n.lease)) first.set(n.lease, n.at);
-      return first;
-    };
-    process.stdout.write(`  (waiting for ${LEASES} leases to start at ${start.toISOString()} and end two minutes later)\n`);
-    dynamoStats.reset();
-    const transitions0 = stack.lifecycle.runner.stats.transitions;
-    // Whose CPU the starts take — this process (API, workflows, agent) and DynamoDB Local's JVM —
-    // in two parts: their triggers fire PREPARE_LEAD_SECONDS early and Begin prepares them
-    // (reads and checks), then at their time each is one write (engine.ts prepareEvent).
-    const cpuPrep = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid) };
-    while (Date.now() < start.getTime() - 100) await new Promise((r) => setTimeout(r, 50));
-    const cpu0 = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid) };
-    const calls0 = new Map(dynamoStats.calls);
-    while (reached('ACTIVE').size < LEASES && Date.now() < start.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 100));
-    const callsOf = (since: Map<string, number>, until: Map<string, number>) => {
-      const xs = [...until.entries()].map(([k, n]): [string, number] => [k, n - (since.get(k) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
-      return `${(xs.reduce((a, [, n]) => a + n, 0) / LEASES).toFixed(1)} calls (${xs.map(([k, n]) => `${k.replace('Command', '')} ${(n / LEASES).toFixed(1)}`).join(', ') || 'none'})`;
-    };
-    const startTransitions = stack.lifecycle.runner.stats.transitions - transitions0;
-    const ms = (c: NodeJS.CpuUsage) => ((c.user + c.system) / 1000 / LEASES).toFixed(1);
-    const own = process.cpuUsage(cpu0.own);
-    const ownPrep = process.cpuUsage(cpuPrep.own);
-    record(
-      'start burst at the leases\' time: CPU of this process (API, workflows, agent) and of DynamoDB Local, per lease',
-      `${ms(own)} ms and ${((processCpuMs(stack.dynamoPid) - cpu0.jvm) / LEASES).toFixed(1)} ms; DynamoDB ${callsOf(calls0, dynamoStats.calls)} per lease`,
-    );
-    record(
-      'starts prepared before their time (from the creates\' end): CPU per lease, this process and DynamoDB Local',
-      `${((ownPrep.user + ownPrep.system - own.user - own.system) / 1000 / LEASES).toFixed(1)} ms and ${((cpu0.jvm - cpuPrep.jvm) / LEASES).toFixed(1)} ms; DynamoDB ${callsOf(new Map(), calls0)} per lease`,
-    );
-    record('start events, prepared and written: DynamoDB calls and state transitions per lease', `${callsOf(new Map(), dynamoStats.calls)}, ${(startTransitions / LEASES).toFixed(1)} transitions`);
-    while (reached('TERMINATED').size < LEASES && Date.now() < end.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 200));
-    await stack.lifecycle.runner.idle();
-    const active = reached('ACTIVE');
-    const terminated = reached('TERMINATED');
-    const startDelay = [...active.values()].map((x) => x - start.getTime());
-    const endDelay = [...terminated.values()].map((x) => x - end.getTime());
-    record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${active.size}/${LEASES})`);
-    record(`${LEASES} leases ending at the same minute: scheduled time → TERMINATED (power-off by the agent included)`, `p50 ${s(pct(endDelay, 50))}, p99 ${s(pct(endDelay, 99))}, max ${s(Math.max(...endDelay))} (${terminated.size}/${LEASES})`);
-    const st = stack.lifecycle.runner.stats;
-    const transitions = st.transitions - stats0.transitions;
-    const perLease = transitions / LEASES;
-    record('workflow executions per lease (start, before_end, end; repeats included)', `${((st.executions - stats0.executions) / LEASES).toFixed(2)} (skipped repeats: ${st.skipped - stats0.skipped}, failed: ${st.failed - stats0.failed})`);
-    record('state transitions per lease (3 events, 1 node with a BMC)', `${perLease.toFixed(1)} → Step Functions Standard about $${((perLease * 1000 * 0.025) / 1000).toFixed(3)} per 1,000 leases`);
-    const calls = [...dynamoStats.calls.values()].reduce((a, b) => a + b, 0);
-    const agentCalls = (dynamoStats.calls.get('QueryCommand') ?? 0);
-    record('DynamoDB calls per lease from its start to its end (events, agent job, agent polls included)', `${(calls / LEASES).toFixed(1)} (of which queries ${(agentCalls / LEASES).toFixed(1)}); create: ${(writesCreate / LEASES).toFixed(2)} transactions each`);
+    // BENCH_LIFECYCLE_ROUNDS (default 1) rounds of LEASES leases on the same hosts, each starting
+    // after the round before has ended, each reported. The first meets a fresh DynamoDB Local,
+    // whose JIT compiles the transaction's code during the burst (the compiler threads' CPU is
+    // printed: the emulator warming up, not Slipway's work nor DynamoDB's on AWS); a later one
+    // meets a stack that already ran a round, as a running control plane would.
+    for (let round = 1; round <= ROUNDS; round++) {
+      const of = ROUNDS > 1 ? ` (round ${round} of ${ROUNDS}${round === 1 ? ', fresh DynamoDB Local' : ''})` : '';
+      // LEASES leases at the next minute far enough away to create them all first (20 s, and
+      // 100 ms a lease: 500 creates at once take about 30 s on the 2-core machine).
+      const start = new Date(Math.ceil((Date.now() + 20_000 + LEASES * 100) / 60_000) * 60_000);
+      // before_end a minute after the start, the end a minute later: three bursts of LEASES events
+      // each. (Left to its default, a short lease's before_end is clamped to its start and waits
+      // for it, which measures that wait rather than the starts.)
+      const beforeEnd = new Date(start.getTime() + 60_000);
+      const end = new Date(start.getTime() + 120_000);
+      const stats0 = { ...stack.lifecycle.runner.stats };
+      dynamoStats.reset();
+      // Sixteen clients at a time (setup, not measured): 500 requests at once would only measure
+      // the local server's queue, and risk the function timeout on a busy machine.
+      const ids: string[] = [];
+      let nextLease = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          for (let i = nextLease++; i < LEASES; i = nextLease++) {
+            const body = { name: `b${round}-${i}`, start_date: blazar(start), before_end_date: blazar(beforeEnd), end_date: blazar(end), reservations: res(`life-${String(i).padStart(3, '0')}`) };
+            ids[i] = (await req('POST', '/v1/leases', body)).lease.id as string;
+          }
+        }),
+      );
+      const writesCreate = dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0;
+      // A lease created after its start would start "now", not on its schedule: the figure would lie.
+      if (Date.now() >= start.getTime()) throw new Error(`creating ${LEASES} leases took past their start (${start.toISOString()}); raise the margin`);
+      const mine = new Set(ids);
+      // The first notice of each lease with that status (before_end's notice says ACTIVE too, later).
+      const reached = (status: string) => {
+        const first = new Map<string, number>();
+        for (const n of notices) if (mine.has(n.lease) && n.status === status && !first.has(n.lease)) first.set(n.lease, n.at);
+        return first;
+      };
+      process.stdout.write(`  (waiting for ${LEASES} leases to start at ${start.toISOString()} and end two minutes later)\n`);
+      dynamoStats.reset();
+      const transitions0 = stack.lifecycle.runner.stats.transitions;
+      // Whose CPU the starts take — this process (API, workflows, agent) and DynamoDB Local's JVM —
+      // in two parts: their triggers fire PREPARE_LEAD_SECONDS early and Begin prepares them
+      // (reads and checks), then at their time each is one write (engine.ts prepareEvent).
+      const cpuPrep = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid) };
+      while (Date.now() < start.getTime() - 100) await new Promise((r) => setTimeout(r, 50));
+      const cpu0 = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid), threads: threadCpuMs(stack.dynamoPid) };
+      const calls0 = new Map(dynamoStats.calls);
+      while (reached('ACTIVE').size < LEASES && Date.now() < start.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 100));
+      const callsOf = (since: Map<string, number>, until: Map<string, number>) => {
+        const xs = [...until.entries()].map(([k, n]): [string, number] => [k, n - (since.get(k) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
+        return `${(xs.reduce((a, [, n]) => a + n, 0) / LEASES).toFixed(1)} calls (${xs.map(([k, n]) => `${k.replace('Command', '')} ${(n / LEASES).toFixed(1)}`).join(', ') || 'none'})`;
+      };
+      const startTransitions = stack.lifecycle.runner.stats.transitions - transitions0;
+      const ms = (c: NodeJS.CpuUsage) => ((c.user + c.system) / 1000 / LEASES).toFixed(1);
+      const own = process.cpuUsage(cpu0.own);
+      const jvmThreads = threadCpuMs(stack.dynamoPid);
+      const jvmShare = (kind: string) => ((jvmThreads.get(kind) ?? 0) - (cpu0.threads.get(kind) ?? 0)) / LEASES;
+      const ownPrep = process.cpuUsage(cpuPrep.own);
+      record(
+        `start burst at the leases' time: CPU of this process (API, workflows, agent) and of DynamoDB Local, per lease${of}`,
+        `${ms(own)} ms and ${((processCpuMs(stack.dynamoPid) - cpu0.jvm) / LEASES).toFixed(1)} ms (its JIT compilers ${jvmShare('jit').toFixed(1)}, its collector ${jvmShare('gc').toFixed(1)}); DynamoDB ${callsOf(calls0, dynamoStats.calls)} per lease`,
+      );
+      record(
+        `starts prepared before their time (from the creates' end): CPU per lease, this process and DynamoDB Local${of}`,
+        `${((ownPrep.user + ownPrep.system - own.user - own.system) / 1000 / LEASES).toFixed(1)} ms and ${((cpu0.jvm - cpuPrep.jvm) / LEASES).toFixed(1)} ms; DynamoDB ${callsOf(new Map(), calls0)} per lease`,
+      );
+      record(`start events, prepared and written: DynamoDB calls and state transitions per lease${of}`, `${callsOf(new Map(), dynamoStats.calls)}, ${(startTransitions / LEASES).toFixed(1)} transitions`);
+      while (reached('TERMINATED').size < LEASES && Date.now() < end.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 200));
+      await stack.lifecycle.runner.idle();
+      const active = reached('ACTIVE');
+      const terminated = reached('TERMINATED');
+      const startDelay = [...active.values()].map((x) => x - start.getTime());
+      const endDelay = [...terminated.values()].map((x) => x - end.getTime());
+      record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE${of}`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${active.size}/${LEASES})`);
+      record(`${LEASES} leases ending at the same minute: scheduled time → TERMINATED (power-off by the agent included)${of}`, `p50 ${s(pct(endDelay, 50))}, p99 ${s(pct(endDelay, 99))}, max ${s(Math.max(...endDelay))} (${terminated.size}/${LEASES})`);
+      const st = stack.lifecycle.runner.stats;
+      const transitions = st.transitions - stats0.transitions;
+      const perLease = transitions / LEASES;
+      record(`workflow executions per lease (start, before_end, end; repeats included)${of}`, `${((st.executions - stats0.executions) / LEASES).toFixed(2)} (skipped repeats: ${st.skipped - stats0.skipped}, failed: ${st.failed - stats0.failed})`);
+      record(`state transitions per lease (3 events, 1 node with a BMC)${of}`, `${perLease.toFixed(1)} → Step Functions Standard about $${((perLease * 1000 * 0.025) / 1000).toFixed(3)} per 1,000 leases`);
+      const calls = [...dynamoStats.calls.values()].reduce((a, b) => a + b, 0);
+      const agentCalls = (dynamoStats.calls.get('QueryCommand') ?? 0);
+      record(`DynamoDB calls per lease from its start to its end (events, agent job, agent polls included)${of}`, `${(calls / LEASES).toFixed(1)} (of which queries ${(agentCalls / LEASES).toFixed(1)}); create: ${(writesCreate / LEASES).toFixed(2)} transactions each`);
+    }
   } finally {
     await agent?.stop();
     await stack.stop();

@@ -742,7 +742,7 @@ describe('lease events prepared before their time', () => {
     expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes).toEqual([]);
 
     const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
-    expect(await pathOf(ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Committed', 'Done']);
+    expect(await pathOf(ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit']);
     const done = active.events.find((x: any) => x.id === e.id);
     expect(done.status).toBe('DONE');
     // Written at its time (stamps have whole seconds), the reservation's status and time with it.
@@ -775,11 +775,11 @@ describe('lease events prepared before their time', () => {
 
     await leaseStatus(moved.id, 'ACTIVE', 10_000);
     // The plan was stale: Commit handed back to Begin, which read again and ran it whole.
-    expect(await pathOf(startOf(moved).ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Committed', 'Begin', 'Outcome', 'Done']);
+    expect(await pathOf(startOf(moved).ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Begin', 'Outcome', 'Done']);
     const nodeA = (await allNodes()).find((n: any) => n.name === a!.name);
     expect(nodeA.allocations.map((x: any) => [x.lease_id, !!x.granted_at]).sort()).toEqual([[later.id, false], [moved.id, true]].sort());
     // The deleted lease's plan wrote nothing: Begin found it gone.
-    expect(await pathOf(startOf(gone).ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Committed', 'Begin', 'Outcome', 'Skipped']);
+    expect(await pathOf(startOf(gone).ref)).toEqual(['Init', 'Begin', 'Outcome', 'AtEventTime', 'Commit', 'Begin', 'Outcome', 'Skipped']);
     expect((await call('GET', `/v1/leases/${gone.id}`, { token: member.token })).status).toBe(404);
     const nodeB = (await allNodes()).find((n: any) => n.name === b!.name);
     expect(nodeB.allocations).toEqual([]);
@@ -809,13 +809,14 @@ describe('lease events prepared before their time', () => {
     const text = JSON.stringify(plan);
     for (const secret of ['calvin', 'root', redfish.url, 'driver_info', 'bmc', 'redfish']) expect(text).not.toContain(secret);
     // Too early by this clock: stale, nothing written.
-    expect(await commitEvent(deps, { ...ref, plan })).toEqual({ outcome: 'stale', reason: 'not due yet' });
+    await expect(commitEvent(deps, { ...ref, plan })).rejects.toMatchObject({ name: 'PreparedPlanStaleError', message: 'not due yet' });
     expect((await getLease(lease.id)).status).toBe('PENDING');
     // At its time, ten deliveries of the same plan: one writes it, the others find it written.
     clock.advanceTo(e.time);
-    const results = await Promise.all(Array.from({ length: 10 }, () => commitEvent(deps, { ...ref, plan: structuredClone(plan) })));
-    expect(results.filter((r) => r.outcome === 'done')).toHaveLength(1);
-    expect(results.filter((r) => r.outcome === 'stale')).toHaveLength(9);
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => commitEvent(deps, { ...ref, plan: structuredClone(plan) })));
+    expect(results.filter((r) => r.status === 'fulfilled').map((r) => r.value)).toEqual([{ outcome: 'done' }]);
+    const stale = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    expect(stale.map((err) => [err.name, err.message])).toEqual(Array(9).fill(['PreparedPlanStaleError', 'the lease or a node changed since it was prepared']));
     const active = await getLease(lease.id);
     expect(active.status).toBe('ACTIVE');
     expect(active.events.find((x: any) => x.id === e.id).status).toBe('DONE');
