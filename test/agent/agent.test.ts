@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { AgentConfig } from '../../agent/config.ts';
 import { driverFactory } from '../../agent/drivers/index.ts';
 import { Agent } from '../../agent/runner.ts';
+import { waitFor } from '../support/wait.ts';
 import { type RedfishSim, startRedfishSim } from '../../agent/sim/redfish.ts';
 import { type IpmiSim, startIpmiSim } from '../../agent/sim/ipmi-sim.ts';
 import type { IpmiCommandEvent } from '../../agent/drivers/ipmi.ts';
@@ -201,6 +202,9 @@ describe('agent end to end', () => {
       try {
         const done = await untilJob(job.id, jobFinished, 30_000);
         expect(done).toMatchObject({ status: 'succeeded', attempts: 2, output: { power_state: 'power on' } });
+        // The agent counts the job once the API has answered its report, which may be just after
+        // the job reads as succeeded (CI saw 0 here once).
+        await waitFor('the agent to count its job', async () => agent.stats.succeeded > 0, 5000, 20);
         expect(agent.stats.succeeded).toBe(1);
       } finally {
         await agent.stop();
