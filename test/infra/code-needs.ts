@@ -189,6 +189,8 @@ export const DATA_KEYS: Record<string, string[]> = {
   'DynamoDrydockRepository.purgeTasks': ['DDTASK#'],
   'DynamoLeaseRepository.commit': ['LEASE#'],
   'DynamoLeaseRepository.delete': ['LEASE#'],
+  // The due- and running-event queries drop the index entries of event rows stored before META held their state.
+  'DynamoLeaseEventStore.current': ['LEASE#'],
   // One-off backfills for records written before issue 16's indexes (`npm run slipway -- backfill`), in no function.
   'layers/aws/dynamo/leases.ts:backfillLeaseNames': ['LEASE#'],
 };

@@ -156,8 +156,10 @@ describe('the local stack serving the Lambda bundles', () => {
     let begins = 0;
     dynamo.onTransaction(async (body) => {
       const items = (body.TransactItems ?? []) as any[];
-      const fromUndone = items.some((i) => i.Put?.ExpressionAttributeValues?.[':s']?.S === 'UNDONE' && i.Put.Item?.event_type?.S === 'start_lease');
+      // The lease's META row holds its events' state: Begin's write is the one that puts the start IN_PROGRESS.
       const meta = items.find((i) => i.Put?.Item?.SK?.S === 'META' && i.Put.ConditionExpression === '#v = :v');
+      const states = Object.values(meta?.Put.Item.event_states?.M ?? {}) as any[];
+      const fromUndone = states.some((e) => e.M?.event_type?.S === 'start_lease' && e.M?.status?.S === 'IN_PROGRESS');
       if (!fromUndone || !meta) return;
       if (++begins > 1) return;
       await direct.send(

@@ -12,9 +12,10 @@ import { waitFor } from '../support/wait.ts';
 import { allNodes, assertNoOverlap, blazarIn, hostPool, hostReservation } from '../support/fixtures.ts';
 import { blazarCli, explain, jsonFrom } from '../contract/clients.ts';
 import { getDeps } from '../../layers/aws/deps.ts';
-import { actEvent, beginEvent, commitEvent, finishEvent } from '../../layers/core/leases/engine.ts';
+import { actEvent, beginEvent, commitEvent, finishEvent, sweepEvents } from '../../layers/core/leases/engine.ts';
 import { executionName, PREPARE_LEAD_SECONDS } from '../../layers/core/leases/lifecycle.ts';
 import { dynamoStats, makeDynamo } from '../../layers/aws/dynamo/client.ts';
+import { dueEventSortKey } from '../../layers/aws/dynamo/leases.ts';
 import { GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { healLease } from '../../layers/core/leases/healing.ts';
 
@@ -749,10 +750,10 @@ describe('lease events prepared before their time', () => {
     expect(stampMs(done.updated_at)).toBeGreaterThanOrEqual(Math.floor(due / 1000) * 1000);
     expect(active.reservations[0].status).toBe('active');
     expect(active.reservations[0].updated_at).toBe(done.updated_at);
-    // One transaction of three items: the lease's META and event rows and the node's grant (no
-    // reservation row: META holds its status).
+    // One transaction of two items: the lease's META row and the node's grant (no reservation or
+    // event row: META holds their status).
     expect((dynamoStats.calls.get('TransactWriteItemsCommand') ?? 0) - transactions).toBe(1);
-    expect(dynamoStats.transactItems - items).toBe(3);
+    expect(dynamoStats.transactItems - items).toBe(2);
     expect((await call('GET', `/v1.1/${member.project}/nodes`, { token: member.token })).body.nodes.map((n: any) => n.name)).toEqual([pool.hosts[0]!.name]);
     await waitFor('the start notice', async () => noticesFor(lease.id, 'lease.event.start_lease').length === 1);
   });
@@ -855,6 +856,96 @@ describe('lease events prepared before their time', () => {
     const rewritten = (await d.doc.send(new GetCommand({ TableName: d.table, Key: { PK: `LEASE#${lease.id}`, SK: `RES#${lease.reservations[0].id}` }, ConsistentRead: true }))).Item!;
     expect(rewritten.status).toBe('active');
     expect((await getLease(lease.id)).reservations[0].status).toBe('active');
+  });
+
+  it('indexes a lease by its running event while one runs: the sweeper finds it when its execution died and puts it back, and its later events stay pending', async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
+    const { e, ref } = startOf(lease);
+    await stack.lifecycle.scheduler.remove(ref);
+    const deps = getDeps();
+    // As Begin leaves a start with agent work: IN_PROGRESS, the lease STARTING. Then its execution dies.
+    const read = (await deps.leases.get(lease.id))!;
+    const stamp = new Date(clock.now().getTime() - 60_000).toISOString();
+    await deps.leaseEvents.transition(read, { ...read, status: 'STARTING', version: read.version + 1, updated_at: stamp, events: read.events.map((x) => (x.id === e.id ? { ...x, status: 'IN_PROGRESS', updated_at: stamp } : x)) }, e.id, 'UNDONE');
+    const later = lease.events.filter((x: any) => x.id !== e.id).map((x: any) => x.event_type).sort();
+    const far = new Date(Date.parse(lease.end_date) + 3600_000);
+    expect((await deps.leaseEvents.eventsInProgress(clock.now())).filter((r) => r.lease_id === lease.id)).toEqual([{ ...ref, time: expect.any(String) }]);
+    expect((await deps.leaseEvents.eventsInProgress(new Date(Date.parse(stamp) - 1000))).filter((r) => r.lease_id === lease.id)).toEqual([]);
+    expect((await deps.leaseEvents.dueEvents(far, 1000)).filter((r) => r.lease_id === lease.id)).toEqual([]);
+    expect((await deps.leaseEvents.pendingEvents()).filter((r) => r.lease_id === lease.id).map((r) => r.event_type).sort()).toEqual(later);
+
+    const started: string[] = [];
+    const result = await sweepEvents({ ...deps, runner: { start: async (r) => void started.push(r.event_id) } }, { staleMs: 0 });
+    expect(result.reset).toBeGreaterThanOrEqual(1);
+    const back = await getLease(lease.id);
+    expect(back.status).toBe('PENDING');
+    expect(back.events.find((x: any) => x.id === e.id).status).toBe('UNDONE');
+    expect((await deps.leaseEvents.eventsInProgress(clock.now())).filter((r) => r.lease_id === lease.id)).toEqual([]);
+    // Indexed by its next event again, with the events after it that are due by then, oldest first.
+    // (A before_end at the start's time comes first, as the index sorts equal times.)
+    const dueBy = async (until: Date) => (await deps.leaseEvents.dueEvents(until, 1000)).filter((r) => r.lease_id === lease.id);
+    const all = await dueBy(far);
+    expect(all).toContainEqual({ ...ref, time: expect.any(String) });
+    expect(all.map((r) => r.time)).toEqual(all.map((r) => r.time).sort());
+    expect(all.map((r) => r.event_type).sort()).toEqual(lease.events.map((x: any) => x.event_type).sort());
+    const startTime = new Date(Date.parse(all.find((r) => r.event_id === e.id)!.time));
+    expect(await dueBy(startTime)).toEqual(all.filter((r) => Date.parse(r.time) <= startTime.getTime()));
+    expect(await dueBy(new Date(startTime.getTime() - 1000))).toEqual([]);
+    await call('DELETE', `/v1/leases/${lease.id}`, { token: member.token });
+  });
+
+  it("reads a lease stored before event states moved to its META row from its event rows; from its start META holds them, and the sweeper's queries drop the rows' index entries once", async () => {
+    const member = await tokenFor('member');
+    const pool = await hostPool(1);
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
+    const { e } = startOf(lease);
+    const d = makeDynamo({ tableName: process.env.TABLE_NAME!, endpoint: process.env.DYNAMODB_ENDPOINT! });
+    const deps = getDeps();
+    const meta = { PK: `LEASE#${lease.id}`, SK: 'META' };
+    const rowKey = (id: string) => ({ PK: `LEASE#${lease.id}`, SK: `EVENT#${id}` });
+    const stored = async (key: Record<string, string>) => (await d.doc.send(new GetCommand({ TableName: d.table, Key: key, ConsistentRead: true }))).Item!;
+    // New: the event rows hold no state and no index entry; META holds both.
+    expect(Object.keys(await stored(rowKey(e.id))).filter((k) => ['status', 'updated_at', 'GSI2PK'].includes(k))).toEqual([]);
+    expect((await stored(meta)).GSI2SK).toBe(dueEventSortKey({ ...(await stored(rowKey(e.id))), status: 'UNDONE' } as never));
+    // As a lease written before: its state and index entries on its event rows, none on META.
+    await d.doc.send(new UpdateCommand({ TableName: d.table, Key: meta, UpdateExpression: 'REMOVE event_states, GSI2PK, GSI2SK' }));
+    for (const ev of lease.events) {
+      const row = await stored(rowKey(ev.id));
+      await d.doc.send(
+        new UpdateCommand({
+          TableName: d.table,
+          Key: rowKey(ev.id),
+          UpdateExpression: 'SET #s = :s, status_reason = :null, updated_at = :null, GSI2PK = :pk, GSI2SK = :sk',
+          ExpressionAttributeNames: { '#s': 'status' },
+          ExpressionAttributeValues: { ':s': 'UNDONE', ':null': null, ':pk': 'EVENTS#UNDONE', ':sk': dueEventSortKey({ ...row, status: 'UNDONE' } as never) },
+        }),
+      );
+    }
+    const far = new Date(Date.parse(lease.end_date) + 3600_000);
+    const mine = async () => (await deps.leaseEvents.dueEvents(far, 1000)).filter((r) => r.lease_id === lease.id).map((r) => r.event_type).sort();
+    const types = lease.events.map((x: any) => x.event_type).sort();
+    // Read from its rows: every event UNDONE, each found once by the sweeper's query.
+    expect((await getLease(lease.id)).events.map((x: any) => x.status)).toEqual(lease.events.map(() => 'UNDONE'));
+    expect(await mine()).toEqual(types);
+    expect((await deps.leaseEvents.pendingEvents()).filter((r) => r.lease_id === lease.id)).toHaveLength(lease.events.length);
+
+    clock.advanceTo(e.time);
+    const active = await leaseStatus(lease.id, 'ACTIVE', 10_000);
+    expect(active.events.find((x: any) => x.id === e.id).status).toBe('DONE');
+    const states = (await stored(meta)).event_states;
+    expect(states[e.id]).toMatchObject({ event_type: 'start_lease', status: 'DONE' });
+    // The start's row was not written: its old state and index entry are still there, now stale...
+    expect((await stored(rowKey(e.id))).GSI2PK).toBe('EVENTS#UNDONE');
+    // ...until the sweeper's query meets it: the events left, once each, and no row indexed any more.
+    expect(await mine()).toEqual(types.filter((x: string) => x !== 'start_lease'));
+    for (const ev of lease.events) expect((await stored(rowKey(ev.id))).GSI2PK).toBeUndefined();
+    expect(await mine()).toEqual(types.filter((x: string) => x !== 'start_lease'));
+    expect((await deps.leaseEvents.pendingEvents()).filter((r) => r.lease_id === lease.id).map((r) => r.event_type).sort()).toEqual(types.filter((x: string) => x !== 'start_lease'));
+    expect((await getLease(lease.id)).events.find((x: any) => x.id === e.id).status).toBe('DONE');
   });
 });
 

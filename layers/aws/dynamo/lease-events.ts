@@ -1,10 +1,10 @@
-import { QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Node } from '#core/inventory/node.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
-import type { EventStatus, Lease } from '#core/leases/model.ts';
+import { EVENT_ORDER, type EventStatus, type Lease } from '#core/leases/model.ts';
 import type { LeaseEventStore, PreparedGrant } from '#core/ports.ts';
-import { type Dynamo, queryAll, transactWrite } from './client.ts';
-import { eventKey, type Row, rows, RUNNING_EVENTS, UNDONE_EVENTS } from './leases.ts';
+import { type Dynamo, getItem, isConditionFailure, queryAll, transactWrite } from './client.ts';
+import { type EventState, type EventStates, indexedEventId, LEASE_EVENT_STATES, leaseMetaKey, type Row, rows, RUNNING_EVENTS, UNDONE_EVENTS } from './leases.ts';
 import { INDEX_KEYS, indexDelta, nodeKey, type TransactItem, UpdateBuilder } from './nodes.ts';
 
 /**
@@ -21,12 +21,24 @@ const withoutState = (row: Row): Row => {
   return rest as Row;
 };
 
-const toRef = (item: Record<string, unknown>): LeaseEventRef => ({
-  lease_id: String(item.lease_id),
-  event_id: String(item.id),
-  event_type: item.event_type as LeaseEventRef['event_type'],
-  time: String(item.time),
-});
+/**
+ * The events a GSI2 item stands for. A lease's META row (leases.ts leaseIndexKeys): the event it
+ * is indexed by, and with `also` every other event of its lease that passes it (the UNDONE
+ * events after the indexed one, those due by then: an event waits for the ones before it, and
+ * its execution would be started with them). An event row of a lease stored before META held the
+ * events' state (`current`): that event.
+ */
+function refsOf(item: Record<string, unknown>, also?: (e: EventState) => boolean): LeaseEventRef[] {
+  if (item.SK !== 'META') return [{ lease_id: String(item.lease_id), event_id: String(item.id), event_type: item.event_type as LeaseEventRef['event_type'], time: String(item.time) }];
+  const states = (item[LEASE_EVENT_STATES] ?? {}) as EventStates;
+  const indexed = indexedEventId(String(item.GSI2SK));
+  return Object.entries(states).flatMap(([id, st]) =>
+    st && (id === indexed || also?.(st)) ? [{ lease_id: String(item.id), event_id: id, event_type: st.event_type, time: st.time }] : [],
+  );
+}
+
+/** Oldest first, and before_end → end → start at equal times (as the index sorts). */
+const byDue = (a: LeaseEventRef, b: LeaseEventRef) => a.time.localeCompare(b.time) || EVENT_ORDER[a.event_type] - EVENT_ORDER[b.event_type];
 
 /**
  * A lease start's grant, prepared from the node as read (LeaseEventStore.prepareGrant): the
@@ -93,6 +105,10 @@ export class DynamoLeaseEventStore implements LeaseEventStore {
   }
 
   async transition(previous: Lease, next: Lease, eventId: string, from: EventStatus, grants: readonly PreparedGrant[] = []): Promise<void> {
+    // The event's status is `from` in the lease as read; META's version condition below makes
+    // the write conditional on that read (every write of a lease bumps its version).
+    const was = previous.events.find((e) => e.id === eventId);
+    if (was?.status !== from) throw new Error(`event ${eventId} of lease ${previous.id} is ${was?.status ?? 'missing'}, not ${from}`);
     const before = new Map(rows(previous).map((r) => [r.SK, r]));
     const items: TransactItem[] = [];
     for (const row of rows(next)) {
@@ -107,20 +123,9 @@ export class DynamoLeaseEventStore implements LeaseEventStore {
             ExpressionAttributeValues: { ':v': previous.version },
           },
         });
-      } else if (row.SK === eventKey(next.id, eventId).SK) {
-        // The compare-and-set on the event's own status (the lease version alone would do, but
-        // this states the invariant where it is enforced).
-        items.push({
-          Put: {
-            TableName: this.d.table,
-            Item: row,
-            ConditionExpression: '#s = :s',
-            ExpressionAttributeNames: { '#s': 'status' },
-            ExpressionAttributeValues: { ':s': from },
-          },
-        });
       } else if (!old || JSON.stringify(withoutState(old)) !== JSON.stringify(withoutState(row))) {
-        // A reservation whose status alone changed is not written: META holds its status (rows).
+        // A reservation whose status alone changed is not written, nor an event's (whose row
+        // holds no status): META holds both (leases.ts rows).
         items.push({ Put: { TableName: this.d.table, Item: row } });
       }
     }
@@ -141,12 +146,18 @@ export class DynamoLeaseEventStore implements LeaseEventStore {
         Limit: limit,
       }),
     );
-    return (res.Items ?? []).map(toRef);
+    const due = (e: EventState) => e.status === 'UNDONE' && Date.parse(e.time) <= until.getTime();
+    return (await this.current(res.Items ?? [])).flatMap((item) => refsOf(item, due)).sort(byDue);
   }
 
   async pendingEvents(): Promise<LeaseEventRef[]> {
-    const items = await queryAll(this.d, { IndexName: 'GSI2', KeyConditionExpression: 'GSI2PK = :p', ExpressionAttributeValues: { ':p': UNDONE_EVENTS } });
-    return items.map(toRef);
+    // A lease indexed by a running event may have UNDONE ones after it: those are pending too.
+    const items = await Promise.all(
+      [UNDONE_EVENTS, RUNNING_EVENTS].map((p) => queryAll(this.d, { IndexName: 'GSI2', KeyConditionExpression: 'GSI2PK = :p', ExpressionAttributeValues: { ':p': p } })),
+    );
+    const [undone, running] = await Promise.all(items.map((xs) => this.current(xs)));
+    const pending = (e: EventState) => e.status === 'UNDONE';
+    return [...undone!.flatMap((item) => refsOf(item, pending)), ...running!.filter((item) => item.SK === 'META').flatMap((item) => refsOf(item, pending).filter((r) => r.event_id !== indexedEventId(String(item.GSI2SK))))];
   }
 
   async eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]> {
@@ -155,7 +166,47 @@ export class DynamoLeaseEventStore implements LeaseEventStore {
       KeyConditionExpression: 'GSI2PK = :p AND GSI2SK < :t',
       ExpressionAttributeValues: { ':p': RUNNING_EVENTS, ':t': startedBefore.toISOString() },
     });
-    return items.map(toRef);
+    return (await this.current(items)).flatMap((item) => refsOf(item));
+  }
+
+  /**
+   * Index items without the stale ones: the event rows of a lease stored before META held its
+   * events' state (leases.ts LEASE_EVENT_STATES) carry their own index entries. Once the lease
+   * has been written since, its META holds the state and its index entry, and those rows' entries
+   * are stale: they are dropped here and removed from the rows (so this happens once per row).
+   * Until then the rows are the lease's index entries, as before. Nothing to do, and no reads,
+   * once every lease has been written since.
+   */
+  private async current(items: Record<string, unknown>[]): Promise<Record<string, unknown>[]> {
+    const old = items.filter((i) => i.SK !== 'META');
+    if (old.length === 0) return items;
+    const leases = [...new Set(old.map((i) => String(i.lease_id)))];
+    const moved = new Set<string>();
+    await Promise.all(
+      leases.map(async (id) => {
+        const meta = await getItem(this.d, leaseMetaKey(id));
+        if (!meta || meta[LEASE_EVENT_STATES] !== undefined) moved.add(id);
+      }),
+    );
+    const stale = old.filter((i) => moved.has(String(i.lease_id)));
+    await Promise.all(
+      stale.map((i) =>
+        this.d.doc
+          .send(
+            new UpdateCommand({
+              TableName: this.d.table,
+              Key: { PK: i.PK, SK: i.SK },
+              UpdateExpression: 'REMOVE GSI2PK, GSI2SK',
+              // Not recreated by a delete racing this.
+              ConditionExpression: 'attribute_exists(PK)',
+            }),
+          )
+          .catch((err: unknown) => {
+            if (!isConditionFailure(err)) throw err;
+          }),
+      ),
+    );
+    return items.filter((i) => !stale.includes(i));
   }
 
   private send(items: TransactItem[]): Promise<void> {

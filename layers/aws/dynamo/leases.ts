@@ -1,6 +1,6 @@
 import { QueryCommand, type TransactWriteCommandInput, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { ConflictError } from '#core/errors.ts';
-import { EVENT_ORDER, type EventStatus, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
+import { EVENT_ORDER, LEASE_EVENT_SEQUENCE, type Lease, type LeaseEvent, type Reservation, sortEvents } from '#core/leases/model.ts';
 import type { LeaseEventRef } from '#core/leases/lifecycle.ts';
 import { type ProjectUsage, type UsageEntry, type UsageGuard, usageEntry } from '#core/leases/usage.ts';
 import type { AllocationChange, KeysetRange, LeaseRepository, PreparedGrant } from '#core/ports.ts';
@@ -31,14 +31,23 @@ export const dueEventSortKey = (e: LeaseEvent) => `${e.time}#${EVENT_ORDER[e.eve
 const runningEventSortKey = (e: LeaseEvent) => `${e.updated_at ?? e.created_at}#${e.lease_id}#${e.id}`;
 
 /**
- * The event's place in GSI2: UNDONE events by due time (the sweeper's query), IN_PROGRESS ones
- * by start time (stale ones are found after a crash); DONE and ERROR events are not indexed.
+ * The lease's place in GSI2, on its META row: while one of its events runs, that event by start
+ * time in IN_PROGRESS (the sweeper finds the ones whose execution died); otherwise its next
+ * UNDONE event (the first in start → before_end → end order, the only one that may run: an
+ * event waits for the ones before it) by due time in UNDONE (the sweeper's query); nothing when
+ * every event is done. One entry per lease rather than one per event row: an event's
+ * transition then writes META alone (LEASE_EVENT_STATES). Both sort keys end with the event's
+ * id, which `indexedEventId` reads back.
  */
-function eventIndexKeys(e: LeaseEvent): Record<string, string> {
-  if (e.status === 'UNDONE') return { GSI2PK: UNDONE_EVENTS, GSI2SK: dueEventSortKey(e) };
-  if (e.status === 'IN_PROGRESS') return { GSI2PK: RUNNING_EVENTS, GSI2SK: runningEventSortKey(e) };
-  return {};
+function leaseIndexKeys(events: readonly LeaseEvent[]): Record<string, string> {
+  const running = events.find((e) => e.status === 'IN_PROGRESS');
+  if (running) return { GSI2PK: RUNNING_EVENTS, GSI2SK: runningEventSortKey(running) };
+  const next = events.filter((e) => e.status === 'UNDONE').sort((a, b) => LEASE_EVENT_SEQUENCE[a.event_type] - LEASE_EVENT_SEQUENCE[b.event_type])[0];
+  return next ? { GSI2PK: UNDONE_EVENTS, GSI2SK: dueEventSortKey(next) } : {};
 }
+
+/** The id of the event a GSI2 entry of either kind is for: its sort key's last part. */
+export const indexedEventId = (sortKey: string) => sortKey.slice(sortKey.lastIndexOf('#') + 1);
 
 /** DynamoDB allows 100 actions per transaction. */
 const MAX_TRANSACTION_ITEMS = 100;
@@ -64,12 +73,27 @@ export const leaseNamePk = (name: string) => `LEASENAME#${name}`;
 /**
  * Each reservation's status and its time, kept on the lease's META row as well as on the
  * reservation's own row, and read from META: an event's transition (start: pending → active,
- * end: active → deleted) changes only these, so it writes META and the event, not every
- * reservation row (one item fewer per start: issue 16, docs/fleet-scale.md). A lease stored
- * before has no such map: its reservation rows say.
+ * end: active → deleted) changes only these, so it writes META, not every reservation row (one
+ * item fewer per start: issue 16, docs/fleet-scale.md). A lease stored before has no such map:
+ * its reservation rows say.
  */
 const RESERVATION_STATES = 'reservation_states';
 type ReservationState = Pick<Reservation, 'status' | 'updated_at'>;
+
+/**
+ * Each event's state — type, time, status, why and when — on the lease's META row only, with the
+ * lease's place in the events index (leaseIndexKeys): an event's transition writes META (and a
+ * start's node grants), not the event's row, so a start run whole is a transaction of two items,
+ * not three (issue 16: 500 leases due at one minute; docs/fleet-scale.md). An event's own row
+ * holds what never changes (id, lease, type, time, creation) and no status, so that nothing can
+ * read a stale one. A lease stored before has no such map: its event rows hold their state and
+ * their own index entries, which DynamoLeaseEventStore tidies once META has the map.
+ */
+export const LEASE_EVENT_STATES = 'event_states';
+export type EventState = Pick<LeaseEvent, 'event_type' | 'time' | 'status' | 'status_reason' | 'updated_at'>;
+export type EventStates = Record<string, EventState | undefined>;
+
+const eventState = (e: LeaseEvent): EventState => ({ event_type: e.event_type, time: e.time, status: e.status, status_reason: e.status_reason, updated_at: e.updated_at });
 
 export function rows(lease: Lease): Row[] {
   const { reservations, events, ...meta } = lease;
@@ -80,18 +104,20 @@ export function rows(lease: Lease): Row[] {
       ...listingKeys(lease, 'META'),
       GSI7PK: leaseNamePk(lease.name),
       GSI7SK: `${lease.project_id}#${lease.id}`,
+      ...leaseIndexKeys(events),
       entity: 'lease',
       ...meta,
       [RESERVATION_STATES]: states,
+      [LEASE_EVENT_STATES]: Object.fromEntries(events.map((e) => [e.id, eventState(e)])),
     },
   ];
   for (const r of reservations) {
     const k = reservationKey(lease.id, r.id);
     out.push({ ...k, ...listingKeys(lease, k.SK), entity: 'reservation', ...r });
   }
-  for (const e of events) {
+  for (const { status: _s, status_reason: _r, updated_at: _u, ...e } of events) {
     const k = eventKey(lease.id, e.id);
-    out.push({ ...k, ...listingKeys(lease, k.SK), ...eventIndexKeys(e), entity: 'event', ...e });
+    out.push({ ...k, ...listingKeys(lease, k.SK), entity: 'event', ...e });
   }
   return out;
 }
@@ -104,7 +130,7 @@ export function newLeaseItems(lease: Lease): Record<string, unknown>[] {
   return [...rows(lease), { ...usageEntryKey(lease.project_id, lease.id), entity: 'lease_usage', ...usageEntry(lease) }];
 }
 
-const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'GSI7PK', 'GSI7SK', 'entity', RESERVATION_STATES]);
+const STRIP = new Set(['PK', 'SK', 'GSI1PK', 'GSI1SK', 'GSI2PK', 'GSI2SK', 'GSI3PK', 'GSI3SK', 'GSI7PK', 'GSI7SK', 'entity', RESERVATION_STATES, LEASE_EVENT_STATES]);
 function clean<T>(item: Record<string, unknown>): T {
   return Object.fromEntries(Object.entries(item).filter(([k]) => !STRIP.has(k))) as T;
 }
@@ -125,6 +151,7 @@ function assemble(items: Record<string, unknown>[]): Lease[] {
   for (const g of byId.values()) {
     if (!g.meta) continue; // a lease being deleted concurrently
     const states = (g.meta[RESERVATION_STATES] ?? {}) as Record<string, ReservationState | undefined>;
+    const eventStates = g.meta[LEASE_EVENT_STATES] as EventStates | undefined;
     out.push({
       ...clean<Omit<Lease, 'reservations' | 'events'>>(g.meta),
       reservations: g.res
@@ -133,7 +160,7 @@ function assemble(items: Record<string, unknown>[]): Lease[] {
           return st ? { ...r, status: st.status, updated_at: st.updated_at } : r;
         })
         .sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id)),
-      events: sortEvents(g.ev),
+      events: sortEvents(eventStates ? g.ev.map((e) => ({ ...e, ...eventStates[e.id] }) as LeaseEvent) : g.ev),
     });
   }
   return out;

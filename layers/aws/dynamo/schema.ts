@@ -12,7 +12,8 @@
  *   leases of a project        GSI1PK=LEASES#<project>      GSI1SK=<lease id>#<SK>
  *   leases, all                GSI3PK=LEASES                GSI3SK=<lease id>#<SK>
  *   leases by name (not unique) GSI7PK=LEASENAME#<name>     GSI7SK=<project>#<lease id>  (META rows; GET /v1/leases?name=)
- *   due events (UNDONE only)   GSI2PK=EVENTS#UNDONE         GSI2SK=<time>#<order>#<lease>#<event>
+ *   due events                 GSI2PK=EVENTS#UNDONE         GSI2SK=<time>#<order>#<lease>#<event>  (META rows: a lease's next UNDONE event)
+ *   running events             GSI2PK=EVENTS#IN_PROGRESS    GSI2SK=<started>#<lease>#<event>       (META rows, instead, while one runs)
  *   agent job                  PK=JOB#<uuid>                SK=META
  *   agents seen, per site      PK=AGENTS#<site>             SK=AGENT#<token id>  (ttl 30 days)
  *   jobs offered to a site     GSI2PK=JOBS#<site>           GSI2SK=<available at>#<job id> (sparse)
