@@ -585,6 +585,7 @@ export class LocalEventScheduler implements EventScheduler {
 export class LocalNotifier implements Notifier {
   private readonly url?: URL;
   private readonly agent?: HttpAgent;
+  private readonly listeners = new Set<(type: string, detail: Record<string, unknown>) => void>();
 
   constructor(webhook?: string) {
     if (!webhook) return;
@@ -593,7 +594,18 @@ export class LocalNotifier implements Notifier {
     this.agent = this.url.protocol === 'https:' ? new HttpsAgent({ keepAlive: true, maxSockets: 16 }) : new HttpAgent({ keepAlive: true, maxSockets: 16 });
   }
 
+  /**
+   * Calls `listener` with each notice as it leaves, in this process (the lifecycle bench times
+   * the events by it: a webhook of its own in the same process would add its HTTP work to the
+   * burst it measures). Returns the unsubscribe.
+   */
+  subscribe(listener: (type: string, detail: Record<string, unknown>) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
   async publish(type: string, detail: Record<string, unknown>): Promise<void> {
+    for (const listener of this.listeners) listener(type, detail);
     log.info('notification', { event_type: type, lease_id: detail.lease_id, status: detail.lease_status ?? detail.status });
     if (!this.url) return;
     const body = JSON.stringify({ event_type: type, payload: detail, timestamp: new Date().toISOString() });

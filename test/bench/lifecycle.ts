@@ -1,5 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentConfig } from '../../agent/config.ts';
@@ -15,7 +16,7 @@ import { processCpuMs, threadCpuMs } from './cpu.ts';
  * of one node each, all starting at the same minute, their before_end a minute later and their
  * end a minute after that, on nodes with Redfish BMCs that an agent powers off at the end.
  * Measured: delay from the scheduled time to ACTIVE / TERMINATED (the moment the event's
- * notification leaves, received on a local webhook, so that nothing polls), the delay for a
+ * notification leaves, heard in this process, so that nothing polls), the delay for a
  * lease starting "now", DynamoDB calls, and state transitions per lease (what Step Functions
  * bills: $0.025 per 1,000 transitions).
  */
@@ -28,23 +29,32 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
   const LEASES = Number(process.env.BENCH_LIFECYCLE_LEASES ?? 500);
   const ROUNDS = Number(process.env.BENCH_LIFECYCLE_ROUNDS ?? 1);
   const dir = mkdtempSync(join(tmpdir(), 'slipway-bench-lifecycle-'));
-  // lease.event.* notifications with the time they arrived.
+  // lease.event.* notifications with the time they left, heard in this process (the notifier's
+  // subscribers). BENCH_LIFECYCLE_WEBHOOK=1 receives them on a local webhook instead, as the
+  // figures before 2026-12-07 were taken: its HTTP work, client and server, then runs in this
+  // process during the burst it measures.
   const notices: { type: string; lease: string; status: string; at: number }[] = [];
-  const hook = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      const n = JSON.parse(body) as { event_type: string; payload: { lease_id: string; lease_status?: string } };
-      notices.push({ type: n.event_type, lease: n.payload.lease_id, status: n.payload.lease_status ?? '', at: Date.now() });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
+  const heard = (type: string, payload: { lease_id?: unknown; lease_status?: unknown }) =>
+    notices.push({ type, lease: String(payload.lease_id), status: typeof payload.lease_status === 'string' ? payload.lease_status : '', at: Date.now() });
+  const hook = process.env.BENCH_LIFECYCLE_WEBHOOK
+    ? createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          const n = JSON.parse(body) as { event_type: string; payload: { lease_id: string; lease_status?: string } };
+          heard(n.event_type, n.payload);
+          res.writeHead(204).end();
+        });
+      })
+    : undefined;
+  if (hook) await new Promise<void>((r) => hook.listen(0, '127.0.0.1', r));
   const previousHook = process.env.SLIPWAY_NOTIFY_WEBHOOK;
-  process.env.SLIPWAY_NOTIFY_WEBHOOK = `http://127.0.0.1:${(hook.address() as { port: number }).port}/`;
+  if (hook) process.env.SLIPWAY_NOTIFY_WEBHOOK = `http://127.0.0.1:${(hook.address() as { port: number }).port}/`;
+  else delete process.env.SLIPWAY_NOTIFY_WEBHOOK;
   const stack = await startLocalStack({ port: 0, dataDir: dir, ephemeral: true, adminToken: 'slp_bench-admin-token-00000000000' });
   let sim: RedfishSim | undefined;
   let agent: Agent | undefined;
+  if (!hook) stack.lifecycle.notifier.subscribe(heard);
   try {
     const H = { 'X-Auth-Token': stack.adminToken, 'Content-Type': 'application/json', 'X-OpenStack-Ironic-API-Version': '1.78' };
     const req = async (method: string, path: string, body?: unknown) => {
@@ -133,9 +143,22 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
       // (reads and checks), then at their time each is one write (engine.ts prepareEvent).
       const cpuPrep = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid) };
       while (Date.now() < start.getTime() - 100) await new Promise((r) => setTimeout(r, 50));
+      // BENCH_CPU_PROFILE=<file>: a sampled CPU profile of this process through the burst, for
+      // Chrome DevTools or `node --cpu-prof`'s readers (it slows the burst: not for the figures).
+      const profiler = process.env.BENCH_CPU_PROFILE ? new Session() : undefined;
+      if (profiler) {
+        profiler.connect();
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+      }
       const cpu0 = { own: process.cpuUsage(), jvm: processCpuMs(stack.dynamoPid), threads: threadCpuMs(stack.dynamoPid) };
       const calls0 = new Map(dynamoStats.calls);
       while (reached('ACTIVE').size < LEASES && Date.now() < start.getTime() + 5 * 60_000) await new Promise((r) => setTimeout(r, 100));
+      if (profiler) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(round > 1 ? `${process.env.BENCH_CPU_PROFILE}.${round}` : process.env.BENCH_CPU_PROFILE!, JSON.stringify(profile));
+        profiler.disconnect();
+      }
       const callsOf = (since: Map<string, number>, until: Map<string, number>) => {
         const xs = [...until.entries()].map(([k, n]): [string, number] => [k, n - (since.get(k) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
         return `${(xs.reduce((a, [, n]) => a + n, 0) / LEASES).toFixed(1)} calls (${xs.map(([k, n]) => `${k.replace('Command', '')} ${(n / LEASES).toFixed(1)}`).join(', ') || 'none'})`;
@@ -176,7 +199,7 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
     await agent?.stop();
     await stack.stop();
     await sim?.stop();
-    hook.close();
+    hook?.close();
     if (previousHook === undefined) delete process.env.SLIPWAY_NOTIFY_WEBHOOK;
     else process.env.SLIPWAY_NOTIFY_WEBHOOK = previousHook;
     rmSync(dir, { recursive: true, force: true });

@@ -71,6 +71,22 @@ describe('LocalNotifier', () => {
     expect(seen.size).toBe(2);
   });
 
+  it('hands each notice to in-process subscribers as it leaves, with or without a webhook, until they unsubscribe', async () => {
+    const got: string[] = [];
+    notifier = new LocalNotifier();
+    const stop = notifier.subscribe((type, detail) => got.push(`${type} ${String(detail.lease_id)}`));
+    await notifier.publish('lease.event.start_lease', { lease_id: 'l0' });
+    stop();
+    await notifier.publish('lease.event.end_lease', { lease_id: 'l1' });
+    expect(got).toEqual(['lease.event.start_lease l0']);
+    // With a webhook: the subscriber hears it before the POST goes out.
+    const order: string[] = [];
+    notifier = new LocalNotifier(await webhook(() => (order.push('webhook'), 204)));
+    notifier.subscribe(() => order.push('subscriber'));
+    await notifier.publish('lease.event.start_lease', { lease_id: 'l2' });
+    expect(order).toEqual(['subscriber', 'webhook']);
+  });
+
   it('fails when the webhook refuses the notice', async () => {
     notifier = new LocalNotifier(await webhook(() => 500));
     await expect(notifier.publish('lease.event.end_lease', { lease_id: 'x' })).rejects.toThrow('notification webhook answered 500');
