@@ -7,11 +7,21 @@ import { readdirSync, readFileSync } from 'node:fs';
  */
 export function processCpuMs(pid: number | undefined): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
+    return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8')).ms;
   } catch {
     return NaN;
   }
+}
+
+/**
+ * A /proc `stat` line's name and its user + system time (ms; fields 14 and 15, in ticks of 10 ms).
+ * The name is in parentheses and may hold spaces or parentheses itself: the fields start after
+ * the last `)`.
+ */
+function statCpuMs(raw: string): { name: string; ms: number } {
+  const close = raw.lastIndexOf(')');
+  const f = raw.slice(close + 2).split(' ');
+  return { name: raw.slice(raw.indexOf('(') + 1, close), ms: (Number(f[11]) + Number(f[12])) * 10 };
 }
 
 /**
@@ -31,11 +41,9 @@ export function threadCpuMs(pid: number | undefined): Map<string, number> {
   }
   for (const tid of tasks) {
     try {
-      const raw = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const name = raw.slice(raw.indexOf('(') + 1, raw.lastIndexOf(')'));
-      const f = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+      const { name, ms } = statCpuMs(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
       const kind = /CompilerThre/.test(name) ? 'jit' : /^(VM Thread|GC Thread)/.test(name) ? 'gc' : 'other';
-      byKind.set(kind, (byKind.get(kind) ?? 0) + (Number(f[11]) + Number(f[12])) * 10);
+      byKind.set(kind, (byKind.get(kind) ?? 0) + ms);
     } catch {
       // The thread ended between the listing and the read.
     }
