@@ -157,7 +157,10 @@ export class DynamoLeaseEventStore implements LeaseEventStore {
     );
     const [undone, running] = await Promise.all(items.map((xs) => this.current(xs)));
     const pending = (e: EventState) => e.status === 'UNDONE';
-    return [...undone!.flatMap((item) => refsOf(item, pending)), ...running!.filter((item) => item.SK === 'META').flatMap((item) => refsOf(item, pending).filter((r) => r.event_id !== indexedEventId(String(item.GSI2SK))))];
+    // A running lease's own entry is its running event, which is not pending; a row of a lease
+    // stored before, in the running partition, is such an event too.
+    const afterRunning = running!.filter((item) => item.SK === 'META').flatMap((item) => refsOf(item, pending).filter((r) => r.event_id !== indexedEventId(String(item.GSI2SK))));
+    return [...undone!.flatMap((item) => refsOf(item, pending)), ...afterRunning];
   }
 
   async eventsInProgress(startedBefore: Date): Promise<LeaseEventRef[]> {
