@@ -718,6 +718,13 @@ describe('lease events prepared before their time', () => {
     const e = lease.events.find((x: any) => x.event_type === 'start_lease');
     return { e, ref: { lease_id: lease.id as string, event_id: e.id as string, event_type: 'start_lease' as const, time: e.time as string } };
   };
+  /** A member's one-host lease on `pool`, from 5 to 30 minutes ahead by the test clock, and its start. */
+  const leaseSoon = async (pool: { filter: string }) => {
+    const member = await tokenFor('member');
+    const t = clock.now().getTime();
+    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
+    return { member, t, lease, ...startOf(lease) };
+  };
   const pathOf = (ref: { lease_id: string; event_id: string; event_type: 'start_lease'; time: string }) =>
     waitFor('the execution to finish', async () => stack.lifecycle.runner.statesEntered(executionName(ref, 'schedule')), 15_000);
 
@@ -789,11 +796,8 @@ describe('lease events prepared before their time', () => {
   });
 
   it('prepares only for a workflow that can carry the plan, puts nothing of the nodes but their grant in it, and commits it once, at its time', async () => {
-    const member = await tokenFor('member');
     const pool = await bmcHosts(1);
-    const t = clock.now().getTime();
-    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
-    const { e, ref } = startOf(lease);
+    const { lease, e, ref } = await leaseSoon(pool);
     // This test plays the workflow's steps itself: the event's own trigger is taken away.
     await stack.lifecycle.scheduler.remove(ref);
     clock.advanceTo(new Date(Date.parse(e.time) - 10_000));
@@ -831,11 +835,8 @@ describe('lease events prepared before their time', () => {
   });
 
   it("reads a lease stored before reservation states moved to its META row from its reservations' rows, and keeps them on META from its start", async () => {
-    const member = await tokenFor('member');
     const pool = await hostPool(1);
-    const t = clock.now().getTime();
-    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
-    const { e } = startOf(lease);
+    const { member, t, lease, e } = await leaseSoon(pool);
     const d = makeDynamo({ tableName: process.env.TABLE_NAME!, endpoint: process.env.DYNAMODB_ENDPOINT! });
     const meta = { PK: `LEASE#${lease.id}`, SK: 'META' };
     // As a lease written before: no reservation_states on META.
@@ -859,11 +860,8 @@ describe('lease events prepared before their time', () => {
   });
 
   it('indexes a lease by its running event while one runs: the sweeper finds it when its execution died and puts it back, and its later events stay pending', async () => {
-    const member = await tokenFor('member');
     const pool = await hostPool(1);
-    const t = clock.now().getTime();
-    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
-    const { e, ref } = startOf(lease);
+    const { member, lease, e, ref } = await leaseSoon(pool);
     await stack.lifecycle.scheduler.remove(ref);
     const deps = getDeps();
     // As Begin leaves a start with agent work: IN_PROGRESS, the lease STARTING. Then its execution dies.
@@ -898,11 +896,8 @@ describe('lease events prepared before their time', () => {
   });
 
   it("reads a lease stored before event states moved to its META row from its event rows; from its start META holds them, and the sweeper's queries drop the rows' index entries once", async () => {
-    const member = await tokenFor('member');
     const pool = await hostPool(1);
-    const t = clock.now().getTime();
-    const lease = await createLease(member.token, pool.filter, blazarIn(5, t), blazarIn(30, t));
-    const { e } = startOf(lease);
+    const { lease, e } = await leaseSoon(pool);
     const d = makeDynamo({ tableName: process.env.TABLE_NAME!, endpoint: process.env.DYNAMODB_ENDPOINT! });
     const deps = getDeps();
     const meta = { PK: `LEASE#${lease.id}`, SK: 'META' };
