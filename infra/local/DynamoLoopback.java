@@ -5,6 +5,14 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.antlr.v4.runtime.ANTLRErrorListener;
+import org.antlr.v4.runtime.Parser;
+import org.antlr.v4.runtime.RecognitionException;
+import org.antlr.v4.runtime.Recognizer;
+import org.antlr.v4.runtime.atn.ATNConfigSet;
+import org.antlr.v4.runtime.dfa.DFA;
+import org.antlr.v4.runtime.tree.ParseTree;
+import com.amazon.dynamodb.grammar.AbstractTwoStageExpressionParser;
 import org.eclipse.jetty.server.Connector;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
@@ -34,6 +42,7 @@ public class DynamoLoopback {
     // -help and bad flags: the jar's own parser prints its usage; nothing is started.
     if (!new CommandLineInput(args).init()) return;
     cacheTableSchemas();
+    reportPatches();
     DynamoDBProxyServer proxy = ServerRunner.createServerFromCommandLineArgs(args);
     Field field = DynamoDBProxyServer.class.getDeclaredField("server");
     field.setAccessible(true);
@@ -49,6 +58,125 @@ public class DynamoLoopback {
     if (bound == 0) throw new IllegalStateException("DynamoDB Local has no Jetty connector to bind to " + host);
     proxy.start();
     System.out.println("DynamoLoopback: listening on " + host + " (" + bound + " connector" + (bound == 1 ? "" : "s") + ")");
+  }
+
+  /** Said on stderr when the jar's classes patched by DynamoLocalPatches.java are the ones loaded. */
+  static final String PATCHED = "DynamoLoopback: transactions share one object mapper; expressions parsed once";
+
+  /** -Dslipway.patches=false: the patched classes call the jar's own code, as shipped (to compare, or to rule the patches out). */
+  static final boolean PATCHES = !"false".equals(System.getProperty("slipway.patches"));
+
+  /**
+   * Whether the classes DynamoLocalPatches.java rewrote are the ones this JVM loads: they sit next
+   * to this class, ahead of the jar on the class path, when the patch step ran (dynamodb.ts);
+   * otherwise the jar's own are loaded and nothing changes.
+   */
+  static void reportPatches() {
+    if (!PATCHES) {
+      System.err.println("DynamoLoopback: jar classes as shipped (-Dslipway.patches=false)");
+      return;
+    }
+    try {
+      Object here = DynamoLoopback.class.getProtectionDomain().getCodeSource().getLocation();
+      for (String name : new String[] {
+        "software.amazon.dynamodb.services.local.shared.access.api.dp.TransactWriteItemsFunction",
+        "com.amazon.dynamodb.grammar.DynamoDbExpressionParser",
+      }) {
+        Object from = Class.forName(name, false, DynamoLoopback.class.getClassLoader()).getProtectionDomain().getCodeSource().getLocation();
+        if (!here.equals(from)) {
+          System.err.println("DynamoLoopback: jar classes as shipped (" + name + " not patched)");
+          return;
+        }
+      }
+      System.err.println(PATCHED);
+    } catch (Throwable err) {
+      System.err.println("DynamoLoopback: jar classes as shipped (" + err + ")");
+    }
+  }
+
+  /**
+   * One mapper for every TransactWriteItems (DynamoLocalPatches.java: the jar's
+   * TransactWriteItemsFunction built a new one per request). Building it registers its
+   * deserializers, and a new mapper then introspects the request's classes again to serialize
+   * the request's items once (the transaction's idempotency signature): together about a fifth of
+   * DynamoDB Local's request time in a burst of lease starts (docs/fleet-scale.md). The function
+   * only serializes with it, which an ObjectMapper does safely from many threads once configured.
+   */
+  private static final DynamoDbObjectMapper TRANSACTION_MAPPER = PATCHES ? new DynamoDbObjectMapper() : null;
+
+  public static DynamoDbObjectMapper transactionMapper() {
+    return PATCHES ? TRANSACTION_MAPPER : new DynamoDbObjectMapper();
+  }
+
+  /**
+   * Each expression's parse tree, kept once it parsed cleanly (DynamoLocalPatches.java routes
+   * DynamoDbExpressionParser's calls here). The jar parses every condition and update expression
+   * of every item twice per request (to measure the item, then to apply it), each time with a new
+   * ANTLR lexer and parser, and each placeholder name and value key once more; Slipway's
+   * expressions are few and fixed in shape (their values are placeholders). A tree is the same
+   * for the same text; its one reader (the jar's ASTListener) only walks it, so one tree serves
+   * every thread. Only a parse that called the error listener not at all is kept, so an
+   * expression with a syntax error still meets the caller's listener every time. Bounded by
+   * entries and by characters: the text is the caller's.
+   */
+  private static final int PARSE_CACHE_ENTRIES = 1024;
+  private static final int PARSE_CACHE_CHARS = 256 * 1024;
+  private static final LinkedHashMap<String, ParseTree> PARSED = new LinkedHashMap<>(256, 0.75f, true);
+  private static int parsedChars;
+
+  public static ParseTree parseExpression(AbstractTwoStageExpressionParser parser, String text, ANTLRErrorListener listener) {
+    if (!PATCHES || text == null) return parser.parse(text, listener);
+    String key = parser.getClass().getName() + '\0' + text;
+    synchronized (PARSED) {
+      ParseTree hit = PARSED.get(key);
+      if (hit != null) return hit;
+    }
+    Watched watched = new Watched(listener);
+    ParseTree tree = parser.parse(text, watched);
+    if (tree == null || watched.called || key.length() > PARSE_CACHE_CHARS / 16) return tree;
+    synchronized (PARSED) {
+      if (PARSED.put(key, tree) == null) parsedChars += key.length();
+      var it = PARSED.entrySet().iterator();
+      while ((PARSED.size() > PARSE_CACHE_ENTRIES || parsedChars > PARSE_CACHE_CHARS) && it.hasNext()) {
+        parsedChars -= it.next().getKey().length();
+        it.remove();
+      }
+    }
+    return tree;
+  }
+
+  /** Passes every report on to the caller's listener, and remembers that there was one. */
+  private static final class Watched implements ANTLRErrorListener {
+    private final ANTLRErrorListener to;
+    volatile boolean called;
+
+    Watched(ANTLRErrorListener to) {
+      this.to = to;
+    }
+
+    @Override
+    public void syntaxError(Recognizer<?, ?> r, Object symbol, int line, int at, String msg, RecognitionException e) {
+      called = true;
+      to.syntaxError(r, symbol, line, at, msg, e);
+    }
+
+    @Override
+    public void reportAmbiguity(Parser p, DFA dfa, int start, int stop, boolean exact, java.util.BitSet alts, ATNConfigSet configs) {
+      called = true;
+      to.reportAmbiguity(p, dfa, start, stop, exact, alts, configs);
+    }
+
+    @Override
+    public void reportAttemptingFullContext(Parser p, DFA dfa, int start, int stop, java.util.BitSet alts, ATNConfigSet configs) {
+      called = true;
+      to.reportAttemptingFullContext(p, dfa, start, stop, alts, configs);
+    }
+
+    @Override
+    public void reportContextSensitivity(Parser p, DFA dfa, int start, int stop, int prediction, ATNConfigSet configs) {
+      called = true;
+      to.reportContextSensitivity(p, dfa, start, stop, prediction, configs);
+    }
   }
 
   /** Said on stderr when the cache is in place (infra/local/dynamodb.ts keeps the launcher's lines). */

@@ -22,12 +22,15 @@ import { promisify } from 'node:util';
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
 const LAUNCHER_SOURCE = join(here, 'DynamoLoopback.java');
+const PATCHES_SOURCE = join(here, 'DynamoLocalPatches.java');
 const LAUNCHER_CLASS = 'DynamoLoopback';
 
 export class JavaMissingError extends Error {}
 
 /** What DynamoLoopback.java says when DynamoDB Local parses each table description once (its CACHED). */
 export const LAUNCHER_CACHED_NOTE = 'DynamoLoopback: table descriptions cached';
+/** What it says when the jar's classes rewritten by DynamoLocalPatches.java are the ones loaded (its PATCHED). */
+export const LAUNCHER_PATCHED_NOTE = 'DynamoLoopback: transactions share one object mapper; expressions parsed once';
 
 /** `java -version` output (first line), or undefined when there is no usable java. */
 export function javaVersion(): string | undefined {
@@ -84,11 +87,16 @@ const run = promisify(execFile);
  * when missing (about 1 s, once); undefined when it cannot be compiled or cached here (java then
  * compiles the source on every start, about 0.7 s more). The cache lives in the project's
  * node_modules, not in a shared temp dir where another user could plant a class.
+ *
+ * The same directory gets the jar's classes that DynamoLocalPatches.java rewrites (about 1 s
+ * more, once), ahead of the jar on the class path. When that step fails (a JDK without its
+ * internal ASM, a jar whose classes changed) the launcher runs without them and says so
+ * (LAUNCHER_PATCHED_NOTE is then missing from its notes).
  */
 let compiled: Promise<string | undefined> | undefined;
 function launcherClassDir(jar: string, version: string): Promise<string | undefined> {
   compiled ??= (async () => {
-    const key = createHash('sha256').update(readFileSync(LAUNCHER_SOURCE)).update(version).update(jar).digest('hex').slice(0, 16);
+    const key = createHash('sha256').update(readFileSync(LAUNCHER_SOURCE)).update(readFileSync(PATCHES_SOURCE)).update(version).update(jar).digest('hex').slice(0, 16);
     const cacheRoot = join(root, 'node_modules/.cache/slipway');
     const dir = join(cacheRoot, `dynamo-loopback-${key}`);
     if (existsSync(join(dir, `${LAUNCHER_CLASS}.class`))) return dir;
@@ -97,6 +105,7 @@ function launcherClassDir(jar: string, version: string): Promise<string | undefi
       mkdirSync(cacheRoot, { recursive: true, mode: 0o700 });
       tmp = mkdtempSync(join(cacheRoot, 'compiling-'));
       await run('java', ['-m', 'jdk.compiler/com.sun.tools.javac.Main', '-proc:none', '-nowarn', '-d', tmp, '-cp', jar, LAUNCHER_SOURCE], { cwd: tmpdir(), timeout: 60_000 });
+      await run('java', ['--add-exports', 'java.base/jdk.internal.org.objectweb.asm=ALL-UNNAMED', PATCHES_SOURCE, jar, tmp], { cwd: tmpdir(), timeout: 60_000 }).catch(() => undefined);
       try {
         renameSync(tmp, dir);
         tmp = undefined;

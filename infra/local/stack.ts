@@ -12,7 +12,7 @@ import { ensureToken } from '#core/identity/tokens.ts';
 import { reconcileCalendars } from '#core/leases/reconcile.ts';
 import { log } from '#core/util/log.ts';
 import { ensureTable } from '#aws/dynamo/local-table.ts';
-import { freePort, LAUNCHER_CACHED_NOTE, startDynamoLocal } from './dynamodb.ts';
+import { freePort, LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE, startDynamoLocal } from './dynamodb.ts';
 import { LOCAL_S3_KEY_ID, requireSigV4 } from './s3-auth.ts';
 import { type LocalHttpServer, startHttpServer } from './server.ts';
 import { startLocalAwsApis } from './aws-apis.ts';
@@ -115,7 +115,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const ddb = await startDynamoLocal({ dbPath: opts.ephemeral ? undefined : join(dataDir, 'dynamodb') });
     stoppers.push(ddb.stop);
     // E.g. a DynamoDB Local whose internals the launcher does not know: slower, still correct.
-    for (const note of ddb.launcherNotes()) if (note !== LAUNCHER_CACHED_NOTE) log.warn('DynamoDB Local launcher', { note });
+    for (const note of ddb.launcherNotes()) if (note !== LAUNCHER_CACHED_NOTE && note !== LAUNCHER_PATCHED_NOTE) log.warn('DynamoDB Local launcher', { note });
 
     const s3Dir = join(dataDir, 's3');
     mkdirSync(s3Dir, { recursive: true, mode: 0o700 });

@@ -7,15 +7,18 @@ import {
   UpdateTableCommand,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DynamoLocal, LAUNCHER_CACHED_NOTE, startDynamoLocal } from '../../infra/local/dynamodb.ts';
+import { type DynamoLocal, LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE, startDynamoLocal } from '../../infra/local/dynamodb.ts';
 
 /**
  * DynamoDB Local as the launcher (infra/local/DynamoLoopback.java) runs it: each table's
- * description is parsed once per distinct description instead of for every item touched. The
- * answers must be the jar's own: tables with different indexes side by side, and a table whose
- * description changes (an index added and removed, TTL turned on) seen changed at once.
+ * description is parsed once per distinct description instead of for every item touched, and
+ * (DynamoLocalPatches.java) every transaction shares one object mapper and each expression is
+ * parsed once. The answers must be the jar's own: tables with different indexes side by side, a
+ * table whose description changes (an index added and removed, TTL turned on) seen changed at
+ * once, an expression's values told apart and its errors reported every time, a transaction's
+ * idempotency token and cancellation as before.
  */
 let ddb: DynamoLocal;
 let raw: DynamoDBClient;
@@ -39,25 +42,89 @@ afterAll(async () => {
 });
 
 describe('DynamoDB Local through the launcher', () => {
-  it('runs with the table-description cache in place, and says so when it is turned off', async () => {
-    // The launcher's line is written before the server starts; stderr may arrive a little later.
+  it('runs with the table-description cache and the patched classes in place, and says so when either is turned off', async () => {
+    // The launcher's lines are written before the server starts; stderr may arrive a little later.
     const notesOf = async (d: DynamoLocal) => {
-      for (let i = 0; i < 50 && d.launcherNotes().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 50 && d.launcherNotes().length < 2; i++) await new Promise((r) => setTimeout(r, 50));
       return d.launcherNotes();
     };
-    expect(await notesOf(ddb)).toEqual([LAUNCHER_CACHED_NOTE]);
-    const before = process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
-    process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = '-Dslipway.schemaCache=false';
-    const plain = await startDynamoLocal({}).finally(() => {
-      if (before === undefined) delete process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
-      else process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = before;
-    });
-    try {
-      expect(await notesOf(plain)).toEqual(['DynamoLoopback: table descriptions not cached (-Dslipway.schemaCache=false)']);
-    } finally {
-      await plain.stop();
+    expect(await notesOf(ddb)).toEqual([LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE]);
+    const withFlags = async (flags: string) => {
+      const before = process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
+      process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = flags;
+      const d = await startDynamoLocal({}).finally(() => {
+        if (before === undefined) delete process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
+        else process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = before;
+      });
+      try {
+        return await notesOf(d);
+      } finally {
+        await d.stop();
+      }
+    };
+    expect(await withFlags('-Dslipway.schemaCache=false')).toEqual(['DynamoLoopback: table descriptions not cached (-Dslipway.schemaCache=false)', LAUNCHER_PATCHED_NOTE]);
+    expect(await withFlags('-Dslipway.patches=false')).toEqual([LAUNCHER_CACHED_NOTE, 'DynamoLoopback: jar classes as shipped (-Dslipway.patches=false)']);
+  }, 90_000);
+
+  it('tells apart the values of one expression sent at once, and refuses a bad expression every time', async () => {
+    await raw.send(new CreateTableCommand({ TableName: 'exprs', BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [S('PK'), S('SK')], KeySchema: key('PK', 'SK') }));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => doc.send(new PutCommand({ TableName: 'exprs', Item: { PK: `p${i}`, SK: 'x', n: 0, v: 1 } }))));
+    // One update expression, forty items, each its own values; the odd ones' condition fails.
+    const results = await Promise.allSettled(
+      Array.from({ length: 40 }, (_, i) =>
+        doc.send(
+          new UpdateCommand({
+            TableName: 'exprs',
+            Key: { PK: `p${i}`, SK: 'x' },
+            UpdateExpression: 'SET #name = :name, #n = #n + :step REMOVE #gone',
+            ConditionExpression: '#v = :v',
+            ExpressionAttributeNames: { '#name': 'name', '#n': 'n', '#gone': 'v', '#v': 'v' },
+            ExpressionAttributeValues: { ':name': `item ${i}`, ':step': i, ':v': i % 2 ? 2 : 1 },
+          }),
+        ),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array.from({ length: 40 }, (_, i) => (i % 2 ? 'rejected' : 'fulfilled')));
+    for (const r of results) if (r.status === 'rejected') expect((r.reason as Error).name).toBe('ConditionalCheckFailedException');
+    for (let i = 0; i < 40; i++) {
+      const item = (await doc.send(new GetCommand({ TableName: 'exprs', Key: { PK: `p${i}`, SK: 'x' } }))).Item;
+      expect(item).toEqual(i % 2 ? { PK: `p${i}`, SK: 'x', n: 0, v: 1 } : { PK: `p${i}`, SK: 'x', n: i, name: `item ${i}` });
     }
-  }, 60_000);
+    // A syntax error, a bad placeholder name and a missing value are refused each time they are sent.
+    for (let round = 0; round < 3; round++) {
+      await expect(
+        doc.send(new UpdateCommand({ TableName: 'exprs', Key: { PK: 'p0', SK: 'x' }, UpdateExpression: 'SET #n = = :v', ExpressionAttributeNames: { '#n': 'n' }, ExpressionAttributeValues: { ':v': 1 } })),
+      ).rejects.toThrow(/Syntax error/);
+      await expect(
+        doc.send(new UpdateCommand({ TableName: 'exprs', Key: { PK: 'p0', SK: 'x' }, UpdateExpression: 'SET #n = :v', ExpressionAttributeNames: { '#n': 'n', 'no-hash': 'x' }, ExpressionAttributeValues: { ':v': 1 } })),
+      ).rejects.toThrow(/ExpressionAttributeNames/);
+      await expect(
+        doc.send(new UpdateCommand({ TableName: 'exprs', Key: { PK: 'p0', SK: 'x' }, UpdateExpression: 'SET #n = :w', ExpressionAttributeNames: { '#n': 'n' }, ExpressionAttributeValues: { ':v': 1 } })),
+      ).rejects.toThrow(/:w/);
+    }
+    expect((await doc.send(new GetCommand({ TableName: 'exprs', Key: { PK: 'p0', SK: 'x' } }))).Item?.n).toBe(0);
+  });
+
+  it('keeps a transaction\'s idempotency token and its cancellation reasons', async () => {
+    const put = (v: number) => ({ Put: { TableName: 'exprs', Item: { PK: 'tx', SK: 'x', v } } });
+    const bump = { Update: { TableName: 'exprs', Key: { PK: 'p0', SK: 'x' }, UpdateExpression: 'SET #n = #n + :one', ExpressionAttributeNames: { '#n': 'n' }, ExpressionAttributeValues: { ':one': 1 } } };
+    await doc.send(new TransactWriteCommand({ ClientRequestToken: 'token-1', TransactItems: [put(1), bump] }));
+    // The same request again with its token: accepted, not applied twice.
+    await doc.send(new TransactWriteCommand({ ClientRequestToken: 'token-1', TransactItems: [put(1), bump] }));
+    expect((await doc.send(new GetCommand({ TableName: 'exprs', Key: { PK: 'p0', SK: 'x' } }))).Item?.n).toBe(1);
+    // Another request with that token is refused.
+    await expect(doc.send(new TransactWriteCommand({ ClientRequestToken: 'token-1', TransactItems: [put(2), bump] }))).rejects.toMatchObject({ name: 'IdempotentParameterMismatchException' });
+    // A failed condition cancels the whole transaction, with its reason in the item's place.
+    const err = (await doc
+      .send(new TransactWriteCommand({ TransactItems: [put(3), { ConditionCheck: { TableName: 'exprs', Key: { PK: 'p1', SK: 'x' }, ConditionExpression: '#v = :v', ExpressionAttributeNames: { '#v': 'v' }, ExpressionAttributeValues: { ':v': 9 } } }] }))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as { name: string; CancellationReasons?: { Code?: string }[] } | undefined;
+    expect(err).toMatchObject({ name: 'TransactionCanceledException' });
+    expect(err?.CancellationReasons?.map((r) => r.Code)).toEqual(['None', 'ConditionalCheckFailed']);
+    expect((await doc.send(new GetCommand({ TableName: 'exprs', Key: { PK: 'tx', SK: 'x' } }))).Item?.v).toBe(1);
+  });
 
   it('keeps tables with different indexes apart', async () => {
     await raw.send(
