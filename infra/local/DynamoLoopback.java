@@ -5,6 +5,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.antlr.v4.runtime.ANTLRErrorListener;
 import org.antlr.v4.runtime.Parser;
 import org.antlr.v4.runtime.RecognitionException;
@@ -24,7 +26,9 @@ import software.amazon.dynamodb.services.local.shared.mapper.DynamoDbObjectMappe
 
 /**
  * DynamoDB Local bound to loopback only, and parsing each table's description once
- * (cacheTableSchemas). The jar has no host option: its DynamoDBProxyServer
+ * (cacheTableSchemas); with the classes DynamoLocalPatches.java rewrites, also one object mapper
+ * for every transaction and each expression parsed once (transactionMapper, parseExpression).
+ * The jar has no host option: its DynamoDBProxyServer
  * builds `new org.eclipse.jetty.server.Server(port)`, whose connector listens on every
  * interface. This launcher takes the jar's own command line, builds the server the way the
  * jar's main does (ServerRunner.createServerFromCommandLineArgs), sets the host of every Jetty
@@ -78,19 +82,17 @@ public class DynamoLoopback {
     }
     try {
       Object here = DynamoLoopback.class.getProtectionDomain().getCodeSource().getLocation();
+      List<String> shipped = new ArrayList<>();
       for (String name : new String[] {
         "software.amazon.dynamodb.services.local.shared.access.api.dp.TransactWriteItemsFunction",
         "com.amazon.dynamodb.grammar.DynamoDbExpressionParser",
       }) {
         Object from = Class.forName(name, false, DynamoLoopback.class.getClassLoader()).getProtectionDomain().getCodeSource().getLocation();
-        if (!here.equals(from)) {
-          System.err.println("DynamoLoopback: jar classes as shipped (" + name + " not patched)");
-          return;
-        }
+        if (!here.equals(from)) shipped.add(name.substring(name.lastIndexOf('.') + 1));
       }
-      System.err.println(PATCHED);
+      System.err.println(shipped.isEmpty() ? PATCHED : "DynamoLoopback: " + String.join(" and ", shipped) + " not patched; as shipped");
     } catch (Throwable err) {
-      System.err.println("DynamoLoopback: jar classes as shipped (" + err + ")");
+      System.err.println("DynamoLoopback: patched classes not checked (" + err + ")");
     }
   }
 
@@ -119,28 +121,43 @@ public class DynamoLoopback {
    * expression with a syntax error still meets the caller's listener every time. Bounded by
    * entries and by characters: the text is the caller's.
    */
-  private static final int PARSE_CACHE_ENTRIES = 1024;
+  /** -Dslipway.parseCacheEntries=N: a smaller bound, for the test that fills it. */
+  private static final int PARSE_CACHE_ENTRIES = Integer.getInteger("slipway.parseCacheEntries", 1024);
   private static final int PARSE_CACHE_CHARS = 256 * 1024;
-  private static final LinkedHashMap<String, ParseTree> PARSED = new LinkedHashMap<>(256, 0.75f, true);
-  private static int parsedChars;
+  /** Per parser class (update, condition, projection, name key, value key), text → tree. */
+  private static final ClassValue<ConcurrentHashMap<String, ParseTree>> PARSED = new ClassValue<>() {
+    @Override
+    protected ConcurrentHashMap<String, ParseTree> computeValue(Class<?> type) {
+      ConcurrentHashMap<String, ParseTree> map = new ConcurrentHashMap<>();
+      PARSED_MAPS.add(map);
+      return map;
+    }
+  };
+  private static final List<ConcurrentHashMap<String, ParseTree>> PARSED_MAPS = new java.util.concurrent.CopyOnWriteArrayList<>();
+  /** Entries and characters kept, over every parser class. */
+  private static final AtomicInteger parsedEntries = new AtomicInteger();
+  private static final AtomicInteger parsedChars = new AtomicInteger();
 
   public static ParseTree parseExpression(AbstractTwoStageExpressionParser parser, String text, ANTLRErrorListener listener) {
     if (!PATCHES || text == null) return parser.parse(text, listener);
-    String key = parser.getClass().getName() + '\0' + text;
-    synchronized (PARSED) {
-      ParseTree hit = PARSED.get(key);
-      if (hit != null) return hit;
-    }
+    ConcurrentHashMap<String, ParseTree> parsed = PARSED.get(parser.getClass());
+    ParseTree hit = parsed.get(text);
+    if (hit != null) return hit;
     Watched watched = new Watched(listener);
     ParseTree tree = parser.parse(text, watched);
-    if (tree == null || watched.called || key.length() > PARSE_CACHE_CHARS / 16) return tree;
-    synchronized (PARSED) {
-      if (PARSED.put(key, tree) == null) parsedChars += key.length();
-      var it = PARSED.entrySet().iterator();
-      while ((PARSED.size() > PARSE_CACHE_ENTRIES || parsedChars > PARSE_CACHE_CHARS) && it.hasNext()) {
-        parsedChars -= it.next().getKey().length();
-        it.remove();
+    if (tree == null || watched.called || text.length() > PARSE_CACHE_CHARS / 16) return tree;
+    // Over the bounds, every kept tree is dropped and the cache fills again with what is in use
+    // (Slipway's expressions are a few dozen; only a client sending ever new ones gets here).
+    if (parsedEntries.get() >= PARSE_CACHE_ENTRIES || parsedChars.get() + text.length() > PARSE_CACHE_CHARS) {
+      synchronized (PARSED_MAPS) {
+        for (ConcurrentHashMap<String, ParseTree> map : PARSED_MAPS) map.clear();
+        parsedEntries.set(0);
+        parsedChars.set(0);
       }
+    }
+    if (parsed.putIfAbsent(text, tree) == null) {
+      parsedEntries.incrementAndGet();
+      parsedChars.addAndGet(text.length());
     }
     return tree;
   }

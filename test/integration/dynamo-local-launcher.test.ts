@@ -66,6 +66,33 @@ describe('DynamoDB Local through the launcher', () => {
     expect(await withFlags('-Dslipway.patches=false')).toEqual([LAUNCHER_CACHED_NOTE, 'DynamoLoopback: jar classes as shipped (-Dslipway.patches=false)']);
   }, 90_000);
 
+  it('keeps answering right when more expressions come than it keeps', async () => {
+    // Eight trees kept at most: forty distinct expressions, each sent twice, empty the cache
+    // again and again, and every update still lands on its own attribute.
+    const before = process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
+    process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = '-Dslipway.parseCacheEntries=8';
+    const small = await startDynamoLocal({}).finally(() => {
+      if (before === undefined) delete process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
+      else process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = before;
+    });
+    const c = new DynamoDBClient({ endpoint: small.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'local', secretAccessKey: 'local' } });
+    const d = DynamoDBDocumentClient.from(c);
+    try {
+      await c.send(new CreateTableCommand({ TableName: 'many', BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [S('PK'), S('SK')], KeySchema: key('PK', 'SK') }));
+      await d.send(new PutCommand({ TableName: 'many', Item: { PK: 'p', SK: 'x' } }));
+      for (let round = 1; round <= 2; round++) {
+        for (let i = 0; i < 40; i++) {
+          await d.send(new UpdateCommand({ TableName: 'many', Key: { PK: 'p', SK: 'x' }, UpdateExpression: `SET a${i} = :v`, ConditionExpression: `attribute_exists(PK) AND size(PK) < :max${i}`, ExpressionAttributeValues: { ':v': i * round, [`:max${i}`]: 100 } }));
+        }
+      }
+      const item = (await d.send(new GetCommand({ TableName: 'many', Key: { PK: 'p', SK: 'x' } }))).Item;
+      expect(item).toEqual({ PK: 'p', SK: 'x', ...Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`a${i}`, i * 2])) });
+    } finally {
+      c.destroy();
+      await small.stop();
+    }
+  }, 60_000);
+
   it('tells apart the values of one expression sent at once, and refuses a bad expression every time', async () => {
     await raw.send(new CreateTableCommand({ TableName: 'exprs', BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [S('PK'), S('SK')], KeySchema: key('PK', 'SK') }));
     await Promise.all(Array.from({ length: 40 }, (_, i) => doc.send(new PutCommand({ TableName: 'exprs', Item: { PK: `p${i}`, SK: 'x', n: 0, v: 1 } }))));
