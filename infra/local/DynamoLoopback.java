@@ -81,14 +81,16 @@ public class DynamoLoopback {
       return;
     }
     try {
-      Object here = DynamoLoopback.class.getProtectionDomain().getCodeSource().getLocation();
+      // Run as a single-file source program (no class directory), this class has no location.
+      var own = DynamoLoopback.class.getProtectionDomain().getCodeSource();
+      Object here = own == null ? null : own.getLocation();
       List<String> shipped = new ArrayList<>();
       for (String name : new String[] {
         "software.amazon.dynamodb.services.local.shared.access.api.dp.TransactWriteItemsFunction",
         "com.amazon.dynamodb.grammar.DynamoDbExpressionParser",
       }) {
-        Object from = Class.forName(name, false, DynamoLoopback.class.getClassLoader()).getProtectionDomain().getCodeSource().getLocation();
-        if (!here.equals(from)) shipped.add(name.substring(name.lastIndexOf('.') + 1));
+        var source = Class.forName(name, false, DynamoLoopback.class.getClassLoader()).getProtectionDomain().getCodeSource();
+        if (here == null || source == null || !here.equals(source.getLocation())) shipped.add(name.substring(name.lastIndexOf('.') + 1));
       }
       System.err.println(shipped.isEmpty() ? PATCHED : "DynamoLoopback: " + String.join(" and ", shipped) + " not patched; as shipped");
     } catch (Throwable err) {
