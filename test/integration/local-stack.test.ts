@@ -59,6 +59,26 @@ describe('npm start', () => {
     expect(javaProcessesFor(dataDir)).toBe('');
   });
 
+  it('stops, the JVM included, when SIGTERM reaches npm alone (as a service manager stops `npm start`)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'slipway-start-'));
+    dirs.push(dataDir);
+    const s = await startMain(dataDir, {}, 'npm');
+    expect(javaProcessesFor(dataDir)).not.toBe('');
+    // npm's own pid, not its process group: npm passes the signal to its script's process, which
+    // must be the server itself (`exec` in the script), not a shell that dies and leaves it running.
+    s.child.kill('SIGTERM');
+    const stopped = async () => {
+      const answers = await fetch(`${s.url}/healthz`).then(
+        () => true,
+        () => false,
+      );
+      return !answers && javaProcessesFor(dataDir) === '';
+    };
+    let down = false;
+    for (let i = 0; i < 100 && !(down = await stopped()); i++) await new Promise((r) => setTimeout(r, 150));
+    expect(down).toBe(true);
+  }, 90_000);
+
   it('uses SLIPWAY_ADMIN_TOKEN when set', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'slipway-start-'));
     dirs.push(dataDir);

@@ -21,9 +21,12 @@ export interface StartedMain {
   output: () => string;
 }
 
-/** Resolves once the stack says where it runs; rejects if it exits first or takes over 60 s. */
-export function startMain(dataDir: string, env: Record<string, string> = {}): Promise<StartedMain> {
-  const child = spawn(tsx, ['infra/local/main.ts'], {
+/**
+ * Resolves once the stack says where it runs; rejects if it exits first or takes over 60 s.
+ * `via: 'npm'` runs the package's own `npm start` script instead of tsx on main.ts.
+ */
+export function startMain(dataDir: string, env: Record<string, string> = {}, via: 'tsx' | 'npm' = 'tsx'): Promise<StartedMain> {
+  const child = spawn(via === 'npm' ? 'npm' : tsx, via === 'npm' ? ['start'] : ['infra/local/main.ts'], {
     cwd: root,
     env: callerFreeEnv({ PORT: '0', SLIPWAY_DATA_DIR: dataDir, SLIPWAY_LOG_LEVEL: 'warn', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
