@@ -112,20 +112,11 @@ public class DynamoLoopback {
     return PATCHES ? TRANSACTION_MAPPER : new DynamoDbObjectMapper();
   }
 
-  /**
-   * Each expression's parse tree, kept once it parsed cleanly (DynamoLocalPatches.java routes
-   * DynamoDbExpressionParser's calls here). The jar parses every condition and update expression
-   * of every item twice per request (to measure the item, then to apply it), each time with a new
-   * ANTLR lexer and parser, and each placeholder name and value key once more; Slipway's
-   * expressions are few and fixed in shape (their values are placeholders). A tree is the same
-   * for the same text; its one reader (the jar's ASTListener) only walks it, so one tree serves
-   * every thread. Only a parse that called the error listener not at all is kept, so an
-   * expression with a syntax error still meets the caller's listener every time. Bounded by
-   * entries and by characters: the text is the caller's.
-   */
   /** -Dslipway.parseCacheEntries=N: a smaller bound, for the test that fills it. */
   private static final int PARSE_CACHE_ENTRIES = Integer.getInteger("slipway.parseCacheEntries", 1024);
   private static final int PARSE_CACHE_CHARS = 256 * 1024;
+  /** A longer text is parsed every time (DynamoDB refuses expressions over 4 KB anyway). */
+  private static final int PARSE_CACHE_TEXT_CHARS = PARSE_CACHE_CHARS / 16;
   /** Per parser class (update, condition, projection, name key, value key), text → tree. */
   private static final ClassValue<ConcurrentHashMap<String, ParseTree>> PARSED = new ClassValue<>() {
     @Override
@@ -140,6 +131,17 @@ public class DynamoLoopback {
   private static final AtomicInteger parsedEntries = new AtomicInteger();
   private static final AtomicInteger parsedChars = new AtomicInteger();
 
+  /**
+   * Each expression's parse tree, kept once it parsed cleanly (DynamoLocalPatches.java routes
+   * DynamoDbExpressionParser's calls here). The jar parses every condition and update expression
+   * of every item twice per request (to measure the item, then to apply it), each time with a new
+   * ANTLR lexer and parser, and each placeholder name and value key once more; Slipway's
+   * expressions are few and fixed in shape (their values are placeholders). A tree is the same
+   * for the same text; its one reader (the jar's ASTListener) only walks it, so one tree serves
+   * every thread. Only a parse that called the error listener not at all is kept, so an
+   * expression with a syntax error still meets the caller's listener every time. Bounded by
+   * entries and by characters: the text is the caller's.
+   */
   public static ParseTree parseExpression(AbstractTwoStageExpressionParser parser, String text, ANTLRErrorListener listener) {
     if (!PATCHES || text == null) return parser.parse(text, listener);
     ConcurrentHashMap<String, ParseTree> parsed = PARSED.get(parser.getClass());
@@ -147,7 +149,7 @@ public class DynamoLoopback {
     if (hit != null) return hit;
     Watched watched = new Watched(listener);
     ParseTree tree = parser.parse(text, watched);
-    if (tree == null || watched.called || text.length() > PARSE_CACHE_CHARS / 16) return tree;
+    if (tree == null || watched.called || text.length() > PARSE_CACHE_TEXT_CHARS) return tree;
     // Over the bounds, every kept tree is dropped and the cache fills again with what is in use
     // (Slipway's expressions are a few dozen; only a client sending ever new ones gets here).
     if (parsedEntries.get() >= PARSE_CACHE_ENTRIES || parsedChars.get() + text.length() > PARSE_CACHE_CHARS) {

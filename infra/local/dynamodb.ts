@@ -105,7 +105,7 @@ function launcherClassDir(jar: string, version: string): Promise<string | undefi
       mkdirSync(cacheRoot, { recursive: true, mode: 0o700 });
       tmp = mkdtempSync(join(cacheRoot, 'compiling-'));
       await run('java', ['-m', 'jdk.compiler/com.sun.tools.javac.Main', '-proc:none', '-nowarn', '-d', tmp, '-cp', jar, LAUNCHER_SOURCE], { cwd: tmpdir(), timeout: 60_000 });
-      await run('java', ['--add-exports', 'java.base/jdk.internal.org.objectweb.asm=ALL-UNNAMED', PATCHES_SOURCE, jar, tmp], { cwd: tmpdir(), timeout: 60_000 }).catch(() => undefined);
+      await run('java', ['--add-exports', 'java.base/jdk.internal.org.objectweb.asm=ALL-UNNAMED', '--add-exports', 'java.base/jdk.internal.org.objectweb.asm.tree=ALL-UNNAMED', PATCHES_SOURCE, jar, tmp], { cwd: tmpdir(), timeout: 60_000 }).catch(() => undefined);
       try {
         renameSync(tmp, dir);
         tmp = undefined;
