@@ -2,19 +2,30 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
 import java.util.jar.JarFile;
 import java.util.zip.ZipEntry;
 import jdk.internal.org.objectweb.asm.ClassReader;
 import jdk.internal.org.objectweb.asm.ClassWriter;
 import jdk.internal.org.objectweb.asm.Opcodes;
+import jdk.internal.org.objectweb.asm.Type;
 import jdk.internal.org.objectweb.asm.tree.AbstractInsnNode;
 import jdk.internal.org.objectweb.asm.tree.ClassNode;
+import jdk.internal.org.objectweb.asm.tree.FrameNode;
+import jdk.internal.org.objectweb.asm.tree.InsnList;
+import jdk.internal.org.objectweb.asm.tree.InsnNode;
+import jdk.internal.org.objectweb.asm.tree.LabelNode;
 import jdk.internal.org.objectweb.asm.tree.MethodInsnNode;
 import jdk.internal.org.objectweb.asm.tree.MethodNode;
+import jdk.internal.org.objectweb.asm.tree.TryCatchBlockNode;
 import jdk.internal.org.objectweb.asm.tree.TypeInsnNode;
+import jdk.internal.org.objectweb.asm.tree.VarInsnNode;
 
 /**
- * Two calls in DynamoDB Local's jar redirected to DynamoLoopback.java, which does their work
+ * Three places in DynamoDB Local's jar redirected to DynamoLoopback.java, which does their work
  * once instead of on every request (issue 16; docs/fleet-scale.md has the profile and figures):
  *
  * - TransactWriteItemsFunction's constructor: `new DynamoDbObjectMapper()` becomes
@@ -22,6 +33,10 @@ import jdk.internal.org.objectweb.asm.tree.TypeInsnNode;
  * - DynamoDbExpressionParser's five static methods: `new XParser().parse(text, listener)` becomes
  *   `DynamoLoopback.parseExpression(new XParser(), text, listener)`, which keeps each cleanly
  *   parsed tree.
+ * - SQLiteDBAccess: `getTableInfo` becomes `DynamoLoopback.tableInfo`, which keeps each table's
+ *   description, and every other public method that is not an item read or write (creating,
+ *   updating, deleting tables and indexes, streams, TTL, closing) is wrapped so that it empties
+ *   what was kept, before it runs and after it returns or throws.
  *
  * Run once when infra/local/dynamodb.ts compiles the launcher: it reads each class from the jar
  * and writes the rewritten one into the launcher's class directory, which is ahead of the jar on
@@ -41,20 +56,41 @@ public class DynamoLocalPatches {
   static final String GRAMMAR = "com/amazon/dynamodb/grammar/";
   static final String PARSE_DESC = "(Ljava/lang/String;Lorg/antlr/v4/runtime/ANTLRErrorListener;)Lorg/antlr/v4/runtime/tree/ParseTree;";
   static final String HELPER = "DynamoLoopback";
+  static final String DB_ACCESS = "software/amazon/dynamodb/services/local/shared/access/sqlite/SQLiteDBAccess";
+  static final String TABLE_INFO_DESC = "(Ljava/lang/String;)Lsoftware/amazon/dynamodb/services/local/shared/access/TableInfo;";
+  /**
+   * SQLiteDBAccess's public methods that leave every table's description as it was: items read
+   * and written (their jobs update the item count and size columns of the metadata table, which
+   * getTableInfo does not read), transactions begun and committed, and the table's lock. Every
+   * other public method, unknown ones included, is taken to change descriptions.
+   */
+  static final Set<String> KEEPS_DESCRIPTIONS = Set.of("getRecord", "putRecord", "deleteRecord", "queryRecords", "beginTransaction", "commitTransaction", "getLockForTable");
+  /** Methods that do change descriptions and must be among those wrapped, or the class is left as shipped. */
+  static final Set<String> CHANGES_DESCRIPTIONS = Set.of("createTable", "deleteTable", "updateTable", "createGSIColumns", "backfillGSI", "deleteGSI");
 
   public static void main(String[] args) throws IOException {
     if (args.length != 2) throw new IllegalArgumentException("usage: DynamoLocalPatches <DynamoDBLocal.jar> <out dir>");
     int written = 0;
     try (JarFile jar = new JarFile(args[0])) {
-      written += write(jar, TRANSACT, 1, Paths.get(args[1]), DynamoLocalPatches::shareMapper);
-      written += write(jar, EXPRESSIONS, 5, Paths.get(args[1]), DynamoLocalPatches::cacheParses);
+      written += write(jar, TRANSACT, 1, Paths.get(args[1]), eachMethod(DynamoLocalPatches::shareMapper));
+      written += write(jar, EXPRESSIONS, 5, Paths.get(args[1]), eachMethod(DynamoLocalPatches::cacheParses));
+      written += write(jar, DB_ACCESS, 1, Paths.get(args[1]), DynamoLocalPatches::keepTableInfo);
     }
-    System.out.println("DynamoLocalPatches: " + written + " of 2 classes patched");
+    System.out.println("DynamoLocalPatches: " + written + " of 3 classes patched");
   }
 
-  /** Rewrites a method's instructions in place; answers how many call patterns it rewrote. */
+  /** Rewrites a class in place; answers how many of the patterns it looks for it rewrote. */
   interface Rewrite {
-    int apply(MethodNode method);
+    int apply(ClassNode node);
+  }
+
+  /** A rewrite of each method's instructions, counted over the class. */
+  static Rewrite eachMethod(java.util.function.ToIntFunction<MethodNode> rewrite) {
+    return node -> {
+      int count = 0;
+      for (MethodNode method : node.methods) count += rewrite.applyAsInt(method);
+      return count;
+    };
   }
 
   /** Rewrites one class; writes it only when its methods held exactly `expected` patterns. */
@@ -68,15 +104,15 @@ public class DynamoLocalPatches {
     try (var in = jar.getInputStream(entry)) {
       new ClassReader(in.readAllBytes()).accept(node, 0);
     }
-    int count = 0;
-    for (MethodNode method : node.methods) count += rewrite.apply(method);
+    int count = rewrite.apply(node);
     if (count != expected) {
       System.out.println("DynamoLocalPatches: " + name + ": " + count + " of the " + expected + " expected calls found; left as shipped");
       return 0;
     }
     // Each rewrite swaps instructions for one static call that leaves the same value on the
-    // stack, with no branch target between them: the class's stack map frames and maximum sizes
-    // stay valid, so none are computed (which would load the jar's classes here).
+    // stack, with no branch target between them, or adds a method with its own frame and sizes:
+    // the class's stack map frames and maximum sizes stay valid, so none are computed (which
+    // would load the jar's classes here).
     ClassWriter writer = new ClassWriter(0);
     node.accept(writer);
     Path file = out.resolve(name + ".class");
@@ -121,5 +157,105 @@ public class DynamoLocalPatches {
       }
     }
     return count;
+  }
+
+  /**
+   * SQLiteDBAccess: the original getTableInfo is renamed `slipway$getTableInfo` (public, for
+   * DynamoLoopback's method handle) and a new getTableInfo forwards to
+   * `DynamoLoopback.tableInfo(this, name)`. Each public instance method not in KEEPS_DESCRIPTIONS
+   * is renamed `slipway$<name>` (private) and replaced by a method of its name and descriptor that
+   * calls `DynamoLoopback.tablesChanging()`, then the original, then `DynamoLoopback.tablesChanged()`,
+   * also when the original throws. Answers 1 when getTableInfo and every method of
+   * CHANGES_DESCRIPTIONS were found, 0 otherwise (then the class is not written).
+   */
+  static int keepTableInfo(ClassNode node) {
+    List<MethodNode> added = new ArrayList<>();
+    Set<String> wrapped = new HashSet<>();
+    boolean forwarded = false;
+    for (MethodNode method : node.methods) {
+      if ((method.access & Opcodes.ACC_PUBLIC) == 0 || (method.access & (Opcodes.ACC_STATIC | Opcodes.ACC_ABSTRACT | Opcodes.ACC_NATIVE | Opcodes.ACC_SYNTHETIC | Opcodes.ACC_BRIDGE)) != 0 || method.name.startsWith("<")) continue;
+      if (method.name.equals("getTableInfo")) {
+        if (!method.desc.equals(TABLE_INFO_DESC)) return 0;
+        added.add(forwardTableInfo(method));
+        method.name = "slipway$getTableInfo";
+        forwarded = true;
+      } else if (!KEEPS_DESCRIPTIONS.contains(method.name)) {
+        added.add(wrapChange(node.name, method));
+        method.name = "slipway$" + method.name;
+        method.access = (method.access & ~(Opcodes.ACC_PUBLIC | Opcodes.ACC_PROTECTED)) | Opcodes.ACC_PRIVATE;
+        wrapped.add(method.name.substring("slipway$".length()));
+      }
+    }
+    if (!forwarded || !wrapped.containsAll(CHANGES_DESCRIPTIONS)) {
+      System.out.println("DynamoLocalPatches: SQLiteDBAccess: getTableInfo " + (forwarded ? "found" : "not found") + ", changing methods wrapped " + wrapped);
+      return 0;
+    }
+    node.methods.addAll(added);
+    return 1;
+  }
+
+  /** `getTableInfo(name)` → `return DynamoLoopback.tableInfo(this, name)`. */
+  static MethodNode forwardTableInfo(MethodNode original) {
+    MethodNode forward = new MethodNode(original.access, original.name, original.desc, original.signature, original.exceptions.toArray(new String[0]));
+    InsnList in = forward.instructions;
+    in.add(new VarInsnNode(Opcodes.ALOAD, 0));
+    in.add(new VarInsnNode(Opcodes.ALOAD, 1));
+    in.add(new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "tableInfo", "(L" + DB_ACCESS + ";" + TABLE_INFO_DESC.substring(1), false));
+    in.add(new InsnNode(Opcodes.ARETURN));
+    forward.maxStack = 2;
+    forward.maxLocals = 2;
+    return forward;
+  }
+
+  /**
+   * A method of `original`'s name and descriptor: tablesChanging(); try { r = slipway$name(args) }
+   * catch (any t) { tablesChanged(); throw t; } tablesChanged(); return r. The only branch target
+   * is the handler, whose frame is written out in full.
+   */
+  static MethodNode wrapChange(String owner, MethodNode original) {
+    MethodNode wrapper = new MethodNode(original.access & ~Opcodes.ACC_SYNCHRONIZED, original.name, original.desc, original.signature, original.exceptions.toArray(new String[0]));
+    Type[] args = Type.getArgumentTypes(original.desc);
+    Type result = Type.getReturnType(original.desc);
+    LabelNode start = new LabelNode();
+    LabelNode end = new LabelNode();
+    LabelNode handler = new LabelNode();
+    InsnList in = wrapper.instructions;
+    in.add(new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "tablesChanging", "()V", false));
+    in.add(start);
+    in.add(new VarInsnNode(Opcodes.ALOAD, 0));
+    Object[] locals = new Object[args.length + 1];
+    locals[0] = owner;
+    int slot = 1;
+    for (int i = 0; i < args.length; i++) {
+      in.add(new VarInsnNode(args[i].getOpcode(Opcodes.ILOAD), slot));
+      slot += args[i].getSize();
+      locals[i + 1] = frameType(args[i]);
+    }
+    in.add(new MethodInsnNode(Opcodes.INVOKESPECIAL, owner, "slipway$" + original.name, original.desc, false));
+    in.add(end);
+    in.add(new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "tablesChanged", "()V", false));
+    in.add(new InsnNode(result.getOpcode(Opcodes.IRETURN)));
+    in.add(handler);
+    in.add(new FrameNode(Opcodes.F_FULL, locals.length, locals, 1, new Object[] {"java/lang/Throwable"}));
+    in.add(new VarInsnNode(Opcodes.ASTORE, slot));
+    in.add(new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "tablesChanged", "()V", false));
+    in.add(new VarInsnNode(Opcodes.ALOAD, slot));
+    in.add(new InsnNode(Opcodes.ATHROW));
+    wrapper.tryCatchBlocks.add(new TryCatchBlockNode(start, end, handler, null));
+    wrapper.maxLocals = slot + 1;
+    wrapper.maxStack = Math.max(slot, Math.max(result.getSize(), 1));
+    return wrapper;
+  }
+
+  /** An argument's type as a stack map frame names it. */
+  static Object frameType(Type type) {
+    switch (type.getSort()) {
+      case Type.BOOLEAN: case Type.CHAR: case Type.BYTE: case Type.SHORT: case Type.INT: return Opcodes.INTEGER;
+      case Type.FLOAT: return Opcodes.FLOAT;
+      case Type.LONG: return Opcodes.LONG;
+      case Type.DOUBLE: return Opcodes.DOUBLE;
+      case Type.ARRAY: return type.getDescriptor();
+      default: return type.getInternalName();
+    }
   }
 }

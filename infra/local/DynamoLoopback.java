@@ -1,4 +1,7 @@
 import java.io.IOException;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
 import java.lang.reflect.Field;
 import java.lang.reflect.Modifier;
 import java.util.ArrayList;
@@ -7,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.antlr.v4.runtime.ANTLRErrorListener;
 import org.antlr.v4.runtime.Parser;
 import org.antlr.v4.runtime.RecognitionException;
@@ -21,13 +25,16 @@ import org.eclipse.jetty.server.ServerConnector;
 import software.amazon.dynamodb.services.local.main.CommandLineInput;
 import software.amazon.dynamodb.services.local.main.ServerRunner;
 import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+import software.amazon.dynamodb.services.local.shared.access.TableInfo;
+import software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccess;
 import software.amazon.dynamodb.services.local.shared.access.sqlite.TableSchemaInfo;
 import software.amazon.dynamodb.services.local.shared.mapper.DynamoDbObjectMapper;
 
 /**
  * DynamoDB Local bound to loopback only, and parsing each table's description once
  * (cacheTableSchemas); with the classes DynamoLocalPatches.java rewrites, also one object mapper
- * for every transaction and each expression parsed once (transactionMapper, parseExpression).
+ * for every transaction, each expression parsed once and each table's description kept between
+ * its changes (transactionMapper, parseExpression, tableInfo).
  * The jar has no host option: its DynamoDBProxyServer
  * builds `new org.eclipse.jetty.server.Server(port)`, whose connector listens on every
  * interface. This launcher takes the jar's own command line, builds the server the way the
@@ -65,7 +72,7 @@ public class DynamoLoopback {
   }
 
   /** Said on stderr when the jar's classes patched by DynamoLocalPatches.java are the ones loaded. */
-  static final String PATCHED = "DynamoLoopback: transactions share one object mapper; expressions parsed once";
+  static final String PATCHED = "DynamoLoopback: transactions share one object mapper; expressions parsed once; table descriptions kept";
 
   /** -Dslipway.patches=false: the patched classes call the jar's own code, as shipped (to compare, or to rule the patches out). */
   static final boolean PATCHES = !"false".equals(System.getProperty("slipway.patches"));
@@ -88,6 +95,7 @@ public class DynamoLoopback {
       for (String name : new String[] {
         "software.amazon.dynamodb.services.local.shared.access.api.dp.TransactWriteItemsFunction",
         "com.amazon.dynamodb.grammar.DynamoDbExpressionParser",
+        "software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccess",
       }) {
         var source = Class.forName(name, false, DynamoLoopback.class.getClassLoader()).getProtectionDomain().getCodeSource();
         if (here == null || source == null || !here.equals(source.getLocation())) shipped.add(name.substring(name.lastIndexOf('.') + 1));
@@ -200,6 +208,142 @@ public class DynamoLoopback {
     }
   }
 
+  /**
+   * The jar's own getTableInfo, renamed by DynamoLocalPatches.java (it reads the table's row of
+   * the metadata table on the SQLite queue's thread). Looked up when first needed: this class is
+   * compiled against the jar as shipped, which has no such method.
+   */
+  private static volatile MethodHandle readTableInfo;
+
+  private static TableInfo readTableInfo(SQLiteDBAccess db, String name) {
+    try {
+      MethodHandle read = readTableInfo;
+      if (read == null) {
+        read = MethodHandles.publicLookup().findVirtual(SQLiteDBAccess.class, "slipway$getTableInfo", MethodType.methodType(TableInfo.class, String.class));
+        readTableInfo = read;
+      }
+      return (TableInfo) read.invokeExact(db, name);
+    } catch (RuntimeException | Error err) {
+      throw err;
+    } catch (Throwable err) {
+      throw new IllegalStateException("reading the description of table " + name, err);
+    }
+  }
+
+  /** Each database's tables' descriptions, by name, as read between two changes of any table. */
+  private static final ConcurrentHashMap<TableKey, TableInfo> TABLES = new ConcurrentHashMap<>();
+  /** Far more than a deployment's tables: only a client making ever new tables gets there. */
+  private static final int TABLES_KEPT = 256;
+  /** Bumped when any change to a table begins and when it ends (returned or thrown). */
+  private static final AtomicLong tableChanges = new AtomicLong();
+  /** Changes under way: nothing read while one runs is kept. */
+  private static final AtomicInteger tablesChanging = new AtomicInteger();
+
+  /** A database (by identity: each DynamoDB Local database has its own SQLiteDBAccess) and a table name. */
+  private record TableKey(Object db, String name) {
+    @Override
+    public boolean equals(Object other) {
+      return other instanceof TableKey k && k.db == db && k.name.equals(name);
+    }
+
+    @Override
+    public int hashCode() {
+      return System.identityHashCode(db) * 31 + name.hashCode();
+    }
+  }
+
+  /**
+   * A table's description (DynamoLocalPatches.java routes SQLiteDBAccess.getTableInfo here). The
+   * jar reads it from SQLite, on the one thread that runs every SQLite job, several times for
+   * every item a request reads or writes (three to four times for a two-item transaction, all of
+   * them while the table's write lock is held): in a burst of lease starts, waiting for those
+   * jobs was a sixth of the time the lock was held (docs/fleet-scale.md). A description only
+   * changes through SQLiteDBAccess's methods that create, update or delete tables, indexes,
+   * streams or TTL, which DynamoLocalPatches.java wraps with tablesChanging/tablesChanged; what
+   * was read while such a change ran, or across one, is not kept. Each caller gets its own copy
+   * (UpdateTable and the index jobs change the description they read before writing it back).
+   */
+  public static TableInfo tableInfo(SQLiteDBAccess db, String name) {
+    if (!PATCHES || name == null) return readTableInfo(db, name);
+    TableKey key = new TableKey(db, name);
+    TableInfo kept = TABLES.get(key);
+    if (kept != null) return copyOfTableInfo(kept);
+    long before = tableChanges.get();
+    TableInfo read = readTableInfo(db, name);
+    if (read == null || tablesChanging.get() != 0 || tableChanges.get() != before) return read;
+    if (TABLES.size() >= TABLES_KEPT) TABLES.clear();
+    TableInfo copy = copyOfTableInfo(read);
+    TABLES.put(key, copy);
+    // A change that began after the check above has emptied the map already or will when it
+    // ends; one that ended in between bumped the count: either way the copy is not kept.
+    if (tablesChanging.get() != 0 || tableChanges.get() != before) TABLES.remove(key, copy);
+    return read;
+  }
+
+  /** Before a method that may change tables' descriptions runs (DynamoLocalPatches.java). */
+  public static void tablesChanging() {
+    tablesChanging.incrementAndGet();
+    tableChanges.incrementAndGet();
+    TABLES.clear();
+  }
+
+  /** After it returned or threw. */
+  public static void tablesChanged() {
+    tableChanges.incrementAndGet();
+    TABLES.clear();
+    tablesChanging.decrementAndGet();
+  }
+
+  /** TableInfo's instance fields, made accessible once. */
+  private static final Field[] TABLE_INFO_FIELDS = instanceFields(TableInfo.class);
+
+  private static TableInfo copyOfTableInfo(TableInfo from) {
+    try {
+      TableInfo to = (TableInfo) UNSAFE.allocateInstance(TableInfo.class);
+      for (Field f : TABLE_INFO_FIELDS) f.set(to, copyContainer(f.get(from)));
+      return to;
+    } catch (ReflectiveOperationException err) {
+      throw new IllegalStateException("copying the description of table " + from.getTableName(), err);
+    }
+  }
+
+  private static final sun.misc.Unsafe UNSAFE = unsafe();
+
+  private static sun.misc.Unsafe unsafe() {
+    try {
+      Field theUnsafe = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+      theUnsafe.setAccessible(true);
+      return (sun.misc.Unsafe) theUnsafe.get(null);
+    } catch (ReflectiveOperationException err) {
+      throw new IllegalStateException(err);
+    }
+  }
+
+  private static Field[] instanceFields(Class<?> type) {
+    List<Field> out = new ArrayList<>();
+    for (Field f : type.getDeclaredFields()) {
+      if (Modifier.isStatic(f.getModifiers())) continue;
+      f.setAccessible(true);
+      out.add(f);
+    }
+    return out.toArray(new Field[0]);
+  }
+
+  /** Lists and maps are copied (nested ones too); their elements are immutable or never changed. */
+  private static Object copyContainer(Object value) {
+    if (value instanceof List<?> list) {
+      List<Object> out = new ArrayList<>(list.size());
+      for (Object v : list) out.add(copyContainer(v));
+      return out;
+    }
+    if (value instanceof Map<?, ?> map) {
+      Map<Object, Object> out = new LinkedHashMap<>();
+      for (Map.Entry<?, ?> e : map.entrySet()) out.put(e.getKey(), copyContainer(e.getValue()));
+      return out;
+    }
+    return value;
+  }
+
   /** Said on stderr when the cache is in place (infra/local/dynamodb.ts keeps the launcher's lines). */
   static final String CACHED = "DynamoLoopback: table descriptions cached";
 
@@ -232,11 +376,8 @@ public class DynamoLoopback {
       }
       // A static final field of a class the JIT has not compiled yet (the server is not built):
       // Unsafe writes it where reflection may not.
-      Field theUnsafe = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
-      theUnsafe.setAccessible(true);
-      sun.misc.Unsafe unsafe = (sun.misc.Unsafe) theUnsafe.get(null);
       DynamoDbObjectMapper mapper = new SchemaCachingMapper();
-      for (Field field : fields) unsafe.putObjectVolatile(unsafe.staticFieldBase(field), unsafe.staticFieldOffset(field), mapper);
+      for (Field field : fields) UNSAFE.putObjectVolatile(UNSAFE.staticFieldBase(field), UNSAFE.staticFieldOffset(field), mapper);
       System.err.println(CACHED);
     } catch (Throwable err) {
       System.err.println("DynamoLoopback: table descriptions not cached (" + err + "); DynamoDB Local runs as shipped");
@@ -247,7 +388,7 @@ public class DynamoLoopback {
     private static final long serialVersionUID = 1L;
     private static final int MAX_ENTRIES = 64;
     /** TableSchemaInfo's fields, made accessible once (copyOf runs for every read of a description). */
-    private static final Field[] FIELDS = instanceFields();
+    private static final Field[] FIELDS = instanceFields(TableSchemaInfo.class);
 
     /**
      * Blob content → the description parsed from it (never handed out itself), most recently used
@@ -282,16 +423,6 @@ public class DynamoLoopback {
       return type.cast(copyOf(original));
     }
 
-    private static Field[] instanceFields() {
-      List<Field> out = new ArrayList<>();
-      for (Field f : TableSchemaInfo.class.getDeclaredFields()) {
-        if (Modifier.isStatic(f.getModifiers())) continue;
-        f.setAccessible(true);
-        out.add(f);
-      }
-      return out.toArray(new Field[0]);
-    }
-
     private static TableSchemaInfo copyOf(TableSchemaInfo from) throws IOException {
       try {
         TableSchemaInfo to = new TableSchemaInfo();
@@ -300,21 +431,6 @@ public class DynamoLoopback {
       } catch (ReflectiveOperationException err) {
         throw new IOException("copying a table description", err);
       }
-    }
-
-    /** Lists and maps are copied (nested ones too); their elements are immutable or never changed. */
-    private static Object copyContainer(Object value) {
-      if (value instanceof List<?> list) {
-        List<Object> out = new ArrayList<>(list.size());
-        for (Object v : list) out.add(copyContainer(v));
-        return out;
-      }
-      if (value instanceof Map<?, ?> map) {
-        Map<Object, Object> out = new LinkedHashMap<>();
-        for (Map.Entry<?, ?> e : map.entrySet()) out.put(e.getKey(), copyContainer(e.getValue()));
-        return out;
-      }
-      return value;
     }
   }
 }

@@ -159,6 +159,7 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
         writeFileSync(round > 1 ? `${process.env.BENCH_CPU_PROFILE}.${round}` : process.env.BENCH_CPU_PROFILE!, JSON.stringify(profile));
         profiler.disconnect();
       }
+      { const T = ((globalThis as any).__trace ?? []) as [string, string, number, number][]; const t0 = performance.now() - (Date.now() - start.getTime()); writeFileSync('/tmp/trace.json', JSON.stringify(T.filter((x) => x[3] >= t0 - 100).map((x) => [x[0], x[1], x[2], x[3] - t0]))); }
       const callsOf = (since: Map<string, number>, until: Map<string, number>) => {
         const xs = [...until.entries()].map(([k, n]): [string, number] => [k, n - (since.get(k) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
         return `${(xs.reduce((a, [, n]) => a + n, 0) / LEASES).toFixed(1)} calls (${xs.map(([k, n]) => `${k.replace('Command', '')} ${(n / LEASES).toFixed(1)}`).join(', ') || 'none'})`;
@@ -184,7 +185,7 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
       const terminated = reached('TERMINATED');
       const startDelay = [...active.values()].map((x) => x - start.getTime());
       const endDelay = [...terminated.values()].map((x) => x - end.getTime());
-      record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE${of}`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${active.size}/${LEASES})`);
+      record(`${LEASES} leases starting at the same minute: scheduled time → ACTIVE${of}`, `p50 ${s(pct(startDelay, 50))}, p99 ${s(pct(startDelay, 99))}, max ${s(Math.max(...startDelay))} (${active.size}/${LEASES}; first ${s(Math.min(...startDelay))}, p10 ${s(pct(startDelay, 10))}, p25 ${s(pct(startDelay, 25))})`);
       record(`${LEASES} leases ending at the same minute: scheduled time → TERMINATED (power-off by the agent included)${of}`, `p50 ${s(pct(endDelay, 50))}, p99 ${s(pct(endDelay, 99))}, max ${s(Math.max(...endDelay))} (${terminated.size}/${LEASES})`);
       const st = stack.lifecycle.runner.stats;
       const transitions = st.transitions - stats0.transitions;

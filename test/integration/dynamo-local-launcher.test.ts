@@ -18,7 +18,9 @@ import { type DynamoLocal, LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE, startDyn
  * parsed once. The answers must be the jar's own: tables with different indexes side by side, a
  * table whose description changes (an index added and removed, TTL turned on) seen changed at
  * once, an expression's values told apart and its errors reported every time, a transaction's
- * idempotency token and cancellation as before.
+ * idempotency token and cancellation as before. The launcher also keeps each table's description
+ * between changes (DynamoLoopback.tableInfo): a change must be seen by the next request, even
+ * with writers busy on the table while it is made.
  */
 let ddb: DynamoLocal;
 let raw: DynamoDBClient;
@@ -185,6 +187,42 @@ describe('DynamoDB Local through the launcher', () => {
     // A key attribute of the other table's index is checked against this table's description.
     await expect(doc.send(new PutCommand({ TableName: 'one-index', Item: { PK: 'bad', SK: 'x', A: 7 } }))).rejects.toThrow(/Type mismatch|ValidationException|index key/i);
     await expect(doc.send(new PutCommand({ TableName: 'other-index', Item: { PK: 'ok', SK: 'x', A: 7 } }))).resolves.toBeDefined();
+  });
+
+  it('sees a table dropped and made again with another key while writers keep writing to it', async () => {
+    // The key's type alternates: a description kept from before a change would accept the old
+    // type or refuse the new one.
+    const make = (type: 'S' | 'N') =>
+      raw.send(new CreateTableCommand({ TableName: 'remade', BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [{ AttributeName: 'K', AttributeType: type }], KeySchema: [{ AttributeName: 'K', KeyType: 'HASH' }] }));
+    const value = (type: 'S' | 'N', i: number) => (type === 'S' ? `k${i}` : i);
+    await make('S');
+    let stop = false;
+    let writes = 0;
+    const writers = Array.from({ length: 6 }, async (_, w) => {
+      for (let i = 0; !stop; i++) {
+        // Either type, whatever the table is at that moment: only the answers after each change are checked.
+        await doc.send(new PutCommand({ TableName: 'remade', Item: { K: value(i % 2 ? 'S' : 'N', w * 100_000 + i) } })).then(
+          () => writes++,
+          () => undefined,
+        );
+      }
+    });
+    try {
+      for (let round = 0; round < 6; round++) {
+        const type = round % 2 ? 'S' : 'N';
+        const other = type === 'S' ? 'N' : 'S';
+        await raw.send(new DeleteTableCommand({ TableName: 'remade' }));
+        await make(type);
+        await doc.send(new PutCommand({ TableName: 'remade', Item: { K: value(type, round) } }));
+        await expect(doc.send(new PutCommand({ TableName: 'remade', Item: { K: value(other, round) } }))).rejects.toThrow(/type|key/i);
+        await doc.send(new TransactWriteCommand({ TransactItems: [{ Put: { TableName: 'remade', Item: { K: value(type, round + 1000) } } }] }));
+        expect((await doc.send(new GetCommand({ TableName: 'remade', Key: { K: value(type, round) } }))).Item).toEqual({ K: value(type, round) });
+      }
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+    }
+    expect(writes).toBeGreaterThan(0);
   });
 
   it('sees an index added, used and removed, and TTL turned on, at once', async () => {
