@@ -64,6 +64,10 @@ export function redact(fields: Record<string, unknown>): Record<string, unknown>
   return clean(fields, 0) as Record<string, unknown>;
 }
 
+// On Lambda's Node 24 an AsyncLocalStorage is carried by AsyncContextFrame; on Node 22 (the local
+// stack's) it installs promise hooks that every promise of the process then pays for, the AWS
+// SDK's included: `npm start` and `npm run bench` turn on --experimental-async-context-frame,
+// which gives the local server Lambda's implementation (docs/fleet-scale.md, issue 16).
 const scope = new AsyncLocalStorage<Record<string, unknown>>();
 
 /** Runs `fn` with `fields` on every line it logs (nested scopes add to the outer one). */
