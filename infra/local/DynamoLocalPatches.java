@@ -29,7 +29,10 @@ import jdk.internal.org.objectweb.asm.tree.VarInsnNode;
  * once instead of on every request (issue 16; docs/fleet-scale.md has the profile and figures):
  *
  * - TransactWriteItemsFunction's constructor: `new DynamoDbObjectMapper()` becomes
- *   `DynamoLoopback.transactionMapper()`, one mapper for every transaction.
+ *   `DynamoLoopback.transactionMapper()`, one mapper for every transaction. Its `apply` validates
+ *   the request through `DynamoLoopback.validateAndSign`, which also computes the transaction's
+ *   idempotency signature there, before the table's lock is taken, and `doWrite`, which runs
+ *   under the lock, takes that signature from `DynamoLoopback.transactionSignature`.
  * - DynamoDbExpressionParser's five static methods: `new XParser().parse(text, listener)` becomes
  *   `DynamoLoopback.parseExpression(new XParser(), text, listener)`, which keeps each cleanly
  *   parsed tree.
@@ -72,7 +75,7 @@ public class DynamoLocalPatches {
     if (args.length != 2) throw new IllegalArgumentException("usage: DynamoLocalPatches <DynamoDBLocal.jar> <out dir>");
     int written = 0;
     try (JarFile jar = new JarFile(args[0])) {
-      written += write(jar, TRANSACT, 1, Paths.get(args[1]), eachMethod(DynamoLocalPatches::shareMapper));
+      written += write(jar, TRANSACT, 3, Paths.get(args[1]), eachMethod(method -> shareMapper(method) + signBeforeLock(method)));
       written += write(jar, EXPRESSIONS, 5, Paths.get(args[1]), eachMethod(DynamoLocalPatches::cacheParses));
       written += write(jar, DB_ACCESS, 1, Paths.get(args[1]), DynamoLocalPatches::keepTableInfo);
     }
@@ -135,6 +138,28 @@ public class DynamoLocalPatches {
         method.instructions.set(call, new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "transactionMapper", "()L" + MAPPER + ";", false));
         method.instructions.remove(dup);
         method.instructions.remove(insn);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  static final String REQUEST = "software/amazon/awssdk/services/dynamodb/model/TransactWriteItemsRequest";
+
+  /**
+   * In `apply`: INVOKEVIRTUAL validateRequest(request) → INVOKESTATIC DynamoLoopback.validateAndSign(this,
+   * request). In `doWrite`: INVOKEVIRTUAL calculateTransactionSignature(items) → INVOKESTATIC
+   * DynamoLoopback.transactionSignature(this, items). The same operands, the same result.
+   */
+  static int signBeforeLock(MethodNode method) {
+    int count = 0;
+    for (AbstractInsnNode insn : method.instructions.toArray()) {
+      if (!(insn instanceof MethodInsnNode call) || call.getOpcode() != Opcodes.INVOKEVIRTUAL || !call.owner.equals(TRANSACT)) continue;
+      if (method.name.equals("apply") && call.name.equals("validateRequest") && call.desc.equals("(L" + REQUEST + ";)V")) {
+        method.instructions.set(call, new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "validateAndSign", "(L" + TRANSACT + ";L" + REQUEST + ";)V", false));
+        count++;
+      } else if (method.name.equals("doWrite") && call.name.equals("calculateTransactionSignature") && call.desc.equals("(Ljava/util/List;)[B")) {
+        method.instructions.set(call, new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "transactionSignature", "(L" + TRANSACT + ";Ljava/util/List;)[B", false));
         count++;
       }
     }

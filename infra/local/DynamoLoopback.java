@@ -25,7 +25,10 @@ import org.eclipse.jetty.server.ServerConnector;
 import software.amazon.dynamodb.services.local.main.CommandLineInput;
 import software.amazon.dynamodb.services.local.main.ServerRunner;
 import software.amazon.dynamodb.services.local.server.DynamoDBProxyServer;
+import software.amazon.awssdk.services.dynamodb.model.TransactWriteItem;
+import software.amazon.awssdk.services.dynamodb.model.TransactWriteItemsRequest;
 import software.amazon.dynamodb.services.local.shared.access.TableInfo;
+import software.amazon.dynamodb.services.local.shared.access.api.dp.TransactWriteItemsFunction;
 import software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccess;
 import software.amazon.dynamodb.services.local.shared.access.sqlite.TableSchemaInfo;
 import software.amazon.dynamodb.services.local.shared.mapper.DynamoDbObjectMapper;
@@ -72,7 +75,7 @@ public class DynamoLoopback {
   }
 
   /** Said on stderr when the jar's classes patched by DynamoLocalPatches.java are the ones loaded. */
-  static final String PATCHED = "DynamoLoopback: transactions share one object mapper; expressions parsed once; table descriptions kept";
+  static final String PATCHED = "DynamoLoopback: transactions share one object mapper and are signed before the table lock; expressions parsed once; table descriptions kept";
 
   /** -Dslipway.patches=false: the patched classes call the jar's own code, as shipped (to compare, or to rule the patches out). */
   static final boolean PATCHES = !"false".equals(System.getProperty("slipway.patches"));
@@ -118,6 +121,49 @@ public class DynamoLoopback {
 
   public static DynamoDbObjectMapper transactionMapper() {
     return PATCHES ? TRANSACTION_MAPPER : new DynamoDbObjectMapper();
+  }
+
+  /** TransactWriteItemsFunction's private validateRequest, which validateAndSign calls first (looked up on first use). */
+  private static final class Validate {
+    static final MethodHandle REQUEST = find();
+
+    private static MethodHandle find() {
+      try {
+        return MethodHandles.privateLookupIn(TransactWriteItemsFunction.class, MethodHandles.lookup())
+            .findVirtual(TransactWriteItemsFunction.class, "validateRequest", MethodType.methodType(void.class, TransactWriteItemsRequest.class));
+      } catch (ReflectiveOperationException err) {
+        return null;
+      }
+    }
+  }
+
+  /** The signature validateAndSign computed on this thread, and the items it is of. */
+  private static final ThreadLocal<Object[]> SIGNED = new ThreadLocal<>();
+
+  /**
+   * A transaction's validation, and then its idempotency signature (DynamoLocalPatches.java puts
+   * this in place of TransactWriteItemsFunction.apply's call to validateRequest). The jar
+   * computes the signature (its items serialized with Jackson) in doWrite, with the table's write
+   * lock held, which every write to the table waits for: in a burst of lease starts that was a
+   * tenth of the time the lock was held. Computed here, before the lock, it is the same bytes;
+   * transactionSignature hands it to doWrite.
+   */
+  public static void validateAndSign(TransactWriteItemsFunction fn, TransactWriteItemsRequest request) throws Throwable {
+    MethodHandle validate = Validate.REQUEST;
+    if (validate == null) throw new IllegalStateException("TransactWriteItemsFunction.validateRequest not found");
+    validate.invokeExact(fn, request);
+    SIGNED.remove();
+    if (!PATCHES) return;
+    List<TransactWriteItem> items = request.transactItems();
+    SIGNED.set(new Object[] {items, fn.calculateTransactionSignature(items)});
+  }
+
+  /** In doWrite: the signature validateAndSign computed for these very items on this thread, or computed now. */
+  public static byte[] transactionSignature(TransactWriteItemsFunction fn, List<TransactWriteItem> items) {
+    Object[] signed = SIGNED.get();
+    SIGNED.remove();
+    if (signed != null && signed[0] == items) return (byte[]) signed[1];
+    return fn.calculateTransactionSignature(items);
   }
 
   /** -Dslipway.parseCacheEntries=N: a smaller bound, for the test that fills it. */
@@ -297,10 +343,16 @@ public class DynamoLoopback {
   /** TableInfo's instance fields, made accessible once. */
   private static final Field[] TABLE_INFO_FIELDS = instanceFields(TableInfo.class);
 
+  /**
+   * A description no caller can change through another's: its lists and maps are new (their
+   * values' lists too: `Map<String, List<…>>` is as deep as TableInfo goes), their elements
+   * shared (strings and the SDK's immutable model objects). Copied in bulk, not element by
+   * element: a copy is made for every read, with the table's write lock held in a transaction.
+   */
   private static TableInfo copyOfTableInfo(TableInfo from) {
     try {
       TableInfo to = (TableInfo) UNSAFE.allocateInstance(TableInfo.class);
-      for (Field f : TABLE_INFO_FIELDS) f.set(to, copyContainer(f.get(from)));
+      for (Field f : TABLE_INFO_FIELDS) f.set(to, shallowCopy(f.get(from)));
       return to;
     } catch (ReflectiveOperationException err) {
       throw new IllegalStateException("copying the description of table " + from.getTableName(), err);
@@ -327,6 +379,21 @@ public class DynamoLoopback {
       out.add(f);
     }
     return out.toArray(new Field[0]);
+  }
+
+  /** A list or map copied with its values' lists and maps (one level down), other values as they are. */
+  private static Object shallowCopy(Object value) {
+    if (value instanceof List<?> list) return new ArrayList<>(list);
+    if (value instanceof Map<?, ?> map) {
+      Map<Object, Object> out = new LinkedHashMap<>(map);
+      for (Map.Entry<Object, Object> e : out.entrySet()) {
+        Object v = e.getValue();
+        if (v instanceof List<?> list) e.setValue(new ArrayList<>(list));
+        else if (v instanceof Map<?, ?> inner) e.setValue(copyContainer(inner));
+      }
+      return out;
+    }
+    return value;
   }
 
   /** Lists and maps are copied (nested ones too); their elements are immutable or never changed. */
