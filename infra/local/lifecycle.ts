@@ -193,6 +193,38 @@ const PATH_LIMIT = 100;
 /** Task invocations in flight at once per workflow, as the lease-event function's reserved concurrency on AWS. */
 export const LOCAL_TASK_CONCURRENCY = 25;
 
+/**
+ * Waits on a timestamp that end at the same millisecond are released this many per millisecond
+ * (WaitRelease), oldest first: as many as there are Task slots.
+ */
+export const WAITS_RELEASED_PER_MS = LOCAL_TASK_CONCURRENCY;
+
+/**
+ * When the Waits of many executions end at the same instant (500 lease starts prepared for the
+ * same minute), Node runs every expired timer in one pass of its timers phase: each execution's
+ * next steps in aws-local-stepfunctions (cloning its state, JSONPath, our payload meter, about
+ * 0.3 ms each) all ran before the stack read a single answer, so the first Commits' answers from
+ * DynamoDB waited a third of a second behind the steps of executions that would wait for a
+ * Task slot anyway (docs/fleet-scale.md). Released WAITS_RELEASED_PER_MS per millisecond, in the
+ * order they were armed, the event loop reads and sends between groups. No Wait ends before its
+ * time: the n-th Wait ending at an instant ends ⌊n / WAITS_RELEASED_PER_MS⌋ ms after it (500 of
+ * them: the last 19 ms after), and by then it would still be waiting for a slot.
+ */
+export class WaitRelease {
+  /** End (ms since the epoch) → Waits armed to end then. */
+  private readonly armed = new Map<number, number>();
+
+  /** How long a Wait armed now, due in `ms`, lasts. */
+  delay(ms: number, now: number): number {
+    if (ms <= 0) return ms;
+    const end = Math.round(now + ms);
+    const n = this.armed.get(end) ?? 0;
+    this.armed.set(end, n + 1);
+    if (this.armed.size > 1000) for (const at of this.armed.keys()) if (at < now) this.armed.delete(at);
+    return ms + Math.floor(n / WAITS_RELEASED_PER_MS);
+  }
+}
+
 /** The error an execution fails with when it passes a limit: Step Functions' own for payloads. */
 const limitError = (reason: string) =>
   Object.assign(new Error(`Step Functions limit: ${reason}`), { name: reason.includes('history') ? 'HistoryEventLimitExceeded' : 'States.DataLimitExceeded' });
@@ -221,6 +253,7 @@ export class LocalStateMachineRunner {
   /** Executions started so far: an execution's number is its rank for TaskSlots (its children share it). */
   private started = 0;
   private readonly slots = new TaskSlots(LOCAL_TASK_CONCURRENCY);
+  private readonly waits = new WaitRelease();
   /** The states the last PATHS_KEPT finished executions entered, by name (statesEntered). */
   private readonly paths = new Map<string, string[]>();
   readonly stats: WorkflowStats = {
@@ -304,7 +337,8 @@ export class LocalStateMachineRunner {
     const waitTimeOverrides = new Proxy({} as Record<string, number>, {
       get: (_, state) => {
         const path = typeof state === 'string' ? c.timestampWaits.get(state) : undefined;
-        return path && clock ? timestampWait(path, results, clock) : undefined;
+        const ms = path && clock ? timestampWait(path, results, clock) : undefined;
+        return ms === undefined || !clock ? ms : this.waits.delay(ms, clock.now().getTime());
       },
     });
     for (const [stand, { map, compiled }] of c.children) {
