@@ -203,9 +203,9 @@ export const WAITS_RELEASED_PER_MS = LOCAL_TASK_CONCURRENCY;
  * When the Waits of many executions end at the same instant (500 lease starts prepared for the
  * same minute), Node runs every expired timer in one pass of its timers phase: each execution's
  * next steps in aws-local-stepfunctions (cloning its state, JSONPath, our payload meter, about
- * 0.3 ms each) all ran before the stack read a single answer, so the first Commits' answers from
- * DynamoDB waited a third of a second behind the steps of executions that would wait for a
- * Task slot anyway (docs/fleet-scale.md). Released WAITS_RELEASED_PER_MS per millisecond, in the
+ * 0.3 ms each) all ran before the stack read a single answer: the first Commit's answer from
+ * DynamoDB waited 0.17 s behind the steps of executions that would wait for a Task slot anyway
+ * (docs/fleet-scale.md). Released WAITS_RELEASED_PER_MS per millisecond, in the
  * order they were armed, the event loop reads and sends between groups. No Wait ends before its
  * time: the n-th Wait ending at an instant ends ⌊n / WAITS_RELEASED_PER_MS⌋ ms after it (500 of
  * them: the last 19 ms after), and by then it would still be waiting for a slot.
