@@ -206,9 +206,9 @@ public class DynamoLocalPatches {
         forwarded = true;
       } else if (!KEEPS_DESCRIPTIONS.contains(method.name)) {
         added.add(wrapChange(node.name, method));
+        wrapped.add(method.name);
         method.name = "slipway$" + method.name;
         method.access = (method.access & ~(Opcodes.ACC_PUBLIC | Opcodes.ACC_PROTECTED)) | Opcodes.ACC_PRIVATE;
-        wrapped.add(method.name.substring("slipway$".length()));
       }
     }
     if (!forwarded || !wrapped.containsAll(CHANGES_DESCRIPTIONS)) {
