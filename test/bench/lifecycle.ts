@@ -159,7 +159,6 @@ export async function lifecycleBench(record: (k: string, v: string) => void): Pr
         writeFileSync(round > 1 ? `${process.env.BENCH_CPU_PROFILE}.${round}` : process.env.BENCH_CPU_PROFILE!, JSON.stringify(profile));
         profiler.disconnect();
       }
-      { const T = ((globalThis as any).__trace ?? []) as [string, string, number, number][]; const t0 = performance.now() - (Date.now() - start.getTime()); writeFileSync('/tmp/trace.json', JSON.stringify(T.filter((x) => x[3] >= t0 - 100).map((x) => [x[0], x[1], x[2], x[3] - t0]))); }
       const callsOf = (since: Map<string, number>, until: Map<string, number>) => {
         const xs = [...until.entries()].map(([k, n]): [string, number] => [k, n - (since.get(k) ?? 0)]).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
         return `${(xs.reduce((a, [, n]) => a + n, 0) / LEASES).toFixed(1)} calls (${xs.map(([k, n]) => `${k.replace('Command', '')} ${(n / LEASES).toFixed(1)}`).join(', ') || 'none'})`;
