@@ -17,6 +17,7 @@ import jdk.internal.org.objectweb.asm.tree.ClassNode;
 import jdk.internal.org.objectweb.asm.tree.FrameNode;
 import jdk.internal.org.objectweb.asm.tree.InsnList;
 import jdk.internal.org.objectweb.asm.tree.InsnNode;
+import jdk.internal.org.objectweb.asm.tree.JumpInsnNode;
 import jdk.internal.org.objectweb.asm.tree.LabelNode;
 import jdk.internal.org.objectweb.asm.tree.MethodInsnNode;
 import jdk.internal.org.objectweb.asm.tree.MethodNode;
@@ -60,6 +61,9 @@ public class DynamoLocalPatches {
   static final String PARSE_DESC = "(Ljava/lang/String;Lorg/antlr/v4/runtime/ANTLRErrorListener;)Lorg/antlr/v4/runtime/tree/ParseTree;";
   static final String HELPER = "DynamoLoopback";
   static final String DB_ACCESS = "software/amazon/dynamodb/services/local/shared/access/sqlite/SQLiteDBAccess";
+  static final String QUEUE = "com/almworks/sqlite4java/SQLiteQueue";
+  static final String CONNECTION = "com/almworks/sqlite4java/SQLiteConnection";
+  static final String JOB = "com/almworks/sqlite4java/SQLiteJob";
   static final String TABLE_INFO_DESC = "(Ljava/lang/String;)Lsoftware/amazon/dynamodb/services/local/shared/access/TableInfo;";
   /**
    * SQLiteDBAccess's public methods that leave every table's description as it was: items read
@@ -79,7 +83,28 @@ public class DynamoLocalPatches {
       written += write(jar, EXPRESSIONS, 5, Paths.get(args[1]), eachMethod(DynamoLocalPatches::cacheParses));
       written += write(jar, DB_ACCESS, 1, Paths.get(args[1]), DynamoLocalPatches::keepTableInfo);
     }
-    System.out.println("DynamoLocalPatches: " + written + " of 3 classes patched");
+    // sqlite4java's queue and connection: both or neither (a job run in the caller's thread needs
+    // the connection to accept that thread).
+    Path sqlite = Paths.get(args[0]).resolveSibling("DynamoDBLocal_lib").resolve("sqlite4java.jar");
+    try (JarFile jar = new JarFile(sqlite.toFile())) {
+      Path staged = Files.createTempDirectory(Paths.get(args[1]), "sqlite");
+      int both = write(jar, QUEUE, 2, staged, node -> node.fields.stream().anyMatch(f -> f.name.equals("myConnection") && f.desc.equals("L" + CONNECTION + ";")) ? eachMethod(DynamoLocalPatches::runInline).apply(node) : 0)
+          + write(jar, CONNECTION, 1, staged, eachMethod(DynamoLocalPatches::confineToRunner));
+      if (both == 2) {
+        for (String name : new String[] {QUEUE, CONNECTION}) {
+          Path file = Paths.get(args[1]).resolve(name + ".class");
+          Files.createDirectories(file.getParent());
+          Files.move(staged.resolve(name + ".class"), file);
+        }
+        written += 2;
+      }
+      try (var files = Files.walk(staged)) {
+        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      }
+    } catch (IOException err) {
+      System.out.println("DynamoLocalPatches: " + sqlite + " not read (" + err + "); sqlite4java left as shipped");
+    }
+    System.out.println("DynamoLocalPatches: " + written + " of 5 classes patched");
   }
 
   /** Rewrites a class in place; answers how many of the patterns it looks for it rewrote. */
@@ -282,5 +307,54 @@ public class DynamoLocalPatches {
       case Type.ARRAY: return type.getDescriptor();
       default: return type.getInternalName();
     }
+  }
+
+  /**
+   * SQLiteQueue: `execute(job)` first offers the job to `DynamoLoopback.executeInline(this, job)`
+   * and returns it, done, when that ran it; the queue's thread runs each job it takes through
+   * `DynamoLoopback.executeQueued(this, job)` instead of `executeJob(job)`. Both hold one lock
+   * while a job runs, so the connection is used by one thread at a time.
+   */
+  static int runInline(MethodNode method) {
+    int count = 0;
+    if (method.name.equals("executeJob") && !method.desc.equals("(L" + JOB + ";)V")) return -100;
+    if (method.name.equals("execute") && method.desc.equals("(L" + JOB + ";)L" + JOB + ";")) {
+      // The class is Java 5 (version 49): no stack map frames to keep.
+      LabelNode queued = new LabelNode();
+      InsnList in = new InsnList();
+      in.add(new VarInsnNode(Opcodes.ALOAD, 0));
+      in.add(new VarInsnNode(Opcodes.ALOAD, 1));
+      in.add(new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "executeInline", "(L" + QUEUE + ";L" + JOB + ";)Z", false));
+      in.add(new JumpInsnNode(Opcodes.IFEQ, queued));
+      in.add(new VarInsnNode(Opcodes.ALOAD, 1));
+      in.add(new InsnNode(Opcodes.ARETURN));
+      in.add(queued);
+      method.instructions.insert(in);
+      method.maxStack = Math.max(method.maxStack, 2);
+      count++;
+    }
+    if (method.name.equals("queueFunction")) {
+      for (AbstractInsnNode insn : method.instructions.toArray()) {
+        if (insn instanceof MethodInsnNode call && call.getOpcode() == Opcodes.INVOKEVIRTUAL && call.owner.equals(QUEUE) && call.name.equals("executeJob") && call.desc.equals("(L" + JOB + ";)V")) {
+          method.instructions.set(call, new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "executeQueued", "(L" + QUEUE + ";L" + JOB + ";)V", false));
+          count++;
+        }
+      }
+    }
+    return count;
+  }
+
+  /** SQLiteConnection.checkThread: returns at once when `DynamoLoopback.runsJobInline()` (the thread running a job inline). */
+  static int confineToRunner(MethodNode method) {
+    if (!method.name.equals("checkThread") || !method.desc.equals("()V")) return 0;
+    LabelNode check = new LabelNode();
+    InsnList in = new InsnList();
+    in.add(new MethodInsnNode(Opcodes.INVOKESTATIC, HELPER, "runsJobInline", "()Z", false));
+    in.add(new JumpInsnNode(Opcodes.IFEQ, check));
+    in.add(new InsnNode(Opcodes.RETURN));
+    in.add(check);
+    method.instructions.insert(in);
+    method.maxStack = Math.max(method.maxStack, 1);
+    return 1;
   }
 }

@@ -11,6 +11,10 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+import com.almworks.sqlite4java.SQLiteConnection;
+import com.almworks.sqlite4java.SQLiteJob;
+import com.almworks.sqlite4java.SQLiteQueue;
 import org.antlr.v4.runtime.ANTLRErrorListener;
 import org.antlr.v4.runtime.Parser;
 import org.antlr.v4.runtime.RecognitionException;
@@ -75,7 +79,7 @@ public class DynamoLoopback {
   }
 
   /** Said on stderr when the jar's classes patched by DynamoLocalPatches.java are the ones loaded. */
-  static final String PATCHED = "DynamoLoopback: transactions share one object mapper and are signed before the table lock; expressions parsed once; table descriptions kept";
+  static final String PATCHED = "DynamoLoopback: transactions share one object mapper and are signed before the table lock; expressions parsed once; table descriptions kept; SQLite jobs run in the calling thread";
 
   /** -Dslipway.patches=false: the patched classes call the jar's own code, as shipped (to compare, or to rule the patches out). */
   static final boolean PATCHES = !"false".equals(System.getProperty("slipway.patches"));
@@ -99,11 +103,14 @@ public class DynamoLoopback {
         "software.amazon.dynamodb.services.local.shared.access.api.dp.TransactWriteItemsFunction",
         "com.amazon.dynamodb.grammar.DynamoDbExpressionParser",
         "software.amazon.dynamodb.services.local.shared.access.sqlite.SQLiteDBAccess",
+        "com.almworks.sqlite4java.SQLiteQueue",
+        "com.almworks.sqlite4java.SQLiteConnection",
       }) {
         var source = Class.forName(name, false, DynamoLoopback.class.getClassLoader()).getProtectionDomain().getCodeSource();
         if (here == null || source == null || !here.equals(source.getLocation())) shipped.add(name.substring(name.lastIndexOf('.') + 1));
       }
-      System.err.println(shipped.isEmpty() ? PATCHED : "DynamoLoopback: " + String.join(" and ", shipped) + " not patched; as shipped");
+      if (!shipped.isEmpty()) System.err.println("DynamoLoopback: " + String.join(" and ", shipped) + " not patched; as shipped");
+      else System.err.println(SQLITE_INLINE ? PATCHED : PATCHED.substring(0, PATCHED.lastIndexOf("; ")) + "; SQLite jobs in the queue's thread (-Dslipway.sqliteInline=false)");
     } catch (Throwable err) {
       System.err.println("DynamoLoopback: patched classes not checked (" + err + ")");
     }
@@ -483,5 +490,83 @@ public class DynamoLoopback {
       }
       return type.cast(copyFields(original, TableSchemaInfo.class, FIELDS));
     }
+  }
+
+  /** -Dslipway.sqliteInline=false: every SQLite job goes through the queue's thread, as shipped. */
+  static final boolean SQLITE_INLINE = PATCHES && !"false".equals(System.getProperty("slipway.sqliteInline"));
+  /** Held while a job runs, in the queue's thread or inline: one thread uses the connection at a time. */
+  private static final ReentrantLock SQLITE = new ReentrantLock();
+  /** The thread running a job inline (under SQLITE): the connection accepts it while it does. */
+  private static volatile Thread inlineRunner;
+  /**
+   * The queue whose thread has run a job: its connection is open and initialized (the thread does
+   * both before its first job), so jobs may run inline from then on.
+   */
+  private static volatile SQLiteQueue readyQueue;
+
+  /** SQLiteQueue's protected executeJob and its connection (looked up on first use; null if not found, and then nothing runs inline). */
+  private static final class Queue {
+    static final MethodHandle EXECUTE_JOB;
+    static final MethodHandle CONNECTION;
+    static {
+      MethodHandle execute = null;
+      MethodHandle connection = null;
+      try {
+        var lookup = MethodHandles.privateLookupIn(SQLiteQueue.class, MethodHandles.lookup());
+        execute = lookup.findVirtual(SQLiteQueue.class, "executeJob", MethodType.methodType(void.class, SQLiteJob.class));
+        connection = lookup.findGetter(SQLiteQueue.class, "myConnection", SQLiteConnection.class);
+      } catch (ReflectiveOperationException err) {
+        execute = null;
+      }
+      EXECUTE_JOB = execute;
+      CONNECTION = execute == null ? null : connection;
+    }
+  }
+
+  /**
+   * SQLiteQueue.execute offers each job here first (DynamoLocalPatches.java). DynamoDB Local hands
+   * every SQLite call to the queue's one thread and waits for it: under a table's write lock a
+   * transaction makes five to seven such calls, each two thread wake-ups, and in a burst of lease
+   * starts those waits were half the time the lock was held (docs/fleet-scale.md). Here the
+   * calling thread runs the job itself, holding SQLITE, which the queue's thread also holds for
+   * each job it runs (executeQueued): the connection is still used by one thread at a time, in
+   * the same calls, with the same effects. Answers false, and the job is queued as shipped, in the
+   * queue's own thread, before the queue has run its first job, once it is stopping, or if the
+   * queue's method was not found.
+   */
+  public static boolean executeInline(SQLiteQueue queue, SQLiteJob<?> job) throws Throwable {
+    if (!SQLITE_INLINE || job == null || queue != readyQueue || queue.isDatabaseThread()) return false;
+    SQLITE.lock();
+    try {
+      if (queue.isStopped() || (SQLiteConnection) Queue.CONNECTION.invokeExact(queue) == null) return false;
+      Thread was = inlineRunner;
+      inlineRunner = Thread.currentThread();
+      try {
+        Queue.EXECUTE_JOB.invokeExact(queue, (SQLiteJob) job);
+      } finally {
+        inlineRunner = was;
+      }
+      return true;
+    } finally {
+      SQLITE.unlock();
+    }
+  }
+
+  /** The queue's thread runs each job it takes here, holding SQLITE (in place of its call to executeJob). */
+  public static void executeQueued(SQLiteQueue queue, SQLiteJob<?> job) throws Throwable {
+    MethodHandle execute = Queue.EXECUTE_JOB;
+    if (execute == null) throw new IllegalStateException("SQLiteQueue.executeJob not found");
+    SQLITE.lock();
+    try {
+      execute.invokeExact(queue, (SQLiteJob) job);
+    } finally {
+      SQLITE.unlock();
+    }
+    if (readyQueue != queue && Queue.CONNECTION != null) readyQueue = queue;
+  }
+
+  /** SQLiteConnection.checkThread returns at once for this thread while it runs a job inline; otherwise it checks as shipped. */
+  public static boolean runsJobInline() {
+    return inlineRunner == Thread.currentThread();
   }
 }

@@ -30,7 +30,7 @@ export class JavaMissingError extends Error {}
 /** What DynamoLoopback.java says when DynamoDB Local parses each table description once (its CACHED). */
 export const LAUNCHER_CACHED_NOTE = 'DynamoLoopback: table descriptions cached';
 /** What it says when the jar's classes rewritten by DynamoLocalPatches.java are the ones loaded (its PATCHED). */
-export const LAUNCHER_PATCHED_NOTE = 'DynamoLoopback: transactions share one object mapper and are signed before the table lock; expressions parsed once; table descriptions kept';
+export const LAUNCHER_PATCHED_NOTE = 'DynamoLoopback: transactions share one object mapper and are signed before the table lock; expressions parsed once; table descriptions kept; SQLite jobs run in the calling thread';
 
 /** `java -version` output (first line), or undefined when there is no usable java. */
 export function javaVersion(): string | undefined {

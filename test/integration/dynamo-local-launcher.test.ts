@@ -10,6 +10,7 @@ import {
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DynamoLocal, LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE, startDynamoLocal } from '../../infra/local/dynamodb.ts';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /**
  * DynamoDB Local as the launcher (infra/local/DynamoLoopback.java) runs it: each table's
@@ -20,7 +21,9 @@ import { type DynamoLocal, LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE, startDyn
  * once, an expression's values told apart and its errors reported every time, a transaction's
  * idempotency token and cancellation as before. The launcher also keeps each table's description
  * between changes (DynamoLoopback.tableInfo): a change must be seen by the next request, even
- * with writers busy on the table while it is made.
+ * with writers busy on the table while it is made. And each SQLite call runs in the request's
+ * own thread rather than the SQLite queue's (DynamoLoopback.executeInline), one at a time: many
+ * writers racing on one item lose no update.
  */
 let ddb: DynamoLocal;
 let raw: DynamoDBClient;
@@ -66,7 +69,76 @@ describe('DynamoDB Local through the launcher', () => {
     };
     expect(await withFlags('-Dslipway.schemaCache=false')).toEqual(['DynamoLoopback: table descriptions not cached (-Dslipway.schemaCache=false)', LAUNCHER_PATCHED_NOTE]);
     expect(await withFlags('-Dslipway.patches=false')).toEqual([LAUNCHER_CACHED_NOTE, 'DynamoLoopback: jar classes as shipped (-Dslipway.patches=false)']);
-  }, 90_000);
+    expect(await withFlags('-Dslipway.sqliteInline=false')).toEqual([
+      LAUNCHER_CACHED_NOTE,
+      `${LAUNCHER_PATCHED_NOTE.slice(0, LAUNCHER_PATCHED_NOTE.lastIndexOf('; '))}; SQLite jobs in the queue's thread (-Dslipway.sqliteInline=false)`,
+    ]);
+  }, 120_000);
+
+  it('runs SQLite calls in the request threads, one at a time: racing conditional transactions lose no update', async () => {
+    await raw.send(new CreateTableCommand({ TableName: 'race', BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [S('PK'), S('SK')], KeySchema: key('PK', 'SK') }));
+    await raw.send(new CreateTableCommand({ TableName: 'race-other', BillingMode: 'PAY_PER_REQUEST', AttributeDefinitions: [S('PK'), S('SK')], KeySchema: key('PK', 'SK') }));
+    const COUNTERS = 4;
+    const WRITERS = 16;
+    const WINS = 10;
+    for (let c = 0; c < COUNTERS; c++) await doc.send(new PutCommand({ TableName: 'race', Item: { PK: `counter${c}`, SK: 'x', n: 0 } }));
+    // How often sqlite4java's queue thread (`SQLiteQueue[…]`) has gone to sleep waiting for work:
+    // once per job when every job is handed to it, as shipped.
+    const queueSleeps = () => {
+      for (const tid of readdirSync(`/proc/${ddb.pid}/task`)) {
+        const status = readFileSync(`/proc/${ddb.pid}/task/${tid}/status`, 'utf8');
+        if (/^Name:\s*SQLiteQueue/m.test(status)) return Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)![1]);
+      }
+      throw new Error('no SQLiteQueue thread in DynamoDB Local');
+    };
+    const sleeps0 = queueSleeps();
+    let won = 0;
+    let lost = 0;
+    // Four writers per counter, each adding one to it WINS times: read it, then write n + 1 on
+    // condition that it is still n, with a log item, in one transaction; a lost race reads again.
+    // Meanwhile readers query the log and other writers write to another table.
+    const writers = Array.from({ length: WRITERS }, async (_, w) => {
+      const counter = `counter${w % COUNTERS}`;
+      for (let i = 0; i < WINS; ) {
+        const seen = (await doc.send(new GetCommand({ TableName: 'race', Key: { PK: counter, SK: 'x' }, ConsistentRead: true }))).Item!.n as number;
+        try {
+          await doc.send(
+            new TransactWriteCommand({
+              TransactItems: [
+                { Update: { TableName: 'race', Key: { PK: counter, SK: 'x' }, UpdateExpression: 'SET n = n + :one', ConditionExpression: 'n = :seen', ExpressionAttributeValues: { ':one': 1, ':seen': seen } } },
+                { Put: { TableName: 'race', Item: { PK: `log-${counter}`, SK: String(seen + 1).padStart(4, '0'), writer: w }, ConditionExpression: 'attribute_not_exists(PK)' } },
+              ],
+            }),
+          );
+          won++;
+          i++;
+        } catch (err) {
+          if ((err as Error).name !== 'TransactionCanceledException') throw err;
+          lost++;
+        }
+      }
+    });
+    let stop = false;
+    const others = Array.from({ length: 4 }, async (_, r) => {
+      for (let i = 0; !stop; i++) {
+        await doc.send(new QueryCommand({ TableName: 'race', KeyConditionExpression: 'PK = :p', ExpressionAttributeValues: { ':p': `log-counter${r}` }, Limit: 5 }));
+        await doc.send(new PutCommand({ TableName: 'race-other', Item: { PK: `r${r}`, SK: String(i) } }));
+      }
+    });
+    await Promise.all(writers).finally(() => (stop = true));
+    await Promise.all(others);
+    const perCounter = (WRITERS / COUNTERS) * WINS;
+    expect(won).toBe(WRITERS * WINS);
+    expect(lost).toBeGreaterThan(0);
+    for (let c = 0; c < COUNTERS; c++) {
+      expect((await doc.send(new GetCommand({ TableName: 'race', Key: { PK: `counter${c}`, SK: 'x' } }))).Item?.n).toBe(perCounter);
+      const log = await doc.send(new QueryCommand({ TableName: 'race', KeyConditionExpression: 'PK = :p', ExpressionAttributeValues: { ':p': `log-counter${c}` } }));
+      expect(log.Items?.map((x) => Number(x.SK))).toEqual(Array.from({ length: perCounter }, (_, i) => i + 1));
+    }
+    // Each transaction is several SQLite calls; the queue's thread slept fewer times than there
+    // were transactions that went through (it wakes once a second to look at its queue).
+    expect(queueSleeps() - sleeps0).toBeLessThan(won);
+  }, 120_000);
 
   it('keeps answering right when more expressions come than it keeps', async () => {
     // Eight trees kept at most: forty distinct expressions, each sent twice, empty the cache
