@@ -26,8 +26,9 @@ import jdk.internal.org.objectweb.asm.tree.TypeInsnNode;
 import jdk.internal.org.objectweb.asm.tree.VarInsnNode;
 
 /**
- * Three places in DynamoDB Local's jar redirected to DynamoLoopback.java, which does their work
- * once instead of on every request (issue 16; docs/fleet-scale.md has the profile and figures):
+ * Three places in DynamoDB Local's jar, and two in sqlite4java's, redirected to DynamoLoopback.java,
+ * which does their work once instead of on every request, or in the thread that asks for it (issue
+ * 16; docs/fleet-scale.md has the profiles and figures):
  *
  * - TransactWriteItemsFunction's constructor: `new DynamoDbObjectMapper()` becomes
  *   `DynamoLoopback.transactionMapper()`, one mapper for every transaction. Its `apply` validates
@@ -41,12 +42,19 @@ import jdk.internal.org.objectweb.asm.tree.VarInsnNode;
  *   description, and every other public method that is not an item read or write (creating,
  *   updating, deleting tables and indexes, streams, TTL, closing) is wrapped so that it empties
  *   what was kept, before it runs and after it returns or throws.
+ * - sqlite4java's SQLiteQueue (DynamoDBLocal_lib/sqlite4java.jar), through which DynamoDB Local
+ *   runs every SQLite call: `execute(job)` first offers the job to `DynamoLoopback.executeInline`,
+ *   which runs it in the calling thread, and the queue's own thread runs the jobs it takes through
+ *   `DynamoLoopback.executeQueued`; both hold one lock while a job runs. SQLiteConnection's
+ *   `checkThread` accepts the thread running a job inline (`DynamoLoopback.runsJobInline`). These
+ *   two classes are written together or not at all.
  *
  * Run once when infra/local/dynamodb.ts compiles the launcher: it reads each class from the jar
  * and writes the rewritten one into the launcher's class directory, which is ahead of the jar on
  * the class path. Each rewrite replaces one instruction pattern with a static call that leaves
- * the same value on the stack, and must find exactly the patterns it expects; otherwise nothing
- * is written for that class and the jar's own is loaded. Uses the JDK's own copy of ASM
+ * the same value on the stack (in sqlite4java's classes, Java 5 ones without stack map frames,
+ * two also put a call and a branch at a method's start), and must find exactly the patterns it
+ * expects; otherwise nothing is written for that class and the jar's own is loaded. Uses the JDK's own copy of ASM
  * (java.base's jdk.internal.org.objectweb.asm and its tree package, exported to this program by
  * the command line).
  *
@@ -88,7 +96,7 @@ public class DynamoLocalPatches {
     Path sqlite = Paths.get(args[0]).resolveSibling("DynamoDBLocal_lib").resolve("sqlite4java.jar");
     try (JarFile jar = new JarFile(sqlite.toFile())) {
       Path staged = Files.createTempDirectory(Paths.get(args[1]), "sqlite");
-      int both = write(jar, QUEUE, 2, staged, node -> node.fields.stream().anyMatch(f -> f.name.equals("myConnection") && f.desc.equals("L" + CONNECTION + ";")) ? eachMethod(DynamoLocalPatches::runInline).apply(node) : 0)
+      int both = write(jar, QUEUE, 2, staged, node -> hasInlineHooks(node) ? eachMethod(DynamoLocalPatches::runInline).apply(node) : 0)
           + write(jar, CONNECTION, 1, staged, eachMethod(DynamoLocalPatches::confineToRunner));
       if (both == 2) {
         for (String name : new String[] {QUEUE, CONNECTION}) {
@@ -317,7 +325,6 @@ public class DynamoLocalPatches {
    */
   static int runInline(MethodNode method) {
     int count = 0;
-    if (method.name.equals("executeJob") && !method.desc.equals("(L" + JOB + ";)V")) return -100;
     if (method.name.equals("execute") && method.desc.equals("(L" + JOB + ";)L" + JOB + ";")) {
       // The class is Java 5 (version 49): no stack map frames to keep.
       LabelNode queued = new LabelNode();
@@ -342,6 +349,12 @@ public class DynamoLocalPatches {
       }
     }
     return count;
+  }
+
+  /** What DynamoLoopback looks up in SQLiteQueue by name: `executeJob(SQLiteJob)` and the `myConnection` field. */
+  static boolean hasInlineHooks(ClassNode node) {
+    return node.methods.stream().anyMatch(m -> m.name.equals("executeJob") && m.desc.equals("(L" + JOB + ";)V"))
+        && node.fields.stream().anyMatch(f -> f.name.equals("myConnection") && f.desc.equals("L" + CONNECTION + ";"));
   }
 
   /** SQLiteConnection.checkThread: returns at once when `DynamoLoopback.runsJobInline()` (the thread running a job inline). */
