@@ -54,9 +54,9 @@ import jdk.internal.org.objectweb.asm.tree.VarInsnNode;
  * the class path. Each rewrite replaces one instruction pattern with a static call that leaves
  * the same value on the stack (in sqlite4java's classes, Java 5 ones without stack map frames,
  * two also put a call and a branch at a method's start), and must find exactly the patterns it
- * expects; otherwise nothing is written for that class and the jar's own is loaded. Uses the JDK's own copy of ASM
- * (java.base's jdk.internal.org.objectweb.asm and its tree package, exported to this program by
- * the command line).
+ * expects; otherwise nothing is written for that class and the jar's own is loaded. Uses the
+ * JDK's own copy of ASM (java.base's jdk.internal.org.objectweb.asm and its tree package,
+ * exported to this program by the command line).
  *
  *   java --add-exports java.base/jdk.internal.org.objectweb.asm=ALL-UNNAMED \\
  *        --add-exports java.base/jdk.internal.org.objectweb.asm.tree=ALL-UNNAMED DynamoLocalPatches.java <jar> <out dir>

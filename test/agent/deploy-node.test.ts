@@ -444,7 +444,10 @@ describe('deploy_node: image deploy (Redfish simulator, boot service; the test p
     // The key went into the config drive (its bootaction file), as the node will read it.
     expect(tar.includes(Buffer.from(`action_key=${info.action_key}\n`))).toBe(true);
     expect(tar.includes(Buffer.from('packages=curl jq=1.6-2\n'))).toBe(true);
-    // While the ramdisk runs: PXE once, power-cycled; nothing else yet.
+    // While the ramdisk runs: PXE once, power-cycled; nothing else yet. The agent registers the
+    // node's boot files before it touches the BMC, and this "ramdisk" fetched them at once, which a
+    // real one could only do after the power-cycle: wait for the agent's reset.
+    await waitFor('the power-cycle', async () => s.state('1').resets.length > 0, 10_000, 10);
     expect(s.state('1')).toMatchObject({ resets: ['ForceRestart'], patches: [{ Boot: { BootSourceOverrideTarget: 'Pxe', BootSourceOverrideEnabled: 'Once' } }] });
     // A ramdisk reports only once its machine runs (the power-cycle has settled).
     await ramdiskRunning(s);
