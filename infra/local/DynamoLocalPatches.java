@@ -96,18 +96,21 @@ public class DynamoLocalPatches {
     Path sqlite = Paths.get(args[0]).resolveSibling("DynamoDBLocal_lib").resolve("sqlite4java.jar");
     try (JarFile jar = new JarFile(sqlite.toFile())) {
       Path staged = Files.createTempDirectory(Paths.get(args[1]), "sqlite");
-      int both = write(jar, QUEUE, 2, staged, node -> hasInlineHooks(node) ? eachMethod(DynamoLocalPatches::runInline).apply(node) : 0)
-          + write(jar, CONNECTION, 1, staged, eachMethod(DynamoLocalPatches::confineToRunner));
-      if (both == 2) {
-        for (String name : new String[] {QUEUE, CONNECTION}) {
-          Path file = Paths.get(args[1]).resolve(name + ".class");
-          Files.createDirectories(file.getParent());
-          Files.move(staged.resolve(name + ".class"), file);
+      try {
+        int both = write(jar, QUEUE, 2, staged, node -> hasInlineHooks(node) ? eachMethod(DynamoLocalPatches::runInline).apply(node) : 0)
+            + write(jar, CONNECTION, 1, staged, eachMethod(DynamoLocalPatches::confineToRunner));
+        if (both == 2) {
+          for (String name : new String[] {QUEUE, CONNECTION}) {
+            Path file = Paths.get(args[1]).resolve(name + ".class");
+            Files.createDirectories(file.getParent());
+            Files.move(staged.resolve(name + ".class"), file);
+          }
+          written += 2;
         }
-        written += 2;
-      }
-      try (var files = Files.walk(staged)) {
-        files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+      } finally {
+        try (var files = Files.walk(staged)) {
+          files.sorted(java.util.Comparator.reverseOrder()).forEach(f -> f.toFile().delete());
+        }
       }
     } catch (IOException err) {
       System.out.println("DynamoLocalPatches: " + sqlite + " not read (" + err + "); sqlite4java left as shipped");

@@ -529,8 +529,8 @@ public class DynamoLoopback {
    * SQLiteQueue.execute offers each job here first (DynamoLocalPatches.java). DynamoDB Local hands
    * every SQLite call to the queue's one thread and waits for it: under a table's write lock a
    * transaction makes five to seven such calls, each two thread wake-ups, and in a burst of lease
-   * starts those waits were half the time the lock was held. Transactions at concurrency 16 went
-   * a fifth to a third faster without them (docs/fleet-scale.md). Here the
+   * starts those waits were half the time the lock was held. Transactions at concurrency 16 took
+   * a sixth to a third less time without them (docs/fleet-scale.md). Here the
    * calling thread runs the job itself, holding SQLITE, which the queue's thread also holds for
    * each job it runs (executeQueued): the connection is still used by one thread at a time, in
    * the same calls, with the same effects. Answers false, and the job is queued as shipped, in the
