@@ -13,17 +13,21 @@ import { allNodes, assertNoOverlap, blazarIn, hostPool, leaseBody } from '../sup
 describe('leases larger than one transaction', () => {
   it('books, prolongs, shrinks and deletes a 100-host lease, leaving clean calendars', async () => {
     const { filter, hosts } = await hostPool(105);
+    // Every window from one instant: computed again later, a minute boundary passed in between
+    // would move it (the check would then compare with another time than the one sent).
+    const base = Date.now();
     const names = new Set(hosts.map((h) => h.name));
     const mine = async () => (await allNodes()).filter((n) => names.has(n.name));
 
-    const created = await call('POST', '/v1/leases', { body: leaseBody(filter, { start: blazarIn(5000), end: blazarIn(5060), min: 100 }) });
+    const created = await call('POST', '/v1/leases', { body: leaseBody(filter, { start: blazarIn(5000, base), end: blazarIn(5060, base), min: 100 }) });
     expect(created.status, created.text).toBe(201);
     const id = created.body.lease.id;
     let nodes = await mine();
     expect(nodes.filter((n) => n.allocations.length === 1)).toHaveLength(100);
     expect(nodes.every((n) => n.allocations.length <= 1)).toBe(true);
 
-    const longer = await call('PUT', `/v1/leases/${id}`, { body: { end_date: blazarIn(5120) } });
+    const longerEnd = blazarIn(5120, base);
+    const longer = await call('PUT', `/v1/leases/${id}`, { body: { end_date: longerEnd } });
     expect(longer.status, longer.text).toBe(200);
     nodes = await mine();
     const held = nodes.filter((n) => n.allocations.length > 0);
@@ -31,17 +35,18 @@ describe('leases larger than one transaction', () => {
     for (const n of held) {
       // exactly one entry (no hold left behind) with the new window
       expect(n.allocations).toHaveLength(1);
-      expect(n.allocations[0].end.slice(0, 16).replace('T', ' ')).toBe(blazarIn(5120));
+      expect(n.allocations[0].end.slice(0, 16).replace('T', ' ')).toBe(longerEnd);
     }
 
-    const shorter = await call('PUT', `/v1/leases/${id}`, { body: { end_date: blazarIn(5090) } });
+    const shorterEnd = blazarIn(5090, base);
+    const shorter = await call('PUT', `/v1/leases/${id}`, { body: { end_date: shorterEnd } });
     expect(shorter.status, shorter.text).toBe(200);
     nodes = await mine();
-    expect(nodes.filter((n) => n.allocations.length === 1 && n.allocations[0].end.slice(0, 16).replace('T', ' ') === blazarIn(5090))).toHaveLength(100);
+    expect(nodes.filter((n) => n.allocations.length === 1 && n.allocations[0].end.slice(0, 16).replace('T', ' ') === shorterEnd)).toHaveLength(100);
 
     // A small lease can still take the 5 free hosts in that window, and nothing more.
-    expect((await call('POST', '/v1/leases', { body: leaseBody(filter, { start: blazarIn(5000), end: blazarIn(5060), min: 5 }) })).status).toBe(201);
-    expect((await call('POST', '/v1/leases', { body: leaseBody(filter, { start: blazarIn(5000), end: blazarIn(5060), min: 1 }) })).status).toBe(409);
+    expect((await call('POST', '/v1/leases', { body: leaseBody(filter, { start: blazarIn(5000, base), end: blazarIn(5060, base), min: 5 }) })).status).toBe(201);
+    expect((await call('POST', '/v1/leases', { body: leaseBody(filter, { start: blazarIn(5000, base), end: blazarIn(5060, base), min: 1 }) })).status).toBe(409);
     assertNoOverlap(await mine());
 
     expect((await call('DELETE', `/v1/leases/${id}`)).status).toBe(204);
