@@ -206,7 +206,10 @@ export const WAITS_RELEASED_PER_MS = LOCAL_TASK_CONCURRENCY;
  * 0.3 ms each) all ran before the stack read a single answer: the first Commit's answer from
  * DynamoDB waited 0.17 s behind the steps of executions that would wait for a Task slot anyway
  * (docs/fleet-scale.md). Released WAITS_RELEASED_PER_MS per millisecond, in the
- * order they were armed, the event loop reads and sends between groups. No Wait ends before its
+ * order they were armed, the event loop reads and sends between groups, as long as a group's
+ * steps take less than the millisecond: once they take longer, Node's timers phase runs the next
+ * groups in the same pass, as every timer already due (a trial with groups 20 ms apart measured
+ * no gain beyond the bench's noise, docs/fleet-scale.md "Smaller compilations"). No Wait ends before its
  * time: the n-th Wait ending at an instant ends ⌊n / WAITS_RELEASED_PER_MS⌋ ms after it (500 of
  * them: the last 19 ms after), and by then it would still be waiting for a slot.
  */

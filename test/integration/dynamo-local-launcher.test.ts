@@ -54,6 +54,9 @@ describe('DynamoDB Local through the launcher', () => {
       return d.launcherNotes();
     };
     expect(await notesOf(ddb)).toEqual([LAUNCHER_CACHED_NOTE, LAUNCHER_PATCHED_NOTE]);
+    // Smaller C2 compilations (infra/local/dynamodb.ts): the JVM runs with them.
+    const jvmArgs = readFileSync(`/proc/${ddb.pid}/cmdline`, 'utf8').split('\0');
+    expect(jvmArgs).toEqual(expect.arrayContaining(['-XX:FreqInlineSize=100', '-XX:InlineSmallCode=500']));
     const withFlags = async (flags: string) => {
       const before = process.env.SLIPWAY_DYNAMODB_JAVA_OPTS;
       process.env.SLIPWAY_DYNAMODB_JAVA_OPTS = flags;
