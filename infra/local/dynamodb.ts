@@ -167,7 +167,7 @@ export async function startDynamoLocal(opts: { dbPath?: string; port?: number })
     '-XX:ReservedCodeCacheSize=64m',
     // Smaller C2 compilations (inlining up to 100 bytecodes at hot call sites, not 325, and into
     // methods whose code is under 500 bytes, not 2,500): on 2 cores the compiler threads took a
-    // fifth to a quarter of the CPU in a burst of 500 lease starts (1.8–2.6 ms a start, and still
+    // fifth to a quarter of the CPU in a burst of 500 lease starts (1.6–2.6 ms a start, and still
     // 1–2 ms a transaction after thousands: large speculative compilations undone and redone as
     // the work changes). With these, 0.3–0.7 ms, and DynamoDB Local's CPU per start fell from
     // about 6 to about 4 ms (docs/fleet-scale.md, "Smaller compilations"). Long scans run a little
