@@ -171,7 +171,7 @@ export async function startDynamoLocal(opts: { dbPath?: string; port?: number })
     // 1–2 ms a transaction after thousands: large speculative compilations undone and redone as
     // the work changes). With these, 0.3–0.7 ms, and DynamoDB Local's CPU per start fell from
     // about 6 to about 4 ms (docs/fleet-scale.md, "Smaller compilations"). Long scans run a little
-    // slower (a 240-unit bounded node list 330–435 ms against 265–325).
+    // slower (a 240-unit bounded node list 332–435 ms against 266–325).
     '-XX:FreqInlineSize=100',
     '-XX:InlineSmallCode=500',
     // Extra JVM flags, after ours (the last of a repeated flag wins): SLIPWAY_DYNAMODB_JAVA_OPTS.
